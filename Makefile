@@ -1,0 +1,59 @@
+# Zeroscale developer entry points. `make up` and `make test` are the two a newcomer needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export ZEROSCALE_CACHE ?= $(HOME)/.cache/zeroscale
+CARGO ?= cargo
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build every Rust binary (debug)
+	$(CARGO) build --workspace --bins
+
+.PHONY: up
+up: ## local cluster + Zeroscale + the hello function, then print a curl
+	bash scripts/up.sh
+
+.PHONY: down
+down: ## tear down everything `make up` started
+	bash scripts/down.sh
+
+.PHONY: cluster-up
+cluster-up: build ## start the local cluster (etcd, API server, controllers, node agent)
+	bash e2e/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## stop the local cluster and remove everything it created
+	bash e2e/cluster/down.sh
+
+.PHONY: cluster-status
+cluster-status: ## show what runs in the local cluster
+	bash e2e/cluster/status.sh
+
+.PHONY: generate
+generate: ## regenerate the CRD YAML (and chart copies) from the Rust types
+	$(CARGO) run -q -p zeroscale-crds --bin crdgen -- --write
+
+.PHONY: lint
+lint: ## rustfmt, clippy with warnings as errors, generated-file drift
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) run -q -p zeroscale-crds --bin crdgen -- --check
+
+.PHONY: unit
+unit: ## tests that need no cluster
+	$(CARGO) test --workspace --exclude zeroscale-e2e
+
+.PHONY: e2e
+e2e: build ## end-to-end tests on the local cluster (brings it up and down)
+	bash scripts/e2e.sh
+
+.PHONY: test
+test: lint unit e2e ## every test: lint, unit, end-to-end
+
+.PHONY: bench
+bench: ## benchmarks; writes target/bench/report.json and report.md
+	bash scripts/bench.sh

@@ -1,0 +1,3 @@
+//! Zeroscale activator: the data plane that buffers, wakes and proxies.
+
+fn main() {}

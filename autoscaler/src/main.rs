@@ -1,0 +1,3 @@
+//! Zeroscale autoscaler: KPA decisions and the trace simulator.
+
+fn main() {}

@@ -1,0 +1,6 @@
+//! Pieces shared by the Zeroscale components: the admin server, telemetry set-up, the CloudEvents that
+//! carry signals between the activator and the autoscaler, and leader election.
+
+pub mod admin;
+pub mod signals;
+pub mod telemetry;

@@ -1,0 +1,3 @@
+//! Writes the CRD YAML generated from the Rust types.
+
+fn main() {}

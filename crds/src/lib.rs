@@ -1,0 +1,7 @@
+//! Zeroscale API types: the `Function` and `Trigger` custom resources of group `zeroscale.dev`, their
+//! condition types and reasons, and helpers every component shares to read them.
+
+pub mod duration;
+pub mod function;
+
+pub use function::{Function, FunctionSpec, FunctionStatus};

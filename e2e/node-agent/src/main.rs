@@ -1,0 +1,3 @@
+//! Process-based node agent for the local Zeroscale test cluster.
+
+fn main() {}

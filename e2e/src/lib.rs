@@ -1,0 +1,45 @@
+//! Zeroscale end-to-end helpers and suite against the local cluster.
+//!
+//! Tests in `e2e/tests/*.rs` run against the cluster `make cluster-up` starts (see
+//! `docs/local-cluster.md`); `scripts/e2e.sh` brings it up, runs them one at a time and tears it down.
+//! Every helper that needs the cluster fails loudly (panics naming `make cluster-up`) when it is not up,
+//! so a missing cluster never passes silently.
+//!
+//! ```no_run
+//! # async fn example() {
+//! use std::time::Duration;
+//! let client = zeroscale_e2e::client().await;
+//! let ns = zeroscale_e2e::TestNamespace::new(&client, "demo").await;
+//! zeroscale_e2e::apply_yaml(ns.name(), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n").await;
+//! let out = zeroscale_e2e::wait_for(Duration::from_secs(10), "configmap x", || async {
+//!     let out = zeroscale_e2e::kubectl(&["get", "cm", "x", "-n", ns.name()]).await;
+//!     out.status.success().then_some(out)
+//! })
+//! .await;
+//! # let _ = out;
+//! # }
+//! ```
+
+pub mod cluster;
+pub mod http;
+pub mod kubectl;
+pub mod namespace;
+pub mod paths;
+pub mod pods;
+pub mod process;
+pub mod wait;
+
+pub use cluster::{ClusterError, client, try_client};
+pub use http::{HttpError, HttpResponse, http_get, http_request};
+pub use kubectl::{KubectlError, apply_yaml, apply_yaml_cluster, kubectl, kubectl_ok, try_kubectl};
+pub use namespace::TestNamespace;
+pub use paths::{
+    bin_path, container_log_path, kube_bin_dir, kubeconfig_path, kubectl_path, logs_dir, pods_dir,
+    repo_root, state_dir, target_dir,
+};
+pub use pods::{
+    ContainerProcess, container_processes, pod_ip, pod_is_ready, process_alive, restart_count,
+    waiting_reason,
+};
+pub use process::{ProcessError, ProcessGuard, spawn_component, try_spawn_component};
+pub use wait::{WaitError, try_wait_for, wait_for};

