@@ -34,12 +34,11 @@ pub use http::{HttpError, HttpResponse, http_get, http_request};
 pub use kubectl::{KubectlError, apply_yaml, apply_yaml_cluster, kubectl, kubectl_ok, try_kubectl};
 pub use namespace::TestNamespace;
 pub use paths::{
-    bin_path, container_log_path, kube_bin_dir, kubeconfig_path, kubectl_path, logs_dir, pods_dir,
-    repo_root, state_dir, target_dir,
+    bin_path, container_log_path, kube_bin_dir, kubeconfig_path, kubectl_path, logs_dir, pods_dir, repo_root,
+    state_dir, target_dir,
 };
 pub use pods::{
-    ContainerProcess, container_processes, pod_ip, pod_is_ready, process_alive, restart_count,
-    waiting_reason,
+    ContainerProcess, container_processes, pod_ip, pod_is_ready, process_alive, restart_count, waiting_reason,
 };
 pub use process::{ProcessError, ProcessGuard, spawn_component, try_spawn_component};
 pub use wait::{WaitError, try_wait_for, wait_for};
