@@ -3,5 +3,7 @@
 
 pub mod duration;
 pub mod function;
+pub mod trigger;
 
 pub use function::{Function, FunctionSpec, FunctionStatus};
+pub use trigger::{Trigger, TriggerSpec, TriggerStatus};

@@ -1,0 +1,175 @@
+//! Filters of the CloudEvents Subscriptions API (`exact`, `prefix`, `suffix`, `all`, `any`, `not`).
+//!
+//! The dialects nest (`all`, `any` and `not` hold filters), but a Kubernetes structural schema cannot be
+//! recursive. Rather than stop validating below the first level (`x-kubernetes-preserve-unknown-fields`,
+//! which lets a malformed nested filter reach the API and break every watcher that decodes it), the
+//! schema is unrolled to a fixed depth of [`MAX_FILTER_DEPTH`] levels: [`TriggerFilter`] holds
+//! [`NestedFilter1`], which holds [`NestedFilter2`], which holds [`LeafFilter`] (no further nesting).
+//! Every level is validated at admission; a deeper `all`/`any`/`not` is pruned by the API server and
+//! then fails the "exactly one dialect" rule of the leaf, so it is rejected rather than silently
+//! changed. Code that evaluates filters reads every level through [`FilterNode`].
+
+use std::collections::BTreeMap;
+
+use schemars::{JsonSchema, Schema};
+use serde::{Deserialize, Serialize};
+
+use super::{add_rules, cel_rule, exactly_one};
+
+/// Levels of filters, counting the top level: an `any` holding an `all` holding a `not` holding an
+/// `exact` is four levels.
+pub const MAX_FILTER_DEPTH: usize = 4;
+
+/// Most filters in one list (`spec.filters`, `all`, `any`) and most attributes in one
+/// `exact`/`prefix`/`suffix` map; bounds the API server's CEL cost estimate.
+pub const MAX_FILTERS: usize = 16;
+
+/// Read access to one filter of any nesting level.
+pub trait FilterNode {
+    /// `exact`: attribute name → value the attribute must equal.
+    fn exact(&self) -> Option<&BTreeMap<String, String>>;
+    /// `prefix`: attribute name → text the attribute must start with.
+    fn prefix(&self) -> Option<&BTreeMap<String, String>>;
+    /// `suffix`: attribute name → text the attribute must end with.
+    fn suffix(&self) -> Option<&BTreeMap<String, String>>;
+    /// `all`: filters that must all match.
+    fn all(&self) -> Option<Vec<&dyn FilterNode>>;
+    /// `any`: filters of which at least one must match.
+    fn any(&self) -> Option<Vec<&dyn FilterNode>>;
+    /// `not`: a filter that must not match.
+    fn not(&self) -> Option<&dyn FilterNode>;
+}
+
+fn one_dialect_rule(schema: &mut Schema) {
+    add_rules(
+        schema,
+        [cel_rule(
+            exactly_one(&["exact", "prefix", "suffix", "all", "any", "not"]),
+            "a filter must set exactly one of exact, prefix, suffix, all, any or not",
+        )],
+    );
+}
+
+fn leaf_dialect_rule(schema: &mut Schema) {
+    add_rules(
+        schema,
+        [cel_rule(
+            exactly_one(&["exact", "prefix", "suffix"]),
+            "a filter nested four levels deep must set exactly one of exact, prefix or suffix (all, any and not nest at most four levels)",
+        )],
+    );
+}
+
+/// Declares one level of filter that nests `$child` in `all`, `any` and `not`.
+macro_rules! nesting_filter {
+    ($(#[$doc:meta])* $name:ident, $child:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+        #[serde(rename_all = "camelCase")]
+        #[schemars(transform = one_dialect_rule)]
+        pub struct $name {
+            /// Attribute name → value: every named attribute (or extension) must exist and equal the value
+            /// exactly (case-sensitive).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+            pub exact: Option<BTreeMap<String, String>>,
+            /// Attribute name → text: every named attribute must exist and start with the text.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+            pub prefix: Option<BTreeMap<String, String>>,
+            /// Attribute name → text: every named attribute must exist and end with the text.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+            pub suffix: Option<BTreeMap<String, String>>,
+            /// Filters that must all match.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(length(min = 1, max = 16))]
+            pub all: Option<Vec<$child>>,
+            /// Filters of which at least one must match.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(length(min = 1, max = 16))]
+            pub any: Option<Vec<$child>>,
+            /// A filter that must not match.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub not: Option<Box<$child>>,
+        }
+
+        impl FilterNode for $name {
+            fn exact(&self) -> Option<&BTreeMap<String, String>> {
+                self.exact.as_ref()
+            }
+            fn prefix(&self) -> Option<&BTreeMap<String, String>> {
+                self.prefix.as_ref()
+            }
+            fn suffix(&self) -> Option<&BTreeMap<String, String>> {
+                self.suffix.as_ref()
+            }
+            fn all(&self) -> Option<Vec<&dyn FilterNode>> {
+                self.all.as_ref().map(|v| v.iter().map(|f| f as &dyn FilterNode).collect())
+            }
+            fn any(&self) -> Option<Vec<&dyn FilterNode>> {
+                self.any.as_ref().map(|v| v.iter().map(|f| f as &dyn FilterNode).collect())
+            }
+            fn not(&self) -> Option<&dyn FilterNode> {
+                self.not.as_deref().map(|f| f as &dyn FilterNode)
+            }
+        }
+    };
+}
+
+nesting_filter!(
+    /// A filter of `spec.filters`: exactly one of `exact`, `prefix`, `suffix`, `all`, `any`, `not`.
+    TriggerFilter,
+    NestedFilter1
+);
+nesting_filter!(
+    /// A filter nested one level deep: exactly one of `exact`, `prefix`, `suffix`, `all`, `any`, `not`.
+    NestedFilter1,
+    NestedFilter2
+);
+nesting_filter!(
+    /// A filter nested two levels deep: exactly one of `exact`, `prefix`, `suffix`, `all`, `any`, `not`.
+    NestedFilter2,
+    LeafFilter
+);
+
+/// A filter nested three levels deep, the deepest allowed: exactly one of `exact`, `prefix`, `suffix`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = leaf_dialect_rule)]
+pub struct LeafFilter {
+    /// Attribute name → value: every named attribute (or extension) must exist and equal the value
+    /// exactly (case-sensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+    pub exact: Option<BTreeMap<String, String>>,
+    /// Attribute name → text: every named attribute must exist and start with the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+    pub prefix: Option<BTreeMap<String, String>>,
+    /// Attribute name → text: every named attribute must exist and end with the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+    pub suffix: Option<BTreeMap<String, String>>,
+}
+
+impl FilterNode for LeafFilter {
+    fn exact(&self) -> Option<&BTreeMap<String, String>> {
+        self.exact.as_ref()
+    }
+    fn prefix(&self) -> Option<&BTreeMap<String, String>> {
+        self.prefix.as_ref()
+    }
+    fn suffix(&self) -> Option<&BTreeMap<String, String>> {
+        self.suffix.as_ref()
+    }
+    fn all(&self) -> Option<Vec<&dyn FilterNode>> {
+        None
+    }
+    fn any(&self) -> Option<Vec<&dyn FilterNode>> {
+        None
+    }
+    fn not(&self) -> Option<&dyn FilterNode> {
+        None
+    }
+}
