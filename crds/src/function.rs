@@ -1,36 +1,25 @@
 //! The `Function` custom resource (`zeroscale.dev/v1alpha1`, short name `fn`).
+//!
+//! Every field's `///` doc becomes its schema description; bounds are OpenAPI validations and the
+//! cross-field rules are CEL `x-kubernetes-validations` whose messages name the field, so the API server
+//! rejects invalid Functions at admission without a webhook.
 
-use k8s_openapi::api::core::v1::{
-    EnvFromSource, EnvVar, LocalObjectReference, Probe, ResourceRequirements,
-};
+mod conditions;
+mod resolved;
+mod scale;
+
+use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, LocalObjectReference, Probe, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-/// Condition type: the function is ready to serve (every other condition is true).
-pub const CONDITION_READY: &str = "Ready";
-/// Condition type: the Deployment has rolled out and its pods are available or scaled to zero.
-pub const CONDITION_DEPLOYMENT_READY: &str = "DeploymentReady";
-/// Condition type: the Services that route traffic to the function exist.
-pub const CONDITION_ROUTES_READY: &str = "RoutesReady";
-/// Condition type: the function has ready pods, or is at zero by choice.
-pub const CONDITION_ACTIVE: &str = "Active";
-
-/// Reasons on a `Ready=False` condition that mean the function cannot start; the activator answers
-/// waiting requests with 503 and the reason instead of holding them until their deadline.
-pub const STARTUP_FAILURE_REASONS: &[&str] = &[
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CrashLoopBackOff",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-    "Unschedulable",
-    "ProgressDeadlineExceeded",
-    "FailedCreate",
-];
+pub use conditions::*;
+pub use resolved::{
+    DEFAULT_CONCURRENCY_TARGET, DEFAULT_RPS_TARGET, MAX_DURATION, MIN_WINDOW, ResolvedScale, ScaleError,
+};
+pub use scale::{DURATION_PATTERN, ScaleMetric, ScaleSpec};
 
 /// A function: a container image serving HTTP on `$PORT`, scaled by demand, to zero when idle.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -41,6 +30,7 @@ pub const STARTUP_FAILURE_REASONS: &[&str] = &[
     namespaced,
     shortname = "fn",
     category = "zeroscale",
+    doc = "A function: a container image serving HTTP on `$PORT`, reached through the activator and scaled by demand, to zero when idle.",
     status = "FunctionStatus",
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url"}"#,
     printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
@@ -49,8 +39,10 @@ pub const STARTUP_FAILURE_REASONS: &[&str] = &[
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = spec_rules)]
 pub struct FunctionSpec {
-    /// Container image that serves HTTP on `$PORT`.
+    /// Container image that serves HTTP on `$PORT`. Required.
+    #[schemars(length(min = 1))]
     pub image: String,
     /// Entrypoint override, as in a Pod container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,8 +59,9 @@ pub struct FunctionSpec {
     /// Compute resources, as in a Pod container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// Container port the function listens on; exported to it as `PORT`.
+    /// Container port the function listens on (1–65535, default 8080); exported to it as `PORT`.
     #[serde(default = "default_port")]
+    #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
     /// Protocol the function speaks: `http1` or `h2c` (HTTP/2 without TLS, for gRPC).
     #[serde(default)]
@@ -82,17 +75,23 @@ pub struct FunctionSpec {
     /// Secrets used to pull the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
-    /// Hard limit of requests in flight per pod (Knative `containerConcurrency`); 0 means unlimited.
+    /// Hard limit of requests in flight per pod (Knative `containerConcurrency`), 0–1000; 0 means unlimited.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 1000))]
     pub concurrency: i32,
-    /// Total deadline of a request in seconds, time spent queued included.
+    /// Total deadline of a request in seconds (1–3600, default 300), time spent queued included.
     #[serde(default = "default_timeout_seconds")]
+    #[schemars(range(min = 1, max = 3600))]
     pub timeout_seconds: i64,
-    /// Deadline to the first response byte in seconds; defaults to `timeoutSeconds`.
+    /// Deadline to the first response byte in seconds (1–3600); defaults to `timeoutSeconds` and must not
+    /// exceed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
     pub response_start_timeout_seconds: Option<i64>,
-    /// Longest gap in seconds between bytes of a streaming response; 0 means no limit.
+    /// Longest gap in seconds between bytes of a streaming response (0–3600, at most `timeoutSeconds`);
+    /// 0 means no limit.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 3600))]
     pub idle_timeout_seconds: i64,
     /// Who can reach the function: `public` (through the activator's external port) or `cluster-local`.
     #[serde(default)]
@@ -108,6 +107,25 @@ fn default_port() -> i32 {
 
 fn default_timeout_seconds() -> i64 {
     300
+}
+
+/// Adds the cross-field CEL rules of `spec`.
+fn spec_rules(schema: &mut Schema) {
+    let rules = vec![
+        scale::rule(
+            "self.concurrency == 0 || !has(self.scale) || !has(self.scale.target) || self.scale.target <= double(self.concurrency)",
+            "spec.scale.target must not exceed spec.concurrency",
+        ),
+        scale::rule(
+            "!has(self.responseStartTimeoutSeconds) || self.responseStartTimeoutSeconds <= self.timeoutSeconds",
+            "spec.responseStartTimeoutSeconds must not exceed spec.timeoutSeconds",
+        ),
+        scale::rule(
+            "self.idleTimeoutSeconds <= self.timeoutSeconds",
+            "spec.idleTimeoutSeconds must not exceed spec.timeoutSeconds",
+        ),
+    ];
+    schema.insert("x-kubernetes-validations".into(), Value::Array(rules));
 }
 
 /// Protocol between the activator and the function's pods.
@@ -130,110 +148,6 @@ pub enum Visibility {
     Public,
     /// Reachable only from inside the cluster.
     ClusterLocal,
-}
-
-/// The metric a function scales on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ScaleMetric {
-    /// Requests in flight per pod.
-    #[default]
-    Concurrency,
-    /// Requests per second per pod.
-    Rps,
-}
-
-/// How a function scales (Knative KPA semantics and defaults).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ScaleSpec {
-    /// Fewest replicas; 0 allows scaling to zero.
-    #[serde(default)]
-    pub min: i32,
-    /// Most replicas; 0 means unbounded.
-    #[serde(default)]
-    pub max: i32,
-    /// Replicas at creation.
-    #[serde(default = "default_initial")]
-    pub initial: i32,
-    /// Metric to scale on: `concurrency` or `rps`.
-    #[serde(default)]
-    pub metric: ScaleMetric,
-    /// Per-pod target of the metric; defaults to 100 for concurrency and 200 for rps.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target: Option<f64>,
-    /// Share of the target to aim for, in percent.
-    #[serde(default = "default_target_utilization")]
-    pub target_utilization_percentage: f64,
-    /// Stable window, such as `60s`.
-    #[serde(default = "default_window")]
-    pub window: String,
-    /// Panic window as a percentage of the stable window.
-    #[serde(default = "default_panic_window_percentage")]
-    pub panic_window_percentage: f64,
-    /// Enter panic mode when the panic-window demand reaches this percentage of current capacity.
-    #[serde(default = "default_panic_threshold_percentage")]
-    pub panic_threshold_percentage: f64,
-    /// Idle time after the stable window before scaling to zero, such as `30s`.
-    #[serde(default = "default_grace")]
-    pub scale_to_zero_grace_period: String,
-    /// Hold the peak this long before scaling down, such as `0s`.
-    #[serde(default = "default_scale_down_delay")]
-    pub scale_down_delay: String,
-    /// Largest factor by which one decision may multiply the ready pods.
-    #[serde(default = "default_max_scale_up_rate")]
-    pub max_scale_up_rate: f64,
-    /// Largest factor by which one decision may divide the ready pods.
-    #[serde(default = "default_max_scale_down_rate")]
-    pub max_scale_down_rate: f64,
-}
-
-impl Default for ScaleSpec {
-    fn default() -> Self {
-        Self {
-            min: 0,
-            max: 0,
-            initial: default_initial(),
-            metric: ScaleMetric::default(),
-            target: None,
-            target_utilization_percentage: default_target_utilization(),
-            window: default_window(),
-            panic_window_percentage: default_panic_window_percentage(),
-            panic_threshold_percentage: default_panic_threshold_percentage(),
-            scale_to_zero_grace_period: default_grace(),
-            scale_down_delay: default_scale_down_delay(),
-            max_scale_up_rate: default_max_scale_up_rate(),
-            max_scale_down_rate: default_max_scale_down_rate(),
-        }
-    }
-}
-
-fn default_initial() -> i32 {
-    1
-}
-fn default_target_utilization() -> f64 {
-    70.0
-}
-fn default_window() -> String {
-    "60s".to_string()
-}
-fn default_panic_window_percentage() -> f64 {
-    10.0
-}
-fn default_panic_threshold_percentage() -> f64 {
-    200.0
-}
-fn default_grace() -> String {
-    "30s".to_string()
-}
-fn default_scale_down_delay() -> String {
-    "0s".to_string()
-}
-fn default_max_scale_up_rate() -> f64 {
-    1000.0
-}
-fn default_max_scale_down_rate() -> f64 {
-    2.0
 }
 
 /// What the operator last observed and applied for a Function.

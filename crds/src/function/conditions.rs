@@ -1,0 +1,62 @@
+//! Condition types, reasons and the labels that tie a Function to its children.
+
+/// Condition type: the function is ready to serve (every other condition is true).
+pub const CONDITION_READY: &str = "Ready";
+/// Condition type: the Deployment has rolled out and its pods are available or scaled to zero.
+pub const CONDITION_DEPLOYMENT_READY: &str = "DeploymentReady";
+/// Condition type: the Services that route traffic to the function exist.
+pub const CONDITION_ROUTES_READY: &str = "RoutesReady";
+/// Condition type: the function has ready pods, or is at zero by choice.
+pub const CONDITION_ACTIVE: &str = "Active";
+
+/// Reasons on a `Ready=False` condition that mean the function cannot start; the activator answers
+/// waiting requests with 503 and the reason instead of holding them until their deadline.
+pub const STARTUP_FAILURE_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "Unschedulable",
+    "ProgressDeadlineExceeded",
+    "FailedCreate",
+];
+
+/// Reason: every condition holds.
+pub const REASON_READY: &str = "Ready";
+/// Reason: the Deployment's pods are available.
+pub const REASON_AVAILABLE: &str = "Available";
+/// Reason: the function runs no pods because the autoscaler scaled it to zero.
+pub const REASON_SCALED_TO_ZERO: &str = "ScaledToZero";
+/// Reason: the Deployment is rolling out or its pods are starting.
+pub const REASON_PROGRESSING: &str = "Progressing";
+/// Reason: the Deployment does not exist (yet).
+pub const REASON_DEPLOYMENT_MISSING: &str = "DeploymentMissing";
+/// Reason: the public and private Services exist.
+pub const REASON_ROUTES_CREATED: &str = "RoutesCreated";
+/// Reason: the Services could not be applied.
+pub const REASON_ROUTES_FAILED: &str = "RoutesFailed";
+/// Reason: the spec failed the operator's own validation (admission normally prevents it).
+pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+/// Reason: the function has ready pods.
+pub const REASON_HAS_READY_PODS: &str = "HasReadyPods";
+/// Reason: the function wants pods but none is ready.
+pub const REASON_NO_READY_PODS: &str = "NoReadyPods";
+
+/// Label on every child object and on the function's pods: the Function's name.
+pub const FUNCTION_LABEL: &str = "zeroscale.dev/function";
+/// The standard `managed-by` label key.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`] on every child object.
+pub const MANAGED_BY: &str = "zeroscale";
+/// Suffix of the private (headless) Service's name: `<name>-private`.
+pub const PRIVATE_SERVICE_SUFFIX: &str = "-private";
+/// Longest Function name: the private Service's name must stay a 63-character DNS label.
+pub const MAX_NAME_LENGTH: usize = 63 - PRIVATE_SERVICE_SUFFIX.len();
+
+/// Name of a Function's private (headless) Service, whose EndpointSlices list the ready pods.
+pub fn private_service_name(function: &str) -> String {
+    format!("{function}{PRIVATE_SERVICE_SUFFIX}")
+}
