@@ -2,5 +2,6 @@
 //! carry signals between the activator and the autoscaler, and leader election.
 
 pub mod admin;
+pub mod lease;
 pub mod signals;
 pub mod telemetry;
