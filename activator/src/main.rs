@@ -1,3 +1,36 @@
-//! Zeroscale activator: the data plane that buffers, wakes and proxies.
+//! `zeroscale-activator`: parse flags, set up logging, run until SIGTERM, drain.
 
-fn main() {}
+use clap::Parser;
+use zeroscale_activator::{Activator, ActivatorConfig, Args};
+use zeroscale_common::telemetry;
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    telemetry::init(args.log_format);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if args.worker_threads > 0 {
+        runtime.worker_threads(args.worker_threads);
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let activator = match Activator::start(ActivatorConfig::from(&args)).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "activator cannot start");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        telemetry::shutdown_signal().await;
+        tracing::info!(drain = ?args.drain_timeout, "draining");
+        activator.shutdown();
+        activator.wait().await;
+        tracing::info!("drained");
+        std::process::ExitCode::SUCCESS
+    })
+}

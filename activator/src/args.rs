@@ -1,0 +1,112 @@
+//! Command-line flags; each also reads `ZEROSCALE_ACTIVATOR_<FLAG>` from the environment.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+use zeroscale_common::telemetry::LogFormat;
+
+fn duration(value: &str) -> Result<Duration, String> {
+    zeroscale_crds::duration::parse(value).map_err(|e| e.to_string())
+}
+
+/// Flags of `zeroscale-activator`.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "zeroscale-activator",
+    version,
+    about = "Zeroscale activator: buffers, wakes and proxies"
+)]
+pub struct Args {
+    /// Address of the external data port (public functions only).
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_EXTERNAL_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub external_addr: SocketAddr,
+    /// Address of the in-cluster data port (every function).
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_INTERNAL_ADDR",
+        default_value = "0.0.0.0:8081"
+    )]
+    pub internal_addr: SocketAddr,
+    /// Address of the admin port (`/live`, `/ready`, `/metrics`).
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
+    pub admin_addr: SocketAddr,
+    /// Cluster DNS domain, for hosts `<name>.<ns>.svc.<cluster-domain>`.
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_CLUSTER_DOMAIN",
+        default_value = "cluster.local"
+    )]
+    pub cluster_domain: String,
+    /// External domain, for hosts `<name>.<ns>.<external-domain>`.
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_EXTERNAL_DOMAIN",
+        default_value = "example.com"
+    )]
+    pub external_domain: String,
+    /// Where demand and stats CloudEvents go; empty disables signals.
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_AUTOSCALER_URL",
+        default_value = "http://zeroscale-autoscaler.zeroscale-system.svc:8080/"
+    )]
+    pub autoscaler_url: String,
+    /// This activator's identity in signals (its pod name).
+    #[arg(long, env = "POD_NAME", default_value = "zeroscale-activator")]
+    pub pod_name: String,
+    /// Read functions and endpoints from this YAML file instead of the Kubernetes API.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_STATIC_CONFIG")]
+    pub static_config: Option<PathBuf>,
+    /// Most requests waiting per function.
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_QUEUE_MAX_REQUESTS",
+        default_value_t = 10_000
+    )]
+    pub queue_max_requests: usize,
+    /// Most bytes accounted to waiting requests per function.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_QUEUE_MAX_BYTES", default_value_t = 32 << 20)]
+    pub queue_max_bytes: usize,
+    /// Most bytes accounted to waiting requests over all functions.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_BUFFER_MEMORY_LIMIT", default_value_t = 128 << 20)]
+    pub buffer_memory_limit: usize,
+    /// How long open requests may take to finish after SIGTERM.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_DRAIN_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub drain_timeout: Duration,
+    /// Time a client has to send a request head.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub header_read_timeout: Duration,
+    /// Largest request head in bytes (at least 8192).
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    pub max_header_bytes: usize,
+    /// Interval of direct probes of starting pods while requests wait.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_PROBE_INTERVAL", default_value = "25ms", value_parser = duration)]
+    pub probe_interval: Duration,
+    /// Period of the stats signal.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_STATS_INTERVAL", default_value = "1s", value_parser = duration)]
+    pub stats_interval: Duration,
+    /// Tokio worker threads; 0 means one per CPU.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_WORKER_THREADS", default_value_t = 2)]
+    pub worker_threads: usize,
+    /// Log format.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse() {
+        let args = Args::parse_from(["zeroscale-activator"]);
+        assert_eq!(args.external_addr.port(), 8080);
+        assert_eq!(args.internal_addr.port(), 8081);
+        assert_eq!(args.drain_timeout, Duration::from_secs(30));
+        assert_eq!(args.probe_interval, Duration::from_millis(25));
+    }
+}

@@ -1,0 +1,155 @@
+//! The response body sent to the client: either a pod's streamed body, watched by the idle and total
+//! timeouts and holding the pod's [`Lease`] until it ends, or a short text the activator wrote.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use crate::lease::Lease;
+
+/// Why a streamed response was cut off.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The pod's body failed.
+    #[error("upstream body: {0}")]
+    Upstream(#[source] hyper::Error),
+    /// No body bytes for longer than `idleTimeoutSeconds`.
+    #[error("response idle for longer than the idle timeout")]
+    Idle,
+    /// The total deadline (`timeoutSeconds`) passed mid-body.
+    #[error("response passed the request timeout")]
+    Deadline,
+}
+
+pin_project! {
+    /// A response body (see the module docs).
+    pub struct ResponseBody {
+        #[pin]
+        upstream: Option<Incoming>,
+        text: Option<Bytes>,
+        lease: Option<Lease>,
+        deadline: Option<Instant>,
+        idle: Option<Duration>,
+        // Armed only when the upstream body is not immediately ready, so small responses that arrive
+        // with their head never touch the timer wheel.
+        timer: Option<Pin<Box<Sleep>>>,
+    }
+}
+
+impl ResponseBody {
+    /// A body of `text`.
+    pub fn text(text: Bytes) -> Self {
+        Self {
+            upstream: None,
+            text: Some(text),
+            lease: None,
+            deadline: None,
+            idle: None,
+            timer: None,
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self::text(Bytes::new())
+    }
+
+    /// A pod's body; `lease` is released when it ends or is dropped.
+    pub fn upstream(body: Incoming, lease: Lease, deadline: Instant, idle: Option<Duration>) -> Self {
+        Self {
+            upstream: Some(body),
+            text: None,
+            lease: Some(lease),
+            deadline: Some(deadline),
+            idle,
+            timer: None,
+        }
+    }
+
+    fn next_wake(deadline: Option<Instant>, idle: Option<Duration>) -> Option<(Instant, BodyError)> {
+        let idle_at = idle.map(|d| Instant::now() + d);
+        match (deadline, idle_at) {
+            (Some(d), Some(i)) if i < d => Some((i, BodyError::Idle)),
+            (Some(d), _) => Some((d, BodyError::Deadline)),
+            (None, Some(i)) => Some((i, BodyError::Idle)),
+            (None, None) => None,
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let mut this = self.project();
+        let Some(upstream) = this.upstream.as_mut().as_pin_mut() else {
+            return Poll::Ready(
+                this.text
+                    .take()
+                    .filter(|t| !t.is_empty())
+                    .map(|t| Ok(Frame::data(t))),
+            );
+        };
+        match upstream.poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                // Progress: the idle clock starts again (the total deadline stays).
+                if this.idle.is_some() && this.timer.is_some() {
+                    *this.timer = None;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.lease.take();
+                Poll::Ready(Some(Err(BodyError::Upstream(e))))
+            }
+            Poll::Ready(None) => {
+                this.lease.take();
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if this.timer.is_none() {
+                    match Self::next_wake(*this.deadline, *this.idle) {
+                        Some((at, _)) => *this.timer = Some(Box::pin(tokio::time::sleep_until(at))),
+                        None => return Poll::Pending,
+                    }
+                }
+                if let Some(timer) = this.timer.as_mut() {
+                    ready!(timer.as_mut().poll(cx));
+                }
+                this.lease.take();
+                let deadline_passed = this.deadline.is_some_and(|d| Instant::now() >= d);
+                Poll::Ready(Some(Err(if deadline_passed {
+                    BodyError::Deadline
+                } else {
+                    BodyError::Idle
+                })))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.upstream {
+            Some(b) => b.is_end_stream(),
+            None => self.text.as_ref().is_none_or(Bytes::is_empty),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.upstream {
+            Some(b) => b.size_hint(),
+            None => SizeHint::with_exact(self.text.as_ref().map_or(0, |t| t.len() as u64)),
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! The per-function state machine: routable endpoints, the wait queue, the cold-episode flag and the
+//! time-weighted presence counter, all behind one short `std::sync::Mutex` that is never held across
+//! an `.await`.
+//!
+//! Endpoints come in through [`FunctionState::update`] (from Kubernetes or a static file) and through
+//! [`FunctionState::mark_answering`] (from direct probing). Requests come in through
+//! [`FunctionState::admit`]. Side effects that need IO (the demand signal, starting a probe) go out
+//! through the [`Wakeups`] hooks, called after the lock is released.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use tokio::sync::oneshot;
+use zeroscale_common::signals::FunctionKey;
+use zeroscale_crds::function::{Protocol, Visibility};
+
+use crate::{
+    balancer::{self, Endpoint},
+    error::ProxyError,
+    lease::{Admission, Lease, Outcome, Ticket},
+    metrics::FunctionMetrics,
+    queue::{QueueLimits, WaitQueue},
+    settings::{EndpointInfo, FunctionSettings},
+    stats::{PeriodReport, Presence},
+};
+
+/// IO the state machine asks for; implementations must not block (spawn instead).
+pub trait Wakeups: Send + Sync + 'static {
+    /// A request found the function with no ready pod: send `dev.zeroscale.demand` now.
+    fn demand(&self, function: &Arc<FunctionState>, queued: u64);
+    /// Requests wait and some pods are known but not ready: probe them until one answers.
+    fn probe(&self, function: &Arc<FunctionState>);
+}
+
+/// The timeouts and protocol a forwarded request works under.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Total deadline from arrival.
+    pub timeout: Duration,
+    /// Deadline from arrival to the response head.
+    pub response_start_timeout: Duration,
+    /// Longest gap between response body chunks.
+    pub idle_timeout: Option<Duration>,
+    /// Protocol towards the pod.
+    pub protocol: Protocol,
+}
+
+impl Limits {
+    fn of(settings: &FunctionSettings) -> Self {
+        Self {
+            timeout: settings.timeout,
+            response_start_timeout: settings.response_start_timeout,
+            idle_timeout: settings.idle_timeout,
+            protocol: settings.protocol,
+        }
+    }
+}
+
+/// Which data port a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// The external port: public functions only.
+    External,
+    /// The in-cluster port: every function.
+    Internal,
+}
+
+struct Inner {
+    settings: FunctionSettings,
+    reported: Vec<EndpointInfo>,
+    endpoints: Vec<Arc<Endpoint>>,
+    starting: Vec<SocketAddr>,
+    answering: Vec<SocketAddr>,
+    queue: WaitQueue<oneshot::Sender<Outcome>>,
+    cold: bool,
+    probing: bool,
+    deleted: bool,
+    presence: Presence,
+    metrics: FunctionMetrics,
+}
+
+/// Everything the activator knows and tracks about one function.
+pub struct FunctionState {
+    key: FunctionKey,
+    display: String,
+    inner: Mutex<Inner>,
+    wakeups: Arc<dyn Wakeups>,
+}
+
+impl std::fmt::Debug for FunctionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionState")
+            .field("key", &self.display)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FunctionState {
+    /// A function with no endpoints yet.
+    pub fn new(
+        key: FunctionKey,
+        settings: FunctionSettings,
+        limits: QueueLimits,
+        budget: crate::queue::BufferBudget,
+        metrics: FunctionMetrics,
+        wakeups: Arc<dyn Wakeups>,
+    ) -> Arc<Self> {
+        let display = key.to_string();
+        Arc::new(Self {
+            key,
+            display,
+            inner: Mutex::new(Inner {
+                settings,
+                reported: Vec::new(),
+                endpoints: Vec::new(),
+                starting: Vec::new(),
+                answering: Vec::new(),
+                queue: WaitQueue::new(limits, budget),
+                cold: false,
+                probing: false,
+                deleted: false,
+                presence: Presence::new(Instant::now()),
+                metrics,
+            }),
+            wakeups,
+        })
+    }
+
+    /// Namespace and name.
+    pub fn key(&self) -> &FunctionKey {
+        &self.key
+    }
+
+    /// `<namespace>/<name>`, for messages.
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind; keep serving rather than poisoning
+        // every later request.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Admits a request that arrived at `arrived` on `port`, accounting `bytes()` if it has to wait
+    /// (computed only then, to keep the warm path cheap).
+    pub fn admit(
+        self: &Arc<Self>,
+        port: Port,
+        bytes: impl FnOnce() -> usize,
+        arrived: Instant,
+    ) -> Result<Admission, ProxyError> {
+        let mut demand = None;
+        let mut probe = false;
+        let admission = {
+            let mut g = self.lock();
+            if g.deleted || (port == Port::External && g.settings.visibility == Visibility::ClusterLocal) {
+                return Err(ProxyError::UnknownFunction(self.display.clone()));
+            }
+            g.presence.arrive();
+            if g.endpoints.is_empty()
+                && let Some(failure) = &g.settings.failure
+            {
+                return Err(self.startup_failed(failure.reason.clone(), failure.message.clone()));
+            }
+            let limit = g.settings.concurrency as usize;
+            if g.queue.is_empty()
+                && let Some(i) = balancer::pick(&g.endpoints, limit, &mut rand::rng())
+            {
+                let endpoint = Arc::clone(&g.endpoints[i]);
+                let limits = Limits::of(&g.settings);
+                g.presence.enter(arrived);
+                return Ok(Admission::Go(self.grant(&mut g, endpoint, arrived, limits)));
+            }
+            let cold = g.endpoints.is_empty() && !g.cold;
+            let (sender, receiver) = oneshot::channel();
+            let limits = Limits::of(&g.settings);
+            match g.queue.push(bytes(), cold, sender, arrived) {
+                Err((overflow, _)) => {
+                    return Err(ProxyError::QueueFull {
+                        function: self.display.clone(),
+                        limit: overflow.limit_name(),
+                    });
+                }
+                Ok(id) => {
+                    g.presence.enter(arrived);
+                    g.metrics.queue_depth.inc();
+                    if cold {
+                        g.cold = true;
+                        g.metrics.cold_starts.inc();
+                        demand = Some(g.queue.len() as u64);
+                    }
+                    if !g.starting.is_empty() && !g.probing {
+                        g.probing = true;
+                        probe = true;
+                    }
+                    Admission::Wait(Ticket {
+                        function: Arc::clone(self),
+                        id,
+                        receiver,
+                        settled: false,
+                        limits,
+                    })
+                }
+            }
+        };
+        if let Some(queued) = demand {
+            self.wakeups.demand(self, queued);
+        }
+        if probe {
+            self.wakeups.probe(self);
+        }
+        Ok(admission)
+    }
+
+    fn startup_failed(&self, reason: String, message: String) -> ProxyError {
+        ProxyError::StartupFailed {
+            function: self.display.clone(),
+            reason,
+            message,
+        }
+    }
+
+    fn grant(
+        self: &Arc<Self>,
+        g: &mut Inner,
+        endpoint: Arc<Endpoint>,
+        arrived: Instant,
+        limits: Limits,
+    ) -> Lease {
+        endpoint.start();
+        g.metrics.in_flight.inc();
+        Lease {
+            function: Arc::clone(self),
+            endpoint,
+            arrived,
+            limits,
+            status: 502,
+        }
+    }
+
+    /// Hands queued requests to endpoints with room, oldest first. Returns leases whose waiter had
+    /// already gone; the caller drops them after unlocking (dropping one takes the lock).
+    fn dispatch(self: &Arc<Self>, g: &mut Inner) -> Vec<Lease> {
+        let mut undelivered = Vec::new();
+        let limit = g.settings.concurrency as usize;
+        let limits = Limits::of(&g.settings);
+        let mut rng = rand::rng();
+        let now = Instant::now();
+        while !g.queue.is_empty() {
+            let Some(i) = balancer::pick(&g.endpoints, limit, &mut rng) else {
+                break;
+            };
+            let Some(waiter) = g.queue.pop() else { break };
+            g.metrics.queue_depth.dec();
+            let waited = now.saturating_duration_since(waiter.enqueued).as_secs_f64();
+            g.metrics.queue_wait.observe(waited);
+            if waiter.cold {
+                g.metrics.cold_start_duration.observe(waited);
+            }
+            let endpoint = Arc::clone(&g.endpoints[i]);
+            let lease = self.grant(g, endpoint, waiter.enqueued, limits);
+            if let Err(Ok(lease)) = waiter.notify.send(Ok(lease)) {
+                undelivered.push(lease);
+            }
+        }
+        self.end_episode_if_idle(g);
+        undelivered
+    }
+
+    fn end_episode_if_idle(&self, g: &mut Inner) {
+        // A cold episode ends when a pod is routable, or when nobody waits any more (every waiter
+        // timed out or left): the next request at zero sends a fresh demand.
+        if !g.endpoints.is_empty() || g.queue.is_empty() {
+            g.cold = false;
+        }
+    }
+
+    pub(crate) fn release(self: &Arc<Self>, endpoint: &Endpoint, arrived: Instant, status: u16) {
+        endpoint.finish();
+        let now = Instant::now();
+        let undelivered = {
+            let mut g = self.lock();
+            g.metrics.in_flight.dec();
+            g.metrics.count_response(status);
+            g.metrics
+                .duration
+                .observe(now.saturating_duration_since(arrived).as_secs_f64());
+            g.presence.leave(now);
+            if g.queue.is_empty() {
+                Vec::new()
+            } else {
+                self.dispatch(&mut g)
+            }
+        };
+        drop(undelivered);
+    }
+
+    pub(crate) fn abandon(&self, id: u64) {
+        let mut g = self.lock();
+        if g.queue.remove(id).is_some() {
+            g.metrics.queue_depth.dec();
+            g.presence.leave(Instant::now());
+            self.end_episode_if_idle(&mut g);
+        }
+    }
+
+    /// Counts a response the activator produced itself (an error) for this function.
+    pub fn record_error(&self, error: &ProxyError) {
+        let mut g = self.lock();
+        g.metrics.count_response(error.status().as_u16());
+        if let Some(reason) = error.rejection_reason() {
+            g.metrics.count_rejection(reason);
+        }
+    }
+
+    /// Replaces the function's settings and endpoints with what was last reported.
+    pub fn update(self: &Arc<Self>, settings: FunctionSettings, endpoints: Vec<EndpointInfo>) {
+        let (undelivered, probe) = {
+            let mut g = self.lock();
+            g.settings = settings;
+            g.reported = endpoints;
+            g.deleted = false;
+            recompute(&mut g);
+            if g.endpoints.is_empty()
+                && let Some(failure) = g.settings.failure.clone()
+            {
+                self.fail_waiters(&mut g, || {
+                    self.startup_failed(failure.reason.clone(), failure.message.clone())
+                });
+            }
+            let undelivered = self.dispatch(&mut g);
+            (undelivered, self.needs_probe(&mut g))
+        };
+        drop(undelivered);
+        if probe {
+            self.wakeups.probe(self);
+        }
+    }
+
+    /// The function was deleted: waiting requests get 404, new ones too (until it is re-created).
+    pub fn remove(self: &Arc<Self>) {
+        let mut g = self.lock();
+        g.deleted = true;
+        g.reported.clear();
+        recompute(&mut g);
+        let display = self.display.clone();
+        self.fail_waiters(&mut g, || ProxyError::FunctionDeleted(display.clone()));
+    }
+
+    fn fail_waiters(&self, g: &mut Inner, error: impl Fn() -> ProxyError) {
+        let now = Instant::now();
+        for waiter in g.queue.drain() {
+            g.metrics.queue_depth.dec();
+            g.presence.leave(now);
+            let e = error();
+            g.metrics.count_response(e.status().as_u16());
+            if let Some(reason) = e.rejection_reason() {
+                g.metrics.count_rejection(reason);
+            }
+            // The waiter is settled by the error: its ticket will not try to leave the queue again.
+            let _ = waiter.notify.send(Err(e));
+        }
+        g.cold = false;
+    }
+
+    fn needs_probe(&self, g: &mut Inner) -> bool {
+        let needed = !g.queue.is_empty() && !g.starting.is_empty() && !g.probing;
+        if needed {
+            g.probing = true;
+        }
+        needed
+    }
+
+    /// Addresses to probe now, or `None` when probing should stop (nobody waits, or no pod is
+    /// starting); stopping clears the probing flag so a later request starts a new prober.
+    pub fn probe_targets(&self) -> Option<Vec<SocketAddr>> {
+        let mut g = self.lock();
+        if g.queue.is_empty() || g.starting.is_empty() || g.deleted {
+            g.probing = false;
+            return None;
+        }
+        Some(g.starting.clone())
+    }
+
+    /// A starting pod answered a probe: route to it now, before its EndpointSlice says ready.
+    pub fn mark_answering(self: &Arc<Self>, address: SocketAddr) {
+        let undelivered = {
+            let mut g = self.lock();
+            if !g.starting.contains(&address) {
+                return;
+            }
+            g.answering.push(address);
+            recompute(&mut g);
+            self.dispatch(&mut g)
+        };
+        drop(undelivered);
+    }
+
+    /// Closes the stats period: `(report, queued)` when there is something to report.
+    pub fn take_report(&self, now: Instant) -> Option<(PeriodReport, u64)> {
+        let mut g = self.lock();
+        let queued = g.queue.len() as u64;
+        g.presence.report(now).map(|r| (r, queued))
+    }
+
+    /// Requests queued now.
+    pub fn queued(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Requests queued or in flight now.
+    pub fn present(&self) -> u64 {
+        self.lock().presence.present()
+    }
+
+    /// Addresses routable now.
+    pub fn routable(&self) -> Vec<SocketAddr> {
+        self.lock().endpoints.iter().map(|e| e.address).collect()
+    }
+}
+
+/// Rebuilds the routable and starting sets from the reported endpoints and the probe results,
+/// keeping the in-flight counters of endpoints that stay.
+fn recompute(g: &mut Inner) {
+    let reported = &g.reported;
+    g.answering.retain(|a| {
+        reported
+            .iter()
+            .any(|e| e.address == *a && !e.terminating && !e.ready)
+    });
+    let mut endpoints: Vec<Arc<Endpoint>> = Vec::with_capacity(reported.len());
+    let mut starting = Vec::new();
+    for e in reported {
+        if e.terminating || endpoints.iter().any(|x| x.address == e.address) || starting.contains(&e.address)
+        {
+            continue;
+        }
+        if e.ready || g.answering.contains(&e.address) {
+            let existing = g.endpoints.iter().find(|x| x.address == e.address).cloned();
+            endpoints.push(existing.unwrap_or_else(|| Arc::new(Endpoint::new(e.address))));
+        } else {
+            starting.push(e.address);
+        }
+    }
+    g.endpoints = endpoints;
+    g.starting = starting;
+}

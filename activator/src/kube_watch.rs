@@ -1,0 +1,249 @@
+//! Function knowledge from the Kubernetes API: Functions (settings and startup failures) and the
+//! EndpointSlices of their private Services (label `zeroscale.dev/function`), merged per function and
+//! fed into the routing table.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::{
+    Api, Client, ResourceExt,
+    runtime::{WatchStreamExt, watcher},
+};
+use zeroscale_common::{admin::Readiness, signals::FunctionKey};
+use zeroscale_crds::Function;
+
+use crate::{
+    settings::{EndpointInfo, FunctionSettings},
+    table::RoutingTable,
+};
+
+/// Label the EndpointSlices of a function's private Service carry.
+pub const FUNCTION_LABEL: &str = "zeroscale.dev/function";
+
+/// Addresses of one EndpointSlice: IP, ready, terminating.
+type SliceEndpoints = Vec<(IpAddr, bool, bool)>;
+
+#[derive(Default)]
+struct Cache {
+    functions: HashMap<FunctionKey, FunctionSettings>,
+    slices: HashMap<(String, String), (FunctionKey, SliceEndpoints)>,
+    functions_synced: bool,
+    slices_synced: bool,
+}
+
+impl Cache {
+    fn endpoints(&self, key: &FunctionKey, port: u16) -> Vec<EndpointInfo> {
+        self.slices
+            .values()
+            .filter(|(k, _)| k == key)
+            .flat_map(|(_, eps)| eps.iter())
+            .map(|&(ip, ready, terminating)| EndpointInfo {
+                address: SocketAddr::new(ip, port),
+                ready,
+                terminating,
+            })
+            .collect()
+    }
+
+    fn push(&self, key: &FunctionKey, table: &RoutingTable) {
+        match self.functions.get(key) {
+            Some(settings) => table.apply(key, settings.clone(), self.endpoints(key, settings.port)),
+            None => table.remove(key),
+        }
+    }
+}
+
+fn slice_endpoints(slice: &EndpointSlice) -> SliceEndpoints {
+    slice
+        .endpoints
+        .iter()
+        .flat_map(|e| {
+            let conditions = e.conditions.clone().unwrap_or_default();
+            // Kubernetes: an unknown `ready` is to be read as ready.
+            let terminating = conditions.terminating.unwrap_or(false);
+            let ready = conditions.ready.unwrap_or(true) && !terminating;
+            e.addresses
+                .iter()
+                .filter_map(move |a| a.parse::<IpAddr>().ok().map(|ip| (ip, ready, terminating)))
+        })
+        .collect()
+}
+
+fn slice_key(slice: &EndpointSlice) -> Option<(String, String, FunctionKey)> {
+    let ns = slice.namespace()?;
+    let function = slice.labels().get(FUNCTION_LABEL)?.clone();
+    Some((ns.clone(), slice.name_any(), FunctionKey::new(ns, function)))
+}
+
+/// Watches Functions and EndpointSlices until the streams end, keeping `table` current and setting
+/// `readiness` once both have listed everything.
+pub async fn run(client: Client, table: Arc<RoutingTable>, readiness: Readiness) {
+    let cache = Arc::new(Mutex::new(Cache::default()));
+    let functions =
+        watcher(Api::<Function>::all(client.clone()), watcher::Config::default()).default_backoff();
+    let slices = watcher(
+        Api::<EndpointSlice>::all(client),
+        watcher::Config::default().labels(FUNCTION_LABEL),
+    )
+    .default_backoff();
+    let f = watch_functions(
+        functions,
+        Arc::clone(&cache),
+        Arc::clone(&table),
+        readiness.clone(),
+    );
+    let s = watch_slices(slices, cache, table, readiness);
+    tokio::join!(f, s);
+}
+
+fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
+    cache.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn mark_synced(cache: &mut Cache, readiness: &Readiness) {
+    if cache.functions_synced && cache.slices_synced && !readiness.get() {
+        tracing::info!(functions = cache.functions.len(), "watches synced");
+        readiness.set(true);
+    }
+}
+
+async fn watch_functions(
+    stream: impl Stream<Item = Result<watcher::Event<Function>, watcher::Error>>,
+    cache: Arc<Mutex<Cache>>,
+    table: Arc<RoutingTable>,
+    readiness: Readiness,
+) {
+    let mut stream = std::pin::pin!(stream);
+    let mut relisted: HashSet<FunctionKey> = HashSet::new();
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "function watch error");
+                continue;
+            }
+        };
+        let mut c = lock(&cache);
+        match event {
+            watcher::Event::Init => relisted.clear(),
+            watcher::Event::Apply(f) | watcher::Event::InitApply(f) => {
+                let Some(ns) = f.namespace() else { continue };
+                let key = FunctionKey::new(ns, f.name_any());
+                relisted.insert(key.clone());
+                c.functions
+                    .insert(key.clone(), FunctionSettings::from_function(&f));
+                c.push(&key, &table);
+            }
+            watcher::Event::Delete(f) => {
+                let Some(ns) = f.namespace() else { continue };
+                let key = FunctionKey::new(ns, f.name_any());
+                c.functions.remove(&key);
+                c.push(&key, &table);
+            }
+            watcher::Event::InitDone => {
+                // Functions deleted while the watch was down.
+                c.functions.retain(|k, _| relisted.contains(k));
+                table.retain(&relisted);
+                c.functions_synced = true;
+                mark_synced(&mut c, &readiness);
+            }
+        }
+    }
+}
+
+async fn watch_slices(
+    stream: impl Stream<Item = Result<watcher::Event<EndpointSlice>, watcher::Error>>,
+    cache: Arc<Mutex<Cache>>,
+    table: Arc<RoutingTable>,
+    readiness: Readiness,
+) {
+    let mut stream = std::pin::pin!(stream);
+    let mut relisted: HashSet<(String, String)> = HashSet::new();
+    while let Some(event) = stream.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "endpointslice watch error");
+                continue;
+            }
+        };
+        let mut c = lock(&cache);
+        match event {
+            watcher::Event::Init => relisted.clear(),
+            watcher::Event::Apply(s) | watcher::Event::InitApply(s) => {
+                let Some((ns, name, key)) = slice_key(&s) else {
+                    continue;
+                };
+                relisted.insert((ns.clone(), name.clone()));
+                c.slices.insert((ns, name), (key.clone(), slice_endpoints(&s)));
+                c.push(&key, &table);
+            }
+            watcher::Event::Delete(s) => {
+                let Some((ns, name, key)) = slice_key(&s) else {
+                    continue;
+                };
+                c.slices.remove(&(ns, name));
+                c.push(&key, &table);
+            }
+            watcher::Event::InitDone => {
+                let stale: Vec<FunctionKey> = c
+                    .slices
+                    .iter()
+                    .filter(|(id, _)| !relisted.contains(*id))
+                    .map(|(_, (k, _))| k.clone())
+                    .collect();
+                c.slices.retain(|id, _| relisted.contains(id));
+                for key in stale {
+                    c.push(&key, &table);
+                }
+                c.slices_synced = true;
+                mark_synced(&mut c, &readiness);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
+
+    use super::*;
+
+    #[test]
+    fn slice_conditions_map_to_endpoints() {
+        let endpoint = |ip: &str, ready: Option<bool>, terminating: Option<bool>| Endpoint {
+            addresses: vec![ip.to_string()],
+            conditions: Some(EndpointConditions {
+                ready,
+                serving: None,
+                terminating,
+            }),
+            ..Default::default()
+        };
+        let slice = EndpointSlice {
+            endpoints: vec![
+                endpoint("10.0.0.1", Some(true), None),
+                endpoint("10.0.0.2", Some(false), None),
+                endpoint("10.0.0.3", Some(false), Some(true)),
+                endpoint("10.0.0.4", None, None),
+            ],
+            ..Default::default()
+        };
+        let got = slice_endpoints(&slice);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (ip("10.0.0.1"), true, false),
+                (ip("10.0.0.2"), false, false),
+                (ip("10.0.0.3"), false, true),
+                (ip("10.0.0.4"), true, false)
+            ]
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! Zeroscale activator: the data plane that routes requests to functions, buffers them while a
+//! function has no ready pod, wakes the function through the autoscaler, balances across pods within
+//! their concurrency limits and reports what it sees. See `docs/activator.md`.
+//!
+//! The pure parts ([`host`], [`queue`], [`balancer`], [`stats`], [`function`], [`table`]) have no
+//! network or Kubernetes IO; [`proxy`], [`server`], [`probe`], [`signal_sender`] and [`kube_watch`] are
+//! the IO edges.
+
+pub mod args;
+pub mod balancer;
+pub mod body;
+pub mod error;
+pub mod function;
+pub mod headers;
+pub mod host;
+pub mod kube_watch;
+pub mod lease;
+pub mod metrics;
+pub mod probe;
+pub mod proxy;
+pub mod queue;
+pub mod server;
+pub mod settings;
+pub mod signal_sender;
+pub mod start;
+pub mod static_config;
+pub mod stats;
+pub mod table;
+pub mod upgrade;
+pub mod upstream;
+
+pub use args::Args;
+pub use start::{Activator, ActivatorConfig, FunctionSource, StartError};

@@ -1,0 +1,231 @@
+//! The request path: route by host, admit into the function (at once or after waiting in its queue),
+//! forward to the chosen pod within the deadlines, and stream the answer back.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Scheme};
+use hyper::body::Incoming;
+use tokio::time::{Instant, timeout_at};
+use zeroscale_crds::function::Protocol;
+
+use crate::{
+    body::ResponseBody,
+    error::ProxyError,
+    function::{FunctionState, Port},
+    headers,
+    host::{Domains, HostError},
+    lease::{Admission, Lease},
+    metrics::Metrics,
+    queue::parked_request_bytes,
+    table::RoutingTable,
+    upgrade,
+    upstream::Upstreams,
+};
+
+/// The activator's request handler, shared by every connection.
+#[derive(Debug)]
+pub struct Proxy {
+    table: Arc<RoutingTable>,
+    domains: Domains,
+    upstreams: Upstreams,
+    metrics: Arc<Metrics>,
+}
+
+/// Who still has to count an error that happened before a lease.
+enum Counted {
+    /// No function was found: count it unlabelled.
+    Unrouted,
+    /// Count it on this function.
+    ByFunction(Arc<FunctionState>),
+    /// The function counted it when it answered the waiter.
+    Already,
+}
+
+/// An error before a lease, with who counts it.
+type Rejection = (Counted, ProxyError);
+
+impl Proxy {
+    /// A handler routing over `table`.
+    pub fn new(
+        table: Arc<RoutingTable>,
+        domains: Domains,
+        upstreams: Upstreams,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            table,
+            domains,
+            upstreams,
+            metrics,
+        }
+    }
+
+    /// Handles one request that came in on `port` from `remote`. Never fails: errors become responses.
+    pub async fn handle(
+        self: Arc<Self>,
+        port: Port,
+        remote: SocketAddr,
+        request: Request<Incoming>,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        let arrived = Instant::now();
+        let admitted = self.admit(port, &request, arrived);
+        let response = match wait_for_lease(admitted, arrived).await {
+            Ok(lease) => self.forward(lease, remote, request, arrived).await,
+            Err((counted, error)) => {
+                match counted {
+                    Counted::ByFunction(f) => f.record_error(&error),
+                    Counted::Unrouted => self.metrics.count_unrouted(error.status().as_u16()),
+                    Counted::Already => {}
+                }
+                if error.status().is_server_error() {
+                    tracing::info!(error = %error, "request rejected");
+                }
+                error.into_response()
+            }
+        };
+        Ok(response)
+    }
+
+    fn admit(
+        &self,
+        port: Port,
+        request: &Request<Incoming>,
+        arrived: Instant,
+    ) -> Result<(Arc<FunctionState>, Admission), Rejection> {
+        let host = host_of(request).map_err(|e| (Counted::Unrouted, e.into()))?;
+        let key = self
+            .domains
+            .route_key(host)
+            .map_err(|e| (Counted::Unrouted, e.into()))?;
+        let function = key
+            .and_then(|k| self.table.lookup(&k))
+            .ok_or_else(|| (Counted::Unrouted, ProxyError::UnknownFunction(host.to_string())))?;
+        let admission = function
+            .admit(port, || parked_request_bytes(request), arrived.into_std())
+            .map_err(|e| (Counted::ByFunction(Arc::clone(&function)), e))?;
+        Ok((function, admission))
+    }
+
+    async fn forward(
+        &self,
+        mut lease: Lease,
+        remote: SocketAddr,
+        mut request: Request<Incoming>,
+        arrived: Instant,
+    ) -> Response<ResponseBody> {
+        let limits = lease.limits();
+        let upgrade = headers::is_upgrade(request.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let host = host_of(&request).ok().and_then(|h| HeaderValue::from_str(h).ok());
+        prepare(&mut request, &lease, limits.protocol, remote, host, upgrade);
+        let client = self.upstreams.client(limits.protocol);
+        let total_deadline = arrived + limits.timeout;
+        let head_deadline = arrived + limits.timeout.min(limits.response_start_timeout);
+        let display = lease.function().display().to_string();
+        let mut response = match timeout_at(head_deadline, client.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(source)) => {
+                return fail(
+                    lease,
+                    ProxyError::Upstream {
+                        function: display,
+                        source,
+                    },
+                );
+            }
+            Err(_) if limits.response_start_timeout < limits.timeout => {
+                return fail(lease, ProxyError::ResponseStartTimeout(display));
+            }
+            Err(_) => return fail(lease, ProxyError::Timeout(display)),
+        };
+        lease.set_status(response.status().as_u16());
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade
+        {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            upgrade::spawn_tunnel(client_upgrade, upstream_upgrade, lease);
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, ResponseBody::empty());
+        }
+        headers::strip_hop_by_hop(response.headers_mut(), false);
+        response.map(|body| ResponseBody::upstream(body, lease, total_deadline, limits.idle_timeout))
+    }
+}
+
+/// Waits in the queue when admission said so, within the function's total deadline.
+async fn wait_for_lease(
+    admitted: Result<(Arc<FunctionState>, Admission), Rejection>,
+    arrived: Instant,
+) -> Result<Lease, Rejection> {
+    let (function, admission) = admitted?;
+    match admission {
+        Admission::Go(lease) => Ok(lease),
+        Admission::Wait(mut ticket) => {
+            let deadline = arrived + ticket.limits().timeout;
+            match timeout_at(deadline, ticket.wait()).await {
+                Ok(Ok(lease)) => Ok(lease),
+                // Errors handed to waiters were already counted by the function.
+                Ok(Err(e)) => Err((Counted::Already, e)),
+                Err(_) => {
+                    // Leave the queue before counting, so the depth gauge is right at once.
+                    drop(ticket);
+                    let e = ProxyError::Timeout(function.display().to_string());
+                    Err((Counted::ByFunction(function), e))
+                }
+            }
+        }
+    }
+}
+
+fn fail(mut lease: Lease, error: ProxyError) -> Response<ResponseBody> {
+    tracing::info!(error = %error, "request failed");
+    lease.set_status(error.status().as_u16());
+    error.into_response()
+}
+
+/// The request's host: the `Host` header, else the target's authority (HTTP/2 `:authority`).
+fn host_of<B>(request: &Request<B>) -> Result<&str, HostError> {
+    match request.headers().get(header::HOST) {
+        Some(v) => v
+            .to_str()
+            .map_err(|_| HostError::Invalid(String::from_utf8_lossy(v.as_bytes()).into_owned())),
+        None => request
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .ok_or(HostError::Missing),
+    }
+}
+
+/// Rewrites the request for the pod: absolute target on the pod's address (the pool keys on it), the
+/// right HTTP version, hop-by-hop headers removed, forwarding and tracing headers added. The client's
+/// `Host` is kept.
+fn prepare(
+    request: &mut Request<Incoming>,
+    lease: &Lease,
+    protocol: Protocol,
+    remote: SocketAddr,
+    host: Option<HeaderValue>,
+    upgrade: bool,
+) {
+    let mut parts = std::mem::take(request.uri_mut()).into_parts();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(lease.endpoint().authority.clone());
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    *request.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"));
+    *request.version_mut() = match protocol {
+        Protocol::Http1 => Version::HTTP_11,
+        Protocol::H2c => Version::HTTP_2,
+    };
+    let h = request.headers_mut();
+    headers::strip_hop_by_hop(h, upgrade && protocol == Protocol::Http1);
+    if let Some(host) = host {
+        headers::add_forwarding(h, remote.ip(), &host);
+        if !h.contains_key(header::HOST) {
+            h.insert(header::HOST, host);
+        }
+    }
+    headers::ensure_ids(h);
+}

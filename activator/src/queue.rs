@@ -1,0 +1,259 @@
+//! The bounded FIFO queue of requests waiting for a function, and the global buffer budget that all
+//! queues share.
+//!
+//! A parked request's body is never read while it waits (bodies stream once a pod is chosen), so the
+//! bytes accounted per request are an estimate of what the activator itself holds for it: the request
+//! head plus a fixed overhead (see [`parked_request_bytes`]).
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Instant,
+};
+
+/// Fixed per-request overhead accounted on top of the head: task, channel and queue entry.
+pub const PARKED_OVERHEAD_BYTES: usize = 512;
+
+/// Estimated bytes the activator holds for a parked request with this head.
+pub fn parked_request_bytes<B>(request: &http::Request<B>) -> usize {
+    let headers: usize = request
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 8)
+        .sum();
+    let uri = request.uri();
+    let uri_len = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    PARKED_OVERHEAD_BYTES + uri_len + headers
+}
+
+/// Limits of one function's queue.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueLimits {
+    /// Most waiting requests.
+    pub max_requests: usize,
+    /// Most bytes accounted to waiting requests.
+    pub max_bytes: usize,
+}
+
+/// The memory cap shared by every function's queue.
+#[derive(Clone, Debug)]
+pub struct BufferBudget {
+    used: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl BufferBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            used: Arc::new(AtomicUsize::new(0)),
+            limit,
+        }
+    }
+
+    /// Reserves `bytes`, or returns false when that would pass the limit.
+    pub fn try_reserve(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                let next = used.checked_add(bytes)?;
+                (next <= self.limit).then_some(next)
+            })
+            .is_ok()
+    }
+
+    /// Gives back `bytes` reserved earlier.
+    pub fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+/// Why a request could not join the queue; the names are the flags that set the limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    /// `--queue-max-requests`.
+    Requests,
+    /// `--queue-max-bytes`.
+    Bytes,
+    /// `--buffer-memory-limit`.
+    GlobalMemory,
+}
+
+impl Overflow {
+    /// The flag name, used in error messages and metric labels.
+    pub fn limit_name(self) -> &'static str {
+        match self {
+            Self::Requests => "queue-max-requests",
+            Self::Bytes => "queue-max-bytes",
+            Self::GlobalMemory => "buffer-memory-limit",
+        }
+    }
+}
+
+/// One waiting request.
+#[derive(Debug)]
+pub struct Waiter<T> {
+    /// Identifies the waiter for removal when it gives up.
+    pub id: u64,
+    /// Bytes accounted to it.
+    pub bytes: usize,
+    /// When it joined the queue.
+    pub enqueued: Instant,
+    /// Whether it started a cold episode (for the cold-start histogram).
+    pub cold: bool,
+    /// How to hand it a result.
+    pub notify: T,
+}
+
+/// A bounded FIFO queue of waiters.
+#[derive(Debug)]
+pub struct WaitQueue<T> {
+    waiters: VecDeque<Waiter<T>>,
+    bytes: usize,
+    next_id: u64,
+    limits: QueueLimits,
+    budget: BufferBudget,
+}
+
+impl<T> WaitQueue<T> {
+    /// An empty queue with `limits`, drawing on the shared `budget`.
+    pub fn new(limits: QueueLimits, budget: BufferBudget) -> Self {
+        Self {
+            waiters: VecDeque::new(),
+            bytes: 0,
+            next_id: 0,
+            limits,
+            budget,
+        }
+    }
+
+    /// Appends a waiter, or says which limit it would pass.
+    pub fn push(&mut self, bytes: usize, cold: bool, notify: T, now: Instant) -> Result<u64, (Overflow, T)> {
+        if self.waiters.len() >= self.limits.max_requests {
+            return Err((Overflow::Requests, notify));
+        }
+        if self.bytes + bytes > self.limits.max_bytes {
+            return Err((Overflow::Bytes, notify));
+        }
+        if !self.budget.try_reserve(bytes) {
+            return Err((Overflow::GlobalMemory, notify));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.bytes += bytes;
+        self.waiters.push_back(Waiter {
+            id,
+            bytes,
+            enqueued: now,
+            cold,
+            notify,
+        });
+        Ok(id)
+    }
+
+    /// Takes the oldest waiter.
+    pub fn pop(&mut self) -> Option<Waiter<T>> {
+        let waiter = self.waiters.pop_front()?;
+        self.account_removed(waiter.bytes);
+        Some(waiter)
+    }
+
+    /// Removes the waiter `id` if it is still queued (it gave up: deadline or client gone).
+    pub fn remove(&mut self, id: u64) -> Option<Waiter<T>> {
+        // Ids grow monotonically, so the waiter's position can be found by binary search.
+        let index = self.waiters.binary_search_by_key(&id, |w| w.id).ok()?;
+        let waiter = self.waiters.remove(index)?;
+        self.account_removed(waiter.bytes);
+        Some(waiter)
+    }
+
+    /// Takes every waiter, oldest first.
+    pub fn drain(&mut self) -> Vec<Waiter<T>> {
+        let all: Vec<_> = self.waiters.drain(..).collect();
+        self.budget.release(self.bytes);
+        self.bytes = 0;
+        all
+    }
+
+    fn account_removed(&mut self, bytes: usize) {
+        self.bytes -= bytes;
+        self.budget.release(bytes);
+    }
+
+    /// Waiting requests.
+    pub fn len(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Whether nobody waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+
+    /// Bytes accounted to waiting requests.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl<T> Drop for WaitQueue<T> {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(max_requests: usize, max_bytes: usize, budget: &BufferBudget) -> WaitQueue<u32> {
+        WaitQueue::new(
+            QueueLimits {
+                max_requests,
+                max_bytes,
+            },
+            budget.clone(),
+        )
+    }
+
+    #[test]
+    fn fifo_order_and_removal() {
+        let budget = BufferBudget::new(1 << 20);
+        let mut q = queue(10, 10_000, &budget);
+        let now = Instant::now();
+        let ids: Vec<u64> = (0..5).map(|i| q.push(100, false, i, now).unwrap()).collect();
+        assert_eq!(q.remove(ids[2]).map(|w| w.notify), Some(2));
+        assert_eq!(q.remove(ids[2]).map(|w| w.notify), None);
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop().map(|w| w.notify)).collect();
+        assert_eq!(order, vec![0, 1, 3, 4]);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn limits_by_count_bytes_and_budget() {
+        let budget = BufferBudget::new(250);
+        let now = Instant::now();
+        let mut a = queue(2, 1000, &budget);
+        a.push(10, false, 0, now).unwrap();
+        a.push(10, false, 1, now).unwrap();
+        assert_eq!(a.push(10, false, 2, now).unwrap_err().0, Overflow::Requests);
+        let mut b = queue(100, 150, &budget);
+        b.push(100, false, 0, now).unwrap();
+        assert_eq!(b.push(100, false, 1, now).unwrap_err().0, Overflow::Bytes);
+        b.push(50, false, 2, now).unwrap();
+        let mut c = queue(100, 1000, &budget);
+        assert_eq!(c.push(100, false, 3, now).unwrap_err().0, Overflow::GlobalMemory);
+        drop(b);
+        c.push(100, false, 3, now).unwrap();
+        assert_eq!(a.drain().len(), 2);
+        assert_eq!(budget.used(), 100);
+    }
+}

@@ -1,0 +1,133 @@
+//! What the activator needs to know about one function, independent of where it came from (the
+//! Kubernetes API or a static file).
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde::Deserialize;
+use zeroscale_crds::{
+    Function,
+    function::{Protocol, Visibility},
+};
+
+/// Why a function cannot start, read from its `Ready=False` condition.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct StartupFailure {
+    /// Condition reason, such as `ImagePullBackOff`.
+    pub reason: String,
+    /// Condition message.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// Per-function settings that shape how requests are queued, balanced and timed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionSettings {
+    /// Most requests in flight per pod; 0 means unlimited.
+    pub concurrency: u32,
+    /// Total deadline from arrival, queue time included.
+    pub timeout: Duration,
+    /// Deadline from arrival to the response head.
+    pub response_start_timeout: Duration,
+    /// Longest gap between response body chunks; `None` means no limit.
+    pub idle_timeout: Option<Duration>,
+    /// Whether the function is reachable on the external port.
+    pub visibility: Visibility,
+    /// Protocol towards the pods.
+    pub protocol: Protocol,
+    /// Container port of the pods (used to build endpoint addresses from pod IPs).
+    pub port: u16,
+    /// Set when the function cannot start.
+    pub failure: Option<StartupFailure>,
+}
+
+impl Default for FunctionSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 0,
+            timeout: Duration::from_secs(300),
+            response_start_timeout: Duration::from_secs(300),
+            idle_timeout: None,
+            visibility: Visibility::Public,
+            protocol: Protocol::Http1,
+            port: 8080,
+            failure: None,
+        }
+    }
+}
+
+/// Converts API seconds to a duration, clamping nonsense (negative or zero) to at least one second.
+fn seconds(value: i64) -> Duration {
+    Duration::from_secs(value.max(1).unsigned_abs())
+}
+
+impl FunctionSettings {
+    /// Settings from a `Function` object (spec plus its startup-failure status).
+    pub fn from_function(function: &Function) -> Self {
+        let spec = &function.spec;
+        let timeout = seconds(spec.timeout_seconds);
+        Self {
+            concurrency: u32::try_from(spec.concurrency).unwrap_or(0),
+            timeout,
+            response_start_timeout: spec
+                .response_start_timeout_seconds
+                .map(seconds)
+                .unwrap_or(timeout),
+            idle_timeout: (spec.idle_timeout_seconds > 0).then(|| seconds(spec.idle_timeout_seconds)),
+            visibility: spec.visibility,
+            protocol: spec.protocol,
+            port: u16::try_from(spec.port).unwrap_or(8080),
+            failure: function
+                .startup_failure()
+                .map(|(reason, message)| StartupFailure {
+                    reason: reason.to_string(),
+                    message: message.to_string(),
+                }),
+        }
+    }
+}
+
+/// One address a function's pod serves on, with its readiness as last reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct EndpointInfo {
+    /// Pod IP and port.
+    pub address: SocketAddr,
+    /// Reported ready (EndpointSlice `conditions.ready`).
+    #[serde(default = "yes")]
+    pub ready: bool,
+    /// Reported terminating (EndpointSlice `conditions.terminating`): gets no new requests.
+    #[serde(default)]
+    pub terminating: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl EndpointInfo {
+    /// A ready, non-terminating endpoint.
+    pub fn ready(address: SocketAddr) -> Self {
+        Self {
+            address,
+            ready: true,
+            terminating: false,
+        }
+    }
+
+    /// A known endpoint that is not ready yet (a probe candidate).
+    pub fn starting(address: SocketAddr) -> Self {
+        Self {
+            address,
+            ready: false,
+            terminating: false,
+        }
+    }
+
+    /// An endpoint whose pod is shutting down.
+    pub fn terminating(address: SocketAddr) -> Self {
+        Self {
+            address,
+            ready: false,
+            terminating: true,
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Wiring: builds the table, the proxy, the listeners, the admin server, the signal sender and the
+//! function source, and runs them until shutdown.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use prometheus_client::registry::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use zeroscale_common::admin::{self, Readiness};
+
+use crate::{
+    Args,
+    function::Port,
+    host::Domains,
+    metrics::Metrics,
+    probe::{ActivatorWakeups, PROBE_INTERVAL},
+    proxy::Proxy,
+    queue::{BufferBudget, QueueLimits},
+    server::{self, ServerLimits},
+    signal_sender::{SignalSender, UrlError},
+    static_config::{StaticConfig, StaticConfigError},
+    table::RoutingTable,
+    upstream::{UpstreamConfig, Upstreams},
+};
+
+/// Where function knowledge comes from.
+#[derive(Clone, Debug)]
+pub enum FunctionSource {
+    /// Watches on the Kubernetes API.
+    Kubernetes,
+    /// A YAML file read once.
+    Static(PathBuf),
+    /// Nothing: the caller feeds [`Activator::table`] (tests).
+    Manual,
+}
+
+/// Everything the activator is configured with.
+#[derive(Clone, Debug)]
+pub struct ActivatorConfig {
+    /// External data port.
+    pub external_addr: SocketAddr,
+    /// In-cluster data port.
+    pub internal_addr: SocketAddr,
+    /// Admin port.
+    pub admin_addr: SocketAddr,
+    /// Recognised domains.
+    pub domains: Domains,
+    /// Autoscaler events URL; empty disables signals.
+    pub autoscaler_url: String,
+    /// Identity in signals.
+    pub pod_name: String,
+    /// Per-function queue limits.
+    pub queue_limits: QueueLimits,
+    /// Global cap on bytes accounted to parked requests.
+    pub buffer_memory_limit: usize,
+    /// Time allowed for open requests after shutdown starts.
+    pub drain_timeout: Duration,
+    /// Protections of the data ports.
+    pub server_limits: ServerLimits,
+    /// Probe period for starting pods.
+    pub probe_interval: Duration,
+    /// Stats period.
+    pub stats_interval: Duration,
+    /// Upstream pools.
+    pub upstream: UpstreamConfig,
+    /// Function source.
+    pub source: FunctionSource,
+}
+
+impl Default for ActivatorConfig {
+    /// Loopback ports chosen by the OS, signals off, manual source: the shape tests start from.
+    fn default() -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            external_addr: any,
+            internal_addr: any,
+            admin_addr: any,
+            domains: Domains::default(),
+            autoscaler_url: String::new(),
+            pod_name: "activator-test".into(),
+            queue_limits: QueueLimits {
+                max_requests: 10_000,
+                max_bytes: 32 << 20,
+            },
+            buffer_memory_limit: 128 << 20,
+            drain_timeout: Duration::from_secs(30),
+            server_limits: ServerLimits::default(),
+            probe_interval: PROBE_INTERVAL,
+            stats_interval: Duration::from_secs(1),
+            upstream: UpstreamConfig::default(),
+            source: FunctionSource::Manual,
+        }
+    }
+}
+
+impl From<&Args> for ActivatorConfig {
+    fn from(a: &Args) -> Self {
+        Self {
+            external_addr: a.external_addr,
+            internal_addr: a.internal_addr,
+            admin_addr: a.admin_addr,
+            domains: Domains {
+                cluster: a.cluster_domain.clone(),
+                external: a.external_domain.clone(),
+            },
+            autoscaler_url: a.autoscaler_url.clone(),
+            pod_name: a.pod_name.clone(),
+            queue_limits: QueueLimits {
+                max_requests: a.queue_max_requests,
+                max_bytes: a.queue_max_bytes,
+            },
+            buffer_memory_limit: a.buffer_memory_limit,
+            drain_timeout: a.drain_timeout,
+            server_limits: ServerLimits {
+                header_read_timeout: a.header_read_timeout,
+                max_header_bytes: a.max_header_bytes,
+                ..ServerLimits::default()
+            },
+            probe_interval: a.probe_interval,
+            stats_interval: a.stats_interval,
+            upstream: UpstreamConfig::default(),
+            source: match &a.static_config {
+                Some(path) => FunctionSource::Static(path.clone()),
+                None => FunctionSource::Kubernetes,
+            },
+        }
+    }
+}
+
+/// Why the activator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A port could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The autoscaler URL is invalid.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The static configuration is unusable.
+    #[error(transparent)]
+    StaticConfig(#[from] StaticConfigError),
+    /// No Kubernetes client could be built.
+    #[error("cannot create a kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// A running activator.
+#[derive(Debug)]
+pub struct Activator {
+    /// Bound external data port.
+    pub external_addr: SocketAddr,
+    /// Bound in-cluster data port.
+    pub internal_addr: SocketAddr,
+    /// Bound admin port.
+    pub admin_addr: SocketAddr,
+    /// The routing table (feed it directly with [`FunctionSource::Manual`]).
+    pub table: Arc<RoutingTable>,
+    /// Readiness as reported on `/ready`.
+    pub readiness: Readiness,
+    stop: CancellationToken,
+    admin_stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    admin_task: JoinHandle<()>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
+    server::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+impl Activator {
+    /// Binds every port and starts serving.
+    pub async fn start(config: ActivatorConfig) -> Result<Self, StartError> {
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::register(&mut registry));
+        let readiness = Readiness::default();
+        let signals = Arc::new(SignalSender::new(&config.autoscaler_url, &config.pod_name)?);
+        let wakeups = Arc::new(ActivatorWakeups::new(Arc::clone(&signals), config.probe_interval));
+        let budget = BufferBudget::new(config.buffer_memory_limit);
+        let table = Arc::new(RoutingTable::new(
+            config.queue_limits,
+            budget,
+            Arc::clone(&metrics),
+            wakeups,
+        ));
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        match &config.source {
+            FunctionSource::Static(path) => {
+                StaticConfig::load(path)?.apply(&table);
+                readiness.set(true);
+            }
+            FunctionSource::Manual => readiness.set(true),
+            FunctionSource::Kubernetes => {
+                let client = kube::Client::try_default().await?;
+                let watch = crate::kube_watch::run(client, Arc::clone(&table), readiness.clone());
+                let stop = stop.clone();
+                tasks.push(tokio::spawn(async move {
+                    tokio::select! { () = watch => {}, () = stop.cancelled() => {} }
+                }));
+            }
+        }
+
+        let upstreams = Upstreams::new(config.upstream);
+        let proxy = Arc::new(Proxy::new(
+            Arc::clone(&table),
+            config.domains.clone(),
+            upstreams,
+            Arc::clone(&metrics),
+        ));
+        let external = bind(config.external_addr).await?;
+        let internal = bind(config.internal_addr).await?;
+        let admin_listener = bind(config.admin_addr).await?;
+        let (external_addr, internal_addr) = (local(&external), local(&internal));
+        let admin_addr = local(&admin_listener);
+        for (listener, port) in [(external, Port::External), (internal, Port::Internal)] {
+            let serve = server::serve(
+                listener,
+                port,
+                Arc::clone(&proxy),
+                config.server_limits,
+                stop.clone(),
+                config.drain_timeout,
+            );
+            tasks.push(tokio::spawn(serve));
+        }
+        let admin_stop = CancellationToken::new();
+        let admin_task = tokio::spawn(serve_admin(
+            admin_listener,
+            readiness.clone(),
+            registry,
+            admin_stop.clone(),
+            metrics,
+            Arc::clone(&table),
+        ));
+        tasks.push(tokio::spawn(Arc::clone(&signals).run_stats(
+            Arc::clone(&table),
+            config.stats_interval,
+            stop.clone(),
+        )));
+        tracing::info!(%external_addr, %internal_addr, %admin_addr, "activator serving");
+        Ok(Self {
+            external_addr,
+            internal_addr,
+            admin_addr,
+            table,
+            readiness,
+            stop,
+            admin_stop,
+            tasks,
+            admin_task,
+        })
+    }
+
+    /// Starts draining: not ready, no new connections, open requests finish within the drain period.
+    pub fn shutdown(&self) {
+        self.readiness.set(false);
+        self.stop.cancel();
+    }
+
+    /// Waits until the data ports have drained (after [`Activator::shutdown`]), then stops the admin
+    /// port, which stays up through the drain so probes see "not ready".
+    pub async fn wait(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.admin_stop.cancel();
+        let _ = self.admin_task.await;
+    }
+}
+
+fn local(listener: &tokio::net::TcpListener) -> SocketAddr {
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    readiness: Readiness,
+    registry: Registry,
+    stop: CancellationToken,
+    metrics: Arc<Metrics>,
+    table: Arc<RoutingTable>,
+) {
+    // Keep the buffered-bytes gauge current without touching it on the request path.
+    let gauge = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        metrics.buffered_bytes().set(i64::try_from(table.buffered_bytes()).unwrap_or(i64::MAX));
+                    }
+                    () = stop.cancelled() => break,
+                }
+            }
+        })
+    };
+    let router = admin::router(readiness, Arc::new(registry));
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+    {
+        tracing::warn!(error = %e, "admin server failed");
+    }
+    gauge.abort();
+}
