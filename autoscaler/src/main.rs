@@ -1,3 +1,5 @@
-//! Zeroscale autoscaler: KPA decisions and the trace simulator.
+//! `zeroscale-autoscaler`: parses the command line and runs the chosen subcommand.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    zeroscale_autoscaler::args::main()
+}

@@ -1,0 +1,6 @@
+//! Bench.
+
+/// Runs the bench.
+pub fn main(_args: &crate::args::BenchTickArgs) -> Result<(), Box<dyn std::error::Error>> {
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Every function's scaler, keyed by function: what the IO shell and the tick benchmark drive.
+
+use std::{collections::HashMap, time::Duration};
+
+use zeroscale_common::signals::{Demand, FunctionKey, Stats};
+
+use super::{
+    scaler::{Decision, FunctionScaler, Observation},
+    spec::DeciderSpec,
+};
+
+/// The scalers of all functions this autoscaler knows of.
+#[derive(Debug)]
+pub struct MultiScaler {
+    scalers: HashMap<FunctionKey, FunctionScaler>,
+    staleness: Duration,
+}
+
+impl MultiScaler {
+    /// An empty set; silent activator replicas are carried forward for `staleness`.
+    pub fn new(staleness: Duration) -> Self {
+        Self {
+            scalers: HashMap::new(),
+            staleness,
+        }
+    }
+
+    fn scaler(&mut self, key: &FunctionKey, now: Duration) -> &mut FunctionScaler {
+        let staleness = self.staleness;
+        self.scalers
+            .entry(key.clone())
+            .or_insert_with(|| FunctionScaler::new(DeciderSpec::default(), now, staleness))
+    }
+
+    /// Sets the spec of `key` (creating its scaler if needed).
+    pub fn set_spec(&mut self, key: &FunctionKey, spec: DeciderSpec, now: Duration) {
+        match self.scalers.get_mut(key) {
+            Some(scaler) => scaler.update_spec(spec, now),
+            None => {
+                self.scalers
+                    .insert(key.clone(), FunctionScaler::new(spec, now, self.staleness));
+            }
+        }
+    }
+
+    /// Forgets `key` (its Function was deleted).
+    pub fn remove(&mut self, key: &FunctionKey) {
+        self.scalers.remove(key);
+    }
+
+    /// Keeps only the functions `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(&FunctionKey) -> bool) {
+        self.scalers.retain(|k, _| keep(k));
+    }
+
+    /// The scaler of `key`, if any.
+    pub fn get(&self, key: &FunctionKey) -> Option<&FunctionScaler> {
+        self.scalers.get(key)
+    }
+
+    /// Number of functions tracked.
+    pub fn len(&self) -> usize {
+        self.scalers.len()
+    }
+
+    /// Whether no function is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.scalers.is_empty()
+    }
+
+    /// Records a stats report. Stats may arrive before the Function is known (the default spec is
+    /// used until it is), so nothing an activator reports is lost at start-up.
+    pub fn record_stats(&mut self, now: Duration, stats: &Stats) {
+        let value = stats.concurrency;
+        self.scaler(&stats.function, now)
+            .record(now, &stats.activator, value);
+    }
+
+    /// Records demand and, when the function is at zero, decides at once (never below one replica).
+    pub fn record_demand(
+        &mut self,
+        now: Duration,
+        demand: &Demand,
+        obs: Option<Observation>,
+    ) -> Option<Decision> {
+        let scaler = self.scaler(&demand.function, now);
+        scaler.record_demand(now, &demand.activator, demand.queued);
+        let obs = obs?;
+        (obs.current == 0).then(|| scaler.decide(now, obs, true))
+    }
+
+    /// One decision for every function `observe` knows (it returns `None` for functions whose
+    /// Deployment is not known yet). Functions idle at zero are skipped: nothing can change for them
+    /// until traffic arrives, which keeps a tick cheap with many idle functions.
+    pub fn tick(
+        &mut self,
+        now: Duration,
+        mut observe: impl FnMut(&FunctionKey) -> Option<Observation>,
+        mut on_decision: impl FnMut(&FunctionKey, Observation, Decision),
+    ) {
+        for (key, scaler) in &mut self.scalers {
+            let Some(obs) = observe(key) else { continue };
+            if scaler.is_idle_at_zero(now, obs.current) {
+                continue;
+            }
+            let decision = scaler.decide(now, obs, false);
+            on_decision(key, obs, decision);
+        }
+    }
+}

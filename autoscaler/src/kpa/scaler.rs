@@ -1,0 +1,203 @@
+//! One function's autoscaler: collector + decider + the rules Knative's PA reconciler applies on
+//! top of the decision (bounds, initial scale, scale to zero).
+
+use std::time::Duration;
+
+use super::{
+    collector::Collector,
+    decider::{Decider, ScaleResult},
+    spec::DeciderSpec,
+};
+
+/// What the rest of the world says about a function at decision time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    /// Pods that are ready.
+    pub ready: i32,
+    /// The scale currently asked of the Deployment (`spec.replicas`).
+    pub current: i32,
+    /// Whether the activator is able to receive this function's traffic (required to go to zero).
+    pub activator_ready: bool,
+}
+
+/// Why a decision has the value it has (the `reason` of a `dev.zeroscale.function.scaled` event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// A request is waiting for a function at zero.
+    Demand,
+    /// The stable-window average.
+    Stable,
+    /// Panic mode.
+    Panic,
+    /// The stable window saw no traffic, the grace period passed and the activator can take traffic.
+    ScaleToZero,
+    /// `min`, `max` or `initial` overrode the computed value.
+    Bounds,
+}
+
+impl Reason {
+    /// The reason as written in events: `demand`, `stable`, `panic`, `scale-to-zero`, `bounds`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Demand => "demand",
+            Reason::Stable => "stable",
+            Reason::Panic => "panic",
+            Reason::ScaleToZero => "scale-to-zero",
+            Reason::Bounds => "bounds",
+        }
+    }
+}
+
+/// The outcome of one decision.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decision {
+    /// Replicas to ask for.
+    pub desired: i32,
+    /// Why.
+    pub reason: Reason,
+    /// Whether the decider is in panic mode.
+    pub panic: bool,
+    /// Stable-window average of the metric.
+    pub observed_stable: f64,
+    /// Panic-window average of the metric.
+    pub observed_panic: f64,
+}
+
+/// The whole autoscaling state of one function.
+#[derive(Clone, Debug)]
+pub struct FunctionScaler {
+    spec: DeciderSpec,
+    collector: Collector,
+    /// Created at the first decision, when the ready pod count is known.
+    decider: Option<Decider>,
+    /// When this scaler started watching; a function must be watched for a full stable window
+    /// before it may go to zero.
+    tracked_since: Duration,
+    /// Since when the stable window has been free of traffic with the scale still above zero.
+    idle_since: Option<Duration>,
+    /// Whether the function has reached its initial scale (or been scaled below it).
+    initialized: bool,
+    staleness: Duration,
+}
+
+impl FunctionScaler {
+    /// A scaler created at `now`; silent replicas are carried forward for `staleness`.
+    pub fn new(spec: DeciderSpec, now: Duration, staleness: Duration) -> Self {
+        Self {
+            collector: Collector::new(spec.stable_window, spec.panic_window, staleness),
+            spec,
+            decider: None,
+            tracked_since: now,
+            idle_since: None,
+            initialized: false,
+            staleness,
+        }
+    }
+
+    /// The spec in use.
+    pub fn spec(&self) -> &DeciderSpec {
+        &self.spec
+    }
+
+    /// Switches to a new spec; window changes restart the buckets (and the cautious start).
+    pub fn update_spec(&mut self, spec: DeciderSpec, now: Duration) {
+        if spec == self.spec {
+            return;
+        }
+        if spec.stable_window != self.spec.stable_window || spec.panic_window != self.spec.panic_window {
+            self.collector = Collector::new(spec.stable_window, spec.panic_window, self.staleness);
+            self.decider = None;
+            self.tracked_since = now;
+        } else if let Some(decider) = &mut self.decider {
+            decider.update(&self.spec, &spec);
+        }
+        self.spec = spec;
+    }
+
+    /// Records a stats report of `value` from activator `replica`.
+    pub fn record(&mut self, now: Duration, replica: &str, value: f64) {
+        self.collector.record(now, replica, value);
+    }
+
+    /// Records demand: `queued` requests wait at `replica` for a function with no ready pod. The
+    /// activator's first per-second report for the same second replaces (averages with) it.
+    pub fn record_demand(&mut self, now: Duration, replica: &str, queued: u64) {
+        self.collector.record(now, replica, queued.max(1) as f64);
+    }
+
+    /// Whether the decider is in panic mode.
+    pub fn in_panic(&self) -> bool {
+        self.decider.as_ref().is_some_and(Decider::in_panic)
+    }
+
+    /// Whether the function is quiescent at zero: nothing to decide until new traffic arrives.
+    pub fn is_idle_at_zero(&self, now: Duration, current: i32) -> bool {
+        current == 0 && self.collector.is_empty(now) && !self.in_panic()
+    }
+
+    /// One decision at `now`. `demand` marks a decision made at once for waiting requests: it never
+    /// returns less than one replica (unless `max` forbids any).
+    pub fn decide(&mut self, now: Duration, obs: Observation, demand: bool) -> Decision {
+        self.collector.advance(now);
+        let (observed_stable, observed_panic) = self.collector.averages(now);
+        let spec = &self.spec;
+        let decider = self
+            .decider
+            .get_or_insert_with(|| Decider::new(spec, now, obs.ready));
+        let ScaleResult {
+            desired: computed,
+            panic,
+        } = decider.scale(spec, now, observed_stable, observed_panic, obs.ready);
+        let mut reason = if panic { Reason::Panic } else { Reason::Stable };
+
+        // Knative floors at the initial scale until the function has first reached it. Scaled
+        // below it already means it got there before (a restarted autoscaler must not re-apply it).
+        if obs.ready >= spec.initial || obs.current < spec.initial {
+            self.initialized = true;
+        }
+        let mut floor = spec.min;
+        if !self.initialized {
+            floor = floor.max(spec.initial);
+        }
+        if demand {
+            floor = floor.max(1);
+        }
+        let mut desired = computed.max(floor);
+        if spec.max > 0 {
+            desired = desired.min(spec.max);
+        }
+        if desired != computed {
+            reason = Reason::Bounds;
+        }
+        if demand && desired > 0 {
+            reason = Reason::Demand;
+        }
+
+        if desired > 0 || obs.current == 0 {
+            self.idle_since = None;
+        } else {
+            // The decider wants zero: the stable window averaged zero. Go there only once the
+            // function has been watched for a full window, the grace period has passed since that
+            // was first true, and the activator can take the function's traffic.
+            let watched = now >= self.tracked_since + spec.stable_window;
+            if watched && self.idle_since.is_none() {
+                self.idle_since = Some(now);
+            }
+            let graced = self
+                .idle_since
+                .is_some_and(|since| now >= since + spec.scale_to_zero_grace);
+            if graced && obs.activator_ready {
+                reason = Reason::ScaleToZero;
+            } else {
+                desired = 1;
+            }
+        }
+        Decision {
+            desired,
+            reason,
+            panic,
+            observed_stable,
+            observed_panic,
+        }
+    }
+}
