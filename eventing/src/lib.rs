@@ -1,2 +1,10 @@
 //! Zeroscale eventing core: everything Triggers need that does not depend on the activator's or the
 //! operator's internals. See `docs/eventing.md`.
+
+pub mod delivery;
+pub mod filter;
+pub mod metrics;
+pub mod retry;
+
+#[cfg(test)]
+mod testing;
