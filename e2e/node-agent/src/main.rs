@@ -1,3 +1,21 @@
 //! Process-based node agent for the local Zeroscale test cluster.
 
-fn main() {}
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = zeroscale_node_agent::Args::parse();
+    match zeroscale_node_agent::run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("node agent failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Process-based node agent for the local Zeroscale test cluster: a "kubelet" that registers a Node,
+//! heartbeats it, and runs each Pod bound to it as host processes in a per-pod network namespace.
+//! See `docs/local-cluster.md` for the image mapping, networking, probes and limits.
+
+pub mod agent;
+pub mod args;
+pub mod backoff;
+pub mod container;
+pub mod env;
+pub mod images;
+pub mod ipam;
+pub mod manager;
+pub mod netns;
+pub mod node;
+pub mod pod_ctx;
+pub mod pod_state;
+pub mod pod_worker;
+pub mod probe;
+pub mod probe_loop;
+pub mod prober;
+pub mod process;
+pub mod sa_token;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use args::Args;
+
+use agent::Agent;
+use backoff::BackoffPolicy;
+use images::ImageMap;
+use ipam::Ipam;
+
+/// Errors that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The kubeconfig is unusable.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(#[from] kube::config::KubeconfigError),
+    /// The client could not be built.
+    #[error("client: {0}")]
+    Client(#[from] kube::Error),
+    /// The image map is unusable.
+    #[error(transparent)]
+    Images(#[from] images::ImageError),
+    /// The pod CIDR is unusable.
+    #[error(transparent)]
+    Ipam(#[from] ipam::IpamError),
+    /// A file could not be read or created.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+async fn client(args: &Args) -> Result<kube::Client, AgentError> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// Runs the agent until SIGTERM/SIGINT. Pods keep running when the agent exits (like a kubelet
+/// restart); the next start cleans them up and starts them afresh; `make cluster-down` removes them.
+pub async fn run(args: Args) -> Result<(), AgentError> {
+    let io = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| AgentError::Io { path, source }
+    };
+    let client = client(&args).await?;
+    let bin_dir = args.bin_dir.clone().unwrap_or_else(|| args.repo_root().join("target/debug"));
+    let mut images = ImageMap::new(bin_dir);
+    if let Some(file) = &args.image_map {
+        images.load(file, &args.repo_root())?;
+    }
+    let ca_pem = std::fs::read(&args.ca_file).map_err(io(&args.ca_file))?;
+    std::fs::create_dir_all(args.logs_dir()).map_err(io(&args.logs_dir()))?;
+    let sa_mount = std::path::Path::new(process::SA_MOUNT);
+    std::fs::create_dir_all(sa_mount).map_err(io(sa_mount))?;
+    let agent = Arc::new(Agent {
+        client: client.clone(),
+        ipam: Mutex::new(Ipam::new(&args.pod_cidr, args.bridge_ip)?),
+        images,
+        ca_pem,
+        backoff: BackoffPolicy {
+            initial: Duration::from_millis(args.backoff_initial_ms),
+            max: Duration::from_millis(args.backoff_max_ms),
+            ..BackoffPolicy::default()
+        },
+        args: args.clone(),
+    });
+    manager::clean_leftovers(&agent).await;
+    while let Err(e) = node::register(&client, &args).await {
+        tracing::warn!("registering node {}: {e}; retrying", args.node_name);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tracing::info!(node = %args.node_name, "node registered");
+    tokio::spawn(node::heartbeat(client, args));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io(sa_mount))?;
+    tokio::select! {
+        _ = manager::run(agent) => {}
+        _ = term.recv() => tracing::info!("SIGTERM: exiting, pods keep running"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: exiting, pods keep running"),
+    }
+    Ok(())
+}
