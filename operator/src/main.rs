@@ -1,3 +1,19 @@
-//! Zeroscale operator: reconciles Functions and Triggers.
+//! `zeroscale-operator`: reconciles Zeroscale Functions. See `docs/operator.md`.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use zeroscale_operator::{Args, run};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    zeroscale_common::telemetry::init(args.log_format);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %zeroscale_operator::error::chain(&e), "operator failed");
+            ExitCode::FAILURE
+        }
+    }
+}

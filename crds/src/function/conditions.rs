@@ -42,8 +42,8 @@ pub const REASON_ROUTES_FAILED: &str = "RoutesFailed";
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 /// Reason: the function has ready pods.
 pub const REASON_HAS_READY_PODS: &str = "HasReadyPods";
-/// Reason: the function wants pods but none is ready.
-pub const REASON_NO_READY_PODS: &str = "NoReadyPods";
+/// Reason (on `Active=Unknown`): the function wants pods but none is ready yet, as during a cold start.
+pub const REASON_ACTIVATING: &str = "Activating";
 
 /// Label on every child object and on the function's pods: the Function's name.
 pub const FUNCTION_LABEL: &str = "zeroscale.dev/function";

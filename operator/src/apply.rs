@@ -1,0 +1,205 @@
+//! Apply: server-side apply of the children, with `spec.replicas` set only when the Deployment is created.
+//!
+//! Why `replicas` needs care: a field the applying manager owned and later omits is removed (so the
+//! API server resets `replicas` to 1). So when the Deployment is created with `replicas`, a second
+//! manager ([`INITIAL_SCALE_MANAGER`]) applies the same value, becoming co-owner; the operator's next
+//! apply then omits `replicas`, releasing its ownership without changing the value. From then on the
+//! operator never owns `spec.replicas` and the autoscaler's `/scale` writes are never undone. If the
+//! operator dies between the two steps, the next reconcile sees that it still owns `replicas` (in
+//! `managedFields`) and hands it over again with the live value.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use zeroscale_crds::Function;
+use zeroscale_crds::function::FUNCTION_LABEL;
+
+use crate::build::{BuildSettings, build_deployment, build_private_service, build_public_service};
+use crate::error::Error;
+
+/// Field manager of every server-side apply by the operator.
+pub const FIELD_MANAGER: &str = "zeroscale-operator";
+/// Field manager that holds `spec.replicas` from creation until the autoscaler first writes it.
+pub const INITIAL_SCALE_MANAGER: &str = "zeroscale-operator-initial-scale";
+
+fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).force()
+}
+
+/// Whether [`FIELD_MANAGER`]'s apply entry in `managedFields` owns `spec.replicas`.
+pub fn operator_owns_replicas(deployment: &Deployment) -> bool {
+    deployment.metadata.managed_fields.iter().flatten().any(|entry| {
+        entry.manager.as_deref() == Some(FIELD_MANAGER)
+            && entry.operation.as_deref() == Some("Apply")
+            && entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
+    })
+}
+
+/// Applies the private and the public Service.
+pub async fn apply_services(
+    client: &Client,
+    function: &Function,
+    settings: &BuildSettings,
+) -> Result<(), Error> {
+    let namespace = function.namespace().unwrap_or_default();
+    let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    for service in [
+        build_private_service(function),
+        build_public_service(function, settings),
+    ] {
+        let name = service.name_any();
+        api.patch(&name, &apply_params(), &Patch::Apply(&service))
+            .await
+            .map_err(|source| Error::Apply {
+                kind: "Service",
+                name,
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+async fn hand_over_replicas(
+    api: &Api<Deployment>,
+    name: &str,
+    namespace: &str,
+    replicas: i32,
+) -> Result<(), Error> {
+    let body = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": name, "namespace": namespace },
+        "spec": { "replicas": replicas },
+    });
+    api.patch(
+        name,
+        &PatchParams::apply(INITIAL_SCALE_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| Error::Apply {
+        kind: "Deployment",
+        name: name.to_string(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// What [`apply_deployment`] did.
+#[derive(Debug)]
+pub struct AppliedDeployment {
+    /// The Deployment as the API server returned it after the last apply.
+    pub deployment: Deployment,
+    /// `Some(replicas)` when this call created the Deployment.
+    pub created_with: Option<i32>,
+}
+
+/// Applies the Deployment, creating it with `initial_replicas` if it does not exist.
+pub async fn apply_deployment(
+    client: &Client,
+    function: &Function,
+    settings: &BuildSettings,
+    initial_replicas: i32,
+) -> Result<AppliedDeployment, Error> {
+    let name = function.name_any();
+    let namespace = function.namespace().unwrap_or_default();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let apply_error = |source| Error::Apply {
+        kind: "Deployment",
+        name: name.clone(),
+        source,
+    };
+    // Read from the API server, not a cache: creating with `replicas` over an existing Deployment
+    // would undo the autoscaler.
+    let live = api.get_opt(&name).await.map_err(|source| Error::Read {
+        what: format!("Deployment {namespace}/{name}"),
+        source,
+    })?;
+    let mut created_with = None;
+    match &live {
+        None => {
+            let created = build_deployment(function, settings, Some(initial_replicas));
+            api.patch(&name, &apply_params(), &Patch::Apply(&created))
+                .await
+                .map_err(apply_error)?;
+            hand_over_replicas(&api, &name, &namespace, initial_replicas).await?;
+            created_with = Some(initial_replicas);
+        }
+        Some(live) if operator_owns_replicas(live) => {
+            let current = live
+                .spec
+                .as_ref()
+                .and_then(|s| s.replicas)
+                .unwrap_or(initial_replicas);
+            hand_over_replicas(&api, &name, &namespace, current).await?;
+        }
+        Some(_) => {}
+    }
+    let desired = build_deployment(function, settings, None);
+    let deployment = api
+        .patch(&name, &apply_params(), &Patch::Apply(&desired))
+        .await
+        .map_err(apply_error)?;
+    Ok(AppliedDeployment {
+        deployment,
+        created_with,
+    })
+}
+
+/// Lists the function's pods by label.
+pub async fn list_pods(client: &Client, function: &Function) -> Result<Vec<Pod>, Error> {
+    let name = function.name_any();
+    let namespace = function.namespace().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let params = ListParams::default().labels(&format!("{FUNCTION_LABEL}={name}"));
+    api.list(&params)
+        .await
+        .map(|list| list.items)
+        .map_err(|source| Error::Read {
+            what: format!("pods of function {namespace}/{name}"),
+            source,
+        })
+}
+
+/// Reads the Deployment without applying it (when the spec is invalid).
+pub async fn get_deployment(client: &Client, function: &Function) -> Result<Option<Deployment>, Error> {
+    let name = function.name_any();
+    let namespace = function.namespace().unwrap_or_default();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    api.get_opt(&name).await.map_err(|source| Error::Read {
+        what: format!("Deployment {namespace}/{name}"),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_managed_fields(entries: serde_json::Value) -> Deployment {
+        serde_json::from_value(json!({ "metadata": { "name": "f", "managedFields": entries } }))
+            .expect("deployment")
+    }
+
+    #[test]
+    fn detects_the_operator_owning_replicas() {
+        let owned = with_managed_fields(json!([{
+            "manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
+            "fieldsV1": { "f:spec": { "f:replicas": {}, "f:template": {} } }
+        }]));
+        assert!(operator_owns_replicas(&owned));
+        let handed_over = with_managed_fields(json!([
+            { "manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": { "f:spec": { "f:template": {} } } },
+            { "manager": INITIAL_SCALE_MANAGER, "operation": "Apply", "fieldsV1": { "f:spec": { "f:replicas": {} } } },
+            { "manager": "zeroscale-autoscaler", "operation": "Update", "subresource": "scale",
+              "fieldsV1": { "f:spec": { "f:replicas": {} } } }
+        ]));
+        assert!(!operator_owns_replicas(&handed_over));
+        assert!(!operator_owns_replicas(&Deployment::default()));
+    }
+}

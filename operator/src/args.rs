@@ -1,0 +1,90 @@
+//! Command-line flags; each is also an environment variable `ZEROSCALE_OPERATOR_<FLAG>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use zeroscale_common::telemetry::LogFormat;
+
+/// Flags of `zeroscale-operator`.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(
+    name = "zeroscale-operator",
+    version,
+    about = "Reconciles Zeroscale Functions into Deployments and Services"
+)]
+pub struct Args {
+    /// Kubeconfig to use; without it, `$KUBECONFIG`, `~/.kube/config` or the in-cluster service account.
+    #[arg(long, env = "ZEROSCALE_OPERATOR_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Address of the admin server (`/live`, `/ready`, `/metrics`).
+    #[arg(long, env = "ZEROSCALE_OPERATOR_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
+    pub admin_addr: SocketAddr,
+    /// DNS name of the activator's Service; every function's public `ExternalName` Service points at it.
+    #[arg(
+        long,
+        env = "ZEROSCALE_OPERATOR_ACTIVATOR_SERVICE",
+        default_value = "zeroscale-activator.zeroscale-system.svc.cluster.local"
+    )]
+    pub activator_service: String,
+    /// Domain of external URLs: `http://<name>.<namespace>.<domain>`.
+    #[arg(long, env = "ZEROSCALE_OPERATOR_DOMAIN", default_value = "example.com")]
+    pub domain: String,
+    /// Namespace of the leader-election Lease.
+    #[arg(
+        long,
+        env = "ZEROSCALE_OPERATOR_LEASE_NAMESPACE",
+        default_value = "zeroscale-system"
+    )]
+    pub lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "ZEROSCALE_OPERATOR_LEASE_NAME",
+        default_value = "zeroscale-operator"
+    )]
+    pub lease_name: String,
+    /// Reconcile only Functions in this namespace (default: every namespace).
+    #[arg(long, env = "ZEROSCALE_OPERATOR_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// `progressDeadlineSeconds` of every function Deployment; past it a stuck rollout reports
+    /// `ProgressDeadlineExceeded`.
+    #[arg(long, env = "ZEROSCALE_OPERATOR_PROGRESS_DEADLINE_SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub progress_deadline_seconds: i32,
+    /// Log format.
+    #[arg(long, env = "ZEROSCALE_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let args = Args::try_parse_from(["zeroscale-operator"]).expect("parses");
+        assert_eq!(args.admin_addr.port(), 9090);
+        assert_eq!(args.domain, "example.com");
+        assert_eq!(args.lease_name, "zeroscale-operator");
+        assert_eq!(args.progress_deadline_seconds, 600);
+        assert!(args.kubeconfig.is_none() && args.watch_namespace.is_none());
+    }
+
+    #[test]
+    fn flags_override() {
+        let args = Args::try_parse_from([
+            "zeroscale-operator",
+            "--domain=fn.local",
+            "--watch-namespace=team",
+            "--activator-service=act.sys.svc",
+            "--log-format=plain",
+        ])
+        .expect("parses");
+        assert_eq!(args.domain, "fn.local");
+        assert_eq!(args.watch_namespace.as_deref(), Some("team"));
+        assert_eq!(args.activator_service, "act.sys.svc");
+        assert_eq!(args.log_format, LogFormat::Plain);
+    }
+}

@@ -1,0 +1,255 @@
+//! The Deployment that runs a function's pods.
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, Probe, TCPSocketAction,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use zeroscale_crds::Function;
+use zeroscale_crds::function::Protocol;
+
+use super::{BuildSettings, child_meta, labels, selector_labels};
+
+/// Name of the function's container in every pod.
+pub const CONTAINER_NAME: &str = "function";
+/// Old ReplicaSets kept for rollback; few, because every function has its own Deployment.
+const REVISION_HISTORY_LIMIT: i32 = 2;
+
+/// Name of the container port (and of the private Service's port): `http` or `h2c`.
+pub fn port_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Http1 => "http",
+        Protocol::H2c => "h2c",
+    }
+}
+
+/// The readiness probe used when the Function sets none: TCP on the port, probed every second, so a
+/// pod that listens is ready (and published in the EndpointSlices) as soon as possible.
+pub fn default_readiness_probe(port: i32) -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::Int(port),
+            host: None,
+        }),
+        initial_delay_seconds: Some(0),
+        period_seconds: Some(1),
+        timeout_seconds: Some(1),
+        success_threshold: Some(1),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+fn readiness_probe(function: &Function) -> Probe {
+    match &function.spec.readiness_probe {
+        None => default_readiness_probe(function.spec.port),
+        Some(probe) => {
+            let has_handler = probe.tcp_socket.is_some()
+                || probe.http_get.is_some()
+                || probe.exec.is_some()
+                || probe.grpc.is_some();
+            let mut probe = probe.clone();
+            if !has_handler {
+                // Timings without a handler: probe the port with the user's timings.
+                probe.tcp_socket = default_readiness_probe(function.spec.port).tcp_socket;
+            }
+            probe
+        }
+    }
+}
+
+fn env(function: &Function) -> Vec<EnvVar> {
+    let value = |name: &str, value: String| EnvVar {
+        name: name.into(),
+        value: Some(value),
+        value_from: None,
+    };
+    let mut env = function.spec.env.clone().unwrap_or_default();
+    env.push(value("PORT", function.spec.port.to_string()));
+    env.push(value("ZEROSCALE_FUNCTION", function.name_any()));
+    env.push(value(
+        "ZEROSCALE_NAMESPACE",
+        function.namespace().unwrap_or_default(),
+    ));
+    env
+}
+
+/// The Deployment of a Function. `replicas` is `Some` only when the Deployment is created: afterwards
+/// the autoscaler owns `spec.replicas` (through `/scale`) and the operator leaves it out of every apply.
+pub fn build_deployment(function: &Function, settings: &BuildSettings, replicas: Option<i32>) -> Deployment {
+    let name = function.name_any();
+    let spec = &function.spec;
+    let container = Container {
+        name: CONTAINER_NAME.into(),
+        image: Some(spec.image.clone()),
+        command: spec.command.clone(),
+        args: spec.args.clone(),
+        env: Some(env(function)),
+        env_from: spec.env_from.clone(),
+        resources: spec.resources.clone(),
+        ports: Some(vec![ContainerPort {
+            name: Some(port_name(spec.protocol).into()),
+            container_port: spec.port,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        readiness_probe: Some(readiness_probe(function)),
+        ..Container::default()
+    };
+    let pod = PodSpec {
+        containers: vec![container],
+        enable_service_links: Some(false),
+        service_account_name: spec.service_account_name.clone(),
+        image_pull_secrets: spec.image_pull_secrets.clone(),
+        // In-flight requests may take up to timeoutSeconds; let them finish on scale-down.
+        termination_grace_period_seconds: Some(spec.timeout_seconds),
+        ..PodSpec::default()
+    };
+    Deployment {
+        metadata: child_meta(function, name.clone()),
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&name)),
+                match_expressions: None,
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(&name)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod),
+            },
+            progress_deadline_seconds: Some(settings.progress_deadline_seconds),
+            revision_history_limit: Some(REVISION_HISTORY_LIMIT),
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::tests::function;
+
+    fn container(d: &Deployment) -> &Container {
+        &d.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .expect("pod spec")
+            .containers[0]
+    }
+
+    #[test]
+    fn deployment_has_name_labels_owner_and_env() {
+        let d = build_deployment(&function("hello"), &BuildSettings::default(), None);
+        assert_eq!(d.metadata.name.as_deref(), Some("hello"));
+        assert_eq!(d.metadata.namespace.as_deref(), Some("ns"));
+        assert_eq!(
+            d.labels().get("zeroscale.dev/function").map(String::as_str),
+            Some("hello")
+        );
+        assert_eq!(
+            d.labels().get("app.kubernetes.io/managed-by").map(String::as_str),
+            Some("zeroscale")
+        );
+        assert_eq!(d.owner_references()[0].controller, Some(true));
+        let spec = d.spec.as_ref().expect("spec");
+        let pod_labels = spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.as_ref())
+            .expect("labels");
+        assert_eq!(
+            pod_labels.get("zeroscale.dev/function").map(String::as_str),
+            Some("hello")
+        );
+        assert_eq!(
+            spec.selector.match_labels.as_ref(),
+            Some(&selector_labels("hello"))
+        );
+        let pod = spec.template.spec.as_ref().expect("pod");
+        assert_eq!(pod.enable_service_links, Some(false));
+        assert_eq!(pod.termination_grace_period_seconds, Some(300));
+        let env: Vec<_> = container(&d)
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("PORT", "8080"),
+                ("ZEROSCALE_FUNCTION", "hello"),
+                ("ZEROSCALE_NAMESPACE", "ns")
+            ]
+        );
+        assert_eq!(container(&d).image.as_deref(), Some("zeroscale/echo"));
+    }
+
+    #[test]
+    fn replicas_only_when_asked() {
+        let f = function("hello");
+        assert_eq!(
+            build_deployment(&f, &BuildSettings::default(), None)
+                .spec
+                .and_then(|s| s.replicas),
+            None
+        );
+        let created = build_deployment(&f, &BuildSettings::default(), Some(3));
+        assert_eq!(created.spec.and_then(|s| s.replicas), Some(3));
+        // Serialised for server-side apply, an absent `replicas` is absent, not null.
+        let json = serde_json::to_value(build_deployment(&f, &BuildSettings::default(), None)).expect("json");
+        assert!(json["spec"].get("replicas").is_none());
+    }
+
+    #[test]
+    fn default_probe_is_tcp_on_the_port_every_second() {
+        let mut f = function("hello");
+        f.spec.port = 9000;
+        let probe = build_deployment(&f, &BuildSettings::default(), None);
+        let probe = container(&probe).readiness_probe.clone().expect("probe");
+        assert_eq!(probe.tcp_socket.map(|t| t.port), Some(IntOrString::Int(9000)));
+        assert_eq!(probe.period_seconds, Some(1));
+    }
+
+    #[test]
+    fn user_probe_is_kept_and_completed() {
+        let mut f = function("hello");
+        f.spec.readiness_probe = Some(Probe {
+            period_seconds: Some(5),
+            ..Probe::default()
+        });
+        let d = build_deployment(&f, &BuildSettings::default(), None);
+        let probe = container(&d).readiness_probe.clone().expect("probe");
+        assert_eq!(probe.period_seconds, Some(5));
+        assert!(probe.tcp_socket.is_some());
+    }
+
+    #[test]
+    fn user_settings_reach_the_pod() {
+        let mut f = function("hello");
+        f.spec.command = Some(vec!["serve".into()]);
+        f.spec.args = Some(vec!["--fast".into()]);
+        f.spec.service_account_name = Some("runner".into());
+        f.spec.protocol = Protocol::H2c;
+        f.spec.env = Some(vec![EnvVar {
+            name: "A".into(),
+            value: Some("1".into()),
+            value_from: None,
+        }]);
+        let d = build_deployment(&f, &BuildSettings::default(), None);
+        let c = container(&d);
+        assert_eq!(c.command.as_deref(), Some(&["serve".to_string()][..]));
+        assert_eq!(c.args.as_deref(), Some(&["--fast".to_string()][..]));
+        assert_eq!(c.env.as_ref().map(|e| e[0].name.as_str()), Some("A"));
+        assert_eq!(c.ports.as_ref().and_then(|p| p[0].name.as_deref()), Some("h2c"));
+        let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
+        assert_eq!(pod.service_account_name.as_deref(), Some("runner"));
+    }
+}

@@ -1,0 +1,96 @@
+//! Build: the child objects of a Function, as pure functions of the Function and the operator's settings.
+//!
+//! Names, labels and owner references follow `docs/architecture.md`. Nothing here talks to the API
+//! server, so every object is unit-tested.
+
+mod deployment;
+mod services;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+use zeroscale_crds::Function;
+use zeroscale_crds::function::{FUNCTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+
+pub use deployment::{CONTAINER_NAME, build_deployment, default_readiness_probe, port_name};
+pub use services::{build_private_service, build_public_service};
+
+/// Settings of the operator that shape the children.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildSettings {
+    /// DNS name of the activator's Service, the target of every public `ExternalName` Service.
+    pub activator_service: String,
+    /// `spec.progressDeadlineSeconds` of every Deployment.
+    pub progress_deadline_seconds: i32,
+}
+
+impl Default for BuildSettings {
+    fn default() -> Self {
+        Self {
+            activator_service: "zeroscale-activator.zeroscale-system.svc.cluster.local".into(),
+            progress_deadline_seconds: 600,
+        }
+    }
+}
+
+/// Labels on every child object and on the pods: managed-by and the function's name.
+pub fn labels(function: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
+        (FUNCTION_LABEL.to_string(), function.to_string()),
+    ])
+}
+
+/// Labels that select a function's pods.
+pub fn selector_labels(function: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(FUNCTION_LABEL.to_string(), function.to_string())])
+}
+
+/// The owner reference (controller=true) that makes a child garbage-collected with its Function.
+pub fn owner_reference(function: &Function) -> Option<OwnerReference> {
+    function.controller_owner_ref(&())
+}
+
+/// Metadata of a child: name, namespace, labels and the owner reference.
+fn child_meta(function: &Function, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: function.namespace(),
+        labels: Some(labels(&function.name_any())),
+        owner_references: owner_reference(function).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use zeroscale_crds::{Function, FunctionSpec};
+
+    /// A Function as read from the API server: with a namespace, uid and generation.
+    pub(crate) fn function(name: &str) -> Function {
+        let spec: FunctionSpec =
+            serde_json::from_value(serde_json::json!({ "image": "zeroscale/echo" })).expect("minimal spec");
+        Function {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                uid: Some("uid-1".into()),
+                generation: Some(1),
+                ..ObjectMeta::default()
+            },
+            spec,
+            status: None,
+        }
+    }
+
+    #[test]
+    fn owner_reference_is_the_controller() {
+        let owner = super::owner_reference(&function("hello")).expect("has uid");
+        assert_eq!(owner.kind, "Function");
+        assert_eq!(owner.api_version, "zeroscale.dev/v1alpha1");
+        assert_eq!(owner.name, "hello");
+        assert_eq!(owner.controller, Some(true));
+    }
+}

@@ -1,0 +1,104 @@
+//! Wires the reconciler into a kube-runtime Controller: Functions, the Deployments and Services they
+//! own, and their pods (mapped to their Function by the `zeroscale.dev/function` label).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::runtime::controller::{Config, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use serde::de::DeserializeOwned;
+use zeroscale_common::admin::Readiness;
+use zeroscale_crds::Function;
+use zeroscale_crds::function::{FUNCTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+
+use crate::error::chain;
+use crate::reconcile::{Context, error_policy, reconcile};
+
+/// Pod and Deployment status changes come in bursts; reconcile once per burst.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Functions reconciled in parallel.
+const CONCURRENCY: u16 = 8;
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// The Function a pod belongs to, by its label.
+pub fn pod_function(pod: Pod) -> Option<ObjectRef<Function>> {
+    let name = pod.labels().get(FUNCTION_LABEL)?;
+    Some(ObjectRef::new(name).within(&pod.namespace()?))
+}
+
+/// Runs the controller until `shutdown` resolves. `readiness` turns true once the Function cache has synced.
+pub async fn run(
+    ctx: Arc<Context>,
+    watch_namespace: Option<String>,
+    readiness: Readiness,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let ns = watch_namespace.as_deref();
+    let children = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let controller = Controller::new(
+        api::<Function>(&client, ns),
+        watcher::Config::default().any_semantic(),
+    )
+    .owns(api::<Deployment>(&client, ns), children.clone())
+    .owns(api::<Service>(&client, ns), children)
+    .watches(
+        api::<Pod>(&client, ns),
+        watcher::Config::default().labels(FUNCTION_LABEL),
+        pod_function,
+    )
+    .with_config(Config::default().debounce(DEBOUNCE).concurrency(CONCURRENCY))
+    .graceful_shutdown_on(shutdown);
+    let store = controller.store();
+    let synced = tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            tracing::info!("function cache synced");
+            readiness.set(true);
+        }
+    });
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((function, _)) => tracing::debug!(function = %function, "reconciled"),
+                Err(e) => tracing::debug!(error = %chain(&e), "controller error"),
+            }
+        })
+        .await;
+    synced.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_map_to_their_function() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "hello-abc", "namespace": "ns", "labels": { "zeroscale.dev/function": "hello" } }
+        }))
+        .expect("pod");
+        let target = pod_function(pod).expect("mapped");
+        assert_eq!(
+            (target.name.as_str(), target.namespace.as_deref()),
+            ("hello", Some("ns"))
+        );
+        assert!(pod_function(Pod::default()).is_none());
+    }
+}

@@ -1,0 +1,110 @@
+//! Kubernetes Events on Functions: which transitions and failures deserve one (pure), and publishing.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use zeroscale_crds::Function;
+use zeroscale_crds::function::{CONDITION_READY, REASON_PROGRESSING, REASON_READY};
+
+/// An event to publish: type, reason, note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Warning for failures, Normal otherwise.
+    pub warning: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Message for people.
+    pub note: String,
+    /// What the operator did, for the event's `action`.
+    pub action: &'static str,
+}
+
+fn ready(conditions: &[Condition]) -> Option<&Condition> {
+    conditions.iter().find(|c| c.type_ == CONDITION_READY)
+}
+
+/// The event for a change of the `Ready` condition's status or reason; `None` when it did not change.
+pub fn ready_transition(previous: &[Condition], next: &[Condition]) -> Option<Note> {
+    let next = ready(next)?;
+    let before = ready(previous);
+    if before.is_some_and(|b| b.status == next.status && b.reason == next.reason) {
+        return None;
+    }
+    let note = if next.status == "True" {
+        "the function is ready".to_string()
+    } else if next.message.is_empty() {
+        format!("the function is not ready: {}", next.reason)
+    } else {
+        format!("the function is not ready: {}", next.message)
+    };
+    let healthy = next.status == "True" || next.reason == REASON_PROGRESSING;
+    let reason = if next.status == "True" {
+        REASON_READY.to_string()
+    } else {
+        next.reason.clone()
+    };
+    Some(Note {
+        warning: !healthy,
+        reason,
+        note,
+        action: "Reconcile",
+    })
+}
+
+/// Publishes `note` on `function`; failures to publish are logged, never fatal.
+pub async fn publish(recorder: &Recorder, function: &Function, note: Note) {
+    let event = Event {
+        type_: if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: note.reason,
+        note: Some(note.note),
+        action: note.action.into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &function.object_ref(&())).await {
+        tracing::warn!(function = %function.name_any(), error = %e, "cannot publish event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn cond(status: &str, reason: &str, message: &str) -> Vec<Condition> {
+        vec![Condition {
+            type_: "Ready".into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            observed_generation: None,
+            last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        }]
+    }
+
+    #[test]
+    fn failures_are_warnings_and_recovery_is_normal() {
+        let failing = cond("False", "ImagePullBackOff", "pod p: image not mapped");
+        let note = ready_transition(&cond("False", "Progressing", ""), &failing).expect("changed");
+        assert!(note.warning);
+        assert_eq!(note.reason, "ImagePullBackOff");
+        assert!(note.note.contains("image not mapped"));
+        let note = ready_transition(&failing, &cond("True", "Ready", "")).expect("changed");
+        assert!(!note.warning);
+        assert_eq!(note.reason, "Ready");
+    }
+
+    #[test]
+    fn no_event_without_a_change() {
+        let a = cond("False", "CrashLoopBackOff", "one");
+        assert_eq!(
+            ready_transition(&a, &cond("False", "CrashLoopBackOff", "two")),
+            None
+        );
+        assert!(ready_transition(&[], &cond("False", "Progressing", "")).is_some_and(|n| !n.warning));
+    }
+}

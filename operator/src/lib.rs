@@ -1,0 +1,130 @@
+//! Zeroscale operator: reconciles Functions into a Deployment and two Services each, and reports their
+//! state in the Function's status (see `docs/operator.md`).
+//!
+//! Reconcile is validate ([`validate`]) → build ([`build`], pure) → apply ([`apply`], server-side
+//! apply) → status ([`status`], pure computation, written only when it changed).
+
+pub mod apply;
+pub mod args;
+pub mod build;
+pub mod controller;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod reconcile;
+pub mod status;
+pub mod validate;
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, Config};
+use prometheus_client::registry::Registry;
+use zeroscale_common::admin::{self, Readiness};
+use zeroscale_common::lease::{Leadership, LeaseConfig, LeaseError};
+use zeroscale_common::telemetry::shutdown_signal;
+
+pub use args::Args;
+
+use crate::build::BuildSettings;
+use crate::metrics::Metrics;
+use crate::reconcile::Context;
+
+/// Name of the controller in Events and logs.
+pub const CONTROLLER_NAME: &str = "zeroscale-operator";
+
+/// Why the operator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The kubeconfig could not be read.
+    #[error("cannot read kubeconfig")]
+    Kubeconfig(#[source] kube::config::KubeconfigError),
+    /// No API client could be built.
+    #[error("cannot create a Kubernetes client")]
+    Client(#[source] kube::Error),
+    /// Leader election could not start.
+    #[error("cannot start leader election")]
+    Lease(#[source] LeaseError),
+    /// Another replica took the Lease; exiting lets this one restart as a standby.
+    #[error("lost leadership")]
+    LostLeadership,
+}
+
+async fn client(args: &Args) -> Result<Client, RunError> {
+    let Some(path) = &args.kubeconfig else {
+        return Client::try_default().await.map_err(RunError::Client);
+    };
+    let kubeconfig = Kubeconfig::read_from(path).map_err(RunError::Kubeconfig)?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .map_err(RunError::Kubeconfig)?;
+    Client::try_from(config).map_err(RunError::Client)
+}
+
+/// Runs the operator until SIGTERM/Ctrl-C (then shuts down gracefully) or until leadership is lost.
+pub async fn run(args: Args) -> Result<(), RunError> {
+    let client = client(&args).await?;
+    let mut registry = Registry::with_prefix("zeroscale");
+    let metrics = Metrics::register(&mut registry);
+    let readiness = Readiness::default();
+    let shutdown = shutdown_signal().shared();
+    let admin = tokio::spawn(admin::serve(
+        args.admin_addr,
+        readiness.clone(),
+        Arc::new(registry),
+        shutdown.clone(),
+    ));
+
+    let lease = LeaseConfig::new(args.lease_namespace.clone(), args.lease_name.clone());
+    let identity = lease.identity.clone();
+    let mut leadership = Leadership::start(client.clone(), lease)
+        .await
+        .map_err(RunError::Lease)?;
+    // A standby is ready: it is healthy and waits to take over.
+    readiness.set(true);
+    tracing::info!(%identity, lease = %args.lease_name, "waiting for leadership");
+    let leading = tokio::select! {
+        () = leadership.acquired() => true,
+        () = shutdown.clone() => false,
+    };
+    let mut result = Ok(());
+    if leading {
+        metrics.leader.set(1);
+        readiness.set(false);
+        let reporter = Reporter {
+            controller: CONTROLLER_NAME.into(),
+            instance: Some(identity),
+        };
+        let build = BuildSettings {
+            activator_service: args.activator_service.clone(),
+            progress_deadline_seconds: args.progress_deadline_seconds,
+        };
+        let recorder = Recorder::new(client.clone(), reporter);
+        let ctx = Arc::new(Context::new(
+            client,
+            build,
+            args.domain.clone(),
+            recorder,
+            metrics.clone(),
+        ));
+        result = tokio::select! {
+            () = controller::run(ctx, args.watch_namespace.clone(), readiness.clone(), shutdown.clone()) => Ok(()),
+            () = leadership.lost() => Err(RunError::LostLeadership),
+        };
+        metrics.leader.set(0);
+    }
+    readiness.set(false);
+    leadership.release().await;
+    if result.is_ok() {
+        // The admin server stops with the same shutdown signal.
+        match admin.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "admin server failed"),
+            Err(e) => tracing::warn!(error = %e, "admin server task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
+    tracing::info!("operator stopped");
+    result
+}

@@ -1,0 +1,250 @@
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use serde_json::json;
+
+use super::*;
+use crate::build::tests::function;
+
+fn time(second: i64) -> Time {
+    Time(jiff::Timestamp::from_second(second).expect("valid time"))
+}
+
+/// A Deployment at `generation` whose controller saw `observed`, with `replicas` wanted.
+fn deployment(replicas: i32, ready: i32, updated: i32, generation: i64, observed: i64) -> Deployment {
+    Deployment {
+        metadata: ObjectMeta {
+            generation: Some(generation),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            ..DeploymentSpec::default()
+        }),
+        status: Some(DeploymentStatus {
+            observed_generation: Some(observed),
+            replicas: Some(updated.max(ready)),
+            updated_replicas: Some(updated),
+            ready_replicas: Some(ready),
+            available_replicas: Some(ready),
+            ..DeploymentStatus::default()
+        }),
+    }
+}
+
+fn condition<'a>(status: &'a FunctionStatus, type_: &str) -> (&'a str, &'a str) {
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .expect("condition present");
+    (c.status.as_str(), c.reason.as_str())
+}
+
+fn crash_pod() -> Pod {
+    serde_json::from_value(json!({
+        "metadata": { "name": "hello-1" },
+        "status": { "containerStatuses": [{
+            "name": "function", "image": "x", "imageID": "", "ready": false, "restartCount": 4,
+            "state": { "waiting": { "reason": "CrashLoopBackOff" } },
+            "lastState": { "terminated": { "exitCode": 1 } }
+        }]}
+    }))
+    .expect("pod")
+}
+
+#[test]
+fn urls_counts_and_summary() {
+    let f = function("hello");
+    let d = deployment(2, 1, 2, 3, 3);
+    let s = compute(
+        &f,
+        &Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        "example.com",
+        &time(1),
+    );
+    assert_eq!(s.url.as_deref(), Some("http://hello.ns.example.com"));
+    assert_eq!(s.address.as_deref(), Some("http://hello.ns.svc"));
+    assert_eq!((s.replicas, s.ready_replicas, s.desired_replicas), (2, 1, 2));
+    assert_eq!(s.replicas_summary.as_deref(), Some("1/2"));
+    assert_eq!(s.observed_generation, Some(1));
+    let types: Vec<_> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
+    assert_eq!(types, ["Ready", "DeploymentReady", "RoutesReady", "Active"]);
+}
+
+#[test]
+fn ready_when_a_pod_is_ready_and_routes_exist() {
+    let f = function("hello");
+    let d = deployment(1, 1, 1, 1, 1);
+    let s = compute(
+        &f,
+        &Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        "example.com",
+        &time(1),
+    );
+    assert_eq!(condition(&s, "Ready"), ("True", "Ready"));
+    assert_eq!(condition(&s, "Active"), ("True", "HasReadyPods"));
+}
+
+#[test]
+fn first_start_is_progressing_and_a_crash_is_reported() {
+    let f = function("hello");
+    let d = deployment(1, 0, 1, 1, 1);
+    let s = compute(
+        &f,
+        &Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        "example.com",
+        &time(1),
+    );
+    assert_eq!(condition(&s, "Ready"), ("False", "Progressing"));
+    assert_eq!(condition(&s, "Active"), ("Unknown", "Activating"));
+    let pods = [crash_pod()];
+    let observed = Observed {
+        deployment: Some(&d),
+        pods: &pods,
+        ..Observed::default()
+    };
+    let s = compute(&f, &observed, "example.com", &time(1));
+    assert_eq!(condition(&s, "Ready"), ("False", "CrashLoopBackOff"));
+    assert_eq!(condition(&s, "Active"), ("False", "CrashLoopBackOff"));
+}
+
+#[test]
+fn scale_from_zero_keeps_ready_true_and_scale_writes_do_not_flap() {
+    let mut f = function("hello");
+    let d = deployment(1, 1, 1, 1, 1);
+    f.status = Some(compute(
+        &f,
+        &Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        "e",
+        &time(1),
+    ));
+    // The autoscaler scaled to zero, then back to one; the pod is not ready yet.
+    let zero = deployment(0, 0, 0, 2, 2);
+    f.status = Some(compute(
+        &f,
+        &Observed {
+            deployment: Some(&zero),
+            ..Observed::default()
+        },
+        "e",
+        &time(2),
+    ));
+    assert_eq!(
+        condition(f.status.as_ref().expect("status"), "Ready"),
+        ("True", "Ready")
+    );
+    assert_eq!(
+        condition(f.status.as_ref().expect("status"), "Active"),
+        ("True", "ScaledToZero")
+    );
+    let stale = deployment(1, 0, 0, 3, 2);
+    let s = compute(
+        &f,
+        &Observed {
+            deployment: Some(&stale),
+            ..Observed::default()
+        },
+        "e",
+        &time(3),
+    );
+    assert_eq!(condition(&s, "Ready"), ("True", "Ready"));
+    f.status = Some(s);
+    let starting = deployment(1, 0, 1, 3, 3);
+    let s = compute(
+        &f,
+        &Observed {
+            deployment: Some(&starting),
+            ..Observed::default()
+        },
+        "e",
+        &time(4),
+    );
+    assert_eq!(condition(&s, "Ready"), ("True", "Ready"));
+    assert_eq!(condition(&s, "Active"), ("Unknown", "Activating"));
+    let ready = s.conditions.iter().find(|c| c.type_ == "Ready").expect("ready");
+    assert_eq!(ready.last_transition_time, time(1));
+}
+
+#[test]
+fn a_new_template_rolls_out() {
+    let f = function("hello");
+    let mut d = deployment(2, 2, 1, 4, 4);
+    if let Some(s) = d.status.as_mut() {
+        s.replicas = Some(3);
+    }
+    let s = compute(
+        &f,
+        &Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        "e",
+        &time(1),
+    );
+    assert_eq!(condition(&s, "Ready"), ("False", "Progressing"));
+}
+
+#[test]
+fn missing_deployment_routes_failure_and_invalid_spec() {
+    let f = function("hello");
+    let s = compute(&f, &Observed::default(), "e", &time(1));
+    assert_eq!(condition(&s, "Ready"), ("False", "DeploymentMissing"));
+    let d = deployment(1, 1, 1, 1, 1);
+    let observed = Observed {
+        deployment: Some(&d),
+        routes_error: Some("forbidden".into()),
+        ..Observed::default()
+    };
+    assert_eq!(
+        condition(&compute(&f, &observed, "e", &time(1)), "Ready"),
+        ("False", "RoutesFailed")
+    );
+    let observed = Observed {
+        deployment: Some(&d),
+        spec_error: Some("bad".into()),
+        ..Observed::default()
+    };
+    assert_eq!(
+        condition(&compute(&f, &observed, "e", &time(1)), "Ready"),
+        ("False", "InvalidSpec")
+    );
+}
+
+#[test]
+fn same_inputs_give_the_same_status() {
+    let mut f = function("hello");
+    let d = deployment(1, 1, 1, 1, 1);
+    let first = compute(
+        &f,
+        &Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        "e",
+        &time(1),
+    );
+    f.status = Some(first.clone());
+    let second = compute(
+        &f,
+        &Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        "e",
+        &time(99),
+    );
+    assert_eq!(first, second);
+}

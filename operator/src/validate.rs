@@ -1,0 +1,230 @@
+//! Validate: the checks the operator makes before it builds anything (pure).
+//!
+//! Admission (OpenAPI bounds and CEL rules in the CRD) rejects almost every invalid Function first; these
+//! checks cover what CEL does not (names the operator reserves, duplicate keys that would break
+//! server-side apply) and protect the operator from objects stored before a stricter CRD was installed.
+
+use std::collections::BTreeSet;
+
+use zeroscale_crds::function::{MAX_NAME_LENGTH, ResolvedScale, ScaleError};
+use zeroscale_crds::{Function, FunctionSpec};
+
+/// Environment variables the operator sets on every function container.
+pub const RESERVED_ENV: &[&str] = &["PORT", "ZEROSCALE_FUNCTION", "ZEROSCALE_NAMESPACE"];
+
+/// Why a Function cannot be reconciled as written.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ValidationError {
+    /// The Function has no name or namespace (never true for objects read from the API server).
+    #[error("the function has no {0}")]
+    MissingMetadata(&'static str),
+    /// The name cannot name the children.
+    #[error("metadata.name {0:?} must be a DNS-1035 label of at most {MAX_NAME_LENGTH} characters")]
+    Name(String),
+    /// `spec.image` is empty.
+    #[error("spec.image must not be empty")]
+    EmptyImage,
+    /// A numeric field is out of its range.
+    #[error("spec.{field} must be between {min} and {max}, got {value}")]
+    OutOfRange {
+        /// The field, as spelled in the API.
+        field: &'static str,
+        /// Smallest allowed value.
+        min: i64,
+        /// Largest allowed value.
+        max: i64,
+        /// The value as written.
+        value: i64,
+    },
+    /// A timeout exceeds `timeoutSeconds`.
+    #[error("spec.{0} must not exceed spec.timeoutSeconds")]
+    AboveTimeout(&'static str),
+    /// The user sets an environment variable the operator owns.
+    #[error("spec.env must not set {0} (the operator sets it)")]
+    ReservedEnv(String),
+    /// Two environment variables share a name.
+    #[error("spec.env sets {0} more than once")]
+    DuplicateEnv(String),
+    /// `spec.scale.target` is above `spec.concurrency`.
+    #[error("spec.scale.target must not exceed spec.concurrency")]
+    TargetAboveConcurrency,
+    /// `spec.scale` is invalid.
+    #[error(transparent)]
+    Scale(#[from] ScaleError),
+}
+
+fn is_dns_1035_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LENGTH
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && !name.ends_with('-')
+}
+
+fn range(field: &'static str, value: i64, min: i64, max: i64) -> Result<(), ValidationError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ValidationError::OutOfRange {
+            field,
+            min,
+            max,
+            value,
+        })
+    }
+}
+
+/// Checks a Function and resolves its scale settings.
+pub fn validate(function: &Function) -> Result<ResolvedScale, ValidationError> {
+    let name = function
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(ValidationError::MissingMetadata("name"))?;
+    function
+        .metadata
+        .namespace
+        .as_deref()
+        .ok_or(ValidationError::MissingMetadata("namespace"))?;
+    if !is_dns_1035_label(name) {
+        return Err(ValidationError::Name(name.to_string()));
+    }
+    validate_spec(&function.spec)
+}
+
+/// Checks a Function's spec and resolves its scale settings.
+pub fn validate_spec(spec: &FunctionSpec) -> Result<ResolvedScale, ValidationError> {
+    if spec.image.trim().is_empty() {
+        return Err(ValidationError::EmptyImage);
+    }
+    range("port", spec.port.into(), 1, 65535)?;
+    range("concurrency", spec.concurrency.into(), 0, 1000)?;
+    range("timeoutSeconds", spec.timeout_seconds, 1, 3600)?;
+    range("idleTimeoutSeconds", spec.idle_timeout_seconds, 0, 3600)?;
+    if let Some(start) = spec.response_start_timeout_seconds {
+        range("responseStartTimeoutSeconds", start, 1, 3600)?;
+        if start > spec.timeout_seconds {
+            return Err(ValidationError::AboveTimeout("responseStartTimeoutSeconds"));
+        }
+    }
+    if spec.idle_timeout_seconds > spec.timeout_seconds {
+        return Err(ValidationError::AboveTimeout("idleTimeoutSeconds"));
+    }
+    let mut seen = BTreeSet::new();
+    for var in spec.env.iter().flatten() {
+        if RESERVED_ENV.contains(&var.name.as_str()) {
+            return Err(ValidationError::ReservedEnv(var.name.clone()));
+        }
+        if !seen.insert(var.name.as_str()) {
+            return Err(ValidationError::DuplicateEnv(var.name.clone()));
+        }
+    }
+    if let Some(target) = spec.scale.target
+        && spec.concurrency > 0
+        && target > f64::from(spec.concurrency)
+    {
+        return Err(ValidationError::TargetAboveConcurrency);
+    }
+    Ok(spec.scale.resolved(spec.concurrency)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::EnvVar;
+    use zeroscale_crds::ScaleSpec;
+
+    use super::*;
+    use crate::build::tests::function;
+
+    fn env(name: &str) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: Some("x".into()),
+            ..EnvVar::default()
+        }
+    }
+
+    #[test]
+    fn a_minimal_function_is_valid() {
+        let resolved = validate(&function("hello")).expect("valid");
+        assert_eq!(resolved.initial, 1);
+    }
+
+    #[test]
+    fn names_that_cannot_name_a_service_are_rejected() {
+        for name in ["1abc", "Hello", "a_b", "ends-", &"a".repeat(MAX_NAME_LENGTH + 1)] {
+            assert!(
+                matches!(validate(&function(name)), Err(ValidationError::Name(_))),
+                "{name}"
+            );
+        }
+        assert!(validate(&function(&"a".repeat(MAX_NAME_LENGTH))).is_ok());
+    }
+
+    #[test]
+    fn bounds_name_the_field() {
+        let mut f = function("f");
+        f.spec.port = 0;
+        assert_eq!(
+            validate(&f).expect_err("port 0").to_string(),
+            "spec.port must be between 1 and 65535, got 0"
+        );
+        let mut f = function("f");
+        f.spec.concurrency = -1;
+        assert!(
+            validate(&f)
+                .expect_err("negative")
+                .to_string()
+                .starts_with("spec.concurrency")
+        );
+        let mut f = function("f");
+        f.spec.timeout_seconds = 3601;
+        assert!(
+            validate(&f)
+                .expect_err("too long")
+                .to_string()
+                .starts_with("spec.timeoutSeconds")
+        );
+        let mut f = function("f");
+        f.spec.response_start_timeout_seconds = Some(301);
+        assert_eq!(
+            validate(&f),
+            Err(ValidationError::AboveTimeout("responseStartTimeoutSeconds"))
+        );
+        let mut f = function("f");
+        f.spec.image = " ".into();
+        assert_eq!(validate(&f), Err(ValidationError::EmptyImage));
+    }
+
+    #[test]
+    fn reserved_and_duplicate_env_are_rejected() {
+        let mut f = function("f");
+        f.spec.env = Some(vec![env("PORT")]);
+        assert_eq!(validate(&f), Err(ValidationError::ReservedEnv("PORT".into())));
+        f.spec.env = Some(vec![env("A"), env("A")]);
+        assert_eq!(validate(&f), Err(ValidationError::DuplicateEnv("A".into())));
+    }
+
+    #[test]
+    fn scale_rules_apply() {
+        let mut f = function("f");
+        f.spec.concurrency = 5;
+        f.spec.scale.target = Some(10.0);
+        assert_eq!(validate(&f), Err(ValidationError::TargetAboveConcurrency));
+        let mut f = function("f");
+        f.spec.scale = ScaleSpec {
+            min: 2,
+            max: 1,
+            ..ScaleSpec::default()
+        };
+        assert!(
+            validate(&f)
+                .expect_err("min > max")
+                .to_string()
+                .contains("spec.scale.min")
+        );
+    }
+}
