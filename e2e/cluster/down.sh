@@ -16,7 +16,7 @@ cluster_pids() {
   local pid
   for pid in $(ls /proc | grep -E '^[0-9]+$'); do
     [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$ZS_STATE/"; then
+    if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$ZS_STATE/"; then
       # Only our own daemons, never an editor or `tail` that happens to have a path in there.
       case "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" | sed 's/ (deleted)$//')" in
         etcd | kube-apiserver | kube-controller-manager | kube-scheduler | zeroscale-node-agent) echo "$pid" ;;
@@ -27,12 +27,13 @@ cluster_pids() {
 
 pod_netns() { ip netns list 2>/dev/null | awk '{print $1}' | grep "^$ZS_NETNS_PREFIX" || true; }
 
-# stop <pids...>: SIGTERM, up to 5 s to exit, then SIGKILL.
+# stop <pids...>: SIGTERM, up to 1 s to exit, then SIGKILL. (The cluster's state is thrown away, so
+# there is nothing a longer graceful shutdown would save.)
 stop() {
   local pids=("$@") pid i
   [[ ${#pids[@]} -gt 0 ]] || return 0
   kill -TERM "${pids[@]}" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
+  for ((i = 0; i < 10; i++)); do
     local alive=0
     for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
     [[ $alive == 0 ]] && return 0
@@ -55,10 +56,12 @@ for ns in $(pod_netns); do
   [[ -n $pids ]] && kill -KILL $pids 2>/dev/null || true
 done
 
-# 3. The control plane (and anything the first pass missed).
-mapfile -t rest < <(cluster_pids)
-stop "${rest[@]}"
+# 3. The control plane (and anything the first pass missed); its state is deleted below anyway.
 for pid in $(cluster_pids); do kill -KILL "$pid" 2>/dev/null || true; done
+for ((i = 0; i < 50; i++)); do
+  [[ -z "$(cluster_pids)" ]] && break
+  sleep 0.1
+done
 
 # 4. Network: namespaces (their veth ends go with them), stray host veths, the bridge.
 for ns in $(pod_netns); do
@@ -74,10 +77,10 @@ done
 ip link show "$ZS_BRIDGE" >/dev/null 2>&1 && ip link delete "$ZS_BRIDGE"
 
 # 5. Mounts under the state directory (none are expected; pods' mounts live in their own namespaces).
-grep -F " $ZS_STATE/" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" || true; done
+{ grep -F " $ZS_STATE/" /proc/mounts || true; } | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m" || true; done
 
-# 6. State, but not the logs.
-rm -rf "$ZS_STATE/etcd" "$ZS_RUN" "$ZS_PKI" "$ZS_STATE/pods" "$ZS_KUBECONFIG" "$ZS_STATE/env"
+# 6. State, but not the logs nor the PKI (up.sh reuses it while it is valid).
+rm -rf "$ZS_STATE/etcd" "$ZS_RUN" "$ZS_STATE/pods" "$ZS_KUBECONFIG" "$ZS_STATE/env"
 
 left=$(cluster_pids | wc -l)
 [[ $left == 0 ]] || die "$left cluster processes survived SIGKILL"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Certificates, keys and kubeconfigs of the local cluster (sourced by up.sh). Everything is regenerated on
-# each bring-up (it takes about a second) so a stale or half-written PKI can never survive a crash.
+# Certificates, keys and kubeconfigs of the local cluster (sourced by up.sh). The PKI is kept across
+# bring-ups while it is complete and valid for another day (saves seconds); otherwise it is made anew.
+# Kubeconfigs are always rewritten.
 
 # make_cert <name> <subject> [<subjectAltName>]: a key and a certificate signed by the cluster CA.
 make_cert() {
@@ -47,16 +48,37 @@ EOF
   chmod 600 "$file"
 }
 
+pki_valid() {
+  local f
+  for f in ca apiserver admin controller-manager scheduler node; do
+    [[ -s $ZS_PKI/$f.crt && -s $ZS_PKI/$f.key ]] || return 1
+  done
+  [[ -s $ZS_PKI/sa.key && -s $ZS_PKI/sa.pub && $(cat "$ZS_PKI/.sans" 2>/dev/null) == "$(pki_sans)" ]] || return 1
+  openssl x509 -checkend 86400 -noout -in "$ZS_PKI/apiserver.crt" >/dev/null 2>&1
+}
+
+# The API server is reached at the bridge address (host and pods alike), on loopback, and by the usual
+# in-cluster names; the first service IP is in the SANs too, as on a real cluster.
+pki_sans() {
+  local first_service_ip="${ZS_SERVICE_CIDR%.*/*}.1"
+  echo "IP:$ZS_BRIDGE_IP,IP:127.0.0.1,IP:$first_service_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+}
+
 make_pki() {
+  pki_valid || make_certs
+  local server="https://$ZS_BRIDGE_IP:$ZS_API_PORT"
+  make_kubeconfig "$ZS_KUBECONFIG" admin "$server"
+  make_kubeconfig "$ZS_RUN/controller-manager.kubeconfig" controller-manager "$server"
+  make_kubeconfig "$ZS_RUN/scheduler.kubeconfig" scheduler "$server"
+  make_kubeconfig "$ZS_RUN/node.kubeconfig" node "$server"
+}
+
+make_certs() {
   rm -rf "$ZS_PKI" && mkdir -p "$ZS_PKI" && chmod 700 "$ZS_PKI"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 -sha256 \
     -keyout "$ZS_PKI/ca.key" -out "$ZS_PKI/ca.crt" -subj "/CN=zeroscale-local-ca" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  # The API server is reached at the bridge address (host and pods alike), on loopback, and by the usual
-  # in-cluster names; the first service IP is in the SANs too, as on a real cluster.
-  local first_service_ip="${ZS_SERVICE_CIDR%.*/*}.1"
-  make_cert apiserver "/CN=kube-apiserver" \
-    "IP:$ZS_BRIDGE_IP,IP:127.0.0.1,IP:$first_service_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  make_cert apiserver "/CN=kube-apiserver" "$(pki_sans)"
   make_cert admin "/O=system:masters/CN=zeroscale-admin"
   make_cert controller-manager "/CN=system:kube-controller-manager"
   make_cert scheduler "/CN=system:kube-scheduler"
@@ -66,10 +88,5 @@ make_pki() {
   openssl genrsa -out "$ZS_PKI/sa.key" 2048 2>/dev/null
   openssl rsa -in "$ZS_PKI/sa.key" -pubout -out "$ZS_PKI/sa.pub" 2>/dev/null
   chmod 600 "$ZS_PKI"/*.key
-
-  local server="https://$ZS_BRIDGE_IP:$ZS_API_PORT"
-  make_kubeconfig "$ZS_KUBECONFIG" admin "$server"
-  make_kubeconfig "$ZS_RUN/controller-manager.kubeconfig" controller-manager "$server"
-  make_kubeconfig "$ZS_RUN/scheduler.kubeconfig" scheduler "$server"
-  make_kubeconfig "$ZS_RUN/node.kubeconfig" node "$server"
+  pki_sans >"$ZS_PKI/.sans"
 }

@@ -36,9 +36,10 @@ if bash "$here/status.sh" --check 2>/dev/null; then
 fi
 
 bash "$here/down.sh" --quiet
-mkdir -p "$ZS_RUN" "$ZS_LOGS" "$ZS_STATE/pods"
 # Fresh logs for a fresh cluster; the previous run's are kept one generation back.
-rm -rf "$ZS_STATE/logs.prev" && mv "$ZS_LOGS" "$ZS_STATE/logs.prev" && mkdir -p "$ZS_LOGS"
+rm -rf "$ZS_STATE/logs.prev"
+if [[ -d $ZS_LOGS ]]; then mv "$ZS_LOGS" "$ZS_STATE/logs.prev"; fi
+mkdir -p "$ZS_RUN" "$ZS_LOGS" "$ZS_STATE/pods"
 ln -sfn "$ZS_BIN" "$ZS_STATE/bin"
 
 # Network: our own bridge only. No default route, forwarding or NAT is set up: pods reach the host

@@ -1,0 +1,51 @@
+//! Settings from the environment (the way a function gets them from its pod spec).
+
+/// The echo function's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Port to listen on (`$PORT`, default 8080), on all addresses.
+    pub port: u16,
+    /// Single-concurrency mode (`ECHO_SINGLE=1`): an overlapping request gets 500 `overlap detected`.
+    pub single: bool,
+    /// The pod name (`$POD_NAME`, else `$HOSTNAME`), reported as `pod`.
+    pub pod: Option<String>,
+    /// The Zeroscale function this runs as (`$ZEROSCALE_FUNCTION`), reported as `function`.
+    pub function: Option<String>,
+}
+
+impl Config {
+    /// Reads the settings through `get` (`std::env::var` in production, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let non_empty = |k: &str| get(k).filter(|v| !v.is_empty());
+        Self {
+            port: non_empty("PORT").and_then(|p| p.parse().ok()).unwrap_or(8080),
+            single: non_empty("ECHO_SINGLE").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            pod: non_empty("POD_NAME").or_else(|| non_empty("HOSTNAME")),
+            function: non_empty("ZEROSCALE_FUNCTION"),
+        }
+    }
+
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::from_lookup(|_| None);
+        assert_eq!(c, Config { port: 8080, single: false, pod: None, function: None });
+        let c = Config::from_lookup(|k| match k {
+            "PORT" => Some("9000".into()),
+            "ECHO_SINGLE" => Some("1".into()),
+            "HOSTNAME" => Some("h".into()),
+            "ZEROSCALE_FUNCTION" => Some("f".into()),
+            _ => None,
+        });
+        assert_eq!(c, Config { port: 9000, single: true, pod: Some("h".into()), function: Some("f".into()) });
+    }
+}

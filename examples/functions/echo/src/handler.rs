@@ -1,0 +1,116 @@
+//! The HTTP handler: `/healthz`, `/ws` (WebSocket echo) and the JSON echo of everything else.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode, header};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::inflight::InFlight;
+use crate::options::parse;
+
+/// The response body type: whole or streamed.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Pause between two streamed chunks.
+pub const CHUNK_GAP: Duration = Duration::from_millis(50);
+
+/// Shared state of the server.
+#[derive(Debug, Clone)]
+pub struct Echo {
+    /// Settings.
+    pub config: Arc<Config>,
+    /// Requests being handled.
+    pub in_flight: InFlight,
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Full::new(body.into()).boxed());
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
+    response
+}
+
+impl Echo {
+    /// An echo server's state.
+    pub fn new(config: Config) -> Self {
+        Self { config: Arc::new(config), in_flight: InFlight::default() }
+    }
+
+    /// Handles one request.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        match req.uri().path() {
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/ws" if crate::ws::is_upgrade(&req) => crate::ws::upgrade(req),
+            _ => self.echo(req).await,
+        }
+    }
+
+    async fn echo(&self, req: Request<Incoming>) -> Response<Body> {
+        let guard = self.in_flight.enter();
+        let options = match parse(req.uri().query()) {
+            Ok(options) => options,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+        };
+        if guard.overlapped() && (options.overlap_fail || self.config.single) {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "overlap detected\n");
+        }
+        let (parts, body) = req.into_parts();
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}\n")),
+        };
+        if let Some(sleep) = options.sleep {
+            tokio::time::sleep(sleep).await;
+        }
+        let status = options.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
+        if let Some(chunks) = options.stream {
+            return stream(status, chunks, guard);
+        }
+        let headers: serde_json::Map<String, serde_json::Value> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(String::from_utf8_lossy(v.as_bytes()))))
+            .collect();
+        let doc = json!({
+            "method": parts.method.as_str(),
+            "path": parts.uri.path(),
+            "query": parts.uri.query().unwrap_or_default(),
+            "version": format!("{:?}", parts.version),
+            "headers": headers,
+            "body": String::from_utf8_lossy(&body),
+            "pod": self.config.pod,
+            "function": self.config.function,
+            "in_flight": guard.at_arrival,
+            "status": status.as_u16(),
+        });
+        let mut response = Response::new(Full::new(Bytes::from(format!("{doc}\n"))).boxed());
+        *response.status_mut() = status;
+        response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        drop(guard);
+        response
+    }
+}
+
+/// `n` chunks `data: <i>\n\n`, [`CHUNK_GAP`] apart; the request counts as in flight until the last one.
+fn stream(status: StatusCode, n: u32, guard: crate::inflight::InFlightGuard) -> Response<Body> {
+    let chunks = futures::stream::unfold((0u32, Some(guard)), move |(i, guard)| async move {
+        if i >= n {
+            return None;
+        }
+        if i > 0 {
+            tokio::time::sleep(CHUNK_GAP).await;
+        }
+        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(format!("data: {i}\n\n")))), (i + 1, guard)))
+    });
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(chunks)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/event-stream"));
+    response
+}
