@@ -1,10 +1,13 @@
 //! Zeroscale eventing core: everything Triggers need that does not depend on the activator's or the
 //! operator's internals. See `docs/eventing.md`.
 
+pub mod broker;
 pub mod delivery;
 pub mod filter;
 pub mod metrics;
+pub mod reply;
 pub mod retry;
+pub mod router;
 
 #[cfg(test)]
 mod testing;

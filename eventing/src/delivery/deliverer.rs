@@ -24,7 +24,7 @@ pub enum Outcome {
     Delivered {
         /// Attempts made, the successful one included.
         attempts: u32,
-        /// The event the subscriber replied with, to be re-published (see [`super::reply`]).
+        /// The event the subscriber replied with, to be re-published (see [`crate::reply`]).
         reply: Option<Box<Event>>,
     },
     /// Every attempt failed; the dead-letter sink accepted the event.

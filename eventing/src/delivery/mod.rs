@@ -11,7 +11,6 @@ pub mod dead_letter;
 pub mod deliverer;
 pub mod encoding;
 pub mod failure;
-pub mod reply;
 pub mod sender;
 pub mod target;
 
