@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod delivery;
 pub mod filter;
+pub mod ingress;
 pub mod metrics;
 pub mod reply;
 pub mod retry;

@@ -1,0 +1,254 @@
+//! The broker ingress: `POST /<namespace>` with a CloudEvent (1.0 or 0.3, binary or structured HTTP
+//! mode). Answers, each with a plain-text reason when not 202:
+//!
+//! | Status | When |
+//! |---|---|
+//! | 202 | accepted: handed to the broker, which now owns delivery |
+//! | 400 | not a valid CloudEvent (missing or empty `id`/`source`/`type`/`specversion`, unknown `specversion`, bad JSON, bad attribute) |
+//! | 404 | the path is not `/<namespace>` with a valid namespace name |
+//! | 405 | any method but `POST` (with `Allow: POST`) |
+//! | 413 | the body is larger than the limit |
+//! | 415 | batched mode (`application/cloudevents-batch+json`), which is not supported |
+//! | 503 | the broker is full (with `Retry-After`) or shutting down |
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::{Body, to_bytes},
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use cloudevents::{AttributesReader, Event};
+
+use crate::{
+    broker::{Publish, PublishError},
+    metrics::EventMetrics,
+    reply::stamp_ttl,
+};
+
+/// Largest body the ingress accepts by default (Knative's brokers have no smaller limit; 256 KiB
+/// matches common cloud event buses).
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// Settings of the ingress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressConfig {
+    /// Largest accepted body.
+    pub max_event_bytes: usize,
+    /// Seconds a client is told to wait (`Retry-After`) when the broker is full.
+    pub retry_after_seconds: u32,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            retry_after_seconds: 1,
+        }
+    }
+}
+
+struct IngressState {
+    broker: Arc<dyn Publish>,
+    config: IngressConfig,
+    metrics: EventMetrics,
+}
+
+/// The ingress router, to be served on the broker port.
+pub fn router(broker: Arc<dyn Publish>, config: IngressConfig, metrics: EventMetrics) -> Router {
+    let state = Arc::new(IngressState {
+        broker,
+        config,
+        metrics,
+    });
+    let not_allowed_state = state.clone();
+    let not_found_state = state.clone();
+    Router::new()
+        .route(
+            "/{namespace}",
+            post(accept)
+                .fallback(move || async move { reject(&not_allowed_state, Rejection::MethodNotAllowed) }),
+        )
+        .fallback(move || async move { reject(&not_found_state, Rejection::NotFound) })
+        .with_state(state)
+}
+
+/// Why the ingress refused a request.
+#[derive(Debug, thiserror::Error)]
+enum Rejection {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("not found: the broker ingress accepts POST /<namespace>")]
+    NotFound,
+    #[error("method not allowed: the broker ingress accepts POST only")]
+    MethodNotAllowed,
+    #[error("event body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("batched mode (application/cloudevents-batch+json) is not supported; send one event per request")]
+    Batch,
+    #[error("{0}")]
+    Unavailable(PublishError),
+}
+
+impl Rejection {
+    fn status(&self) -> StatusCode {
+        match self {
+            Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
+            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::TooLarge(_) | Rejection::Unavailable(PublishError::TooLarge(_)) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Rejection::Batch => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Rejection::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `reason` label of `zeroscale_events_rejected_total`.
+    fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Malformed(_) => "malformed",
+            Rejection::NotFound => "not_found",
+            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::TooLarge(_) | Rejection::Unavailable(PublishError::TooLarge(_)) => "too_large",
+            Rejection::Batch => "batch_unsupported",
+            Rejection::Unavailable(PublishError::Full) => "overloaded",
+            Rejection::Unavailable(PublishError::ShuttingDown) => "shutting_down",
+        }
+    }
+}
+
+fn reject(state: &IngressState, rejection: Rejection) -> Response {
+    state.metrics.rejected(rejection.reason());
+    let mut response = (rejection.status(), format!("{rejection}\n")).into_response();
+    let headers = response.headers_mut();
+    match rejection {
+        Rejection::MethodNotAllowed => {
+            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        Rejection::Unavailable(PublishError::Full) => {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(state.config.retry_after_seconds),
+            );
+        }
+        _ => {}
+    }
+    response
+}
+
+async fn accept(
+    State(state): State<Arc<IngressState>>,
+    Path(namespace): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match accept_event(&state, &namespace, &headers, body).await {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(rejection) => reject(&state, rejection),
+    }
+}
+
+async fn accept_event(
+    state: &IngressState,
+    namespace: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(), Rejection> {
+    if !is_namespace_name(namespace) {
+        return Err(Rejection::NotFound);
+    }
+    let limit = state.config.max_event_bytes;
+    // Refuse early on a declared length, without reading the body.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(Rejection::TooLarge(limit));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/cloudevents-batch")
+    {
+        return Err(Rejection::Batch);
+    }
+    let body = to_bytes(body, limit)
+        .await
+        .map_err(|_| Rejection::TooLarge(limit))?;
+    let size = body.len()
+        + headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum::<usize>();
+    let mut event = parse(headers, body.to_vec())?;
+    stamp_ttl(&mut event);
+    state
+        .broker
+        .publish(namespace, event, size)
+        .map_err(Rejection::Unavailable)
+}
+
+/// Decodes a CloudEvent from a request, with a reason a client can act on when it is not one.
+pub fn parse(headers: &HeaderMap, body: Vec<u8>) -> Result<Event, ParseError> {
+    let structured = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/cloudevents+json")
+        });
+    if !structured && !headers.contains_key("ce-specversion") {
+        return Err(ParseError(
+            "not a cloudevent: binary mode needs a ce-specversion header, structured mode a content-type of application/cloudevents+json".into(),
+        ));
+    }
+    let event = cloudevents::binding::http::to_event(headers, body)
+        .map_err(|e| ParseError(format!("malformed cloudevent: {}", e.to_string().to_lowercase())))?;
+    for (name, value) in [
+        ("id", event.id()),
+        ("type", event.ty()),
+        ("source", event.source().as_str()),
+    ] {
+        if value.is_empty() {
+            return Err(ParseError(format!(
+                "malformed cloudevent: attribute {name} must not be empty"
+            )));
+        }
+    }
+    Ok(event)
+}
+
+/// A request that does not carry a valid CloudEvent; the message is the reason sent to the client.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+impl From<ParseError> for Rejection {
+    fn from(error: ParseError) -> Self {
+        Rejection::Malformed(error.0)
+    }
+}
+
+/// Whether `name` is a valid namespace name (a DNS-1123 label).
+fn is_namespace_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+}
+
+#[cfg(test)]
+#[path = "ingress_tests.rs"]
+mod tests;
