@@ -78,8 +78,10 @@ fn deployment_ready(
     }
     let updated = status.updated_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
-    if updated < desired || total > updated {
-        let message = format!("rolling out: {updated} of {desired} pods updated, {total} pods in total");
+    // Pods of an older template remain: a rollout is under way. (A scale-up is not a rollout: all its
+    // pods belong to the current ReplicaSet.)
+    if total > updated {
+        let message = format!("rolling out a new template: {updated} of {total} pods updated");
         return DesiredCondition::no(TYPE, REASON_PROGRESSING, message);
     }
     if desired == 0 {

@@ -248,3 +248,31 @@ fn same_inputs_give_the_same_status() {
     );
     assert_eq!(first, second);
 }
+
+#[test]
+fn a_scale_up_is_not_a_rollout() {
+    let mut f = function("hello");
+    let d = deployment(1, 1, 1, 1, 1);
+    f.status = Some(compute(
+        &f,
+        &Observed {
+            deployment: Some(&d),
+            ..Observed::default()
+        },
+        "e",
+        &time(1),
+    ));
+    // /scale to 3: the ReplicaSet has not created the new pods yet.
+    let scaling = deployment(3, 1, 1, 2, 2);
+    let s = compute(
+        &f,
+        &Observed {
+            deployment: Some(&scaling),
+            ..Observed::default()
+        },
+        "e",
+        &time(2),
+    );
+    assert_eq!(condition(&s, "Ready"), ("True", "Ready"));
+    assert_eq!(s.replicas_summary.as_deref(), Some("1/3"));
+}
