@@ -1,6 +1,204 @@
-//! The simulator.
+//! The trace-driven simulator: replays an Azure Functions 2019 sample through a keep-alive policy
+//! and reports cold starts and pod-seconds. See `docs/simulator.md` for the model.
+//!
+//! The `kpa` policy runs the same [`crate::kpa::FunctionScaler`] the autoscaler runs in the cluster.
 
-/// Runs the simulator.
-pub fn main(_args: &crate::args::SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub mod accounting;
+pub mod fixed;
+pub mod kpa;
+pub mod plot;
+pub mod report;
+pub mod trace;
+pub mod workload;
+
+use std::{path::Path, time::Duration};
+
+use report::{FunctionReport, Model, PolicyReport};
+use trace::{MINUTES, TraceFunction};
+use workload::{Invocation, Micros, SECOND};
+
+/// Every policy, in the order `all` runs them.
+pub const POLICIES: [&str; 6] = [
+    "kpa",
+    "fixed_1m",
+    "fixed_5m",
+    "fixed_10m",
+    "fixed_20m",
+    "fixed_60m",
+];
+
+/// Why a simulation cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The trace cannot be loaded.
+    #[error(transparent)]
+    Trace(#[from] trace::TraceError),
+    /// The policy name is unknown.
+    #[error("unknown policy {0:?}: use kpa, fixed_1m, fixed_5m, fixed_10m, fixed_20m, fixed_60m or all")]
+    UnknownPolicy(String),
+    /// An output cannot be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// JSON encoding failed.
+    #[error("cannot encode the report: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// A keep-alive policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Knative KPA defaults through the real decider.
+    Kpa,
+    /// A pod stays this many minutes after its last invocation.
+    Fixed(u64),
+}
+
+impl Policy {
+    /// Parses a policy name.
+    pub fn parse(name: &str) -> Result<Self, SimError> {
+        if name == "kpa" {
+            return Ok(Policy::Kpa);
+        }
+        name.strip_prefix("fixed_")
+            .and_then(|m| m.strip_suffix('m'))
+            .and_then(|m| m.parse().ok())
+            .filter(|&m| m > 0)
+            .map(Policy::Fixed)
+            .ok_or_else(|| SimError::UnknownPolicy(name.to_string()))
+    }
+
+    /// The policy's name.
+    pub fn name(self) -> String {
+        match self {
+            Policy::Kpa => "kpa".to_string(),
+            Policy::Fixed(m) => format!("fixed_{m}m"),
+        }
+    }
+}
+
+/// A trace with its invocations generated, ready to run under any policy.
+pub struct Workload {
+    functions: Vec<(String, Vec<Invocation>)>,
+    model: Model,
+}
+
+/// The end of the trace's day.
+pub const HORIZON: Micros = MINUTES as Micros * 60 * SECOND;
+
+impl Workload {
+    /// Generates the invocations of `functions` with `seed`.
+    pub fn new(functions: &[TraceFunction], seed: u64, cold_start: Duration, trace: &Path) -> Self {
+        let functions = functions
+            .iter()
+            .map(|f| (f.hash.clone(), workload::generate(f, seed)))
+            .collect();
+        let model = Model {
+            trace: trace.display().to_string(),
+            seed,
+            arrivals: "per minute: count i.i.d. uniform arrival times (Poisson process given the count), SplitMix64",
+            durations: "per invocation: inverse-transform sample of the piecewise-linear percentile profile",
+            capacity: "one invocation per pod at a time",
+            cold_start_seconds: cold_start.as_secs_f64(),
+        };
+        Self { functions, model }
+    }
+
+    /// Runs `policy` over every function.
+    pub fn run(&self, policy: Policy) -> PolicyReport {
+        let cold_start = (self.model.cold_start_seconds * SECOND as f64) as Micros;
+        let spec = kpa::default_spec();
+        let per_function = self
+            .functions
+            .iter()
+            .map(|(hash, invs)| {
+                let tally = match policy {
+                    Policy::Kpa => kpa::simulate(invs, &spec, cold_start, HORIZON),
+                    Policy::Fixed(m) => fixed::simulate(invs, m * 60 * SECOND, cold_start, HORIZON),
+                };
+                FunctionReport::new(hash, &tally)
+            })
+            .collect();
+        PolicyReport::new(&policy.name(), self.model.clone(), per_function)
+    }
+}
+
+/// Runs `policies` over the trace in `dir`.
+pub fn simulate(
+    dir: &Path,
+    policies: &[Policy],
+    seed: u64,
+    cold_start: Duration,
+) -> Result<Vec<PolicyReport>, SimError> {
+    let functions = trace::load(dir)?;
+    let workload = Workload::new(&functions, seed, cold_start, dir);
+    Ok(policies.iter().map(|&p| workload.run(p)).collect())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), SimError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| SimError::Write {
+            path: parent.display().to_string(),
+            source,
+        })?;
+    }
+    std::fs::write(path, text).map_err(|source| SimError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// `zeroscale-autoscaler simulate`.
+pub fn main(args: &crate::args::SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let policies = if args.policy == "all" {
+        POLICIES
+            .iter()
+            .map(|p| Policy::parse(p))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        vec![Policy::parse(&args.policy)?]
+    };
+    let started = std::time::Instant::now();
+    let reports = simulate(&args.trace, &policies, args.seed, args.cold_start)?;
+    for r in &reports {
+        eprintln!(
+            "{:<10} invocations {:>8}  cold starts {:>7} ({:6.3} %)  p75/function {:6.2} %  idle pod-s {:>12.0}  total pod-s {:>12.0}",
+            r.policy,
+            r.invocations,
+            r.cold_starts,
+            r.cold_start_pct,
+            r.per_function_cold_start_pct_p75,
+            r.idle_pod_seconds,
+            r.total_pod_seconds
+        );
+    }
+    eprintln!(
+        "simulated {} policies in {:.2} s",
+        reports.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let json = match reports.as_slice() {
+        [one] => serde_json::to_string_pretty(one)?,
+        many => serde_json::to_string_pretty(many)?,
+    };
+    match &args.out {
+        Some(path) => write(path, &json)?,
+        None => println!("{json}"),
+    }
+    if let Some(path) = &args.plot {
+        let title = format!("Keep-alive policies on {}", args.trace.display());
+        write(path, &plot::svg(&reports, &title))?;
+    }
+    if let Some(path) = &args.bench_out {
+        write(
+            path,
+            &serde_json::to_string_pretty(&report::bench_keys(&reports))?,
+        )?;
+    }
     Ok(())
 }
