@@ -5,10 +5,12 @@ pub mod broker;
 pub mod delivery;
 pub mod filter;
 pub mod ingress;
+pub mod kubernetes;
 pub mod metrics;
 pub mod reply;
 pub mod retry;
 pub mod router;
+pub mod schedule;
 
 #[cfg(test)]
 mod testing;
