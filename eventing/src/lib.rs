@@ -11,6 +11,7 @@ pub mod reply;
 pub mod retry;
 pub mod router;
 pub mod schedule;
+pub mod sources;
 
 #[cfg(test)]
 mod testing;
