@@ -22,7 +22,8 @@ down: ## tear down everything `make up` started
 	bash scripts/down.sh
 
 .PHONY: cluster-up
-cluster-up: build ## start the local cluster (etcd, API server, controllers, node agent)
+cluster-up: ## start the local cluster (etcd, API server, controllers, node agent)
+	$(CARGO) build -p zeroscale-node-agent -p zeroscale-echo
 	bash e2e/cluster/up.sh
 
 .PHONY: cluster-down

@@ -30,26 +30,6 @@ t_built=$(date +%s%N)
 
 kubectl() { "$ZS_BIN/kubectl" --kubeconfig "$ZS_KUBECONFIG" "$@"; }
 
-if bash "$here/status.sh" --check 2>/dev/null; then
-  log "cluster already up (KUBECONFIG=$ZS_KUBECONFIG)"
-  exit 0
-fi
-
-bash "$here/down.sh" --quiet
-# Fresh logs for a fresh cluster; the previous run's are kept one generation back.
-rm -rf "$ZS_STATE/logs.prev"
-if [[ -d $ZS_LOGS ]]; then mv "$ZS_LOGS" "$ZS_STATE/logs.prev"; fi
-mkdir -p "$ZS_RUN" "$ZS_LOGS" "$ZS_STATE/pods"
-ln -sfn "$ZS_BIN" "$ZS_STATE/bin"
-
-# Network: our own bridge only. No default route, forwarding or NAT is set up: pods reach the host
-# (API server) and each other on the bridge and nothing else.
-ip link add "$ZS_BRIDGE" type bridge
-ip addr add "$ZS_BRIDGE_IP/${ZS_POD_CIDR#*/}" dev "$ZS_BRIDGE"
-ip link set "$ZS_BRIDGE" up
-
-make_pki
-t_pki=$(date +%s%N)
 
 # start <name> <command...>: a daemon in its own session (so it outlives this script and the terminal),
 # output to .zeroscale/logs/<name>.log, pid in .zeroscale/run/<name>.pid.
@@ -69,6 +49,42 @@ wait_until() {
   done
   die "timed out after ${secs}s waiting for $what (see $ZS_LOGS/)"
 }
+
+start_agent() {
+  start node-agent "$agent" \
+    --kubeconfig "$ZS_RUN/node.kubeconfig" --node-name "$ZS_NODE_NAME" --state-dir "$ZS_STATE" \
+    --bridge "$ZS_BRIDGE" --bridge-ip "$ZS_BRIDGE_IP" --pod-cidr "$ZS_POD_CIDR" \
+    --netns-prefix "$ZS_NETNS_PREFIX" --bin-dir "$target_dir/debug" \
+    --image-map "$here/images.conf" --ca-file "$ZS_PKI/ca.crt" --api-port "$ZS_API_PORT"
+}
+
+if bash "$here/status.sh" --check 2>/dev/null; then
+  # A rebuilt node agent replaces the running one (which leaves its pods; the new one restarts them).
+  if [[ $agent -nt $ZS_RUN/node-agent.pid ]]; then
+    log "node agent binary changed: restarting the node agent"
+    kill -TERM "$(cat "$ZS_RUN/node-agent.pid")" 2>/dev/null || true
+    sleep 0.5
+    start_agent
+  fi
+  log "cluster already up (KUBECONFIG=$ZS_KUBECONFIG)"
+  exit 0
+fi
+
+bash "$here/down.sh" --quiet
+# Fresh logs for a fresh cluster; the previous run's are kept one generation back.
+rm -rf "$ZS_STATE/logs.prev"
+if [[ -d $ZS_LOGS ]]; then mv "$ZS_LOGS" "$ZS_STATE/logs.prev"; fi
+mkdir -p "$ZS_RUN" "$ZS_LOGS" "$ZS_STATE/pods"
+ln -sfn "$ZS_BIN" "$ZS_STATE/bin"
+
+# Network: our own bridge only. No default route, forwarding or NAT is set up: pods reach the host
+# (API server) and each other on the bridge and nothing else.
+ip link add "$ZS_BRIDGE" type bridge
+ip addr add "$ZS_BRIDGE_IP/${ZS_POD_CIDR#*/}" dev "$ZS_BRIDGE"
+ip link set "$ZS_BRIDGE" up
+
+make_pki
+t_pki=$(date +%s%N)
 
 start etcd "$ZS_BIN/etcd" --name zeroscale --data-dir "$ZS_STATE/etcd" \
   --listen-client-urls "http://127.0.0.1:$ZS_ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ZS_ETCD_PORT" \
@@ -108,11 +124,7 @@ start kube-scheduler "$ZS_BIN/kube-scheduler" \
   --authentication-kubeconfig "$ZS_RUN/scheduler.kubeconfig" \
   --authorization-kubeconfig "$ZS_RUN/scheduler.kubeconfig" \
   --secure-port 0 --leader-elect=false
-start node-agent "$agent" \
-  --kubeconfig "$ZS_RUN/node.kubeconfig" --node-name "$ZS_NODE_NAME" --state-dir "$ZS_STATE" \
-  --bridge "$ZS_BRIDGE" --bridge-ip "$ZS_BRIDGE_IP" --pod-cidr "$ZS_POD_CIDR" \
-  --netns-prefix "$ZS_NETNS_PREFIX" --bin-dir "$target_dir/debug" \
-  --image-map "$here/images.conf" --ca-file "$ZS_PKI/ca.crt" --api-port "$ZS_API_PORT"
+start_agent
 
 wait_until "node $ZS_NODE_NAME to be Ready" 60 \
   bash -c "'$ZS_BIN/kubectl' --kubeconfig '$ZS_KUBECONFIG' get node '$ZS_NODE_NAME' \
@@ -126,7 +138,7 @@ export KUBECONFIG="$ZS_KUBECONFIG"
 export PATH="$ZS_BIN:\$PATH"
 EOF
 
-log "cluster up in $(ms_since "$t0") ms (builds $((($t_built - t0) / 1000000)) ms, pki $((($t_pki - t_built) / 1000000)) ms," \
+log "cluster up in $(ms_since "$t0") ms (builds $((($t_built - t0) / 1000000)) ms, cleanup+pki $((($t_pki - t_built) / 1000000)) ms," \
   "etcd $((($t_etcd - t_pki) / 1000000)) ms, apiserver $((($t_api - t_etcd) / 1000000)) ms," \
   "node ready $((($t_ready - t_api) / 1000000)) ms)"
 log "use it: . .zeroscale/env && kubectl get nodes"

@@ -5,13 +5,21 @@ use std::path::PathBuf;
 
 /// The node agent's settings.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "zeroscale-node-agent", version, about = "Process-based node agent of the local cluster")]
+#[command(
+    name = "zeroscale-node-agent",
+    version,
+    about = "Process-based node agent of the local cluster"
+)]
 pub struct Args {
     /// Kubeconfig with the node's credentials (`system:node:<name>`).
     #[arg(long, env = "ZEROSCALE_NODE_AGENT_KUBECONFIG")]
     pub kubeconfig: PathBuf,
     /// The Node's name.
-    #[arg(long, env = "ZEROSCALE_NODE_AGENT_NODE_NAME", default_value = "zeroscale-node")]
+    #[arg(
+        long,
+        env = "ZEROSCALE_NODE_AGENT_NODE_NAME",
+        default_value = "zeroscale-node"
+    )]
     pub node_name: String,
     /// The cluster state directory (`<repo>/.zeroscale`): pod dirs go to `pods/`, container logs to
     /// `logs/`.
@@ -58,14 +66,21 @@ pub struct Args {
     pub backoff_max_ms: u64,
     /// Until a readiness probe first succeeds, retry it at least this often (ms; 0: only at
     /// `periodSeconds`), so a pod that starts listening a moment after its start is Ready at once.
-    #[arg(long, env = "ZEROSCALE_NODE_AGENT_STARTUP_PROBE_INTERVAL_MS", default_value_t = 50)]
+    #[arg(
+        long,
+        env = "ZEROSCALE_NODE_AGENT_STARTUP_PROBE_INTERVAL_MS",
+        default_value_t = 50
+    )]
     pub startup_probe_interval_ms: u64,
 }
 
 impl Args {
     /// The repository root (the state directory's parent): base of relative paths in the image map.
     pub fn repo_root(&self) -> PathBuf {
-        self.state_dir.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"))
+        self.state_dir
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"))
     }
 
     /// Directory of per-pod state.

@@ -17,7 +17,11 @@ pub struct BackoffPolicy {
 impl Default for BackoffPolicy {
     fn default() -> Self {
         // The kubelet uses 10 s doubling to 5 min; a test cluster wants crash loops to show quickly.
-        Self { initial: Duration::from_secs(1), max: Duration::from_secs(30), reset_after: Duration::from_secs(60) }
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+            reset_after: Duration::from_secs(60),
+        }
     }
 }
 
@@ -46,7 +50,11 @@ mod tests {
 
     #[test]
     fn doubles_up_to_the_cap() {
-        let p = BackoffPolicy { initial: Duration::from_secs(1), max: Duration::from_secs(5), reset_after: Duration::from_secs(60) };
+        let p = BackoffPolicy {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(5),
+            reset_after: Duration::from_secs(60),
+        };
         let mut b = Backoff::default();
         let quick = Duration::from_millis(10);
         let delays: Vec<u64> = (0..5).map(|_| b.next_delay(&p, quick).as_secs()).collect();

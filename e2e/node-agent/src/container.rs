@@ -59,13 +59,21 @@ fn spec_of(ctx: &PodCtx, idx: usize) -> Option<Container> {
 /// Prepares the process launch: image, environment, command and arguments with `$(VAR)` expansion.
 async fn prepare(ctx: &PodCtx, idx: usize, c: &Container) -> Result<Launch, (&'static str, String)> {
     let image = c.image.clone().unwrap_or_default();
-    let image_exe = ctx.agent.images.resolve(&image).map_err(|e| ("ErrImagePull", e.to_string()))?;
-    let sources = ctx.env_sources(idx).await.map_err(|e| ("CreateContainerConfigError", e.to_string()))?;
+    let image_exe = ctx
+        .agent
+        .images
+        .resolve(&image)
+        .map_err(|e| ("ErrImagePull", e.to_string()))?;
+    let sources = ctx
+        .env_sources(idx)
+        .await
+        .map_err(|e| ("CreateContainerConfigError", e.to_string()))?;
     let facts = PodFacts {
         pod_ip: ctx.sandbox.ip.to_string(),
         host_ip: ctx.agent.args.bridge_ip.to_string(),
         api_host: ctx.agent.args.bridge_ip.to_string(),
         api_port: ctx.agent.args.api_port,
+        home: ctx.pod_dir.display().to_string(),
     };
     let env = container_env(&ctx.pod, c, &facts, &sources)
         .map_err(|e| ("CreateContainerConfigError", e.to_string()))?;
@@ -83,21 +91,40 @@ async fn prepare(ctx: &PodCtx, idx: usize, c: &Container) -> Result<Launch, (&'s
         exe,
         args,
         env,
-        working_dir: c.working_dir.clone().map(Into::into).unwrap_or_else(|| ctx.pod_dir.clone()),
+        working_dir: c
+            .working_dir
+            .clone()
+            .map(Into::into)
+            .unwrap_or_else(|| ctx.pod_dir.clone()),
         netns: ctx.sandbox.netns.clone(),
         sa_dir: ctx.sa_dir.clone(),
         log_file: ctx.log_file(&c.name),
     })
 }
 
-fn start_probes(ctx: &Arc<PodCtx>, idx: usize, c: &Container, cancel: &CancellationToken) -> mpsc::Receiver<()> {
+fn start_probes(
+    ctx: &Arc<PodCtx>,
+    idx: usize,
+    c: &Container,
+    cancel: &CancellationToken,
+) -> mpsc::Receiver<()> {
     let (tx, rx) = mpsc::channel(1);
     let period = period_override(ctx.pod.metadata.annotations.as_ref());
-    for (probe, kind) in [(&c.readiness_probe, ProbeKind::Readiness), (&c.liveness_probe, ProbeKind::Liveness)] {
+    for (probe, kind) in [
+        (&c.readiness_probe, ProbeKind::Readiness),
+        (&c.liveness_probe, ProbeKind::Liveness),
+    ] {
         let Some(probe) = probe else { continue };
         match ProbeSpec::from_k8s(probe, c, period) {
             Ok(spec) => {
-                tokio::spawn(probe_loop(ctx.clone(), idx, spec, kind, cancel.clone(), tx.clone()));
+                tokio::spawn(probe_loop(
+                    ctx.clone(),
+                    idx,
+                    spec,
+                    kind,
+                    cancel.clone(),
+                    tx.clone(),
+                ));
             }
             Err(e) => tracing::warn!(pod = %ctx.name, container = %c.name, "{kind:?} probe ignored: {e}"),
         }
@@ -122,8 +149,18 @@ fn terminated(status: Option<std::process::ExitStatus>, started_at: Timestamp) -
 /// Runs container `idx` until the pod stops or the restart policy says it is done.
 pub async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop_rx: StopSignal) {
     let Some(c) = spec_of(&ctx, idx) else { return };
-    let policy = ctx.pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into());
-    let pod_grace = ctx.pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
+    let policy = ctx
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_else(|| "Always".into());
+    let pod_grace = ctx
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30);
     let pod_grace = Duration::from_secs(u64::try_from(pod_grace).unwrap_or(30));
     let (mut crash_backoff, mut pull_backoff) = (Backoff::default(), Backoff::default());
     let mut pull_failures = 0u32;
@@ -136,10 +173,20 @@ pub async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop_rx: StopSignal
             Ok(launch) => launch,
             Err((reason, message)) => {
                 // The first failed pull shows ErrImagePull, later ones ImagePullBackOff, as on a real node.
-                let reason = if reason == "ErrImagePull" && pull_failures > 0 { "ImagePullBackOff" } else { reason };
+                let reason = if reason == "ErrImagePull" && pull_failures > 0 {
+                    "ImagePullBackOff"
+                } else {
+                    reason
+                };
                 pull_failures += 1;
                 ctx.set_waiting(idx, reason, message);
-                if sleep_or_stop(pull_backoff.next_delay(&PULL_BACKOFF, Duration::ZERO), &mut stop_rx).await.is_some() {
+                if sleep_or_stop(
+                    pull_backoff.next_delay(&PULL_BACKOFF, Duration::ZERO),
+                    &mut stop_rx,
+                )
+                .await
+                .is_some()
+                {
                     return;
                 }
                 continue;
@@ -204,10 +251,16 @@ pub async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop_rx: StopSignal
             return;
         }
         let delay = crash_backoff.next_delay(&ctx.agent.backoff, started.elapsed());
-        let message = format!("back-off {delay:?} restarting failed container={} pod={}", c.name, ctx.name);
+        let message = format!(
+            "back-off {delay:?} restarting failed container={} pod={}",
+            c.name, ctx.name
+        );
         ctx.update(|s| {
             if let Some(cs) = s.containers.get_mut(idx) {
-                cs.phase = ContainerPhase::Waiting { reason: "CrashLoopBackOff".into(), message: Some(message) };
+                cs.phase = ContainerPhase::Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: Some(message),
+                };
                 cs.last_terminated = Some(finished);
                 cs.ready = false;
                 cs.pid = None;

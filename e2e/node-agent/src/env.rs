@@ -49,6 +49,9 @@ pub struct PodFacts {
     pub api_host: String,
     /// The API server's port.
     pub api_port: u16,
+    /// `$HOME`: the pod's own directory, so tools that read `~/.kube/config` or write caches do not
+    /// touch the host user's files (and in-cluster clients use the pod's service account).
+    pub home: String,
 }
 
 /// The ConfigMaps and Secrets a container references by name: `(config maps, secrets)`.
@@ -107,7 +110,9 @@ fn field_value(pod: &Pod, facts: &PodFacts, path: &str) -> Result<String, EnvErr
         "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
         "metadata.uid" => meta.uid.clone().unwrap_or_default(),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-        "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
+        "spec.serviceAccountName" => spec
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
         "status.podIP" | "status.podIPs" => facts.pod_ip.clone(),
         "status.hostIP" | "status.hostIPs" => facts.host_ip.clone(),
         _ => from_map(meta.labels.as_ref(), "metadata.labels['")
@@ -117,8 +122,15 @@ fn field_value(pod: &Pod, facts: &PodFacts, path: &str) -> Result<String, EnvErr
     Ok(value)
 }
 
-fn var_value(var: &EnvVar, pod: &Pod, facts: &PodFacts, src: &EnvSources) -> Result<Option<String>, EnvError> {
-    let Some(from) = &var.value_from else { return Ok(Some(var.value.clone().unwrap_or_default())) };
+fn var_value(
+    var: &EnvVar,
+    pod: &Pod,
+    facts: &PodFacts,
+    src: &EnvSources,
+) -> Result<Option<String>, EnvError> {
+    let Some(from) = &var.value_from else {
+        return Ok(Some(var.value.clone().unwrap_or_default()));
+    };
     if let Some(r) = &from.config_map_key_ref {
         let optional = r.optional.unwrap_or(false);
         return match src.config_maps.get(&r.name) {
@@ -127,7 +139,11 @@ fn var_value(var: &EnvVar, pod: &Pod, facts: &PodFacts, src: &EnvSources) -> Res
             Some(data) => match data.get(&r.key) {
                 Some(v) => Ok(Some(v.clone())),
                 None if optional => Ok(None),
-                None => Err(EnvError::Key { kind: "ConfigMap", name: r.name.clone(), key: r.key.clone() }),
+                None => Err(EnvError::Key {
+                    kind: "ConfigMap",
+                    name: r.name.clone(),
+                    key: r.key.clone(),
+                }),
             },
         };
     }
@@ -139,7 +155,11 @@ fn var_value(var: &EnvVar, pod: &Pod, facts: &PodFacts, src: &EnvSources) -> Res
             Some(data) => match data.get(&r.key) {
                 Some(v) => Ok(Some(v.clone())),
                 None if optional => Ok(None),
-                None => Err(EnvError::Key { kind: "Secret", name: r.name.clone(), key: r.key.clone() }),
+                None => Err(EnvError::Key {
+                    kind: "Secret",
+                    name: r.name.clone(),
+                    key: r.key.clone(),
+                }),
             },
         };
     }
@@ -167,8 +187,11 @@ pub fn container_env(
     let api = format!("tcp://{}:{}", facts.api_host, facts.api_port);
     let api_port_var = format!("KUBERNETES_PORT_{}_TCP", facts.api_port);
     let base = [
-        ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()),
-        ("HOME", "/root".to_string()),
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        ),
+        ("HOME", facts.home.clone()),
         ("HOSTNAME", pod.metadata.name.clone().unwrap_or_default()),
         ("KUBERNETES_SERVICE_HOST", facts.api_host.clone()),
         ("KUBERNETES_SERVICE_PORT", facts.api_port.to_string()),
@@ -182,9 +205,17 @@ pub fn container_env(
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         let (data, optional, missing) = if let Some(r) = &from.config_map_ref {
-            (src.config_maps.get(&r.name), r.optional.unwrap_or(false), EnvError::ConfigMap(r.name.clone()))
+            (
+                src.config_maps.get(&r.name),
+                r.optional.unwrap_or(false),
+                EnvError::ConfigMap(r.name.clone()),
+            )
         } else if let Some(r) = &from.secret_ref {
-            (src.secrets.get(&r.name), r.optional.unwrap_or(false), EnvError::Secret(r.name.clone()))
+            (
+                src.secrets.get(&r.name),
+                r.optional.unwrap_or(false),
+                EnvError::Secret(r.name.clone()),
+            )
         } else {
             continue;
         };
@@ -200,11 +231,18 @@ pub fn container_env(
     }
     for var in container.env.iter().flatten() {
         if let Some(v) = var_value(var, pod, facts, src)? {
-            let v = if var.value_from.is_none() { expand(&v, &vars) } else { v };
+            let v = if var.value_from.is_none() {
+                expand(&v, &vars)
+            } else {
+                v
+            };
             set(var.name.clone(), v, &mut order, &mut vars);
         }
     }
-    Ok(order.into_iter().filter_map(|k| vars.remove(&k).map(|v| (k, v))).collect())
+    Ok(order
+        .into_iter()
+        .filter_map(|k| vars.remove(&k).map(|v| (k, v)))
+        .collect())
 }
 
 #[cfg(test)]

@@ -1,14 +1,23 @@
 use super::*;
 use k8s_openapi::api::core::v1::{
-    ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVarSource, ObjectFieldSelector, SecretKeySelector,
+    ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVarSource, ObjectFieldSelector,
+    SecretKeySelector,
 };
 
 fn var(name: &str, value: &str) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
 }
 
 fn from(name: &str, source: EnvVarSource) -> EnvVar {
-    EnvVar { name: name.into(), value_from: Some(source), ..Default::default() }
+    EnvVar {
+        name: name.into(),
+        value_from: Some(source),
+        ..Default::default()
+    }
 }
 
 fn pod() -> Pod {
@@ -19,13 +28,27 @@ fn pod() -> Pod {
 }
 
 fn facts() -> PodFacts {
-    PodFacts { pod_ip: "10.244.0.7".into(), host_ip: "10.244.0.1".into(), api_host: "10.244.0.1".into(), api_port: 6443 }
+    PodFacts {
+        pod_ip: "10.244.0.7".into(),
+        host_ip: "10.244.0.1".into(),
+        api_host: "10.244.0.1".into(),
+        api_port: 6443,
+        home: "/p".into(),
+    }
 }
 
 fn sources() -> EnvSources {
     let mut s = EnvSources::default();
-    s.config_maps.insert("cm".into(), [("A".to_string(), "1".to_string()), ("B".to_string(), "2".to_string())].into());
-    s.secrets.insert("sec".into(), [("pw".to_string(), "hunter2".to_string())].into());
+    s.config_maps.insert(
+        "cm".into(),
+        [
+            ("A".to_string(), "1".to_string()),
+            ("B".to_string(), "2".to_string()),
+        ]
+        .into(),
+    );
+    s.secrets
+        .insert("sec".into(), [("pw".to_string(), "hunter2".to_string())].into());
     s
 }
 
@@ -46,7 +69,10 @@ fn builds_env_from_all_sources_in_order() {
         name: "c".into(),
         env_from: Some(vec![EnvFromSource {
             prefix: Some("CM_".into()),
-            config_map_ref: Some(ConfigMapEnvSource { name: "cm".into(), optional: None }),
+            config_map_ref: Some(ConfigMapEnvSource {
+                name: "cm".into(),
+                optional: None,
+            }),
             ..Default::default()
         }]),
         env: Some(vec![
@@ -55,21 +81,31 @@ fn builds_env_from_all_sources_in_order() {
             from(
                 "POD_IP",
                 EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector { field_path: "status.podIP".into(), ..Default::default() }),
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "status.podIP".into(),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 },
             ),
             from(
                 "NS",
                 EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector { field_path: "metadata.namespace".into(), ..Default::default() }),
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.namespace".into(),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 },
             ),
             from(
                 "PW",
                 EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector { name: "sec".into(), key: "pw".into(), optional: None }),
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: "sec".into(),
+                        key: "pw".into(),
+                        optional: None,
+                    }),
                     ..Default::default()
                 },
             ),
@@ -95,7 +131,11 @@ fn missing_references_fail_unless_optional() {
         env: Some(vec![from(
             "X",
             EnvVarSource {
-                config_map_key_ref: Some(ConfigMapKeySelector { name: "cm".into(), key: "nope".into(), optional }),
+                config_map_key_ref: Some(ConfigMapKeySelector {
+                    name: "cm".into(),
+                    key: "nope".into(),
+                    optional,
+                }),
                 ..Default::default()
             },
         )]),

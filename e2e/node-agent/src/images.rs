@@ -65,7 +65,10 @@ pub fn split_image(image: &str) -> (&str, Option<&str>) {
 impl ImageMap {
     /// A map with only the built-in rule, resolving `zeroscale/<x>` in `bin_dir`.
     pub fn new(bin_dir: impl Into<PathBuf>) -> Self {
-        Self { entries: HashMap::new(), bin_dir: bin_dir.into() }
+        Self {
+            entries: HashMap::new(),
+            bin_dir: bin_dir.into(),
+        }
     }
 
     /// Adds the entries of a mapping file's text; relative executables are resolved against `base`.
@@ -89,8 +92,10 @@ impl ImageMap {
 
     /// Reads a mapping file; relative executables are resolved against `base` (the repository root).
     pub fn load(&mut self, file: &Path, base: &Path) -> Result<(), ImageError> {
-        let text = std::fs::read_to_string(file)
-            .map_err(|source| ImageError::Read { path: file.display().to_string(), source })?;
+        let text = std::fs::read_to_string(file).map_err(|source| ImageError::Read {
+            path: file.display().to_string(),
+            source,
+        })?;
         self.parse_into(&text, base)
     }
 
@@ -115,9 +120,14 @@ impl ImageMap {
 
     /// The executable an image maps to; errors when unmapped or when the executable does not exist.
     pub fn resolve(&self, image: &str) -> Result<PathBuf, ImageError> {
-        let exe = self.lookup(image).ok_or_else(|| ImageError::Unmapped(image.to_string()))?;
+        let exe = self
+            .lookup(image)
+            .ok_or_else(|| ImageError::Unmapped(image.to_string()))?;
         if !exe.is_file() {
-            return Err(ImageError::Missing { image: image.to_string(), path: exe.display().to_string() });
+            return Err(ImageError::Missing {
+                image: image.to_string(),
+                path: exe.display().to_string(),
+            });
         }
         Ok(exe)
     }
@@ -129,8 +139,11 @@ mod tests {
 
     fn map() -> ImageMap {
         let mut m = ImageMap::new("/t/debug");
-        m.parse_into("# c\nkubectl = .zeroscale/bin/kubectl\nfoo:v2 = /opt/foo2 # two\nfoo=/opt/foo\n", Path::new("/r"))
-            .unwrap();
+        m.parse_into(
+            "# c\nkubectl = .zeroscale/bin/kubectl\nfoo:v2 = /opt/foo2 # two\nfoo=/opt/foo\n",
+            Path::new("/r"),
+        )
+        .unwrap();
         m
     }
 
@@ -138,8 +151,14 @@ mod tests {
     fn builtin_rule_maps_zeroscale_images_to_workspace_binaries() {
         let m = map();
         assert_eq!(m.lookup("zeroscale/echo"), Some("/t/debug/zeroscale-echo".into()));
-        assert_eq!(m.lookup("zeroscale/echo:latest"), Some("/t/debug/zeroscale-echo".into()));
-        assert_eq!(m.lookup("docker.io/zeroscale/activator:v1@sha256:ab"), Some("/t/debug/zeroscale-activator".into()));
+        assert_eq!(
+            m.lookup("zeroscale/echo:latest"),
+            Some("/t/debug/zeroscale-echo".into())
+        );
+        assert_eq!(
+            m.lookup("docker.io/zeroscale/activator:v1@sha256:ab"),
+            Some("/t/debug/zeroscale-activator".into())
+        );
         assert_eq!(m.lookup("zeroscale/a/b"), None);
     }
 
@@ -155,7 +174,10 @@ mod tests {
     fn other_images_are_unmapped() {
         let m = map();
         assert!(matches!(m.resolve("nginx:1.27"), Err(ImageError::Unmapped(_))));
-        assert!(matches!(m.resolve("zeroscale/echo"), Err(ImageError::Missing { .. })));
+        assert!(matches!(
+            m.resolve("zeroscale/echo"),
+            Err(ImageError::Missing { .. })
+        ));
     }
 
     #[test]

@@ -39,12 +39,22 @@ impl Ipam {
         let mask = u32::MAX << (32 - len);
         let network = u32::from(addr) & mask;
         let (first, last) = (network + 1, (network | !mask) - 1);
-        Ok(Self { cidr: cidr.to_string(), first, last, gateway: gateway.into(), next: first, used: BTreeSet::new() })
+        Ok(Self {
+            cidr: cidr.to_string(),
+            first,
+            last,
+            gateway: gateway.into(),
+            next: first,
+            used: BTreeSet::new(),
+        })
     }
 
     /// The prefix length, for `ip addr add <ip>/<len>`.
     pub fn prefix_len(&self) -> u32 {
-        self.cidr.split_once('/').and_then(|(_, l)| l.parse().ok()).unwrap_or(32)
+        self.cidr
+            .split_once('/')
+            .and_then(|(_, l)| l.parse().ok())
+            .unwrap_or(32)
     }
 
     /// Takes the next free address.
@@ -52,7 +62,11 @@ impl Ipam {
         let size = self.last - self.first + 1;
         for _ in 0..size {
             let candidate = self.next;
-            self.next = if self.next >= self.last { self.first } else { self.next + 1 };
+            self.next = if self.next >= self.last {
+                self.first
+            } else {
+                self.next + 1
+            };
             if candidate != self.gateway && self.used.insert(candidate) {
                 return Ok(candidate.into());
             }

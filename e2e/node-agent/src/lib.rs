@@ -71,7 +71,10 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
         move |source| AgentError::Io { path, source }
     };
     let client = client(&args).await?;
-    let bin_dir = args.bin_dir.clone().unwrap_or_else(|| args.repo_root().join("target/debug"));
+    let bin_dir = args
+        .bin_dir
+        .clone()
+        .unwrap_or_else(|| args.repo_root().join("target/debug"));
     let mut images = ImageMap::new(bin_dir);
     if let Some(file) = &args.image_map {
         images.load(file, &args.repo_root())?;
@@ -99,7 +102,8 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
     }
     tracing::info!(node = %args.node_name, "node registered");
     tokio::spawn(node::heartbeat(client, args));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io(sa_mount))?;
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io(sa_mount))?;
     tokio::select! {
         _ = manager::run(agent) => {}
         _ = term.recv() => tracing::info!("SIGTERM: exiting, pods keep running"),

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +28,10 @@ struct Worker {
 /// counts go up by one), which is what a kubelet does after its containers vanished.
 pub async fn clean_leftovers(agent: &Agent) {
     for ns in netns::list(&agent.args.netns_prefix).await {
-        let (_, veth) = ("", format!("zsv{}", ns.trim_start_matches(&agent.args.netns_prefix)));
+        let (_, veth) = (
+            "",
+            format!("zsv{}", ns.trim_start_matches(&agent.args.netns_prefix)),
+        );
         tracing::info!(netns = %ns, "removing a pod sandbox left by a previous run");
         netns::delete(&ns, &veth).await;
     }
@@ -79,7 +82,11 @@ pub async fn run(agent: Arc<Agent>) {
             }
             Ok(Event::InitDone) => {
                 // Pods deleted while the watch was down.
-                let stale: Vec<String> = workers.keys().filter(|id| !listed.contains(*id)).cloned().collect();
+                let stale: Vec<String> = workers
+                    .keys()
+                    .filter(|id| !listed.contains(*id))
+                    .cloned()
+                    .collect();
                 for id in stale {
                     vanish(&mut workers, &id);
                 }

@@ -33,12 +33,20 @@ pub struct Sandbox {
 
 /// Names of a pod's namespace and host veth, from its uid (interface names have at most 15 bytes).
 pub fn sandbox_names(prefix: &str, uid: &str) -> (String, String) {
-    let id: String = uid.chars().filter(|c| c.is_ascii_alphanumeric()).take(10).collect();
+    let id: String = uid
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(10)
+        .collect();
     (format!("{prefix}{id}"), format!("zsv{id}"))
 }
 
 async fn ip(args: &[&str]) -> Result<String, NetError> {
-    let out = Command::new("ip").args(args).output().await.map_err(NetError::Spawn)?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .await
+        .map_err(NetError::Spawn)?;
     if !out.status.success() {
         return Err(NetError::Failed {
             args: args.join(" "),
@@ -62,7 +70,9 @@ pub async fn create(
     ip(&["netns", "add", netns]).await?;
     let cidr = format!("{addr}/{prefix_len}");
     let steps: [&[&str]; 6] = [
-        &["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns],
+        &[
+            "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns,
+        ],
         &["link", "set", veth, "master", bridge],
         &["link", "set", veth, "up"],
         &["-n", netns, "addr", "add", &cidr, "dev", "eth0"],
@@ -75,14 +85,19 @@ pub async fn create(
             return Err(e);
         }
     }
-    Ok(Sandbox { netns: netns.to_string(), veth: veth.to_string(), ip: addr })
+    Ok(Sandbox {
+        netns: netns.to_string(),
+        veth: veth.to_string(),
+        ip: addr,
+    })
 }
 
 /// Kills whatever still runs in the namespace and deletes it and the veth; missing parts are fine.
 pub async fn delete(netns: &str, veth: &str) {
     if let Ok(pids) = ip(&["netns", "pids", netns]).await {
         for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
     }
     let _ = ip(&["netns", "delete", netns]).await;

@@ -82,7 +82,12 @@ pub async fn register(client: &kube::Client, args: &Args) -> Result<(), NodeErro
     match api.create(&PostParams::default(), &node).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(source) => return Err(NodeError::Api { what: "create node", source }),
+        Err(source) => {
+            return Err(NodeError::Api {
+                what: "create node",
+                source,
+            });
+        }
     }
     update_status(client, args).await
 }
@@ -90,9 +95,16 @@ pub async fn register(client: &kube::Client, args: &Args) -> Result<(), NodeErro
 async fn update_status(client: &kube::Client, args: &Args) -> Result<(), NodeError> {
     let api: Api<Node> = Api::all(client.clone());
     let patch = json!({"status": node_status(args, Timestamp::now())});
-    api.patch_status(&args.node_name, &PatchParams::default(), &Patch::Strategic(&patch))
-        .await
-        .map_err(|source| NodeError::Api { what: "update node status", source })?;
+    api.patch_status(
+        &args.node_name,
+        &PatchParams::default(),
+        &Patch::Strategic(&patch),
+    )
+    .await
+    .map_err(|source| NodeError::Api {
+        what: "update node status",
+        source,
+    })?;
     Ok(())
 }
 
@@ -104,9 +116,16 @@ async fn renew_lease(client: &kube::Client, args: &Args) -> Result<(), NodeError
         "metadata": {"name": args.node_name, "namespace": LEASE_NAMESPACE},
         "spec": {"holderIdentity": args.node_name, "leaseDurationSeconds": 40, "renewTime": now},
     });
-    api.patch(&args.node_name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&lease))
-        .await
-        .map_err(|source| NodeError::Api { what: "renew node lease", source })?;
+    api.patch(
+        &args.node_name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&lease),
+    )
+    .await
+    .map_err(|source| NodeError::Api {
+        what: "renew node lease",
+        source,
+    })?;
     Ok(())
 }
 

@@ -53,7 +53,10 @@ impl PodCtx {
     pub fn set_waiting(&self, idx: usize, reason: &str, message: String) {
         self.update(|s| {
             if let Some(c) = s.containers.get_mut(idx) {
-                c.phase = ContainerPhase::Waiting { reason: reason.to_string(), message: Some(message) };
+                c.phase = ContainerPhase::Waiting {
+                    reason: reason.to_string(),
+                    message: Some(message),
+                };
                 c.ready = false;
                 c.pid = None;
             }
@@ -67,7 +70,10 @@ impl PodCtx {
 
     /// `<logs>/<ns>_<pod>_<container>.log`.
     pub fn log_file(&self, container: &str) -> PathBuf {
-        self.agent.args.logs_dir().join(format!("{}_{}_{container}.log", self.namespace, self.name))
+        self.agent
+            .args
+            .logs_dir()
+            .join(format!("{}_{}_{container}.log", self.namespace, self.name))
     }
 
     /// Patches the pod status from the runtime state (strategic merge, so the scheduler's `PodScheduled`
@@ -79,7 +85,8 @@ impl PodCtx {
         };
         let patch = serde_json::json!({"metadata": {"uid": self.pod.metadata.uid}, "status": status});
         let api: Api<Pod> = Api::namespaced(self.agent.client.clone(), &self.namespace);
-        api.patch_status(&self.name, &PatchParams::default(), &Patch::Strategic(&patch)).await?;
+        api.patch_status(&self.name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await?;
         Ok(())
     }
 

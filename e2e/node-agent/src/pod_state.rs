@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus,
-    PodCondition, PodIP, PodStatus, HostIP,
+    HostIP, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -66,7 +66,10 @@ impl ContainerRuntime {
         Self {
             name: name.to_string(),
             image: image.to_string(),
-            phase: ContainerPhase::Waiting { reason: "ContainerCreating".into(), message: None },
+            phase: ContainerPhase::Waiting {
+                reason: "ContainerCreating".into(),
+                message: None,
+            },
             last_terminated: None,
             restart_count,
             ready: false,
@@ -102,14 +105,25 @@ fn time(t: Timestamp) -> Time {
 fn container_state(phase: &ContainerPhase) -> ContainerState {
     match phase.clone() {
         ContainerPhase::Waiting { reason, message } => ContainerState {
-            waiting: Some(ContainerStateWaiting { reason: Some(reason), message }),
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason),
+                message,
+            }),
             ..Default::default()
         },
         ContainerPhase::Running { started_at } => ContainerState {
-            running: Some(ContainerStateRunning { started_at: Some(time(started_at)) }),
+            running: Some(ContainerStateRunning {
+                started_at: Some(time(started_at)),
+            }),
             ..Default::default()
         },
-        ContainerPhase::Terminated { exit_code, signal, reason, started_at, finished_at } => ContainerState {
+        ContainerPhase::Terminated {
+            exit_code,
+            signal,
+            reason,
+            started_at,
+            finished_at,
+        } => ContainerState {
             terminated: Some(ContainerStateTerminated {
                 exit_code,
                 signal,
@@ -128,7 +142,10 @@ impl PodRuntime {
     /// have terminated for good under the restart policy, else `Running`.
     pub fn phase(&self) -> &'static str {
         let all_terminated = !self.containers.is_empty()
-            && self.containers.iter().all(|c| matches!(c.phase, ContainerPhase::Terminated { .. }));
+            && self
+                .containers
+                .iter()
+                .all(|c| matches!(c.phase, ContainerPhase::Terminated { .. }));
         if all_terminated && self.restart_policy != "Always" {
             let failed = self
                 .containers
@@ -162,7 +179,10 @@ impl PodRuntime {
     /// The status to write. `PodScheduled` is the scheduler's and is left out (a strategic merge patch
     /// keeps it).
     pub fn render(&mut self, now: Timestamp) -> PodStatus {
-        let all_ready = self.containers.iter().all(|c| c.ready && matches!(c.phase, ContainerPhase::Running { .. }));
+        let all_ready = self
+            .containers
+            .iter()
+            .all(|c| c.ready && matches!(c.phase, ContainerPhase::Running { .. }));
         let sandbox = self.sandbox_ready;
         let conditions = vec![
             self.condition("PodReadyToStartContainers", sandbox, now),
@@ -193,7 +213,9 @@ impl PodRuntime {
             pod_ip: self.pod_ip.clone(),
             pod_ips: self.pod_ip.clone().map(|ip| vec![PodIP { ip }]),
             host_ip: Some(self.host_ip.clone()),
-            host_ips: Some(vec![HostIP { ip: self.host_ip.clone() }]),
+            host_ips: Some(vec![HostIP {
+                ip: self.host_ip.clone(),
+            }]),
             start_time: self.start_time.map(time),
             qos_class: Some("BestEffort".to_string()),
             ..Default::default()
@@ -206,7 +228,11 @@ mod tests {
     use super::*;
 
     fn pod(policy: &str, phases: Vec<ContainerPhase>) -> PodRuntime {
-        let mut p = PodRuntime { restart_policy: policy.into(), sandbox_ready: true, ..Default::default() };
+        let mut p = PodRuntime {
+            restart_policy: policy.into(),
+            sandbox_ready: true,
+            ..Default::default()
+        };
         for (i, phase) in phases.into_iter().enumerate() {
             let mut c = ContainerRuntime::new(&format!("c{i}"), "img", 0);
             c.ever_started = !matches!(phase, ContainerPhase::Waiting { .. });
@@ -218,13 +244,24 @@ mod tests {
 
     fn exited(code: i32) -> ContainerPhase {
         let t = Timestamp::UNIX_EPOCH;
-        ContainerPhase::Terminated { exit_code: code, signal: None, reason: "x".into(), started_at: t, finished_at: t }
+        ContainerPhase::Terminated {
+            exit_code: code,
+            signal: None,
+            reason: "x".into(),
+            started_at: t,
+            finished_at: t,
+        }
     }
 
     #[test]
     fn phases_follow_the_restart_policy() {
-        let waiting = ContainerPhase::Waiting { reason: "ErrImagePull".into(), message: None };
-        let running = ContainerPhase::Running { started_at: Timestamp::UNIX_EPOCH };
+        let waiting = ContainerPhase::Waiting {
+            reason: "ErrImagePull".into(),
+            message: None,
+        };
+        let running = ContainerPhase::Running {
+            started_at: Timestamp::UNIX_EPOCH,
+        };
         assert_eq!(pod("Always", vec![waiting.clone()]).phase(), "Pending");
         assert_eq!(pod("Always", vec![running.clone(), waiting]).phase(), "Pending");
         assert_eq!(pod("Always", vec![running]).phase(), "Running");
@@ -235,13 +272,21 @@ mod tests {
 
     #[test]
     fn ready_needs_every_container_ready_and_keeps_transition_times() {
-        let running = ContainerPhase::Running { started_at: Timestamp::UNIX_EPOCH };
+        let running = ContainerPhase::Running {
+            started_at: Timestamp::UNIX_EPOCH,
+        };
         let mut p = pod("Always", vec![running.clone(), running]);
         p.containers[0].ready = true;
         let t1 = Timestamp::from_second(100).unwrap();
         let s = p.render(t1);
         let ready = |s: &PodStatus| {
-            s.conditions.as_ref().unwrap().iter().find(|c| c.type_ == "Ready").cloned().unwrap()
+            s.conditions
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .cloned()
+                .unwrap()
         };
         assert_eq!(ready(&s).status, "False");
         p.containers[1].ready = true;

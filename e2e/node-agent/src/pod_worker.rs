@@ -53,7 +53,10 @@ async fn delete_for_good(client: &kube::Client, pod: &Pod) {
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let params = DeleteParams {
         grace_period_seconds: Some(0),
-        preconditions: Some(Preconditions { uid: pod.metadata.uid.clone(), resource_version: None }),
+        preconditions: Some(Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
         ..Default::default()
     };
     match api.delete(&name, &params).await {
@@ -66,7 +69,11 @@ async fn delete_for_good(client: &kube::Client, pod: &Pod) {
 /// The runtime state a pod starts with; restart counts continue from the existing status (after an agent
 /// restart the old processes are gone, which counts as one more restart).
 fn initial_runtime(pod: &Pod, agent: &Agent) -> PodRuntime {
-    let statuses = pod.status.as_ref().and_then(|s| s.container_statuses.clone()).unwrap_or_default();
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default();
     let containers = pod
         .spec
         .iter()
@@ -76,19 +83,31 @@ fn initial_runtime(pod: &Pod, agent: &Agent) -> PodRuntime {
                 .iter()
                 .find(|s| s.name == c.name)
                 .map(|s| {
-                    let ran = s.state.as_ref().is_some_and(|st| st.running.is_some() || st.terminated.is_some());
+                    let ran = s
+                        .state
+                        .as_ref()
+                        .is_some_and(|st| st.running.is_some() || st.terminated.is_some());
                     s.restart_count + i32::from(ran)
                 })
                 .unwrap_or(0);
             ContainerRuntime::new(&c.name, c.image.as_deref().unwrap_or_default(), restarts)
         })
         .collect();
-    let start = pod.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0).unwrap_or_else(Timestamp::now);
+    let start = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(|t| t.0)
+        .unwrap_or_else(Timestamp::now);
     let mut runtime = PodRuntime {
         containers,
         host_ip: agent.args.bridge_ip.to_string(),
         start_time: Some(start),
-        restart_policy: pod.spec.as_ref().and_then(|s| s.restart_policy.clone()).unwrap_or_else(|| "Always".into()),
+        restart_policy: pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.clone())
+            .unwrap_or_else(|| "Always".into()),
         ..Default::default()
     };
     runtime.sandbox_ready = false;
@@ -103,7 +122,10 @@ pub async fn run_pod(agent: Arc<Agent>, mut rx: watch::Receiver<Pod>, gone: Canc
         pod.metadata.name.clone().unwrap_or_default(),
         pod.metadata.uid.clone().unwrap_or_default(),
     );
-    let terminal = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+    let terminal = matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    );
     if deletion_grace(&pod).is_some() || terminal {
         // Nothing of it runs here (deleted before it started, or finished before an agent restart).
         let (_, vanished) = wait_deleted(&mut rx, &gone).await;
@@ -164,8 +186,13 @@ pub async fn run_pod(agent: Arc<Agent>, mut rx: watch::Receiver<Pod>, gone: Canc
                 }
             }
             if let Some(mut every) = refresh_in {
-                let (client, pod, ca, dir, stop) =
-                    (agent.client.clone(), pod.clone(), agent.ca_pem.clone(), dir.clone(), background.clone());
+                let (client, pod, ca, dir, stop) = (
+                    agent.client.clone(),
+                    pod.clone(),
+                    agent.ca_pem.clone(),
+                    dir.clone(),
+                    background.clone(),
+                );
                 tokio::spawn(async move {
                     loop {
                         tokio::select! {
@@ -206,7 +233,12 @@ pub async fn run_pod(agent: Arc<Agent>, mut rx: watch::Receiver<Pod>, gone: Canc
 
     let (stop_tx, stop_rx) = watch::channel(None);
     let mut containers = JoinSet::new();
-    let count = ctx.state.lock().unwrap_or_else(|e| e.into_inner()).containers.len();
+    let count = ctx
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .containers
+        .len();
     for idx in 0..count {
         containers.spawn(run_container(ctx.clone(), idx, stop_rx.clone()));
     }

@@ -95,11 +95,23 @@ impl ProbeSpec {
             ProbeAction::Http {
                 host: http.host.clone().filter(|h| !h.is_empty()),
                 port: port_of(&http.port, container)?,
-                path: http.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".to_string()),
-                headers: http.http_headers.iter().flatten().map(|h| (h.name.clone(), h.value.clone())).collect(),
+                path: http
+                    .path
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| "/".to_string()),
+                headers: http
+                    .http_headers
+                    .iter()
+                    .flatten()
+                    .map(|h| (h.name.clone(), h.value.clone()))
+                    .collect(),
             }
         } else if let Some(tcp) = &probe.tcp_socket {
-            ProbeAction::Tcp { host: tcp.host.clone().filter(|h| !h.is_empty()), port: port_of(&tcp.port, container)? }
+            ProbeAction::Tcp {
+                host: tcp.host.clone().filter(|h| !h.is_empty()),
+                port: port_of(&tcp.port, container)?,
+            }
         } else if let Some(exec) = probe.exec.as_ref().and_then(|e| e.command.clone()) {
             ProbeAction::Exec { command: exec }
         } else {
@@ -108,7 +120,9 @@ impl ProbeSpec {
         Ok(Self {
             action,
             initial_delay: secs(probe.initial_delay_seconds, 0),
-            period: period_override.unwrap_or_else(|| secs(probe.period_seconds, 10)).max(Duration::from_millis(10)),
+            period: period_override
+                .unwrap_or_else(|| secs(probe.period_seconds, 10))
+                .max(Duration::from_millis(10)),
             timeout: secs(probe.timeout_seconds, 1).max(Duration::from_millis(100)),
             success_threshold: u32::try_from(probe.success_threshold.unwrap_or(1).max(1)).unwrap_or(1),
             failure_threshold: u32::try_from(probe.failure_threshold.unwrap_or(3).max(1)).unwrap_or(3),
@@ -127,7 +141,11 @@ pub struct ProbeTracker {
 impl ProbeTracker {
     /// A tracker starting as `passing` (readiness starts failing, liveness passing, as in the kubelet).
     pub fn new(passing: bool) -> Self {
-        Self { passing, successes: 0, failures: 0 }
+        Self {
+            passing,
+            successes: 0,
+            failures: 0,
+        }
     }
 
     /// Whether the probe currently passes.
@@ -158,7 +176,12 @@ impl ProbeTracker {
 
 /// Reads [`PROBE_PERIOD_ANNOTATION`] from pod annotations.
 pub fn period_override(annotations: Option<&std::collections::BTreeMap<String, String>>) -> Option<Duration> {
-    annotations?.get(PROBE_PERIOD_ANNOTATION)?.trim().parse::<u64>().ok().map(Duration::from_millis)
+    annotations?
+        .get(PROBE_PERIOD_ANNOTATION)?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_millis)
 }
 
 #[cfg(test)]
@@ -169,14 +192,21 @@ mod tests {
     fn container() -> Container {
         Container {
             name: "c".into(),
-            ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: 8080, ..Default::default() }]),
+            ports: Some(vec![ContainerPort {
+                name: Some("http".into()),
+                container_port: 8080,
+                ..Default::default()
+            }]),
             ..Default::default()
         }
     }
 
     fn http_probe() -> Probe {
         Probe {
-            http_get: Some(HTTPGetAction { port: IntOrString::String("http".into()), ..Default::default() }),
+            http_get: Some(HTTPGetAction {
+                port: IntOrString::String("http".into()),
+                ..Default::default()
+            }),
             period_seconds: Some(2),
             failure_threshold: Some(2),
             ..Default::default()
@@ -186,7 +216,15 @@ mod tests {
     #[test]
     fn reads_named_ports_defaults_and_the_override() {
         let spec = ProbeSpec::from_k8s(&http_probe(), &container(), None).unwrap();
-        assert_eq!(spec.action, ProbeAction::Http { host: None, port: 8080, path: "/".into(), headers: vec![] });
+        assert_eq!(
+            spec.action,
+            ProbeAction::Http {
+                host: None,
+                port: 8080,
+                path: "/".into(),
+                headers: vec![]
+            }
+        );
         assert_eq!(spec.period, Duration::from_secs(2));
         assert_eq!(spec.timeout, Duration::from_secs(1));
         let fast = ProbeSpec::from_k8s(&http_probe(), &container(), Some(Duration::from_millis(50))).unwrap();
@@ -196,9 +234,18 @@ mod tests {
     #[test]
     fn unknown_named_port_is_an_error() {
         let mut p = http_probe();
-        p.http_get = Some(HTTPGetAction { port: IntOrString::String("nope".into()), ..Default::default() });
-        assert!(matches!(ProbeSpec::from_k8s(&p, &container(), None), Err(ProbeError::Port(_))));
-        assert!(matches!(ProbeSpec::from_k8s(&Probe::default(), &container(), None), Err(ProbeError::Unsupported)));
+        p.http_get = Some(HTTPGetAction {
+            port: IntOrString::String("nope".into()),
+            ..Default::default()
+        });
+        assert!(matches!(
+            ProbeSpec::from_k8s(&p, &container(), None),
+            Err(ProbeError::Port(_))
+        ));
+        assert!(matches!(
+            ProbeSpec::from_k8s(&Probe::default(), &container(), None),
+            Err(ProbeError::Unsupported)
+        ));
     }
 
     #[test]

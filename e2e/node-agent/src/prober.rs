@@ -13,14 +13,21 @@ use crate::probe::ProbeAction;
 pub async fn probe_once(action: &ProbeAction, pod_ip: &str, netns: &str, timeout: Duration) -> bool {
     let attempt = async {
         match action {
-            ProbeAction::Tcp { host, port } => {
-                TcpStream::connect((host.as_deref().unwrap_or(pod_ip), *port)).await.is_ok()
-            }
-            ProbeAction::Http { host, port, path, headers } => {
-                http_ok(host.as_deref().unwrap_or(pod_ip), *port, path, headers).await.unwrap_or(false)
-            }
+            ProbeAction::Tcp { host, port } => TcpStream::connect((host.as_deref().unwrap_or(pod_ip), *port))
+                .await
+                .is_ok(),
+            ProbeAction::Http {
+                host,
+                port,
+                path,
+                headers,
+            } => http_ok(host.as_deref().unwrap_or(pod_ip), *port, path, headers)
+                .await
+                .unwrap_or(false),
             ProbeAction::Exec { command } => {
-                let Some((program, args)) = command.split_first() else { return false };
+                let Some((program, args)) = command.split_first() else {
+                    return false;
+                };
                 Command::new("ip")
                     .args(["netns", "exec", netns, program])
                     .args(args)
@@ -41,7 +48,8 @@ pub async fn probe_once(action: &ProbeAction, pod_ip: &str, netns: &str, timeout
 /// A minimal HTTP/1.1 GET reading only the status line: the kubelet counts 200–399 as success.
 async fn http_ok(host: &str, port: u16, path: &str, headers: &[(String, String)]) -> std::io::Result<bool> {
     let mut stream = TcpStream::connect((host, port)).await?;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.34\r\n");
+    let mut request =
+        format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: kube-probe/1.34\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -87,7 +95,12 @@ mod tests {
                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
             }
         });
-        let http = ProbeAction::Http { host: None, port, path: "/".into(), headers: vec![] };
+        let http = ProbeAction::Http {
+            host: None,
+            port,
+            path: "/".into(),
+            headers: vec![],
+        };
         assert!(probe_once(&http, "127.0.0.1", "none", Duration::from_secs(2)).await);
         let tcp = ProbeAction::Tcp { host: None, port };
         assert!(probe_once(&tcp, "127.0.0.1", "none", Duration::from_secs(2)).await);

@@ -78,13 +78,25 @@ pub fn spawn(launch: &Launch) -> Result<Child, LaunchError> {
     if !launch.working_dir.is_dir() {
         return Err(LaunchError::WorkingDir(launch.working_dir.display().to_string()));
     }
-    let log_err = |source| LaunchError::Log { path: launch.log_file.display().to_string(), source };
-    let log = OpenOptions::new().create(true).append(true).open(&launch.log_file).map_err(log_err)?;
+    let log_err = |source| LaunchError::Log {
+        path: launch.log_file.display().to_string(),
+        source,
+    };
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&launch.log_file)
+        .map_err(log_err)?;
     let log2 = log.try_clone().map_err(log_err)?;
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &launch.netns]);
     if let Some(sa_dir) = &launch.sa_dir {
-        cmd.args(["/bin/sh", "-c", &format!("mount --bind \"$0\" {SA_MOUNT} && exec \"$@\"")]).arg(sa_dir);
+        cmd.args([
+            "/bin/sh",
+            "-c",
+            &format!("mount --bind \"$0\" {SA_MOUNT} && exec \"$@\""),
+        ])
+        .arg(sa_dir);
     }
     cmd.arg(&launch.exe)
         .args(&launch.args)
@@ -108,7 +120,9 @@ pub fn signal_group(pid: u32, signal: Signal) {
 
 /// SIGTERM, then SIGKILL if the process has not exited after `grace`; returns its exit status.
 pub async fn stop(child: &mut Child, grace: Duration) -> Option<std::process::ExitStatus> {
-    let Some(pid) = child.id() else { return child.wait().await.ok() };
+    let Some(pid) = child.id() else {
+        return child.wait().await.ok();
+    };
     signal_group(pid, Signal::SIGTERM);
     let status = match tokio::time::timeout(grace, child.wait()).await {
         Ok(status) => status.ok(),
@@ -130,7 +144,10 @@ mod tests {
     fn finds_executables_in_the_image_dir_then_path() {
         let sh = find_executable("sh", Path::new("/nonexistent/zeroscale-echo")).unwrap();
         assert!(sh.is_file());
-        assert_eq!(find_executable("/x/y", Path::new("/b/e")).unwrap(), PathBuf::from("/x/y"));
+        assert_eq!(
+            find_executable("/x/y", Path::new("/b/e")).unwrap(),
+            PathBuf::from("/x/y")
+        );
         assert!(find_executable("no-such-binary-here", Path::new("/b/e")).is_err());
     }
 }

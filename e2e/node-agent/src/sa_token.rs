@@ -58,14 +58,18 @@ pub fn token_volume(pod: &Pod) -> Option<TokenVolume> {
         .filter(|m| m.mount_path.trim_end_matches('/') == SA_MOUNT)
         .map(|m| m.name.as_str())
         .collect();
-    spec.volumes.iter().flatten().filter(|v| mounted.contains(&v.name.as_str())).find_map(|v| {
-        let sources = v.projected.as_ref()?.sources.as_ref()?;
-        let token = sources.iter().find_map(|s| s.service_account_token.as_ref())?;
-        Some(TokenVolume {
-            expiration_seconds: token.expiration_seconds.unwrap_or(3607),
-            audience: token.audience.clone().filter(|a| !a.is_empty()),
+    spec.volumes
+        .iter()
+        .flatten()
+        .filter(|v| mounted.contains(&v.name.as_str()))
+        .find_map(|v| {
+            let sources = v.projected.as_ref()?.sources.as_ref()?;
+            let token = sources.iter().find_map(|s| s.service_account_token.as_ref())?;
+            Some(TokenVolume {
+                expiration_seconds: token.expiration_seconds.unwrap_or(3607),
+                audience: token.audience.clone().filter(|a| !a.is_empty()),
+            })
         })
-    })
 }
 
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
@@ -84,7 +88,11 @@ pub async fn write_credentials(
     dir: &Path,
 ) -> Result<Duration, TokenError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
-    let sa = pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into());
+    let sa = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".into());
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: volume.audience.clone().into_iter().collect(),
@@ -102,9 +110,15 @@ pub async fn write_credentials(
     let answer: TokenRequest = api
         .create_subresource("token", &sa, &PostParams::default(), &request)
         .await
-        .map_err(|source| TokenError::Request { sa: sa.clone(), source })?;
+        .map_err(|source| TokenError::Request {
+            sa: sa.clone(),
+            source,
+        })?;
     let status = answer.status.ok_or(TokenError::Empty)?;
-    let werr = |source| TokenError::Write { path: dir.display().to_string(), source };
+    let werr = |source| TokenError::Write {
+        path: dir.display().to_string(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(werr)?;
     write_atomic(dir, "token", status.token.as_bytes()).map_err(werr)?;
     write_atomic(dir, "ca.crt", ca_pem).map_err(werr)?;
@@ -130,7 +144,13 @@ mod tests {
             }
         }))
         .unwrap();
-        assert_eq!(token_volume(&pod), Some(TokenVolume { expiration_seconds: 3607, audience: None }));
+        assert_eq!(
+            token_volume(&pod),
+            Some(TokenVolume {
+                expiration_seconds: 3607,
+                audience: None
+            })
+        );
         let mut no_mount = pod.clone();
         if let Some(spec) = no_mount.spec.as_mut() {
             spec.containers[0].volume_mounts = None;

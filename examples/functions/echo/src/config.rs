@@ -38,7 +38,15 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let c = Config::from_lookup(|_| None);
-        assert_eq!(c, Config { port: 8080, single: false, pod: None, function: None });
+        assert_eq!(
+            c,
+            Config {
+                port: 8080,
+                single: false,
+                pod: None,
+                function: None
+            }
+        );
         let c = Config::from_lookup(|k| match k {
             "PORT" => Some("9000".into()),
             "ECHO_SINGLE" => Some("1".into()),
@@ -46,6 +54,14 @@ mod tests {
             "ZEROSCALE_FUNCTION" => Some("f".into()),
             _ => None,
         });
-        assert_eq!(c, Config { port: 9000, single: true, pod: Some("h".into()), function: Some("f".into()) });
+        assert_eq!(
+            c,
+            Config {
+                port: 9000,
+                single: true,
+                pod: Some("h".into()),
+                function: Some("f".into())
+            }
+        );
     }
 }

@@ -33,14 +33,20 @@ pub struct Echo {
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(Full::new(body.into()).boxed());
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain"),
+    );
     response
 }
 
 impl Echo {
     /// An echo server's state.
     pub fn new(config: Config) -> Self {
-        Self { config: Arc::new(config), in_flight: InFlight::default() }
+        Self {
+            config: Arc::new(config),
+            in_flight: InFlight::default(),
+        }
     }
 
     /// Handles one request.
@@ -69,7 +75,10 @@ impl Echo {
         if let Some(sleep) = options.sleep {
             tokio::time::sleep(sleep).await;
         }
-        let status = options.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::OK);
+        let status = options
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::OK);
         if let Some(chunks) = options.stream {
             return stream(status, chunks, guard);
         }
@@ -92,7 +101,10 @@ impl Echo {
         });
         let mut response = Response::new(Full::new(Bytes::from(format!("{doc}\n"))).boxed());
         *response.status_mut() = status;
-        response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
         drop(guard);
         response
     }
@@ -107,10 +119,16 @@ fn stream(status: StatusCode, n: u32, guard: crate::inflight::InFlightGuard) -> 
         if i > 0 {
             tokio::time::sleep(CHUNK_GAP).await;
         }
-        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(format!("data: {i}\n\n")))), (i + 1, guard)))
+        Some((
+            Ok::<_, Infallible>(Frame::data(Bytes::from(format!("data: {i}\n\n")))),
+            (i + 1, guard),
+        ))
     });
     let mut response = Response::new(BodyExt::boxed(StreamBody::new(chunks)));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/event-stream"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/event-stream"),
+    );
     response
 }

@@ -19,7 +19,10 @@ impl InFlight {
     /// Registers a request.
     pub fn enter(&self) -> InFlightGuard {
         let before = self.0.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard { counter: self.0.clone(), at_arrival: before + 1 }
+        InFlightGuard {
+            counter: self.0.clone(),
+            at_arrival: before + 1,
+        }
     }
 
     /// Requests in flight now.

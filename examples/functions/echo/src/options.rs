@@ -35,18 +35,24 @@ pub fn parse(query: Option<&str>) -> Result<Options, OptionsError> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "sleep" => {
-                let ms: u64 = value.parse().map_err(|_| OptionsError::BadValue("sleep", value.into()))?;
+                let ms: u64 = value
+                    .parse()
+                    .map_err(|_| OptionsError::BadValue("sleep", value.into()))?;
                 options.sleep = Some(Duration::from_millis(ms).min(MAX_SLEEP));
             }
             "status" => {
-                let code: u16 = value.parse().map_err(|_| OptionsError::BadValue("status", value.into()))?;
+                let code: u16 = value
+                    .parse()
+                    .map_err(|_| OptionsError::BadValue("status", value.into()))?;
                 if !(100..=599).contains(&code) {
                     return Err(OptionsError::BadValue("status", value.into()));
                 }
                 options.status = Some(code);
             }
             "stream" => {
-                let n: u32 = value.parse().map_err(|_| OptionsError::BadValue("stream", value.into()))?;
+                let n: u32 = value
+                    .parse()
+                    .map_err(|_| OptionsError::BadValue("stream", value.into()))?;
                 options.stream = Some(n.min(MAX_CHUNKS));
             }
             "overlap" => options.overlap_fail = value == "fail",
@@ -65,14 +71,22 @@ mod tests {
         let o = parse(Some("sleep=250&status=418&stream=3&overlap=fail&x=1")).unwrap();
         assert_eq!(
             o,
-            Options { sleep: Some(Duration::from_millis(250)), status: Some(418), stream: Some(3), overlap_fail: true }
+            Options {
+                sleep: Some(Duration::from_millis(250)),
+                status: Some(418),
+                stream: Some(3),
+                overlap_fail: true
+            }
         );
         assert_eq!(parse(None).unwrap(), Options::default());
     }
 
     #[test]
     fn rejects_bad_values() {
-        assert_eq!(parse(Some("status=99")), Err(OptionsError::BadValue("status", "99".into())));
+        assert_eq!(
+            parse(Some("status=99")),
+            Err(OptionsError::BadValue("status", "99".into()))
+        );
         assert!(parse(Some("sleep=soon")).is_err());
         assert_eq!(parse(Some("sleep=99999999")).unwrap().sleep, Some(MAX_SLEEP));
     }

@@ -35,7 +35,9 @@ pub enum ServerError {
 /// Binds `0.0.0.0:<port>`.
 pub async fn bind(config: &Config) -> Result<TcpListener, ServerError> {
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, config.port));
-    TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
 }
 
 /// Serves until SIGTERM or SIGINT, then stops accepting and waits (up to [`DRAIN_TIMEOUT`]) for the
@@ -64,14 +66,19 @@ pub async fn serve(listener: TcpListener, config: Config) -> Result<(), ServerEr
             let echo = echo.clone();
             async move { Ok::<_, std::convert::Infallible>(echo.handle(req).await) }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
         });
     }
     drop(listener);
-    eprintln!("shutting down: waiting for {} request(s) in flight", echo.in_flight.current());
+    eprintln!(
+        "shutting down: waiting for {} request(s) in flight",
+        echo.in_flight.current()
+    );
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
     Ok(())
 }

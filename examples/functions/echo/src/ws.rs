@@ -26,7 +26,11 @@ pub fn is_upgrade<B>(req: &Request<B>) -> bool {
 
 /// Answers 101 and echoes every text and binary message on the upgraded connection until it closes.
 pub fn upgrade(mut req: Request<Incoming>) -> Response<Body> {
-    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).map(|k| derive_accept_key(k.as_bytes())) else {
+    let Some(key) = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|k| derive_accept_key(k.as_bytes()))
+    else {
         let mut bad = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
         *bad.status_mut() = StatusCode::BAD_REQUEST;
         return bad;

@@ -1,0 +1,321 @@
+//! Acceptance tests of the local cluster itself (issue #2): real controllers, the node agent's pods,
+//! probes, restarts, image errors, service-account RBAC from inside a pod.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
+use kube::api::ListParams;
+use zeroscale_e2e::{
+    TestNamespace, apply_yaml, client, container_log_path, container_processes, http_get, kubectl_ok, pod_ip,
+    pod_is_ready, restart_count, wait_for, waiting_reason,
+};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn echo_deployment(replicas: u32) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: echo}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: echo}}}}
+  template:
+    metadata:
+      labels: {{app: echo}}
+      annotations: {{zeroscale.dev/probe-period-ms: "100"}}
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+      - name: echo
+        image: zeroscale/echo
+        env: [{{name: PORT, value: "8080"}}]
+        ports: [{{name: http, containerPort: 8080}}]
+        readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1}}
+        livenessProbe: {{tcpSocket: {{port: http}}, periodSeconds: 5}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: echo}}
+spec:
+  selector: {{app: echo}}
+  ports: [{{port: 80, targetPort: http}}]
+"#
+    )
+}
+
+/// Waits until exactly `n` echo pods exist, all Ready, and `n` container processes run; returns
+/// `(pod name, pod IP)` pairs.
+async fn wait_ready_echo(pods: &Api<Pod>, ns: &str, n: usize) -> Vec<(String, String)> {
+    wait_for(
+        MINUTE,
+        &format!("{n} ready echo pods with {n} processes"),
+        || async {
+            let list = pods.list(&ListParams::default().labels("app=echo")).await.ok()?;
+            let ready: Vec<(String, String)> = list
+                .items
+                .iter()
+                .filter(|p| pod_is_ready(p) && p.metadata.deletion_timestamp.is_none())
+                .filter_map(|p| Some((p.metadata.name.clone()?, pod_ip(p)?)))
+                .collect();
+            let processes = container_processes(ns);
+            (list.items.len() == n && ready.len() == n && processes.len() == n).then_some(ready)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn deployment_pods_get_endpoints_answer_and_scale() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "cluster").await;
+    apply_yaml(ns.name(), &echo_deployment(2)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+
+    let ready = wait_ready_echo(&pods, ns.name(), 2).await;
+    let ips: BTreeSet<String> = ready.iter().map(|(_, ip)| ip.clone()).collect();
+    assert_eq!(ips.len(), 2, "each pod has its own IP: {ready:?}");
+
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns.name());
+    wait_for(
+        MINUTE,
+        "the EndpointSlice of service echo to list both pod IPs",
+        || async {
+            let list = slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=echo"))
+                .await
+                .ok()?;
+            let listed: BTreeSet<String> = list
+                .items
+                .iter()
+                .flat_map(|s| s.endpoints.iter())
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
+                .flat_map(|e| e.addresses.iter().cloned())
+                .collect();
+            (listed == ips).then_some(())
+        },
+    )
+    .await;
+
+    for (name, ip) in &ready {
+        let response = http_get(&format!("http://{ip}:8080/hello?x=1"))
+            .await
+            .expect("echo answers on its pod IP");
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            response.json()["pod"],
+            name.as_str(),
+            "the answer comes from that pod: {}",
+            response.text()
+        );
+    }
+
+    kubectl_ok(&["scale", "deployment/echo", "--replicas=0", "-n", ns.name()]).await;
+    wait_ready_echo(&pods, ns.name(), 0).await;
+    kubectl_ok(&["scale", "deployment/echo", "--replicas=3", "-n", ns.name()]).await;
+    let three = wait_ready_echo(&pods, ns.name(), 3).await;
+    let pids: BTreeSet<u32> = container_processes(ns.name()).iter().map(|p| p.pid).collect();
+    assert_eq!((three.len(), pids.len()), (3, 3));
+
+    // Time from `kubectl scale` 0 → 1 to a Ready pod (reported, not asserted: speed is `make bench`'s job).
+    kubectl_ok(&["scale", "deployment/echo", "--replicas=0", "-n", ns.name()]).await;
+    wait_ready_echo(&pods, ns.name(), 0).await;
+    let start = Instant::now();
+    kubectl_ok(&["scale", "deployment/echo", "--replicas=1", "-n", ns.name()]).await;
+    wait_ready_echo(&pods, ns.name(), 1).await;
+    eprintln!("TIMING scale 0->1 to Ready: {} ms", start.elapsed().as_millis());
+    ns.delete().await;
+}
+
+fn single_pod(name: &str, image: &str, extra: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: {image}
+{extra}
+"#
+    )
+}
+
+async fn wait_pod(pods: &Api<Pod>, name: &str, what: &str, check: impl Fn(&Pod) -> bool) -> Pod {
+    wait_for(MINUTE, &format!("pod {name}: {what}"), || async {
+        pods.get_opt(name).await.ok().flatten().filter(|p| check(p))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn unmapped_image_and_crash_loop_show_their_reasons() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "failures").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+    apply_yaml(ns.name(), &single_pod("unmapped", "nginx:1.27", "")).await;
+    apply_yaml(
+        ns.name(),
+        &single_pod("crasher", "busybox", "    command: [sh, -c, 'echo boom; exit 3']"),
+    )
+    .await;
+
+    let p = wait_pod(&pods, "unmapped", "waiting with ImagePullBackOff", |p| {
+        waiting_reason(p, "main").as_deref() == Some("ImagePullBackOff")
+    })
+    .await;
+    assert_eq!(p.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
+
+    let p = wait_pod(&pods, "crasher", "restarted and in CrashLoopBackOff", |p| {
+        restart_count(p, "main") >= 1 && waiting_reason(p, "main").as_deref() == Some("CrashLoopBackOff")
+    })
+    .await;
+    let last = p
+        .status
+        .and_then(|s| s.container_statuses)
+        .and_then(|cs| cs.into_iter().next())
+        .and_then(|c| c.last_state)
+        .and_then(|s| s.terminated)
+        .expect("last state is terminated");
+    assert_eq!(last.exit_code, 3);
+    let log = std::fs::read_to_string(container_log_path(ns.name(), "crasher", "main")).unwrap_or_default();
+    assert!(
+        log.contains("boom"),
+        "container output is in its log file: {log:?}"
+    );
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn env_sources_and_graceful_deletion() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "env").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+    apply_yaml(
+        ns.name(),
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {GREETING: hello, COLOR: blue}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+stringData: {password: hunter2}
+"#,
+    )
+    .await;
+    let extra = r#"    command: [sh, -c, 'echo "G=$GREETING C=$CFG_COLOR P=$PW N=$POD_NAME IP=$POD_IP X=$X"; trap "" TERM; while true; do sleep 1; done']
+    workingDir: /tmp
+    envFrom: [{prefix: CFG_, configMapRef: {name: cfg}}]
+    env:
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: cfg, key: GREETING}}}
+    - {name: PW, valueFrom: {secretKeyRef: {name: sec, key: password}}}
+    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: X, value: "$(GREETING)-x"}"#;
+    apply_yaml(ns.name(), &single_pod("envy", "busybox", extra)).await;
+    let p = wait_pod(&pods, "envy", "running", pod_is_ready).await;
+    let ip = pod_ip(&p).unwrap_or_default();
+    let log_path = container_log_path(ns.name(), "envy", "main");
+    let expected = format!("G=hello C=blue P=hunter2 N=envy IP={ip} X=hello-x");
+    wait_for(MINUTE, "the pod's environment in its log", || async {
+        std::fs::read_to_string(&log_path)
+            .ok()
+            .filter(|l| l.contains(&expected))
+    })
+    .await;
+
+    // It ignores SIGTERM, so deletion takes the 2 s grace period and then SIGKILL.
+    let start = Instant::now();
+    kubectl_ok(&["delete", "pod", "envy", "-n", ns.name(), "--wait=false"]).await;
+    wait_for(MINUTE, "pod envy to be gone with its processes", || async {
+        let gone = matches!(pods.get_opt("envy").await, Ok(None));
+        (gone && container_processes(ns.name()).is_empty()).then_some(())
+    })
+    .await;
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "SIGTERM was ignored, so the grace period was used"
+    );
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn service_account_rbac_is_enforced_inside_the_pod() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "rbac").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+    apply_yaml(
+        ns.name(),
+        &format!(
+            r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: reader}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: configmap-reader}}
+rules: [{{apiGroups: [""], resources: [configmaps], verbs: [get, list]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: reader}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: configmap-reader}}
+subjects: [{{kind: ServiceAccount, name: reader, namespace: {ns}}}]
+"#,
+            ns = ns.name()
+        ),
+    )
+    .await;
+    // The pinned kubectl as the pod's "image": with no kubeconfig it uses the in-cluster config, i.e. the
+    // token, CA and namespace mounted at /var/run/secrets/kubernetes.io/serviceaccount.
+    for (name, resource) in [("allowed", "configmaps"), ("denied", "secrets")] {
+        let extra =
+            format!("    args: [get, {resource}]\n  serviceAccountName: reader\n  restartPolicy: Never");
+        apply_yaml(ns.name(), &single_pod(name, "zeroscale/kubectl", &extra)).await;
+    }
+    let finished = |p: &Pod| {
+        matches!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+    };
+    let allowed = wait_pod(&pods, "allowed", "finished", finished).await;
+    let denied = wait_pod(&pods, "denied", "finished", finished).await;
+    let log = |name| std::fs::read_to_string(container_log_path(ns.name(), name, "main")).unwrap_or_default();
+    let phase = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        phase(&allowed),
+        "Succeeded",
+        "listing configmaps is allowed: {}",
+        log("allowed")
+    );
+    assert!(log("allowed").contains("kube-root-ca.crt"), "{}", log("allowed"));
+    assert_eq!(
+        phase(&denied),
+        "Failed",
+        "listing secrets is forbidden: {}",
+        log("denied")
+    );
+    let who = format!("system:serviceaccount:{}:reader", ns.name());
+    assert!(
+        log("denied").contains("Forbidden") && log("denied").contains(&who),
+        "403 for the pod's own service account: {}",
+        log("denied")
+    );
+    ns.delete().await;
+}
