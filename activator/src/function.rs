@@ -10,20 +10,21 @@
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use tokio::sync::oneshot;
 use zeroscale_common::signals::FunctionKey;
-use zeroscale_crds::function::{Protocol, Visibility};
+use zeroscale_crds::function::Visibility;
 
 use crate::{
     balancer::{self, Endpoint},
+    endpoints::EndpointSet,
     error::ProxyError,
     lease::{Admission, Lease, Outcome, Ticket},
     metrics::FunctionMetrics,
     queue::{QueueLimits, WaitQueue},
-    settings::{EndpointInfo, FunctionSettings},
+    settings::{EndpointInfo, FunctionSettings, Limits, Port},
     stats::{PeriodReport, Presence},
 };
 
@@ -35,45 +36,9 @@ pub trait Wakeups: Send + Sync + 'static {
     fn probe(&self, function: &Arc<FunctionState>);
 }
 
-/// The timeouts and protocol a forwarded request works under.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Total deadline from arrival.
-    pub timeout: Duration,
-    /// Deadline from arrival to the response head.
-    pub response_start_timeout: Duration,
-    /// Longest gap between response body chunks.
-    pub idle_timeout: Option<Duration>,
-    /// Protocol towards the pod.
-    pub protocol: Protocol,
-}
-
-impl Limits {
-    fn of(settings: &FunctionSettings) -> Self {
-        Self {
-            timeout: settings.timeout,
-            response_start_timeout: settings.response_start_timeout,
-            idle_timeout: settings.idle_timeout,
-            protocol: settings.protocol,
-        }
-    }
-}
-
-/// Which data port a request came in on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Port {
-    /// The external port: public functions only.
-    External,
-    /// The in-cluster port: every function.
-    Internal,
-}
-
 struct Inner {
     settings: FunctionSettings,
-    reported: Vec<EndpointInfo>,
-    endpoints: Vec<Arc<Endpoint>>,
-    starting: Vec<SocketAddr>,
-    answering: Vec<SocketAddr>,
+    endpoints: EndpointSet,
     queue: WaitQueue<oneshot::Sender<Outcome>>,
     cold: bool,
     probing: bool,
@@ -114,10 +79,7 @@ impl FunctionState {
             display,
             inner: Mutex::new(Inner {
                 settings,
-                reported: Vec::new(),
-                endpoints: Vec::new(),
-                starting: Vec::new(),
-                answering: Vec::new(),
+                endpoints: EndpointSet::default(),
                 queue: WaitQueue::new(limits, budget),
                 cold: false,
                 probing: false,
@@ -161,21 +123,21 @@ impl FunctionState {
                 return Err(ProxyError::UnknownFunction(self.display.clone()));
             }
             g.presence.arrive();
-            if g.endpoints.is_empty()
+            if g.endpoints.routable().is_empty()
                 && let Some(failure) = &g.settings.failure
             {
                 return Err(self.startup_failed(failure.reason.clone(), failure.message.clone()));
             }
             let limit = g.settings.concurrency as usize;
             if g.queue.is_empty()
-                && let Some(i) = balancer::pick(&g.endpoints, limit, &mut rand::rng())
+                && let Some(i) = balancer::pick(g.endpoints.routable(), limit, &mut rand::rng())
             {
-                let endpoint = Arc::clone(&g.endpoints[i]);
+                let endpoint = Arc::clone(&g.endpoints.routable()[i]);
                 let limits = Limits::of(&g.settings);
                 g.presence.enter(arrived);
                 return Ok(Admission::Go(self.grant(&mut g, endpoint, arrived, limits)));
             }
-            let cold = g.endpoints.is_empty() && !g.cold;
+            let cold = g.endpoints.routable().is_empty() && !g.cold;
             let (sender, receiver) = oneshot::channel();
             let limits = Limits::of(&g.settings);
             match g.queue.push(bytes(), cold, sender, arrived) {
@@ -193,7 +155,7 @@ impl FunctionState {
                         g.metrics.cold_starts.inc();
                         demand = Some(g.queue.len() as u64);
                     }
-                    if !g.starting.is_empty() && !g.probing {
+                    if !g.endpoints.starting().is_empty() && !g.probing {
                         g.probing = true;
                         probe = true;
                     }
@@ -251,7 +213,7 @@ impl FunctionState {
         let mut rng = rand::rng();
         let now = Instant::now();
         while !g.queue.is_empty() {
-            let Some(i) = balancer::pick(&g.endpoints, limit, &mut rng) else {
+            let Some(i) = balancer::pick(g.endpoints.routable(), limit, &mut rng) else {
                 break;
             };
             let Some(waiter) = g.queue.pop() else { break };
@@ -261,7 +223,7 @@ impl FunctionState {
             if waiter.cold {
                 g.metrics.cold_start_duration.observe(waited);
             }
-            let endpoint = Arc::clone(&g.endpoints[i]);
+            let endpoint = Arc::clone(&g.endpoints.routable()[i]);
             let lease = self.grant(g, endpoint, waiter.enqueued, limits);
             if let Err(Ok(lease)) = waiter.notify.send(Ok(lease)) {
                 undelivered.push(lease);
@@ -274,7 +236,7 @@ impl FunctionState {
     fn end_episode_if_idle(&self, g: &mut Inner) {
         // A cold episode ends when a pod is routable, or when nobody waits any more (every waiter
         // timed out or left): the next request at zero sends a fresh demand.
-        if !g.endpoints.is_empty() || g.queue.is_empty() {
+        if !g.endpoints.routable().is_empty() || g.queue.is_empty() {
             g.cold = false;
         }
     }
@@ -322,10 +284,9 @@ impl FunctionState {
         let (undelivered, probe) = {
             let mut g = self.lock();
             g.settings = settings;
-            g.reported = endpoints;
+            g.endpoints.replace(endpoints);
             g.deleted = false;
-            recompute(&mut g);
-            if g.endpoints.is_empty()
+            if g.endpoints.routable().is_empty()
                 && let Some(failure) = g.settings.failure.clone()
             {
                 self.fail_waiters(&mut g, || {
@@ -345,8 +306,7 @@ impl FunctionState {
     pub fn remove(self: &Arc<Self>) {
         let mut g = self.lock();
         g.deleted = true;
-        g.reported.clear();
-        recompute(&mut g);
+        g.endpoints.replace(Vec::new());
         let display = self.display.clone();
         self.fail_waiters(&mut g, || ProxyError::FunctionDeleted(display.clone()));
     }
@@ -368,7 +328,7 @@ impl FunctionState {
     }
 
     fn needs_probe(&self, g: &mut Inner) -> bool {
-        let needed = !g.queue.is_empty() && !g.starting.is_empty() && !g.probing;
+        let needed = !g.queue.is_empty() && !g.endpoints.starting().is_empty() && !g.probing;
         if needed {
             g.probing = true;
         }
@@ -379,22 +339,20 @@ impl FunctionState {
     /// starting); stopping clears the probing flag so a later request starts a new prober.
     pub fn probe_targets(&self) -> Option<Vec<SocketAddr>> {
         let mut g = self.lock();
-        if g.queue.is_empty() || g.starting.is_empty() || g.deleted {
+        if g.queue.is_empty() || g.endpoints.starting().is_empty() || g.deleted {
             g.probing = false;
             return None;
         }
-        Some(g.starting.clone())
+        Some(g.endpoints.starting().to_vec())
     }
 
     /// A starting pod answered a probe: route to it now, before its EndpointSlice says ready.
     pub fn mark_answering(self: &Arc<Self>, address: SocketAddr) {
         let undelivered = {
             let mut g = self.lock();
-            if !g.starting.contains(&address) {
+            if !g.endpoints.mark_answering(address) {
                 return;
             }
-            g.answering.push(address);
-            recompute(&mut g);
             self.dispatch(&mut g)
         };
         drop(undelivered);
@@ -419,33 +377,11 @@ impl FunctionState {
 
     /// Addresses routable now.
     pub fn routable(&self) -> Vec<SocketAddr> {
-        self.lock().endpoints.iter().map(|e| e.address).collect()
-    }
-}
-
-/// Rebuilds the routable and starting sets from the reported endpoints and the probe results,
-/// keeping the in-flight counters of endpoints that stay.
-fn recompute(g: &mut Inner) {
-    let reported = &g.reported;
-    g.answering.retain(|a| {
-        reported
+        self.lock()
+            .endpoints
+            .routable()
             .iter()
-            .any(|e| e.address == *a && !e.terminating && !e.ready)
-    });
-    let mut endpoints: Vec<Arc<Endpoint>> = Vec::with_capacity(reported.len());
-    let mut starting = Vec::new();
-    for e in reported {
-        if e.terminating || endpoints.iter().any(|x| x.address == e.address) || starting.contains(&e.address)
-        {
-            continue;
-        }
-        if e.ready || g.answering.contains(&e.address) {
-            let existing = g.endpoints.iter().find(|x| x.address == e.address).cloned();
-            endpoints.push(existing.unwrap_or_else(|| Arc::new(Endpoint::new(e.address))));
-        } else {
-            starting.push(e.address);
-        }
+            .map(|e| e.address)
+            .collect()
     }
-    g.endpoints = endpoints;
-    g.starting = starting;
 }

@@ -6,11 +6,7 @@ use std::{sync::Arc, time::Instant};
 
 use tokio::sync::oneshot;
 
-use crate::{
-    balancer::Endpoint,
-    error::ProxyError,
-    function::{FunctionState, Limits},
-};
+use crate::{balancer::Endpoint, error::ProxyError, function::FunctionState, settings::Limits};
 
 /// What a waiting request is eventually handed.
 pub type Outcome = Result<Lease, ProxyError>;

@@ -9,6 +9,7 @@
 pub mod args;
 pub mod balancer;
 pub mod body;
+pub mod endpoints;
 pub mod error;
 pub mod function;
 pub mod headers;

@@ -11,7 +11,7 @@ use hyper_util::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{function::Port, proxy::Proxy};
+use crate::{proxy::Proxy, settings::Port};
 
 /// Limits that protect the data ports from hostile or broken clients.
 #[derive(Clone, Copy, Debug)]

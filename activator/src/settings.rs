@@ -131,3 +131,37 @@ impl EndpointInfo {
         }
     }
 }
+
+/// The timeouts and protocol a forwarded request works under.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Total deadline from arrival.
+    pub timeout: Duration,
+    /// Deadline from arrival to the response head.
+    pub response_start_timeout: Duration,
+    /// Longest gap between response body chunks.
+    pub idle_timeout: Option<Duration>,
+    /// Protocol towards the pod.
+    pub protocol: Protocol,
+}
+
+impl Limits {
+    /// The limits `settings` set.
+    pub fn of(settings: &FunctionSettings) -> Self {
+        Self {
+            timeout: settings.timeout,
+            response_start_timeout: settings.response_start_timeout,
+            idle_timeout: settings.idle_timeout,
+            protocol: settings.protocol,
+        }
+    }
+}
+
+/// Which data port a request came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// The external port: public functions only.
+    External,
+    /// The in-cluster port: every function.
+    Internal,
+}

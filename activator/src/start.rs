@@ -10,13 +10,13 @@ use zeroscale_common::admin::{self, Readiness};
 
 use crate::{
     Args,
-    function::Port,
     host::Domains,
     metrics::Metrics,
     probe::{ActivatorWakeups, PROBE_INTERVAL},
     proxy::Proxy,
     queue::{BufferBudget, QueueLimits},
     server::{self, ServerLimits},
+    settings::Port,
     signal_sender::{SignalSender, UrlError},
     static_config::{StaticConfig, StaticConfigError},
     table::RoutingTable,

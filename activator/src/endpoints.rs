@@ -1,0 +1,119 @@
+//! A function's pods as the activator sees them: what the source last reported, which of them take
+//! requests (ready, or answering direct probes) and which are still starting (worth probing).
+
+use std::{net::SocketAddr, sync::Arc};
+
+use crate::{balancer::Endpoint, settings::EndpointInfo};
+
+/// The endpoint sets of one function.
+#[derive(Debug, Default)]
+pub struct EndpointSet {
+    reported: Vec<EndpointInfo>,
+    routable: Vec<Arc<Endpoint>>,
+    starting: Vec<SocketAddr>,
+    answering: Vec<SocketAddr>,
+}
+
+impl EndpointSet {
+    /// Endpoints that take new requests.
+    pub fn routable(&self) -> &[Arc<Endpoint>] {
+        &self.routable
+    }
+
+    /// Known endpoints that are neither ready nor terminating.
+    pub fn starting(&self) -> &[SocketAddr] {
+        &self.starting
+    }
+
+    /// Replaces what the source reports.
+    pub fn replace(&mut self, reported: Vec<EndpointInfo>) {
+        self.reported = reported;
+        self.recompute();
+    }
+
+    /// A starting endpoint answered a probe; returns whether it became routable.
+    pub fn mark_answering(&mut self, address: SocketAddr) -> bool {
+        if !self.starting.contains(&address) {
+            return false;
+        }
+        self.answering.push(address);
+        self.recompute();
+        true
+    }
+
+    /// Rebuilds the routable and starting sets, keeping the in-flight counters of endpoints that stay.
+    /// Terminating endpoints are dropped: they get no new requests, while requests already sent hold
+    /// their own reference and finish.
+    fn recompute(&mut self) {
+        let reported = &self.reported;
+        // A probe result matters only while the source still reports the pod as not ready.
+        self.answering.retain(|a| {
+            reported
+                .iter()
+                .any(|e| e.address == *a && !e.terminating && !e.ready)
+        });
+        let mut routable: Vec<Arc<Endpoint>> = Vec::with_capacity(reported.len());
+        let mut starting = Vec::new();
+        for e in reported {
+            let seen = routable.iter().any(|x| x.address == e.address) || starting.contains(&e.address);
+            if e.terminating || seen {
+                continue;
+            }
+            if e.ready || self.answering.contains(&e.address) {
+                let existing = self.routable.iter().find(|x| x.address == e.address).cloned();
+                routable.push(existing.unwrap_or_else(|| Arc::new(Endpoint::new(e.address))));
+            } else {
+                starting.push(e.address);
+            }
+        }
+        self.routable = routable;
+        self.starting = starting;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn ready_starting_and_terminating() {
+        let mut set = EndpointSet::default();
+        set.replace(vec![
+            EndpointInfo::ready(addr(1)),
+            EndpointInfo::starting(addr(2)),
+            EndpointInfo::terminating(addr(3)),
+            EndpointInfo::ready(addr(1)),
+        ]);
+        assert_eq!(
+            set.routable().iter().map(|e| e.address).collect::<Vec<_>>(),
+            vec![addr(1)]
+        );
+        assert_eq!(set.starting(), &[addr(2)]);
+    }
+
+    #[test]
+    fn probe_results_route_until_the_pod_terminates() {
+        let mut set = EndpointSet::default();
+        set.replace(vec![EndpointInfo::starting(addr(2))]);
+        assert!(!set.mark_answering(addr(9)), "unknown addresses are ignored");
+        assert!(set.mark_answering(addr(2)));
+        assert_eq!(set.routable().len(), 1);
+        set.replace(vec![EndpointInfo::starting(addr(2))]);
+        assert_eq!(set.routable().len(), 1, "still answering while the slice lags");
+        set.replace(vec![EndpointInfo::terminating(addr(2))]);
+        assert!(set.routable().is_empty());
+    }
+
+    #[test]
+    fn in_flight_counters_survive_updates() {
+        let mut set = EndpointSet::default();
+        set.replace(vec![EndpointInfo::ready(addr(1))]);
+        set.routable()[0].start();
+        set.replace(vec![EndpointInfo::ready(addr(1)), EndpointInfo::ready(addr(2))]);
+        assert_eq!(set.routable()[0].in_flight(), 1);
+    }
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Activator benchmark (SPEC §9 P1, P2, P6), all on loopback in one run:
+#   - the upstream is nginx answering `200 ok` (one worker);
+#   - direct vs through the activator (--static-config) vs through nginx as a reverse proxy;
+#   - added latency at 1k rps open loop (oha -q 1000 with latency correction), max throughput at
+#     64 connections, idle RSS, and RSS growth with 10,000 requests parked at a function at zero.
+# Writes $BENCH_FRAGMENT: {"activator": {...}, "nginx": {...}}.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source "${BENCH_LIB:-scripts/bench-lib.sh}"
+out=${BENCH_OUT:-target/bench}/activator
+fragment=${BENCH_FRAGMENT:-$out/fragment.json}
+mkdir -p "$out"
+duration=${BENCH_DURATION:-10s}
+host=hello.bench.svc.cluster.local
+
+oha=$(bench_oha)
+nginx=$(bench_nginx)
+cargo build -q --release -p zeroscale-activator
+activator_bin=target/release/zeroscale-activator
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# --- upstream and nginx proxy -------------------------------------------------------------
+mkdir -p "$out/nginx"
+cat > "$out/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $out/nginx/nginx.pid;
+error_log $out/nginx/error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  client_body_temp_path $out/nginx/body;
+  proxy_temp_path $out/nginx/proxy;
+  fastcgi_temp_path $out/nginx/fastcgi;
+  uwsgi_temp_path $out/nginx/uwsgi;
+  scgi_temp_path $out/nginx/scgi;
+  keepalive_requests 1000000;
+  upstream pod { server 127.0.0.1:18080; keepalive 256; }
+  server { listen 127.0.0.1:18080; location / { return 200 "ok\n"; } }
+  server {
+    listen 127.0.0.1:18081;
+    location / {
+      proxy_pass http://pod;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+    }
+  }
+}
+NGINX
+"$nginx" -p "$out/nginx" -c "$out/nginx/nginx.conf" &
+pids+=($!)
+
+cat > "$out/functions.yaml" <<YAML
+functions:
+  - namespace: bench
+    name: hello
+    endpoints: [{address: "127.0.0.1:18080"}]
+  - namespace: bench
+    name: cold
+    timeoutSeconds: 600
+YAML
+RUST_LOG=warn "$activator_bin" --static-config "$out/functions.yaml" --autoscaler-url "" \
+  --external-addr 127.0.0.1:18090 --internal-addr 127.0.0.1:18091 --admin-addr 127.0.0.1:18092 \
+  --queue-max-requests 20000 > "$out/activator.log" 2>&1 &
+activator_pid=$!
+pids+=($activator_pid)
+
+bench_wait_http http://127.0.0.1:18080/
+bench_wait_http http://127.0.0.1:18081/
+bench_wait_http http://127.0.0.1:18092/ready
+sleep 1
+idle_rss_kib=$(bench_rss_kib "$activator_pid")
+
+# oha prints JSON; returns "rps p50_us p99_us errors".
+run_oha() {
+  local name=$1; shift
+  "$oha" --no-tui --output-format json -H "Host: $host" "$@" > "$out/$name.json"
+  python3 - "$out/$name.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r["summary"]
+p = r["latencyPercentiles"]
+errors = sum(r.get("errorDistribution", {}).values())
+codes = r.get("statusCodeDistribution", {})
+non2xx = sum(v for k, v in codes.items() if not k.startswith("2"))
+print(f'{s["requestsPerSec"]:.1f} {p["p50"] * 1e6:.1f} {p["p99"] * 1e6:.1f} {errors + non2xx}')
+PY
+}
+
+# Warm up pools on every path.
+for port in 18080 18081 18091; do
+  "$oha" --no-tui -n 2000 -c 16 -H "Host: $host" "http://127.0.0.1:$port/" > /dev/null
+done
+
+# --- P1: added latency at 1k rps open loop ----------------------------------------------
+latency() { run_oha "$1" -z "$duration" -q 1000 -c 16 --latency-correction "http://127.0.0.1:$2/"; }
+read -r _ direct_p50 direct_p99 direct_err < <(latency direct-1k 18080)
+read -r _ act_p50 act_p99 act_err < <(latency activator-1k 18091)
+read -r _ ngx_p50 ngx_p99 ngx_err < <(latency nginx-1k 18081)
+
+# --- P2: throughput at 64 connections ---------------------------------------------------
+throughput() { run_oha "$1" -z "$duration" -c 64 "http://127.0.0.1:$2/"; }
+read -r act_rps _ _ act_rps_err < <(throughput activator-max 18091)
+read -r ngx_rps _ _ ngx_rps_err < <(throughput nginx-max 18081)
+read -r direct_rps _ _ _ < <(throughput direct-max 18080)
+active_rss_kib=$(bench_rss_kib "$activator_pid")
+
+# --- P6: 10,000 requests parked at a function at zero -----------------------------------
+ulimit -n 65536 || true
+park() {
+  local name=$1; shift
+  local before after queued
+  before=$(bench_rss_kib "$activator_pid")
+  "$oha" --no-tui -n 10000 -z 60s -t 120s -H "Host: cold.bench" "$@" http://127.0.0.1:18091/ > "$out/$name.txt" 2>&1 &
+  local load=$!
+  queued=0
+  for _ in $(seq 1 600); do
+    queued=$(curl -fsS http://127.0.0.1:18092/metrics | awk '/^zeroscale_activator_queue_depth\{.*function="cold"/ {print $2}')
+    [[ ${queued:-0} -ge 10000 ]] && break
+    sleep 0.1
+  done
+  sleep 1
+  after=$(bench_rss_kib "$activator_pid")
+  kill "$load" 2>/dev/null || true
+  wait "$load" 2>/dev/null || true
+  # Let the queue empty (clients gone) before the next measurement.
+  for _ in $(seq 1 100); do
+    q=$(curl -fsS http://127.0.0.1:18092/metrics | awk '/^zeroscale_activator_queue_depth\{.*function="cold"/ {print $2}')
+    [[ ${q:-0} -eq 0 ]] && break
+    sleep 0.1
+  done
+  echo "${queued:-0} $(( after - before ))"
+}
+read -r parked_h1 parked_h1_kib < <(park parked-http1 -c 10000)
+read -r parked_h2 parked_h2_kib < <(park parked-h2c --http2 -c 100 -p 100)
+
+python3 - "$fragment" <<PY
+import json, sys
+mib = lambda kib: round(kib / 1024, 1)
+act_rps, ngx_rps = $act_rps, $ngx_rps
+figures = {
+  "activator": {
+    "added_p50_us": round($act_p50 - $direct_p50, 1),
+    "added_p99_us": round($act_p99 - $direct_p99, 1),
+    "p50_us": $act_p50, "p99_us": $act_p99,
+    "direct_p50_us": $direct_p50, "direct_p99_us": $direct_p99,
+    "errors_1k": $act_err,
+    "rps": act_rps,
+    "rps_errors": $act_rps_err,
+    "direct_rps": $direct_rps,
+    "rps_ratio_vs_nginx": round(act_rps / ngx_rps, 3) if ngx_rps else None,
+    "idle_rss_mib": mib($idle_rss_kib),
+    "loaded_rss_mib": mib($active_rss_kib),
+    "parked_10k_rss_mib": mib($parked_h1_kib),
+    "parked_10k_requests": $parked_h1,
+    "parked_10k_h2c_rss_mib": mib($parked_h2_kib),
+    "parked_10k_h2c_requests": $parked_h2,
+  },
+  "nginx": {
+    "rps": ngx_rps,
+    "rps_errors": $ngx_rps_err,
+    "added_p50_us": round($ngx_p50 - $direct_p50, 1),
+    "added_p99_us": round($ngx_p99 - $direct_p99, 1),
+  },
+}
+json.dump(figures, open(sys.argv[1], "w"), indent=2)
+print(json.dumps(figures, indent=2))
+PY

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Helpers for benchmark sections (sourced). Tools come from package registries only.
+
+# Installs oha (the load generator, from crates.io) into $BENCH_TOOLS once; prints its path.
+bench_oha() {
+  local bin=$BENCH_TOOLS/bin/oha
+  if [[ ! -x $bin ]]; then
+    echo "bench: installing oha into $BENCH_TOOLS (once)" >&2
+    cargo install oha --locked --version 1.16.0 --root "$BENCH_TOOLS" >&2
+  fi
+  echo "$bin"
+}
+
+# Ensures nginx is installed (Debian package nginx-light).
+bench_nginx() {
+  if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
+    local sudo=""
+    [[ $(id -u) == 0 ]] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nginx-light >&2
+  fi
+  command -v nginx 2>/dev/null || echo /usr/sbin/nginx
+}
+
+# Resident set size of process $1 in KiB.
+bench_rss_kib() {
+  awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
+}
+
+# Waits until `curl -fsS $1` succeeds (10 s at most).
+bench_wait_http() {
+  for _ in $(seq 1 200); do
+    curl -fsS -o /dev/null "$@" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "bench: $1 did not come up" >&2
+  return 1
+}
