@@ -15,6 +15,10 @@ trap 'teardown' EXIT INT TERM
 make -s cluster-up || exit 1
 cargo test -p zeroscale-e2e -- --test-threads=1 "$@"
 status=$?
+if [[ -s .zeroscale/logs/timings.log ]]; then
+  echo "timings recorded by the tests:"
+  sed 's/^/  /' .zeroscale/logs/timings.log
+fi
 
 # Nothing of the cluster may survive `make cluster-down`; then it must come up again and go down clean.
 for round in 1 2; do

@@ -6,8 +6,16 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=e2e/cluster/lib.sh
 source "$here/lib.sh"
+# --quiet: no summary line. --takeover (up.sh): also stop a cluster started from another checkout; the
+# bridge, addresses and ports are per machine, so only one local cluster can run at a time.
 quiet=0
-[[ ${1:-} == --quiet ]] && quiet=1
+match="$ZS_STATE/"
+for arg in "$@"; do
+  case $arg in
+    --quiet) quiet=1 ;;
+    --takeover) match="/.zeroscale/" ;;
+  esac
+done
 say() { [[ $quiet == 1 ]] || log "$@"; }
 start=$(date +%s%N)
 
@@ -16,7 +24,7 @@ cluster_pids() {
   local pid
   for pid in $(ls /proc | grep -E '^[0-9]+$'); do
     [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-    if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$ZS_STATE/"; then
+    if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$match"; then
       # Only our own daemons, never an editor or `tail` that happens to have a path in there.
       case "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" | sed 's/ (deleted)$//')" in
         etcd | kube-apiserver | kube-controller-manager | kube-scheduler | zeroscale-node-agent) echo "$pid" ;;
@@ -48,6 +56,10 @@ for pid in $(cluster_pids); do
   [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == *zeroscale-node-agent* ]] && agent_pids+=("$pid")
 done
 stop "${agent_pids[@]}"
+for pid in $(cluster_pids); do
+  cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || true)
+  [[ $cmd == *"$ZS_STATE/"* ]] || log "stopping a local cluster of another checkout: $cmd"
+done
 
 # 2. Pod processes: everything inside our pod network namespaces.
 for ns in $(pod_netns); do

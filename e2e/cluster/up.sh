@@ -70,7 +70,7 @@ if bash "$here/status.sh" --check 2>/dev/null; then
   exit 0
 fi
 
-bash "$here/down.sh" --quiet
+bash "$here/down.sh" --quiet --takeover
 # Fresh logs for a fresh cluster; the previous run's are kept one generation back.
 rm -rf "$ZS_STATE/logs.prev"
 if [[ -d $ZS_LOGS ]]; then mv "$ZS_LOGS" "$ZS_STATE/logs.prev"; fi

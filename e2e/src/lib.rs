@@ -27,6 +27,7 @@ pub mod namespace;
 pub mod paths;
 pub mod pods;
 pub mod process;
+pub mod timing;
 pub mod wait;
 
 pub use cluster::{ClusterError, client, try_client};
@@ -41,4 +42,5 @@ pub use pods::{
     ContainerProcess, container_processes, pod_ip, pod_is_ready, process_alive, restart_count, waiting_reason,
 };
 pub use process::{ProcessError, ProcessGuard, spawn_component, try_spawn_component};
+pub use timing::{record_timing, timings_path};
 pub use wait::{WaitError, try_wait_for, wait_for};

@@ -10,7 +10,7 @@ use kube::Api;
 use kube::api::ListParams;
 use zeroscale_e2e::{
     TestNamespace, apply_yaml, client, container_log_path, container_processes, http_get, kubectl_ok, pod_ip,
-    pod_is_ready, restart_count, wait_for, waiting_reason,
+    pod_is_ready, record_timing, restart_count, wait_for, waiting_reason,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -127,7 +127,7 @@ async fn deployment_pods_get_endpoints_answer_and_scale() {
     let start = Instant::now();
     kubectl_ok(&["scale", "deployment/echo", "--replicas=1", "-n", ns.name()]).await;
     wait_ready_echo(&pods, ns.name(), 1).await;
-    eprintln!("TIMING scale 0->1 to Ready: {} ms", start.elapsed().as_millis());
+    record_timing("kubectl scale 0 -> 1 to pod Ready (echo)", start.elapsed());
     ns.delete().await;
 }
 
