@@ -49,8 +49,8 @@ impl MultiScaler {
     }
 
     /// Keeps only the functions `keep` accepts.
-    pub fn retain(&mut self, mut keep: impl FnMut(&FunctionKey) -> bool) {
-        self.scalers.retain(|k, _| keep(k));
+    pub fn retain(&mut self, mut keep: impl FnMut(&FunctionKey, &FunctionScaler) -> bool) {
+        self.scalers.retain(|k, s| keep(k, s));
     }
 
     /// The scaler of `key`, if any.

@@ -130,6 +130,11 @@ impl FunctionScaler {
         self.decider.as_ref().is_some_and(Decider::in_panic)
     }
 
+    /// Whether any report arrived during the last stable window.
+    pub fn has_recent_data(&self, now: Duration) -> bool {
+        !self.collector.is_empty(now)
+    }
+
     /// Whether the function is quiescent at zero: nothing to decide until new traffic arrives.
     pub fn is_idle_at_zero(&self, now: Duration, current: i32) -> bool {
         current == 0 && self.collector.is_empty(now) && !self.in_panic()

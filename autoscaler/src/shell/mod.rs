@@ -1,6 +1,174 @@
-//! The IO shell.
+//! The IO shell around the pure core: the CloudEvents endpoint, the Kubernetes watches, the decision
+//! loop, `/scale` writes, leader election, and the admin server.
 
-/// Runs the autoscaler.
-pub fn main(_args: crate::args::RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub mod activator;
+pub mod cluster;
+pub mod engine;
+pub mod events;
+pub mod http;
+pub mod metrics;
+pub mod writer;
+
+use std::{collections::HashMap, sync::Arc, time::Instant};
+
+use prometheus_client::registry::Registry;
+use tokio::sync::{mpsc, watch};
+use zeroscale_common::{
+    admin::{self, Readiness},
+    lease::{Leadership, LeaseConfig},
+    telemetry,
+};
+
+use crate::{args::RunArgs, kpa::MultiScaler};
+use activator::ActivatorReadiness;
+use cluster::ClusterView;
+use engine::Engine;
+use metrics::Metrics;
+use writer::Writer;
+
+/// Signals waiting for the decision loop before the endpoint answers 503.
+const SIGNAL_QUEUE: usize = 65_536;
+
+/// Why the autoscaler stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    /// No Kubernetes client could be built.
+    #[error("cannot build a kubernetes client: {0}")]
+    Kube(#[from] kube::Error),
+    /// The events endpoint could not listen.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Leader election could not start.
+    #[error(transparent)]
+    Lease(#[from] zeroscale_common::lease::LeaseError),
+    /// The runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// `zeroscale-autoscaler run`.
+pub fn main(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    telemetry::init(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(ShellError::Runtime)?;
+    runtime.block_on(run(args))?;
     Ok(())
+}
+
+fn identity(args: &RunArgs) -> String {
+    args.identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "zeroscale-autoscaler".to_string())
+}
+
+/// Runs the autoscaler until SIGTERM or Ctrl-C.
+pub async fn run(args: RunArgs) -> Result<(), ShellError> {
+    let client = kube::Client::try_default().await?;
+    let identity = identity(&args);
+    let mut registry = Registry::with_prefix("zeroscale");
+    let metrics = Metrics::register(&mut registry);
+    let readiness = Readiness::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn(admin::serve(
+        args.admin_addr,
+        readiness.clone(),
+        Arc::new(registry),
+        stopped(),
+    ));
+
+    // Listen at once: demand that arrives while the watches sync is recorded, not refused.
+    let (tx, rx) = mpsc::channel(SIGNAL_QUEUE);
+    let listener = tokio::net::TcpListener::bind(args.events_addr)
+        .await
+        .map_err(|source| ShellError::Listen {
+            addr: args.events_addr,
+            source,
+        })?;
+    tracing::info!(addr = %args.events_addr, "events endpoint listening");
+    let router = events::router(tx, args.events_token.clone(), metrics.clone());
+    let events_stop = stopped();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(events_stop)
+            .await
+        {
+            tracing::error!(error = %e, "events endpoint failed");
+        }
+    });
+
+    let cluster = ClusterView::start(&client, args.namespace.as_deref());
+    let http = http::HttpClient::default();
+    let activator = match &args.activator_ready_url {
+        Some(url) => ActivatorReadiness::probe(url.clone(), http.clone(), metrics.clone()),
+        None => ActivatorReadiness::assumed(),
+    };
+    // Without leader election this replica always leads; the sender must outlive the receivers.
+    let (_always_leader, always) = watch::channel(true);
+    let (leadership, leader) = if args.leader_elect {
+        let mut config = LeaseConfig::new(args.lease_namespace.clone(), args.lease_name.clone());
+        if let Some(id) = &args.identity {
+            config.identity = id.clone();
+        }
+        let leadership = Leadership::start(client.clone(), config).await?;
+        let leader = leadership.subscribe();
+        (Some(leadership), leader)
+    } else {
+        (None, always)
+    };
+    spawn_leader_metric(leader.clone(), metrics.clone());
+
+    if cluster.ready().await {
+        readiness.set(true);
+        tracing::info!("watches synced; deciding");
+    }
+    let engine = Engine {
+        scalers: MultiScaler::new(args.stale_replica_timeout),
+        epoch: Instant::now(),
+        cluster,
+        writer: Writer::new(client, &identity, args.events_sink.clone(), http, metrics.clone()),
+        metrics,
+        activator,
+        leader,
+        pending: HashMap::new(),
+        bad_specs: HashMap::new(),
+    };
+    engine
+        .run(rx, args.tick_interval, telemetry::shutdown_signal())
+        .await;
+    readiness.set(false);
+    let _ = stop_tx.send(true);
+    if let Some(leadership) = leadership {
+        leadership.release().await;
+    }
+    Ok(())
+}
+
+fn spawn_leader_metric(mut leader: watch::Receiver<bool>, metrics: Metrics) {
+    tokio::spawn(async move {
+        loop {
+            let is_leader = *leader.borrow_and_update();
+            metrics.leader.set(i64::from(is_leader));
+            tracing::info!(leader = is_leader, "leadership");
+            if leader.changed().await.is_err() {
+                break;
+            }
+        }
+    });
 }

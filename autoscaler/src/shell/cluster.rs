@@ -1,0 +1,115 @@
+//! Read-only views of the cluster: Functions (for their scale spec) and the Deployments they own
+//! (for the current scale and the ready pods), kept by kube-runtime reflectors.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{
+    Api, Client,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use zeroscale_common::signals::FunctionKey;
+use zeroscale_crds::Function;
+
+/// Label every object the operator creates carries, with the value `zeroscale`.
+const MANAGED_BY: &str = "app.kubernetes.io/managed-by=zeroscale";
+
+/// The stores the autoscaler decides from.
+#[derive(Clone)]
+pub struct ClusterView {
+    functions: Store<Function>,
+    deployments: Store<Deployment>,
+}
+
+/// What a Deployment says about a function's scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeploymentScale {
+    /// `spec.replicas`.
+    pub replicas: i32,
+    /// `status.readyReplicas`.
+    pub ready: i32,
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>,
+    <K as kube::Resource>::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+impl ClusterView {
+    /// Starts the watches (in `namespace`, or everywhere) on the current runtime.
+    pub fn start(client: &Client, namespace: Option<&str>) -> Self {
+        let (functions, writer) = reflector::store();
+        let stream = reflector::reflector(
+            writer,
+            watcher(api::<Function>(client, namespace), watcher::Config::default()).default_backoff(),
+        );
+        tokio::spawn(stream.for_each(|event| async move {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "function watch error");
+            }
+        }));
+        let (deployments, writer) = reflector::store();
+        let config = watcher::Config::default().labels(MANAGED_BY);
+        let stream = reflector::reflector(
+            writer,
+            watcher(api::<Deployment>(client, namespace), config)
+                .default_backoff()
+                .modify(strip_deployment),
+        );
+        tokio::spawn(stream.for_each(|event| async move {
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "deployment watch error");
+            }
+        }));
+        Self {
+            functions,
+            deployments,
+        }
+    }
+
+    /// Resolves once both stores have their initial lists.
+    pub async fn ready(&self) -> bool {
+        self.functions.wait_until_ready().await.is_ok() && self.deployments.wait_until_ready().await.is_ok()
+    }
+
+    /// Every Function.
+    pub fn functions(&self) -> Vec<Arc<Function>> {
+        self.functions.state()
+    }
+
+    /// The Function `key`.
+    pub fn function(&self, key: &FunctionKey) -> Option<Arc<Function>> {
+        self.functions
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))
+    }
+
+    /// The scale of the Deployment of `key` (named like the function).
+    pub fn deployment(&self, key: &FunctionKey) -> Option<DeploymentScale> {
+        let d = self
+            .deployments
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))?;
+        let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        Some(DeploymentScale { replicas, ready })
+    }
+}
+
+/// The autoscaler needs only replicas and readiness; dropping the pod template keeps the cache small.
+fn strip_deployment(d: &mut Deployment) {
+    d.metadata.managed_fields = None;
+    d.metadata.annotations = None;
+    if let Some(spec) = d.spec.as_mut() {
+        spec.template = Default::default();
+    }
+}

@@ -1,0 +1,210 @@
+//! The decision loop: the single owner of the [`MultiScaler`]. It receives signals, ticks every
+//! `--tick-interval`, reads Functions and Deployments from the reflector stores, and hands scale
+//! changes to the [`Writer`]. Owning the state in one task keeps it free of locks; the endpoint
+//! only decodes and forwards.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{mpsc, watch};
+use zeroscale_common::signals::FunctionKey;
+
+use super::{
+    activator::ActivatorReadiness,
+    cluster::ClusterView,
+    events::Signal,
+    metrics::{FunctionLabels, Metrics},
+    writer::{ScaleWrite, Writer},
+};
+use crate::kpa::{DeciderSpec, Decision, MultiScaler, Observation};
+
+/// A write we sent whose effect the Deployment watch has not shown yet.
+const PENDING_FOR: Duration = Duration::from_secs(10);
+
+/// Everything the decision loop needs.
+pub struct Engine {
+    /// The scalers.
+    pub scalers: MultiScaler,
+    /// Origin of the decision clock.
+    pub epoch: Instant,
+    /// Functions and Deployments.
+    pub cluster: ClusterView,
+    /// Applies scale changes.
+    pub writer: Writer,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Whether the activator can take traffic.
+    pub activator: ActivatorReadiness,
+    /// Whether this replica leads (only the leader writes).
+    pub leader: watch::Receiver<bool>,
+    /// Last value written per function, and when.
+    pub pending: HashMap<FunctionKey, (i32, Instant)>,
+    /// Functions whose spec failed to resolve, so the warning is logged once per spec.
+    pub bad_specs: HashMap<FunctionKey, String>,
+}
+
+fn labels(key: &FunctionKey) -> FunctionLabels {
+    FunctionLabels {
+        namespace: key.namespace.clone(),
+        function: key.name.clone(),
+    }
+}
+
+impl Engine {
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// The observation of `key`; `None` while its Deployment is unknown. A write we just sent
+    /// counts as the current scale until the watch shows it, so it is not repeated.
+    fn observe(&self, key: &FunctionKey) -> Option<Observation> {
+        let scale = self.cluster.deployment(key)?;
+        let mut current = scale.replicas;
+        if let Some(&(written, at)) = self.pending.get(key)
+            && at.elapsed() < PENDING_FOR
+        {
+            current = written;
+        }
+        Some(Observation {
+            ready: scale.ready,
+            current,
+            activator_ready: self.activator.is_ready(),
+        })
+    }
+
+    /// Brings every scaler's spec in line with its Function; forgets deleted functions.
+    fn sync_specs(&mut self) {
+        let now = self.now();
+        let functions = self.cluster.functions();
+        let mut known = std::collections::HashSet::with_capacity(functions.len());
+        for f in &functions {
+            let (Some(ns), Some(name)) = (f.metadata.namespace.as_deref(), f.metadata.name.as_deref()) else {
+                continue;
+            };
+            let key = FunctionKey::new(ns, name);
+            let spec = match DeciderSpec::resolve(&f.spec.scale, f.spec.concurrency) {
+                Ok(spec) => {
+                    self.bad_specs.remove(&key);
+                    spec
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    if self.bad_specs.get(&key) != Some(&message) {
+                        tracing::warn!(function = %key, error = %message, "invalid scale spec; using defaults");
+                        self.bad_specs.insert(key.clone(), message);
+                    }
+                    DeciderSpec::default()
+                }
+            };
+            self.scalers.set_spec(&key, spec, now);
+            known.insert(key);
+        }
+        let metrics = &self.metrics;
+        // Stats may name a function before its watch event arrives: keep those with recent data.
+        self.scalers.retain(|key, scaler| {
+            let keep = known.contains(key) || scaler.has_recent_data(now);
+            if !keep {
+                metrics.remove(&labels(key));
+            }
+            keep
+        });
+        self.pending
+            .retain(|key, (_, at)| known.contains(key) && at.elapsed() < PENDING_FOR);
+    }
+
+    fn record(&self, key: &FunctionKey, obs: Observation, d: &Decision) {
+        let l = labels(key);
+        self.metrics.desired.get_or_create(&l).set(i64::from(d.desired));
+        self.metrics.ready.get_or_create(&l).set(i64::from(obs.ready));
+        self.metrics.observed.get_or_create(&l).set(d.observed_stable);
+        self.metrics
+            .observed_panic
+            .get_or_create(&l)
+            .set(d.observed_panic);
+        self.metrics.panic.get_or_create(&l).set(i64::from(d.panic));
+    }
+
+    fn apply(&mut self, key: &FunctionKey, obs: Observation, d: Decision, demand_arrived: Option<Instant>) {
+        self.record(key, obs, &d);
+        if d.desired == obs.current || !*self.leader.borrow() {
+            return;
+        }
+        self.pending.insert(key.clone(), (d.desired, Instant::now()));
+        let write = ScaleWrite {
+            function: key.clone(),
+            from: obs.current,
+            to: d.desired,
+            reason: d.reason,
+            demand_arrived,
+        };
+        self.writer.spawn(write, self.cluster.function(key));
+    }
+
+    fn on_signal(&mut self, signal: Signal) {
+        let now = self.now();
+        match signal {
+            Signal::Stats(stats) => self.scalers.record_stats(now, &stats),
+            Signal::Demand { demand, arrived } => {
+                let started = Instant::now();
+                let obs = self.observe(&demand.function);
+                if let Some(d) = self.scalers.record_demand(now, &demand, obs) {
+                    self.metrics
+                        .decision_duration
+                        .observe(started.elapsed().as_secs_f64());
+                    if let Some(obs) = obs {
+                        self.apply(&demand.function, obs, d, Some(arrived));
+                    }
+                } else if obs.is_none() {
+                    tracing::debug!(function = %demand.function, "demand for a function whose Deployment is unknown");
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.sync_specs();
+        let started = Instant::now();
+        let now = self.now();
+        let mut decisions = Vec::new();
+        // Take the scalers out so the observation closure can borrow the rest of `self`.
+        let mut scalers = std::mem::replace(&mut self.scalers, MultiScaler::new(Duration::ZERO));
+        let this = &*self;
+        scalers.tick(
+            now,
+            |key| this.observe(key),
+            |key, obs, d| decisions.push((key.clone(), obs, d)),
+        );
+        self.scalers = scalers;
+        self.metrics
+            .decision_duration
+            .observe(started.elapsed().as_secs_f64());
+        for (key, obs, d) in decisions {
+            self.apply(&key, obs, d, None);
+        }
+    }
+
+    /// Runs until `signals` closes or `shutdown` resolves.
+    pub async fn run(
+        mut self,
+        mut signals: mpsc::Receiver<Signal>,
+        tick: Duration,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                signal = signals.recv() => match signal {
+                    Some(signal) => self.on_signal(signal),
+                    None => break,
+                },
+                _ = ticker.tick() => self.on_tick(),
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Applying a decision: the `/scale` patch, then a Kubernetes Event on the Function and a
+//! `dev.zeroscale.function.scaled` CloudEvent to `--events-sink`.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{
+    Api, Client, Resource,
+    api::{Patch, PatchParams},
+    runtime::events::{Event, EventType, Recorder, Reporter},
+};
+use zeroscale_common::signals::{self, FunctionKey, SCALED_TYPE, Scaled};
+use zeroscale_crds::Function;
+
+use super::{
+    http::HttpClient,
+    metrics::{Metrics, WriteLabels},
+};
+use crate::kpa::Reason;
+
+/// How long the sink has to accept a `scaled` event.
+const SINK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One scale change to apply.
+#[derive(Clone, Debug)]
+pub struct ScaleWrite {
+    /// The function.
+    pub function: FunctionKey,
+    /// Replicas before.
+    pub from: i32,
+    /// Replicas after.
+    pub to: i32,
+    /// Why.
+    pub reason: Reason,
+    /// When the demand event that caused this write arrived (demand decisions only).
+    pub demand_arrived: Option<Instant>,
+}
+
+/// Applies scale changes; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    client: Client,
+    recorder: Recorder,
+    sink: Option<String>,
+    http: HttpClient,
+    source: String,
+    metrics: Metrics,
+}
+
+fn outcome(error: &kube::Error) -> &'static str {
+    match error {
+        kube::Error::Api(status) if status.code == 404 => "not_found",
+        kube::Error::Api(status) if status.code == 409 => "conflict",
+        _ => "error",
+    }
+}
+
+impl Writer {
+    /// A writer acting as `identity`.
+    pub fn new(
+        client: Client,
+        identity: &str,
+        sink: Option<String>,
+        http: HttpClient,
+        metrics: Metrics,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "zeroscale-autoscaler".into(),
+            instance: Some(identity.to_string()),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            sink,
+            http,
+            source: format!("/zeroscale/autoscaler/{identity}"),
+            metrics,
+        }
+    }
+
+    /// Applies `write` in a task of its own, so slow API calls never hold up decisions.
+    pub fn spawn(&self, write: ScaleWrite, function: Option<Arc<Function>>) {
+        let this = self.clone();
+        tokio::spawn(async move { this.apply(write, function).await });
+    }
+
+    async fn apply(&self, w: ScaleWrite, function: Option<Arc<Function>>) {
+        let key = &w.function;
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &key.namespace);
+        let patch = Patch::Merge(serde_json::json!({ "spec": { "replicas": w.to } }));
+        // Measured when the patch is handed to the client, i.e. when it is sent.
+        let demand_to_patch = w.demand_arrived.map(|at| at.elapsed());
+        let sent = Instant::now();
+        let result = api.patch_scale(&key.name, &PatchParams::default(), &patch).await;
+        let rtt_us = sent.elapsed().as_micros() as u64;
+        if let Some(latency) = demand_to_patch {
+            self.metrics.demand_to_patch.observe(latency.as_secs_f64());
+        }
+        let demand_to_patch_us = demand_to_patch.map(|d| d.as_micros() as u64);
+        match result {
+            Ok(_) => {
+                self.metrics
+                    .scale_writes
+                    .get_or_create(&WriteLabels { outcome: "ok" })
+                    .inc();
+                tracing::info!(
+                    function = %key, from = w.from, to = w.to, reason = w.reason.as_str(),
+                    demand_to_patch_us, patch_rtt_us = rtt_us, "scaled"
+                );
+            }
+            Err(e) => {
+                self.metrics
+                    .scale_writes
+                    .get_or_create(&WriteLabels { outcome: outcome(&e) })
+                    .inc();
+                tracing::warn!(function = %key, to = w.to, demand_to_patch_us, error = %e, "cannot patch /scale");
+                return;
+            }
+        }
+        if let Some(function) = function {
+            self.event(&function, &w).await;
+        }
+        self.publish(&w).await;
+    }
+
+    async fn event(&self, function: &Function, w: &ScaleWrite) {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "Scaled".into(),
+            note: Some(format!(
+                "scaled from {} to {} ({})",
+                w.from,
+                w.to,
+                w.reason.as_str()
+            )),
+            action: "Scale".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &function.object_ref(&())).await {
+            tracing::warn!(function = %w.function, error = %e, "cannot publish event");
+        }
+    }
+
+    async fn publish(&self, w: &ScaleWrite) {
+        let Some(sink) = &self.sink else { return };
+        let payload = Scaled {
+            function: w.function.clone(),
+            from: w.from,
+            to: w.to,
+            reason: w.reason.as_str().into(),
+        };
+        let message = match signals::build_event(SCALED_TYPE, &self.source, &w.function, &payload)
+            .and_then(signals::to_binary)
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(function = %w.function, error = %e, "cannot build scaled event");
+                return;
+            }
+        };
+        match self
+            .http
+            .post(sink, message.headers, message.body, SINK_TIMEOUT)
+            .await
+        {
+            Ok(status) if status.is_success() => {}
+            Ok(status) => {
+                tracing::warn!(function = %w.function, %status, "events sink refused the scaled event")
+            }
+            Err(e) => tracing::warn!(function = %w.function, error = %e, "cannot deliver the scaled event"),
+        }
+    }
+}
