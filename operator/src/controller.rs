@@ -21,6 +21,8 @@ use crate::reconcile::{Context, error_policy, reconcile};
 
 /// Pod and Deployment status changes come in bursts; reconcile once per burst.
 const DEBOUNCE: Duration = Duration::from_millis(100);
+/// How often readiness re-checks whether the Function cache has synced.
+const SYNC_POLL: Duration = Duration::from_millis(200);
 /// Functions reconciled in parallel.
 const CONCURRENCY: u16 = 8;
 
@@ -67,9 +69,18 @@ pub async fn run(
     .graceful_shutdown_on(shutdown);
     let store = controller.store();
     let synced = tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            tracing::info!("function cache synced");
-            readiness.set(true);
+        // The store's ready signal wakes only its latest waiter (the controller's own), so poll it
+        // again now and then instead of waiting once.
+        loop {
+            match tokio::time::timeout(SYNC_POLL, store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    tracing::info!("function cache synced");
+                    readiness.set(true);
+                    break;
+                }
+                Ok(Err(_)) => break,
+                Err(_) => {}
+            }
         }
     });
     controller
