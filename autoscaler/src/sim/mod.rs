@@ -191,7 +191,11 @@ pub fn main(args: &crate::args::SimulateArgs) -> Result<(), Box<dyn std::error::
         None => println!("{json}"),
     }
     if let Some(path) = &args.plot {
-        let title = format!("Keep-alive policies on {}", args.trace.display());
+        let name = args.trace.file_name().map_or_else(
+            || args.trace.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let title = format!("Keep-alive policies on {name}");
         write(path, &plot::svg(&reports, &title))?;
     }
     if let Some(path) = &args.bench_out {

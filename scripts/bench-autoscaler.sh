@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Autoscaler benchmark section (SPEC §9 P7, P8):
+#   autoscaler.tick_1000_fns_us        median time of one decision tick over 1,000 busy functions
+#   sim.<policy>.cold_start_pct        cold starts, % of invocations, on azure2019-sample100
+#   sim.<policy>.idle_pod_seconds      idle pod-seconds on azure2019-sample100
+# for policies kpa, fixed_1m, fixed_5m, fixed_10m, fixed_20m, fixed_60m; plus the plot
+# target/bench/keepalive.svg and the full simulator report target/bench/sim-sample100.json.
+#
+# Writes target/bench/autoscaler.json as {"autoscaler": {...}, "sim": {...}} (the report's
+# component → figure shape) and, when run by scripts/bench.sh, the same to $BENCH_FRAGMENT.
+# Traces: $ZEROSCALE_TRACES, else ../shared/traces beside the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+out=${BENCH_OUT:-$root/target/bench}
+traces=${ZEROSCALE_TRACES:-$root/../shared/traces}
+mkdir -p "$out"
+
+cargo build -q --release -p zeroscale-autoscaler
+bin=$root/target/release/zeroscale-autoscaler
+
+"$bin" bench-tick --functions 1000 --runs 501 --out "$out/autoscaler-tick.json"
+"$bin" simulate --trace "$traces/azure2019-sample100" --policy all \
+  --out "$out/sim-sample100.json" --plot "$out/keepalive.svg" --bench-out "$out/autoscaler-sim.json"
+
+python3 - "$out" "${BENCH_FRAGMENT:-}" <<'PY'
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+fragment = {"autoscaler": {}, "sim": {}}
+for name in ("autoscaler-tick.json", "autoscaler-sim.json"):
+    for key, value in json.loads((out / name).read_text()).items():
+        component, figure = key.split(".", 1)
+        fragment.setdefault(component, {})[figure] = value
+text = json.dumps(fragment, indent=2, sort_keys=True) + "\n"
+(out / "autoscaler.json").write_text(text)
+if sys.argv[2]:
+    pathlib.Path(sys.argv[2]).write_text(text)
+print(text, end="")
+PY
