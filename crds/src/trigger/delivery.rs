@@ -63,7 +63,7 @@ pub struct DeliverySpec {
     /// Base delay between retries, such as `200ms` (the default) or `1s`.
     #[serde(default = "default_backoff_delay")]
     pub backoff_delay: String,
-    /// Deadline of each attempt, such as `30s`; default the component's `--event-attempt-timeout`.
+    /// Deadline of each attempt, such as `30s`; default 60s. Time a Function spends starting from zero counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     /// Receives, after the last retry, the event that could not be delivered, with extensions naming the
