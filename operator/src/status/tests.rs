@@ -32,6 +32,19 @@ fn deployment(replicas: i32, ready: i32, updated: i32, generation: i64, observed
     }
 }
 
+/// The status computed from a Deployment alone (no pods, routes applied).
+fn observe(f: &Function, d: &Deployment, second: i64) -> FunctionStatus {
+    compute(
+        f,
+        &Observed {
+            deployment: Some(d),
+            ..Observed::default()
+        },
+        "e",
+        &time(second),
+    )
+}
+
 fn condition<'a>(status: &'a FunctionStatus, type_: &str) -> (&'a str, &'a str) {
     let c = status
         .conditions
@@ -122,26 +135,10 @@ fn first_start_is_progressing_and_a_crash_is_reported() {
 fn scale_from_zero_keeps_ready_true_and_scale_writes_do_not_flap() {
     let mut f = function("hello");
     let d = deployment(1, 1, 1, 1, 1);
-    f.status = Some(compute(
-        &f,
-        &Observed {
-            deployment: Some(&d),
-            ..Observed::default()
-        },
-        "e",
-        &time(1),
-    ));
+    f.status = Some(observe(&f, &d, 1));
     // The autoscaler scaled to zero, then back to one; the pod is not ready yet.
     let zero = deployment(0, 0, 0, 2, 2);
-    f.status = Some(compute(
-        &f,
-        &Observed {
-            deployment: Some(&zero),
-            ..Observed::default()
-        },
-        "e",
-        &time(2),
-    ));
+    f.status = Some(observe(&f, &zero, 2));
     assert_eq!(
         condition(f.status.as_ref().expect("status"), "Ready"),
         ("True", "Ready")
@@ -151,27 +148,11 @@ fn scale_from_zero_keeps_ready_true_and_scale_writes_do_not_flap() {
         ("True", "ScaledToZero")
     );
     let stale = deployment(1, 0, 0, 3, 2);
-    let s = compute(
-        &f,
-        &Observed {
-            deployment: Some(&stale),
-            ..Observed::default()
-        },
-        "e",
-        &time(3),
-    );
+    let s = observe(&f, &stale, 3);
     assert_eq!(condition(&s, "Ready"), ("True", "Ready"));
     f.status = Some(s);
     let starting = deployment(1, 0, 1, 3, 3);
-    let s = compute(
-        &f,
-        &Observed {
-            deployment: Some(&starting),
-            ..Observed::default()
-        },
-        "e",
-        &time(4),
-    );
+    let s = observe(&f, &starting, 4);
     assert_eq!(condition(&s, "Ready"), ("True", "Ready"));
     assert_eq!(condition(&s, "Active"), ("Unknown", "Activating"));
     let ready = s.conditions.iter().find(|c| c.type_ == "Ready").expect("ready");
@@ -185,15 +166,7 @@ fn a_new_template_rolls_out() {
     if let Some(s) = d.status.as_mut() {
         s.replicas = Some(3);
     }
-    let s = compute(
-        &f,
-        &Observed {
-            deployment: Some(&d),
-            ..Observed::default()
-        },
-        "e",
-        &time(1),
-    );
+    let s = observe(&f, &d, 1);
     assert_eq!(condition(&s, "Ready"), ("False", "Progressing"));
 }
 
@@ -227,25 +200,9 @@ fn missing_deployment_routes_failure_and_invalid_spec() {
 fn same_inputs_give_the_same_status() {
     let mut f = function("hello");
     let d = deployment(1, 1, 1, 1, 1);
-    let first = compute(
-        &f,
-        &Observed {
-            deployment: Some(&d),
-            ..Observed::default()
-        },
-        "e",
-        &time(1),
-    );
+    let first = observe(&f, &d, 1);
     f.status = Some(first.clone());
-    let second = compute(
-        &f,
-        &Observed {
-            deployment: Some(&d),
-            ..Observed::default()
-        },
-        "e",
-        &time(99),
-    );
+    let second = observe(&f, &d, 99);
     assert_eq!(first, second);
 }
 
@@ -253,26 +210,10 @@ fn same_inputs_give_the_same_status() {
 fn a_scale_up_is_not_a_rollout() {
     let mut f = function("hello");
     let d = deployment(1, 1, 1, 1, 1);
-    f.status = Some(compute(
-        &f,
-        &Observed {
-            deployment: Some(&d),
-            ..Observed::default()
-        },
-        "e",
-        &time(1),
-    ));
+    f.status = Some(observe(&f, &d, 1));
     // /scale to 3: the ReplicaSet has not created the new pods yet.
     let scaling = deployment(3, 1, 1, 2, 2);
-    let s = compute(
-        &f,
-        &Observed {
-            deployment: Some(&scaling),
-            ..Observed::default()
-        },
-        "e",
-        &time(2),
-    );
+    let s = observe(&f, &scaling, 2);
     assert_eq!(condition(&s, "Ready"), ("True", "Ready"));
     assert_eq!(s.replicas_summary.as_deref(), Some("1/3"));
 }
