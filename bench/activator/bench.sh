@@ -27,36 +27,41 @@ cleanup() {
 trap cleanup EXIT
 
 # --- upstream and nginx proxy -------------------------------------------------------------
-mkdir -p "$out/nginx"
-cat > "$out/nginx/nginx.conf" <<NGINX
+# Two nginx processes, one worker each: the pod, and the reverse proxy. (One process serving both
+# would proxy to itself without a cross-process wake-up, which flatters the nginx hop.)
+nginx_conf() { # name, server block
+  mkdir -p "$out/nginx-$1"
+  cat > "$out/nginx-$1/nginx.conf" <<NGINX
 worker_processes 1;
 daemon off;
-pid $out/nginx/nginx.pid;
-error_log $out/nginx/error.log warn;
+pid $out/nginx-$1/nginx.pid;
+error_log $out/nginx-$1/error.log warn;
 events { worker_connections 20000; }
 http {
   access_log off;
-  client_body_temp_path $out/nginx/body;
-  proxy_temp_path $out/nginx/proxy;
-  fastcgi_temp_path $out/nginx/fastcgi;
-  uwsgi_temp_path $out/nginx/uwsgi;
-  scgi_temp_path $out/nginx/scgi;
+  client_body_temp_path $out/nginx-$1/body;
+  proxy_temp_path $out/nginx-$1/proxy;
+  fastcgi_temp_path $out/nginx-$1/fastcgi;
+  uwsgi_temp_path $out/nginx-$1/uwsgi;
+  scgi_temp_path $out/nginx-$1/scgi;
   keepalive_requests 1000000;
-  upstream pod { server 127.0.0.1:18080; keepalive 256; }
-  server { listen 127.0.0.1:18080; location / { return 200 "ok\n"; } }
+  $2
+}
+NGINX
+  "$nginx" -p "$out/nginx-$1" -c "$out/nginx-$1/nginx.conf" &
+  pids+=($!)
+}
+nginx_conf pod 'server { listen 127.0.0.1:18080; location / { return 200 "ok\n"; } }'
+nginx_conf proxy 'upstream pod { server 127.0.0.1:18080; keepalive 256; }
   server {
     listen 127.0.0.1:18081;
     location / {
       proxy_pass http://pod;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_set_header Host \$host;
+      proxy_set_header Host $host;
     }
-  }
-}
-NGINX
-"$nginx" -p "$out/nginx" -c "$out/nginx/nginx.conf" &
-pids+=($!)
+  }'
 
 cat > "$out/functions.yaml" <<YAML
 functions:
@@ -67,7 +72,7 @@ functions:
     name: cold
     timeoutSeconds: 600
 YAML
-RUST_LOG=warn "$activator_bin" --static-config "$out/functions.yaml" --autoscaler-url "" \
+RUST_LOG=warn "$activator_bin" --worker-threads "${BENCH_ACTIVATOR_WORKERS:-2}" --static-config "$out/functions.yaml" --autoscaler-url "" \
   --external-addr 127.0.0.1:18090 --internal-addr 127.0.0.1:18091 --admin-addr 127.0.0.1:18092 \
   --queue-max-requests 20000 > "$out/activator.log" 2>&1 &
 activator_pid=$!
@@ -82,7 +87,7 @@ idle_rss_kib=$(bench_rss_kib "$activator_pid")
 # oha prints JSON; returns "rps p50_us p99_us errors".
 run_oha() {
   local name=$1; shift
-  "$oha" --no-tui --output-format json -H "Host: $host" "$@" > "$out/$name.json"
+  "$oha" --no-tui --output-format json -w --host "$host" "$@" > "$out/$name.json"
   python3 - "$out/$name.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -97,7 +102,7 @@ PY
 
 # Warm up pools on every path.
 for port in 18080 18081 18091; do
-  "$oha" --no-tui -n 2000 -c 16 -H "Host: $host" "http://127.0.0.1:$port/" > /dev/null
+  "$oha" --no-tui -n 2000 -c 16 --host "$host" "http://127.0.0.1:$port/" > /dev/null
 done
 
 # --- P1: added latency at 1k rps open loop ----------------------------------------------
@@ -119,7 +124,7 @@ park() {
   local name=$1; shift
   local before after queued
   before=$(bench_rss_kib "$activator_pid")
-  "$oha" --no-tui -n 10000 -z 60s -t 120s -H "Host: cold.bench" "$@" http://127.0.0.1:18091/ > "$out/$name.txt" 2>&1 &
+  "$oha" --no-tui -n 10000 -t 120s --host cold.bench "$@" http://127.0.0.1:18091/ > "$out/$name.txt" 2>&1 &
   local load=$!
   queued=0
   for _ in $(seq 1 600); do
