@@ -11,7 +11,7 @@ source "${BENCH_LIB:-scripts/bench-lib.sh}"
 out=${BENCH_OUT:-target/bench}/activator
 fragment=${BENCH_FRAGMENT:-$out/fragment.json}
 mkdir -p "$out"
-duration=${BENCH_DURATION:-10s}
+duration=${BENCH_DURATION:-5s}
 host=hello.bench.svc.cluster.local
 
 oha=$(bench_oha)
@@ -105,17 +105,22 @@ for port in 18080 18081 18091; do
   "$oha" --no-tui -n 2000 -c 16 --host "$host" "http://127.0.0.1:$port/" > /dev/null
 done
 
-# --- P1: added latency at 1k rps open loop ----------------------------------------------
+# --- P1 and P2, interleaved in rounds so drift in machine load hits every path alike -------
+# Latency: 1k rps open loop (oha corrects for coordinated omission). Throughput: 64 connections,
+# closed loop. Each figure is the median over the rounds.
 latency() { run_oha "$1" -z "$duration" -q 1000 -c 16 --latency-correction "http://127.0.0.1:$2/"; }
-read -r _ direct_p50 direct_p99 direct_err < <(latency direct-1k 18080)
-read -r _ act_p50 act_p99 act_err < <(latency activator-1k 18091)
-read -r _ ngx_p50 ngx_p99 ngx_err < <(latency nginx-1k 18081)
-
-# --- P2: throughput at 64 connections ---------------------------------------------------
 throughput() { run_oha "$1" -z "$duration" -c 64 "http://127.0.0.1:$2/"; }
-read -r act_rps _ _ act_rps_err < <(throughput activator-max 18091)
-read -r ngx_rps _ _ ngx_rps_err < <(throughput nginx-max 18081)
-read -r direct_rps _ _ _ < <(throughput direct-max 18080)
+rounds=${BENCH_ROUNDS:-3}
+: > "$out/rounds.txt"
+for round in $(seq 1 "$rounds"); do
+  read -r _ d50 d99 _ < <(latency "direct-1k-$round" 18080)
+  read -r _ a50 a99 aerr < <(latency "activator-1k-$round" 18091)
+  read -r _ n50 n99 _ < <(latency "nginx-1k-$round" 18081)
+  read -r arps _ _ arerr < <(throughput "activator-max-$round" 18091)
+  read -r nrps _ _ nrerr < <(throughput "nginx-max-$round" 18081)
+  read -r drps _ _ _ < <(throughput "direct-max-$round" 18080)
+  echo "$d50 $d99 $a50 $a99 $n50 $n99 $aerr $arps $arerr $nrps $nrerr $drps" | tee -a "$out/rounds.txt"
+done
 active_rss_kib=$(bench_rss_kib "$activator_pid")
 
 # --- P6: 10,000 requests parked at a function at zero -----------------------------------
@@ -147,20 +152,24 @@ park() {
 read -r parked_h1 parked_h1_kib < <(park parked-http1 -c 10000)
 read -r parked_h2 parked_h2_kib < <(park parked-h2c --http2 -c 100 -p 100)
 
-python3 - "$fragment" <<PY
-import json, sys
+python3 - "$fragment" "$out/rounds.txt" <<PY
+import json, statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[2]) if l.strip()]
+col = lambda i: [r[i] for r in rows]
+med = lambda xs: round(statistics.median(xs), 1)
+added = lambda a, d: med([r[a] - r[d] for r in rows])
 mib = lambda kib: round(kib / 1024, 1)
-act_rps, ngx_rps = $act_rps, $ngx_rps
+act_rps, ngx_rps = med(col(7)), med(col(9))
 figures = {
   "activator": {
-    "added_p50_us": round($act_p50 - $direct_p50, 1),
-    "added_p99_us": round($act_p99 - $direct_p99, 1),
-    "p50_us": $act_p50, "p99_us": $act_p99,
-    "direct_p50_us": $direct_p50, "direct_p99_us": $direct_p99,
-    "errors_1k": $act_err,
+    "added_p50_us": added(2, 0),
+    "added_p99_us": added(3, 1),
+    "p50_us": med(col(2)), "p99_us": med(col(3)),
+    "direct_p50_us": med(col(0)), "direct_p99_us": med(col(1)),
+    "errors_1k": int(sum(col(6))),
     "rps": act_rps,
-    "rps_errors": $act_rps_err,
-    "direct_rps": $direct_rps,
+    "rps_errors": int(sum(col(8))),
+    "direct_rps": med(col(11)),
     "rps_ratio_vs_nginx": round(act_rps / ngx_rps, 3) if ngx_rps else None,
     "idle_rss_mib": mib($idle_rss_kib),
     "loaded_rss_mib": mib($active_rss_kib),
@@ -168,12 +177,13 @@ figures = {
     "parked_10k_requests": $parked_h1,
     "parked_10k_h2c_rss_mib": mib($parked_h2_kib),
     "parked_10k_h2c_requests": $parked_h2,
+    "rounds": len(rows),
   },
   "nginx": {
     "rps": ngx_rps,
-    "rps_errors": $ngx_rps_err,
-    "added_p50_us": round($ngx_p50 - $direct_p50, 1),
-    "added_p99_us": round($ngx_p99 - $direct_p99, 1),
+    "rps_errors": int(sum(col(10))),
+    "added_p50_us": added(4, 0),
+    "added_p99_us": added(5, 1),
   },
 }
 json.dump(figures, open(sys.argv[1], "w"), indent=2)
