@@ -35,14 +35,16 @@ cluster-status: ## show what runs in the local cluster
 	bash e2e/cluster/status.sh
 
 .PHONY: generate
-generate: ## regenerate the CRD YAML (and chart copies) from the Rust types
+generate: ## regenerate the CRD YAML (and chart copies) from the Rust types, and deploy/ from the chart
 	$(CARGO) run -q -p zeroscale-crds --bin crdgen -- --write
+	bash scripts/gen-deploy.sh
 
 .PHONY: lint
 lint: ## rustfmt, clippy with warnings as errors, generated-file drift
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) run -q -p zeroscale-crds --bin crdgen -- --check
+	bash scripts/gen-deploy.sh --check
 
 .PHONY: unit
 unit: ## tests that need no cluster

@@ -1,0 +1,300 @@
+//! The installable product (issue #6, points 1–3): the Helm chart `charts/zeroscale` and the plain
+//! manifests `deploy/` generated from it.
+//!
+//! - Without a cluster: `helm lint`, the values schema, the one-to-one mapping of `<component>.args`
+//!   to the binaries' flags (read from their `--help`), the rendering of those flags.
+//! - On the local cluster: `helm template` accepted by a server-side dry run in a namespace that warns
+//!   about the `restricted` Pod Security Standard (no warning allowed); `deploy/` applied twice,
+//!   client-side and server-side, changes nothing the second time; the ServiceAccounts may do what
+//!   docs/rbac.md lists and not more.
+//!
+//! The cluster is shared with other tests and with `make up`'s installation in `zeroscale-system`, so
+//! the apply tests relocate `deploy/` into their own namespace (see `relocate`) and remove the
+//! cluster-scoped objects they create. The CRDs cannot be relocated: one test applies them as they
+//! are (the same content every other test installs) and leaves them in place.
+
+#[path = "chart/support.rs"]
+mod chart_support;
+
+use std::collections::BTreeSet;
+
+use chart_support::{
+    MANAGED_FLAGS, all_docs, apply_twice, binary_flags, deployment_args, helm, relocate, schema_arg_keys,
+    values_arg_keys, write_values,
+};
+use zeroscale_e2e::{TestNamespace, client, kubeconfig_path, kubectl_ok, repo_root};
+
+const COMPONENTS: [&str; 3] = ["operator", "activator", "autoscaler"];
+
+#[tokio::test]
+async fn chart_passes_helm_lint_with_every_option() {
+    let chart = repo_root().join("charts/zeroscale");
+    let chart = chart.to_string_lossy();
+    helm(&["lint", "--strict", &chart]).await;
+    helm(&[
+        "lint",
+        "--strict",
+        &chart,
+        "--set",
+        "networkPolicy.enabled=true,metrics.serviceMonitor.enabled=true,operator.replicas=2,autoscaler.replicas=2",
+        "--set",
+        "networkPolicy.adminFrom[0].namespaceSelector.matchLabels.name=monitoring",
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn schema_rejects_unknown_and_malformed_values() {
+    let chart = repo_root().join("charts/zeroscale");
+    let chart = chart.to_string_lossy();
+    for bad in [
+        "activator.args.queueMaxRequest=5",   // a typo of a flag
+        "activator.args.drainTimeout=thirty", // not a duration
+        "autoscaler.args.logFormat=xml",      // not an enum member
+        "operator.ports.admin=70000",         // not a port
+        "activator.externalService.type=Ingress",
+        "unknownTopLevel=1",
+    ] {
+        let result = chart_support::try_helm(&["template", "zeroscale", &chart, "--set", bad]).await;
+        assert!(result.is_err(), "helm accepted {bad}");
+    }
+}
+
+#[tokio::test]
+async fn chart_args_map_one_to_one_to_the_binaries_flags() {
+    for component in COMPONENTS {
+        let flags = binary_flags(component).await;
+        let schema = schema_arg_keys(component);
+        let values = values_arg_keys(component);
+        assert_eq!(
+            schema, values,
+            "{component}: values.yaml and values.schema.json list different args"
+        );
+        let managed: BTreeSet<String> = MANAGED_FLAGS
+            .iter()
+            .filter(|(c, _)| *c == component)
+            .map(|(_, f)| f.to_string())
+            .collect();
+        let mapped: BTreeSet<String> = schema.iter().map(|k| chart_support::kebab(k)).collect();
+        assert!(
+            mapped.is_disjoint(&managed),
+            "{component}: a flag is both a value and set by the chart"
+        );
+        let covered: BTreeSet<String> = mapped.union(&managed).cloned().collect();
+        assert_eq!(
+            covered, flags,
+            "{component}: chart args + chart-managed flags differ from the binary's flags \
+             (map new flags in values.yaml, values.schema.json and docs/install.md)"
+        );
+    }
+}
+
+#[tokio::test]
+async fn chart_renders_every_arg_as_its_flag() {
+    let values = write_values(
+        "operator: {args: {watchNamespace: team, progressDeadlineSeconds: 120, logFormat: plain, activatorService: act.example}}\n\
+         activator: {args: {autoscalerUrl: '', queueMaxRequests: 5, queueMaxBytes: 33554432, bufferMemoryLimit: 134217728,\n\
+           drainTimeout: 20s, headerReadTimeout: 5s, maxHeaderBytes: 8192, probeInterval: 50ms, statsInterval: 2s,\n\
+           workerThreads: 0, logFormat: plain}}\n\
+         autoscaler: {args: {activatorReadyUrl: 'http://a/ready', eventsSink: 'http://sink/', tickInterval: 1s,\n\
+           staleReplicaTimeout: 4s, namespace: team, leaderElect: false, logFormat: plain}}\n",
+    );
+    let chart = repo_root().join("charts/zeroscale");
+    let rendered = helm(&[
+        "template",
+        "zeroscale",
+        &chart.to_string_lossy(),
+        "-n",
+        "zeroscale-system",
+        "-f",
+        &values,
+    ])
+    .await;
+    let docs = all_docs(&rendered);
+    let expect = [
+        ("operator", "--watch-namespace=team"),
+        ("operator", "--progress-deadline-seconds=120"),
+        ("operator", "--activator-service=act.example"),
+        ("activator", "--autoscaler-url="),
+        ("activator", "--queue-max-bytes=33554432"),
+        ("activator", "--buffer-memory-limit=134217728"),
+        ("activator", "--probe-interval=50ms"),
+        ("activator", "--worker-threads=0"),
+        ("autoscaler", "--leader-elect=false"),
+        ("autoscaler", "--events-sink=http://sink/"),
+        ("autoscaler", "--activator-ready-url=http://a/ready"),
+    ];
+    for (component, flag) in expect {
+        let args = deployment_args(&docs, &format!("zeroscale-{component}"));
+        assert!(
+            args.iter().any(|a| a == flag),
+            "{component}: {flag} missing from {args:?}"
+        );
+    }
+    // A value set by the user replaces the derived default instead of adding a second flag.
+    let operator = deployment_args(&docs, "zeroscale-operator");
+    assert_eq!(
+        operator
+            .iter()
+            .filter(|a| a.starts_with("--activator-service="))
+            .count(),
+        1
+    );
+    // A watched namespace binds the ClusterRole there only.
+    assert!(docs.iter().any(|d| d["kind"] == "RoleBinding"
+        && d["metadata"]["name"] == "zeroscale-operator"
+        && d["metadata"]["namespace"] == "team"));
+    assert!(
+        !docs
+            .iter()
+            .any(|d| d["kind"] == "ClusterRoleBinding" && d["metadata"]["name"] == "zeroscale-operator")
+    );
+
+    // Defaults: the derived in-cluster names match the binaries' own defaults for this release.
+    let defaults = helm(&[
+        "template",
+        "zeroscale",
+        &chart.to_string_lossy(),
+        "-n",
+        "zeroscale-system",
+    ])
+    .await;
+    let docs = all_docs(&defaults);
+    let operator = deployment_args(&docs, "zeroscale-operator");
+    assert!(
+        operator
+            .contains(&"--activator-service=zeroscale-activator.zeroscale-system.svc.cluster.local".into())
+    );
+    let activator = deployment_args(&docs, "zeroscale-activator");
+    assert!(activator.contains(
+        &"--autoscaler-url=http://zeroscale-autoscaler.zeroscale-system.svc.cluster.local:8080/".into()
+    ));
+}
+
+#[tokio::test]
+async fn chart_passes_a_server_side_dry_run_under_restricted_pod_security() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "chart-dry").await;
+    let labels =
+        ["enforce", "warn", "audit"].map(|mode| format!("pod-security.kubernetes.io/{mode}=restricted"));
+    let mut label_args = vec!["label", "namespace", ns.name()];
+    label_args.extend(labels.iter().map(String::as_str));
+    kubectl_ok(&label_args).await;
+    let chart = repo_root().join("charts/zeroscale");
+    let chart = chart.to_string_lossy();
+    let release = ns.name().to_string();
+    for extra in [
+        "networkPolicy.enabled=false",
+        "networkPolicy.enabled=true,operator.replicas=2,autoscaler.replicas=2",
+        &format!("operator.args.watchNamespace={release},autoscaler.args.namespace={release}"),
+    ] {
+        // Without the CRDs: they are cluster-wide and shared, `crds_are_accepted_and_apply_twice_without_change`
+        // covers them.
+        let rendered = helm(&["template", &release, &chart, "-n", &release, "--set", extra]).await;
+        let out = chart_support::kubectl_full(
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--dry-run=server",
+                "-f",
+                "-",
+            ],
+            &rendered,
+        )
+        .await;
+        assert!(
+            out.success,
+            "server-side dry run failed with {extra}:\n{}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("Warning"),
+            "warnings with {extra}:\n{}",
+            out.stderr
+        );
+        let kinds = [
+            "Deployment",
+            "Service",
+            "ServiceAccount",
+            "ClusterRole",
+            "Role",
+            "PodDisruptionBudget",
+        ];
+        for kind in kinds {
+            // kubectl prints `<kind>/<name>` for the core group and `<kind>.<group>/<name>` for others.
+            let kind = kind.to_lowercase();
+            let found = out
+                .stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{kind}/")) || l.starts_with(&format!("{kind}.")));
+            assert!(found, "no {kind} in the dry run:\n{}", out.stdout);
+        }
+    }
+    // NOTES.txt renders and tells how to reach the first function (`helm install --dry-run=client`
+    // still checks that the cluster answers, hence the kubeconfig).
+    let kubeconfig = kubeconfig_path();
+    let notes = helm(&[
+        "install",
+        &release,
+        &chart,
+        "--dry-run=client",
+        "-n",
+        &release,
+        "--kubeconfig",
+        &kubeconfig.to_string_lossy(),
+    ])
+    .await;
+    assert!(
+        notes.contains("examples/functions/hello.yaml") && notes.contains("Host: hello.default.example.com"),
+        "NOTES do not explain the first function:\n{notes}"
+    );
+}
+
+#[tokio::test]
+async fn crds_are_accepted_and_apply_twice_without_change() {
+    // The CRDs are shared by every test on the cluster: apply exactly deploy/01-crds.yaml (the chart's
+    // crds/, generated from the Rust types), server-side as docs/install.md says for upgrades.
+    let _ = client().await;
+    let crds = std::fs::read_to_string(repo_root().join("deploy/01-crds.yaml")).expect("read CRDs");
+    let dry =
+        chart_support::kubectl_full(&["apply", "--server-side", "--dry-run=server", "-f", "-"], &crds).await;
+    assert!(
+        dry.success,
+        "the API server rejects the generated CRDs:\n{}",
+        dry.stderr
+    );
+    apply_twice(&chart_support::Relocated::shared(crds), true).await;
+}
+
+#[tokio::test]
+async fn deploy_applies_twice_without_change_client_side() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "deploy-csa").await;
+    let manifests = relocate(ns.name());
+    apply_twice(&manifests, false).await;
+    chart_support::check_rbac(ns.name()).await;
+}
+
+#[tokio::test]
+async fn deploy_applies_twice_without_change_server_side() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "deploy-ssa").await;
+    let manifests = relocate(ns.name());
+    apply_twice(&manifests, true).await;
+}
+
+#[tokio::test]
+async fn deploy_is_what_the_chart_renders() {
+    let script = repo_root().join("scripts/gen-deploy.sh");
+    let out = tokio::process::Command::new("bash")
+        .arg(&script)
+        .arg("--check")
+        .output()
+        .await
+        .expect("run gen-deploy.sh");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // And deploy/ carries the Namespace with the restricted Pod Security labels.
+    let namespace = std::fs::read_to_string(repo_root().join("deploy/00-namespace.yaml")).expect("read");
+    assert!(namespace.contains("pod-security.kubernetes.io/enforce: restricted"));
+}
