@@ -120,8 +120,9 @@ impl Writer {
                 return;
             }
         }
-        if let Some(function) = function {
-            self.event(&function, &w).await;
+        match function {
+            Some(function) => self.event(&function, &w).await,
+            None => tracing::warn!(function = %key, "function not in the cache; no event recorded"),
         }
         self.publish(&w).await;
     }
@@ -139,8 +140,9 @@ impl Writer {
             action: "Scale".into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &function.object_ref(&())).await {
-            tracing::warn!(function = %w.function, error = %e, "cannot publish event");
+        match self.recorder.publish(&event, &function.object_ref(&())).await {
+            Ok(()) => tracing::debug!(function = %w.function, "event recorded"),
+            Err(e) => tracing::warn!(function = %w.function, error = %e, "cannot publish event"),
         }
     }
 
