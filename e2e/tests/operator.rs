@@ -573,3 +573,33 @@ async fn a_restarted_operator_converges_to_the_same_children_and_status() {
         status.conditions
     );
 }
+
+#[tokio::test]
+async fn objects_the_function_does_not_control_are_not_taken_over() {
+    let client = zeroscale_e2e::client().await;
+    install_crd().await;
+    let ns = TestNamespace::new(&client, "op-owned").await;
+    let _operator = Operator::start(ns.name()).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), ns.name());
+    let theirs: Service = serde_json::from_value(json!({
+        "metadata": { "name": "taken" },
+        "spec": { "type": "ExternalName", "externalName": "elsewhere.example.org" }
+    }))
+    .expect("service");
+    services
+        .create(&PostParams::default(), &theirs)
+        .await
+        .expect("their service");
+    let api: Api<Function> = Api::namespaced(client.clone(), ns.name());
+    create(&api, "taken", json!({ "image": "zeroscale/echo" })).await;
+    let f = wait_ready(&api, "taken", "False", &["NotOwned"], SETTLE).await;
+    let message = ready_condition(&f).map(|c| c.message).unwrap_or_default();
+    assert!(message.contains("Service taken"), "{message}");
+    let service = services.get("taken").await.expect("their service");
+    assert!(
+        service.owner_references().is_empty(),
+        "the operator took the Service over"
+    );
+    let target = service.spec.and_then(|s| s.external_name);
+    assert_eq!(target.as_deref(), Some("elsewhere.example.org"));
+}

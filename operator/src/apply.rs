@@ -10,6 +10,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -40,7 +41,16 @@ pub fn operator_owns_replicas(deployment: &Deployment) -> bool {
     })
 }
 
-/// Applies the private and the public Service.
+/// Whether `meta` has a controller owner reference to `function` (by uid).
+pub fn controlled_by(meta: &ObjectMeta, function: &Function) -> bool {
+    let uid = function.metadata.uid.as_deref();
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+}
+
+/// Applies the private and the public Service, refusing to take over Services the Function does not control.
 pub async fn apply_services(
     client: &Client,
     function: &Function,
@@ -53,6 +63,16 @@ pub async fn apply_services(
         build_public_service(function, settings),
     ] {
         let name = service.name_any();
+        let live = api.get_opt(&name).await.map_err(|source| Error::Read {
+            what: format!("Service {namespace}/{name}"),
+            source,
+        })?;
+        if live.is_some_and(|live| !controlled_by(&live.metadata, function)) {
+            return Err(Error::NotOwned {
+                kind: "Service",
+                name,
+            });
+        }
         api.patch(&name, &apply_params(), &Patch::Apply(&service))
             .await
             .map_err(|source| Error::Apply {
@@ -120,6 +140,15 @@ pub async fn apply_deployment(
         what: format!("Deployment {namespace}/{name}"),
         source,
     })?;
+    if live
+        .as_ref()
+        .is_some_and(|live| !controlled_by(&live.metadata, function))
+    {
+        return Err(Error::NotOwned {
+            kind: "Deployment",
+            name,
+        });
+    }
     let mut created_with = None;
     match &live {
         None => {
@@ -184,6 +213,20 @@ mod tests {
     fn with_managed_fields(entries: serde_json::Value) -> Deployment {
         serde_json::from_value(json!({ "metadata": { "name": "f", "managedFields": entries } }))
             .expect("deployment")
+    }
+
+    #[test]
+    fn only_children_with_the_functions_uid_are_controlled() {
+        let f = crate::build::tests::function("f");
+        let ours = crate::build::build_private_service(&f);
+        assert!(controlled_by(&ours.metadata, &f));
+        assert!(!controlled_by(&ObjectMeta::default(), &f));
+        let mut other = f.clone();
+        other.metadata.uid = Some("uid-2".into());
+        assert!(!controlled_by(
+            &crate::build::build_private_service(&other).metadata,
+            &f
+        ));
     }
 
     #[test]

@@ -34,6 +34,15 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// An object with a child's name exists but another owner (or nobody) controls it; the operator
+    /// does not take it over.
+    #[error("{kind} {name} exists and is not controlled by this Function")]
+    NotOwned {
+        /// Kind of the object.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
     /// The spec is invalid (reported in the status; retried only when the Function changes).
     #[error("invalid spec")]
     InvalidSpec(#[source] ValidationError),
@@ -46,6 +55,7 @@ impl Error {
             Error::Apply { .. } => "apply",
             Error::Read { .. } => "read",
             Error::Status { .. } => "status",
+            Error::NotOwned { .. } => "not_owned",
             Error::InvalidSpec(_) => "invalid_spec",
         }
     }

@@ -10,14 +10,15 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+use zeroscale_crds::function::{REASON_APPLY_FAILED, REASON_NOT_OWNED, REASON_ROUTES_FAILED};
 use zeroscale_crds::{Function, FunctionStatus};
 
-use crate::apply::{self, FIELD_MANAGER};
+use crate::apply::{self, AppliedDeployment, FIELD_MANAGER};
 use crate::build::BuildSettings;
 use crate::error::{Error, chain};
 use crate::events::{self, Note};
 use crate::metrics::{ErrorLabels, KindLabels, Metrics};
-use crate::status::{self, Observed};
+use crate::status::{self, Failure, Observed};
 use crate::validate::validate;
 
 /// Periodic re-reconcile of a healthy Function, a safety net for missed events.
@@ -130,6 +131,18 @@ pub fn error_policy(function: Arc<Function>, error: &Error, ctx: Arc<Context>) -
     Action::requeue(delay)
 }
 
+/// A failed apply as a condition reason and message: `NotOwned`, or `fallback` for API errors.
+fn failure(error: &Error, fallback: &str) -> Failure {
+    let reason = match error {
+        Error::NotOwned { .. } => REASON_NOT_OWNED,
+        _ => fallback,
+    };
+    Failure {
+        reason: reason.to_string(),
+        message: chain(error),
+    }
+}
+
 fn now() -> Time {
     let now = jiff::Timestamp::now();
     Time(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
@@ -149,8 +162,8 @@ async fn reconcile_function(function: &Function, ctx: &Context) -> Result<Action
             let observed = Observed {
                 deployment: deployment.as_ref(),
                 pods: &pods,
-                routes_error: None,
                 spec_error: Some(message),
+                ..Observed::default()
             };
             write_status(function, ctx, &observed).await?;
             let labels = ErrorLabels {
@@ -163,47 +176,38 @@ async fn reconcile_function(function: &Function, ctx: &Context) -> Result<Action
     };
 
     let routes = apply::apply_services(&ctx.client, function, &ctx.build).await;
-    let routes_error = routes.as_ref().err().map(|e| chain(e));
+    let routes_error = routes.as_ref().err().map(|e| failure(e, REASON_ROUTES_FAILED));
     let initial = i32::try_from(resolved.initial).unwrap_or(i32::MAX);
-    let applied = match apply::apply_deployment(&ctx.client, function, &ctx.build, initial).await {
-        Ok(applied) => applied,
-        Err(e) => {
-            let note = Note {
-                warning: true,
-                reason: "ApplyFailed".into(),
-                note: chain(&e),
-                action: "Apply",
-            };
-            events::publish(&ctx.recorder, function, note).await;
-            return Err(e);
-        }
-    };
-    if let Some(replicas) = applied.created_with {
+    let applied = apply::apply_deployment(&ctx.client, function, &ctx.build, initial).await;
+    let deployment_error = applied.as_ref().err().map(|e| failure(e, REASON_APPLY_FAILED));
+    if let Ok(AppliedDeployment {
+        created_with: Some(replicas),
+        ..
+    }) = &applied
+    {
         let note = format!(
             "created Deployment {} with {replicas} replicas",
             function.name_any()
         );
-        events::publish(
-            &ctx.recorder,
-            function,
-            Note {
-                warning: false,
-                reason: "Created".into(),
-                note,
-                action: "Create",
-            },
-        )
-        .await;
+        let note = Note {
+            warning: false,
+            reason: "Created".into(),
+            note,
+            action: "Create",
+        };
+        events::publish(&ctx.recorder, function, note).await;
     }
     let pods = apply::list_pods(&ctx.client, function).await?;
     let observed = Observed {
-        deployment: Some(&applied.deployment),
+        deployment: applied.as_ref().ok().map(|a| &a.deployment),
         pods: &pods,
+        deployment_error,
         routes_error,
         spec_error: None,
     };
     write_status(function, ctx, &observed).await?;
     routes?;
+    applied?;
     Ok(Action::requeue(RESYNC))
 }
 

@@ -38,6 +38,10 @@ pub const REASON_DEPLOYMENT_MISSING: &str = "DeploymentMissing";
 pub const REASON_ROUTES_CREATED: &str = "RoutesCreated";
 /// Reason: the Services could not be applied.
 pub const REASON_ROUTES_FAILED: &str = "RoutesFailed";
+/// Reason: a child object with the Function's child name exists but is not controlled by the Function.
+pub const REASON_NOT_OWNED: &str = "NotOwned";
+/// Reason: the Deployment could not be applied.
+pub const REASON_APPLY_FAILED: &str = "ApplyFailed";
 /// Reason: the spec failed the operator's own validation (admission normally prevents it).
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 /// Reason: the function has ready pods.

@@ -6,7 +6,8 @@
 //!   been ready (it then stays `True` while the autoscaler scales from zero: `Active` tells that).
 //! - `RoutesReady` is `True` once both Services are applied.
 //! - `Active` is `True` with ready pods or at zero by choice, `Unknown`/`Activating` while pods start.
-//! - `Ready` is `DeploymentReady ∧ RoutesReady`, carrying the reason of the first that is not `True`.
+//! - `Ready` is `DeploymentReady ∧ RoutesReady`, carrying the reason of one that is not `True`: a failure
+//!   before a rollout or start that is merely under way.
 
 mod conditions;
 mod failure;
@@ -28,8 +29,10 @@ pub struct Observed<'a> {
     pub deployment: Option<&'a Deployment>,
     /// The function's pods.
     pub pods: &'a [Pod],
+    /// Why the Deployment could not be applied, if it could not.
+    pub deployment_error: Option<Failure>,
     /// Why the Services could not be applied, if they could not.
-    pub routes_error: Option<String>,
+    pub routes_error: Option<Failure>,
     /// Why the spec is invalid, if it is.
     pub spec_error: Option<String>,
 }
@@ -49,6 +52,9 @@ fn deployment_ready(
     failure: Option<&Failure>,
 ) -> DesiredCondition {
     const TYPE: &str = CONDITION_DEPLOYMENT_READY;
+    if let Some(e) = &observed.deployment_error {
+        return DesiredCondition::no(TYPE, &e.reason, e.message.clone());
+    }
     let Some(deployment) = observed.deployment else {
         return DesiredCondition::no(
             TYPE,
@@ -125,13 +131,20 @@ pub fn compute(function: &Function, observed: &Observed<'_>, domain: &str, now: 
     let deployment = deployment_ready(function, observed, failure.as_ref());
     let routes = match &observed.routes_error {
         None => DesiredCondition::yes(CONDITION_ROUTES_READY, REASON_ROUTES_CREATED, ""),
-        Some(e) => DesiredCondition::no(CONDITION_ROUTES_READY, REASON_ROUTES_FAILED, e.clone()),
+        Some(e) => DesiredCondition::no(CONDITION_ROUTES_READY, &e.reason, e.message.clone()),
     };
     let active = active(observed, failure.as_ref());
     let ready = if let Some(e) = &observed.spec_error {
         DesiredCondition::no(CONDITION_READY, REASON_INVALID_SPEC, e.clone())
     } else {
-        match [&deployment, &routes].into_iter().find(|c| !c.is_true()) {
+        // A failure (of either) says more than a rollout or start that is merely under way.
+        let waiting =
+            |c: &&DesiredCondition| c.reason == REASON_PROGRESSING || c.reason == REASON_DEPLOYMENT_MISSING;
+        let not_true: Vec<&DesiredCondition> = [&deployment, &routes]
+            .into_iter()
+            .filter(|c| !c.is_true())
+            .collect();
+        match not_true.iter().find(|c| !waiting(c)).or(not_true.first()) {
             None => DesiredCondition::yes(CONDITION_READY, REASON_READY, ""),
             Some(c) => DesiredCondition::no(CONDITION_READY, &c.reason, c.message.clone()),
         }

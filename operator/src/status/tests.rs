@@ -178,7 +178,10 @@ fn missing_deployment_routes_failure_and_invalid_spec() {
     let d = deployment(1, 1, 1, 1, 1);
     let observed = Observed {
         deployment: Some(&d),
-        routes_error: Some("forbidden".into()),
+        routes_error: Some(Failure {
+            reason: "RoutesFailed".into(),
+            message: "forbidden".into(),
+        }),
         ..Observed::default()
     };
     assert_eq!(
@@ -216,4 +219,38 @@ fn a_scale_up_is_not_a_rollout() {
     let s = observe(&f, &scaling, 2);
     assert_eq!(condition(&s, "Ready"), ("True", "Ready"));
     assert_eq!(s.replicas_summary.as_deref(), Some("1/3"));
+}
+
+#[test]
+fn a_child_the_function_does_not_control_is_reported() {
+    let f = function("hello");
+    let not_owned = Failure {
+        reason: "NotOwned".into(),
+        message: "Deployment hello exists".into(),
+    };
+    let observed = Observed {
+        deployment_error: Some(not_owned),
+        ..Observed::default()
+    };
+    let s = compute(&f, &observed, "e", &time(1));
+    assert_eq!(condition(&s, "Ready"), ("False", "NotOwned"));
+    assert_eq!(condition(&s, "DeploymentReady"), ("False", "NotOwned"));
+}
+
+#[test]
+fn a_routes_failure_outranks_a_start_under_way() {
+    let f = function("hello");
+    let d = deployment(1, 0, 1, 1, 1);
+    let not_owned = Failure {
+        reason: "NotOwned".into(),
+        message: "Service hello exists".into(),
+    };
+    let observed = Observed {
+        deployment: Some(&d),
+        routes_error: Some(not_owned),
+        ..Observed::default()
+    };
+    let s = compute(&f, &observed, "e", &time(1));
+    assert_eq!(condition(&s, "DeploymentReady"), ("False", "Progressing"));
+    assert_eq!(condition(&s, "Ready"), ("False", "NotOwned"));
 }
