@@ -21,15 +21,16 @@ start=$(date +%s%N)
 
 # Pids of processes that belong to this cluster: their command line names our state directory.
 cluster_pids() {
-  local pid
-  for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+  local file pid
+  # One grep over every command line (cheap), then a closer look at the few that match.
+  for file in $(grep -lsF -- "$match" /proc/[0-9]*/cmdline 2>/dev/null || true); do
+    pid=${file#/proc/}
+    pid=${pid%/cmdline}
     [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-    if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$match"; then
-      # Only our own daemons, never an editor or `tail` that happens to have a path in there.
-      case "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" | sed 's/ (deleted)$//')" in
-        etcd | kube-apiserver | kube-controller-manager | kube-scheduler | zeroscale-node-agent) echo "$pid" ;;
-      esac
-    fi
+    # Only our own daemons, never an editor or `tail` that happens to have a path in there.
+    case "$(basename "$(readlink "/proc/$pid/exe" 2>/dev/null || true)" | sed 's/ (deleted)$//')" in
+      etcd | kube-apiserver | kube-controller-manager | kube-scheduler | zeroscale-node-agent) echo "$pid" ;;
+    esac
   done
 }
 
@@ -43,7 +44,7 @@ stop() {
   kill -TERM "${pids[@]}" 2>/dev/null || true
   for ((i = 0; i < 10; i++)); do
     local alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    for pid in "${pids[@]}"; do pid_alive "$pid" && alive=1; done
     [[ $alive == 0 ]] && return 0
     sleep 0.1
   done

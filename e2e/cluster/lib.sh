@@ -33,3 +33,11 @@ die() {
   log "error: $*"
   exit 1
 }
+# pid_alive <pid>: the process exists and is not a zombie (a killed daemon stays a zombie until init
+# reaps it, and `kill -0` still succeeds on it).
+pid_alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
+}

@@ -12,7 +12,7 @@ components=(etcd kube-apiserver kube-controller-manager kube-scheduler node-agen
 healthy=1
 for c in "${components[@]}"; do
   pid=$(cat "$ZS_RUN/$c.pid" 2>/dev/null || true)
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+  if [[ -n $pid ]] && pid_alive "$pid"; then
     state="running (pid $pid)"
   else
     state="not running"

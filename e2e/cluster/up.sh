@@ -58,14 +58,24 @@ start_agent() {
     --image-map "$here/images.conf" --ca-file "$ZS_PKI/ca.crt" --api-port "$ZS_API_PORT"
 }
 
-if bash "$here/status.sh" --check 2>/dev/null; then
-  # A rebuilt node agent replaces the running one (which leaves its pods; the new one restarts them).
-  if [[ $agent -nt $ZS_RUN/node-agent.pid ]]; then
-    log "node agent binary changed: restarting the node agent"
-    kill -TERM "$(cat "$ZS_RUN/node-agent.pid")" 2>/dev/null || true
-    sleep 0.5
+alive() { pid_alive "$(cat "$ZS_RUN/$1.pid" 2>/dev/null || echo none)"; }
+node_ready() {
+  [[ "$(kubectl get node "$ZS_NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
+}
+
+# A running control plane is kept (with its objects); only the node agent is (re)started when it died or
+# its binary was rebuilt. The new agent cleans up the pods the old one left and starts them again.
+if alive etcd && alive kube-apiserver && alive kube-controller-manager && alive kube-scheduler &&
+  ip link show "$ZS_BRIDGE" >/dev/null 2>&1 &&
+  curl -sf --max-time 2 --cacert "$ZS_PKI/ca.crt" --cert "$ZS_PKI/admin.crt" --key "$ZS_PKI/admin.key" \
+    "https://$ZS_BRIDGE_IP:$ZS_API_PORT/readyz" >/dev/null 2>&1; then
+  if ! alive node-agent || [[ $agent -nt $ZS_RUN/node-agent.pid ]]; then
+    log "(re)starting the node agent"
+    kill -TERM "$(cat "$ZS_RUN/node-agent.pid" 2>/dev/null || echo none)" 2>/dev/null || true
+    for ((i = 0; i < 20; i++)); do alive node-agent || break; sleep 0.1; done
     start_agent
   fi
+  wait_until "node $ZS_NODE_NAME to be Ready" 60 node_ready
   log "cluster already up (KUBECONFIG=$ZS_KUBECONFIG)"
   exit 0
 fi
@@ -126,9 +136,7 @@ start kube-scheduler "$ZS_BIN/kube-scheduler" \
   --secure-port 0 --leader-elect=false
 start_agent
 
-wait_until "node $ZS_NODE_NAME to be Ready" 60 \
-  bash -c "'$ZS_BIN/kubectl' --kubeconfig '$ZS_KUBECONFIG' get node '$ZS_NODE_NAME' \
-    -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+wait_until "node $ZS_NODE_NAME to be Ready" 60 node_ready
 wait_until "the default ServiceAccount" 60 kubectl get serviceaccount default -n default
 t_ready=$(date +%s%N)
 

@@ -15,7 +15,10 @@ pub fn timings_path() -> std::path::PathBuf {
 pub fn record_timing(what: &str, elapsed: Duration) {
     let line = format!("{what}: {} ms", elapsed.as_millis());
     eprintln!("TIMING {line}");
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(timings_path());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(timings_path());
     if let Ok(mut file) = file {
         let _ = writeln!(file, "{line}");
     }

@@ -319,3 +319,55 @@ subjects: [{{kind: ServiceAccount, name: reader, namespace: {ns}}}]
     );
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn a_restarted_node_agent_restarts_the_pods_it_left() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "agent-restart").await;
+    apply_yaml(ns.name(), &echo_deployment(1)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+    let before = wait_ready_echo(&pods, ns.name(), 1).await;
+    let old_pid = container_processes(ns.name())[0].pid;
+
+    let pid_file = zeroscale_e2e::state_dir().join("run/node-agent.pid");
+    let agent_pid = std::fs::read_to_string(&pid_file)
+        .expect("agent pid file")
+        .trim()
+        .to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &agent_pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success(), "killed the node agent");
+    // `make cluster-up` keeps the running control plane and only starts a new agent.
+    let up = tokio::process::Command::new("bash")
+        .arg(zeroscale_e2e::repo_root().join("e2e/cluster/up.sh"))
+        .output()
+        .await
+        .expect("run up.sh");
+    assert!(
+        up.status.success(),
+        "up.sh: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
+    let after = wait_for(
+        MINUTE,
+        "the pod restarted by the new agent, Ready again",
+        || async {
+            let pod = pods.get_opt(&before[0].0).await.ok().flatten()?;
+            (pod_is_ready(&pod) && restart_count(&pod, "echo") == 1).then_some(pod)
+        },
+    )
+    .await;
+    assert_eq!(pod_ip(&after), Some(before[0].1.clone()), "a pod keeps its IP");
+    assert!(
+        !zeroscale_e2e::process_alive(old_pid),
+        "the old container process is gone"
+    );
+    let response = http_get(&format!("http://{}:8080/", before[0].1))
+        .await
+        .expect("echo answers again");
+    assert_eq!(response.status, 200);
+    ns.delete().await;
+}

@@ -74,6 +74,18 @@ impl Ipam {
         Err(IpamError::Exhausted(self.cidr.clone()))
     }
 
+    /// Takes a specific address (a pod's existing IP after an agent restart: pod IPs cannot change).
+    /// Returns `false` if it is outside the range, the gateway, or already taken.
+    pub fn reserve(&mut self, ip: Ipv4Addr) -> bool {
+        let ip = u32::from(ip);
+        let taken = (self.first..=self.last).contains(&ip) && ip != self.gateway && self.used.insert(ip);
+        // New pods continue after the reserved ones, as they would have without the restart.
+        if taken && ip >= self.next {
+            self.next = if ip >= self.last { self.first } else { ip + 1 };
+        }
+        taken
+    }
+
     /// Gives an address back.
     pub fn release(&mut self, ip: Ipv4Addr) {
         self.used.remove(&u32::from(ip));
@@ -92,6 +104,19 @@ mod tests {
         ipam.release(a);
         assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(10, 244, 0, 3));
         assert_eq!(ipam.prefix_len(), 29);
+    }
+
+    #[test]
+    fn reserves_specific_addresses_once() {
+        let mut ipam = Ipam::new("10.244.0.0/29", Ipv4Addr::new(10, 244, 0, 1)).unwrap();
+        assert!(ipam.reserve(Ipv4Addr::new(10, 244, 0, 2)));
+        assert!(!ipam.reserve(Ipv4Addr::new(10, 244, 0, 2)));
+        assert!(!ipam.reserve(Ipv4Addr::new(10, 244, 0, 1)));
+        assert!(!ipam.reserve(Ipv4Addr::new(10, 9, 0, 2)));
+        assert!(ipam.reserve(Ipv4Addr::new(10, 244, 0, 4)));
+        assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(10, 244, 0, 5));
+        assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(10, 244, 0, 6));
+        assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(10, 244, 0, 3));
     }
 
     #[test]

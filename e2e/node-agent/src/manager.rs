@@ -2,6 +2,7 @@
 //! the agent left behind.
 
 use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -54,9 +55,26 @@ fn upsert(agent: &Arc<Agent>, workers: &mut HashMap<String, Worker>, pod: Pod) {
         w.pod.send_replace(pod);
         return;
     }
+    // A pod that already has an IP keeps it (the API rejects a changed pod IP); reserving it here, before
+    // any worker allocates, keeps it from being handed to another pod.
+    let will_run = pod.metadata.deletion_timestamp.is_none()
+        && !matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+    let existing_ip = pod
+        .status
+        .as_ref()
+        .filter(|_| will_run)
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        .filter(|ip| {
+            let reserved = agent.ipam().reserve(*ip);
+            if !reserved {
+                tracing::error!(pod = ?pod.metadata.name, %ip, "pod IP is taken or outside the pod CIDR");
+            }
+            reserved
+        });
     let (tx, rx) = watch::channel(pod);
     let gone = CancellationToken::new();
-    let task = tokio::spawn(run_pod(agent.clone(), rx, gone.clone()));
+    let task = tokio::spawn(run_pod(agent.clone(), rx, gone.clone(), existing_ip));
     workers.insert(id, Worker { pod: tx, gone, task });
 }
 
@@ -72,23 +90,26 @@ pub async fn run(agent: Arc<Agent>) {
     let config = watcher::Config::default().fields(&format!("spec.nodeName={}", agent.args.node_name));
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
     let mut workers: HashMap<String, Worker> = HashMap::new();
-    let mut listed: HashSet<String> = HashSet::new();
+    // During a (re)list, pods are collected first and started at InitDone, so every existing pod IP is
+    // reserved before a new pod can be given an address.
+    let mut listed: Option<Vec<Pod>> = None;
     while let Some(event) = events.next().await {
         match event {
-            Ok(Event::Init) => listed.clear(),
-            Ok(Event::InitApply(pod)) => {
-                listed.insert(uid(&pod));
-                upsert(&agent, &mut workers, pod);
-            }
+            Ok(Event::Init) => listed = Some(Vec::new()),
+            Ok(Event::InitApply(pod)) => listed.get_or_insert_with(Vec::new).push(pod),
             Ok(Event::InitDone) => {
+                let pods = listed.take().unwrap_or_default();
+                let ids: HashSet<String> = pods.iter().map(uid).collect();
                 // Pods deleted while the watch was down.
-                let stale: Vec<String> = workers
-                    .keys()
-                    .filter(|id| !listed.contains(*id))
-                    .cloned()
-                    .collect();
+                let stale: Vec<String> = workers.keys().filter(|id| !ids.contains(*id)).cloned().collect();
                 for id in stale {
                     vanish(&mut workers, &id);
+                }
+                let (with_ip, without_ip): (Vec<Pod>, Vec<Pod>) = pods
+                    .into_iter()
+                    .partition(|p| p.status.as_ref().and_then(|s| s.pod_ip.as_ref()).is_some());
+                for pod in with_ip.into_iter().chain(without_ip) {
+                    upsert(&agent, &mut workers, pod);
                 }
             }
             Ok(Event::Apply(pod)) => upsert(&agent, &mut workers, pod),

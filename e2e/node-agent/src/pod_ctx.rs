@@ -131,6 +131,11 @@ pub async fn status_writer(ctx: Arc<PodCtx>, cancel: CancellationToken) {
             match ctx.write_status().await {
                 Ok(()) => break,
                 Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return,
+                Err(kube::Error::Api(e)) if e.code == 422 => {
+                    // Invalid: retrying the same status cannot help; the next change writes anew.
+                    tracing::error!(pod = %ctx.name, "status rejected: {}", e.message);
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(pod = %ctx.name, "status update failed: {e}");
                     tokio::select! {

@@ -114,8 +114,14 @@ fn initial_runtime(pod: &Pod, agent: &Agent) -> PodRuntime {
     runtime
 }
 
-/// Runs one pod. `rx` carries the pod's latest version; `gone` fires when the object vanished.
-pub async fn run_pod(agent: Arc<Agent>, mut rx: watch::Receiver<Pod>, gone: CancellationToken) {
+/// Runs one pod. `rx` carries the pod's latest version; `gone` fires when the object vanished;
+/// `existing_ip` is the pod's IP from its status, already reserved (after an agent restart).
+pub async fn run_pod(
+    agent: Arc<Agent>,
+    mut rx: watch::Receiver<Pod>,
+    gone: CancellationToken,
+    existing_ip: Option<std::net::Ipv4Addr>,
+) {
     let pod = rx.borrow_and_update().clone();
     let (ns, name, uid) = (
         pod.metadata.namespace.clone().unwrap_or_default(),
@@ -128,6 +134,9 @@ pub async fn run_pod(agent: Arc<Agent>, mut rx: watch::Receiver<Pod>, gone: Canc
     );
     if deletion_grace(&pod).is_some() || terminal {
         // Nothing of it runs here (deleted before it started, or finished before an agent restart).
+        if let Some(ip) = existing_ip {
+            agent.ipam().release(ip);
+        }
         let (_, vanished) = wait_deleted(&mut rx, &gone).await;
         if !vanished {
             delete_for_good(&agent.client, &pod).await;
@@ -138,12 +147,15 @@ pub async fn run_pod(agent: Arc<Agent>, mut rx: watch::Receiver<Pod>, gone: Canc
 
     let (netns_name, veth) = sandbox_names(&agent.args.netns_prefix, &uid);
     let sandbox = loop {
-        let allocated = agent.ipam().allocate();
+        let allocated = match existing_ip {
+            Some(ip) => Ok(ip),
+            None => agent.ipam().allocate(),
+        };
         let result = match allocated {
             Ok(ip) => {
                 let len = agent.ipam().prefix_len();
                 let created = netns::create(&netns_name, &veth, &agent.args.bridge, ip, len).await;
-                if created.is_err() {
+                if created.is_err() && existing_ip.is_none() {
                     agent.ipam().release(ip);
                 }
                 created.map_err(|e| e.to_string())
@@ -156,7 +168,12 @@ pub async fn run_pod(agent: Arc<Agent>, mut rx: watch::Receiver<Pod>, gone: Canc
                 tracing::warn!(pod = %name, "sandbox setup failed, retrying: {e}");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = gone.cancelled() => return,
+                    _ = gone.cancelled() => {
+                        if let Some(ip) = existing_ip {
+                            agent.ipam().release(ip);
+                        }
+                        return;
+                    }
                 }
             }
         }

@@ -1,0 +1,161 @@
+//! The echo function over real sockets: JSON echo, controls, streaming, overlap detection, h2c,
+//! WebSocket, and graceful shutdown of the binary.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use zeroscale_echo::{Config, server};
+
+async fn start(single: bool) -> String {
+    let config = Config {
+        port: 0,
+        single,
+        pod: Some("pod-a".into()),
+        function: Some("fn-a".into()),
+    };
+    let listener = server::bind(&config).await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(server::serve(listener, config));
+    format!("127.0.0.1:{port}")
+}
+
+async fn send(addr: &str, method: &str, path: &str, body: &str, h2: bool) -> (u16, Version, String) {
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(h2)
+        .build_http::<Full<Bytes>>();
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("x-test", "yes")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    let response = client.request(req).await.expect("response");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    (
+        parts.status.as_u16(),
+        parts.version,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn echoes_the_request_as_json() {
+    let addr = start(false).await;
+    let (status, _, body) = send(&addr, "POST", "/a/b?x=1&status=201", "hello", false).await;
+    assert_eq!(status, 201);
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["method"], "POST");
+    assert_eq!(doc["path"], "/a/b");
+    assert_eq!(doc["query"], "x=1&status=201");
+    assert_eq!(doc["headers"]["x-test"], "yes");
+    assert_eq!(doc["body"], "hello");
+    assert_eq!(doc["pod"], "pod-a");
+    assert_eq!(doc["function"], "fn-a");
+    assert_eq!(doc["in_flight"], 1);
+    let (status, _, _) = send(&addr, "GET", "/healthz", "", false).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = send(&addr, "GET", "/?status=9000", "", false).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn sleeps_and_streams() {
+    let addr = start(false).await;
+    let t = Instant::now();
+    let (status, _, _) = send(&addr, "GET", "/?sleep=200", "", false).await;
+    assert_eq!(status, 200);
+    assert!(t.elapsed() >= Duration::from_millis(200));
+    let (_, _, body) = send(&addr, "GET", "/?stream=3", "", false).await;
+    assert_eq!(body, "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+}
+
+#[tokio::test]
+async fn speaks_h2c_on_the_same_port() {
+    let addr = start(false).await;
+    let (status, version, body) = send(&addr, "GET", "/", "", true).await;
+    assert_eq!((status, version), (200, Version::HTTP_2));
+    assert!(body.contains("HTTP/2.0"), "{body}");
+}
+
+#[tokio::test]
+async fn detects_overlapping_requests() {
+    let addr = start(false).await;
+    let slow = tokio::spawn({
+        let addr = addr.clone();
+        async move { send(&addr, "GET", "/?sleep=500", "", false).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (status, _, body) = send(&addr, "GET", "/?overlap=fail", "", false).await;
+    assert_eq!((status, body.as_str()), (500, "overlap detected\n"));
+    let (status, _, body) = send(&addr, "GET", "/", "", false).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"in_flight\":2"), "{body}");
+    assert_eq!(slow.await.expect("join").0, 200);
+
+    let single = start(true).await;
+    let slow = tokio::spawn({
+        let single = single.clone();
+        async move { send(&single, "GET", "/?sleep=500", "", false).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(send(&single, "GET", "/", "", false).await.0, 500);
+    assert_eq!(slow.await.expect("join").0, 200);
+}
+
+#[tokio::test]
+async fn echoes_websocket_messages() {
+    let addr = start(false).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("ws connect");
+    ws.send("ping".into()).await.expect("send");
+    let echoed = ws.next().await.expect("a message").expect("ok");
+    assert_eq!(echoed.into_text().expect("text").as_str(), "ping");
+}
+
+#[tokio::test]
+async fn sigterm_finishes_requests_in_flight() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_zeroscale-echo"))
+        .env("PORT", port.to_string())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn echo");
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let slow = tokio::spawn({
+        let addr = addr.clone();
+        async move { send(&addr, "GET", "/?sleep=700", "", false).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert_eq!(
+        slow.await.expect("join").0,
+        200,
+        "the request in flight completes"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits")
+        .expect("status");
+    assert!(status.success());
+}
