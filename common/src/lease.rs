@@ -2,8 +2,9 @@
 //!
 //! Controllers that must act alone (the operator, the autoscaler) start a [`Leadership`], wait for
 //! [`Leadership::acquired`], do their work while racing it against [`Leadership::lost`], and call
-//! [`Leadership::release`] on shutdown so a successor takes over at once instead of after the lease
-//! expires.
+//! [`Leadership::release`] on shutdown, which frees the Lease: a process that starts afterwards takes it
+//! at once; a standby that is already waiting takes it when the released lease would have expired (the
+//! library sleeps until then), so failover takes at most `duration_seconds`.
 //!
 //! ```no_run
 //! # async fn example(client: kube::Client) -> Result<(), zeroscale_common::lease::LeaseError> {

@@ -39,7 +39,15 @@ struct Operator {
 }
 
 impl Operator {
+    /// Starts an operator and waits until it leads and its cache has synced.
     async fn start(namespace: &str) -> Self {
+        let operator = Self::spawn(namespace);
+        operator.wait_leading().await;
+        operator
+    }
+
+    /// Starts an operator without waiting for it.
+    fn spawn(namespace: &str) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -56,22 +64,30 @@ impl Operator {
             "plain",
         ];
         let process = spawn_component("zeroscale-operator", &args, &[]);
-        let operator = Self { process, admin };
+        Self { process, admin }
+    }
+
+    async fn ready(&self) -> bool {
+        http_get(&format!("http://{}/ready", self.admin))
+            .await
+            .is_ok_and(|r| r.status == 200)
+    }
+
+    async fn leading(&self) -> bool {
+        self.metrics()
+            .await
+            .is_some_and(|m| m.contains("zeroscale_operator_leader 1"))
+    }
+
+    async fn wait_leading(&self) {
         let what = format!(
             "operator to lead and sync (log: {})",
-            operator.process.log_path().display()
+            self.process.log_path().display()
         );
         wait_for(Duration::from_secs(60), &what, || async {
-            let metrics = operator.metrics().await?;
-            let ready = http_get(&format!("http://{}/ready", operator.admin))
-                .await
-                .ok()?
-                .status
-                == 200;
-            (ready && metrics.contains("zeroscale_operator_leader 1")).then_some(())
+            (self.ready().await && self.leading().await).then_some(())
         })
         .await;
-        operator
     }
 
     async fn metrics(&self) -> Option<String> {
@@ -602,4 +618,45 @@ async fn objects_the_function_does_not_control_are_not_taken_over() {
     );
     let target = service.spec.and_then(|s| s.external_name);
     assert_eq!(target.as_deref(), Some("elsewhere.example.org"));
+}
+
+#[tokio::test]
+async fn a_standby_takes_over_when_the_leader_shuts_down() {
+    let client = zeroscale_e2e::client().await;
+    install_crd().await;
+    let ns = TestNamespace::new(&client, "op-leader").await;
+    let mut leader = Operator::start(ns.name()).await;
+    let standby = Operator::spawn(ns.name());
+    wait_for(Duration::from_secs(30), "the standby to be ready", || async {
+        (standby.ready().await
+            && standby
+                .metrics()
+                .await
+                .is_some_and(|m| m.contains("zeroscale_operator_leader 0")))
+        .then_some(())
+    })
+    .await;
+    let (a, b) = (
+        leader.metrics().await.unwrap_or_default(),
+        standby.metrics().await.unwrap_or_default(),
+    );
+    assert!(
+        a.contains("zeroscale_operator_leader 1") && b.contains("zeroscale_operator_leader 0"),
+        "exactly one leader expected:\n{a}\n{b}"
+    );
+
+    assert!(
+        leader.process.terminate(Duration::from_secs(20)).await,
+        "the leader did not stop on SIGTERM"
+    );
+    assert!(
+        leader.process.log().contains("released lease"),
+        "{}",
+        leader.process.log()
+    );
+    standby.wait_leading().await;
+    // The new leader reconciles.
+    let api: Api<Function> = Api::namespaced(client.clone(), ns.name());
+    create(&api, "next", json!({ "image": "zeroscale/echo" })).await;
+    wait_ready(&api, "next", "True", &["Ready"], SETTLE).await;
 }
