@@ -6,7 +6,8 @@
 //! - On the local cluster: `helm template` accepted by a server-side dry run in a namespace that warns
 //!   about the `restricted` Pod Security Standard (no warning allowed); `deploy/` applied twice,
 //!   client-side and server-side, changes nothing the second time; the ServiceAccounts may do what
-//!   docs/rbac.md lists and not more.
+//!   docs/rbac.md lists and not more; the chart installed as pods (scoped to a test namespace) does its
+//!   API work under those ServiceAccounts.
 //!
 //! The cluster is shared with other tests and with `make up`'s installation in `zeroscale-system`, so
 //! the apply tests relocate `deploy/` into their own namespace (see `relocate`) and remove the
@@ -17,12 +18,16 @@
 mod chart_support;
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use chart_support::{
     MANAGED_FLAGS, all_docs, apply_twice, binary_flags, deployment_args, helm, relocate, schema_arg_keys,
     values_arg_keys, write_values,
 };
-use zeroscale_e2e::{TestNamespace, client, kubeconfig_path, kubectl_ok, repo_root};
+use zeroscale_e2e::{
+    TestNamespace, apply_yaml, apply_yaml_cluster, client, container_log_path, kubeconfig_path, kubectl_ok,
+    repo_root, try_kubectl, wait_for,
+};
 
 const COMPONENTS: [&str; 3] = ["operator", "activator", "autoscaler"];
 
@@ -297,4 +302,124 @@ async fn deploy_is_what_the_chart_renders() {
     // And deploy/ carries the Namespace with the restricted Pod Security labels.
     let namespace = std::fs::read_to_string(repo_root().join("deploy/00-namespace.yaml")).expect("read");
     assert!(namespace.contains("pod-security.kubernetes.io/enforce: restricted"));
+}
+
+#[tokio::test]
+async fn chart_components_run_as_pods_under_their_service_accounts() {
+    // A full install as pods, scoped to the test namespace (operator and autoscaler watch only it and
+    // hold their Leases there; the activator only reads), so it cannot disturb other tests. What it
+    // proves: each binary starts from the chart's pod spec and does its API work with nothing but its
+    // own ServiceAccount's RBAC. Serving traffic through Services needs cluster DNS and Service routing,
+    // which the local cluster does not have (docs/local-cluster.md).
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "chart-pods").await;
+    apply_yaml_cluster(
+        &std::fs::read_to_string(repo_root().join("crds/yaml/functions.zeroscale.dev.yaml")).expect("CRD"),
+    )
+    .await;
+    let release = ns.name().to_string();
+    let chart = repo_root().join("charts/zeroscale");
+    let kubeconfig = kubeconfig_path();
+    let scope = format!("operator.args.watchNamespace={release},autoscaler.args.namespace={release}");
+    let install = chart_support::HelmRelease::install(
+        &release,
+        &chart.to_string_lossy(),
+        &kubeconfig.to_string_lossy(),
+        &scope,
+    )
+    .await;
+
+    let fullname = format!("{release}-zeroscale");
+    for component in ["operator", "autoscaler"] {
+        let lease = format!("lease/{fullname}-{component}");
+        let what = format!("{lease} held by a {component} pod");
+        wait_for(Duration::from_secs(120), &what, || async {
+            let holder = try_kubectl(
+                &[
+                    "get",
+                    &lease,
+                    "-n",
+                    &release,
+                    "-o",
+                    "jsonpath={.spec.holderIdentity}",
+                ],
+                None,
+            )
+            .await
+            .ok()?;
+            holder
+                .starts_with(&format!("{fullname}-{component}-"))
+                .then_some(())
+        })
+        .await;
+    }
+    // The operator in its pod reconciles a Function: children applied, status written.
+    apply_yaml(
+        &release,
+        &std::fs::read_to_string(repo_root().join("examples/functions/hello.yaml")).expect("hello"),
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(120),
+        "hello reconciled by the operator pod",
+        || async {
+            let generation = try_kubectl(
+                &[
+                    "get",
+                    "fn",
+                    "hello",
+                    "-n",
+                    &release,
+                    "-o",
+                    "jsonpath={.status.observedGeneration}",
+                ],
+                None,
+            )
+            .await
+            .ok()?;
+            let children = try_kubectl(
+                &[
+                    "get",
+                    "deployment/hello",
+                    "service/hello",
+                    "service/hello-private",
+                    "-n",
+                    &release,
+                ],
+                None,
+            )
+            .await;
+            (generation == "1" && children.is_ok()).then_some(())
+        },
+    )
+    .await;
+    // Both activators listed Functions and EndpointSlices cluster-wide.
+    let pods = kubectl_ok(&[
+        "get",
+        "pods",
+        "-n",
+        &release,
+        "-l",
+        "app.kubernetes.io/component=activator",
+        "-o",
+        "name",
+    ])
+    .await;
+    let pods: Vec<&str> = pods.lines().filter_map(|p| p.strip_prefix("pod/")).collect();
+    assert_eq!(pods.len(), 2, "activator pods: {pods:?}");
+    for pod in pods {
+        let log = container_log_path(&release, pod, "activator");
+        wait_for(
+            Duration::from_secs(60),
+            &format!("{pod} synced its watches"),
+            || async {
+                std::fs::read_to_string(&log)
+                    .ok()?
+                    .contains("watches synced")
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    install.uninstall().await;
 }

@@ -81,6 +81,78 @@ pub async fn helm(args: &[&str]) -> String {
     }
 }
 
+/// A Helm release installed on the local cluster; uninstalled (cluster-scoped RBAC included) on drop
+/// when [`HelmRelease::uninstall`] was not reached.
+pub struct HelmRelease {
+    name: String,
+    kubeconfig: String,
+    done: bool,
+}
+
+impl HelmRelease {
+    /// `helm install <name> <chart> -n <name> --skip-crds --set <set>` (the namespace must exist).
+    pub async fn install(name: &str, chart: &str, kubeconfig: &str, set: &str) -> Self {
+        helm(&[
+            "install",
+            name,
+            chart,
+            "-n",
+            name,
+            "--skip-crds",
+            "--kubeconfig",
+            kubeconfig,
+            "--set",
+            set,
+        ])
+        .await;
+        Self {
+            name: name.to_string(),
+            kubeconfig: kubeconfig.to_string(),
+            done: false,
+        }
+    }
+
+    /// `helm uninstall`, waiting for it.
+    pub async fn uninstall(mut self) {
+        self.done = true;
+        helm(&[
+            "uninstall",
+            &self.name,
+            "-n",
+            &self.name,
+            "--kubeconfig",
+            &self.kubeconfig,
+        ])
+        .await;
+    }
+}
+
+impl Drop for HelmRelease {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let helm = HELM.get().cloned().unwrap_or_default();
+        let home = target_dir().join("e2e-helm");
+        let _ = std::process::Command::new(helm)
+            .args([
+                "uninstall",
+                &self.name,
+                "-n",
+                &self.name,
+                "--kubeconfig",
+                &self.kubeconfig,
+                "--wait=false",
+            ])
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// Writes `content` to a fresh values file under the target directory and returns its path.
 pub fn write_values(content: &str) -> String {
     let dir = target_dir().join("e2e-helm");
