@@ -50,7 +50,7 @@ EOF
 
 pki_valid() {
   local f
-  for f in ca apiserver admin controller-manager scheduler node; do
+  for f in ca apiserver admin controller-manager scheduler node kubelet; do
     [[ -s $ZS_PKI/$f.crt && -s $ZS_PKI/$f.key ]] || return 1
   done
   [[ -s $ZS_PKI/sa.key && -s $ZS_PKI/sa.pub && $(cat "$ZS_PKI/.sans" 2>/dev/null) == "$(pki_sans)" ]] || return 1
@@ -84,6 +84,8 @@ make_certs() {
   make_cert scheduler "/CN=system:kube-scheduler"
   # The node agent authenticates as a real node, so the Node authorizer and NodeRestriction apply to it.
   make_cert node "/O=system:nodes/CN=system:node:$ZS_NODE_NAME"
+  # The node agent's kubelet API (kubectl logs), which the API server reaches at the node address.
+  make_cert kubelet "/O=system:nodes/CN=system:node:$ZS_NODE_NAME" "IP:$ZS_BRIDGE_IP,DNS:$ZS_NODE_NAME"
   # Service-account tokens: RSA, the key type every client library accepts.
   openssl genrsa -out "$ZS_PKI/sa.key" 2048 2>/dev/null
   openssl rsa -in "$ZS_PKI/sa.key" -pubout -out "$ZS_PKI/sa.pub" 2>/dev/null

@@ -55,7 +55,8 @@ start_agent() {
     --kubeconfig "$ZS_RUN/node.kubeconfig" --node-name "$ZS_NODE_NAME" --state-dir "$ZS_STATE" \
     --bridge "$ZS_BRIDGE" --bridge-ip "$ZS_BRIDGE_IP" --pod-cidr "$ZS_POD_CIDR" \
     --netns-prefix "$ZS_NETNS_PREFIX" --bin-dir "$target_dir/debug" \
-    --image-map "$here/images.conf" --ca-file "$ZS_PKI/ca.crt" --api-port "$ZS_API_PORT"
+    --image-map "$here/images.conf" --ca-file "$ZS_PKI/ca.crt" --api-port "$ZS_API_PORT" \
+    --tls-cert-file "$ZS_PKI/kubelet.crt" --tls-key-file "$ZS_PKI/kubelet.key"
 }
 
 alive() { pid_alive "$(cat "$ZS_RUN/$1.pid" 2>/dev/null || echo none)"; }
@@ -111,7 +112,7 @@ start kube-apiserver "$ZS_BIN/kube-apiserver" \
   --client-ca-file "$ZS_PKI/ca.crt" \
   --tls-cert-file "$ZS_PKI/apiserver.crt" --tls-private-key-file "$ZS_PKI/apiserver.key" \
   --kubelet-client-certificate "$ZS_PKI/admin.crt" --kubelet-client-key "$ZS_PKI/admin.key" \
-  --kubelet-certificate-authority "$ZS_PKI/ca.crt" \
+  --kubelet-certificate-authority "$ZS_PKI/ca.crt" --kubelet-preferred-address-types InternalIP \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$ZS_PKI/sa.pub" --service-account-signing-key-file "$ZS_PKI/sa.key" \
   --service-cluster-ip-range "$ZS_SERVICE_CIDR" \

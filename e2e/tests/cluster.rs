@@ -189,6 +189,12 @@ async fn unmapped_image_and_crash_loop_show_their_reasons() {
         log.contains("boom"),
         "container output is in its log file: {log:?}"
     );
+    let served = kubectl_ok(&["logs", "crasher", "-n", ns.name(), "--tail=1"]).await;
+    assert_eq!(
+        served.trim(),
+        "boom",
+        "kubectl logs goes through the node agent's kubelet API"
+    );
     ns.delete().await;
 }
 

@@ -64,6 +64,15 @@ pub struct Args {
     /// Maximum crash-loop back-off delay in milliseconds.
     #[arg(long, env = "ZEROSCALE_NODE_AGENT_BACKOFF_MAX_MS", default_value_t = 30_000)]
     pub backoff_max_ms: u64,
+    /// Port of the kubelet API (`kubectl logs`) on the bridge address; 0 turns it off.
+    #[arg(long, env = "ZEROSCALE_NODE_AGENT_KUBELET_PORT", default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// Serving certificate of the kubelet API (signed by the cluster CA, SAN = bridge address).
+    #[arg(long, env = "ZEROSCALE_NODE_AGENT_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Key of `--tls-cert-file`.
+    #[arg(long, env = "ZEROSCALE_NODE_AGENT_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
     /// Until a readiness probe first succeeds, retry it at least this often (ms; 0: only at
     /// `periodSeconds`), so a pod that starts listening a moment after its start is Ready at once.
     #[arg(

@@ -9,6 +9,8 @@ pub mod container;
 pub mod env;
 pub mod images;
 pub mod ipam;
+pub mod kubelet_api;
+pub mod log_tail;
 pub mod manager;
 pub mod netns;
 pub mod node;
@@ -96,6 +98,21 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
         args: args.clone(),
     });
     manager::clean_leftovers(&agent).await;
+    if let (Some(cert), Some(key), true) = (&args.tls_cert_file, &args.tls_key_file, args.kubelet_port != 0) {
+        let addr = format!("{}:{}", args.bridge_ip, args.kubelet_port);
+        let api = kubelet_api::serve(
+            addr,
+            cert.clone(),
+            key.clone(),
+            args.ca_file.clone(),
+            args.logs_dir(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = api.await {
+                tracing::error!("kubelet API (kubectl logs) unavailable: {e}");
+            }
+        });
+    }
     while let Err(e) = node::register(&client, &args).await {
         tracing::warn!("registering node {}: {e}; retrying", args.node_name);
         tokio::time::sleep(Duration::from_secs(1)).await;

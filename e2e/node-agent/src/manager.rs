@@ -58,7 +58,10 @@ fn upsert(agent: &Arc<Agent>, workers: &mut HashMap<String, Worker>, pod: Pod) {
     // A pod that already has an IP keeps it (the API rejects a changed pod IP); reserving it here, before
     // any worker allocates, keeps it from being handed to another pod.
     let will_run = pod.metadata.deletion_timestamp.is_none()
-        && !matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+        && !matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
     let existing_ip = pod
         .status
         .as_ref()

@@ -56,6 +56,7 @@ fn node_status(args: &Args, now: Timestamp) -> serde_json::Value {
             condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "no disk pressure"),
             condition("PIDPressure", "False", "KubeletHasSufficientPID", "no PID pressure"),
         ],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": args.kubelet_port}},
         "nodeInfo": {
             "architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
             "operatingSystem": "linux",

@@ -55,14 +55,21 @@ async fn helm_path() -> &'static PathBuf {
     .await
 }
 
+/// `HELM_*_HOME` of every helm run: directories of its own under the target directory, never the user's.
+fn helm_env() -> [(&'static str, PathBuf); 3] {
+    let home = target_dir().join("e2e-helm");
+    [
+        ("HELM_CACHE_HOME", home.join("cache")),
+        ("HELM_CONFIG_HOME", home.join("config")),
+        ("HELM_DATA_HOME", home.join("data")),
+    ]
+}
+
 /// Runs helm with its own config and cache directories; stdout on success, stderr on failure.
 pub async fn try_helm(args: &[&str]) -> Result<String, String> {
-    let home = target_dir().join("e2e-helm");
     let out = Command::new(helm_path().await)
         .args(args)
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
+        .envs(helm_env())
         .output()
         .await
         .expect("run helm");
@@ -112,18 +119,24 @@ impl HelmRelease {
         }
     }
 
-    /// `helm uninstall`, waiting for it.
-    pub async fn uninstall(mut self) {
-        self.done = true;
-        helm(&[
+    /// `helm uninstall` of this release, with `extra` arguments.
+    fn uninstall_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
             "uninstall",
             &self.name,
             "-n",
             &self.name,
             "--kubeconfig",
             &self.kubeconfig,
-        ])
-        .await;
+        ];
+        args.extend_from_slice(extra);
+        args
+    }
+
+    /// `helm uninstall`, waiting for it.
+    pub async fn uninstall(mut self) {
+        self.done = true;
+        helm(&self.uninstall_args(&[])).await;
     }
 }
 
@@ -132,21 +145,11 @@ impl Drop for HelmRelease {
         if self.done {
             return;
         }
+        // Drop cannot await: a short blocking helm run that does not wait for the deletions.
         let helm = HELM.get().cloned().unwrap_or_default();
-        let home = target_dir().join("e2e-helm");
         let _ = std::process::Command::new(helm)
-            .args([
-                "uninstall",
-                &self.name,
-                "-n",
-                &self.name,
-                "--kubeconfig",
-                &self.kubeconfig,
-                "--wait=false",
-            ])
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"))
+            .args(self.uninstall_args(&["--wait=false"]))
+            .envs(helm_env())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
