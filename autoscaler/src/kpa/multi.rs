@@ -108,3 +108,51 @@ impl MultiScaler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demand(queued: u64) -> Demand {
+        Demand {
+            function: FunctionKey::new("ns", "f"),
+            activator: "a".into(),
+            queued,
+        }
+    }
+
+    fn obs(current: i32) -> Option<Observation> {
+        Some(Observation {
+            ready: current,
+            current,
+            activator_ready: true,
+        })
+    }
+
+    #[test]
+    fn demand_at_zero_decides_at_once_and_only_at_zero() {
+        let mut m = MultiScaler::new(Duration::from_secs(3));
+        let now = Duration::from_secs(500);
+        let d = m
+            .record_demand(now, &demand(1), obs(0))
+            .expect("a decision at zero");
+        assert_eq!(d.desired, 1);
+        // Already scaling up: recorded, no immediate decision.
+        assert!(m.record_demand(now, &demand(1), obs(1)).is_none());
+        // Deployment unknown: recorded only.
+        assert!(m.record_demand(now, &demand(1), None).is_none());
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn tick_skips_functions_idle_at_zero() {
+        let mut m = MultiScaler::new(Duration::from_secs(3));
+        let key = FunctionKey::new("ns", "f");
+        m.set_spec(&key, DeciderSpec::default(), Duration::ZERO);
+        let mut decided = 0;
+        m.tick(Duration::from_secs(1000), |_| obs(0), |_, _, _| decided += 1);
+        assert_eq!(decided, 0);
+        m.tick(Duration::from_secs(1002), |_| obs(2), |_, _, _| decided += 1);
+        assert_eq!(decided, 1);
+    }
+}

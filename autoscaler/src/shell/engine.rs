@@ -185,10 +185,12 @@ impl Engine {
         }
     }
 
-    /// Runs until `signals` closes or `shutdown` resolves.
+    /// Runs until `signals` closes or `shutdown` resolves. `failed_writes` names functions whose
+    /// `/scale` write failed: the next decision retries instead of trusting the unwritten value.
     pub async fn run(
         mut self,
         mut signals: mpsc::Receiver<Signal>,
+        mut failed_writes: mpsc::UnboundedReceiver<FunctionKey>,
         tick: Duration,
         shutdown: impl Future<Output = ()>,
     ) {
@@ -203,6 +205,9 @@ impl Engine {
                     Some(signal) => self.on_signal(signal),
                     None => break,
                 },
+                Some(key) = failed_writes.recv() => {
+                    self.pending.remove(&key);
+                }
                 _ = ticker.tick() => self.on_tick(),
             }
         }

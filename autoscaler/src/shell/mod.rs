@@ -138,11 +138,19 @@ pub async fn run(args: RunArgs) -> Result<(), ShellError> {
         readiness.set(true);
         tracing::info!("watches synced; deciding");
     }
+    let (failed_tx, failed_rx) = mpsc::unbounded_channel();
     let engine = Engine {
         scalers: MultiScaler::new(args.stale_replica_timeout),
         epoch: Instant::now(),
         cluster,
-        writer: Writer::new(client, &identity, args.events_sink.clone(), http, metrics.clone()),
+        writer: Writer::new(
+            client,
+            &identity,
+            args.events_sink.clone(),
+            http,
+            metrics.clone(),
+            failed_tx,
+        ),
         metrics,
         activator,
         leader,
@@ -150,7 +158,7 @@ pub async fn run(args: RunArgs) -> Result<(), ShellError> {
         bad_specs: HashMap::new(),
     };
     engine
-        .run(rx, args.tick_interval, telemetry::shutdown_signal())
+        .run(rx, failed_rx, args.tick_interval, telemetry::shutdown_signal())
         .await;
     readiness.set(false);
     let _ = stop_tx.send(true);

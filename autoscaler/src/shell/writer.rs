@@ -12,6 +12,7 @@ use kube::{
     api::{Patch, PatchParams},
     runtime::events::{Event, EventType, Recorder, Reporter},
 };
+use tokio::sync::mpsc;
 use zeroscale_common::signals::{self, FunctionKey, SCALED_TYPE, Scaled};
 use zeroscale_crds::Function;
 
@@ -48,6 +49,8 @@ pub struct Writer {
     http: HttpClient,
     source: String,
     metrics: Metrics,
+    /// Functions whose write failed, so the decision loop stops assuming the new scale.
+    failed: mpsc::UnboundedSender<FunctionKey>,
 }
 
 fn outcome(error: &kube::Error) -> &'static str {
@@ -66,6 +69,7 @@ impl Writer {
         sink: Option<String>,
         http: HttpClient,
         metrics: Metrics,
+        failed: mpsc::UnboundedSender<FunctionKey>,
     ) -> Self {
         let reporter = Reporter {
             controller: "zeroscale-autoscaler".into(),
@@ -78,6 +82,7 @@ impl Writer {
             http,
             source: format!("/zeroscale/autoscaler/{identity}"),
             metrics,
+            failed,
         }
     }
 
@@ -117,6 +122,7 @@ impl Writer {
                     .get_or_create(&WriteLabels { outcome: outcome(&e) })
                     .inc();
                 tracing::warn!(function = %key, to = w.to, demand_to_patch_us, error = %e, "cannot patch /scale");
+                let _ = self.failed.send(key.clone());
                 return;
             }
         }
