@@ -6,6 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=e2e/cluster/lib.sh
 source "$here/lib.sh"
+zs_lock
 # --quiet: no summary line. --takeover (up.sh): also stop a cluster started from another checkout; the
 # bridge, addresses and ports are per machine, so only one local cluster can run at a time.
 quiet=0

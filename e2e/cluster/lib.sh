@@ -41,3 +41,12 @@ pid_alive() {
   stat=${stat##*) }
   [[ ${stat:0:1} != Z ]]
 }
+# zs_lock: one bring-up or tear-down at a time (several people and CI may share a machine). Nested calls
+# (up.sh runs down.sh) inherit the lock; daemons must not inherit fd 9 (see `start` in up.sh).
+zs_lock() {
+  [[ -n ${ZS_LOCK_HELD:-} ]] && return 0
+  mkdir -p "$ZS_STATE"
+  exec 9>"$ZS_STATE/.lock"
+  flock -w 900 9 || die "another cluster-up/cluster-down holds $ZS_STATE/.lock"
+  export ZS_LOCK_HELD=1
+}

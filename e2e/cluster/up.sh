@@ -9,6 +9,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/lib.sh"
 # shellcheck source=e2e/cluster/pki.sh
 source "$here/pki.sh"
+zs_lock
 
 [[ $(id -u) == 0 ]] || die "the local cluster needs root (network namespaces, bridge); run as root"
 for tool in ip openssl curl setsid base64; do
@@ -36,7 +37,7 @@ kubectl() { "$ZS_BIN/kubectl" --kubeconfig "$ZS_KUBECONFIG" "$@"; }
 start() {
   local name=$1
   shift
-  setsid "$@" >>"$ZS_LOGS/$name.log" 2>&1 </dev/null &
+  setsid "$@" >>"$ZS_LOGS/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$ZS_RUN/$name.pid"
 }
 # wait_until <what> <seconds> <command...>

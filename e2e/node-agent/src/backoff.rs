@@ -1,4 +1,4 @@
-//! Restart back-off for crashing containers (pure). Like the kubelet: the delay doubles with every
+//! Restart decisions and back-off for crashing containers (pure). Like the kubelet: the delay doubles with every
 //! restart up to a cap, and is reset after the container has run long enough without exiting.
 
 use std::time::Duration;
@@ -44,9 +44,26 @@ impl Backoff {
     }
 }
 
+/// Whether a container that exited with `exit_code` starts again under the pod's restart policy
+/// (`Always` when unset or unknown, as the API defaults it).
+pub fn should_restart(policy: &str, exit_code: i32) -> bool {
+    match policy {
+        "Never" => false,
+        "OnFailure" => exit_code != 0,
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_policies() {
+        assert!(should_restart("Always", 0) && should_restart("Always", 1) && should_restart("", 0));
+        assert!(should_restart("OnFailure", 2) && !should_restart("OnFailure", 0));
+        assert!(!should_restart("Never", 1));
+    }
 
     #[test]
     fn doubles_up_to_the_cap() {

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Container;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::{Backoff, BackoffPolicy};
+use crate::backoff::{Backoff, BackoffPolicy, should_restart};
 use crate::env::{PodFacts, container_env, expand};
 use crate::pod_ctx::PodCtx;
 use crate::pod_state::ContainerPhase;
@@ -234,12 +234,7 @@ pub async fn run_container(ctx: Arc<PodCtx>, idx: usize, mut stop_rx: StopSignal
         let _ = std::fs::remove_file(&pid_file);
         let (finished, exit_code) = terminated(status, started_at);
         tracing::info!(pod = %ctx.name, container = %c.name, exit_code, "exited");
-        let restart = !stopping
-            && match policy.as_str() {
-                "Never" => false,
-                "OnFailure" => exit_code != 0,
-                _ => true,
-            };
+        let restart = !stopping && should_restart(&policy, exit_code);
         if !restart {
             ctx.update(|s| {
                 if let Some(cs) = s.containers.get_mut(idx) {
