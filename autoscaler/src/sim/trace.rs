@@ -79,24 +79,37 @@ fn number<T: std::str::FromStr>(file: &'static str, line: usize, field: &str) ->
 
 const QUANTILES: [f64; 7] = [0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0];
 
-fn parse_durations(text: &str) -> Result<HashMap<String, DurationProfile>, TraceError> {
-    const FILE: &str = "durations.csv";
-    let mut out = HashMap::new();
-    for (i, row) in text
-        .lines()
+/// The data rows of a CSV `file` (header skipped, blank lines ignored), each split into exactly
+/// `columns` fields, with its 1-based line number.
+fn rows<'a>(
+    text: &'a str,
+    file: &'static str,
+    columns: usize,
+) -> impl Iterator<Item = Result<(usize, Vec<&'a str>), TraceError>> + 'a {
+    text.lines()
         .enumerate()
         .skip(1)
         .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let line = i + 1;
-        let cols: Vec<&str> = row.split(',').collect();
-        if cols.len() != 14 {
-            return Err(TraceError::Format {
-                file: FILE,
-                line,
-                reason: format!("{} columns, want 14", cols.len()),
-            });
-        }
+        .map(move |(i, row)| {
+            let cols: Vec<&str> = row.split(',').collect();
+            if cols.len() == columns {
+                Ok((i + 1, cols))
+            } else {
+                let reason = format!("{} columns, want {columns}", cols.len());
+                Err(TraceError::Format {
+                    file,
+                    line: i + 1,
+                    reason,
+                })
+            }
+        })
+}
+
+fn parse_durations(text: &str) -> Result<HashMap<String, DurationProfile>, TraceError> {
+    const FILE: &str = "durations.csv";
+    let mut out = HashMap::new();
+    for row in rows(text, FILE, 14) {
+        let (line, cols) = row?;
         let mut percentiles = [(0.0, 0.0); 7];
         for (k, q) in QUANTILES.iter().enumerate() {
             percentiles[k] = (*q, number::<f64>(FILE, line, cols[7 + k])?);
@@ -115,30 +128,16 @@ fn parse_durations(text: &str) -> Result<HashMap<String, DurationProfile>, Trace
 
 fn parse_invocations(text: &str) -> Result<Vec<(String, Vec<u32>)>, TraceError> {
     const FILE: &str = "invocations.csv";
-    let mut out = Vec::new();
-    for (i, row) in text
-        .lines()
-        .enumerate()
-        .skip(1)
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let line = i + 1;
-        let cols: Vec<&str> = row.split(',').collect();
-        if cols.len() != 3 + MINUTES {
-            let reason = format!("{} columns, want {}", cols.len(), 3 + MINUTES);
-            return Err(TraceError::Format {
-                file: FILE,
-                line,
-                reason,
-            });
-        }
-        let per_minute = cols[3..]
-            .iter()
-            .map(|c| number(FILE, line, c))
-            .collect::<Result<_, _>>()?;
-        out.push((cols[0].to_string(), per_minute));
-    }
-    Ok(out)
+    rows(text, FILE, 3 + MINUTES)
+        .map(|row| {
+            let (line, cols) = row?;
+            let per_minute = cols[3..]
+                .iter()
+                .map(|c| number(FILE, line, c))
+                .collect::<Result<_, _>>()?;
+            Ok((cols[0].to_string(), per_minute))
+        })
+        .collect()
 }
 
 /// Loads the trace in `dir`, in the row order of `invocations.csv`.
