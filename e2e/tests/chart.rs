@@ -14,15 +14,18 @@
 //! cluster-scoped objects they create. The CRDs cannot be relocated: one test applies them as they
 //! are (the same content every other test installs) and leaves them in place.
 
-#[path = "chart/support.rs"]
-mod chart_support;
+#[path = "chart/apply.rs"]
+mod chart_apply;
+#[path = "chart/helm.rs"]
+mod chart_helm;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chart_support::{
-    MANAGED_FLAGS, all_docs, apply_twice, binary_flags, deployment_args, helm, relocate, schema_arg_keys,
-    values_arg_keys, write_values,
+use chart_apply::{Relocated, apply_twice, check_rbac, kubectl_full, relocate};
+use chart_helm::{
+    HelmRelease, MANAGED_FLAGS, all_docs, binary_flags, deployment_args, helm, kebab, schema_arg_keys,
+    try_helm, values_arg_keys, write_values,
 };
 use zeroscale_e2e::{
     TestNamespace, apply_yaml, apply_yaml_cluster, client, container_log_path, kubeconfig_path, kubectl_ok,
@@ -60,7 +63,7 @@ async fn schema_rejects_unknown_and_malformed_values() {
         "activator.externalService.type=Ingress",
         "unknownTopLevel=1",
     ] {
-        let result = chart_support::try_helm(&["template", "zeroscale", &chart, "--set", bad]).await;
+        let result = try_helm(&["template", "zeroscale", &chart, "--set", bad]).await;
         assert!(result.is_err(), "helm accepted {bad}");
     }
 }
@@ -80,7 +83,7 @@ async fn chart_args_map_one_to_one_to_the_binaries_flags() {
             .filter(|(c, _)| *c == component)
             .map(|(_, f)| f.to_string())
             .collect();
-        let mapped: BTreeSet<String> = schema.iter().map(|k| chart_support::kebab(k)).collect();
+        let mapped: BTreeSet<String> = schema.iter().map(|k| kebab(k)).collect();
         assert!(
             mapped.is_disjoint(&managed),
             "{component}: a flag is both a value and set by the chart"
@@ -196,7 +199,7 @@ async fn chart_passes_a_server_side_dry_run_under_restricted_pod_security() {
         // Without the CRDs: they are cluster-wide and shared, `crds_are_accepted_and_apply_twice_without_change`
         // covers them.
         let rendered = helm(&["template", &release, &chart, "-n", &release, "--set", extra]).await;
-        let out = chart_support::kubectl_full(
+        let out = kubectl_full(
             &[
                 "apply",
                 "--server-side",
@@ -262,14 +265,13 @@ async fn crds_are_accepted_and_apply_twice_without_change() {
     // crds/, generated from the Rust types), server-side as docs/install.md says for upgrades.
     let _ = client().await;
     let crds = std::fs::read_to_string(repo_root().join("deploy/01-crds.yaml")).expect("read CRDs");
-    let dry =
-        chart_support::kubectl_full(&["apply", "--server-side", "--dry-run=server", "-f", "-"], &crds).await;
+    let dry = kubectl_full(&["apply", "--server-side", "--dry-run=server", "-f", "-"], &crds).await;
     assert!(
         dry.success,
         "the API server rejects the generated CRDs:\n{}",
         dry.stderr
     );
-    apply_twice(&chart_support::Relocated::shared(crds), true).await;
+    apply_twice(&Relocated::shared(crds), true).await;
 }
 
 #[tokio::test]
@@ -278,7 +280,7 @@ async fn deploy_applies_twice_without_change_client_side() {
     let ns = TestNamespace::new(&client, "deploy-csa").await;
     let manifests = relocate(ns.name());
     apply_twice(&manifests, false).await;
-    chart_support::check_rbac(ns.name()).await;
+    check_rbac(ns.name()).await;
 }
 
 #[tokio::test]
@@ -321,7 +323,7 @@ async fn chart_components_run_as_pods_under_their_service_accounts() {
     let chart = repo_root().join("charts/zeroscale");
     let kubeconfig = kubeconfig_path();
     let scope = format!("operator.args.watchNamespace={release},autoscaler.args.namespace={release}");
-    let install = chart_support::HelmRelease::install(
+    let install = HelmRelease::install(
         &release,
         &chart.to_string_lossy(),
         &kubeconfig.to_string_lossy(),
