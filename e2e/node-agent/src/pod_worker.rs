@@ -166,14 +166,21 @@ pub async fn run_pod(
             Ok(sandbox) => break sandbox,
             Err(e) => {
                 tracing::warn!(pod = %name, "sandbox setup failed, retrying: {e}");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = gone.cancelled() => {
-                        if let Some(ip) = existing_ip {
-                            agent.ipam().release(ip);
-                        }
-                        return;
+                let give_up = tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+                    _ = gone.cancelled() => true,
+                    changed = rx.changed() => changed.is_err() || deletion_grace(&rx.borrow_and_update()).is_some(),
+                };
+                if give_up {
+                    // Deleted before it ever ran: nothing to stop.
+                    if let Some(ip) = existing_ip {
+                        agent.ipam().release(ip);
                     }
+                    if !gone.is_cancelled() {
+                        let latest = rx.borrow().clone();
+                        delete_for_good(&agent.client, &latest).await;
+                    }
+                    return;
                 }
             }
         }
