@@ -176,8 +176,8 @@ pub async fn run_pod(
                     if let Some(ip) = existing_ip {
                         agent.ipam().release(ip);
                     }
-                    if !gone.is_cancelled() {
-                        let latest = rx.borrow().clone();
+                    let latest = rx.borrow().clone();
+                    if !gone.is_cancelled() && deletion_grace(&latest).is_some() {
                         delete_for_good(&agent.client, &latest).await;
                     }
                     return;
