@@ -69,7 +69,10 @@ pub struct FunctionKey {
 impl FunctionKey {
     /// Builds a key from a namespace and a name.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 
     /// The CloudEvents `subject` for this function: `<namespace>/<name>`.
@@ -154,7 +157,10 @@ fn now_rfc3339() -> String {
 /// Decodes the payload of `event`, checking its type and schema first.
 pub fn payload<T: DeserializeOwned>(event: &Event, expected: &'static str) -> Result<T, SignalError> {
     if event.ty() != expected {
-        return Err(SignalError::UnexpectedType { expected, found: event.ty().to_string() });
+        return Err(SignalError::UnexpectedType {
+            expected,
+            found: event.ty().to_string(),
+        });
     }
     if let Some(schema) = event.dataschema()
         && schema.as_str() != SIGNALS_SCHEMA_V1
@@ -162,7 +168,9 @@ pub fn payload<T: DeserializeOwned>(event: &Event, expected: &'static str) -> Re
         return Err(SignalError::UnsupportedSchema(schema.to_string()));
     }
     match event.data() {
-        Some(Data::Json(v)) => serde_json::from_value(v.clone()).map_err(|e| SignalError::Data(e.to_string())),
+        Some(Data::Json(v)) => {
+            serde_json::from_value(v.clone()).map_err(|e| SignalError::Data(e.to_string()))
+        }
         Some(Data::Binary(b)) => serde_json::from_slice(b).map_err(|e| SignalError::Data(e.to_string())),
         Some(Data::String(s)) => serde_json::from_str(s).map_err(|e| SignalError::Data(e.to_string())),
         None => Err(SignalError::Data("event has no data".to_string())),
@@ -238,7 +246,11 @@ mod tests {
     #[test]
     fn wrong_type_is_rejected() {
         let key = FunctionKey::new("default", "hello");
-        let demand = Demand { function: key.clone(), activator: "a".into(), queued: 1 };
+        let demand = Demand {
+            function: key.clone(),
+            activator: "a".into(),
+            queued: 1,
+        };
         let event = build_event(DEMAND_TYPE, "/a", &key, &demand).unwrap();
         let err = payload::<Stats>(&event, STATS_TYPE).unwrap_err();
         assert!(matches!(err, SignalError::UnexpectedType { .. }));
@@ -247,14 +259,25 @@ mod tests {
     #[test]
     fn unknown_schema_is_rejected() {
         let key = FunctionKey::new("default", "hello");
-        let demand = Demand { function: key.clone(), activator: "a".into(), queued: 1 };
+        let demand = Demand {
+            function: key.clone(),
+            activator: "a".into(),
+            queued: 1,
+        };
         let event = EventBuilderV10::new()
             .id("1")
             .ty(DEMAND_TYPE)
             .source("/a")
-            .data_with_schema("application/json", "https://zeroscale.dev/schemas/signals/v9", serde_json::json!(demand))
+            .data_with_schema(
+                "application/json",
+                "https://zeroscale.dev/schemas/signals/v9",
+                serde_json::json!(demand),
+            )
             .build()
             .unwrap();
-        assert!(matches!(payload::<Demand>(&event, DEMAND_TYPE), Err(SignalError::UnsupportedSchema(_))));
+        assert!(matches!(
+            payload::<Demand>(&event, DEMAND_TYPE),
+            Err(SignalError::UnsupportedSchema(_))
+        ));
     }
 }
