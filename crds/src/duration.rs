@@ -14,8 +14,10 @@ pub struct DurationError {
 
 /// Parses a duration such as `30s`, `500ms`, `5m` or `1h30m`.
 pub fn parse(value: &str) -> Result<Duration, DurationError> {
-    humantime::parse_duration(value.trim())
-        .map_err(|e| DurationError { value: value.to_string(), reason: e.to_string() })
+    humantime::parse_duration(value.trim()).map_err(|e| DurationError {
+        value: value.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
