@@ -377,3 +377,80 @@ async fn a_restarted_node_agent_restarts_the_pods_it_left() {
     assert_eq!(response.status, 200);
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn probes_drive_endpoints_and_liveness_restarts() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "probes").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+    // Readiness fails (the echo answers 503 on that path): the pod runs, but is published as not ready.
+    apply_yaml(
+        ns.name(),
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: unready, labels: {app: unready}}
+spec:
+  containers:
+  - name: main
+    image: zeroscale/echo
+    readinessProbe: {httpGet: {path: "/?status=503", port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: unready}
+spec:
+  selector: {app: unready}
+  ports: [{port: 80, targetPort: 8080}]
+"#,
+    )
+    .await;
+    // Liveness fails (nothing listens on 9999): the container is stopped and started again.
+    let extra = "    livenessProbe: {tcpSocket: {port: 9999}, periodSeconds: 1, failureThreshold: 1}";
+    apply_yaml(ns.name(), &single_pod("unlive", "zeroscale/echo", extra)).await;
+
+    let unready = wait_pod(&pods, "unready", "running", |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") && pod_ip(p).is_some()
+    })
+    .await;
+    let ip = pod_ip(&unready).unwrap_or_default();
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), ns.name());
+    wait_for(
+        MINUTE,
+        "the EndpointSlice to list the unready pod as not ready",
+        || async {
+            let list = slices
+                .list(&ListParams::default().labels("kubernetes.io/service-name=unready"))
+                .await
+                .ok()?;
+            list.items
+                .iter()
+                .flat_map(|s| s.endpoints.iter())
+                .any(|e| {
+                    e.addresses.contains(&ip) && e.conditions.as_ref().and_then(|c| c.ready) == Some(false)
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        !pod_is_ready(&pods.get("unready").await.expect("pod")),
+        "a failing readiness probe keeps it unready"
+    );
+
+    let unlive = wait_pod(&pods, "unlive", "restarted twice by its liveness probe", |p| {
+        restart_count(p, "main") >= 2
+    })
+    .await;
+    // The echo never exits on its own: every restart was the agent acting on the failing probe.
+    let last_state = unlive
+        .status
+        .and_then(|s| s.container_statuses)
+        .and_then(|cs| cs.into_iter().next())
+        .and_then(|c| c.last_state);
+    assert!(
+        last_state.and_then(|s| s.terminated).is_some(),
+        "the previous run is reported as terminated"
+    );
+    ns.delete().await;
+}
