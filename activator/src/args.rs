@@ -89,8 +89,9 @@ pub struct Args {
     /// Period of the stats signal.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_STATS_INTERVAL", default_value = "1s", value_parser = duration)]
     pub stats_interval: Duration,
-    /// Tokio worker threads; 0 means one per CPU.
-    #[arg(long, env = "ZEROSCALE_ACTIVATOR_WORKER_THREADS", default_value_t = 2)]
+    /// Tokio worker threads: 1 runs everything on one thread (lowest latency and memory; scale out
+    /// with replicas), more add throughput per replica, 0 means one per CPU.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_WORKER_THREADS", default_value_t = 1)]
     pub worker_threads: usize,
     /// Log format.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]

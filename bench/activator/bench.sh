@@ -72,7 +72,7 @@ functions:
     name: cold
     timeoutSeconds: 600
 YAML
-RUST_LOG=warn "$activator_bin" --worker-threads "${BENCH_ACTIVATOR_WORKERS:-2}" --static-config "$out/functions.yaml" --autoscaler-url "" \
+RUST_LOG=warn "$activator_bin" --worker-threads "${BENCH_ACTIVATOR_WORKERS:-1}" --static-config "$out/functions.yaml" --autoscaler-url "" \
   --external-addr 127.0.0.1:18090 --internal-addr 127.0.0.1:18091 --admin-addr 127.0.0.1:18092 \
   --queue-max-requests 20000 > "$out/activator.log" 2>&1 &
 activator_pid=$!
