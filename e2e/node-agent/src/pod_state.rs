@@ -217,7 +217,9 @@ impl PodRuntime {
                 ip: self.host_ip.clone(),
             }]),
             start_time: self.start_time.map(time),
-            qos_class: Some("BestEffort".to_string()),
+            // The API server computes the QoS class at creation and refuses to change it; leaving it out
+            // of the strategic-merge patch keeps its value (a fixed "BestEffort" broke pods with resources).
+            qos_class: None,
             ..Default::default()
         }
     }
