@@ -46,6 +46,17 @@ impl Reason {
             Reason::Bounds => "bounds",
         }
     }
+
+    /// The reason in PascalCase, for Kubernetes Event actions.
+    pub fn action_suffix(self) -> &'static str {
+        match self {
+            Reason::Demand => "Demand",
+            Reason::Stable => "Stable",
+            Reason::Panic => "Panic",
+            Reason::ScaleToZero => "ScaleToZero",
+            Reason::Bounds => "Bounds",
+        }
+    }
 }
 
 /// The outcome of one decision.

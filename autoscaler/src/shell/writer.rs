@@ -143,7 +143,10 @@ impl Writer {
                 w.to,
                 w.reason.as_str()
             )),
-            action: "Scale".into(),
+            // kube's recorder folds events with the same type, reason, action and object into one
+            // series and keeps the first note; naming the transition in the action keeps every
+            // distinct change visible while identical repeats still fold.
+            action: format!("ScaleFrom{}To{}For{}", w.from, w.to, w.reason.action_suffix()),
             secondary: None,
         };
         match self.recorder.publish(&event, &function.object_ref(&())).await {
