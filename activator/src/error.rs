@@ -51,9 +51,6 @@ pub enum ProxyError {
         #[source]
         source: hyper_util::client::legacy::Error,
     },
-    /// The activator is shutting down and takes no new work.
-    #[error("activator is shutting down")]
-    Draining,
 }
 
 impl ProxyError {
@@ -62,9 +59,7 @@ impl ProxyError {
         match self {
             Self::Host(_) => StatusCode::BAD_REQUEST,
             Self::UnknownFunction(_) | Self::FunctionDeleted(_) => StatusCode::NOT_FOUND,
-            Self::StartupFailed { .. } | Self::QueueFull { .. } | Self::Draining => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::StartupFailed { .. } | Self::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) | Self::ResponseStartTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
         }
@@ -78,7 +73,6 @@ impl ProxyError {
             Self::Timeout(_) => Some("timeout"),
             Self::StartupFailed { .. } => Some("startup-failed"),
             Self::FunctionDeleted(_) => Some("deleted"),
-            Self::Draining => Some("draining"),
             _ => None,
         }
     }
@@ -86,7 +80,7 @@ impl ProxyError {
     /// The plain-text response for this error.
     pub fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
-        let retry_after = matches!(self, Self::QueueFull { .. } | Self::Draining);
+        let retry_after = matches!(self, Self::QueueFull { .. });
         let mut response = Response::new(ResponseBody::text(Bytes::from(format!("{self}\n"))));
         *response.status_mut() = status;
         let headers = response.headers_mut();

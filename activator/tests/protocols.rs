@@ -289,3 +289,23 @@ async fn one_gib_upload_streams_with_flat_memory() {
         growth >> 20
     );
 }
+
+#[tokio::test]
+async fn response_start_timeout_gives_504() {
+    let activator = activator(|_| {}).await;
+    let pod = upstream([127, 0, 0, 7], |_req| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Response::new(full("late"))
+    })
+    .await;
+    let settings = FunctionSettings {
+        timeout: Duration::from_secs(30),
+        response_start_timeout: Duration::from_secs(1),
+        ..FunctionSettings::default()
+    };
+    set(&activator, settings, vec![EndpointInfo::ready(pod)]);
+    let (status, body, _) = send(get(activator.internal_addr, "/")).await;
+    assert_eq!(status, 504);
+    assert!(body.contains("did not start its response in time"), "{body}");
+    assert!(metrics(&activator).await.contains("code=\"504\""));
+}
