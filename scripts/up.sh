@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make up`: builds everything, brings up the local cluster, starts Zeroscale, deploys the hello function,
+# waits until it has scaled to zero, and prints a curl that wakes it (a cold start).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source e2e/cluster/lib.sh
+source scripts/components.sh
+
+make -s cluster-up
+# shellcheck disable=SC1091
+source "$ZS_STATE/env"
+start_components
+
+kubectl apply -f examples/functions/hello.yaml >/dev/null
+log "waiting for hello to become ready, then to scale to zero (stable window + grace period)"
+kubectl wait --for condition=Ready --timeout=120s function/hello >/dev/null
+for _ in $(seq 300); do
+  replicas=$(kubectl get deployment hello -o jsonpath='{.spec.replicas}' 2>/dev/null || echo "?")
+  [[ $replicas == 0 ]] && break
+  sleep 1
+done
+[[ $replicas == 0 ]] || die "hello did not scale to zero (replicas=$replicas); see .zeroscale/logs/"
+
+echo "ZEROSCALE_ACTIVATOR=http://$ZS_ACTIVATOR_EXTERNAL" >"$ZS_STATE/activator.env"
+cat <<MSG
+
+Zeroscale is up; hello has scaled to zero. Wake it with a request (a cold start):
+
+  curl -H 'Host: hello.default.example.com' http://$ZS_ACTIVATOR_EXTERNAL/
+
+Use the cluster with:  source .zeroscale/env && kubectl get fn
+Tear everything down:  make down
+MSG
