@@ -20,7 +20,8 @@ pub use delivery::{
     BackoffPolicy, DEFAULT_BACKOFF_DELAY, DEFAULT_RETRIES, DeliverySpec, Destination, MAX_RETRIES,
 };
 pub use filters::{
-    FilterNode, LeafFilter, MAX_FILTER_DEPTH, MAX_FILTERS, NestedFilter1, NestedFilter2, TriggerFilter,
+    FilterNode, LeafFilter, MAX_FILTER_DEPTH, MAX_FILTER_VALUE_LENGTH, MAX_FILTERS, NestedFilter1,
+    NestedFilter2, TriggerFilter,
 };
 pub use status::*;
 
@@ -31,6 +32,28 @@ pub const TRIGGER_DURATION_PATTERN: &str = "^([0-9]+(ns|us|ms|s|m|h))+$";
 /// Shape of a cron expression accepted at admission: five whitespace-separated fields, or a macro such
 /// as `@hourly`. The fields themselves are parsed by the component that runs the schedule.
 pub const CRON_PATTERN: &str = r"^\s*(@(yearly|annually|monthly|weekly|daily|hourly)|\S+(\s+\S+){4})\s*$";
+
+// Bounds of every string in a Trigger. The API server estimates the cost of a CEL rule from the largest
+// value a field may hold, so an unbounded string makes a rule over it too expensive to admit.
+
+/// Longest `cron` expression.
+pub const MAX_CRON_LENGTH: usize = 128;
+/// Longest `timeZone` (IANA names are at most about 32 characters).
+pub const MAX_TIME_ZONE_LENGTH: usize = 64;
+/// Longest `data` of a `schedule` source, in characters.
+pub const MAX_SCHEDULE_DATA_LENGTH: usize = 65536;
+/// Longest `contentType` (RFC 6838 allows 127 characters each for type and subtype).
+pub const MAX_CONTENT_TYPE_LENGTH: usize = 256;
+/// Longest `apiVersion`: a DNS-1123 subdomain group, `/`, and a DNS-1035 label version.
+pub const MAX_API_VERSION_LENGTH: usize = 253 + 1 + 63;
+/// Longest Kubernetes name that is a DNS label: a `kind`, a namespace, a Function.
+pub const MAX_LABEL_NAME_LENGTH: usize = 63;
+/// Longest `labelSelector`.
+pub const MAX_LABEL_SELECTOR_LENGTH: usize = 4096;
+/// Longest URI: a destination's `uri` and the addresses in the status.
+pub const MAX_URI_LENGTH: usize = 2048;
+/// Longest duration (`backoffDelay`, `timeout`).
+pub const MAX_DURATION_LENGTH: usize = 64;
 
 /// Routes CloudEvents from one source, through filters, to a subscriber.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -54,7 +77,7 @@ pub struct TriggerSpec {
     /// CloudEvents Subscriptions API filters; an event is delivered when every filter matches. Empty
     /// delivers every event of the source. Nesting of `all`, `any` and `not` is limited to four levels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = MAX_FILTERS))]
     pub filters: Vec<TriggerFilter>,
     /// Who receives the events: a Function in the Trigger's namespace or a URI.
     pub subscriber: Destination,
@@ -103,15 +126,19 @@ pub struct BrokerSource {}
 pub struct ScheduleSource {
     /// Five-field cron expression (minute hour day-of-month month day-of-week), such as `*/5 * * * *`,
     /// or a macro such as `@hourly`.
+    #[schemars(length(max = MAX_CRON_LENGTH))]
     pub cron: String,
     /// IANA time zone the cron expression is read in, such as `Europe/Paris`; default `UTC`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_TIME_ZONE_LENGTH))]
     pub time_zone: Option<String>,
     /// Data of every event, as text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_SCHEDULE_DATA_LENGTH))]
     pub data: Option<String>,
     /// Media type of `data` (the event's `datacontenttype`); default `application/json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_CONTENT_TYPE_LENGTH))]
     pub content_type: Option<String>,
 }
 
@@ -120,16 +147,18 @@ pub struct ScheduleSource {
 #[serde(rename_all = "camelCase")]
 pub struct KubernetesSource {
     /// API version of the objects, such as `v1` or `apps/v1`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_API_VERSION_LENGTH))]
     pub api_version: String,
     /// Kind of the objects, such as `ConfigMap`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_LABEL_NAME_LENGTH))]
     pub kind: String,
     /// Namespace to watch; default (and, for now, the only one allowed) the Trigger's own namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_LABEL_NAME_LENGTH))]
     pub namespace: Option<String>,
     /// Label selector in the `kubectl -l` syntax, such as `app=web,tier!=cache`; default every object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_LABEL_SELECTOR_LENGTH))]
     pub label_selector: Option<String>,
 }
 

@@ -3,7 +3,10 @@
 use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
-use super::{TRIGGER_DURATION_PATTERN, add_rules, cel_rule, exactly_one};
+use super::{
+    MAX_DURATION_LENGTH, MAX_LABEL_NAME_LENGTH, MAX_URI_LENGTH, TRIGGER_DURATION_PATTERN, add_rules,
+    cel_rule, exactly_one,
+};
 
 /// Retries after the first attempt when `delivery.retries` is not set (Knative's default).
 pub const DEFAULT_RETRIES: i32 = 3;
@@ -20,9 +23,11 @@ pub struct Destination {
     /// Name of a Function in the Trigger's namespace. Delivery goes through the activator, so the
     /// event wakes the function when it is at zero.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_LABEL_NAME_LENGTH), transform = function_name_rule)]
     pub function: Option<String>,
     /// Absolute `http` or `https` URI that receives the events with `POST`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_URI_LENGTH))]
     pub uri: Option<String>,
 }
 
@@ -38,11 +43,20 @@ fn destination_rules(schema: &mut Schema) {
                 "!has(self.uri) || (isURL(self.uri) && url(self.uri).getScheme() in ['http', 'https'] && url(self.uri).getHostname() != '')",
                 "a destination's uri must be an absolute http or https URL",
             ),
-            cel_rule(
-                "!has(self.function) || self.function.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-                "a destination's function must be the name of a Function (a DNS-1035 label)",
-            ),
         ],
+    );
+}
+
+/// The name check sits on the `function` string itself rather than on the destination: `function` is a
+/// CEL reserved word (the typed field is `self.__function__`), and the API server prices `self.function`
+/// on the object as an unbounded string, which put a regex over it far beyond the cost budget.
+fn function_name_rule(schema: &mut Schema) {
+    add_rules(
+        schema,
+        [cel_rule(
+            "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+            "a destination's function must be the name of a Function (a DNS-1035 label)",
+        )],
     );
 }
 
@@ -62,9 +76,11 @@ pub struct DeliverySpec {
     pub backoff_policy: BackoffPolicy,
     /// Base delay between retries, such as `200ms` (the default) or `1s`.
     #[serde(default = "default_backoff_delay")]
+    #[schemars(length(max = MAX_DURATION_LENGTH))]
     pub backoff_delay: String,
     /// Deadline of each attempt, such as `30s`; default 60s. Time a Function spends starting from zero counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_DURATION_LENGTH))]
     pub timeout: Option<String>,
     /// Receives, after the last retry, the event that could not be delivered, with extensions naming the
     /// destination, the last status code and the error.

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{add_rules, cel_rule, exactly_one};
 
@@ -23,6 +24,10 @@ pub const MAX_FILTER_DEPTH: usize = 4;
 /// Most filters in one list (`spec.filters`, `all`, `any`) and most attributes in one
 /// `exact`/`prefix`/`suffix` map; bounds the API server's CEL cost estimate.
 pub const MAX_FILTERS: usize = 16;
+
+/// Longest text an `exact`/`prefix`/`suffix` filter compares with (as long as a URI, since `source`
+/// and `dataschema` are URIs).
+pub const MAX_FILTER_VALUE_LENGTH: usize = 2048;
 
 /// Read access to one filter of any nesting level.
 pub trait FilterNode {
@@ -38,6 +43,17 @@ pub trait FilterNode {
     fn any(&self) -> Option<Vec<&dyn FilterNode>>;
     /// `not`: a filter that must not match.
     fn not(&self) -> Option<&dyn FilterNode>;
+}
+
+/// Bounds an `exact`/`prefix`/`suffix` map: 1 to [`MAX_FILTERS`] attributes, each value at most
+/// [`MAX_FILTER_VALUE_LENGTH`] characters. (A structural schema cannot bound the keys; attribute names are
+/// checked when the Trigger is reconciled.)
+fn attribute_map_bounds(schema: &mut Schema) {
+    schema.insert("minProperties".into(), 1.into());
+    schema.insert("maxProperties".into(), MAX_FILTERS.into());
+    if let Some(Value::Object(values)) = schema.get_mut("additionalProperties") {
+        values.insert("maxLength".into(), MAX_FILTER_VALUE_LENGTH.into());
+    }
 }
 
 fn one_dialect_rule(schema: &mut Schema) {
@@ -71,23 +87,23 @@ macro_rules! nesting_filter {
             /// Attribute name → value: every named attribute (or extension) must exist and equal the value
             /// exactly (case-sensitive).
             #[serde(default, skip_serializing_if = "Option::is_none")]
-            #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+            #[schemars(transform = attribute_map_bounds)]
             pub exact: Option<BTreeMap<String, String>>,
             /// Attribute name → text: every named attribute must exist and start with the text.
             #[serde(default, skip_serializing_if = "Option::is_none")]
-            #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+            #[schemars(transform = attribute_map_bounds)]
             pub prefix: Option<BTreeMap<String, String>>,
             /// Attribute name → text: every named attribute must exist and end with the text.
             #[serde(default, skip_serializing_if = "Option::is_none")]
-            #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+            #[schemars(transform = attribute_map_bounds)]
             pub suffix: Option<BTreeMap<String, String>>,
             /// Filters that must all match.
             #[serde(default, skip_serializing_if = "Option::is_none")]
-            #[schemars(length(min = 1, max = 16))]
+            #[schemars(length(min = 1, max = MAX_FILTERS))]
             pub all: Option<Vec<$child>>,
             /// Filters of which at least one must match.
             #[serde(default, skip_serializing_if = "Option::is_none")]
-            #[schemars(length(min = 1, max = 16))]
+            #[schemars(length(min = 1, max = MAX_FILTERS))]
             pub any: Option<Vec<$child>>,
             /// A filter that must not match.
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,15 +157,15 @@ pub struct LeafFilter {
     /// Attribute name → value: every named attribute (or extension) must exist and equal the value
     /// exactly (case-sensitive).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+    #[schemars(transform = attribute_map_bounds)]
     pub exact: Option<BTreeMap<String, String>>,
     /// Attribute name → text: every named attribute must exist and start with the text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+    #[schemars(transform = attribute_map_bounds)]
     pub prefix: Option<BTreeMap<String, String>>,
     /// Attribute name → text: every named attribute must exist and end with the text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("minProperties" = 1, "maxProperties" = 16))]
+    #[schemars(transform = attribute_map_bounds)]
     pub suffix: Option<BTreeMap<String, String>>,
 }
 

@@ -1,8 +1,11 @@
 //! A Trigger's status, its condition types and their reasons.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{MAX_LABEL_NAME_LENGTH, MAX_URI_LENGTH};
 
 /// Condition type: the Trigger routes events (every other condition is true).
 pub const TRIGGER_CONDITION_READY: &str = "Ready";
@@ -43,19 +46,49 @@ pub struct TriggerStatus {
     pub observed_generation: Option<i64>,
     /// The source that is set (`broker`, `schedule` or `kubernetes`), for the SOURCE printer column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_LABEL_NAME_LENGTH))]
     pub source_kind: Option<String>,
     /// The address events are delivered to, such as `http://hello.default.svc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_URI_LENGTH))]
     pub subscriber_uri: Option<String>,
     /// The address of the dead-letter sink, when one is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_URI_LENGTH))]
     pub dead_letter_sink_uri: Option<String>,
     /// When a `schedule` source last fired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_schedule_time: Option<Time>,
     /// Conditions `Ready`, `SubscriberResolved` and `SourceReady`.
     #[serde(default)]
+    #[schemars(transform = condition_bounds)]
     pub conditions: Vec<Condition>,
+}
+
+/// Most conditions in a Trigger's status (it writes three).
+pub const MAX_TRIGGER_CONDITIONS: usize = 8;
+
+/// The bounds `metav1.Condition` declares upstream (`type` 316, `reason` 1024, `message` 32768
+/// characters; `status` is one of `True`, `False`, `Unknown`), which the generated `Condition` schema
+/// lacks, and at most [`MAX_TRIGGER_CONDITIONS`] conditions.
+fn condition_bounds(schema: &mut Schema) {
+    schema.insert("maxItems".into(), MAX_TRIGGER_CONDITIONS.into());
+    let Some(Value::Object(fields)) = schema
+        .get_mut("items")
+        .and_then(|items| items.get_mut("properties"))
+    else {
+        return;
+    };
+    for (field, max) in [
+        ("type", 316),
+        ("status", 16),
+        ("reason", 1024),
+        ("message", 32768),
+    ] {
+        if let Some(Value::Object(field)) = fields.get_mut(field) {
+            field.insert("maxLength".into(), max.into());
+        }
+    }
 }
 
 impl TriggerStatus {

@@ -233,3 +233,77 @@ fn status_reads_conditions() {
     assert!(status.condition(TRIGGER_CONDITION_SOURCE_READY).is_none());
     assert!(status.last_schedule_time.is_some());
 }
+
+/// Paths of strings without `maxLength`, arrays without `maxItems` and maps without `maxProperties`.
+/// Strings with an `enum` or a `date-time` format are bounded by it.
+fn unbounded(node: &Value, path: &str, found: &mut Vec<String>) {
+    let bounded_string =
+        node.get("maxLength").is_some() || node.get("enum").is_some() || node["format"] == "date-time";
+    match node["type"].as_str() {
+        Some("string") if !bounded_string => found.push(format!("{path} (maxLength)")),
+        Some("array") if node.get("maxItems").is_none() => found.push(format!("{path} (maxItems)")),
+        Some("object")
+            if node.get("additionalProperties").is_some() && node.get("maxProperties").is_none() =>
+        {
+            found.push(format!("{path} (maxProperties)"))
+        }
+        _ => {}
+    }
+    if let Some(properties) = node["properties"].as_object() {
+        for (name, child) in properties {
+            unbounded(child, &format!("{path}.{name}"), found);
+        }
+    }
+    if node["items"].is_object() {
+        unbounded(&node["items"], &format!("{path}[]"), found);
+    }
+    if node["additionalProperties"].is_object() {
+        unbounded(&node["additionalProperties"], &format!("{path}{{}}"), found);
+    }
+}
+
+#[test]
+fn every_string_list_and_map_is_bounded() {
+    // The API server estimates a CEL rule's cost from the largest value each field may hold; one
+    // unbounded string under a rule made the whole CRD inadmissible.
+    let schema = schema();
+    let mut found = Vec::new();
+    for part in ["spec", "status"] {
+        unbounded(&schema["properties"][part], part, &mut found);
+    }
+    assert!(found.is_empty(), "unbounded: {found:#?}");
+    let spec = &schema["properties"]["spec"]["properties"];
+    assert_eq!(
+        spec["subscriber"]["properties"]["uri"]["maxLength"],
+        json!(MAX_URI_LENGTH)
+    );
+    assert_eq!(
+        spec["source"]["properties"]["schedule"]["properties"]["cron"]["maxLength"],
+        json!(MAX_CRON_LENGTH)
+    );
+    assert_eq!(spec["filters"]["maxItems"], json!(MAX_FILTERS));
+    // The name regex reads the bounded string itself, not `self.function` of the destination.
+    for destination in [
+        &spec["subscriber"],
+        &spec["delivery"]["properties"]["deadLetterSink"],
+    ] {
+        assert!(
+            rules(&destination["properties"]["function"])
+                .iter()
+                .any(|m| m.contains("DNS-1035"))
+        );
+        assert!(!rules(destination).iter().any(|m| m.contains("DNS-1035")));
+    }
+}
+
+#[test]
+fn the_bound_check_finds_an_unbounded_field() {
+    let mut found = Vec::new();
+    let node = json!({"type": "object", "properties": {
+        "name": {"type": "string"},
+        "list": {"type": "array", "maxItems": 2, "items": {"type": "string", "maxLength": 3}},
+        "map": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 3}},
+    }});
+    unbounded(&node, "x", &mut found);
+    assert_eq!(found, ["x.map (maxProperties)", "x.name (maxLength)"]);
+}
