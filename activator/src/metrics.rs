@@ -15,14 +15,7 @@ use prometheus_client::{
 };
 use zeroscale_common::signals::FunctionKey;
 
-/// Labels of a per-function metric.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FunctionLabels {
-    /// Namespace of the function.
-    pub namespace: String,
-    /// Name of the function.
-    pub function: String,
-}
+pub use zeroscale_common::metrics::FunctionLabels;
 
 /// Labels of the per-function request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -132,10 +125,7 @@ impl Metrics {
 
     /// Handles for one function, resolved once.
     pub fn for_function(self: &Arc<Self>, key: &FunctionKey) -> FunctionMetrics {
-        let labels = FunctionLabels {
-            namespace: key.namespace.clone(),
-            function: key.name.clone(),
-        };
+        let labels = FunctionLabels::from(key);
         FunctionMetrics {
             duration: self.duration.get_or_create(&labels).clone(),
             in_flight: self.in_flight.get_or_create(&labels).clone(),

@@ -3,5 +3,6 @@
 
 pub mod admin;
 pub mod lease;
+pub mod metrics;
 pub mod signals;
 pub mod telemetry;

@@ -46,10 +46,7 @@ pub struct Engine {
 }
 
 fn labels(key: &FunctionKey) -> FunctionLabels {
-    FunctionLabels {
-        namespace: key.namespace.clone(),
-        function: key.name.clone(),
-    }
+    FunctionLabels::from(key)
 }
 
 impl Engine {

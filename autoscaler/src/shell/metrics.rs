@@ -12,14 +12,7 @@ use prometheus_client::{
 };
 use std::sync::atomic::AtomicU64;
 
-/// `namespace` and `function` of one function.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FunctionLabels {
-    /// Namespace of the Function.
-    pub namespace: String,
-    /// Name of the Function.
-    pub function: String,
-}
+pub use zeroscale_common::metrics::FunctionLabels;
 
 /// Outcome of a `/scale` write.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
