@@ -35,15 +35,31 @@ done
 python3 - "$BENCH_OUT" <<'PY'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
+
+# Figures are named by dotted paths (`sim.kpa.cold_start_pct`); the report nests every segment, so
+# `jq .sim.kpa.cold_start_pct` and a dotted lookup both find it.
+def put(tree, path, value):
+    *parents, leaf = path.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+def flat(tree, prefix=""):
+    for key, value in sorted(tree.items()):
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            yield from flat(value, name)
+        else:
+            yield name, value
+
 report = {}
 for fragment in sorted((out / "fragments").glob("*.json")):
     for component, figures in json.loads(fragment.read_text()).items():
-        report.setdefault(component, {}).update(figures)
+        for name, value in figures.items():
+            put(report, f"{component}.{name}", value)
 (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
 lines = ["| figure | value |", "|---|---|"]
-for component, figures in sorted(report.items()):
-    for name, value in sorted(figures.items()):
-        lines.append(f"| `{component}.{name}` | {value} |")
+lines += [f"| `{name}` | {value} |" for name, value in flat(report)]
 (out / "report.md").write_text("\n".join(lines) + "\n")
 print((out / "report.md").read_text())
 PY
