@@ -6,32 +6,10 @@ use zeroscale_crds::function::{ScaleMetric, ScaleSpec};
 
 /// Knative's smallest allowed `target × utilization`.
 const MIN_TARGET_VALUE: f64 = 0.01;
-/// Shortest stable window (Knative `WindowMin`).
-pub const MIN_WINDOW: Duration = Duration::from_secs(6);
-/// Longest stable window (Knative `WindowMax`).
-pub const MAX_WINDOW: Duration = Duration::from_secs(3600);
 
-/// Why a `spec.scale` cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum SpecError {
-    /// A duration field does not parse.
-    #[error("spec.scale.{field}: {source}")]
-    Duration {
-        /// The field, such as `window`.
-        field: &'static str,
-        /// Why it does not parse.
-        #[source]
-        source: zeroscale_crds::duration::DurationError,
-    },
-    /// A field is outside its allowed range.
-    #[error("spec.scale.{field}: {reason}")]
-    Range {
-        /// The field, such as `maxScaleDownRate`.
-        field: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
+/// Why a `spec.scale` cannot be used: the API crate's own check, so the operator and the autoscaler
+/// reject exactly the same specs with the same words.
+pub type SpecError = zeroscale_crds::function::ScaleError;
 
 /// Everything the KPA decision for one function needs (Knative `DeciderSpec` plus the bounds the
 /// Knative PA reconciler applies).
@@ -86,71 +64,30 @@ impl Default for DeciderSpec {
     }
 }
 
-fn parse(field: &'static str, value: &str) -> Result<Duration, SpecError> {
-    zeroscale_crds::duration::parse(value).map_err(|source| SpecError::Duration { field, source })
-}
-
-fn range(field: &'static str, reason: impl Into<String>) -> SpecError {
-    SpecError::Range {
-        field,
-        reason: reason.into(),
-    }
-}
-
 impl DeciderSpec {
     /// Resolves `scale` for a function whose hard per-pod limit is `concurrency` (0 = unlimited).
+    /// Defaults, bounds and durations come from [`ScaleSpec::resolved`]; this adds Knative's
+    /// whole-second windows and its floor on the target value.
     pub fn resolve(scale: &ScaleSpec, concurrency: i32) -> Result<Self, SpecError> {
-        let stable_window = parse("window", &scale.window)?;
-        if !(MIN_WINDOW..=MAX_WINDOW).contains(&stable_window) {
-            return Err(range("window", "must be between 6s and 1h"));
-        }
-        // Knative keeps windows in whole seconds.
-        let stable_window = Duration::from_secs(stable_window.as_secs());
-        if !(1.0..=100.0).contains(&scale.panic_window_percentage) {
-            return Err(range("panicWindowPercentage", "must be between 1 and 100"));
-        }
+        let r = scale.resolved(concurrency)?;
+        // Knative keeps windows in whole seconds, and the panic window is at least one second.
+        let stable_window = Duration::from_secs(r.window.as_secs());
         let panic_secs = (stable_window.as_secs_f64() * scale.panic_window_percentage / 100.0).round();
-        let panic_window = Duration::from_secs((panic_secs as u64).max(1));
-        let utilization = scale.target_utilization_percentage;
-        if !(utilization > 0.0 && utilization <= 100.0) {
-            return Err(range("targetUtilizationPercentage", "must be in (0, 100]"));
-        }
-        if scale.max_scale_up_rate <= 1.0 {
-            return Err(range("maxScaleUpRate", "must be greater than 1"));
-        }
-        if scale.max_scale_down_rate <= 1.0 {
-            return Err(range("maxScaleDownRate", "must be greater than 1"));
-        }
-        if scale.min < 0 || scale.max < 0 || scale.initial < 0 {
-            return Err(range("min", "min, max and initial must not be negative"));
-        }
-        if scale.max > 0 && scale.min > scale.max {
-            return Err(range("min", "must not exceed max"));
-        }
-        let mut total_value = scale.target.unwrap_or(match scale.metric {
-            ScaleMetric::Concurrency => 100.0,
-            ScaleMetric::Rps => 200.0,
-        });
-        if total_value <= 0.0 {
-            return Err(range("target", "must be positive"));
-        }
-        if scale.metric == ScaleMetric::Concurrency && concurrency > 0 {
-            total_value = total_value.min(f64::from(concurrency));
-        }
+        let to_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
         Ok(Self {
-            metric: scale.metric,
-            total_value,
-            target_value: (total_value * utilization / 100.0).max(MIN_TARGET_VALUE),
-            panic_threshold: scale.panic_threshold_percentage / 100.0,
-            max_scale_up_rate: scale.max_scale_up_rate,
-            max_scale_down_rate: scale.max_scale_down_rate,
+            metric: r.metric,
+            total_value: r.target,
+            target_value: (r.target * r.target_utilization).max(MIN_TARGET_VALUE),
+            panic_threshold: r.panic_threshold,
+            max_scale_up_rate: r.max_scale_up_rate,
+            max_scale_down_rate: r.max_scale_down_rate,
             stable_window,
-            panic_window,
-            scale_down_delay: parse("scaleDownDelay", &scale.scale_down_delay)?,
-            scale_to_zero_grace: parse("scaleToZeroGracePeriod", &scale.scale_to_zero_grace_period)?,
-            min: scale.min,
-            max: scale.max,
-            initial: scale.initial,
+            panic_window: Duration::from_secs((panic_secs as u64).max(1)),
+            scale_down_delay: r.scale_down_delay,
+            scale_to_zero_grace: r.scale_to_zero_grace_period,
+            min: to_i32(r.min),
+            max: r.max.map_or(0, to_i32),
+            initial: to_i32(r.initial),
         })
     }
 }
