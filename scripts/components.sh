@@ -9,6 +9,7 @@ ZS_COMPONENTS="$ZS_RUN/components"
 ZS_ACTIVATOR_EXTERNAL="$ZS_BRIDGE_IP:8080"
 ZS_ACTIVATOR_INTERNAL="$ZS_BRIDGE_IP:8081"
 ZS_ACTIVATOR_ADMIN="127.0.0.1:9191"
+ZS_BROKER_ADDR="$ZS_BRIDGE_IP:8082"
 ZS_AUTOSCALER_EVENTS="127.0.0.1:8090"
 ZS_AUTOSCALER_ADMIN="127.0.0.1:9192"
 ZS_OPERATOR_ADMIN="127.0.0.1:9190"
@@ -55,9 +56,14 @@ start_components() {
   kubectl create namespace zeroscale-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   start_component autoscaler --events-addr "$ZS_AUTOSCALER_EVENTS" --admin-addr "$ZS_AUTOSCALER_ADMIN" \
     --activator-ready-url "http://$ZS_ACTIVATOR_ADMIN/ready"
+  local broker=()
+  # The broker ingress is newer than the activator's other ports; pass it when the binary has it.
+  if "${CARGO_TARGET_DIR:-$ZS_ROOT/target}/debug/zeroscale-activator" --help 2>/dev/null | grep -q -- --broker-addr; then
+    broker=(--broker-addr "$ZS_BROKER_ADDR")
+  fi
   start_component activator --external-addr "$ZS_ACTIVATOR_EXTERNAL" \
     --internal-addr "$ZS_ACTIVATOR_INTERNAL" --admin-addr "$ZS_ACTIVATOR_ADMIN" \
-    --autoscaler-url "http://$ZS_AUTOSCALER_EVENTS/"
+    --autoscaler-url "http://$ZS_AUTOSCALER_EVENTS/" "${broker[@]}"
   start_component operator --admin-addr "$ZS_OPERATOR_ADMIN"
   wait_http "http://$ZS_OPERATOR_ADMIN/ready" operator
   wait_http "http://$ZS_ACTIVATOR_ADMIN/ready" activator
@@ -67,4 +73,21 @@ start_components() {
 stop_components() {
   local name
   for name in operator activator autoscaler; do stop_component "$name"; done
+}
+
+# components_healthy: every component runs from its pid file and answers ready.
+components_healthy() {
+  local name url
+  for name in operator activator autoscaler; do
+    [[ -f $ZS_COMPONENTS/$name.pid ]] && pid_alive "$(<"$ZS_COMPONENTS/$name.pid")" || return 1
+  done
+  for url in "$ZS_OPERATOR_ADMIN" "$ZS_ACTIVATOR_ADMIN" "$ZS_AUTOSCALER_ADMIN"; do
+    curl -fsS -o /dev/null --max-time 2 "http://$url/ready" 2>/dev/null || return 1
+  done
+}
+
+# write_activator_env: the addresses clients use, in .zeroscale/activator.env.
+write_activator_env() {
+  printf 'ZEROSCALE_ACTIVATOR=http://%s\nZEROSCALE_BROKER=http://%s\n' \
+    "$ZS_ACTIVATOR_EXTERNAL" "$ZS_BROKER_ADDR" >"$ZS_STATE/activator.env"
 }

@@ -3,7 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source e2e/cluster/lib.sh
-source scripts/components.sh
-stop_components
-rm -f "$ZS_STATE/activator.env"
+bash scripts/uninstall.sh
 make -s cluster-down

@@ -4,12 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source e2e/cluster/lib.sh
-source scripts/components.sh
 
 make -s cluster-up
 # shellcheck disable=SC1091
 source "$ZS_STATE/env"
-start_components
+bash scripts/install.sh
+# shellcheck disable=SC1091
+source "$ZS_STATE/activator.env"
 
 kubectl apply -f examples/functions/hello.yaml >/dev/null
 log "waiting for hello to become ready, then to scale to zero (stable window + grace period)"
@@ -21,12 +22,11 @@ for _ in $(seq 300); do
 done
 [[ $replicas == 0 ]] || die "hello did not scale to zero (replicas=$replicas); see .zeroscale/logs/"
 
-echo "ZEROSCALE_ACTIVATOR=http://$ZS_ACTIVATOR_EXTERNAL" >"$ZS_STATE/activator.env"
 cat <<MSG
 
 Zeroscale is up; hello has scaled to zero. Wake it with a request (a cold start):
 
-  curl -H 'Host: hello.default.example.com' http://$ZS_ACTIVATOR_EXTERNAL/
+  curl -H 'Host: hello.default.example.com' $ZEROSCALE_ACTIVATOR/
 
 Use the cluster with:  source .zeroscale/env && kubectl get fn
 Tear everything down:  make down
