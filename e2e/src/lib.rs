@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod http;
 pub mod kubectl;
 pub mod namespace;
+pub mod operator;
 pub mod paths;
 pub mod pods;
 pub mod process;
@@ -34,6 +35,7 @@ pub use cluster::{ClusterError, client, try_client};
 pub use http::{HttpError, HttpResponse, http_get, http_request};
 pub use kubectl::{KubectlError, apply_yaml, apply_yaml_cluster, kubectl, kubectl_ok, try_kubectl};
 pub use namespace::TestNamespace;
+pub use operator::{FUNCTION_CRD, Operator, install_function_crd};
 pub use paths::{
     bin_path, container_log_path, kube_bin_dir, kubeconfig_path, kubectl_path, logs_dir, pods_dir, repo_root,
     state_dir, target_dir,

@@ -1,0 +1,254 @@
+//! A Function's children through create, update and delete; `/scale` writes; idempotent applies.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use zeroscale_crds::Function;
+use zeroscale_e2e::{Operator, TestNamespace, install_function_crd, kubectl_ok, repo_root, wait_for};
+
+use super::support::*;
+
+#[tokio::test]
+async fn children_follow_the_function_through_create_update_and_delete() {
+    let client = zeroscale_e2e::client().await;
+    install_function_crd().await;
+    let ns = TestNamespace::new(&client, "op-lifecycle").await;
+    let _operator = Operator::start(ns.name()).await;
+    let api: Api<Function> = Api::namespaced(client.clone(), ns.name());
+    create(
+        &api,
+        "hello",
+        json!({ "image": "zeroscale/echo", "timeoutSeconds": 20 }),
+    )
+    .await;
+
+    let f = wait_ready(&api, "hello", "True", &["Ready"], SETTLE).await;
+    let (deployment, public, private) = children(&client, ns.name(), "hello").await;
+    let (deployment, public, private) = (
+        deployment.expect("deployment"),
+        public.expect("public"),
+        private.expect("private"),
+    );
+    for child in [&public, &private] {
+        assert_child_of(child, &f);
+    }
+    assert_child_of(&deployment, &f);
+    let pod = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod spec");
+    assert_eq!(pod.enable_service_links, Some(false));
+    assert_eq!(pod.termination_grace_period_seconds, Some(20));
+    let env: Vec<_> = pod.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert!(
+        ["PORT", "ZEROSCALE_FUNCTION", "ZEROSCALE_NAMESPACE"]
+            .iter()
+            .all(|v| env.contains(v)),
+        "{env:?}"
+    );
+    assert_eq!(
+        public.spec.as_ref().and_then(|s| s.type_.as_deref()),
+        Some("ExternalName")
+    );
+    assert_eq!(
+        private.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()),
+        Some("None")
+    );
+    let status = f.status.as_ref().expect("status");
+    assert_eq!(
+        status.url.as_deref(),
+        Some(format!("http://hello.{}.example.com", ns.name()).as_str())
+    );
+    assert_eq!(
+        status.address.as_deref(),
+        Some(format!("http://hello.{}.svc", ns.name()).as_str())
+    );
+    assert_eq!(status.replicas_summary.as_deref(), Some("1/1"));
+
+    // A new image rolls out.
+    let patch = json!({ "spec": { "image": "zeroscale/echo:v2" } });
+    api.patch("hello", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("image changed");
+    wait_ready(&api, "hello", "True", &["Ready"], SETTLE).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
+    wait_for(SETTLE, "the new image to roll out", || async {
+        let d = deployments.get("hello").await.ok()?;
+        let s = d.status.as_ref()?;
+        let done = image(&d).as_deref() == Some("zeroscale/echo:v2")
+            && s.updated_replicas == Some(1)
+            && s.replicas == Some(1)
+            && s.ready_replicas == Some(1);
+        done.then_some(())
+    })
+    .await;
+
+    // Deleting the Function garbage-collects the children.
+    api.delete("hello", &DeleteParams::background())
+        .await
+        .expect("function deleted");
+    wait_for(SETTLE, "children to be garbage-collected", || async {
+        let (d, public, private) = children(&client, ns.name(), "hello").await;
+        (d.is_none() && public.is_none() && private.is_none()).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn replicas_written_through_scale_survive_reconciles_and_restarts() {
+    let client = zeroscale_e2e::client().await;
+    install_function_crd().await;
+    let ns = TestNamespace::new(&client, "op-replicas").await;
+    let mut operator = Operator::start(ns.name()).await;
+    let api: Api<Function> = Api::namespaced(client.clone(), ns.name());
+    create(
+        &api,
+        "scaled",
+        json!({ "image": "zeroscale/echo", "scale": { "initial": 1 } }),
+    )
+    .await;
+    wait_ready(&api, "scaled", "True", &["Ready"], SETTLE).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
+    let d = deployments.get("scaled").await.expect("deployment");
+    assert_eq!(replicas(&d), Some(1));
+    assert!(
+        !operator_owns_replicas(&d),
+        "the operator must not own spec.replicas"
+    );
+
+    // The autoscaler's way: a patch of the /scale subresource.
+    let scale = json!({ "spec": { "replicas": 3 } });
+    let params = PatchParams {
+        field_manager: Some("e2e-autoscaler".into()),
+        ..PatchParams::default()
+    };
+    deployments
+        .patch_scale("scaled", &params, &Patch::Merge(&scale))
+        .await
+        .expect("scaled");
+
+    // A spec change makes the operator apply the Deployment again.
+    let patch = json!({ "spec": { "env": [{ "name": "GREETING", "value": "hi" }] } });
+    api.patch("scaled", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("env changed");
+    let d = wait_for(SETTLE, "the operator to apply the new env", || async {
+        let d = deployments.get("scaled").await.ok()?;
+        let pod = d.spec.as_ref()?.template.spec.as_ref()?;
+        pod.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .any(|e| e.name == "GREETING")
+            .then_some(d)
+    })
+    .await;
+    assert_eq!(
+        replicas(&d),
+        Some(3),
+        "an apply by the operator reset the autoscaler's replicas"
+    );
+    wait_ready(&api, "scaled", "True", &["Ready"], SETTLE).await;
+
+    // A restarted operator does not touch replicas either.
+    operator.process.terminate(Duration::from_secs(10)).await;
+    let operator = Operator::start(ns.name()).await;
+    let before = operator.reconciles().await;
+    wait_for(SETTLE, "the new operator to reconcile", || async {
+        (operator.reconciles().await > before).then_some(())
+    })
+    .await;
+    let d = deployments.get("scaled").await.expect("deployment");
+    assert_eq!(replicas(&d), Some(3));
+    assert!(!operator_owns_replicas(&d));
+}
+
+#[tokio::test]
+async fn applying_the_same_manifest_twice_changes_nothing() {
+    let client = zeroscale_e2e::client().await;
+    install_function_crd().await;
+    let ns = TestNamespace::new(&client, "op-idempotent").await;
+    let operator = Operator::start(ns.name()).await;
+    let manifest = repo_root().join("examples/functions/hello.yaml");
+    let manifest = manifest.to_str().expect("utf-8 path");
+    kubectl_ok(&["apply", "-n", ns.name(), "-f", manifest]).await;
+    let api: Api<Function> = Api::namespaced(client.clone(), ns.name());
+    wait_ready(&api, "hello", "True", &["Ready"], SETTLE).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
+    wait_for(SETTLE, "the Deployment to settle", || async {
+        let d = deployments.get("hello").await.ok()?;
+        let s = d.status.as_ref()?;
+        (s.observed_generation == d.metadata.generation && s.ready_replicas == Some(1)).then_some(())
+    })
+    .await;
+    let settled = api.get("hello").await.expect("function");
+    let deployment = deployments.get("hello").await.expect("deployment");
+
+    let out = kubectl_ok(&["apply", "-n", ns.name(), "-f", manifest]).await;
+    assert!(out.contains("unchanged"), "second apply: {out}");
+
+    // Make the operator reconcile again (a change to an owned Service triggers it) and wait until it has.
+    let before = operator.reconciles().await;
+    let services: Api<Service> = Api::namespaced(client.clone(), ns.name());
+    let touch = json!({ "metadata": { "annotations": { "e2e/touched": "yes" } } });
+    services
+        .patch("hello-private", &PatchParams::default(), &Patch::Merge(&touch))
+        .await
+        .expect("touched");
+    wait_for(SETTLE, "a reconcile after the touch", || async {
+        (operator.reconciles().await > before).then_some(())
+    })
+    .await;
+
+    let after = api.get("hello").await.expect("function");
+    assert_eq!(
+        after.metadata.generation, settled.metadata.generation,
+        "the spec changed"
+    );
+    assert_eq!(
+        after.resource_version(),
+        settled.resource_version(),
+        "the status churned"
+    );
+    let d = deployments.get("hello").await.expect("deployment");
+    assert_eq!(
+        d.metadata.generation, deployment.metadata.generation,
+        "the Deployment spec changed"
+    );
+
+    // `kubectl get fn` shows the printer columns.
+    let table = kubectl_ok(&["get", "fn", "-n", ns.name()]).await;
+    let header: Vec<_> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "URL", "READY", "REPLICAS", "REASON", "AGE"],
+        "{table}"
+    );
+    let row: Vec<_> = table
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let url = format!("http://hello.{}.example.com", ns.name());
+    assert_eq!(
+        row[..5],
+        ["hello", url.as_str(), "True", "1/1", "Ready"],
+        "{table}"
+    );
+}
