@@ -1,4 +1,5 @@
-//! The HTTP handler: `/healthz`, `/ws` (WebSocket echo) and the JSON echo of everything else.
+//! The HTTP handler: `/healthz`, `/ws` (WebSocket echo), `/call` (an in-pod client) and the JSON echo of
+//! everything else.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -54,6 +55,7 @@ impl Echo {
         match req.uri().path() {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/ws" if crate::ws::is_upgrade(&req) => crate::ws::upgrade(req),
+            "/call" => crate::call::call(req.uri().query()).await,
             _ => self.echo(req).await,
         }
     }

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `GET /healthz` | `200 ok` |
 //! | `/ws` with a WebSocket upgrade | echoes every text and binary message |
+//! | `GET /call?url=<http-url>` | calls the URL from inside the pod; JSON `url`, `status`, `body` of the answer (502 when the call fails) |
 //! | anything else | JSON with `method`, `path`, `query`, `version`, `headers`, `body`, `pod`, `function`, `in_flight`, `status` |
 //!
 //! Query controls: `?sleep=<ms>` waits before answering, `?status=<code>` sets the status,
@@ -15,6 +16,7 @@
 //! `pod` is `$POD_NAME` or `$HOSTNAME`; `function` is `$ZEROSCALE_FUNCTION`. On SIGTERM it stops
 //! accepting connections and finishes the requests in flight.
 
+pub mod call;
 pub mod config;
 pub mod handler;
 pub mod inflight;

@@ -159,3 +159,24 @@ async fn sigterm_finishes_requests_in_flight() {
         .expect("status");
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn calls_another_url_from_inside() {
+    let callee = start(false).await;
+    let caller = start(false).await;
+    let path = format!("/call?url=http://{callee}/inner%3Fstatus%3D201");
+    let (status, _, body) = send(&caller, "GET", &path, "", false).await;
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["status"], 201);
+    assert_eq!(doc["body"]["path"], "/inner");
+    assert_eq!(doc["body"]["function"], "fn-a");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let path = format!("/call?url=http://{closed}/");
+    let (status, _, body) = send(&caller, "GET", &path, "", false).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(send(&caller, "GET", "/call?url=ftp://x/", "", false).await.0, 400);
+}
