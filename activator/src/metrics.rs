@@ -1,7 +1,8 @@
 //! Prometheus metrics of the activator (SPEC §8), with per-function handles cached so the warm path
 //! does not build label sets or take the family lock on every request.
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::AtomicU64};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -40,6 +41,50 @@ pub struct RejectionLabels {
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Wall-clock now in seconds since the Unix epoch: stamps that `bench/coldstart` lines up with the
+/// autoscaler's, which runs in another process on the same node (monotonic clocks cannot be compared).
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Cold-episode counter that also stamps when the latest episode started (its first request admitted).
+#[derive(Clone, Debug)]
+pub struct ColdStarts {
+    count: Counter,
+    last_started: FloatGauge,
+}
+
+impl ColdStarts {
+    /// Counts one cold episode starting now; returns the previous count.
+    pub fn inc(&self) -> u64 {
+        self.last_started.set(unix_now());
+        self.count.inc()
+    }
+
+    /// Cold episodes so far.
+    pub fn get(&self) -> u64 {
+        self.count.get()
+    }
+}
+
+/// Cold-start duration histogram that also stamps when the latest cold request was forwarded.
+#[derive(Clone, Debug)]
+pub struct ColdStartDuration {
+    histogram: Histogram,
+    last_forwarded: FloatGauge,
+}
+
+impl ColdStartDuration {
+    /// Records a cold request handed to a pod now, `seconds` after it arrived.
+    pub fn observe(&self, seconds: f64) {
+        self.last_forwarded.set(unix_now());
+        self.histogram.observe(seconds);
+    }
+}
 
 fn latency_histogram() -> Histogram {
     // 100 µs to ~100 s: covers warm proxying and cold starts alike.
@@ -56,6 +101,8 @@ pub struct Metrics {
     queue_wait: HistogramFamily<FunctionLabels>,
     cold_starts: Family<FunctionLabels, Counter>,
     cold_start_duration: HistogramFamily<FunctionLabels>,
+    cold_start_started_at: Family<FunctionLabels, FloatGauge>,
+    cold_start_forwarded_at: Family<FunctionLabels, FloatGauge>,
     rejections: Family<RejectionLabels, Counter>,
     buffered_bytes: Gauge,
 }
@@ -71,6 +118,8 @@ impl Metrics {
             queue_wait: Family::new_with_constructor(latency_histogram),
             cold_starts: Family::default(),
             cold_start_duration: Family::new_with_constructor(latency_histogram),
+            cold_start_started_at: Family::default(),
+            cold_start_forwarded_at: Family::default(),
             rejections: Family::default(),
             buffered_bytes: Gauge::default(),
         };
@@ -111,6 +160,16 @@ impl Metrics {
             metrics.cold_start_duration.clone(),
         );
         r.register(
+            "cold_start_started_timestamp_seconds",
+            "Wall-clock time the latest cold episode started (its first request admitted)",
+            metrics.cold_start_started_at.clone(),
+        );
+        r.register(
+            "cold_start_forwarded_timestamp_seconds",
+            "Wall-clock time the latest request of a cold episode was handed to a pod",
+            metrics.cold_start_forwarded_at.clone(),
+        );
+        r.register(
             "rejections",
             "Buffered requests answered with an error, by reason",
             metrics.rejections.clone(),
@@ -131,8 +190,14 @@ impl Metrics {
             in_flight: self.in_flight.get_or_create(&labels).clone(),
             queue_depth: self.queue_depth.get_or_create(&labels).clone(),
             queue_wait: self.queue_wait.get_or_create(&labels).clone(),
-            cold_starts: self.cold_starts.get_or_create(&labels).clone(),
-            cold_start_duration: self.cold_start_duration.get_or_create(&labels).clone(),
+            cold_starts: ColdStarts {
+                count: self.cold_starts.get_or_create(&labels).clone(),
+                last_started: self.cold_start_started_at.get_or_create(&labels).clone(),
+            },
+            cold_start_duration: ColdStartDuration {
+                histogram: self.cold_start_duration.get_or_create(&labels).clone(),
+                last_forwarded: self.cold_start_forwarded_at.get_or_create(&labels).clone(),
+            },
             codes: Vec::new(),
             labels,
             families: Arc::clone(self),
@@ -168,9 +233,9 @@ pub struct FunctionMetrics {
     /// Queue wait histogram.
     pub queue_wait: Histogram,
     /// Cold episodes.
-    pub cold_starts: Counter,
+    pub cold_starts: ColdStarts,
     /// Cold-start duration histogram.
-    pub cold_start_duration: Histogram,
+    pub cold_start_duration: ColdStartDuration,
     // Per-code counters, found by a short scan: a function answers with few distinct codes.
     codes: Vec<(u16, Counter)>,
 }
@@ -200,5 +265,45 @@ impl FunctionMetrics {
             reason,
         };
         self.families.rejections.get_or_create(&labels).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    fn sample(text: &str, name: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn cold_episode_stamps_wall_clock_start_and_forward() {
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::register(&mut registry));
+        let key = FunctionKey::new("ns", "f");
+        let f = metrics.for_function(&key);
+        let before = unix_now();
+        assert_eq!(f.cold_starts.inc(), 0);
+        f.cold_start_duration.observe(0.25);
+        let after = unix_now();
+        let mut text = String::new();
+        encode(&mut text, &registry).expect("encode");
+        let started = sample(&text, "zeroscale_activator_cold_start_started_timestamp_seconds{")
+            .expect("started stamp");
+        let forwarded = sample(
+            &text,
+            "zeroscale_activator_cold_start_forwarded_timestamp_seconds{",
+        )
+        .expect("forwarded stamp");
+        assert!(before <= started && started <= forwarded && forwarded <= after);
+        assert_eq!(f.cold_starts.get(), 1);
+        assert_eq!(
+            sample(&text, "zeroscale_activator_cold_start_duration_seconds_sum{"),
+            Some(0.25)
+        );
     }
 }

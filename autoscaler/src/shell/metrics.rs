@@ -11,6 +11,7 @@ use prometheus_client::{
     registry::Registry,
 };
 use std::sync::atomic::AtomicU64;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use zeroscale_common::metrics::FunctionLabels;
 
@@ -31,6 +32,51 @@ pub struct SignalLabels {
 }
 
 type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The signal counters, plus the wall-clock time the latest demand event was accepted: `bench/coldstart`
+/// lines it up with the activator's stamp of the request's arrival (another process on the same node).
+#[derive(Clone, Debug, Default)]
+pub struct SignalCounters {
+    counts: Family<SignalLabels, Counter>,
+    last_demand: FloatGauge,
+}
+
+impl SignalCounters {
+    /// The counter for `labels`; counting an accepted demand event also stamps the wall clock.
+    pub fn get_or_create(&self, labels: &SignalLabels) -> SignalCounter {
+        let stamp = (labels.kind == zeroscale_common::signals::DEMAND_TYPE && labels.outcome == "accepted")
+            .then(|| self.last_demand.clone());
+        SignalCounter {
+            count: self.counts.get_or_create(labels).clone(),
+            stamp,
+        }
+    }
+}
+
+/// One signal counter handle (see [`SignalCounters::get_or_create`]).
+#[derive(Debug)]
+pub struct SignalCounter {
+    count: Counter,
+    stamp: Option<FloatGauge>,
+}
+
+impl SignalCounter {
+    /// Counts one signal; returns the previous count.
+    pub fn inc(&self) -> u64 {
+        if let Some(stamp) = &self.stamp {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            stamp.set(now);
+        }
+        self.count.inc()
+    }
+
+    /// Signals counted so far.
+    pub fn get(&self) -> u64 {
+        self.count.get()
+    }
+}
 
 /// The autoscaler's metrics; names carry the `zeroscale_autoscaler_` prefix once registered.
 #[derive(Clone, Debug)]
@@ -54,7 +100,7 @@ pub struct Metrics {
     /// `zeroscale_autoscaler_demand_to_patch_seconds`: demand event arrival → `/scale` patch sent.
     pub demand_to_patch: Histogram,
     /// `zeroscale_autoscaler_signals_total{kind,outcome}`.
-    pub signals: Family<SignalLabels, Counter>,
+    pub signals: SignalCounters,
     /// `zeroscale_autoscaler_leader`: 1 while this replica holds the Lease.
     pub leader: Gauge,
     /// `zeroscale_autoscaler_activator_ready`: 1 while the activator answers its readiness URL.
@@ -75,7 +121,7 @@ impl Metrics {
             scale_writes: Family::default(),
             // 50 µs … ~0.4 s: the target is 5 ms.
             demand_to_patch: Histogram::new(exponential_buckets(5e-5, 2.0, 14)),
-            signals: Family::default(),
+            signals: SignalCounters::default(),
             leader: Gauge::default(),
             activator_ready: Gauge::default(),
         };
@@ -123,7 +169,12 @@ impl Metrics {
         sub.register(
             "signals",
             "Signal CloudEvents received, by kind and outcome",
-            metrics.signals.clone(),
+            metrics.signals.counts.clone(),
+        );
+        sub.register(
+            "demand_accepted_timestamp_seconds",
+            "Wall-clock time the latest demand event was accepted",
+            metrics.signals.last_demand.clone(),
         );
         sub.register(
             "leader",
@@ -145,5 +196,54 @@ impl Metrics {
         self.observed.remove(labels);
         self.observed_panic.remove(labels);
         self.panic.remove(labels);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+    use zeroscale_common::signals::{DEMAND_TYPE, STATS_TYPE};
+
+    fn render(registry: &Registry) -> String {
+        let mut text = String::new();
+        encode(&mut text, registry).expect("encode");
+        text
+    }
+
+    fn stamp(text: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with("zeroscale_autoscaler_demand_accepted_timestamp_seconds "))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn only_an_accepted_demand_stamps_the_wall_clock() {
+        let mut registry = Registry::with_prefix("zeroscale");
+        let metrics = Metrics::register(&mut registry);
+        let labels = |kind, outcome| SignalLabels { kind, outcome };
+        metrics
+            .signals
+            .get_or_create(&labels(STATS_TYPE, "accepted"))
+            .inc();
+        metrics
+            .signals
+            .get_or_create(&labels(DEMAND_TYPE, "rejected"))
+            .inc();
+        assert_eq!(stamp(&render(&registry)), Some(0.0));
+        metrics
+            .signals
+            .get_or_create(&labels(DEMAND_TYPE, "accepted"))
+            .inc();
+        let stamped = stamp(&render(&registry)).expect("stamp");
+        assert!(stamped > 1.7e9, "a Unix time in seconds: {stamped}");
+        assert_eq!(
+            metrics
+                .signals
+                .get_or_create(&labels(DEMAND_TYPE, "accepted"))
+                .get(),
+            1
+        );
     }
 }
