@@ -1,12 +1,36 @@
 //! Command-line flags; each also reads `ZEROSCALE_ACTIVATOR_<FLAG>` from the environment.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::Parser;
 use zeroscale_common::telemetry::LogFormat;
 
 fn duration(value: &str) -> Result<Duration, String> {
     zeroscale_crds::duration::parse(value).map_err(|e| e.to_string())
+}
+
+/// The broker port's address, or `off` (or empty) to run no eventing at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BrokerAddr(pub Option<SocketAddr>);
+
+impl FromStr for BrokerAddr {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value.trim() {
+            "" | "off" => Ok(Self(None)),
+            addr => addr.parse().map(|a| Self(Some(a))),
+        }
+    }
+}
+
+impl fmt::Display for BrokerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("off"),
+        }
+    }
 }
 
 /// Flags of `zeroscale-activator`.
@@ -93,6 +117,29 @@ pub struct Args {
     /// with replicas), more add throughput per replica, 0 means one per CPU.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_WORKER_THREADS", default_value_t = 1)]
     pub worker_threads: usize,
+    /// Address of the broker ingress (`POST /<namespace>` CloudEvents); `off` runs no eventing.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_BROKER_ADDR", default_value = "0.0.0.0:8082")]
+    pub broker_addr: BrokerAddr,
+    /// Watch Triggers in this namespace only; empty watches every namespace.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_TRIGGER_NAMESPACE", default_value = "")]
+    pub trigger_namespace: String,
+    /// Namespace of the Lease that picks the one replica running schedule and kubernetes sources.
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_LEASE_NAMESPACE",
+        default_value = "zeroscale-system"
+    )]
+    pub lease_namespace: String,
+    /// Name of that Lease.
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_LEASE_NAME",
+        default_value = "zeroscale-activator-sources"
+    )]
+    pub lease_name: String,
+    /// Read Triggers from this YAML file instead of the Kubernetes API (benches, no cluster).
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_STATIC_TRIGGERS")]
+    pub static_triggers: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -109,5 +156,18 @@ mod tests {
         assert_eq!(args.internal_addr.port(), 8081);
         assert_eq!(args.drain_timeout, Duration::from_secs(30));
         assert_eq!(args.probe_interval, Duration::from_millis(25));
+        assert_eq!(
+            args.broker_addr,
+            BrokerAddr(Some("0.0.0.0:8082".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn the_broker_can_be_switched_off() {
+        for off in ["off", ""] {
+            let args = Args::parse_from(["zeroscale-activator", "--broker-addr", off]);
+            assert_eq!(args.broker_addr, BrokerAddr(None));
+        }
+        assert!(Args::try_parse_from(["zeroscale-activator", "--broker-addr", "nowhere"]).is_err());
     }
 }

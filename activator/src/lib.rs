@@ -11,6 +11,7 @@ pub mod balancer;
 pub mod body;
 pub mod endpoints;
 pub mod error;
+pub mod events;
 pub mod function;
 pub mod headers;
 pub mod host;

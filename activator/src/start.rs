@@ -10,6 +10,7 @@ use zeroscale_common::admin::{self, Readiness};
 
 use crate::{
     Args,
+    events::{Eventing, EventsConfig, EventsError, TriggerSource as EventTriggerSource},
     host::Domains,
     metrics::Metrics,
     probe::{ActivatorWakeups, PROBE_INTERVAL},
@@ -65,6 +66,8 @@ pub struct ActivatorConfig {
     pub upstream: UpstreamConfig,
     /// Function source.
     pub source: FunctionSource,
+    /// The broker and its Triggers; `None` runs no eventing.
+    pub events: Option<EventsConfig>,
 }
 
 impl Default for ActivatorConfig {
@@ -89,6 +92,7 @@ impl Default for ActivatorConfig {
             stats_interval: Duration::from_secs(1),
             upstream: UpstreamConfig::default(),
             source: FunctionSource::Manual,
+            events: None,
         }
     }
 }
@@ -123,6 +127,22 @@ impl From<&Args> for ActivatorConfig {
                 Some(path) => FunctionSource::Static(path.clone()),
                 None => FunctionSource::Kubernetes,
             },
+            events: a.broker_addr.0.map(|broker_addr| EventsConfig {
+                broker_addr,
+                triggers: match &a.static_triggers {
+                    Some(path) => EventTriggerSource::Static(path.clone()),
+                    None => EventTriggerSource::Kubernetes {
+                        namespace: Some(a.trigger_namespace.trim())
+                            .filter(|ns| !ns.is_empty())
+                            .map(Into::into),
+                        lease_namespace: a.lease_namespace.clone(),
+                        lease_name: a.lease_name.clone(),
+                    },
+                },
+                ingress: Default::default(),
+                broker: Default::default(),
+                defaults: Default::default(),
+            }),
         }
     }
 }
@@ -148,6 +168,9 @@ pub enum StartError {
     /// No Kubernetes client could be built.
     #[error("cannot create a kubernetes client: {0}")]
     Kube(#[from] kube::Error),
+    /// Eventing could not start.
+    #[error(transparent)]
+    Events(#[from] EventsError),
 }
 
 /// A running activator.
@@ -159,14 +182,21 @@ pub struct Activator {
     pub internal_addr: SocketAddr,
     /// Bound admin port.
     pub admin_addr: SocketAddr,
+    /// Bound broker port, when eventing runs.
+    pub broker_addr: Option<SocketAddr>,
     /// The routing table (feed it directly with [`FunctionSource::Manual`]).
     pub table: Arc<RoutingTable>,
     /// Readiness as reported on `/ready`.
     pub readiness: Readiness,
     stop: CancellationToken,
+    /// Stops the in-cluster port and what keeps the table current; cancelled only after the broker
+    /// drained, because its deliveries to Functions go through that port.
+    internal_stop: CancellationToken,
     admin_stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     admin_task: JoinHandle<()>,
+    eventing: Option<Eventing>,
+    drain_timeout: Duration,
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, StartError> {
@@ -191,7 +221,18 @@ impl Activator {
             wakeups,
         ));
         let stop = CancellationToken::new();
+        let internal_stop = CancellationToken::new();
         let mut tasks = Vec::new();
+        let wants_client = matches!(config.source, FunctionSource::Kubernetes)
+            || matches!(
+                config.events.as_ref().map(|e| &e.triggers),
+                Some(EventTriggerSource::Kubernetes { .. })
+            );
+        let client = if wants_client {
+            Some(kube::Client::try_default().await?)
+        } else {
+            None
+        };
 
         match &config.source {
             FunctionSource::Static(path) => {
@@ -200,9 +241,12 @@ impl Activator {
             }
             FunctionSource::Manual => readiness.set(true),
             FunctionSource::Kubernetes => {
-                let client = kube::Client::try_default().await?;
+                let client = match &client {
+                    Some(client) => client.clone(),
+                    None => kube::Client::try_default().await?,
+                };
                 let watch = crate::kube_watch::run(client, Arc::clone(&table), readiness.clone());
-                let stop = stop.clone();
+                let stop = internal_stop.clone();
                 tasks.push(tokio::spawn(async move {
                     tokio::select! { () = watch => {}, () = stop.cancelled() => {} }
                 }));
@@ -221,13 +265,31 @@ impl Activator {
         let admin_listener = bind(config.admin_addr).await?;
         let (external_addr, internal_addr) = (local(&external), local(&internal));
         let admin_addr = local(&admin_listener);
-        for (listener, port) in [(external, Port::External), (internal, Port::Internal)] {
+        let eventing = match config.events {
+            Some(events) => Some(
+                Eventing::start(
+                    events,
+                    internal_addr,
+                    &config.domains.cluster,
+                    client,
+                    &mut registry,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let broker_addr = eventing.as_ref().map(|e| e.broker_addr);
+        let ports = [
+            (external, Port::External, stop.clone()),
+            (internal, Port::Internal, internal_stop.clone()),
+        ];
+        for (listener, port, stop) in ports {
             let serve = server::serve(
                 listener,
                 port,
                 Arc::clone(&proxy),
                 config.server_limits,
-                stop.clone(),
+                stop,
                 config.drain_timeout,
             );
             tasks.push(tokio::spawn(serve));
@@ -244,31 +306,45 @@ impl Activator {
         tasks.push(tokio::spawn(Arc::clone(&signals).run_stats(
             Arc::clone(&table),
             config.stats_interval,
-            stop.clone(),
+            internal_stop.clone(),
         )));
         tracing::info!(%external_addr, %internal_addr, %admin_addr, "activator serving");
         Ok(Self {
             external_addr,
             internal_addr,
             admin_addr,
+            broker_addr,
             table,
             readiness,
             stop,
+            internal_stop,
             admin_stop,
             tasks,
             admin_task,
+            eventing,
+            drain_timeout: config.drain_timeout,
         })
     }
 
     /// Starts draining: not ready, no new connections, open requests finish within the drain period.
+    /// With eventing, the in-cluster port keeps serving until the broker has drained (see
+    /// [`Activator::wait`]).
     pub fn shutdown(&self) {
         self.readiness.set(false);
         self.stop.cancel();
+        if self.eventing.is_none() {
+            self.internal_stop.cancel();
+        }
     }
 
-    /// Waits until the data ports have drained (after [`Activator::shutdown`]), then stops the admin
-    /// port, which stays up through the drain so probes see "not ready".
+    /// Waits until the broker (refusing new events, up to the drain period) and then the data ports
+    /// have drained (after [`Activator::shutdown`]), then stops the admin port, which stays up
+    /// through the drain so probes see "not ready".
     pub async fn wait(self) {
+        if let Some(eventing) = self.eventing {
+            eventing.shutdown(self.drain_timeout).await;
+        }
+        self.internal_stop.cancel();
         for task in self.tasks {
             let _ = task.await;
         }

@@ -1,0 +1,213 @@
+//! The eventing data plane inside the activator (`docs/eventing.md`): the broker ingress on the
+//! broker port, the in-memory broker delivering through this activator's own request path, the
+//! Trigger watch that keeps the routes current, and the `schedule`/`kubernetes` sources, which run
+//! on the one replica holding the sources Lease.
+
+pub mod sender;
+pub mod sources;
+pub mod static_triggers;
+pub mod supervisor;
+pub mod triggers;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use prometheus_client::registry::Registry;
+use tokio::{sync::watch, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use zeroscale_common::lease::LeaseConfig;
+use zeroscale_eventing::{
+    broker::{Broker, BrokerConfig},
+    delivery::{Deliverer, DeliveryDefaults, SendError},
+    ingress::{self, IngressConfig},
+    metrics::EventMetrics,
+    router::RoutingTable,
+};
+
+use self::{
+    sender::ActivatorSender, static_triggers::StaticTriggersError, supervisor::Supervisor, triggers::Triggers,
+};
+
+/// Where Triggers come from.
+#[derive(Clone, Debug)]
+pub enum TriggerSource {
+    /// A watch on the API server (`None`: every namespace), with sources run by the holder of the
+    /// Lease `lease_namespace/lease_name`.
+    Kubernetes {
+        /// Namespace to watch, or all.
+        namespace: Option<String>,
+        /// Namespace of the sources Lease.
+        lease_namespace: String,
+        /// Name of the sources Lease.
+        lease_name: String,
+    },
+    /// A YAML file of Trigger manifests read once; this process runs their schedules.
+    Static(PathBuf),
+    /// None: the caller fills [`Eventing::routes`] (tests).
+    Manual,
+}
+
+/// Settings of the eventing data plane.
+#[derive(Clone, Debug)]
+pub struct EventsConfig {
+    /// Broker ingress address.
+    pub broker_addr: SocketAddr,
+    /// Trigger source.
+    pub triggers: TriggerSource,
+    /// Ingress limits.
+    pub ingress: IngressConfig,
+    /// Broker limits.
+    pub broker: BrokerConfig,
+    /// Delivery defaults for Triggers that leave them out.
+    pub defaults: DeliveryDefaults,
+}
+
+/// Why eventing could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    /// The broker port could not be bound.
+    #[error("cannot bind the broker port {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data port address cannot be used for deliveries.
+    #[error("cannot deliver through the data port: {0}")]
+    Sender(#[from] SendError),
+    /// The static Trigger file is unusable.
+    #[error(transparent)]
+    StaticTriggers(#[from] StaticTriggersError),
+}
+
+/// The running eventing data plane.
+pub struct Eventing {
+    /// Bound broker ingress address.
+    pub broker_addr: SocketAddr,
+    /// The broker's routes (feed them directly with [`TriggerSource::Manual`]).
+    pub routes: RoutingTable,
+    broker: Broker<ActivatorSender>,
+    ingress_stop: CancellationToken,
+    ingress_task: JoinHandle<()>,
+    triggers_task: Option<JoinHandle<()>>,
+    election_stop: CancellationToken,
+    election_task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Eventing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Eventing")
+            .field("broker_addr", &self.broker_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Eventing {
+    /// Binds the broker port and starts the broker, the ingress and the Trigger source. Deliveries
+    /// to Functions go to the data port bound at `internal` with hosts in `cluster_domain`.
+    pub async fn start(
+        config: EventsConfig,
+        internal: SocketAddr,
+        cluster_domain: &str,
+        client: Option<kube::Client>,
+        registry: &mut Registry,
+    ) -> Result<Self, EventsError> {
+        let metrics = EventMetrics::register(registry);
+        let routes = RoutingTable::default();
+        let sender = ActivatorSender::new(internal, cluster_domain)?;
+        let deliverer = Deliverer::new(Arc::new(sender), metrics.clone());
+        let broker = Broker::start(routes.clone(), deliverer, config.broker.clone(), metrics.clone());
+        let listener = tokio::net::TcpListener::bind(config.broker_addr)
+            .await
+            .map_err(|source| EventsError::Bind {
+                addr: config.broker_addr,
+                source,
+            })?;
+        let broker_addr = listener.local_addr().unwrap_or(config.broker_addr);
+        let router = ingress::router(Arc::new(broker.clone()), config.ingress.clone(), metrics);
+        let ingress_stop = CancellationToken::new();
+        let stop = ingress_stop.clone();
+        let ingress_task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+            {
+                tracing::warn!(%error, "broker ingress failed");
+            }
+        });
+
+        let spawn = sources::spawner(broker.clone(), client.clone());
+        let mut triggers = Triggers::new(routes.clone(), config.defaults, Supervisor::new(spawn));
+        let election_stop = CancellationToken::new();
+        let (mut triggers_task, mut election_task) = (None, None);
+        match (&config.triggers, client) {
+            (
+                TriggerSource::Kubernetes {
+                    namespace,
+                    lease_namespace,
+                    lease_name,
+                },
+                Some(client),
+            ) => {
+                let (leader_tx, leader_rx) = watch::channel(false);
+                let lease = LeaseConfig::new(lease_namespace.clone(), lease_name.clone());
+                election_task = Some(tokio::spawn(sources::elect(
+                    client.clone(),
+                    lease,
+                    leader_tx,
+                    election_stop.clone(),
+                )));
+                triggers_task = Some(tokio::spawn(triggers::watch(
+                    client,
+                    namespace.clone(),
+                    triggers,
+                    leader_rx,
+                )));
+            }
+            (TriggerSource::Static(path), _) => {
+                for trigger in static_triggers::load(path)? {
+                    triggers.apply(&trigger);
+                }
+                // No cluster, so no election: this process is the only one running these sources.
+                triggers.set_leader(true);
+                triggers_task = Some(tokio::spawn(async move {
+                    let _triggers = triggers;
+                    std::future::pending::<()>().await;
+                }));
+            }
+            (TriggerSource::Kubernetes { .. }, None) | (TriggerSource::Manual, _) => {}
+        }
+        tracing::info!(%broker_addr, "broker ingress serving");
+        Ok(Self {
+            broker_addr,
+            routes,
+            broker,
+            ingress_stop,
+            ingress_task,
+            triggers_task,
+            election_stop,
+            election_task,
+        })
+    }
+
+    /// Stops the sources and releases their Lease, refuses new events (503) and waits up to `drain`
+    /// for accepted events to finish delivery; returns how many did not (they are lost).
+    pub async fn shutdown(self, drain: Duration) -> usize {
+        if let Some(task) = self.triggers_task {
+            task.abort();
+            let _ = task.await;
+        }
+        self.election_stop.cancel();
+        if let Some(task) = self.election_task {
+            let _ = task.await;
+        }
+        let lost = self.broker.shutdown(drain).await;
+        if lost > 0 {
+            tracing::error!(lost, "accepted events not delivered before the drain ended");
+        }
+        self.ingress_stop.cancel();
+        let _ = self.ingress_task.await;
+        lost
+    }
+}
