@@ -22,6 +22,7 @@
 
 pub mod cluster;
 pub mod http;
+pub mod installed;
 pub mod kubectl;
 pub mod namespace;
 pub mod operator;
@@ -33,6 +34,7 @@ pub mod wait;
 
 pub use cluster::{ClusterError, client, try_client};
 pub use http::{HttpError, HttpResponse, http_get, http_request};
+pub use installed::{Installed, ensure_installed, try_ensure_installed};
 pub use kubectl::{KubectlError, apply_yaml, apply_yaml_cluster, kubectl, kubectl_ok, try_kubectl};
 pub use namespace::TestNamespace;
 pub use operator::{FUNCTION_CRD, Operator, install_function_crd};

@@ -1,0 +1,123 @@
+//! High availability of the installed components (Knative's `test/ha/`): the chart's activator
+//! Deployment rolled under traffic, and the autoscaler pod killed.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use zeroscale_e2e::installed::{component_pods, kill_pod, ready_component_pods, rollout_restart};
+use zeroscale_e2e::{record_timing, wait_for};
+
+use crate::load::{Traffic, first_failures};
+use crate::support::{Scenario, echo_spec};
+
+/// Knative `TestActivatorHAGraceful`: `kubectl rollout restart deployment/zeroscale-activator` under
+/// steady traffic loses no request; every activator pod is replaced.
+#[tokio::test]
+async fn activator_ha_graceful() {
+    let s = Scenario::new("activator-ha").await;
+    s.installed.require_chart("a rolling restart of the activator");
+    s.apply("steady", echo_spec(json!({"scale": {"initial": 1, "min": 1}})))
+        .await;
+    s.wait_ready("steady").await;
+    let host = s.host("steady").await;
+    let before = component_pods("activator").await;
+    assert!(before.len() >= 2, "the chart runs 2+ activators: {before:?}");
+
+    // 200 ms of work per request, so requests are in flight on the activators as they stop.
+    let url = format!("{}/?sleep=200", s.installed.activator_url);
+    let traffic = Traffic::start(&url, &host, 4, Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let begun = Instant::now();
+    rollout_restart("activator", Duration::from_secs(180)).await;
+    record_timing(
+        "scenarios: activator rolling restart under traffic",
+        begun.elapsed(),
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tally = traffic.stop().await;
+
+    let after = component_pods("activator").await;
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "every activator replaced: {before:?} → {after:?}"
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} requests lost during the rollout:\n  {}",
+        tally.failures.len(),
+        tally.ok + tally.failures.len() as u64,
+        first_failures(&tally)
+    );
+    assert!(tally.ok >= 20, "traffic flowed throughout: {} ok", tally.ok);
+}
+
+/// Knative `TestAutoscalerHA`: killing the autoscaler pod does not stop traffic to a function, and
+/// once the replacement is up, scale decisions resume: the function scales up under load and back
+/// to zero when idle.
+#[tokio::test]
+async fn autoscaler_ha() {
+    let s = Scenario::new("autoscaler-ha").await;
+    s.installed.require_chart("killing the autoscaler pod");
+    let spec = echo_spec(json!({"concurrency": 1, "scale": {"initial": 1, "max": 5}}));
+    s.apply("scaled", spec).await;
+    s.wait_ready("scaled").await;
+    let host = s.host("scaled").await;
+    let url = format!("{}/?sleep=100", s.installed.activator_url);
+
+    let before = ready_component_pods("autoscaler").await;
+    assert!(!before.is_empty(), "an autoscaler pod is ready");
+    let traffic = Traffic::start(&url, &host, 1, Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let begun = Instant::now();
+    for pod in &before {
+        kill_pod(pod).await;
+    }
+    let replacement = wait_for(
+        Duration::from_secs(120),
+        "a new autoscaler pod to be ready",
+        || async {
+            let ready = ready_component_pods("autoscaler").await;
+            let new: Vec<String> = ready.into_iter().filter(|p| !before.contains(p)).collect();
+            (!new.is_empty()).then_some(new)
+        },
+    )
+    .await;
+    record_timing(
+        "scenarios: autoscaler killed → replacement ready",
+        begun.elapsed(),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let tally = traffic.stop().await;
+    assert!(
+        tally.failures.is_empty(),
+        "{} requests failed while the autoscaler was down:\n  {}",
+        tally.failures.len(),
+        first_failures(&tally)
+    );
+    assert!(
+        tally.ok >= 10,
+        "traffic flowed while the autoscaler was replaced: {} ok",
+        tally.ok
+    );
+
+    // Decisions resume: 6 clients need more pods than 1 client did (concurrency 1, target 0.7 each).
+    let (start_desired, _) = s.replicas("scaled").await.unwrap_or_default();
+    let load = Traffic::start(&url, &host, 6, Duration::ZERO);
+    let what = format!("scale-up past {start_desired} by the new autoscaler {replacement:?}");
+    let (took, (up, _)) = s
+        .wait_replicas("scaled", &what, Duration::from_secs(60), |d, _| {
+            d > start_desired.max(1)
+        })
+        .await;
+    record_timing("scenarios: new autoscaler scales up under load", took);
+    let tally = load.stop().await;
+    assert!(
+        tally.failures.is_empty(),
+        "load failures:\n  {}",
+        first_failures(&tally)
+    );
+    assert!(up <= 5, "max: 5 holds, got {up}");
+    // A restarted autoscaler starts cautious, so allow a stable window more than the usual deadline.
+    let took = s.wait_zero("scaled", Duration::from_secs(120)).await;
+    record_timing("scenarios: new autoscaler scales the idle function to zero", took);
+}
