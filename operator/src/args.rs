@@ -51,9 +51,30 @@ pub struct Args {
     #[arg(long, env = "ZEROSCALE_OPERATOR_PROGRESS_DEADLINE_SECONDS", default_value_t = 600,
           value_parser = clap::value_parser!(i32).range(1..))]
     pub progress_deadline_seconds: i32,
+    /// Broker ingress receiving platform CloudEvents (`dev.zeroscale.function.ready`/`.failed`), POSTed
+    /// to `<sink>/<function namespace>`; empty: none are sent. Plain `http` only.
+    #[arg(long, env = "ZEROSCALE_OPERATOR_EVENTS_SINK", default_value = "", value_parser = events_sink)]
+    pub events_sink: String,
     /// Log format.
     #[arg(long, env = "ZEROSCALE_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+/// An events sink is empty (off) or an absolute `http` URL without query or fragment (the namespace
+/// is appended as a path segment).
+fn events_sink(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    let uri: http::Uri = value.parse().map_err(|e| format!("invalid url: {e}"))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none_or(str::is_empty) {
+        return Err("must be an absolute http:// url".into());
+    }
+    if uri.query().is_some() || value.contains('#') {
+        return Err("must not carry a query or fragment: the namespace is appended to its path".into());
+    }
+    Ok(value.to_string())
 }
 
 #[cfg(test)]
@@ -70,6 +91,22 @@ mod tests {
         assert_eq!(args.lease_name, "zeroscale-operator");
         assert_eq!(args.progress_deadline_seconds, 600);
         assert!(args.kubeconfig.is_none() && args.watch_namespace.is_none());
+        assert_eq!(args.events_sink, "");
+    }
+
+    #[test]
+    fn events_sink_is_off_or_an_http_url() {
+        let parse = |v: &str| Args::try_parse_from(["zeroscale-operator", &format!("--events-sink={v}")]);
+        assert_eq!(parse("").expect("off").events_sink, "");
+        assert_eq!(
+            parse("http://zeroscale-broker.zeroscale-system.svc.cluster.local")
+                .expect("http")
+                .events_sink,
+            "http://zeroscale-broker.zeroscale-system.svc.cluster.local"
+        );
+        for bad in ["https://b.example", "b.example/x", "http://b/?x=1", "/relative"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

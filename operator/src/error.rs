@@ -1,4 +1,4 @@
-//! Errors of one reconciliation.
+//! Errors of one reconciliation (of a Function or a Trigger).
 
 use crate::validate::ValidationError;
 
@@ -34,6 +34,15 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// A Trigger's status could not be written.
+    #[error("cannot write the status of trigger {name}")]
+    TriggerStatus {
+        /// The Trigger.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
     /// An object with a child's name exists but another owner (or nobody) controls it; the operator
     /// does not take it over.
     #[error("{kind} {name} exists and is not controlled by this Function")]
@@ -54,7 +63,7 @@ impl Error {
         match self {
             Error::Apply { .. } => "apply",
             Error::Read { .. } => "read",
-            Error::Status { .. } => "status",
+            Error::Status { .. } | Error::TriggerStatus { .. } => "status",
             Error::NotOwned { .. } => "not_owned",
             Error::InvalidSpec(_) => "invalid_spec",
         }

@@ -1,9 +1,9 @@
-//! Kubernetes Events on Functions: which transitions and failures deserve one (pure), and publishing.
+//! Kubernetes Events on Functions and Triggers: which transitions and failures deserve one (pure), and
+//! publishing.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
-use zeroscale_crds::Function;
 use zeroscale_crds::function::{CONDITION_READY, REASON_PROGRESSING, REASON_READY};
 
 /// An event to publish: type, reason, note.
@@ -51,8 +51,33 @@ pub fn ready_transition(previous: &[Condition], next: &[Condition]) -> Option<No
     })
 }
 
-/// Publishes `note` on `function`; failures to publish are logged, never fatal.
-pub async fn publish(recorder: &Recorder, function: &Function, note: Note) {
+/// The event for a change of a Trigger's `Ready` condition's status or reason; `None` when it did not
+/// change. Every `False` is a warning: unlike a Function, a Trigger has no state that is merely under way.
+pub fn trigger_ready_transition(previous: &[Condition], next: &[Condition]) -> Option<Note> {
+    let next = ready(next)?;
+    let before = ready(previous);
+    if before.is_some_and(|b| b.status == next.status && b.reason == next.reason) {
+        return None;
+    }
+    let ready = next.status == "True";
+    let note = if ready {
+        format!("the trigger is ready: {}", next.message)
+    } else {
+        format!("the trigger is not ready: {}", next.message)
+    };
+    Some(Note {
+        warning: !ready,
+        reason: next.reason.clone(),
+        note,
+        action: "Reconcile",
+    })
+}
+
+/// Publishes `note` on `object` (a Function or a Trigger); failures to publish are logged, never fatal.
+pub async fn publish<K>(recorder: &Recorder, object: &K, note: Note)
+where
+    K: Resource<DynamicType = ()>,
+{
     let event = Event {
         type_: if note.warning {
             EventType::Warning
@@ -64,8 +89,8 @@ pub async fn publish(recorder: &Recorder, function: &Function, note: Note) {
         action: note.action.into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&event, &function.object_ref(&())).await {
-        tracing::warn!(function = %function.name_any(), error = %e, "cannot publish event");
+    if let Err(e) = recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::warn!(kind = %K::kind(&()), name = %object.name_any(), error = %e, "cannot publish event");
     }
 }
 
@@ -106,5 +131,23 @@ mod tests {
             None
         );
         assert!(ready_transition(&[], &cond("False", "Progressing", "")).is_some_and(|n| !n.warning));
+    }
+
+    #[test]
+    fn trigger_failures_are_warnings_named_by_their_reason() {
+        let missing = cond(
+            "False",
+            "FunctionNotFound",
+            "spec.subscriber: function f not found",
+        );
+        let note = trigger_ready_transition(&[], &missing).expect("first status");
+        assert!(note.warning);
+        assert_eq!(note.reason, "FunctionNotFound");
+        assert!(note.note.contains("function f not found"));
+        assert_eq!(trigger_ready_transition(&missing, &missing), None);
+        let note =
+            trigger_ready_transition(&missing, &cond("True", "Ready", "events go to x")).expect("flip");
+        assert!(!note.warning);
+        assert_eq!(note.reason, "Ready");
     }
 }

@@ -1,8 +1,10 @@
 //! Zeroscale operator: reconciles Functions into a Deployment and two Services each, and reports their
-//! state in the Function's status (see `docs/operator.md`).
+//! state in the Function's status; reports whether each Trigger can route events in its status (see
+//! `docs/operator.md`).
 //!
 //! Reconcile is validate ([`validate`]) → build ([`build`], pure) → apply ([`apply`], server-side
-//! apply) → status ([`status`], pure computation, written only when it changed).
+//! apply) → status ([`status`], pure computation, written only when it changed). Triggers: see
+//! [`trigger`]. A Function's `Ready` transitions go out as platform CloudEvents ([`platform`]).
 
 pub mod apply;
 pub mod args;
@@ -10,9 +12,12 @@ pub mod build;
 pub mod controller;
 pub mod error;
 pub mod events;
+pub mod failures;
 pub mod metrics;
+pub mod platform;
 pub mod reconcile;
 pub mod status;
+pub mod trigger;
 pub mod validate;
 
 use std::sync::Arc;
@@ -30,7 +35,10 @@ pub use args::Args;
 
 use crate::build::BuildSettings;
 use crate::metrics::Metrics;
+use crate::platform::{PlatformEvents, SinkConfig};
 use crate::reconcile::Context;
+use crate::trigger::TriggerContext;
+use zeroscale_eventing::delivery::HttpSender;
 
 /// Name of the controller in Events and logs.
 pub const CONTROLLER_NAME: &str = "zeroscale-operator";
@@ -102,15 +110,34 @@ pub async fn run(args: Args) -> Result<(), RunError> {
             progress_deadline_seconds: args.progress_deadline_seconds,
         };
         let recorder = Recorder::new(client.clone(), reporter);
-        let ctx = Arc::new(Context::new(
-            client,
-            build,
-            args.domain.clone(),
-            recorder,
-            metrics.clone(),
-        ));
+        let platform = (!args.events_sink.is_empty()).then(|| {
+            PlatformEvents::start(
+                args.events_sink.clone(),
+                HttpSender::default(),
+                SinkConfig::default(),
+                metrics.platform_events.clone(),
+            )
+        });
+        let ctx = Arc::new(
+            Context::new(
+                client.clone(),
+                build,
+                args.domain.clone(),
+                recorder.clone(),
+                metrics.clone(),
+            )
+            .with_platform(platform),
+        );
+        let triggers = Arc::new(TriggerContext::new(client, recorder, metrics.clone()));
+        let ns = args.watch_namespace.clone();
+        let controllers = async {
+            tokio::join!(
+                controller::run(ctx, ns.clone(), readiness.clone(), shutdown.clone()),
+                trigger::controller::run(triggers, ns.clone(), shutdown.clone()),
+            );
+        };
         result = tokio::select! {
-            () = controller::run(ctx, args.watch_namespace.clone(), readiness.clone(), shutdown.clone()) => Ok(()),
+            () = controllers => Ok(()),
             () = leadership.lost() => Err(RunError::LostLeadership),
         };
         metrics.leader.set(0);

@@ -7,7 +7,7 @@ use prometheus_client::registry::Registry;
 /// Labels of the reconcile counters and histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
-    /// Kind of the reconciled object (`Function`).
+    /// Kind of the reconciled object (`Function` or `Trigger`).
     pub kind: &'static str,
 }
 
@@ -18,6 +18,15 @@ pub struct ErrorLabels {
     pub kind: &'static str,
     /// What failed, from [`crate::error::Error::metric_reason`].
     pub reason: &'static str,
+}
+
+/// Labels of the platform-event counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlatformLabels {
+    /// CloudEvents type (`dev.zeroscale.function.ready` or `.failed`).
+    pub r#type: &'static str,
+    /// `sent`, `failed` (after the last attempt) or `dropped` (the queue was full).
+    pub outcome: &'static str,
 }
 
 fn duration_histogram() -> Histogram {
@@ -38,6 +47,8 @@ pub struct Metrics {
     pub duration: Family<KindLabels, Histogram, fn() -> Histogram>,
     /// `zeroscale_operator_leader`: 1 while this replica holds the Lease.
     pub leader: Gauge,
+    /// `zeroscale_operator_platform_events_total{type,outcome}`.
+    pub platform_events: Family<PlatformLabels, Counter>,
 }
 
 impl Metrics {
@@ -48,6 +59,7 @@ impl Metrics {
             errors: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             leader: Gauge::default(),
+            platform_events: Family::default(),
         };
         let sub = registry.sub_registry_with_prefix("operator");
         sub.register(
@@ -69,6 +81,11 @@ impl Metrics {
             "leader",
             "1 while this replica holds the leader Lease",
             metrics.leader.clone(),
+        );
+        sub.register(
+            "platform_events",
+            "Platform CloudEvents (function ready/failed) sent to the events sink, by outcome",
+            metrics.platform_events.clone(),
         );
         metrics
     }

@@ -1,7 +1,6 @@
 //! The Function reconciler: validate → build → apply → status.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -17,16 +16,14 @@ use crate::apply::{self, AppliedDeployment, FIELD_MANAGER};
 use crate::build::BuildSettings;
 use crate::error::{Error, chain};
 use crate::events::{self, Note};
+use crate::failures::{Failures, backoff};
 use crate::metrics::{ErrorLabels, KindLabels, Metrics};
+use crate::platform::{self, PlatformEvents};
 use crate::status::{self, Failure, Observed};
 use crate::validate::validate;
 
 /// Periodic re-reconcile of a healthy Function, a safety net for missed events.
 const RESYNC: Duration = Duration::from_secs(300);
-/// First retry delay after an error; doubles per consecutive failure up to [`MAX_BACKOFF`].
-const MIN_BACKOFF: Duration = Duration::from_millis(500);
-/// Longest retry delay after errors.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const KIND: &str = "Function";
 
 /// Everything a reconciliation needs.
@@ -41,8 +38,10 @@ pub struct Context {
     pub recorder: Recorder,
     /// Reconcile metrics.
     pub metrics: Metrics,
-    /// Consecutive failures per Function (`namespace/name`), for back-off. Never held across `.await`.
-    failures: Mutex<HashMap<String, u32>>,
+    /// Sends platform events (`dev.zeroscale.function.ready`/`.failed`) when `--events-sink` is set.
+    pub platform: Option<PlatformEvents>,
+    /// Consecutive failures per Function (`namespace/name`), for back-off.
+    failures: Failures,
 }
 
 impl Context {
@@ -60,25 +59,15 @@ impl Context {
             domain,
             recorder,
             metrics,
-            failures: Mutex::default(),
+            platform: None,
+            failures: Failures::default(),
         }
     }
 
-    fn record_failure(&self, key: String) -> u32 {
-        let mut failures = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = failures.entry(key).or_insert(0);
-        *count = count.saturating_add(1);
-        *count
-    }
-
-    fn clear_failures(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(key);
+    /// Sends platform events through `platform`.
+    pub fn with_platform(mut self, platform: Option<PlatformEvents>) -> Self {
+        self.platform = platform;
+        self
     }
 }
 
@@ -88,12 +77,6 @@ fn key(function: &Function) -> String {
         function.namespace().unwrap_or_default(),
         function.name_any()
     )
-}
-
-/// Retry delay after `failures` consecutive failures: 0.5 s, 1 s, 2 s, … up to 5 min.
-pub fn backoff(failures: u32) -> Duration {
-    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-    MIN_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
 }
 
 /// Reconciles one Function, recording metrics.
@@ -109,7 +92,7 @@ pub async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Act
         .get_or_create(&KindLabels { kind: KIND })
         .observe(started.elapsed().as_secs_f64());
     match &result {
-        Ok(_) => ctx.clear_failures(&key(&function)),
+        Ok(_) => ctx.failures.clear(&key(&function)),
         Err(e) => {
             ctx.metrics
                 .errors
@@ -125,7 +108,7 @@ pub async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Act
 
 /// Decides when to retry a failed reconciliation: exponential back-off per Function.
 pub fn error_policy(function: Arc<Function>, error: &Error, ctx: Arc<Context>) -> Action {
-    let failures = ctx.record_failure(key(&function));
+    let failures = ctx.failures.record(key(&function));
     let delay = backoff(failures);
     tracing::warn!(function = %key(&function), error = %chain(error), retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
@@ -222,6 +205,11 @@ async fn write_status(function: &Function, ctx: &Context, observed: &Observed<'_
     if let Some(note) = events::ready_transition(&previous.conditions, &next.conditions) {
         events::publish(&ctx.recorder, function, note).await;
     }
+    if let Some(platform) = &ctx.platform
+        && let Some(event) = platform::transition(function, &previous.conditions, &next.conditions)
+    {
+        platform.send(event);
+    }
     Ok(())
 }
 
@@ -237,18 +225,4 @@ async fn patch_status(client: &Client, function: &Function, status: &FunctionSta
     .await
     .map_err(|source| Error::Status { name, source })?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_five_minutes() {
-        assert_eq!(backoff(1), Duration::from_millis(500));
-        assert_eq!(backoff(2), Duration::from_secs(1));
-        assert_eq!(backoff(4), Duration::from_secs(4));
-        assert_eq!(backoff(30), Duration::from_secs(300));
-        assert_eq!(backoff(u32::MAX), Duration::from_secs(300));
-    }
 }

@@ -1,0 +1,14 @@
+//! The Trigger controller: reports whether each Trigger can route events (`docs/operator.md`,
+//! "Trigger controller"). It writes only the status: the activator runs the broker, the delivery and
+//! the sources.
+//!
+//! check ([`check`], pure: filters, delivery, schedule, `kubernetes` source) → look-ups (the Functions
+//! named, API discovery of the watched kind) → status ([`status`], pure) → server-side apply of the
+//! status when it changed, and a Kubernetes Event when `Ready` changes.
+
+pub mod check;
+pub mod controller;
+pub mod reconcile;
+pub mod status;
+
+pub use reconcile::TriggerContext;
