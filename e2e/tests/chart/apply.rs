@@ -231,6 +231,7 @@ async fn can_i(ns: &str, component: &str, args: &[&str]) -> bool {
 pub async fn check_rbac(ns: &str) {
     let lease = |c: &str| format!("leases.coordination.k8s.io/{ns}-{c}");
     let (op_lease, as_lease) = (lease("operator"), lease("autoscaler"));
+    let src_lease = lease("activator-sources");
     let allowed: Vec<(&str, Vec<&str>)> = vec![
         ("operator", vec!["watch", "functions.zeroscale.dev", "-A"]),
         (
@@ -257,6 +258,14 @@ pub async fn check_rbac(ns: &str) {
         ("operator", vec!["patch", &op_lease, "-n", ns]),
         ("activator", vec!["watch", "functions.zeroscale.dev", "-A"]),
         ("activator", vec!["list", "endpointslices.discovery.k8s.io", "-A"]),
+        // Eventing: Triggers, the default `kubernetes` source kind, and the sources Lease.
+        ("activator", vec!["watch", "triggers.zeroscale.dev", "-A"]),
+        ("activator", vec!["list", "configmaps", "-n", "default"]),
+        (
+            "activator",
+            vec!["create", "leases.coordination.k8s.io", "-n", ns],
+        ),
+        ("activator", vec!["patch", &src_lease, "-n", ns]),
         ("autoscaler", vec!["list", "deployments.apps", "-A"]),
         (
             "autoscaler",
@@ -298,10 +307,8 @@ pub async fn check_rbac(ns: &str) {
         ),
         ("activator", vec!["list", "pods", "-A"]),
         ("activator", vec!["get", "secrets", "-A"]),
-        (
-            "activator",
-            vec!["create", "leases.coordination.k8s.io", "-n", ns],
-        ),
+        ("activator", vec!["patch", &op_lease, "-n", ns]),
+        ("activator", vec!["watch", "secrets", "-A"]),
         ("autoscaler", vec!["patch", "deployments.apps", "-n", "default"]),
         (
             "autoscaler",

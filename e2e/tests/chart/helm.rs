@@ -24,6 +24,10 @@ pub const MANAGED_FLAGS: &[(&str, &str)] = &[
     ("activator", "external-domain"),  // domain (shared with the operator)
     ("activator", "pod-name"),         // POD_NAME from the downward API
     ("activator", "static-config"),    // file mode for tests and benches, not for a cluster
+    ("activator", "static-triggers"),  // file mode for tests and benches, not for a cluster
+    ("activator", "broker-addr"),      // bindAddress + activator.ports.broker
+    ("activator", "lease-namespace"),  // the release namespace (the Role lives there)
+    ("activator", "lease-name"),       // <fullname>-activator-sources (the Role names it)
     ("autoscaler", "events-addr"),     // bindAddress + autoscaler.ports.events
     ("autoscaler", "admin-addr"),      // bindAddress + autoscaler.ports.admin
     ("autoscaler", "events-token"),    // the activator sends no token yet
