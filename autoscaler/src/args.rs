@@ -53,7 +53,8 @@ pub struct RunArgs {
     /// When set, signal events must carry `Authorization: Bearer <token>`.
     #[arg(long, env = "ZEROSCALE_AUTOSCALER_EVENTS_TOKEN", hide_env_values = true)]
     pub events_token: Option<String>,
-    /// URL that receives a `dev.zeroscale.function.scaled` CloudEvent for every scale change.
+    /// Broker ingress receiving a `dev.zeroscale.function.scaled` CloudEvent for every scale change,
+    /// POSTed to `<sink>/<function namespace>`; empty: none are sent.
     #[arg(long, env = "ZEROSCALE_AUTOSCALER_EVENTS_SINK")]
     pub events_sink: Option<String>,
     /// URL answering 200 while the activator can receive traffic (its admin `/ready`); when unset

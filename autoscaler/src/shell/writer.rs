@@ -1,5 +1,6 @@
 //! Applying a decision: the `/scale` patch, then a Kubernetes Event on the Function and a
-//! `dev.zeroscale.function.scaled` CloudEvent to `--events-sink`.
+//! `dev.zeroscale.function.scaled` CloudEvent POSTed to `<--events-sink>/<function namespace>` (the
+//! broker ingress of that namespace).
 
 use std::{
     sync::Arc,
@@ -24,6 +25,11 @@ use crate::kpa::Reason;
 
 /// How long the sink has to accept a `scaled` event.
 const SINK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The broker ingress URL of `namespace` under `sink`: `<sink>/<namespace>`.
+pub fn sink_url(sink: &str, namespace: &str) -> String {
+    format!("{}/{namespace}", sink.trim_end_matches('/'))
+}
 
 /// One scale change to apply.
 #[derive(Clone, Debug)]
@@ -156,7 +162,10 @@ impl Writer {
     }
 
     async fn publish(&self, w: &ScaleWrite) {
-        let Some(sink) = &self.sink else { return };
+        // An empty sink (`ZEROSCALE_AUTOSCALER_EVENTS_SINK=`) is off, as for the operator.
+        let Some(sink) = self.sink.as_deref().filter(|s| !s.trim().is_empty()) else {
+            return;
+        };
         let payload = Scaled {
             function: w.function.clone(),
             from: w.from,
@@ -172,9 +181,10 @@ impl Writer {
                 return;
             }
         };
+        let url = sink_url(sink, &w.function.namespace);
         match self
             .http
-            .post(sink, message.headers, message.body, SINK_TIMEOUT)
+            .post(&url, message.headers, message.body, SINK_TIMEOUT)
             .await
         {
             Ok(status) if status.is_success() => {}
@@ -183,5 +193,22 @@ impl Writer {
             }
             Err(e) => tracing::warn!(function = %w.function, error = %e, "cannot deliver the scaled event"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaled_events_go_to_the_broker_of_the_functions_namespace() {
+        assert_eq!(
+            sink_url(
+                "http://zeroscale-broker.zeroscale-system.svc.cluster.local",
+                "shop"
+            ),
+            "http://zeroscale-broker.zeroscale-system.svc.cluster.local/shop"
+        );
+        assert_eq!(sink_url("http://127.0.0.1:8082/", "a"), "http://127.0.0.1:8082/a");
     }
 }
