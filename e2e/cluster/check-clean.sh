@@ -24,6 +24,10 @@ done
 for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "^(zsv|$ZS_BRIDGE\$)" || true); do
   left+=("link $link")
 done
+# ClusterIPs live on the bridge (gone with it) and the agent's listeners die with it; check both anyway.
+svc_prefix="${ZS_SERVICE_CIDR%.*.*/*}."
+while read -r addr; do left+=("service address $addr"); done < <(ip -o -4 addr show 2>/dev/null | awk '{print $4}' | grep "^${svc_prefix//./\\.}" || true)
+while read -r l; do left+=("service listener $l"); done < <(ss -Hltn 2>/dev/null | awk '{print $4}' | grep "^${svc_prefix//./\\.}" || true)
 while read -r mount; do left+=("mount $mount"); done < <(grep -F " $ZS_STATE/" /proc/mounts | awk '{print $2}' || true)
 # Container processes whose log files are ours (their stdout is a file under .zeroscale/logs).
 for fd in /proc/[0-9]*/fd/1; do

@@ -64,8 +64,18 @@ pki_sans() {
   echo "IP:$ZS_BRIDGE_IP,IP:127.0.0.1,IP:$first_service_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 }
 
+# The node agent's Service proxy authenticates as kube-proxy does: the default ClusterRoleBinding
+# system:node-proxier lets user system:kube-proxy list and watch Services and EndpointSlices (the Node
+# authorizer does not give a node EndpointSlices). Made on its own when missing, so a cluster that
+# is already up (whose CA must not change) gets it when only the agent restarts.
+make_proxy_kubeconfig() {
+  [[ -s $ZS_PKI/proxy.crt && -s $ZS_PKI/proxy.key ]] || { make_cert proxy "/CN=system:kube-proxy" && chmod 600 "$ZS_PKI/proxy.key"; }
+  make_kubeconfig "$ZS_RUN/proxy.kubeconfig" proxy "https://$ZS_BRIDGE_IP:$ZS_API_PORT"
+}
+
 make_pki() {
   pki_valid || make_certs
+  make_proxy_kubeconfig
   local server="https://$ZS_BRIDGE_IP:$ZS_API_PORT"
   make_kubeconfig "$ZS_KUBECONFIG" admin "$server"
   make_kubeconfig "$ZS_RUN/controller-manager.kubeconfig" controller-manager "$server"

@@ -55,6 +55,7 @@ start_agent() {
   start node-agent "$agent" \
     --kubeconfig "$ZS_RUN/node.kubeconfig" --node-name "$ZS_NODE_NAME" --state-dir "$ZS_STATE" \
     --bridge "$ZS_BRIDGE" --bridge-ip "$ZS_BRIDGE_IP" --pod-cidr "$ZS_POD_CIDR" \
+    --service-cidr "$ZS_SERVICE_CIDR" --proxy-kubeconfig "$ZS_RUN/proxy.kubeconfig" \
     --netns-prefix "$ZS_NETNS_PREFIX" --bin-dir "$target_dir/debug" \
     --image-map "$here/images.conf" --ca-file "$ZS_PKI/ca.crt" --api-port "$ZS_API_PORT" \
     --tls-cert-file "$ZS_PKI/kubelet.crt" --tls-key-file "$ZS_PKI/kubelet.key"
@@ -75,6 +76,7 @@ if alive etcd && alive kube-apiserver && alive kube-controller-manager && alive 
     log "(re)starting the node agent"
     kill -TERM "$(cat "$ZS_RUN/node-agent.pid" 2>/dev/null || echo none)" 2>/dev/null || true
     for ((i = 0; i < 20; i++)); do alive node-agent || break; sleep 0.1; done
+    make_proxy_kubeconfig
     start_agent
   fi
   wait_until "node $ZS_NODE_NAME to be Ready" 60 node_ready
@@ -90,7 +92,8 @@ mkdir -p "$ZS_RUN" "$ZS_LOGS" "$ZS_STATE/pods"
 ln -sfn "$ZS_BIN" "$ZS_STATE/bin"
 
 # Network: our own bridge only. No default route, forwarding or NAT is set up: pods reach the host
-# (API server) and each other on the bridge and nothing else.
+# (API server, and the ClusterIPs the node agent puts on the bridge and proxies) and each other on the
+# bridge, and nothing else.
 ip link add "$ZS_BRIDGE" type bridge
 ip addr add "$ZS_BRIDGE_IP/${ZS_POD_CIDR#*/}" dev "$ZS_BRIDGE"
 ip link set "$ZS_BRIDGE" up

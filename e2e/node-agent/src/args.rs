@@ -34,6 +34,25 @@ pub struct Args {
     /// Pod addresses are taken from this subnet (the bridge's).
     #[arg(long, env = "ZEROSCALE_NODE_AGENT_POD_CIDR", default_value = "10.244.0.0/16")]
     pub pod_cidr: String,
+    /// The service CIDR (the API server's `--service-cluster-ip-range`): pods route it via the bridge
+    /// address, where the agent proxies every ClusterIP.
+    #[arg(
+        long,
+        env = "ZEROSCALE_NODE_AGENT_SERVICE_CIDR",
+        default_value = "10.96.0.0/16"
+    )]
+    pub service_cidr: String,
+    /// The cluster domain of Service names in the pods' `/etc/hosts`.
+    #[arg(
+        long,
+        env = "ZEROSCALE_NODE_AGENT_CLUSTER_DOMAIN",
+        default_value = "cluster.local"
+    )]
+    pub cluster_domain: String,
+    /// Kubeconfig allowed to list and watch Services and EndpointSlices (`system:kube-proxy`); unset:
+    /// no Service networking (ClusterIPs unreachable, `/etc/hosts` names no Service).
+    #[arg(long, env = "ZEROSCALE_NODE_AGENT_PROXY_KUBECONFIG")]
+    pub proxy_kubeconfig: Option<PathBuf>,
     /// Prefix of the pods' network namespaces (everything with it is ours to delete).
     #[arg(long, env = "ZEROSCALE_NODE_AGENT_NETNS_PREFIX", default_value = "zs-")]
     pub netns_prefix: String,
@@ -95,6 +114,11 @@ impl Args {
     /// Directory of per-pod state.
     pub fn pods_dir(&self) -> PathBuf {
         self.state_dir.join("pods")
+    }
+
+    /// The hosts file every pod gets as `/etc/hosts`.
+    pub fn hosts_file(&self) -> PathBuf {
+        self.state_dir.join("run/hosts")
     }
 
     /// Directory of container logs.

@@ -98,6 +98,7 @@ async fn prepare(ctx: &PodCtx, idx: usize, c: &Container) -> Result<Launch, (&'s
             .unwrap_or_else(|| ctx.pod_dir.clone()),
         netns: ctx.sandbox.netns.clone(),
         sa_dir: ctx.sa_dir.clone(),
+        hosts_file: Some(ctx.agent.args.hosts_file()).filter(|p| p.is_file()),
         log_file: ctx.log_file(&c.name),
     })
 }

@@ -22,6 +22,9 @@ pub mod probe_loop;
 pub mod prober;
 pub mod process;
 pub mod sa_token;
+pub mod services;
+pub mod svc_model;
+pub mod svc_proxy;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,6 +51,9 @@ pub enum AgentError {
     /// The pod CIDR is unusable.
     #[error(transparent)]
     Ipam(#[from] ipam::IpamError),
+    /// The service CIDR is not `a.b.c.d/n`.
+    #[error("bad service CIDR {0:?}")]
+    ServiceCidr(String),
     /// A file could not be read or created.
     #[error("{path}: {source}")]
     Io {
@@ -59,8 +65,8 @@ pub enum AgentError {
     },
 }
 
-async fn client(args: &Args) -> Result<kube::Client, AgentError> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&args.kubeconfig)?;
+async fn make_client(path: &std::path::Path) -> Result<kube::Client, AgentError> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
     Ok(kube::Client::try_from(config)?)
 }
@@ -72,7 +78,7 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
         let path = path.display().to_string();
         move |source| AgentError::Io { path, source }
     };
-    let client = client(&args).await?;
+    let client = make_client(&args.kubeconfig).await?;
     let bin_dir = args
         .bin_dir
         .clone()
@@ -98,6 +104,31 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
         args: args.clone(),
     });
     manager::clean_leftovers(&agent).await;
+    // Pods bind-mount the hosts file, so it exists before the first pod starts; Service networking
+    // fills it in.
+    let hosts = args.hosts_file();
+    if let Some(dir) = hosts.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    services::write_hosts(
+        &hosts,
+        &svc_model::hosts_file(
+            &[] as &[k8s_openapi::api::core::v1::Service],
+            &args.cluster_domain,
+        ),
+    )
+    .map_err(io(&hosts))?;
+    if let Some(path) = &args.proxy_kubeconfig {
+        let cidr = services::parse_cidr(&args.service_cidr)
+            .ok_or_else(|| AgentError::ServiceCidr(args.service_cidr.clone()))?;
+        let net = services::ServiceNet {
+            bridge: args.bridge.clone(),
+            cidr,
+            domain: args.cluster_domain.clone(),
+            hosts_file: hosts,
+        };
+        tokio::spawn(services::run(make_client(path).await?, net));
+    }
     if let (Some(cert), Some(key), true) = (&args.tls_cert_file, &args.tls_key_file, args.kubelet_port != 0) {
         let addr = format!("{}:{}", args.bridge_ip, args.kubelet_port);
         let api = kubelet_api::serve(

@@ -56,20 +56,33 @@ async fn ip(args: &[&str]) -> Result<String, NetError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Creates the namespace, the veth pair (`eth0` inside), attaches it to `bridge` and assigns `ip/len`.
+/// Where a sandbox is attached: the bridge, its address, and the service CIDR routed through it.
+#[derive(Debug, Clone, Copy)]
+pub struct Attach<'a> {
+    /// The bridge the host veth joins.
+    pub bridge: &'a str,
+    /// The bridge's address (the host, where the agent proxies ClusterIPs).
+    pub gateway: Ipv4Addr,
+    /// The service CIDR, e.g. `10.96.0.0/16`.
+    pub service_cidr: &'a str,
+}
+
+/// Creates the namespace, the veth pair (`eth0` inside), attaches it to the bridge and assigns
+/// `ip/len`, plus a route for the service CIDR via the bridge address (ClusterIPs live on the host).
 /// There is deliberately no default route: a pod reaches the bridge subnet (other pods, the API server
-/// on the bridge address) and nothing else.
+/// on the bridge address), the ClusterIPs, and nothing else.
 pub async fn create(
     netns: &str,
     veth: &str,
-    bridge: &str,
+    at: Attach<'_>,
     addr: Ipv4Addr,
     prefix_len: u32,
 ) -> Result<Sandbox, NetError> {
+    let (bridge, gateway) = (at.bridge, at.gateway.to_string());
     delete(netns, veth).await;
     ip(&["netns", "add", netns]).await?;
     let cidr = format!("{addr}/{prefix_len}");
-    let steps: [&[&str]; 6] = [
+    let steps: [&[&str]; 7] = [
         &[
             "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns,
         ],
@@ -78,6 +91,17 @@ pub async fn create(
         &["-n", netns, "addr", "add", &cidr, "dev", "eth0"],
         &["-n", netns, "link", "set", "eth0", "up"],
         &["-n", netns, "link", "set", "lo", "up"],
+        &[
+            "-n",
+            netns,
+            "route",
+            "add",
+            at.service_cidr,
+            "via",
+            &gateway,
+            "dev",
+            "eth0",
+        ],
     ];
     for step in steps {
         if let Err(e) = ip(step).await {

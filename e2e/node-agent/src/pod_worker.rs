@@ -146,6 +146,11 @@ pub async fn run_pod(
     tracing::info!(pod = %name, namespace = %ns, "accepted");
 
     let (netns_name, veth) = sandbox_names(&agent.args.netns_prefix, &uid);
+    let attach = netns::Attach {
+        bridge: &agent.args.bridge,
+        gateway: agent.args.bridge_ip,
+        service_cidr: &agent.args.service_cidr,
+    };
     let sandbox = loop {
         let allocated = match existing_ip {
             Some(ip) => Ok(ip),
@@ -154,7 +159,7 @@ pub async fn run_pod(
         let result = match allocated {
             Ok(ip) => {
                 let len = agent.ipam().prefix_len();
-                let created = netns::create(&netns_name, &veth, &agent.args.bridge, ip, len).await;
+                let created = netns::create(&netns_name, &veth, attach, ip, len).await;
                 if created.is_err() && existing_ip.is_none() {
                     agent.ipam().release(ip);
                 }

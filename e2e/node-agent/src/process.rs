@@ -51,6 +51,8 @@ pub struct Launch {
     pub netns: String,
     /// The pod's service-account directory, bind-mounted at [`SA_MOUNT`] when set.
     pub sa_dir: Option<PathBuf>,
+    /// The agent's hosts file (Service names), bind-mounted at `/etc/hosts` when set.
+    pub hosts_file: Option<PathBuf>,
     /// The log file receiving standard output and error.
     pub log_file: PathBuf,
 }
@@ -71,9 +73,17 @@ pub fn find_executable(name: &str, image_exe: &Path) -> Result<PathBuf, LaunchEr
         .ok_or_else(|| LaunchError::NotFound(name.to_string()))
 }
 
+/// The bind mounts a container gets in its private mount namespace, as (source, target).
+fn mounts(launch: &Launch) -> Vec<(&Path, &Path)> {
+    let sa = launch.sa_dir.as_deref().map(|d| (d, Path::new(SA_MOUNT)));
+    let hosts = launch.hosts_file.as_deref().map(|f| (f, Path::new("/etc/hosts")));
+    sa.into_iter().chain(hosts).collect()
+}
+
 /// Starts the container: `ip netns exec <netns>` gives it the pod's network and a private mount
-/// namespace, in which a shell bind-mounts the service-account directory and then execs the
-/// executable, so the returned child's pid is the container's main process and leads its own group.
+/// namespace, in which a shell bind-mounts the service-account directory and the hosts file and then
+/// execs the executable, so the returned child's pid is the container's main process and leads its
+/// own group. The paths reach the shell as positional parameters, never as script text.
 pub fn spawn(launch: &Launch) -> Result<Child, LaunchError> {
     if !launch.working_dir.is_dir() {
         return Err(LaunchError::WorkingDir(launch.working_dir.display().to_string()));
@@ -90,13 +100,19 @@ pub fn spawn(launch: &Launch) -> Result<Child, LaunchError> {
     let log2 = log.try_clone().map_err(log_err)?;
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &launch.netns]);
-    if let Some(sa_dir) = &launch.sa_dir {
+    let mounts = mounts(launch);
+    if !mounts.is_empty() {
+        // `sh -c script sh <src> <dst> ... -- <exe> <args>`: mounts pairs up to `--`, then execs the rest.
         cmd.args([
             "/bin/sh",
             "-c",
-            &format!("mount --bind \"$0\" {SA_MOUNT} && exec \"$@\""),
-        ])
-        .arg(sa_dir);
+            r#"set -e; while [ "$1" != -- ]; do mount --bind "$1" "$2"; shift 2; done; shift; exec "$@""#,
+            "sh",
+        ]);
+        for (src, dst) in mounts {
+            cmd.arg(src).arg(dst);
+        }
+        cmd.arg("--");
     }
     cmd.arg(&launch.exe)
         .args(&launch.args)
