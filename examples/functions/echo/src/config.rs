@@ -11,6 +11,8 @@ pub struct Config {
     pub pod: Option<String>,
     /// The Zeroscale function this runs as (`$ZEROSCALE_FUNCTION`), reported as `function`.
     pub function: Option<String>,
+    /// Wait this long before listening (`ECHO_START_DELAY_MS`), to play a slow-starting function.
+    pub start_delay: std::time::Duration,
 }
 
 impl Config {
@@ -22,6 +24,11 @@ impl Config {
             single: non_empty("ECHO_SINGLE").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
             pod: non_empty("POD_NAME").or_else(|| non_empty("HOSTNAME")),
             function: non_empty("ZEROSCALE_FUNCTION"),
+            start_delay: std::time::Duration::from_millis(
+                non_empty("ECHO_START_DELAY_MS")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            ),
         }
     }
 
@@ -44,7 +51,8 @@ mod tests {
                 port: 8080,
                 single: false,
                 pod: None,
-                function: None
+                function: None,
+                start_delay: std::time::Duration::ZERO,
             }
         );
         let c = Config::from_lookup(|k| match k {
@@ -52,6 +60,7 @@ mod tests {
             "ECHO_SINGLE" => Some("1".into()),
             "HOSTNAME" => Some("h".into()),
             "ZEROSCALE_FUNCTION" => Some("f".into()),
+            "ECHO_START_DELAY_MS" => Some("1500".into()),
             _ => None,
         });
         assert_eq!(
@@ -60,7 +69,8 @@ mod tests {
                 port: 9000,
                 single: true,
                 pod: Some("h".into()),
-                function: Some("f".into())
+                function: Some("f".into()),
+                start_delay: std::time::Duration::from_millis(1500),
             }
         );
     }

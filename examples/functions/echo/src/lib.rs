@@ -13,8 +13,9 @@
 //! Query controls: `?sleep=<ms>` waits before answering, `?status=<code>` sets the status,
 //! `?stream=<n>` streams `n` chunks `data: <i>\n\n` 50 ms apart, `?overlap=fail` (or env
 //! `ECHO_SINGLE=1` for every request) answers `500 overlap detected` when another request is in flight.
-//! `pod` is `$POD_NAME` or `$HOSTNAME`; `function` is `$ZEROSCALE_FUNCTION`. On SIGTERM it stops
-//! accepting connections and finishes the requests in flight.
+//! `ECHO_START_DELAY_MS=<ms>` delays listening (a slow-starting function). `pod` is `$POD_NAME` or
+//! `$HOSTNAME`; `function` is `$ZEROSCALE_FUNCTION`. On SIGTERM it stops accepting connections and
+//! finishes the requests in flight.
 
 pub mod call;
 pub mod config;

@@ -17,6 +17,7 @@ async fn start(single: bool) -> String {
         single,
         pod: Some("pod-a".into()),
         function: Some("fn-a".into()),
+        start_delay: Duration::ZERO,
     };
     let listener = server::bind(&config).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
