@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# `make up`: builds everything, brings up the local cluster, starts Zeroscale, deploys the hello function,
+# `make up`: builds everything, brings up the local cluster, installs Zeroscale from the Helm chart (the
+# components run as pods under their ServiceAccounts; scripts/install.sh), deploys the hello function,
 # waits until it has scaled to zero, and prints a curl that wakes it (a cold start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source e2e/cluster/lib.sh
 
+make -s build
 make -s cluster-up
 # shellcheck disable=SC1091
 source "$ZS_STATE/env"
@@ -20,7 +22,7 @@ for _ in $(seq 300); do
   [[ $replicas == 0 ]] && break
   sleep 1
 done
-[[ $replicas == 0 ]] || die "hello did not scale to zero (replicas=$replicas); see .zeroscale/logs/"
+[[ $replicas == 0 ]] || die "hello did not scale to zero (replicas=$replicas); see kubectl -n zeroscale-system logs deploy/zeroscale-autoscaler"
 
 cat <<MSG
 
@@ -29,5 +31,6 @@ Zeroscale is up; hello has scaled to zero. Wake it with a request (a cold start)
   curl -H 'Host: hello.default.example.com' $ZEROSCALE_ACTIVATOR/
 
 Use the cluster with:  source .zeroscale/env && kubectl get fn
+Component logs:        kubectl -n zeroscale-system logs deploy/zeroscale-activator (operator, autoscaler)
 Tear everything down:  make down
 MSG

@@ -1,0 +1,206 @@
+//! Service networking of the local cluster (issue #6): the node agent proxies every ClusterIP and
+//! names every Service in the pods' `/etc/hosts`, so pods (and the host) reach Services by ClusterIP
+//! and by name, ExternalName aliases of in-cluster Services resolve, and endpoints that go away stop
+//! receiving connections.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::Api;
+use kube::api::DeleteParams;
+use zeroscale_e2e::{
+    TestNamespace, apply_yaml, client, container_log_path, http_get, pod_is_ready, wait_for,
+};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// An echo pod labelled `app: web`, readiness-probed every 100 ms.
+fn web_pod(name: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {{app: web}}
+  annotations: {{zeroscale.dev/probe-period-ms: "100"}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: zeroscale/echo
+    ports: [{{name: http, containerPort: 8080}}]
+    readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1}}
+"#
+    )
+}
+
+const WEB_SERVICE: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"#;
+
+async fn cluster_ip(services: &Api<Service>, name: &str) -> String {
+    wait_for(MINUTE, &format!("service {name} to get a ClusterIP"), || async {
+        let svc = services.get_opt(name).await.ok().flatten()?;
+        svc.spec?.cluster_ip.filter(|ip| ip != "None")
+    })
+    .await
+}
+
+async fn wait_ready(pods: &Api<Pod>, name: &str) {
+    wait_for(MINUTE, &format!("pod {name} to be Ready"), || async {
+        pods.get_opt(name)
+            .await
+            .ok()
+            .flatten()
+            .filter(pod_is_ready)
+            .map(|_| ())
+    })
+    .await;
+}
+
+/// Runs a throw-away pod with `script` (busybox = the host's `sh`; `curl` from the host) and waits
+/// until it has succeeded; returns its output. Panics with the output when it fails.
+async fn run_in_pod(ns: &str, name: &str, script: &str) -> String {
+    let client = client().await;
+    let pods: Api<Pod> = Api::namespaced(client, ns);
+    let yaml = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, {script:?}]
+"#
+    );
+    apply_yaml(ns, &yaml).await;
+    let phase = wait_for(MINUTE, &format!("pod {name} to finish"), || async {
+        let pod = pods.get_opt(name).await.ok().flatten()?;
+        let phase = pod.status?.phase?;
+        matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+    })
+    .await;
+    let log = std::fs::read_to_string(container_log_path(ns, name, "main")).unwrap_or_default();
+    assert_eq!(phase, "Succeeded", "pod {name} failed; its output:\n{log}");
+    log
+}
+
+#[tokio::test]
+async fn pods_reach_services_by_cluster_ip_and_by_name() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "svc").await;
+    let n = ns.name().to_string();
+    apply_yaml(&n, &format!("{}---{WEB_SERVICE}", web_pod("web-0"))).await;
+    // An alias of the in-cluster Service, as every Function's `<fn>.<ns>.svc` is of the activator.
+    let alias = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: alias}}\nspec:\n  type: ExternalName\n  \
+         externalName: web.{n}.svc.cluster.local\n"
+    );
+    apply_yaml(&n, &alias).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &n);
+    wait_ready(&pods, "web-0").await;
+    let ip = cluster_ip(&Api::namespaced(client.clone(), &n), "web").await;
+
+    // The host reaches the ClusterIP directly (the agent owns it).
+    let answer = wait_for(MINUTE, "the ClusterIP to answer from the host", || async {
+        http_get(&format!("http://{ip}/from-host"))
+            .await
+            .ok()
+            .filter(|r| r.status == 200)
+    })
+    .await;
+    assert_eq!(answer.json()["pod"], "web-0", "{}", answer.text());
+
+    // From a pod: the ClusterIP, every name form, the alias, and the API server's `kubernetes` Service.
+    let script = format!(
+        "set -e; for u in http://{ip}/ http://web.{n}.svc.cluster.local/ http://web.{n}.svc/ \
+         http://web.{n}/ http://alias.{n}.svc/; do curl -sf --max-time 5 \"$u\"; echo; done; \
+         getent hosts alias.{n}.svc; \
+         curl -sk --max-time 5 -o /dev/null -w 'api %{{http_code}}\\n' https://kubernetes.default.svc/readyz"
+    );
+    let log = run_in_pod(&n, "caller", &script).await;
+    let answers: Vec<serde_json::Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert_eq!(answers.len(), 5, "five answers through the Service:\n{log}");
+    assert!(
+        answers.iter().all(|a| a["pod"] == "web-0"),
+        "all from web-0:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with(&format!("{ip} ")) && l.contains(&format!("alias.{n}.svc"))),
+        "the alias resolves to the aliased Service's ClusterIP:\n{log}"
+    );
+    assert!(
+        log.contains("api 200"),
+        "the kubernetes Service leads to the API server:\n{log}"
+    );
+    ns.delete().await;
+}
+
+/// The pods answering `rounds` fresh connections to `url` (from the host).
+async fn answering_pods(url: &str, rounds: usize) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..rounds {
+        if let Ok(r) = http_get(url).await {
+            seen.push(r.json()["pod"].as_str().unwrap_or("?").to_string());
+        } else {
+            seen.push("error".to_string());
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn removed_endpoints_stop_receiving_connections() {
+    let client = client().await;
+    let ns = TestNamespace::new(&client, "svc-ep").await;
+    let n = ns.name().to_string();
+    apply_yaml(
+        &n,
+        &format!("{}---{}---{WEB_SERVICE}", web_pod("web-a"), web_pod("web-b")),
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &n);
+    wait_ready(&pods, "web-a").await;
+    wait_ready(&pods, "web-b").await;
+    let url = format!(
+        "http://{}/",
+        cluster_ip(&Api::namespaced(client.clone(), &n), "web").await
+    );
+
+    // Round-robin over both endpoints once the proxy has seen them.
+    wait_for(MINUTE, "connections to reach both pods", || async {
+        let seen: BTreeSet<String> = answering_pods(&url, 6).await.into_iter().collect();
+        (seen == BTreeSet::from(["web-a".to_string(), "web-b".to_string()])).then_some(())
+    })
+    .await;
+
+    pods.delete("web-b", &DeleteParams::default())
+        .await
+        .expect("delete web-b");
+    // The endpoint leaves as soon as the pod is terminating; from then on web-a gets everything.
+    wait_for(MINUTE, "web-b to stop receiving connections", || async {
+        answering_pods(&url, 10)
+            .await
+            .iter()
+            .all(|p| p == "web-a")
+            .then_some(())
+    })
+    .await;
+    let after = answering_pods(&url, 40).await;
+    assert!(
+        after.iter().all(|p| p == "web-a"),
+        "every connection after the removal reaches web-a: {after:?}"
+    );
+    ns.delete().await;
+}
