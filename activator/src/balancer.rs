@@ -9,6 +9,8 @@ use std::{
 use http::uri::Authority;
 use rand::Rng;
 
+use crate::upstream::IdlePool;
+
 /// One routable pod address and the requests in flight to it from this activator.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -17,6 +19,9 @@ pub struct Endpoint {
     /// `ip:port` as a URI authority, built once so requests can reuse it.
     pub authority: Authority,
     in_flight: AtomicUsize,
+    // Keep-alive connections to this pod; they close when the endpoint is gone and its last request
+    // has finished.
+    idle: IdlePool,
 }
 
 impl Endpoint {
@@ -28,7 +33,13 @@ impl Endpoint {
             address,
             authority,
             in_flight: AtomicUsize::new(0),
+            idle: IdlePool::default(),
         }
+    }
+
+    /// Idle HTTP/1.1 connections to this pod.
+    pub fn idle(&self) -> &IdlePool {
+        &self.idle
     }
 
     /// Requests in flight to this endpoint.

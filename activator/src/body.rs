@@ -3,7 +3,7 @@
 
 use std::{
     pin::Pin,
-    task::{Context, Poll, ready},
+    task::{Context, Poll, Waker, ready},
     time::Duration,
 };
 
@@ -13,7 +13,10 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::lease::Lease;
+use crate::{
+    lease::Lease,
+    upstream::{PoolLimits, UpstreamConn},
+};
 
 /// Why a streamed response was cut off.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,34 @@ pin_project! {
         // Armed only when the upstream body is not immediately ready, so small responses that arrive
         // with their head never touch the timer wheel.
         timer: Option<Pin<Box<Sleep>>>,
+        // The HTTP/1.1 connection the body arrives on, driven from here and returned to the pod's
+        // idle pool once the body has ended.
+        conn: Option<Box<UpstreamConn>>,
+        pool: Option<PoolLimits>,
+    }
+
+    impl PinnedDrop for ResponseBody {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // A body the server never polled because it was empty (HEAD, 204, 304) still leaves a
+            // reusable connection behind.
+            let ended = this.upstream.as_ref().as_pin_ref().is_some_and(|b| b.is_end_stream());
+            if ended {
+                checkin(this.conn, this.lease.as_ref(), *this.pool, &mut Context::from_waker(Waker::noop()));
+            }
+        }
+    }
+}
+
+/// Gives an upstream connection whose response ended back to its pod's pool.
+fn checkin(
+    conn: &mut Option<Box<UpstreamConn>>,
+    lease: Option<&Lease>,
+    pool: Option<PoolLimits>,
+    cx: &mut Context<'_>,
+) {
+    if let (Some(conn), Some(lease), Some(limits)) = (conn.take(), lease, pool) {
+        lease.endpoint().idle().checkin(conn, cx, limits);
     }
 }
 
@@ -54,6 +85,8 @@ impl ResponseBody {
             deadline: None,
             idle: None,
             timer: None,
+            conn: None,
+            pool: None,
         }
     }
 
@@ -62,8 +95,16 @@ impl ResponseBody {
         Self::text(Bytes::new())
     }
 
-    /// A pod's body; `lease` is released when it ends or is dropped.
-    pub fn upstream(body: Incoming, lease: Lease, deadline: Instant, idle: Option<Duration>) -> Self {
+    /// A pod's body; `lease` is released when it ends or is dropped. `conn` is the HTTP/1.1
+    /// connection the body arrives on, driven by this body and pooled again under `pool` once it ends.
+    pub fn upstream(
+        body: Incoming,
+        lease: Lease,
+        deadline: Instant,
+        idle: Option<Duration>,
+        conn: Option<(Box<UpstreamConn>, PoolLimits)>,
+    ) -> Self {
+        let (conn, pool) = conn.map_or((None, None), |(c, p)| (Some(c), Some(p)));
         Self {
             upstream: Some(body),
             text: None,
@@ -71,6 +112,8 @@ impl ResponseBody {
             deadline: Some(deadline),
             idle,
             timer: None,
+            conn,
+            pool,
         }
     }
 
@@ -102,6 +145,10 @@ impl Body for ResponseBody {
                     .map(|t| Ok(Frame::data(t))),
             );
         };
+        if let Some(conn) = this.conn.as_mut() {
+            // The connection's IO first: it feeds the body polled next.
+            conn.drive(cx);
+        }
         match upstream.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 // Progress: the idle clock starts again (the total deadline stays).
@@ -115,6 +162,7 @@ impl Body for ResponseBody {
                 Poll::Ready(Some(Err(BodyError::Upstream(e))))
             }
             Poll::Ready(None) => {
+                checkin(this.conn, this.lease.as_ref(), *this.pool, cx);
                 this.lease.take();
                 Poll::Ready(None)
             }

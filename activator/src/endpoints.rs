@@ -1,5 +1,9 @@
 //! A function's pods as the activator sees them: what the source last reported, which of them take
 //! requests (ready, or answering direct probes) and which are still starting (worth probing).
+//!
+//! A ready pod that refused a connection is marked failed: it takes no requests and is probed like a
+//! starting pod until a probe gets through or the source reports it anew (not ready, terminating or
+//! gone), whichever comes first.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -12,6 +16,7 @@ pub struct EndpointSet {
     routable: Vec<Arc<Endpoint>>,
     starting: Vec<SocketAddr>,
     answering: Vec<SocketAddr>,
+    failed: Vec<SocketAddr>,
 }
 
 impl EndpointSet {
@@ -31,12 +36,37 @@ impl EndpointSet {
         self.recompute();
     }
 
-    /// A starting endpoint answered a probe; returns whether it became routable.
+    /// Routable endpoints that refused a connection and are probed until they answer.
+    pub fn failed(&self) -> &[SocketAddr] {
+        &self.failed
+    }
+
+    /// A starting (or failed) endpoint answered a probe; returns whether it became routable.
     pub fn mark_answering(&mut self, address: SocketAddr) -> bool {
         if !self.starting.contains(&address) {
             return false;
         }
-        self.answering.push(address);
+        if self.failed.contains(&address) {
+            self.failed.retain(|a| *a != address);
+        } else {
+            self.answering.push(address);
+        }
+        self.recompute();
+        true
+    }
+
+    /// A routable endpoint refused a connection: route around it until it answers a probe again.
+    /// Returns whether it was routable.
+    pub fn mark_failed(&mut self, address: SocketAddr) -> bool {
+        if !self.routable.iter().any(|e| e.address == address) {
+            return false;
+        }
+        if self.answering.contains(&address) {
+            // Only a probe made it routable: it is starting again.
+            self.answering.retain(|a| *a != address);
+        } else {
+            self.failed.push(address);
+        }
         self.recompute();
         true
     }
@@ -52,6 +82,12 @@ impl EndpointSet {
                 .iter()
                 .any(|e| e.address == *a && !e.terminating && !e.ready)
         });
+        // A failure mark lasts while the source keeps reporting the pod ready.
+        self.failed.retain(|a| {
+            reported
+                .iter()
+                .any(|e| e.address == *a && !e.terminating && e.ready)
+        });
         let mut routable: Vec<Arc<Endpoint>> = Vec::with_capacity(reported.len());
         let mut starting = Vec::new();
         for e in reported {
@@ -59,7 +95,8 @@ impl EndpointSet {
             if e.terminating || seen {
                 continue;
             }
-            if e.ready || self.answering.contains(&e.address) {
+            let failed = self.failed.contains(&e.address);
+            if (e.ready && !failed) || self.answering.contains(&e.address) {
                 let existing = self.routable.iter().find(|x| x.address == e.address).cloned();
                 routable.push(existing.unwrap_or_else(|| Arc::new(Endpoint::new(e.address))));
             } else {
@@ -106,6 +143,27 @@ mod tests {
         assert_eq!(set.routable().len(), 1, "still answering while the slice lags");
         set.replace(vec![EndpointInfo::terminating(addr(2))]);
         assert!(set.routable().is_empty());
+    }
+
+    #[test]
+    fn a_refusing_pod_is_probed_until_it_answers() {
+        let mut set = EndpointSet::default();
+        set.replace(vec![EndpointInfo::ready(addr(1)), EndpointInfo::ready(addr(2))]);
+        assert!(set.mark_failed(addr(1)));
+        assert!(!set.mark_failed(addr(1)), "no longer routable");
+        assert_eq!(set.routable().len(), 1);
+        assert_eq!(set.starting(), &[addr(1)]);
+        assert_eq!(set.failed(), &[addr(1)]);
+        set.replace(vec![EndpointInfo::ready(addr(1)), EndpointInfo::ready(addr(2))]);
+        assert_eq!(set.routable().len(), 1, "the same report does not clear the mark");
+        assert!(set.mark_answering(addr(1)));
+        assert_eq!(set.routable().len(), 2);
+        assert!(set.failed().is_empty());
+        assert!(set.mark_failed(addr(2)));
+        set.replace(vec![EndpointInfo::starting(addr(2))]);
+        set.replace(vec![EndpointInfo::ready(addr(2))]);
+        assert_eq!(set.routable().len(), 1, "reported anew: routable again");
+        assert!(set.failed().is_empty());
     }
 
     #[test]

@@ -47,9 +47,9 @@ pub enum ProxyError {
     Upstream {
         /// `<namespace>/<name>`.
         function: String,
-        /// What the HTTP client reported.
+        /// What went wrong on the way to the pod.
         #[source]
-        source: hyper_util::client::legacy::Error,
+        source: crate::upstream::UpstreamError,
     },
 }
 

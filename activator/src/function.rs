@@ -47,6 +47,12 @@ struct Inner {
     metrics: FunctionMetrics,
 }
 
+/// Whether a prober should run: requests wait and some pod is starting, or some pod refused a
+/// connection and must answer a probe before it is routed to again.
+fn probe_wanted(g: &Inner) -> bool {
+    (!g.queue.is_empty() && !g.endpoints.starting().is_empty()) || !g.endpoints.failed().is_empty()
+}
+
 /// Everything the activator knows and tracks about one function.
 pub struct FunctionState {
     key: FunctionKey,
@@ -201,7 +207,75 @@ impl FunctionState {
             arrived,
             limits,
             status: 502,
+            returned: false,
         }
+    }
+
+    /// The request on `lease` never reached its pod. Gives the slot back (counting no response),
+    /// marks the pod failed when it refused the connection (`pod_failed`), and admits the request
+    /// again ahead of every waiter: to another pod with room at once, or to the front of the queue
+    /// until a pod can take it. The request keeps its arrival time, so its deadline does not move.
+    pub fn retry(
+        self: &Arc<Self>,
+        mut lease: Lease,
+        pod_failed: bool,
+        bytes: usize,
+    ) -> Result<Admission, ProxyError> {
+        lease.returned = true;
+        lease.endpoint.finish();
+        let arrived = lease.arrived;
+        let mut demand = None;
+        let mut probe = false;
+        let admission = {
+            let mut g = self.lock();
+            g.metrics.in_flight.dec();
+            if pod_failed && g.endpoints.mark_failed(lease.endpoint.address) {
+                tracing::info!(function = %self.display, address = %lease.endpoint.address, "pod refused a connection: routing around it until it answers");
+            }
+            let now = Instant::now();
+            if g.deleted {
+                g.presence.leave(now);
+                return Err(ProxyError::FunctionDeleted(self.display.clone()));
+            }
+            if g.endpoints.routable().is_empty()
+                && let Some(failure) = g.settings.failure.clone()
+            {
+                g.presence.leave(now);
+                return Err(self.startup_failed(failure.reason, failure.message));
+            }
+            let limits = Limits::of(&g.settings);
+            let limit = g.settings.concurrency as usize;
+            // Still present: it moves from a pod back to the head of the line (or to another pod).
+            if let Some(i) = balancer::pick(g.endpoints.routable(), limit, &mut rand::rng()) {
+                let endpoint = Arc::clone(&g.endpoints.routable()[i]);
+                Admission::Go(self.grant(&mut g, endpoint, arrived, limits))
+            } else {
+                let (sender, receiver) = oneshot::channel();
+                let id = g.queue.push_front(bytes, sender, arrived);
+                g.metrics.queue_depth.inc();
+                if g.endpoints.routable().is_empty() && !g.cold {
+                    g.cold = true;
+                    g.metrics.cold_starts.inc();
+                    demand = Some(g.queue.len() as u64);
+                }
+                probe = self.needs_probe(&mut g);
+                Admission::Wait(Ticket {
+                    function: Arc::clone(self),
+                    id,
+                    receiver,
+                    settled: false,
+                    limits,
+                })
+            }
+        };
+        drop(lease);
+        if let Some(queued) = demand {
+            self.wakeups.demand(self, queued);
+        }
+        if probe {
+            self.wakeups.probe(self);
+        }
+        Ok(admission)
     }
 
     /// Hands queued requests to endpoints with room, oldest first. Returns leases whose waiter had
@@ -328,7 +402,7 @@ impl FunctionState {
     }
 
     fn needs_probe(&self, g: &mut Inner) -> bool {
-        let needed = !g.queue.is_empty() && !g.endpoints.starting().is_empty() && !g.probing;
+        let needed = probe_wanted(g) && !g.probing;
         if needed {
             g.probing = true;
         }
@@ -339,9 +413,13 @@ impl FunctionState {
     /// starting); stopping clears the probing flag so a later request starts a new prober.
     pub fn probe_targets(&self) -> Option<Vec<SocketAddr>> {
         let mut g = self.lock();
-        if g.queue.is_empty() || g.endpoints.starting().is_empty() || g.deleted {
+        if !probe_wanted(&g) || g.deleted {
             g.probing = false;
             return None;
+        }
+        if g.queue.is_empty() {
+            // Nobody waits: only pods that refused a connection are probed, to route to them again.
+            return Some(g.endpoints.failed().to_vec());
         }
         Some(g.endpoints.starting().to_vec())
     }

@@ -20,12 +20,19 @@ pub struct Lease {
     pub(crate) arrived: Instant,
     pub(crate) limits: Limits,
     pub(crate) status: u16,
+    // Set when the slot was handed back for a retry, which does its own accounting.
+    pub(crate) returned: bool,
 }
 
 impl Lease {
     /// The endpoint to send the request to.
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// When the request arrived (its deadlines count from here).
+    pub fn arrived(&self) -> Instant {
+        self.arrived
     }
 
     /// The function's timeouts and protocol as of when the lease was granted.
@@ -46,7 +53,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.function.release(&self.endpoint, self.arrived, self.status);
+        if !self.returned {
+            self.function.release(&self.endpoint, self.arrived, self.status);
+        }
     }
 }
 

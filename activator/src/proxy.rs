@@ -3,7 +3,10 @@
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Scheme};
+use http::{
+    HeaderValue, Request, Response, StatusCode, Uri, Version, header,
+    uri::{Authority, Scheme},
+};
 use hyper::body::Incoming;
 use tokio::time::{Instant, timeout_at};
 use zeroscale_crds::function::Protocol;
@@ -20,7 +23,7 @@ use crate::{
     settings::Port,
     table::RoutingTable,
     upgrade,
-    upstream::Upstreams,
+    upstream::{SendError, Sent, Upstreams},
 };
 
 /// The activator's request handler, shared by every connection.
@@ -74,19 +77,21 @@ impl Proxy {
             // Boxed so a parked request's future stays small: the forwarding state is only
             // allocated once a pod has been chosen (one small allocation on the warm path).
             Ok(lease) => Box::pin(self.forward(lease, remote, request, arrived)).await,
-            Err((counted, error)) => {
-                match counted {
-                    Counted::ByFunction(f) => f.record_error(&error),
-                    Counted::Unrouted => self.metrics.count_unrouted(error.status().as_u16()),
-                    Counted::Already => {}
-                }
-                if error.status().is_server_error() {
-                    tracing::info!(error = %error, "request rejected");
-                }
-                error.into_response()
-            }
+            Err((counted, error)) => self.reject(counted, error),
         };
         Ok(response)
+    }
+
+    fn reject(&self, counted: Counted, error: ProxyError) -> Response<ResponseBody> {
+        match counted {
+            Counted::ByFunction(f) => f.record_error(&error),
+            Counted::Unrouted => self.metrics.count_unrouted(error.status().as_u16()),
+            Counted::Already => {}
+        }
+        if error.status().is_server_error() {
+            tracing::info!(error = %error, "request rejected");
+        }
+        error.into_response()
     }
 
     fn admit(
@@ -116,31 +121,51 @@ impl Proxy {
         mut request: Request<Incoming>,
         arrived: Instant,
     ) -> Response<ResponseBody> {
-        let limits = lease.limits();
+        let protocol = lease.limits().protocol;
         let upgrade = headers::is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let host = host_of(&request).ok().and_then(|h| HeaderValue::from_str(h).ok());
-        prepare(&mut request, &lease, limits.protocol, remote, host, upgrade);
-        let client = self.upstreams.client(limits.protocol);
-        let total_deadline = arrived + limits.timeout;
-        let head_deadline = arrived + limits.timeout.min(limits.response_start_timeout);
-        let display = lease.function().display().to_string();
-        let mut response = match timeout_at(head_deadline, client.request(request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(source)) => {
-                return fail(
-                    lease,
-                    ProxyError::Upstream {
-                        function: display,
-                        source,
-                    },
-                );
-            }
-            Err(_) if limits.response_start_timeout < limits.timeout => {
-                return fail(lease, ProxyError::ResponseStartTimeout(display));
-            }
-            Err(_) => return fail(lease, ProxyError::Timeout(display)),
+        prepare(&mut request, protocol, remote, host, upgrade);
+        // Sent, or sent elsewhere when the pod refused it before it went out, as long as the
+        // deadline allows.
+        let (mut response, conn) = loop {
+            let limits = lease.limits();
+            let head_deadline = arrived + limits.timeout.min(limits.response_start_timeout);
+            let sent = timeout_at(head_deadline, self.send(&lease, protocol, request, upgrade)).await;
+            let (unsent, error) = match sent {
+                Ok(Ok(sent)) => break sent,
+                Ok(Err(SendError::NotSent { request, error })) => (request, error),
+                Ok(Err(SendError::Failed(source))) => {
+                    let function = lease.function().display().to_string();
+                    return fail(lease, ProxyError::Upstream { function, source });
+                }
+                Err(_) if limits.response_start_timeout < limits.timeout => {
+                    let e = ProxyError::ResponseStartTimeout(lease.function().display().to_string());
+                    return fail(lease, e);
+                }
+                Err(_) => {
+                    let e = ProxyError::Timeout(lease.function().display().to_string());
+                    return fail(lease, e);
+                }
+            };
+            tracing::info!(
+                function = lease.function().display(),
+                address = %lease.endpoint().address,
+                error = %error,
+                "pod refused the request before it was sent: trying another"
+            );
+            request = *unsent;
+            let function = Arc::clone(lease.function());
+            let admitted = function
+                .retry(lease, true, parked_request_bytes(&request))
+                .map(|a| (Arc::clone(&function), a))
+                .map_err(|e| (Counted::ByFunction(Arc::clone(&function)), e));
+            lease = match wait_for_lease(admitted, arrived).await {
+                Ok(lease) => lease,
+                Err((counted, error)) => return self.reject(counted, error),
+            };
         };
+        let limits = lease.limits();
         lease.set_status(response.status().as_u16());
         if response.status() == StatusCode::SWITCHING_PROTOCOLS
             && let Some(client_upgrade) = client_upgrade
@@ -151,7 +176,29 @@ impl Proxy {
             return Response::from_parts(parts, ResponseBody::empty());
         }
         headers::strip_hop_by_hop(response.headers_mut(), false);
-        response.map(|body| ResponseBody::upstream(body, lease, total_deadline, limits.idle_timeout))
+        let total_deadline = arrived + limits.timeout;
+        let conn = conn.map(|c| (c, self.upstreams.pool_limits()));
+        response.map(|body| ResponseBody::upstream(body, lease, total_deadline, limits.idle_timeout, conn))
+    }
+
+    /// Sends `request` to the lease's pod over `protocol`.
+    async fn send(
+        &self,
+        lease: &Lease,
+        protocol: Protocol,
+        mut request: Request<Incoming>,
+        upgrade: bool,
+    ) -> Result<Sent, SendError> {
+        let endpoint = lease.endpoint();
+        match protocol {
+            Protocol::H2c => {
+                // The h2c pool keys on the URI's authority: the pod's address.
+                set_target(&mut request, Some(endpoint.authority.clone()));
+                self.upstreams.send_h2c(request).await
+            }
+            Protocol::Http1 if upgrade => self.upstreams.send_upgrade(endpoint.address, request).await,
+            Protocol::Http1 => self.upstreams.send_http1(endpoint, request).await,
+        }
     }
 }
 
@@ -200,24 +247,20 @@ fn host_of<B>(request: &Request<B>) -> Result<&str, HostError> {
     }
 }
 
-/// Rewrites the request for the pod: absolute target on the pod's address (the pool keys on it), the
-/// right HTTP version, hop-by-hop headers removed, forwarding and tracing headers added. The client's
-/// `Host` is kept.
+/// Rewrites the request for the pod: origin-form target (HTTP/1.1; h2c sets the pod's address per
+/// attempt), the right HTTP version, hop-by-hop headers removed, forwarding and tracing headers added.
+/// The client's `Host` is kept.
 fn prepare(
     request: &mut Request<Incoming>,
-    lease: &Lease,
     protocol: Protocol,
     remote: SocketAddr,
     host: Option<HeaderValue>,
     upgrade: bool,
 ) {
-    let mut parts = std::mem::take(request.uri_mut()).into_parts();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(lease.endpoint().authority.clone());
-    if parts.path_and_query.is_none() {
-        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    if request.uri().scheme().is_some() || request.uri().path_and_query().is_none() {
+        // Absolute-form from the client (or no path): the pod gets origin-form, `Host` names the host.
+        set_target(request, None);
     }
-    *request.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"));
     *request.version_mut() = match protocol {
         Protocol::Http1 => Version::HTTP_11,
         Protocol::H2c => Version::HTTP_2,
@@ -231,6 +274,17 @@ fn prepare(
         }
     }
     headers::ensure_ids(h);
+}
+
+/// Sets the request target: absolute on `authority` (plain HTTP), or origin-form without one.
+fn set_target<B>(request: &mut Request<B>, authority: Option<Authority>) {
+    let mut parts = std::mem::take(request.uri_mut()).into_parts();
+    parts.scheme = authority.is_some().then_some(Scheme::HTTP);
+    parts.authority = authority;
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    *request.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"));
 }
 
 #[cfg(test)]

@@ -65,6 +65,11 @@ impl BufferBudget {
             .is_ok()
     }
 
+    /// Reserves `bytes` even past the limit (for a request that was within it once already).
+    pub fn force_reserve(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
+    }
+
     /// Gives back `bytes` reserved earlier.
     pub fn release(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
@@ -113,12 +118,17 @@ pub struct Waiter<T> {
     pub notify: T,
 }
 
+/// Ids of waiters appended at the back grow from here; ids of waiters put at the front shrink from
+/// just below it.
+const FIRST_BACK_ID: u64 = 1 << 63;
+
 /// A bounded FIFO queue of waiters.
 #[derive(Debug)]
 pub struct WaitQueue<T> {
     waiters: VecDeque<Waiter<T>>,
     bytes: usize,
     next_id: u64,
+    next_front_id: u64,
     limits: QueueLimits,
     budget: BufferBudget,
 }
@@ -129,10 +139,30 @@ impl<T> WaitQueue<T> {
         Self {
             waiters: VecDeque::new(),
             bytes: 0,
-            next_id: 0,
+            next_id: FIRST_BACK_ID,
+            next_front_id: FIRST_BACK_ID - 1,
             limits,
             budget,
         }
+    }
+
+    /// Puts a waiter that was already admitted once (its pod refused the connection) ahead of every
+    /// other: it arrived before them. The count and byte limits do not apply to it (it was within
+    /// them when it arrived), but its bytes are accounted.
+    pub fn push_front(&mut self, bytes: usize, notify: T, enqueued: Instant) -> u64 {
+        // Front ids count down from just below the first back id, so ids stay sorted front to back.
+        let id = self.next_front_id;
+        self.next_front_id -= 1;
+        self.budget.force_reserve(bytes);
+        self.bytes += bytes;
+        self.waiters.push_front(Waiter {
+            id,
+            bytes,
+            enqueued,
+            cold: false,
+            notify,
+        });
+        id
     }
 
     /// Appends a waiter, or says which limit it would pass.
@@ -234,6 +264,24 @@ mod tests {
         assert_eq!(q.remove(ids[2]).map(|w| w.notify), None);
         let order: Vec<u32> = std::iter::from_fn(|| q.pop().map(|w| w.notify)).collect();
         assert_eq!(order, vec![0, 1, 3, 4]);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn retried_waiters_go_first_and_can_leave() {
+        let budget = BufferBudget::new(1 << 20);
+        let mut q = queue(2, 10_000, &budget);
+        let now = Instant::now();
+        q.push(100, false, 1, now).unwrap();
+        q.push(100, false, 2, now).unwrap();
+        let a = q.push_front(100, 10, now);
+        let b = q.push_front(100, 11, now);
+        assert_eq!(q.len(), 4, "past the count limit");
+        assert_eq!(q.remove(a).map(|w| w.notify), Some(10));
+        assert_eq!(q.pop().map(|w| w.notify), Some(11));
+        assert_eq!(q.remove(b).map(|w| w.notify), None);
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop().map(|w| w.notify)).collect();
+        assert_eq!(order, vec![1, 2]);
         assert_eq!(budget.used(), 0);
     }
 

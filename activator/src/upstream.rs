@@ -1,19 +1,31 @@
-//! Pooled HTTP clients towards the pods: HTTP/1.1 keep-alive, and HTTP/2 with prior knowledge for
-//! `protocol: h2c` functions.
+//! Sending requests to pods: HTTP/1.1 on keep-alive connections pooled per endpoint and driven by the
+//! request's own task (see [`pool`]), upgrades on a connection of their own, and HTTP/2 with prior
+//! knowledge for `protocol: h2c` functions (hyper-util's pooled client: one multiplexed connection
+//! per pod).
+//!
+//! A request that was never written to a pod (the connection was refused, timed out, or closed
+//! before the request went out) is handed back to the caller, which may send it elsewhere.
 
-use std::time::Duration;
+mod pool;
 
-use hyper::body::Incoming;
+use std::{io, net::SocketAddr, time::Duration};
+
+use http::{Request, Response};
+use hyper::{body::Incoming, client::conn::http1};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
-    rt::{TokioExecutor, TokioTimer},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
 };
-use zeroscale_crds::function::Protocol;
+use tokio::net::TcpStream;
 
-/// A pooled client that sends the client's own body through unchanged.
-pub type UpstreamClient = Client<HttpConnector, Incoming>;
+pub use pool::{IdlePool, PoolLimits, UpstreamConn};
 
-/// Settings of the upstream pools.
+use crate::balancer::Endpoint;
+
+/// The h2c client: pooled, sends the client's own body through unchanged.
+pub type H2cClient = Client<HttpConnector, Incoming>;
+
+/// Settings of the upstream connections.
 #[derive(Clone, Copy, Debug)]
 pub struct UpstreamConfig {
     /// How long to try to connect to a pod.
@@ -34,43 +46,180 @@ impl Default for UpstreamConfig {
     }
 }
 
-/// One client per protocol.
-#[derive(Clone, Debug)]
-pub struct Upstreams {
-    http1: UpstreamClient,
-    h2c: UpstreamClient,
+/// Why a request to a pod failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// No connection could be opened.
+    #[error("connect to {address}: {source}")]
+    Connect {
+        /// The pod's address.
+        address: SocketAddr,
+        /// What the socket reported.
+        #[source]
+        source: io::Error,
+    },
+    /// Opening a connection took longer than the connect timeout.
+    #[error("connect to {0}: timed out")]
+    ConnectTimeout(SocketAddr),
+    /// The HTTP/1.1 exchange failed.
+    #[error("{0}")]
+    Http(#[source] hyper::Error),
+    /// The h2c client failed.
+    #[error("{0}")]
+    H2c(#[source] hyper_util::client::legacy::Error),
 }
 
-fn connector(config: &UpstreamConfig) -> HttpConnector {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(config.connect_timeout));
-    connector
+/// How sending a request failed.
+#[derive(Debug)]
+pub enum SendError {
+    /// The request never reached the pod and comes back unchanged; `pod_failed` says the pod itself
+    /// refused (rather than a pooled connection having gone stale).
+    NotSent {
+        /// The request, to send elsewhere.
+        request: Box<Request<Incoming>>,
+        /// What went wrong.
+        error: UpstreamError,
+    },
+    /// The request may have reached the pod; it cannot be retried.
+    Failed(UpstreamError),
+}
+
+/// A response from a pod, and the HTTP/1.1 connection to drive while its body is read (none for
+/// h2c and upgrades, whose connections run on tasks of their own).
+pub type Sent = (Response<Incoming>, Option<Box<UpstreamConn>>);
+
+/// Connections to pods, for both protocols.
+#[derive(Clone, Debug)]
+pub struct Upstreams {
+    config: UpstreamConfig,
+    h2c: H2cClient,
 }
 
 impl Upstreams {
-    /// Builds both pools.
+    /// Builds the h2c pool; HTTP/1.1 pools live on the endpoints.
     pub fn new(config: UpstreamConfig) -> Self {
-        let http1 = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .build(connector(&config));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(config.connect_timeout));
         let h2c = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(config.pool_idle_timeout)
             .http2_only(true)
-            .build(connector(&config));
-        Self { http1, h2c }
+            .build(connector);
+        Self { config, h2c }
     }
 
-    /// The client for `protocol`.
-    pub fn client(&self, protocol: Protocol) -> &UpstreamClient {
-        match protocol {
-            Protocol::Http1 => &self.http1,
-            Protocol::H2c => &self.h2c,
+    /// The idle-pool limits for HTTP/1.1 connections.
+    pub fn pool_limits(&self) -> PoolLimits {
+        PoolLimits {
+            idle_timeout: self.config.pool_idle_timeout,
+            max_idle: self.config.pool_max_idle_per_host,
         }
+    }
+
+    /// Sends an h2c request (absolute URI on the pod's address).
+    pub async fn send_h2c(&self, request: Request<Incoming>) -> Result<Sent, SendError> {
+        self.h2c
+            .request(request)
+            .await
+            .map(|r| (r, None))
+            .map_err(|e| SendError::Failed(UpstreamError::H2c(e)))
+    }
+
+    /// Sends an HTTP/1.1 request (origin-form URI, `Host` set) to `endpoint` on a pooled connection,
+    /// or a new one when none is idle. Stale pooled connections are skipped transparently.
+    pub async fn send_http1(
+        &self,
+        endpoint: &Endpoint,
+        request: Request<Incoming>,
+    ) -> Result<Sent, SendError> {
+        let limits = self.pool_limits();
+        let mut request = request;
+        loop {
+            let pooled =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(endpoint.idle().checkout(cx, limits))).await;
+            let (mut conn, fresh) = match pooled {
+                Some(conn) => (conn, false),
+                None => match self.connect(endpoint.address).await {
+                    Ok(conn) => (conn, true),
+                    Err(error) => {
+                        return Err(SendError::NotSent {
+                            request: Box::new(request),
+                            error,
+                        });
+                    }
+                },
+            };
+            match conn.send(request).await {
+                Ok(response) => return Ok((response, Some(conn))),
+                Err(mut e) => match e.take_message() {
+                    // A pooled connection the pod had closed: try the next one, or a new one.
+                    Some(r) if !fresh => request = r,
+                    Some(r) => {
+                        return Err(SendError::NotSent {
+                            request: Box::new(r),
+                            error: UpstreamError::Http(e.into_error()),
+                        });
+                    }
+                    None => return Err(SendError::Failed(UpstreamError::Http(e.into_error()))),
+                },
+            }
+        }
+    }
+
+    /// Sends an HTTP/1.1 upgrade request on a connection of its own, which runs on its own task so
+    /// it can hand its IO over to the tunnel after `101`.
+    pub async fn send_upgrade(
+        &self,
+        address: SocketAddr,
+        request: Request<Incoming>,
+    ) -> Result<Sent, SendError> {
+        let stream = match self.open(address).await {
+            Ok(s) => s,
+            Err(error) => {
+                return Err(SendError::NotSent {
+                    request: Box::new(request),
+                    error,
+                });
+            }
+        };
+        let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| SendError::Failed(UpstreamError::Http(e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upgrade connection ended with an error");
+            }
+        });
+        match sender.try_send_request(request).await {
+            Ok(response) => Ok((response, None)),
+            Err(mut e) => Err(match e.take_message() {
+                Some(r) => SendError::NotSent {
+                    request: Box::new(r),
+                    error: UpstreamError::Http(e.into_error()),
+                },
+                None => SendError::Failed(UpstreamError::Http(e.into_error())),
+            }),
+        }
+    }
+
+    async fn open(&self, address: SocketAddr) -> Result<TcpStream, UpstreamError> {
+        let stream = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| UpstreamError::ConnectTimeout(address))?
+            .map_err(|source| UpstreamError::Connect { address, source })?;
+        // Small requests and responses go out at once rather than waiting for Nagle.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    async fn connect(&self, address: SocketAddr) -> Result<Box<UpstreamConn>, UpstreamError> {
+        let stream = self.open(address).await?;
+        let (sender, driver) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(UpstreamError::Http)?;
+        Ok(Box::new(UpstreamConn::new(sender, driver)))
     }
 }

@@ -74,7 +74,7 @@ functions:
 YAML
 RUST_LOG=warn "$activator_bin" --worker-threads "${BENCH_ACTIVATOR_WORKERS:-1}" --static-config "$out/functions.yaml" --autoscaler-url "" \
   --external-addr 127.0.0.1:18090 --internal-addr 127.0.0.1:18091 --admin-addr 127.0.0.1:18092 \
-  --queue-max-requests 20000 > "$out/activator.log" 2>&1 &
+  --broker-addr off --queue-max-requests 20000 > "$out/activator.log" 2>&1 &
 activator_pid=$!
 pids+=($activator_pid)
 
