@@ -73,6 +73,7 @@ impl Triggers {
                 None => None,
             },
         };
+        tracing::debug!(namespace = %key.0, trigger = %key.1, source = ?route.source, "trigger routed");
         let route = Arc::new(route);
         self.routes.upsert(Route::clone(&route));
         self.supervisor
