@@ -36,11 +36,14 @@ async fn scale_from_zero() {
     assert_eq!(doc["function"], "hello", "answered by the function's pod: {body}");
     assert_eq!(doc["path"], "/from-zero");
     assert_eq!(doc["headers"]["host"], host.as_str(), "Host is preserved");
-    let (desired, ready) = s.replicas("hello").await.unwrap_or_default();
-    assert!(
-        desired >= 1 && ready >= 1,
-        "woken: {desired} desired, {ready} ready"
-    );
+    // The activator forwards as soon as the pod accepts; the Deployment's status catches up after.
+    s.wait_replicas(
+        "hello",
+        "woken to a ready pod",
+        Duration::from_secs(30),
+        |d, r| d >= 1 && r >= 1,
+    )
+    .await;
 }
 
 /// Knative `TestFastScaleToZero`: with a 6 s stable window, an idle function reaches zero replicas
