@@ -326,6 +326,11 @@ impl Activator {
         })
     }
 
+    /// The broker's routes, when eventing runs (feed them with [`EventTriggerSource::Manual`]).
+    pub fn event_routes(&self) -> Option<&zeroscale_eventing::router::RoutingTable> {
+        self.eventing.as_ref().map(|e| &e.routes)
+    }
+
     /// Starts draining: not ready, no new connections, open requests finish within the drain period.
     /// With eventing, the in-cluster port keeps serving until the broker has drained (see
     /// [`Activator::wait`]).
