@@ -36,6 +36,9 @@ use backoff::BackoffPolicy;
 use images::ImageMap;
 use ipam::Ipam;
 
+/// How long pods wait at agent start for Service networking's first sync.
+const SERVICE_SYNC_WAIT: Duration = Duration::from_secs(10);
+
 /// Errors that stop the agent.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -105,19 +108,17 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
     });
     manager::clean_leftovers(&agent).await;
     // Pods bind-mount the hosts file, so it exists before the first pod starts; Service networking
-    // fills it in.
+    // fills it in. A restarted agent keeps the previous content until its first sync.
     let hosts = args.hosts_file();
     if let Some(dir) = hosts.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    services::write_hosts(
-        &hosts,
-        &svc_model::hosts_file(
-            &[] as &[k8s_openapi::api::core::v1::Service],
-            &args.cluster_domain,
-        ),
-    )
-    .map_err(io(&hosts))?;
+    if !hosts.is_file() {
+        let none: &[k8s_openapi::api::core::v1::Service] = &[];
+        services::write_hosts(&hosts, &svc_model::hosts_file(none, &args.cluster_domain))
+            .map_err(io(&hosts))?;
+    }
+    let (synced_tx, synced) = tokio::sync::oneshot::channel();
     if let Some(path) = &args.proxy_kubeconfig {
         let cidr = services::parse_cidr(&args.service_cidr)
             .ok_or_else(|| AgentError::ServiceCidr(args.service_cidr.clone()))?;
@@ -127,7 +128,9 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
             domain: args.cluster_domain.clone(),
             hosts_file: hosts,
         };
-        tokio::spawn(services::run(make_client(path).await?, net));
+        tokio::spawn(services::run(make_client(path).await?, net, synced_tx));
+    } else {
+        let _ = synced_tx.send(());
     }
     if let (Some(cert), Some(key), true) = (&args.tls_cert_file, &args.tls_key_file, args.kubelet_port != 0) {
         let addr = format!("{}:{}", args.bridge_ip, args.kubelet_port);
@@ -150,6 +153,11 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
     }
     tracing::info!(node = %args.node_name, "node registered");
     tokio::spawn(node::heartbeat(client, args));
+    // Pods started before the first sync would miss Service names and ClusterIPs; a sync that takes
+    // longer (API server slow) does not hold the pods up for good.
+    if tokio::time::timeout(SERVICE_SYNC_WAIT, synced).await.is_err() {
+        tracing::warn!("Service networking not synced after {SERVICE_SYNC_WAIT:?}; starting pods anyway");
+    }
     let mut term =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io(sa_mount))?;
     tokio::select! {

@@ -92,20 +92,36 @@ pub fn write_hosts(path: &Path, content: &str) -> std::io::Result<()> {
     file.set_len(content.len() as u64)
 }
 
+/// What is applied: the proxy's listeners and the ClusterIPs known to be on the bridge (read from
+/// the bridge once, then tracked; read again after a failure).
+#[derive(Default)]
+struct Applied {
+    proxy: Proxy,
+    addresses: Option<BTreeSet<Ipv4Addr>>,
+}
+
 /// Brings addresses, listeners and the hosts file in line; returns whether everything succeeded.
-async fn reconcile(net: &ServiceNet, proxy: &mut Proxy, services: &[Arc<Service>], table: &Backends) -> bool {
+async fn reconcile(
+    net: &ServiceNet,
+    applied: &mut Applied,
+    services: &[Arc<Service>],
+    table: &Backends,
+) -> bool {
     let mut ok = true;
     let wanted: BTreeSet<Ipv4Addr> = table
         .keys()
         .map(|a| *a.ip())
         .filter(|a| in_cidr(*a, net.cidr))
         .collect();
-    let have = match current_addresses(net).await {
-        Ok(have) => have,
-        Err(e) => {
-            tracing::warn!("service addresses: {e}");
-            return false;
-        }
+    let have = match applied.addresses.take() {
+        Some(have) => have,
+        None => match current_addresses(net).await {
+            Ok(have) => have,
+            Err(e) => {
+                tracing::warn!("service addresses: {e}");
+                return false;
+            }
+        },
     };
     for addr in wanted.difference(&have) {
         if let Err(e) = ip(&["addr", "add", &format!("{addr}/32"), "dev", &net.bridge]).await {
@@ -113,7 +129,7 @@ async fn reconcile(net: &ServiceNet, proxy: &mut Proxy, services: &[Arc<Service>
             ok = false;
         }
     }
-    for (addr, e) in proxy.apply(table) {
+    for (addr, e) in applied.proxy.apply(table) {
         tracing::warn!(%addr, "service listener: {e}");
         ok = false;
     }
@@ -124,6 +140,9 @@ async fn reconcile(net: &ServiceNet, proxy: &mut Proxy, services: &[Arc<Service>
             ok = false;
         }
     }
+    if ok {
+        applied.addresses = Some(wanted);
+    }
     if let Err(e) = write_hosts(&net.hosts_file, &svc_model::hosts_file(services, &net.domain)) {
         tracing::warn!("hosts file {}: {e}", net.hosts_file.display());
         ok = false;
@@ -132,8 +151,11 @@ async fn reconcile(net: &ServiceNet, proxy: &mut Proxy, services: &[Arc<Service>
 }
 
 /// Runs Service networking forever with `client` (which may list and watch Services and
-/// EndpointSlices cluster-wide: the agent uses a `system:kube-proxy` identity for it).
-pub async fn run(client: kube::Client, net: ServiceNet) {
+/// EndpointSlices cluster-wide: the agent uses a `system:kube-proxy` identity for it). `synced` is
+/// sent once the first complete state is applied, so the agent can start pods that find their
+/// Services from their first lookup.
+pub async fn run(client: kube::Client, net: ServiceNet, synced: tokio::sync::oneshot::Sender<()>) {
+    let mut synced = Some(synced);
     let (services, svc_writer) = reflector::store::<Service>();
     let (slices, slice_writer) = reflector::store::<EndpointSlice>();
     let svc_events = reflector(
@@ -151,7 +173,7 @@ pub async fn run(client: kube::Client, net: ServiceNet) {
     .map(|e: Result<Event<EndpointSlice>, _>| e.map(|_| ()).map_err(|e| e.to_string()))
     .boxed();
     let mut events = futures::stream::select(svc_events, slice_events);
-    let mut proxy = Proxy::default();
+    let mut applied = Applied::default();
     let mut retry = false;
     loop {
         let event = if retry {
@@ -174,9 +196,12 @@ pub async fn run(client: kube::Client, net: ServiceNet) {
         }
         let (svc_list, slice_list) = (services.state(), slices.state());
         let table = svc_model::backends(&svc_list, &slice_list);
-        retry = !reconcile(&net, &mut proxy, &svc_list, &table).await;
+        retry = !reconcile(&net, &mut applied, &svc_list, &table).await;
+        if let Some(tx) = synced.take() {
+            let _ = tx.send(());
+        }
     }
-    proxy.clear();
+    applied.proxy.clear();
 }
 
 #[cfg(test)]
