@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # `make bench`: runs every benchmark section, then merges their JSON fragments into
-# target/bench/report.json (and a flat table in target/bench/report.md).
+# target/bench/report.json and writes target/bench/report.md: the SPEC §9 targets with each figure beside
+# its target and whether it is met, the plots, and every figure.
 #
 # A section is an executable `bench/<component>/bench.sh`. It gets these environment variables:
 #   BENCH_OUT        directory for its outputs (target/bench)
 #   BENCH_FRAGMENT   the JSON file it writes: {"<component>": {"<figure>": number, ...}}
 #   BENCH_TOOLS      a cache directory for load generators and such (kept between runs)
 #   BENCH_LIB        scripts/bench-lib.sh, helpers it may source (oha, nginx, rss)
-# Run one section with `bash scripts/bench.sh activator`.
+# Run one section with `bash scripts/bench.sh activator` (the report then merges the fragments of earlier
+# runs of the other sections, if any). Plots: a section writes `<name>.svg` into BENCH_OUT and the
+# report embeds every one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -26,15 +29,17 @@ for section in "${sections[@]}"; do
   echo "== bench: $section"
   export BENCH_FRAGMENT=$BENCH_OUT/fragments/$section.json
   rm -f "$BENCH_FRAGMENT"
+  started=$SECONDS
   if ! bash "bench/$section/bench.sh"; then
     echo "bench: section $section failed" >&2
     failed+=("$section")
   fi
+  echo "== bench: $section took $((SECONDS - started)) s"
 done
 
-python3 - "$BENCH_OUT" <<'PY'
-import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
+python3 - "$BENCH_OUT" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(nproc)" <<'PY'
+import datetime, json, pathlib, sys
+out, commit, cores = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 
 # Figures are named by dotted paths (`sim.kpa.cold_start_pct`); the report nests every segment, so
 # `jq .sim.kpa.cold_start_pct` and a dotted lookup both find it.
@@ -44,6 +49,13 @@ def put(tree, path, value):
         tree = tree.setdefault(part, {})
     tree[leaf] = value
 
+def get(tree, path):
+    for part in path.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
 def flat(tree, prefix=""):
     for key, value in sorted(tree.items()):
         name = f"{prefix}.{key}" if prefix else key
@@ -52,14 +64,69 @@ def flat(tree, prefix=""):
         else:
             yield name, value
 
+# SPEC §9: (target, figure, comparison, limit, how the target reads). `None` limit: reported, no bound.
+TARGETS = [
+    ("P1", "activator.added_p50_us", "<=", 100, "added p50 ≤ 100 µs at 1k rps"),
+    ("P1", "activator.added_p99_us", "<=", 1000, "added p99 ≤ 1 ms at 1k rps"),
+    ("P2", "activator.rps_ratio_vs_nginx", ">=", 0.8, "≥ 0.8 × nginx throughput"),
+    ("P2", "activator.rps_errors", "<=", 0, "0 errors"),
+    ("P3", "coldstart.arrival_to_patch_p99_ms", "<=", 5, "arrival → scale patch ≤ 5 ms p99"),
+    ("P3", "coldstart.ready_to_forward_p99_ms", "<=", 50, "pod able to serve → forwarded ≤ 50 ms p99"),
+    ("P4", "coldstart.e2e_p50_ms", "<=", 700, "cold start p50 ≤ 700 ms"),
+    ("P4", "coldstart.e2e_p95_ms", "<=", 1500, "cold start p95 ≤ 1.5 s"),
+    ("P5", "burst.errors", "<=", 0, "1,000 concurrent at zero: 0 errors"),
+    ("P5", "burst.max_over_ready_ms", "<=", 200, "max latency ≤ pod ready + 200 ms"),
+    ("P6", "activator.parked_10k_rss_mib", "<=", 20, "10,000 parked (HTTP/1.1) add ≤ 20 MiB"),
+    ("P6", "activator.parked_10k_h2c_rss_mib", "<=", 20, "10,000 parked (h2c) add ≤ 20 MiB"),
+    ("P6", "activator.idle_rss_mib", "<=", 20, "idle activator RSS ≤ 20 MiB"),
+    ("P7", "autoscaler.tick_1000_fns_us", "<=", 1000, "one tick over 1,000 functions ≤ 1 ms"),
+    ("P8", "sim.kpa.cold_start_pct", None, None, "cold-start % per policy (plot)"),
+    ("P8", "sim.kpa.idle_pod_seconds", None, None, "idle pod-seconds per policy (plot)"),
+    ("P9", "footprint.idle_rss_mib", "<=", 60, "operator + activator + autoscaler ≤ 60 MiB"),
+]
+
 report = {}
 for fragment in sorted((out / "fragments").glob("*.json")):
     for component, figures in json.loads(fragment.read_text()).items():
         for name, value in figures.items():
             put(report, f"{component}.{name}", value)
+# Every key a target names is in the report, null when its section did not produce it.
+for _, key, *_ in TARGETS:
+    if get(report, key) is None:
+        put(report, key, None)
 (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-lines = ["| figure | value |", "|---|---|"]
-lines += [f"| `{name}` | {value} |" for name, value in flat(report)]
+
+def verdict(value, op, limit):
+    if op is None:
+        return "reported"
+    if not isinstance(value, (int, float)):
+        return "not measured"
+    ok = value <= limit if op == "<=" else value >= limit
+    return "met" if ok else "**not met**"
+
+def show(value):
+    return "—" if value is None else str(value)
+
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+lines = [
+    "# Zeroscale benchmarks",
+    "",
+    f"Generated {now} at commit `{commit}` on {cores} cores. How each figure is measured: "
+    "`docs/benchmarks.md`.",
+]
+if get(report, "footprint.debug_build"):
+    lines += ["", "Note: the installed components ran from debug builds (as `scripts/install.sh` starts "
+              "them); their latencies and RSS are higher than a release build's."]
+lines += ["", "## SPEC §9 targets", "", "| # | figure | value | target | |", "|---|---|---|---|---|"]
+for spec, key, op, limit, text in TARGETS:
+    value = get(report, key)
+    lines.append(f"| {spec} | `{key}` | {show(value)} | {text} | {verdict(value, op, limit)} |")
+plots = sorted(out.glob("*.svg"))
+if plots:
+    lines += ["", "## Plots", ""]
+    lines += [f"![{p.stem}]({p.name})" for p in plots]
+lines += ["", "## Every figure", "", "| figure | value |", "|---|---|"]
+lines += [f"| `{name}` | {show(value)} |" for name, value in flat(report)]
 (out / "report.md").write_text("\n".join(lines) + "\n")
 print((out / "report.md").read_text())
 PY

@@ -1,0 +1,253 @@
+//! From raw observations to the benchmark's figures (pure, so the arithmetic is unit-tested).
+
+use serde::Serialize;
+
+/// What one cold start left behind, in wall-clock seconds and metric deltas.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Client: request sent, answer fully read.
+    pub sent: f64,
+    /// Client: answer fully read.
+    pub answered: f64,
+    /// Client: status code (0 when the request failed).
+    pub status: u16,
+    /// Host probe: the pod could serve (lower bound), if seen.
+    pub serving: Option<f64>,
+    /// Activator: the cold episode started (first request admitted).
+    pub episode_started: Option<f64>,
+    /// Activator: the latest cold request was handed to a pod.
+    pub forwarded: Option<f64>,
+    /// Activator: cold episodes of this function during the run.
+    pub episodes: f64,
+    /// Autoscaler: accepted demand events during the run (every function).
+    pub demands: f64,
+    /// Autoscaler: the latest demand event was accepted.
+    pub demand_accepted: Option<f64>,
+    /// Autoscaler: demand-driven `/scale` patches during the run (every function).
+    pub patches: f64,
+    /// Autoscaler: sum of their demand-arrival → patch-sent times, seconds.
+    pub patch_seconds: f64,
+}
+
+/// One cold start's figures, in milliseconds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ColdStart {
+    /// The function.
+    pub function: String,
+    /// Status code of the answer (0 = transport error).
+    pub status: u16,
+    /// Request sent → answer read, at the client.
+    pub e2e_ms: f64,
+    /// Request sent → the pod could serve.
+    pub serving_ms: Option<f64>,
+    /// Request arrival at the activator → the autoscaler's `/scale` patch sent.
+    pub arrival_to_patch_ms: Option<f64>,
+    /// Its first part: arrival at the activator → demand event accepted by the autoscaler.
+    pub arrival_to_demand_ms: Option<f64>,
+    /// Its second part: demand event accepted → `/scale` patch sent (the autoscaler's own measure).
+    pub demand_to_patch_ms: Option<f64>,
+    /// The pod could serve → the buffered request forwarded to it.
+    pub ready_to_forward_ms: Option<f64>,
+    /// Why a platform figure is missing, if one is.
+    pub excluded: Option<String>,
+}
+
+const MS: f64 = 1000.0;
+
+impl ColdStart {
+    /// Derives the figures. The cross-process ones need exactly one episode, one demand and one
+    /// demand-driven patch in the window: anything else (another client's cold start at the same moment
+    /// on the shared cluster, a missing stamp) leaves them out, with the reason.
+    pub fn from_observed(function: &str, o: &Observed) -> Self {
+        let mut excluded = Vec::new();
+        if o.episodes != 1.0 {
+            excluded.push(format!("{} cold episodes at the activator", o.episodes));
+        }
+        if o.demands != 1.0 || o.patches != 1.0 {
+            excluded.push(format!(
+                "{} demands and {} demand patches at the autoscaler",
+                o.demands, o.patches
+            ));
+        }
+        let clean_episode = o.episodes == 1.0;
+        let clean_autoscaler = o.demands == 1.0 && o.patches == 1.0;
+        let arrival_to_demand = match (
+            clean_episode && clean_autoscaler,
+            o.episode_started,
+            o.demand_accepted,
+        ) {
+            (true, Some(started), Some(accepted)) => Some((accepted - started) * MS),
+            _ => None,
+        };
+        let demand_to_patch = arrival_to_demand.map(|_| o.patch_seconds * MS);
+        let ready_to_forward = match (clean_episode, o.serving, o.forwarded) {
+            (true, Some(serving), Some(forwarded)) => Some((forwarded - serving) * MS),
+            (true, None, _) => {
+                excluded.push("the pod was never seen serving".into());
+                None
+            }
+            _ => None,
+        };
+        Self {
+            function: function.to_string(),
+            status: o.status,
+            e2e_ms: (o.answered - o.sent) * MS,
+            serving_ms: o.serving.map(|s| (s - o.sent) * MS),
+            arrival_to_patch_ms: arrival_to_demand.zip(demand_to_patch).map(|(a, b)| a + b),
+            arrival_to_demand_ms: arrival_to_demand,
+            demand_to_patch_ms: demand_to_patch,
+            ready_to_forward_ms: ready_to_forward,
+            excluded: (!excluded.is_empty()).then(|| excluded.join("; ")),
+        }
+    }
+}
+
+/// One request of the burst: sent, answered (wall-clock seconds) and whether it got a 2xx.
+#[derive(Debug, Clone, Copy)]
+pub struct Shot {
+    /// Request sent.
+    pub sent: f64,
+    /// Answer read, or the failure noticed.
+    pub done: f64,
+    /// A 2xx answer.
+    pub ok: bool,
+}
+
+/// The burst's figures.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Burst {
+    /// Requests sent.
+    pub requests: usize,
+    /// Requests without a 2xx answer.
+    pub errors: usize,
+    /// Largest latency, ms.
+    pub max_latency_ms: f64,
+    /// First request sent → first pod able to serve, ms.
+    pub ready_ms: Option<f64>,
+    /// First pod able to serve → the last answer, ms: what the platform adds to the slowest request
+    /// once there is somewhere to send it (≥ max latency − ready, since every request started at or
+    /// after the first).
+    pub max_over_ready_ms: Option<f64>,
+}
+
+impl Burst {
+    /// Figures of `shots`, the first pod being able to serve at `serving` (wall clock).
+    pub fn from_shots(shots: &[Shot], serving: Option<f64>) -> Self {
+        let first_sent = shots.iter().map(|s| s.sent).fold(f64::INFINITY, f64::min);
+        let last_done = shots.iter().map(|s| s.done).fold(f64::NEG_INFINITY, f64::max);
+        let max_latency = shots.iter().map(|s| s.done - s.sent).fold(0.0, f64::max);
+        Self {
+            requests: shots.len(),
+            errors: shots.iter().filter(|s| !s.ok).count(),
+            max_latency_ms: max_latency * MS,
+            ready_ms: serving
+                .filter(|_| !shots.is_empty())
+                .map(|s| (s - first_sent) * MS),
+            max_over_ready_ms: serving
+                .filter(|_| !shots.is_empty())
+                .map(|s| (last_done - s) * MS),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean() -> Observed {
+        Observed {
+            sent: 100.0,
+            answered: 100.8,
+            status: 200,
+            serving: Some(100.6),
+            episode_started: Some(100.001),
+            forwarded: Some(100.61),
+            episodes: 1.0,
+            demands: 1.0,
+            demand_accepted: Some(100.0015),
+            patches: 1.0,
+            patch_seconds: 0.002,
+        }
+    }
+
+    fn close(a: Option<f64>, b: f64) -> bool {
+        a.is_some_and(|a| (a - b).abs() < 1e-6)
+    }
+
+    #[test]
+    fn a_clean_cold_start() {
+        let c = ColdStart::from_observed("f", &clean());
+        assert!((c.e2e_ms - 800.0).abs() < 1e-6);
+        assert!(close(c.serving_ms, 600.0));
+        assert!(close(c.arrival_to_patch_ms, 2.5), "{c:?}");
+        assert!(
+            close(c.arrival_to_demand_ms, 0.5) && close(c.demand_to_patch_ms, 2.0),
+            "{c:?}"
+        );
+        assert!(close(c.ready_to_forward_ms, 10.0), "{c:?}");
+        assert_eq!(c.excluded, None);
+    }
+
+    #[test]
+    fn a_concurrent_demand_excludes_only_the_autoscaler_figure() {
+        let o = Observed {
+            demands: 2.0,
+            patches: 2.0,
+            ..clean()
+        };
+        let c = ColdStart::from_observed("f", &o);
+        assert_eq!(c.arrival_to_patch_ms, None);
+        assert!(close(c.ready_to_forward_ms, 10.0));
+        assert!(c.excluded.is_some_and(|e| e.contains("2 demands")));
+    }
+
+    #[test]
+    fn no_episode_or_no_pod_leaves_figures_out() {
+        let c = ColdStart::from_observed(
+            "f",
+            &Observed {
+                episodes: 0.0,
+                ..clean()
+            },
+        );
+        assert_eq!((c.arrival_to_patch_ms, c.ready_to_forward_ms), (None, None));
+        let c = ColdStart::from_observed(
+            "f",
+            &Observed {
+                serving: None,
+                ..clean()
+            },
+        );
+        assert_eq!((c.serving_ms, c.ready_to_forward_ms), (None, None));
+        assert!(c.excluded.is_some_and(|e| e.contains("never seen serving")));
+    }
+
+    #[test]
+    fn burst_figures() {
+        let shots = [
+            Shot {
+                sent: 10.0,
+                done: 10.9,
+                ok: true,
+            },
+            Shot {
+                sent: 10.05,
+                done: 11.0,
+                ok: true,
+            },
+            Shot {
+                sent: 10.1,
+                done: 10.2,
+                ok: false,
+            },
+        ];
+        let b = Burst::from_shots(&shots, Some(10.7));
+        assert_eq!((b.requests, b.errors), (3, 1));
+        assert!((b.max_latency_ms - 950.0).abs() < 1e-6);
+        assert!(close(b.ready_ms, 700.0));
+        assert!(close(b.max_over_ready_ms, 300.0));
+        let none = Burst::from_shots(&shots, None);
+        assert_eq!((none.ready_ms, none.max_over_ready_ms), (None, None));
+        assert_eq!(Burst::from_shots(&[], Some(1.0)).max_over_ready_ms, None);
+    }
+}

@@ -1,0 +1,183 @@
+//! `coldstart-bench`: runs the cold-start and burst benchmark against the installed system and writes
+//! its figures (`figures.json`), every sample (`samples.json`) and a plot (`coldstart.svg`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::json;
+use zeroscale_bench_coldstart::figures::ColdStart;
+use zeroscale_bench_coldstart::run::Target;
+use zeroscale_bench_coldstart::stats::{Summary, round2};
+use zeroscale_bench_coldstart::{BenchError, cluster, svg};
+
+/// Cold starts and a burst from zero on the local cluster.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The activator's external URL (`ZEROSCALE_ACTIVATOR` from `.zeroscale/activator.env`).
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR")]
+    activator: String,
+    /// Admin URLs of the activator replicas, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:9191")]
+    activator_admin: Vec<String>,
+    /// Admin URLs of the autoscaler replicas, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:9192")]
+    autoscaler_admin: Vec<String>,
+    /// Cold starts to measure (one fresh Function each).
+    #[arg(long, default_value_t = 20)]
+    cold_starts: usize,
+    /// Concurrent requests of the burst from zero (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    burst: usize,
+    /// The function image.
+    #[arg(long, default_value = "zeroscale/echo")]
+    image: String,
+    /// The activator's external domain.
+    #[arg(long, default_value = "example.com")]
+    domain: String,
+    /// Output directory.
+    #[arg(long, default_value = "target/bench/coldstart")]
+    out: PathBuf,
+}
+
+fn write(path: &Path, text: &str) -> Result<(), BenchError> {
+    std::fs::write(path, text).map_err(|source| BenchError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn ms(v: Option<f64>) -> serde_json::Value {
+    v.map_or(serde_json::Value::Null, |v| json!(round2(v)))
+}
+
+async fn run(args: Args) -> Result<(), BenchError> {
+    std::fs::create_dir_all(&args.out).map_err(|source| BenchError::Write {
+        path: args.out.display().to_string(),
+        source,
+    })?;
+    let client = zeroscale_e2e::try_client().await?;
+    let ns = zeroscale_e2e::TestNamespace::new(&client, "bench-coldstart").await;
+    let mut names: Vec<String> = (0..args.cold_starts).map(|i| format!("cold-{i:02}")).collect();
+    if args.burst > 0 {
+        names.push("burst".into());
+    }
+    cluster::create_at_zero(ns.name(), &names, &args.image, Duration::from_secs(120)).await?;
+    // The activator and the autoscaler learn new Functions through watches; give them a moment, so a
+    // request does not race the function's registration (that would measure the watch, not a cold start).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let target = Target {
+        activator: args.activator.clone(),
+        activator_admin: args.activator_admin.clone(),
+        autoscaler_admin: args.autoscaler_admin.clone(),
+        namespace: ns.name().to_string(),
+        domain: args.domain.clone(),
+        port: 8080,
+    };
+    let mut samples: Vec<ColdStart> = Vec::new();
+    for name in names.iter().take(args.cold_starts) {
+        let sample = target.cold_start(name).await?;
+        eprintln!(
+            "coldstart: {name}: status {} e2e {:.1} ms, serving {:?}, arrival→patch {:?}, ready→forward {:?}{}",
+            sample.status,
+            sample.e2e_ms,
+            sample.serving_ms.map(round2),
+            sample.arrival_to_patch_ms.map(round2),
+            sample.ready_to_forward_ms.map(round2),
+            sample
+                .excluded
+                .as_deref()
+                .map(|e| format!(" (excluded: {e})"))
+                .unwrap_or_default()
+        );
+        samples.push(sample);
+    }
+    let burst = if args.burst > 0 {
+        let b = target.burst("burst", args.burst).await?;
+        eprintln!("coldstart: burst: {b:?}");
+        Some(b)
+    } else {
+        None
+    };
+
+    let pick = |f: fn(&ColdStart) -> Option<f64>| samples.iter().filter_map(f).collect::<Vec<_>>();
+    let e2e = pick(|s| (s.status == 200).then_some(s.e2e_ms));
+    let to_patch = pick(|s| s.arrival_to_patch_ms);
+    let to_forward = pick(|s| s.ready_to_forward_ms);
+    let serving = pick(|s| s.serving_ms);
+    let (e2e_s, patch_s, forward_s) = (
+        Summary::of(&e2e),
+        Summary::of(&to_patch),
+        Summary::of(&to_forward),
+    );
+    let figures = json!({
+        "coldstart": {
+            "count": samples.len(),
+            "errors": samples.iter().filter(|s| s.status != 200).count(),
+            "e2e_p50_ms": ms(e2e_s.as_ref().map(|s| s.p50)),
+            "e2e_p95_ms": ms(e2e_s.as_ref().map(|s| s.p95)),
+            "e2e_max_ms": ms(e2e_s.as_ref().map(|s| s.max)),
+            "pod_serving_p50_ms": ms(Summary::of(&serving).map(|s| s.p50)),
+            "arrival_to_patch_p99_ms": ms(patch_s.as_ref().map(|s| s.p99)),
+            "arrival_to_patch_p50_ms": ms(patch_s.as_ref().map(|s| s.p50)),
+            "arrival_to_patch_samples": to_patch.len(),
+            "arrival_to_demand_p50_ms": ms(Summary::of(&pick(|s| s.arrival_to_demand_ms)).map(|s| s.p50)),
+            "demand_to_patch_p50_ms": ms(Summary::of(&pick(|s| s.demand_to_patch_ms)).map(|s| s.p50)),
+            "ready_to_forward_p99_ms": ms(forward_s.as_ref().map(|s| s.p99)),
+            "ready_to_forward_p50_ms": ms(forward_s.as_ref().map(|s| s.p50)),
+            "ready_to_forward_samples": to_forward.len(),
+        },
+        "burst": burst.as_ref().map_or(json!({}), |b| json!({
+            "requests": b.requests,
+            "errors": b.errors,
+            "max_latency_ms": round2(b.max_latency_ms),
+            "ready_ms": ms(b.ready_ms),
+            "max_over_ready_ms": ms(b.max_over_ready_ms),
+        })),
+    });
+    write(
+        &args.out.join("figures.json"),
+        &serde_json::to_string_pretty(&figures)?,
+    )?;
+    let detail = json!({"cold_starts": samples, "burst": burst, "summaries": {
+        "e2e_ms": e2e_s, "arrival_to_patch_ms": patch_s, "ready_to_forward_ms": forward_s }});
+    write(
+        &args.out.join("samples.json"),
+        &serde_json::to_string_pretty(&detail)?,
+    )?;
+    let plot = svg::cdf(
+        &format!(
+            "Cold starts of the echo function ({} runs), local cluster",
+            samples.len()
+        ),
+        &[
+            svg::Series {
+                label: "request → answer (e2e)",
+                samples: &e2e,
+                color: "#d62728",
+            },
+            svg::Series {
+                label: "request → pod able to serve",
+                samples: &serving,
+                color: "#1f77b4",
+            },
+        ],
+        &[("P4 p50 ≤ 700 ms", 700.0), ("P4 p95 ≤ 1.5 s", 1500.0)],
+    );
+    write(&args.out.join("coldstart.svg"), &plot)?;
+    println!("{}", serde_json::to_string_pretty(&figures)?);
+    ns.delete().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("coldstart-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! One cold start and the burst, against the installed system.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+
+use crate::BenchError;
+use crate::cluster::{ServeWatch, scrape, unix_now};
+use crate::figures::{Burst, ColdStart, Observed, Shot};
+use crate::prom::{latest, total};
+
+/// Where the system is and what to run.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The activator's external URL.
+    pub activator: String,
+    /// Admin URLs (`/metrics`) of every activator replica.
+    pub activator_admin: Vec<String>,
+    /// Admin URLs (`/metrics`) of every autoscaler replica.
+    pub autoscaler_admin: Vec<String>,
+    /// Namespace of the benchmark's Functions.
+    pub namespace: String,
+    /// External domain the activator routes (`<fn>.<ns>.<domain>`).
+    pub domain: String,
+    /// The function's container port.
+    pub port: u16,
+}
+
+const DEMAND: (&str, &str) = ("kind", "dev.zeroscale.demand");
+const ACCEPTED: (&str, &str) = ("outcome", "accepted");
+
+/// Autoscaler counters summed over replicas: demands accepted, demand patches and their seconds.
+fn autoscaler_counts(texts: &[String]) -> (f64, f64, f64) {
+    (
+        total(texts, "zeroscale_autoscaler_signals_total", &[DEMAND, ACCEPTED]),
+        total(texts, "zeroscale_autoscaler_demand_to_patch_seconds_count", &[]),
+        total(texts, "zeroscale_autoscaler_demand_to_patch_seconds_sum", &[]),
+    )
+}
+
+impl Target {
+    fn host(&self, function: &str) -> String {
+        format!("{function}.{}.{}", self.namespace, self.domain)
+    }
+
+    async fn get(&self, function: &str, limit: Duration) -> u16 {
+        let host = self.host(function);
+        let url = format!("{}/", self.activator.trim_end_matches('/'));
+        match zeroscale_e2e::http_request(Method::GET, &url, &[("host", host.as_str())], Bytes::new(), limit)
+            .await
+        {
+            Ok(r) => r.status,
+            Err(e) => {
+                eprintln!("coldstart: {function}: {e}");
+                0
+            }
+        }
+    }
+
+    /// One cold start of `function` (at zero, never woken before), with its platform share.
+    pub async fn cold_start(&self, function: &str) -> Result<ColdStart, BenchError> {
+        let mut watch = ServeWatch::start(&self.namespace, function, self.port, "/healthz").await?;
+        let (demands0, patches0, patch_seconds0) = autoscaler_counts(&scrape(&self.autoscaler_admin).await);
+        let sent = unix_now();
+        let status = self.get(function, Duration::from_secs(60)).await;
+        let answered = unix_now();
+        let serving = watch.first(Duration::from_secs(5)).await.map(|s| s.serving);
+        let activator = scrape(&self.activator_admin).await;
+        let (demands1, patches1, patch_seconds1) = autoscaler_counts(&scrape(&self.autoscaler_admin).await);
+        let labels = [("namespace", self.namespace.as_str()), ("function", function)];
+        let observed = Observed {
+            sent,
+            answered,
+            status,
+            serving,
+            episode_started: latest(
+                &activator,
+                "zeroscale_activator_cold_start_started_timestamp_seconds",
+                &labels,
+            ),
+            forwarded: latest(
+                &activator,
+                "zeroscale_activator_cold_start_forwarded_timestamp_seconds",
+                &labels,
+            ),
+            episodes: total(&activator, "zeroscale_activator_cold_starts_total", &labels),
+            demands: demands1 - demands0,
+            demand_accepted: latest(
+                &scrape(&self.autoscaler_admin).await,
+                "zeroscale_autoscaler_demand_accepted_timestamp_seconds",
+                &[],
+            ),
+            patches: patches1 - patches0,
+            patch_seconds: patch_seconds1 - patch_seconds0,
+        };
+        Ok(ColdStart::from_observed(function, &observed))
+    }
+
+    /// `requests` concurrent requests, one connection each, to `function` at zero.
+    pub async fn burst(&self, function: &str, requests: usize) -> Result<Burst, BenchError> {
+        let mut watch = ServeWatch::start(&self.namespace, function, self.port, "/healthz").await?;
+        let this = Arc::new(self.clone());
+        // Every task waits at the barrier, so the requests leave together rather than as they are spawned.
+        let barrier = Arc::new(tokio::sync::Barrier::new(requests));
+        let tasks: Vec<_> = (0..requests)
+            .map(|_| {
+                let (this, barrier, function) =
+                    (Arc::clone(&this), Arc::clone(&barrier), function.to_string());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let sent = unix_now();
+                    let status = this.get(&function, Duration::from_secs(60)).await;
+                    Shot {
+                        sent,
+                        done: unix_now(),
+                        ok: (200..300).contains(&status),
+                    }
+                })
+            })
+            .collect();
+        let mut shots = Vec::with_capacity(requests);
+        for task in futures::future::join_all(tasks).await {
+            match task {
+                Ok(shot) => shots.push(shot),
+                Err(e) => eprintln!("coldstart: burst task: {e}"),
+            }
+        }
+        let serving = watch.first(Duration::from_secs(5)).await.map(|s| s.serving);
+        Ok(Burst::from_shots(&shots, serving))
+    }
+}
