@@ -12,6 +12,10 @@ cd "$(dirname "$0")/.."
 source e2e/cluster/lib.sh
 [[ -f $ZS_KUBECONFIG ]] || die "no local cluster: run 'make cluster-up' first"
 export KUBECONFIG="$ZS_KUBECONFIG" PATH="$ZS_BIN:$PATH"
+# One install/uninstall at a time: test binaries call install.sh concurrently, and two helm upgrades of
+# one release fail ("another operation is in progress").
+exec 8>"$ZS_STATE/.install.lock"
+flock -w 600 8 || die "another scripts/install.sh or uninstall.sh holds $ZS_STATE/.install.lock"
 NS=zeroscale-system
 RELEASE=zeroscale
 VALUES=e2e/cluster/values-local.yaml

@@ -7,6 +7,10 @@ source e2e/cluster/lib.sh
 rm -f "$ZS_STATE/activator.env" "$ZS_RUN/install.stamp"
 [[ -f $ZS_KUBECONFIG ]] || exit 0
 export KUBECONFIG="$ZS_KUBECONFIG" PATH="$ZS_BIN:$PATH"
+# One install/uninstall at a time: test binaries call install.sh concurrently, and two helm upgrades of
+# one release fail ("another operation is in progress").
+exec 8>"$ZS_STATE/.install.lock"
+flock -w 600 8 || die "another scripts/install.sh or uninstall.sh holds $ZS_STATE/.install.lock"
 if [[ -d $ZS_RUN/components ]]; then
   source scripts/components.sh
   stop_components
