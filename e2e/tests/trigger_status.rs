@@ -49,8 +49,9 @@ fn free_addr() -> String {
     format!("127.0.0.1:{port}")
 }
 
-/// An operator reconciling only `namespace`, sending platform events to `events_sink` when given.
-async fn operator(namespace: &str, events_sink: Option<&str>) -> ProcessGuard {
+/// An operator reconciling only `namespace`, sending platform events to `events_sink` when given;
+/// answers the process and its admin address.
+async fn operator(namespace: &str, events_sink: Option<&str>) -> (ProcessGuard, String) {
     let admin = free_addr();
     let mut args = vec![
         "--watch-namespace",
@@ -77,7 +78,18 @@ async fn operator(namespace: &str, events_sink: Option<&str>) -> ProcessGuard {
         (ready && metrics.contains("zeroscale_operator_leader 1")).then_some(())
     })
     .await;
-    process
+    (process, admin)
+}
+
+/// A counter of the operator's `/metrics`, 0 when absent.
+async fn counter(admin: &str, series: &str) -> u64 {
+    let text = http_get(&format!("http://{admin}/metrics"))
+        .await
+        .map(|r| r.text())
+        .unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 async fn create_function(client: &Client, ns: &str, name: &str, spec: Value) {
@@ -132,7 +144,7 @@ async fn trigger_status_reports_subscribers_and_sources() {
     install_crds().await;
     let ns = TestNamespace::new(&client, "trig-status").await;
     let ns = ns.name();
-    let _operator = operator(ns, None).await;
+    let (_operator, admin) = operator(ns, None).await;
     // No pods are needed: a Trigger only needs its Function to exist.
     let at_zero = json!({"image": "zeroscale/echo", "scale": {"min": 0, "initial": 0}});
     create_function(&client, ns, "hello", at_zero.clone()).await;
@@ -227,6 +239,10 @@ async fn trigger_status_reports_subscribers_and_sources() {
         Some("kubernetes")
     );
 
+    // This test's operator did the work (a cluster-wide installation may reconcile these Triggers too).
+    let reconciles = counter(&admin, "zeroscale_operator_reconciles_total{kind=\"Trigger\"} ").await;
+    assert!(reconciles >= 7, "{reconciles} Trigger reconciles");
+
     // Transitions are Kubernetes Events on the Trigger.
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     wait_for(SETTLE, "a FunctionNotFound event on to-later", || async {
@@ -310,7 +326,7 @@ async fn a_function_that_becomes_ready_sends_a_platform_event() {
     let ns = TestNamespace::new(&client, "trig-platform").await;
     let ns = ns.name();
     let (sink, received) = sink().await;
-    let _operator = operator(ns, Some(&sink)).await;
+    let (_operator, admin) = operator(ns, Some(&sink)).await;
     create_function(&client, ns, "hello", json!({"image": "zeroscale/echo"})).await;
 
     let what = format!("a dev.zeroscale.function.ready event for {ns}/hello at {sink}");
@@ -338,4 +354,10 @@ async fn a_function_that_becomes_ready_sends_a_platform_event() {
         .filter(|r| r.header("ce-type") == Some("dev.zeroscale.function.ready"))
         .count();
     assert_eq!(ready_events, 1);
+    let sent = counter(
+        &admin,
+        "zeroscale_operator_platform_events_total{type=\"dev.zeroscale.function.ready\",outcome=\"sent\"} ",
+    )
+    .await;
+    assert_eq!(sent, 1);
 }
