@@ -132,3 +132,83 @@ async fn forward(mut client: TcpStream, list: Endpoints, start: usize, stop: Can
         _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A backend that writes `name` to every connection and closes it.
+    async fn backend(name: &'static str) -> SocketAddrV4 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let SocketAddr::V4(addr) = listener.local_addr().unwrap() else {
+            unreachable!()
+        };
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let _ = conn.write_all(name.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    /// A loopback address nothing listens on (bound, then released).
+    fn free_addr() -> SocketAddrV4 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let SocketAddr::V4(addr) = l.local_addr().unwrap() else {
+            unreachable!()
+        };
+        addr
+    }
+
+    async fn ask(addr: SocketAddrV4) -> String {
+        let Ok(mut conn) = TcpStream::connect(addr).await else {
+            return "refused".into();
+        };
+        let mut out = String::new();
+        let _ = conn.read_to_string(&mut out).await;
+        if out.is_empty() { "closed".into() } else { out }
+    }
+
+    #[tokio::test]
+    async fn round_robin_failover_updates_and_removal() {
+        let (a, b, dead) = (backend("a").await, backend("b").await, free_addr());
+        let service = free_addr();
+        let mut proxy = Proxy::default();
+        let table = |eps: Vec<SocketAddrV4>| Backends::from([(service, eps)]);
+
+        assert!(proxy.apply(&table(vec![a, b])).is_empty());
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(ask(service).await);
+        }
+        assert_eq!(seen, ["a", "b", "a", "b"], "round-robin over the endpoints");
+
+        // A refused endpoint is skipped: every connection still gets an answer.
+        assert!(proxy.apply(&table(vec![dead, a])).is_empty());
+        for _ in 0..4 {
+            assert_eq!(ask(service).await, "a");
+        }
+        // An endpoint removed gets no further connection, at once.
+        assert!(proxy.apply(&table(vec![b])).is_empty());
+        assert_eq!(ask(service).await, "b");
+        // No endpoint: the connection is accepted and closed.
+        assert!(proxy.apply(&table(vec![])).is_empty());
+        assert_eq!(ask(service).await, "closed");
+        // The Service goes: nothing listens any more.
+        assert!(proxy.apply(&Backends::new()).is_empty());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(ask(service).await, "refused");
+    }
+
+    #[tokio::test]
+    async fn unbindable_addresses_are_reported() {
+        // 192.0.2.1 (TEST-NET-1) is on no interface of a test machine.
+        let addr = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 80);
+        let mut proxy = Proxy::default();
+        let failed = proxy.apply(&Backends::from([(addr, vec![])]));
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].0, addr);
+    }
+}
