@@ -335,6 +335,18 @@ impl FunctionState {
         drop(undelivered);
     }
 
+    /// Frees the slot of a lease whose request was never sent, counting no response.
+    pub(crate) fn give_back(self: &Arc<Self>, endpoint: &Endpoint) {
+        endpoint.finish();
+        let undelivered = {
+            let mut g = self.lock();
+            g.metrics.in_flight.dec();
+            g.presence.leave(Instant::now());
+            self.dispatch(&mut g)
+        };
+        drop(undelivered);
+    }
+
     pub(crate) fn abandon(&self, id: u64) {
         let mut g = self.lock();
         if g.queue.remove(id).is_some() {

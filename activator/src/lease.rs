@@ -45,6 +45,12 @@ impl Lease {
         &self.function
     }
 
+    /// Gives the slot back for a request that was never sent, counting no response.
+    pub fn unused(mut self) {
+        self.returned = true;
+        self.function.give_back(&self.endpoint);
+    }
+
     /// Records the status code the client got, for the request metrics.
     pub fn set_status(&mut self, status: u16) {
         self.status = status;

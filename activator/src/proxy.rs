@@ -19,7 +19,7 @@ use crate::{
     host::{Domains, HostError},
     lease::{Admission, Lease},
     metrics::Metrics,
-    queue::parked_request_bytes,
+    queue::{parked_head_bytes, parked_request_bytes},
     settings::Port,
     table::RoutingTable,
     upgrade,
@@ -36,6 +36,7 @@ pub struct Proxy {
 }
 
 /// Who still has to count an error that happened before a lease.
+#[derive(Debug)]
 enum Counted {
     /// No function was found: count it unlabelled.
     Unrouted,
@@ -94,6 +95,40 @@ impl Proxy {
         error.into_response()
     }
 
+    /// Admits the first request of a new HTTP/1.1 connection from its head alone (`host` and the
+    /// head's size) and waits for its pod, before hyper has read the request: see
+    /// [`crate::server`]. The outcome is handed to [`Proxy::handle_first`] with the request.
+    pub async fn admit_early(&self, port: Port, host: String, head_bytes: usize) -> Early {
+        let arrived = Instant::now();
+        let admitted = self.admit_host(port, &host, || parked_head_bytes(head_bytes), arrived);
+        let outcome = Some(wait_for_lease(admitted, arrived).await);
+        Early {
+            host,
+            arrived,
+            outcome,
+        }
+    }
+
+    /// Handles the request an [`Early`] outcome was reached for, or, when its `Host` turns out to be
+    /// another than the one read early, handles it afresh.
+    pub async fn handle_first(
+        self: Arc<Self>,
+        port: Port,
+        remote: SocketAddr,
+        request: Request<Incoming>,
+        mut early: Early,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        if host_of(&request).ok() != Some(early.host.as_str()) {
+            return self.handle(port, remote, request).await;
+        }
+        let response = match early.outcome.take() {
+            Some(Ok(lease)) => Box::pin(self.forward(lease, remote, request, early.arrived)).await,
+            Some(Err((counted, error))) => self.reject(counted, error),
+            None => return self.handle(port, remote, request).await,
+        };
+        Ok(response)
+    }
+
     fn admit(
         &self,
         port: Port,
@@ -101,6 +136,16 @@ impl Proxy {
         arrived: Instant,
     ) -> Result<(Arc<FunctionState>, Admission), Rejection> {
         let host = host_of(request).map_err(|e| (Counted::Unrouted, e.into()))?;
+        self.admit_host(port, host, || parked_request_bytes(request), arrived)
+    }
+
+    fn admit_host(
+        &self,
+        port: Port,
+        host: &str,
+        bytes: impl FnOnce() -> usize,
+        arrived: Instant,
+    ) -> Result<(Arc<FunctionState>, Admission), Rejection> {
         let key = self
             .domains
             .route_key(host)
@@ -109,7 +154,7 @@ impl Proxy {
             .and_then(|k| self.table.lookup(&k))
             .ok_or_else(|| (Counted::Unrouted, ProxyError::UnknownFunction(host.to_string())))?;
         let admission = function
-            .admit(port, || parked_request_bytes(request), arrived.into_std())
+            .admit(port, bytes, arrived.into_std())
             .map_err(|e| (Counted::ByFunction(Arc::clone(&function)), e))?;
         Ok((function, admission))
     }
@@ -198,6 +243,23 @@ impl Proxy {
             }
             Protocol::Http1 if upgrade => self.upstreams.send_upgrade(endpoint.address, request).await,
             Protocol::Http1 => self.upstreams.send_http1(endpoint, request).await,
+        }
+    }
+}
+
+/// A first request admitted (and possibly parked) from its head alone, before hyper read it.
+#[derive(Debug)]
+pub struct Early {
+    host: String,
+    arrived: Instant,
+    outcome: Option<Result<Lease, Rejection>>,
+}
+
+impl Drop for Early {
+    fn drop(&mut self) {
+        // hyper rejected the head it re-read, or the client went away: the pod was never asked.
+        if let Some(Ok(lease)) = self.outcome.take() {
+            lease.unused();
         }
     }
 }

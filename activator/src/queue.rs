@@ -30,6 +30,12 @@ pub fn parked_request_bytes<B>(request: &http::Request<B>) -> usize {
     PARKED_OVERHEAD_BYTES + uri_len + headers
 }
 
+/// Estimated bytes the activator holds for a parked request whose raw head is `head_len` bytes (a
+/// request parked before hyper parsed it keeps just its raw head).
+pub fn parked_head_bytes(head_len: usize) -> usize {
+    PARKED_OVERHEAD_BYTES + head_len
+}
+
 /// Limits of one function's queue.
 #[derive(Clone, Copy, Debug)]
 pub struct QueueLimits {

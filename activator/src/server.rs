@@ -1,17 +1,33 @@
 //! The data-port listeners: accept connections, serve HTTP/1.1 (with upgrades) and HTTP/2 with prior
 //! knowledge, and on shutdown stop accepting and let open connections finish within the drain period.
+//!
+//! A new connection's first request head is read here ([`head`]) before hyper gets the connection, and
+//! the request is admitted from it: a request that has to wait for a pod waits as a socket and a buffer
+//! of its head's size, not as a hyper connection with its 16 KiB of buffers. Once a pod is chosen (or
+//! at once when one has room) hyper serves the connection, replaying the bytes read, and the first
+//! request carries the outcome reached early ([`Proxy::handle_first`]).
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+mod head;
 
-use hyper::service::service_fn;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
 };
-use tokio::net::TcpListener;
+
+use hyper::{
+    server::conn::{http1, http2},
+    service::service_fn,
+};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::{net::TcpListener, net::TcpStream, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::{proxy::Proxy, settings::Port};
+use crate::{
+    proxy::{Early, Proxy},
+    settings::Port,
+};
+use head::{Head, Prefixed};
 
 /// Limits that protect the data ports from hostile or broken clients.
 #[derive(Clone, Copy, Debug)]
@@ -37,21 +53,28 @@ impl Default for ServerLimits {
     }
 }
 
-fn builder(limits: &ServerLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
+/// What every connection of one port shares.
+struct Port_ {
+    port: Port,
+    proxy: Arc<Proxy>,
+    limits: ServerLimits,
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+    stop: CancellationToken,
+}
+
+fn builders(limits: &ServerLimits) -> (http1::Builder, http2::Builder<TokioExecutor>) {
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         // hyper refuses buffers below 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams);
-    builder
+    (h1, h2)
 }
 
 /// Serves `listener` until `stop` is cancelled, then waits up to `drain` for open connections (and the
@@ -64,8 +87,17 @@ pub async fn serve(
     stop: CancellationToken,
     drain: Duration,
 ) {
-    let builder = builder(&limits);
-    let graceful = GracefulShutdown::new();
+    let (http1, http2) = builders(&limits);
+    let shared = Arc::new(Port_ {
+        port,
+        proxy,
+        limits,
+        http1,
+        http2,
+        stop: stop.clone(),
+    });
+    // Every connection task holds a sender; the channel closes when the last one has finished.
+    let (open, mut all_closed) = mpsc::channel::<()>(1);
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -80,25 +112,140 @@ pub async fn serve(
             () = stop.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let proxy = Arc::clone(&proxy);
-        let service = service_fn(move |request| Arc::clone(&proxy).handle(port, remote, request));
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let shared = Arc::clone(&shared);
+        let open = open.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%remote, error = %e, "connection ended with an error");
-            }
+            connection(shared, stream, remote).await;
+            drop(open);
         });
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    drop(open);
+    if tokio::time::timeout(drain, all_closed.recv()).await.is_err() {
         tracing::warn!(?drain, "drain period passed with connections still open");
+    }
+}
+
+/// One client connection: its first head, the wait for a pod if any, then hyper.
+async fn connection(shared: Arc<Port_>, stream: TcpStream, remote: SocketAddr) {
+    let limits = shared.limits;
+    let read = tokio::select! {
+        read = tokio::time::timeout(limits.header_read_timeout, head::read(&stream, limits.max_header_bytes)) => read,
+        // Draining: a connection that has not sent a whole request yet is closed.
+        () = shared.stop.cancelled() => return,
+    };
+    let (bytes, head) = match read {
+        Ok(Ok(Some(read))) => read,
+        // Closed, failed or too slow: nothing to answer.
+        Ok(Ok(None) | Err(_)) | Err(_) => return,
+    };
+    let early = match head {
+        Head::Http2 => return Box::pin(serve_http2(&shared, Prefixed::new(bytes, stream), remote)).await,
+        Head::Http1 { host } => {
+            let admitted = shared.proxy.admit_early(shared.port, host, bytes.len());
+            tokio::select! {
+                early = admitted => Some(early),
+                // The client gave up while its request waited: leave the queue.
+                () = client_gone(&stream) => return,
+            }
+        }
+        Head::Partial | Head::Other => None,
+    };
+    Box::pin(serve_http1(&shared, Prefixed::new(bytes, stream), remote, early)).await;
+}
+
+/// Resolves when the client closes its connection (or it fails); never when it sends more (a body
+/// waiting to be read), which is hyper's to read later.
+async fn client_gone(stream: &TcpStream) {
+    let mut probe = [0u8; 1];
+    match stream.peek(&mut probe).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
+}
+
+async fn serve_http1(shared: &Port_, io: Prefixed, remote: SocketAddr, early: Option<Early>) {
+    let proxy = Arc::clone(&shared.proxy);
+    let port = shared.port;
+    // The first request takes the early outcome; the rest of the connection's requests are admitted
+    // as they come. Taking it drops `taken`, which tells a drain that the request hyper had not
+    // read yet is now in progress, and will be finished before the connection closes.
+    let (taken, first_taken) = tokio::sync::oneshot::channel::<()>();
+    let first = Mutex::new(early.map(|e| (e, taken)));
+    let service = service_fn(move |request| {
+        let proxy = Arc::clone(&proxy);
+        let early = first
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(|(early, _taken)| early);
+        async move {
+            match early {
+                Some(early) => proxy.handle_first(port, remote, request, early).await,
+                None => proxy.handle(port, remote, request).await,
+            }
+        }
+    });
+    let connection = shared
+        .http1
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let drain = async {
+        shared.stop.cancelled().await;
+        // A graceful shutdown closes a connection hyper sees as idle: wait until the request that
+        // waited for its pod before hyper had the connection is being served.
+        let _ = first_taken.await;
+    };
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = drain => {
+            // Finish the request in progress, then close.
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%remote, error = %e, "connection ended with an error");
+    }
+}
+
+async fn serve_http2(shared: &Port_, io: Prefixed, remote: SocketAddr) {
+    let proxy = Arc::clone(&shared.proxy);
+    let port = shared.port;
+    let service = service_fn(move |request| Arc::clone(&proxy).handle(port, remote, request));
+    let connection = shared.http2.serve_connection(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = shared.stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%remote, error = %e, "connection ended with an error");
     }
 }
 
 /// Binds a data port.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<F: Future>(_: fn(Arc<Port_>, TcpStream, SocketAddr) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn a_parked_connection_stays_small() {
+        // A connection's task holds this future while its first request waits; hyper's state is
+        // boxed and only allocated after. P6 allows 2 KiB per parked request in total.
+        let size = future_size(connection);
+        assert!(size <= 1536, "connection future is {size} bytes");
+    }
 }

@@ -1,0 +1,216 @@
+//! The first request head on a new connection, read before hyper takes the connection over.
+//!
+//! A request that has to wait for a pod may wait minutes; over HTTP/1.1 each one is a connection of its
+//! own. Reading its head here, into a buffer of exactly its size, lets it wait without hyper's
+//! per-connection buffers (8 KiB each way) and connection state, which would otherwise make up almost
+//! all of a parked request's memory. Once a pod is chosen the bytes read are replayed to hyper
+//! ([`Prefixed`]), which parses the request for real.
+
+use std::{
+    cell::RefCell,
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Most header fields the head parser looks at; heads with more are left to hyper.
+const MAX_HEADERS: usize = 64;
+
+/// What the first bytes of a connection turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head {
+    /// A complete HTTP/1.x request head naming `host`.
+    Http1 {
+        /// The `Host` header's value.
+        host: String,
+    },
+    /// The HTTP/2 preface.
+    Http2,
+    /// Not complete yet.
+    Partial,
+    /// Something hyper should parse and answer itself: malformed, no `Host`, too many headers.
+    Other,
+}
+
+/// Classifies the bytes received so far.
+pub fn classify(bytes: &[u8]) -> Head {
+    let n = bytes.len().min(H2_PREFACE.len());
+    if bytes[..n] == H2_PREFACE[..n] {
+        return if n == H2_PREFACE.len() {
+            Head::Http2
+        } else {
+            Head::Partial
+        };
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("host"))
+            .and_then(|h| std::str::from_utf8(h.value).ok())
+            .map_or(Head::Other, |host| Head::Http1 {
+                host: host.to_string(),
+            }),
+        Ok(httparse::Status::Partial) => Head::Partial,
+        Err(_) => Head::Other,
+    }
+}
+
+/// Whether `bytes` contain an empty line (`\n\n` or `\n\r\n`): the end of a head.
+fn ends_head(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
+}
+
+thread_local! {
+    // Reads land here first and are copied into a buffer of exactly the size received, so a waiting
+    // connection holds no spare capacity.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; 16 * 1024]);
+}
+
+/// Reads from `stream` until the bytes form a complete head (or the preface, or something to leave to
+/// hyper), or `max` bytes have arrived. Returns the bytes read and what they are; `None` when the
+/// client closed first.
+pub async fn read(stream: &TcpStream, max: usize) -> io::Result<Option<(Vec<u8>, Head)>> {
+    let mut bytes = Vec::new();
+    loop {
+        // Where the end of the head could start in what this read adds (it may straddle reads).
+        let scan_from = bytes.len().saturating_sub(3);
+        stream.readable().await?;
+        let read = SCRATCH.with_borrow_mut(|scratch| {
+            let room = max.saturating_sub(bytes.len()).clamp(1, scratch.len());
+            stream
+                .try_read(&mut scratch[..room])
+                .inspect(|&n| bytes.extend_from_slice(&scratch[..n]))
+        });
+        match read {
+            Ok(0) => return Ok(None),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+        // Parse only once the end of a head may have arrived, so a client sending a byte at a time
+        // costs linear work, not quadratic.
+        let preface = bytes.len() >= H2_PREFACE.len() && bytes.starts_with(H2_PREFACE);
+        if !preface && !ends_head(&bytes[scan_from..]) && bytes.len() < max {
+            continue;
+        }
+        match classify(&bytes) {
+            Head::Partial if bytes.len() < max => {}
+            // Too large: hyper answers it (431).
+            Head::Partial => return Ok(Some((bytes, Head::Other))),
+            head => return Ok(Some((bytes, head))),
+        }
+    }
+}
+
+/// A connection whose first bytes were already read: replays them, then reads from the socket.
+#[derive(Debug)]
+pub struct Prefixed {
+    prefix: Vec<u8>,
+    offset: usize,
+    stream: TcpStream,
+}
+
+impl Prefixed {
+    /// `stream`, with `prefix` read from it earlier.
+    pub fn new(prefix: Vec<u8>, stream: TcpStream) -> Self {
+        Self {
+            prefix,
+            offset: 0,
+            stream,
+        }
+    }
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.offset < this.prefix.len() {
+            let rest = &this.prefix[this.offset..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.offset += n;
+            if this.offset == this.prefix.len() {
+                // Replayed: free it for the connection's remaining life.
+                this.prefix = Vec::new();
+                this.offset = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_ends_are_found() {
+        assert!(ends_head(b"Host: x\r\n\r\n"));
+        assert!(ends_head(b"\n\n"));
+        assert!(!ends_head(b"Host: x\r\n"));
+    }
+
+    #[test]
+    fn heads_are_classified() {
+        assert_eq!(
+            classify(b"GET / HTTP/1.1\r\nHost: f.ns\r\n\r\n"),
+            Head::Http1 { host: "f.ns".into() }
+        );
+        assert_eq!(
+            classify(b"POST /x HTTP/1.1\r\nhOsT: f.ns:80\r\ncontent-length: 3\r\n\r\nabc"),
+            Head::Http1 {
+                host: "f.ns:80".into()
+            }
+        );
+        assert_eq!(classify(b"GET / HTTP/1.1\r\nHost: f.ns\r\n"), Head::Partial);
+        assert_eq!(classify(b"PRI * HTTP/2"), Head::Partial);
+        assert_eq!(classify(H2_PREFACE), Head::Http2);
+        assert_eq!(classify(b"GET / HTTP/1.0\r\n\r\n"), Head::Other, "no host");
+        assert_eq!(classify(b"\x16\x03\x01garbage\r\n\r\n"), Head::Other);
+        let many: String = (0..100).map(|i| format!("x-{i}: 1\r\n")).collect();
+        let head = format!("GET / HTTP/1.1\r\nHost: f.ns\r\n{many}\r\n");
+        assert_eq!(classify(head.as_bytes()), Head::Other, "too many headers");
+    }
+}
