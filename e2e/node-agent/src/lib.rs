@@ -74,9 +74,22 @@ async fn make_client(path: &std::path::Path) -> Result<kube::Client, AgentError>
     Ok(kube::Client::try_from(config)?)
 }
 
+/// Raises the soft open-files limit to the hard one: the Service proxy holds two descriptors per
+/// forwarded connection, and pods (the activator under a burst) inherit the limit.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!("cannot raise the open-files limit from {soft} to {hard}: {e}");
+    }
+}
+
 /// Runs the agent until SIGTERM/SIGINT. Pods keep running when the agent exits (like a kubelet
 /// restart); the next start cleans them up and starts them afresh; `make cluster-down` removes them.
 pub async fn run(args: Args) -> Result<(), AgentError> {
+    raise_fd_limit();
     let io = |path: &std::path::Path| {
         let path = path.display().to_string();
         move |source| AgentError::Io { path, source }
