@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Starts and stops Zeroscale's three components as host processes next to the local cluster, with the
-# admin kubeconfig. Sourced by scripts/up.sh and scripts/down.sh (not run directly).
+# The earlier way to run Zeroscale locally: the three components as host processes next to the local
+# cluster, with the admin kubeconfig. `make up` now installs the Helm chart (scripts/install.sh); this
+# file is kept for debugging a component outside the cluster (source it, then `start_components`) and so
+# install.sh/uninstall.sh can stop components started this way. Sourced, not run directly.
 #
 # Addresses: the activator listens on the bridge address, so both the host and pods reach it; the
 # autoscaler's signal endpoint and every admin port stay on loopback.
