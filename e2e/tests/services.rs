@@ -121,16 +121,17 @@ async fn pods_reach_services_by_cluster_ip_and_by_name() {
     .await;
     assert_eq!(answer.json()["pod"], "web-0", "{}", answer.text());
 
-    // From a pod: the ClusterIP, every name form, the alias, and the API server's `kubernetes` Service.
+    // From a pod: the ClusterIP, every name form (the short ones through the cluster DNS's search
+    // list), the alias, and the API server's `kubernetes` Service.
     let script = format!(
         "set -e; for u in http://{ip}/ http://web.{n}.svc.cluster.local/ http://web.{n}.svc/ \
-         http://web.{n}/ http://alias.{n}.svc/; do curl -sf --max-time 5 \"$u\"; echo; done; \
+         http://web.{n}/ http://alias.{n}.svc/ http://web/ http://alias/; do curl -sf --max-time 5 \"$u\"; echo; done; \
          getent hosts alias.{n}.svc; \
          curl -sk --max-time 5 -o /dev/null -w 'api %{{http_code}}\\n' https://kubernetes.default.svc/readyz"
     );
     let log = run_in_pod(&n, "caller", &script).await;
     let answers: Vec<serde_json::Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    assert_eq!(answers.len(), 5, "five answers through the Service:\n{log}");
+    assert_eq!(answers.len(), 7, "seven answers through the Service:\n{log}");
     assert!(
         answers.iter().all(|a| a["pod"] == "web-0"),
         "all from web-0:\n{log}"

@@ -19,6 +19,8 @@ pub struct Agent {
     pub ipam: Mutex<Ipam>,
     /// The cluster CA (PEM), written into pods' service-account directories.
     pub ca_pem: Vec<u8>,
+    /// The cluster DNS server's address, when it runs (pods then get a resolv.conf naming it).
+    pub dns: Option<std::net::Ipv4Addr>,
     /// Crash-loop back-off.
     pub backoff: BackoffPolicy,
 }

@@ -53,6 +53,9 @@ pub struct Args {
     /// no Service networking (ClusterIPs unreachable, `/etc/hosts` names no Service).
     #[arg(long, env = "ZEROSCALE_NODE_AGENT_PROXY_KUBECONFIG")]
     pub proxy_kubeconfig: Option<PathBuf>,
+    /// UDP port of the cluster DNS on the bridge address (with `--proxy-kubeconfig`); 0 turns it off.
+    #[arg(long, env = "ZEROSCALE_NODE_AGENT_DNS_PORT", default_value_t = 53)]
+    pub dns_port: u16,
     /// Prefix of the pods' network namespaces (everything with it is ours to delete).
     #[arg(long, env = "ZEROSCALE_NODE_AGENT_NETNS_PREFIX", default_value = "zs-")]
     pub netns_prefix: String,

@@ -57,6 +57,20 @@ fn spec_of(ctx: &PodCtx, idx: usize) -> Option<Container> {
 }
 
 /// Prepares the process launch: image, environment, command and arguments with `$(VAR)` expansion.
+/// Writes the pod's resolv.conf when the cluster DNS runs; `None` leaves the host's in place.
+fn write_resolv_conf(ctx: &PodCtx) -> Option<std::path::PathBuf> {
+    let server = ctx.agent.dns?;
+    let path = ctx.pod_dir.join("resolv.conf");
+    let conf = crate::dns::resolv_conf(server, &ctx.namespace, &ctx.agent.args.cluster_domain);
+    match std::fs::write(&path, conf) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            tracing::warn!(pod = %ctx.name, "cannot write {}: {e}", path.display());
+            None
+        }
+    }
+}
+
 async fn prepare(ctx: &PodCtx, idx: usize, c: &Container) -> Result<Launch, (&'static str, String)> {
     let image = c.image.clone().unwrap_or_default();
     let image_exe = ctx
@@ -99,6 +113,7 @@ async fn prepare(ctx: &PodCtx, idx: usize, c: &Container) -> Result<Launch, (&'s
         netns: ctx.sandbox.netns.clone(),
         sa_dir: ctx.sa_dir.clone(),
         hosts_file: Some(ctx.agent.args.hosts_file()).filter(|p| p.is_file()),
+        resolv_conf: write_resolv_conf(ctx),
         log_file: ctx.log_file(&c.name),
     })
 }

@@ -6,6 +6,8 @@ pub mod agent;
 pub mod args;
 pub mod backoff;
 pub mod container;
+pub mod dns;
+pub mod dns_server;
 pub mod env;
 pub mod images;
 pub mod ipam;
@@ -107,7 +109,22 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
     std::fs::create_dir_all(args.logs_dir()).map_err(io(&args.logs_dir()))?;
     let sa_mount = std::path::Path::new(process::SA_MOUNT);
     std::fs::create_dir_all(sa_mount).map_err(io(sa_mount))?;
+    // The cluster DNS is bound first: pods get a resolv.conf pointing at it only when it runs.
+    let dns_socket = match (&args.proxy_kubeconfig, args.dns_port) {
+        (Some(_), port) if port != 0 => match tokio::net::UdpSocket::bind((args.bridge_ip, port)).await {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                tracing::warn!(
+                    "cluster DNS on {}:{port} unavailable ({e}); pods get /etc/hosts only",
+                    args.bridge_ip
+                );
+                None
+            }
+        },
+        _ => None,
+    };
     let agent = Arc::new(Agent {
+        dns: dns_socket.as_ref().map(|_| args.bridge_ip),
         client: client.clone(),
         ipam: Mutex::new(Ipam::new(&args.pod_cidr, args.bridge_ip)?),
         images,
@@ -127,11 +144,15 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     if !hosts.is_file() {
-        let none: &[k8s_openapi::api::core::v1::Service] = &[];
-        services::write_hosts(&hosts, &svc_model::hosts_file(none, &args.cluster_domain))
+        let none = Default::default();
+        services::write_hosts(&hosts, &svc_model::hosts_file(&none, &args.cluster_domain))
             .map_err(io(&hosts))?;
     }
     let (synced_tx, synced) = tokio::sync::oneshot::channel();
+    let (dns_names, dns_rx) = tokio::sync::watch::channel(Default::default());
+    if let Some(socket) = dns_socket {
+        tokio::spawn(dns_server::serve(socket, dns_rx));
+    }
     if let Some(path) = &args.proxy_kubeconfig {
         let cidr = services::parse_cidr(&args.service_cidr)
             .ok_or_else(|| AgentError::ServiceCidr(args.service_cidr.clone()))?;
@@ -140,6 +161,7 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
             cidr,
             domain: args.cluster_domain.clone(),
             hosts_file: hosts,
+            dns_names,
         };
         tokio::spawn(services::run(make_client(path).await?, net, synced_tx));
     } else {

@@ -53,6 +53,8 @@ pub struct Launch {
     pub sa_dir: Option<PathBuf>,
     /// The agent's hosts file (Service names), bind-mounted at `/etc/hosts` when set.
     pub hosts_file: Option<PathBuf>,
+    /// The pod's resolv.conf (the cluster DNS), bind-mounted at `/etc/resolv.conf` when set.
+    pub resolv_conf: Option<PathBuf>,
     /// The log file receiving standard output and error.
     pub log_file: PathBuf,
 }
@@ -77,7 +79,11 @@ pub fn find_executable(name: &str, image_exe: &Path) -> Result<PathBuf, LaunchEr
 fn mounts(launch: &Launch) -> Vec<(&Path, &Path)> {
     let sa = launch.sa_dir.as_deref().map(|d| (d, Path::new(SA_MOUNT)));
     let hosts = launch.hosts_file.as_deref().map(|f| (f, Path::new("/etc/hosts")));
-    sa.into_iter().chain(hosts).collect()
+    let resolv = launch
+        .resolv_conf
+        .as_deref()
+        .map(|f| (f, Path::new("/etc/resolv.conf")));
+    sa.into_iter().chain(hosts).chain(resolv).collect()
 }
 
 /// Starts the container: `ip netns exec <netns>` gives it the pod's network and a private mount

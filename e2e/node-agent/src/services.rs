@@ -33,6 +33,8 @@ pub struct ServiceNet {
     pub domain: String,
     /// The hosts file bind-mounted as every pod's `/etc/hosts`.
     pub hosts_file: PathBuf,
+    /// Where the DNS server reads the Service names from.
+    pub dns_names: tokio::sync::watch::Sender<Arc<crate::dns::Names>>,
 }
 
 /// Parses `a.b.c.d/n`.
@@ -143,7 +145,16 @@ async fn reconcile(
     if ok {
         applied.addresses = Some(wanted);
     }
-    if let Err(e) = write_hosts(&net.hosts_file, &svc_model::hosts_file(services, &net.domain)) {
+    let addresses = svc_model::addresses(services, &net.domain);
+    let names = svc_model::dns_names(&addresses, &net.domain);
+    net.dns_names.send_if_modified(|current| {
+        let changed = **current != names;
+        if changed {
+            *current = Arc::new(names);
+        }
+        changed
+    });
+    if let Err(e) = write_hosts(&net.hosts_file, &svc_model::hosts_file(&addresses, &net.domain)) {
         tracing::warn!("hosts file {}: {e}", net.hosts_file.display());
         ok = false;
     }

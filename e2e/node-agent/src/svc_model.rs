@@ -133,29 +133,46 @@ fn resolve(svc: &Service, by_name: &HashMap<(&str, &str), &Service>, domain: &st
     None
 }
 
-/// The hosts file: localhost, then per Service `<ip> <svc>.<ns>.svc.<domain> <svc>.<ns>.svc <svc>.<ns>`,
-/// sorted by name so equal inputs give equal bytes.
-pub fn hosts_file(services: &[impl Borrow<Service>], domain: &str) -> String {
+/// The address every Service's names resolve to, by (namespace, name); Services without one (headless,
+/// ExternalName outside the cluster) are left out.
+pub fn addresses(services: &[impl Borrow<Service>], domain: &str) -> BTreeMap<(String, String), Ipv4Addr> {
     let by_name: HashMap<(&str, &str), &Service> = services
         .iter()
         .map(Borrow::borrow)
         .filter_map(|s| Some(((s.metadata.namespace.as_deref()?, s.metadata.name.as_deref()?), s)))
         .collect();
-    let mut lines = BTreeMap::new();
-    for (&(ns, name), svc) in &by_name {
-        if let Some(ip) = resolve(svc, &by_name, domain) {
-            lines.insert(
-                (ns, name),
-                format!("{ip}\t{name}.{ns}.svc.{domain} {name}.{ns}.svc {name}.{ns}\n"),
-            );
-        }
-    }
+    by_name
+        .iter()
+        .filter_map(|(&(ns, name), svc)| {
+            Some((
+                (ns.to_string(), name.to_string()),
+                resolve(svc, &by_name, domain)?,
+            ))
+        })
+        .collect()
+}
+
+/// The hosts file: localhost, then per Service `<ip> <svc>.<ns>.svc.<domain> <svc>.<ns>.svc <svc>.<ns>`,
+/// sorted by name so equal inputs give equal bytes.
+pub fn hosts_file(addresses: &BTreeMap<(String, String), Ipv4Addr>, domain: &str) -> String {
     let mut out = String::from(
         "# Written by zeroscale-node-agent: Services of the local cluster (see docs/local-cluster.md).\n\
          127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
     );
-    out.extend(lines.into_values());
+    for ((ns, name), ip) in addresses {
+        out.push_str(&format!(
+            "{ip}\t{name}.{ns}.svc.{domain} {name}.{ns}.svc {name}.{ns}\n"
+        ));
+    }
     out
+}
+
+/// The DNS names: `<svc>.<ns>.svc.<domain>` (shorter forms reach it through the search list).
+pub fn dns_names(addresses: &BTreeMap<(String, String), Ipv4Addr>, domain: &str) -> crate::dns::Names {
+    addresses
+        .iter()
+        .map(|((ns, name), ip)| (format!("{name}.{ns}.svc.{domain}").to_ascii_lowercase(), *ip))
+        .collect()
 }
 
 #[cfg(test)]

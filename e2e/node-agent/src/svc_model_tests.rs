@@ -135,7 +135,7 @@ fn hosts_name_services_and_in_cluster_aliases() {
             json!({"type": "ExternalName", "externalName": "loop.fns"}),
         ),
     ];
-    let hosts = hosts_file(&services, "cluster.local");
+    let hosts = hosts_file(&addresses(&services, "cluster.local"), "cluster.local");
     assert!(hosts.starts_with("# Written by"));
     assert!(hosts.contains("127.0.0.1\tlocalhost\n"));
     let entries: Vec<&str> = hosts.lines().filter(|l| l.starts_with("10.")).collect();
@@ -157,4 +157,19 @@ fn in_cluster_targets() {
     assert_eq!(in_cluster_target("a.b", d), Some(("a", "b")));
     assert_eq!(in_cluster_target("a.b.c.com", d), None);
     assert_eq!(in_cluster_target("localhost", d), None);
+}
+
+#[test]
+fn dns_names_are_fully_qualified() {
+    let services = [service(
+        "zs",
+        "Activator",
+        json!({"clusterIP": "10.96.0.20", "ports": [{"port": 80}]}),
+    )];
+    let names = dns_names(&addresses(&services, "cluster.local"), "cluster.local");
+    assert_eq!(names.len(), 1);
+    assert_eq!(
+        names["activator.zs.svc.cluster.local"],
+        Ipv4Addr::new(10, 96, 0, 20)
+    );
 }
