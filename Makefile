@@ -23,7 +23,9 @@ down: ## tear down everything `make up` started
 
 .PHONY: cluster-up
 cluster-up: ## start the local cluster (etcd, API server, controllers, node agent)
-	$(CARGO) build -p zeroscale-node-agent -p zeroscale-echo
+	# The whole workspace, as `make build` does: a `-p` build unifies features differently and would
+	# relink the node agent, whose new binary restarts it (and so every pod) on the next bring-up.
+	$(CARGO) build --workspace --bins
 	bash e2e/cluster/up.sh
 
 .PHONY: cluster-down
