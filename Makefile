@@ -22,9 +22,9 @@ down: ## tear down everything `make up` started
 	bash scripts/down.sh
 
 .PHONY: cluster-up
+# Builds the whole workspace, as `make build` does: a `-p` build unifies features differently and would
+# relink the node agent, whose new binary restarts it (and so every pod) on the next bring-up.
 cluster-up: ## start the local cluster (etcd, API server, controllers, node agent)
-	# The whole workspace, as `make build` does: a `-p` build unifies features differently and would
-	# relink the node agent, whose new binary restarts it (and so every pod) on the next bring-up.
 	$(CARGO) build --workspace --bins
 	bash e2e/cluster/up.sh
 
