@@ -108,7 +108,9 @@ pub fn cdf(title: &str, series: &[Series<'_>], targets: &[(&str, f64)]) -> Strin
             r#"<path d="{d}" stroke="{}" stroke-width="2" fill="none"/>"#,
             s.color
         );
-        let ly = TOP + 16.0 + 16.0 * i as f64;
+        // Bottom right: the curves climb on the left, so the legend stays clear of them and of the
+        // target labels at the top.
+        let ly = H - BOTTOM - 12.0 - 16.0 * (series.len() - 1 - i) as f64;
         let _ = write!(
             svg,
             r#"<rect x="{:.1}" y="{:.1}" width="12" height="3" fill="{c}"/><text x="{:.1}" y="{:.1}">{} (n={})</text>"#,
