@@ -63,14 +63,11 @@ admin_urls() { # component, host-mode address
 activator_admin=$(admin_urls activator 127.0.0.1:9191)
 autoscaler_admin=$(admin_urls autoscaler 127.0.0.1:9192)
 log "coldstart: activator $ZEROSCALE_ACTIVATOR (admin $activator_admin), autoscaler admin $autoscaler_admin"
-# The platform-share figures need the wall-clock stamps the components export; components started
-# from older builds do not have them (restart them to measure those figures).
-for check in "${activator_admin%%,*} zeroscale_activator_cold_start_started_timestamp_seconds" \
-  "${autoscaler_admin%%,*} zeroscale_autoscaler_demand_accepted_timestamp_seconds"; do
-  read -r url metric <<<"$check"
-  curl -fsS "$url/metrics" | grep -q "^# TYPE $metric" ||
-    log "coldstart: warning: $url lacks $metric (started from an older build); platform-share figures will be missing"
-done
+# The platform-share figures need the wall-clock stamps the components export; components started from
+# older builds do not have them (restart them to measure P3). The activator's stamps are per function,
+# so they appear only after its first cold start: the driver names a missing one per sample.
+curl -fsS "${autoscaler_admin%%,*}/metrics" | grep -q "^# TYPE zeroscale_autoscaler_demand_accepted_timestamp_seconds" ||
+  log "coldstart: warning: the autoscaler exports no demand stamp (an older build); P3 figures will be missing"
 
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 "$root/target/release/coldstart-bench" --activator "$ZEROSCALE_ACTIVATOR" \

@@ -69,6 +69,12 @@ impl ColdStart {
                 o.demands, o.patches
             ));
         }
+        if o.episode_started.is_none() || o.forwarded.is_none() {
+            excluded.push("the activator exports no cold-start stamps (an older build?)".into());
+        }
+        if o.demand_accepted.is_none() {
+            excluded.push("the autoscaler exports no demand stamp (an older build?)".into());
+        }
         let clean_episode = o.episodes == 1.0;
         let clean_autoscaler = o.demands == 1.0 && o.patches == 1.0;
         let arrival_to_demand = match (
@@ -220,6 +226,15 @@ mod tests {
         );
         assert_eq!((c.serving_ms, c.ready_to_forward_ms), (None, None));
         assert!(c.excluded.is_some_and(|e| e.contains("never seen serving")));
+        let c = ColdStart::from_observed(
+            "f",
+            &Observed {
+                demand_accepted: None,
+                ..clean()
+            },
+        );
+        assert_eq!(c.arrival_to_patch_ms, None);
+        assert!(c.excluded.is_some_and(|e| e.contains("no demand stamp")));
     }
 
     #[test]
