@@ -62,6 +62,10 @@ pub struct Args {
     /// Where `zeroscale/<x>` images find `zeroscale-<x>` (default: `<repo>/target/debug`).
     #[arg(long, env = "ZEROSCALE_NODE_AGENT_BIN_DIR")]
     pub bin_dir: Option<PathBuf>,
+    /// Where `zeroscale/<x>:release` images find `zeroscale-<x>` (default: `release/` beside the
+    /// `--bin-dir`, i.e. `<repo>/target/release`).
+    #[arg(long, env = "ZEROSCALE_NODE_AGENT_RELEASE_BIN_DIR")]
+    pub release_bin_dir: Option<PathBuf>,
     /// Extra image mappings (`<image>[:tag] = <executable>` per line).
     #[arg(long, env = "ZEROSCALE_NODE_AGENT_IMAGE_MAP")]
     pub image_map: Option<PathBuf>,

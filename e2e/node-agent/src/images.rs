@@ -4,7 +4,8 @@
 //! 1. An entry of the mapping file (`<image>[:tag] = <executable>`) wins; an entry with a tag matches
 //!    only that tag, one without matches every tag.
 //! 2. Otherwise `zeroscale/<x>[:tag]` runs `zeroscale-<x>` from the binary directory (the Cargo target
-//!    dir's `debug/`, or `--bin-dir`).
+//!    dir's `debug/`, or `--bin-dir`); the tag `release` alone picks the release directory instead (the
+//!    target dir's `release/`, or `--release-bin-dir`), so an install can run optimised builds.
 //! 3. Anything else is unmapped: the container waits with `ErrImagePull`, then `ImagePullBackOff`.
 
 use std::collections::HashMap;
@@ -46,7 +47,11 @@ pub enum ImageError {
 pub struct ImageMap {
     entries: HashMap<String, PathBuf>,
     bin_dir: PathBuf,
+    release_dir: PathBuf,
 }
+
+/// The tag that selects release builds under the built-in rule.
+pub const RELEASE_TAG: &str = "release";
 
 /// Splits `repo[:tag][@digest]` into the repository and the tag (if any). A `:` before the last `/`
 /// belongs to a registry host (`localhost:5000/x`), not to a tag.
@@ -63,11 +68,13 @@ pub fn split_image(image: &str) -> (&str, Option<&str>) {
 }
 
 impl ImageMap {
-    /// A map with only the built-in rule, resolving `zeroscale/<x>` in `bin_dir`.
-    pub fn new(bin_dir: impl Into<PathBuf>) -> Self {
+    /// A map with only the built-in rule, resolving `zeroscale/<x>` in `bin_dir` and
+    /// `zeroscale/<x>:release` in `release_dir`.
+    pub fn new(bin_dir: impl Into<PathBuf>, release_dir: impl Into<PathBuf>) -> Self {
         Self {
             entries: HashMap::new(),
             bin_dir: bin_dir.into(),
+            release_dir: release_dir.into(),
         }
     }
 
@@ -115,7 +122,12 @@ impl ImageMap {
         if x.is_empty() || x.contains('/') {
             return None;
         }
-        Some(self.bin_dir.join(format!("zeroscale-{x}")))
+        let dir = if tag == Some(RELEASE_TAG) {
+            &self.release_dir
+        } else {
+            &self.bin_dir
+        };
+        Some(dir.join(format!("zeroscale-{x}")))
     }
 
     /// The executable an image maps to; errors when unmapped or when the executable does not exist.
@@ -138,7 +150,7 @@ mod tests {
     use super::*;
 
     fn map() -> ImageMap {
-        let mut m = ImageMap::new("/t/debug");
+        let mut m = ImageMap::new("/t/debug", "/t/release");
         m.parse_into(
             "# c\nkubectl = .zeroscale/bin/kubectl\nfoo:v2 = /opt/foo2 # two\nfoo=/opt/foo\n",
             Path::new("/r"),
@@ -160,6 +172,33 @@ mod tests {
             Some("/t/debug/zeroscale-activator".into())
         );
         assert_eq!(m.lookup("zeroscale/a/b"), None);
+    }
+
+    #[test]
+    fn the_release_tag_alone_maps_to_release_builds() {
+        let m = map();
+        assert_eq!(
+            m.lookup("zeroscale/operator:release"),
+            Some("/t/release/zeroscale-operator".into())
+        );
+        assert_eq!(
+            m.lookup("docker.io/zeroscale/echo:release@sha256:ab"),
+            Some("/t/release/zeroscale-echo".into())
+        );
+        // Every other tag, and no tag, stays on the debug builds.
+        assert_eq!(
+            m.lookup("zeroscale/operator:releases"),
+            Some("/t/debug/zeroscale-operator".into())
+        );
+        assert_eq!(
+            m.lookup("zeroscale/operator:Release"),
+            Some("/t/debug/zeroscale-operator".into())
+        );
+        // A mapping-file entry still wins over the built-in rule.
+        let mut m = map();
+        m.parse_into("zeroscale/echo:release = /opt/echo", Path::new("/r"))
+            .unwrap();
+        assert_eq!(m.lookup("zeroscale/echo:release"), Some("/opt/echo".into()));
     }
 
     #[test]
@@ -188,7 +227,7 @@ mod tests {
 
     #[test]
     fn bad_lines_are_reported_with_their_number() {
-        let mut m = ImageMap::new("/b");
+        let mut m = ImageMap::new("/b", "/r");
         let err = m.parse_into("a = b\nnonsense\n", Path::new("/")).unwrap_err();
         assert!(matches!(err, ImageError::Syntax { line: 2 }));
     }

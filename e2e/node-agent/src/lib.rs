@@ -101,7 +101,13 @@ pub async fn run(args: Args) -> Result<(), AgentError> {
         .bin_dir
         .clone()
         .unwrap_or_else(|| args.repo_root().join("target/debug"));
-    let mut images = ImageMap::new(bin_dir);
+    let release_dir = args.release_bin_dir.clone().unwrap_or_else(|| {
+        bin_dir
+            .parent()
+            .map(|p| p.join("release"))
+            .unwrap_or_else(|| bin_dir.join("release"))
+    });
+    let mut images = ImageMap::new(bin_dir, release_dir);
     if let Some(file) = &args.image_map {
         images.load(file, &args.repo_root())?;
     }
