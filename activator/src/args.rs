@@ -1,6 +1,12 @@
 //! Command-line flags; each also reads `ZEROSCALE_ACTIVATOR_<FLAG>` from the environment.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    str::FromStr,
+    time::Duration,
+};
 
 use clap::Parser;
 use zeroscale_common::telemetry::LogFormat;
@@ -140,6 +146,14 @@ pub struct Args {
     /// Read Triggers from this YAML file instead of the Kubernetes API (benches, no cluster).
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_STATIC_TRIGGERS")]
     pub static_triggers: Option<PathBuf>,
+    /// The activator's own in-cluster Service: the ready pods of its EndpointSlices are the peer
+    /// activators, and each function is served by one of them (its owner), so a pod's `concurrency`
+    /// holds across replicas. Empty: no peering (a single replica).
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_PEERS_SERVICE", default_value = "")]
+    pub peers_service: String,
+    /// This activator's pod IP, as its peers reach it (peering needs it).
+    #[arg(long, env = "POD_IP")]
+    pub pod_ip: Option<IpAddr>,
     /// Log format.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -160,6 +174,24 @@ mod tests {
             args.broker_addr,
             BrokerAddr(Some("0.0.0.0:8082".parse().unwrap()))
         );
+    }
+
+    #[test]
+    fn peering_needs_a_service_and_the_pod_ip() {
+        let args = Args::parse_from(["zeroscale-activator"]);
+        assert!(crate::ActivatorConfig::from(&args).peers.is_none());
+        let args = Args::parse_from([
+            "zeroscale-activator",
+            "--peers-service",
+            "act",
+            "--pod-ip",
+            "10.244.0.5",
+        ]);
+        let peers = crate::ActivatorConfig::from(&args).peers.unwrap();
+        assert_eq!(peers.pod_ip, "10.244.0.5".parse::<IpAddr>().unwrap());
+        assert!(matches!(peers.source, crate::peers::PeerSource::Kubernetes { service } if service == "act"));
+        let args = Args::parse_from(["zeroscale-activator", "--peers-service", "act"]);
+        assert!(crate::ActivatorConfig::from(&args).peers.is_none());
     }
 
     #[test]

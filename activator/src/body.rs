@@ -117,6 +117,21 @@ impl ResponseBody {
         }
     }
 
+    /// A body forwarded from the activator owning the function (see [`crate::peers`]): no lease
+    /// (the owner holds the pod's) and no idle timeout (the owner enforces it), only `deadline`.
+    pub fn forwarded(body: Incoming, deadline: Instant) -> Self {
+        Self {
+            upstream: Some(body),
+            text: None,
+            lease: None,
+            deadline: Some(deadline),
+            idle: None,
+            timer: None,
+            conn: None,
+            pool: None,
+        }
+    }
+
     fn next_wake(deadline: Option<Instant>, idle: Option<Duration>) -> Option<(Instant, BodyError)> {
         let idle_at = idle.map(|d| Instant::now() + d);
         match (deadline, idle_at) {

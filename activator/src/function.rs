@@ -107,6 +107,14 @@ impl FunctionState {
         &self.display
     }
 
+    /// The function's limits, or `None` when it is not served on `port` (deleted, or cluster-local
+    /// and asked for on the external port).
+    pub fn limits_on(&self, port: Port) -> Option<Limits> {
+        let g = self.lock();
+        let hidden = port == Port::External && g.settings.visibility == Visibility::ClusterLocal;
+        (!g.deleted && !hidden).then(|| Limits::of(&g.settings))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep serving rather than poisoning
         // every later request.

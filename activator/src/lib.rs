@@ -18,6 +18,7 @@ pub mod host;
 pub mod kube_watch;
 pub mod lease;
 pub mod metrics;
+pub mod peers;
 pub mod probe;
 pub mod proxy;
 pub mod queue;

@@ -1,7 +1,7 @@
 //! The request path: route by host, admit into the function (at once or after waiting in its queue),
 //! forward to the chosen pod within the deadlines, and stream the answer back.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc};
+use std::{convert::Infallible, net::SocketAddr, pin::Pin, sync::Arc};
 
 use http::{
     HeaderValue, Request, Response, StatusCode, Uri, Version, header,
@@ -19,6 +19,7 @@ use crate::{
     host::{Domains, HostError},
     lease::{Admission, Lease},
     metrics::Metrics,
+    peers::{self, Peering},
     queue::{parked_head_bytes, parked_request_bytes},
     settings::Port,
     table::RoutingTable,
@@ -33,6 +34,7 @@ pub struct Proxy {
     domains: Domains,
     upstreams: Upstreams,
     metrics: Arc<Metrics>,
+    peers: Option<Arc<Peering>>,
 }
 
 /// Who still has to count an error that happened before a lease.
@@ -62,7 +64,54 @@ impl Proxy {
             domains,
             upstreams,
             metrics,
+            peers: None,
         }
+    }
+
+    /// Forwards requests for functions another activator owns to it (see [`crate::peers`]).
+    pub fn with_peers(mut self, peers: Arc<Peering>) -> Self {
+        self.peers = Some(peers);
+        self
+    }
+
+    /// The forward of `request` to the activator owning its function, when that is another one;
+    /// else the request back. Boxed: the forwarding state is only allocated for such requests.
+    // The request comes back unboxed: boxing it would cost every local request an allocation.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    fn to_peer(
+        &self,
+        port: Port,
+        remote: SocketAddr,
+        request: Request<Incoming>,
+    ) -> Result<
+        Pin<Box<impl Future<Output = Result<Response<ResponseBody>, Box<Request<Incoming>>>> + '_>>,
+        Request<Incoming>,
+    > {
+        let Some(peers) = self.peers.as_deref() else {
+            return Err(request);
+        };
+        let hop_from = peers::has_hop(request.headers()).then_some(remote);
+        let target = host_of(&request)
+            .ok()
+            .and_then(|h| peers.target(&self.table, &self.domains, port, h, hop_from));
+        match target {
+            Some(target) => Ok(Box::pin(peers.forward(target, remote, request))),
+            None => Err(request),
+        }
+    }
+
+    /// The peer owning the request's function, when that is another activator.
+    fn peer_target(
+        &self,
+        port: Port,
+        host: &str,
+        hop_from: Option<SocketAddr>,
+    ) -> Option<(&Peering, peers::Target)> {
+        let peers = self.peers.as_deref()?;
+        Some((
+            peers,
+            peers.target(&self.table, &self.domains, port, host, hop_from)?,
+        ))
     }
 
     /// Handles one request that came in on `port` from `remote`. Never fails: errors become responses.
@@ -70,8 +119,23 @@ impl Proxy {
         self: Arc<Self>,
         port: Port,
         remote: SocketAddr,
-        request: Request<Incoming>,
+        mut request: Request<Incoming>,
     ) -> Result<Response<ResponseBody>, Infallible> {
+        // Only a box pointer lives across this await, and the request comes back into the same
+        // binding, so the future of a parked request does not grow.
+        'peer: {
+            let forward = match self.to_peer(port, remote, request) {
+                Ok(forward) => forward,
+                Err(local) => {
+                    request = local;
+                    break 'peer;
+                }
+            };
+            match forward.await {
+                Ok(response) => return Ok(response),
+                Err(returned) => request = *returned,
+            }
+        }
         let arrived = Instant::now();
         let admitted = self.admit(port, &request, arrived);
         let response = match wait_for_lease(admitted, arrived).await {
@@ -100,6 +164,14 @@ impl Proxy {
     /// [`crate::server`]. The outcome is handed to [`Proxy::handle_first`] with the request.
     pub async fn admit_early(&self, port: Port, host: String, head_bytes: usize) -> Early {
         let arrived = Instant::now();
+        if self.peer_target(port, &host, None).is_some() {
+            // Another activator owns the function: [`Proxy::handle`] forwards it once it is read.
+            return Early {
+                host,
+                arrived,
+                outcome: None,
+            };
+        }
         let admitted = self.admit_host(port, &host, || parked_head_bytes(head_bytes), arrived);
         let outcome = Some(wait_for_lease(admitted, arrived).await);
         Early {
@@ -169,7 +241,15 @@ impl Proxy {
         let protocol = lease.limits().protocol;
         let upgrade = headers::is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-        let host = host_of(&request).ok().and_then(|h| HeaderValue::from_str(h).ok());
+        // A hop from a peer already carries the forwarding headers the edge added.
+        let peer_hop = self
+            .peers
+            .as_ref()
+            .is_some_and(|p| p.take_hop(request.headers_mut(), remote));
+        let host = host_of(&request)
+            .ok()
+            .filter(|_| !peer_hop)
+            .and_then(|h| HeaderValue::from_str(h).ok());
         prepare(&mut request, protocol, remote, host, upgrade);
         // Sent, or sent elsewhere when the pod refused it before it went out, as long as the
         // deadline allows.

@@ -13,6 +13,7 @@ use crate::{
     events::{Eventing, EventsConfig, EventsError, TriggerSource as EventTriggerSource},
     host::Domains,
     metrics::Metrics,
+    peers::{PeerSet, PeerSource, Peering, PeersConfig},
     probe::{ActivatorWakeups, PROBE_INTERVAL},
     proxy::Proxy,
     queue::{BufferBudget, QueueLimits},
@@ -68,6 +69,8 @@ pub struct ActivatorConfig {
     pub source: FunctionSource,
     /// The broker and its Triggers; `None` runs no eventing.
     pub events: Option<EventsConfig>,
+    /// Peering with the other replicas; `None`: every function is served here.
+    pub peers: Option<PeersConfig>,
 }
 
 impl Default for ActivatorConfig {
@@ -93,6 +96,7 @@ impl Default for ActivatorConfig {
             upstream: UpstreamConfig::default(),
             source: FunctionSource::Manual,
             events: None,
+            peers: None,
         }
     }
 }
@@ -143,8 +147,26 @@ impl From<&Args> for ActivatorConfig {
                 broker: Default::default(),
                 defaults: Default::default(),
             }),
+            peers: peers_config(a),
         }
     }
+}
+
+fn peers_config(a: &Args) -> Option<PeersConfig> {
+    let service = a.peers_service.trim();
+    if service.is_empty() {
+        return None;
+    }
+    let Some(pod_ip) = a.pod_ip else {
+        tracing::warn!("--peers-service is set but --pod-ip (POD_IP) is not: no peering");
+        return None;
+    };
+    Some(PeersConfig {
+        source: PeerSource::Kubernetes {
+            service: service.to_string(),
+        },
+        pod_ip,
+    })
 }
 
 /// Why the activator could not start.
@@ -188,6 +210,8 @@ pub struct Activator {
     pub table: Arc<RoutingTable>,
     /// Readiness as reported on `/ready`.
     pub readiness: Readiness,
+    /// Peering, when configured (tests change a static peer set through it).
+    pub peers: Option<Arc<Peering>>,
     stop: CancellationToken,
     /// Stops the in-cluster port and what keeps the table current; cancelled only after the broker
     /// drained, because its deliveries to Functions go through that port.
@@ -225,6 +249,10 @@ impl Activator {
         let mut tasks = Vec::new();
         let wants_client = matches!(config.source, FunctionSource::Kubernetes)
             || matches!(
+                config.peers.as_ref().map(|p| &p.source),
+                Some(PeerSource::Kubernetes { .. })
+            )
+            || matches!(
                 config.events.as_ref().map(|e| &e.triggers),
                 Some(EventTriggerSource::Kubernetes { .. })
             );
@@ -254,16 +282,47 @@ impl Activator {
         }
 
         let upstreams = Upstreams::new(config.upstream);
-        let proxy = Arc::new(Proxy::new(
-            Arc::clone(&table),
-            config.domains.clone(),
-            upstreams,
-            Arc::clone(&metrics),
-        ));
         let external = bind(config.external_addr).await?;
         let internal = bind(config.internal_addr).await?;
         let admin_listener = bind(config.admin_addr).await?;
         let (external_addr, internal_addr) = (local(&external), local(&internal));
+        let mut proxy = Proxy::new(
+            Arc::clone(&table),
+            config.domains.clone(),
+            upstreams,
+            Arc::clone(&metrics),
+        );
+        let peers = config.peers.as_ref().map(|p| {
+            let self_addr = SocketAddr::new(p.pod_ip, internal_addr.port());
+            let initial = match &p.source {
+                PeerSource::Static(list) => PeerSet::new(list.iter().copied(), []),
+                PeerSource::Kubernetes { .. } => PeerSet::default(),
+            };
+            let pod_name = &config.pod_name;
+            Arc::new(Peering::new(
+                self_addr,
+                pod_name,
+                initial,
+                config.upstream,
+                &mut registry,
+            ))
+        });
+        if let (Some(peers), Some(p)) = (&peers, &config.peers) {
+            proxy = proxy.with_peers(Arc::clone(peers));
+            if let (PeerSource::Kubernetes { service }, Some(client)) = (&p.source, &client) {
+                let watch = crate::peers::watch::run(
+                    client.clone(),
+                    service.clone(),
+                    internal_addr.port(),
+                    Arc::clone(peers),
+                );
+                let stop = internal_stop.clone();
+                tasks.push(tokio::spawn(async move {
+                    tokio::select! { () = watch => {}, () = stop.cancelled() => {} }
+                }));
+            }
+        }
+        let proxy = Arc::new(proxy);
         let admin_addr = local(&admin_listener);
         let eventing = match config.events {
             Some(events) => Some(
@@ -316,6 +375,7 @@ impl Activator {
             broker_addr,
             table,
             readiness,
+            peers,
             stop,
             internal_stop,
             admin_stop,

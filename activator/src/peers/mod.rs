@@ -1,0 +1,200 @@
+//! Peering between activator replicas, so a pod's `concurrency` holds across all of them (SPEC §4):
+//! every function has one owner among the ready activators (rendezvous hashing, [`ring`]); a replica
+//! that gets a request for a function it does not own forwards it, one hop, to the owner's in-cluster
+//! data port ([`forward`]), and only the owner admits it into the function's queue and balancer.
+//!
+//! The peer set comes from the activator Service's EndpointSlices ([`watch`]) or, in tests, from a
+//! static list. Peering never fails a request: no peers, an unknown function, a hop from a known peer
+//! (the loop guard) or an owner that cannot be connected to all mean handling it here.
+
+pub mod forward;
+pub mod ring;
+pub mod watch;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, RwLock},
+};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use prometheus_client::{metrics::counter::Counter, metrics::family::Family, registry::Registry};
+
+pub use forward::PeerClient;
+pub use ring::PeerSet;
+
+use crate::{
+    function::FunctionState,
+    host::Domains,
+    settings::{Limits, Port},
+    table::RoutingTable,
+    upstream::UpstreamConfig,
+};
+
+/// The header a forwarding activator adds (its pod name); the owner handles such a request itself
+/// when it comes from a known peer.
+pub static PEER_HOP: HeaderName = HeaderName::from_static("zeroscale-peer-hop");
+
+/// Where the peer set comes from.
+#[derive(Clone, Debug)]
+pub enum PeerSource {
+    /// The EndpointSlices of this Service (in the activator's own namespace).
+    Kubernetes {
+        /// The activator's in-cluster Service.
+        service: String,
+    },
+    /// A fixed list of ready peers' in-cluster data ports (tests); change it with [`Peering::set`].
+    Static(Vec<SocketAddr>),
+}
+
+/// Peering settings.
+#[derive(Clone, Debug)]
+pub struct PeersConfig {
+    /// Where the peers come from.
+    pub source: PeerSource,
+    /// This activator's own address as its peers see it (the pod IP); its in-cluster data port is
+    /// added once bound.
+    pub pod_ip: IpAddr,
+}
+
+/// How a forward ended, for `zeroscale_activator_peer_forwards_total{outcome}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The owner answered (whatever its status).
+    Forwarded,
+    /// The owner could not be connected to: handled here instead.
+    Local,
+    /// The exchange with the owner failed after the request went out, or timed out.
+    Failed,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Forwarded => "forwarded",
+            Self::Local => "local",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A decision to forward: the owner and the function's limits as known here.
+#[derive(Debug)]
+pub struct Target {
+    /// The owner's in-cluster data port.
+    pub owner: SocketAddr,
+    /// The function (for messages).
+    pub function: Arc<FunctionState>,
+    /// Its timeouts and protocol.
+    pub limits: Limits,
+}
+
+type ForwardCounter = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// This activator's view of its peers and the client it forwards with.
+#[derive(Debug)]
+pub struct Peering {
+    self_addr: SocketAddr,
+    marker: HeaderValue,
+    peers: RwLock<PeerSet>,
+    client: PeerClient,
+    forwards: ForwardCounter,
+}
+
+impl Peering {
+    /// Peering as `self_addr` (its in-cluster data port as peers reach it), marking hops with
+    /// `pod_name`; registers `zeroscale_activator_peer_forwards_total` in `registry`.
+    pub fn new(
+        self_addr: SocketAddr,
+        pod_name: &str,
+        peers: PeerSet,
+        upstream: UpstreamConfig,
+        registry: &mut Registry,
+    ) -> Self {
+        let forwards = ForwardCounter::default();
+        registry.register(
+            "zeroscale_activator_peer_forwards",
+            "Requests for functions another activator owns, by how forwarding them ended; the owner \
+             counts them in the request metrics",
+            forwards.clone(),
+        );
+        Self {
+            self_addr,
+            marker: HeaderValue::from_str(pod_name).unwrap_or(HeaderValue::from_static("activator")),
+            peers: RwLock::new(peers),
+            client: PeerClient::new(upstream),
+            forwards,
+        }
+    }
+
+    /// This activator's own peer address.
+    pub fn self_addr(&self) -> SocketAddr {
+        self.self_addr
+    }
+
+    /// Replaces the peer set.
+    pub fn set(&self, peers: PeerSet) {
+        let mut current = self.peers.write().unwrap_or_else(|e| e.into_inner());
+        if *current != peers {
+            tracing::info!(peers = ?peers.ready().collect::<Vec<_>>(), "peer activators changed");
+            *current = peers;
+        }
+    }
+
+    /// Forwards counted with `outcome` so far.
+    pub fn forwards(&self, outcome: Outcome) -> u64 {
+        self.forwards.get_or_create(&[("outcome", outcome.label())]).get()
+    }
+
+    fn count(&self, outcome: Outcome) {
+        self.forwards.get_or_create(&[("outcome", outcome.label())]).inc();
+    }
+
+    /// Whether a request for `host` on `port` goes to another activator. `hop_from` is the client's
+    /// address when the request carries the hop marker (from a known peer it is handled here: the
+    /// loop guard). Unknown hosts and functions not served on `port` stay here (and get their 404).
+    pub fn target(
+        &self,
+        table: &RoutingTable,
+        domains: &Domains,
+        port: Port,
+        host: &str,
+        hop_from: Option<SocketAddr>,
+    ) -> Option<Target> {
+        let owner = {
+            let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+            if peers.is_empty() || hop_from.is_some_and(|r| peers.is_known(r.ip())) {
+                return None;
+            }
+            let key = domains.route_key(host).ok()??;
+            let function = table.lookup(&key)?;
+            let owner = peers.owner(function.display())?;
+            (owner, function)
+        };
+        let (owner, function) = owner;
+        if owner == self.self_addr {
+            return None;
+        }
+        let limits = function.limits_on(port)?;
+        Some(Target {
+            owner,
+            function,
+            limits,
+        })
+    }
+
+    /// Removes the hop marker (pods never see it) and says whether it came from a known peer, whose
+    /// forwarding headers are already there.
+    pub fn take_hop(&self, headers: &mut HeaderMap, remote: SocketAddr) -> bool {
+        headers.remove(&PEER_HOP).is_some()
+            && self
+                .peers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_known(remote.ip())
+    }
+}
+
+/// Whether the request carries the hop marker.
+pub fn has_hop(headers: &HeaderMap) -> bool {
+    headers.contains_key(&PEER_HOP)
+}
