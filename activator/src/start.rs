@@ -247,6 +247,7 @@ impl Activator {
         let stop = CancellationToken::new();
         let internal_stop = CancellationToken::new();
         let mut tasks = Vec::new();
+        let peers_ready = Readiness::default();
         let wants_client = matches!(config.source, FunctionSource::Kubernetes)
             || matches!(
                 config.peers.as_ref().map(|p| &p.source),
@@ -273,7 +274,25 @@ impl Activator {
                     Some(client) => client.clone(),
                     None => kube::Client::try_default().await?,
                 };
-                let watch = crate::kube_watch::run(client, Arc::clone(&table), readiness.clone());
+                // With peering from Kubernetes, `/ready` also waits for the peer list (below), so
+                // a replica never takes traffic before it knows who owns what.
+                let functions_ready = match &config.peers {
+                    Some(PeersConfig {
+                        source: PeerSource::Kubernetes { .. },
+                        ..
+                    }) => {
+                        let functions_ready = Readiness::default();
+                        tasks.push(tokio::spawn(ready_when_both(
+                            functions_ready.clone(),
+                            peers_ready.clone(),
+                            readiness.clone(),
+                            internal_stop.clone(),
+                        )));
+                        functions_ready
+                    }
+                    _ => readiness.clone(),
+                };
+                let watch = crate::kube_watch::run(client, Arc::clone(&table), functions_ready);
                 let stop = internal_stop.clone();
                 tasks.push(tokio::spawn(async move {
                     tokio::select! { () = watch => {}, () = stop.cancelled() => {} }
@@ -315,6 +334,7 @@ impl Activator {
                     service.clone(),
                     internal_addr.port(),
                     Arc::clone(peers),
+                    peers_ready,
                 );
                 let stop = internal_stop.clone();
                 tasks.push(tokio::spawn(async move {
@@ -415,6 +435,27 @@ impl Activator {
         }
         self.admin_stop.cancel();
         let _ = self.admin_task.await;
+    }
+}
+
+/// Sets `readiness` once both the function watches and the peer watch have synced (checked every
+/// 20 ms until then; readiness is only ever turned off again by shutdown).
+async fn ready_when_both(
+    functions: Readiness,
+    peers: Readiness,
+    readiness: Readiness,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        if functions.get() && peers.get() {
+            readiness.set(true);
+            return;
+        }
     }
 }
 

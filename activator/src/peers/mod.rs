@@ -134,10 +134,10 @@ impl Peering {
     /// Replaces the peer set.
     pub fn set(&self, peers: PeerSet) {
         let mut current = self.peers.write().unwrap_or_else(|e| e.into_inner());
-        if *current != peers {
-            tracing::info!(peers = ?peers.ready().collect::<Vec<_>>(), "peer activators changed");
-            *current = peers;
+        if !current.ready().eq(peers.ready()) {
+            tracing::info!(peers = ?peers.ready().collect::<Vec<_>>(), "ready peer activators changed");
         }
+        *current = peers;
     }
 
     /// Forwards counted with `outcome` so far.

@@ -14,6 +14,8 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 
+use zeroscale_common::admin::Readiness;
+
 use super::{Peering, ring::PeerSet};
 
 /// The label Kubernetes puts on a Service's EndpointSlices.
@@ -61,18 +63,26 @@ pub(crate) fn merge<'a>(slices: impl Iterator<Item = &'a SlicePeers> + Clone) ->
     )
 }
 
-/// Watches the peers service's EndpointSlices until the stream ends, keeping `peering` current.
-pub async fn run(client: Client, service: String, internal_port: u16, peering: std::sync::Arc<Peering>) {
+/// Watches the peers service's EndpointSlices until the stream ends, keeping `peering` current;
+/// `synced` turns true once the first full list has arrived.
+pub async fn run(
+    client: Client,
+    service: String,
+    internal_port: u16,
+    peering: std::sync::Arc<Peering>,
+    synced: Readiness,
+) {
     let api: Api<EndpointSlice> = Api::default_namespaced(client);
     let config = watcher::Config::default().labels(&format!("{SERVICE_LABEL}={service}"));
     let stream = watcher(api, config).default_backoff();
-    follow(stream, internal_port, &peering).await;
+    follow(stream, internal_port, &peering, &synced).await;
 }
 
 async fn follow(
     stream: impl Stream<Item = Result<watcher::Event<EndpointSlice>, watcher::Error>>,
     internal_port: u16,
     peering: &Peering,
+    synced: &Readiness,
 ) {
     let mut stream = std::pin::pin!(stream);
     let mut slices: HashMap<String, SlicePeers> = HashMap::new();
@@ -91,7 +101,12 @@ async fn follow(
                 relisted.insert(s.name_any(), slice_peers(&s, internal_port));
                 continue;
             }
-            watcher::Event::InitDone => slices = std::mem::take(&mut relisted),
+            watcher::Event::InitDone => {
+                slices = std::mem::take(&mut relisted);
+                peering.set(merge(slices.values()));
+                synced.set(true);
+                continue;
+            }
             watcher::Event::Apply(s) => {
                 slices.insert(s.name_any(), slice_peers(&s, internal_port));
             }

@@ -23,6 +23,7 @@ pub const MANAGED_FLAGS: &[(&str, &str)] = &[
     ("activator", "cluster-domain"),   // clusterDomain
     ("activator", "external-domain"),  // domain (shared with the operator)
     ("activator", "pod-name"),         // POD_NAME from the downward API
+    ("activator", "pod-ip"),           // POD_IP from the downward API (peering)
     ("activator", "static-config"),    // file mode for tests and benches, not for a cluster
     ("activator", "static-triggers"),  // file mode for tests and benches, not for a cluster
     ("activator", "broker-addr"),      // bindAddress + activator.ports.broker
