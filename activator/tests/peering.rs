@@ -311,3 +311,71 @@ async fn a_websocket_is_forwarded_both_ways() {
     }
     assert_eq!(forwards(&other, Outcome::Forwarded), 1);
 }
+
+#[tokio::test]
+async fn h2c_streaming_with_trailers_is_forwarded() {
+    let step = Arc::new(Notify::new());
+    let s = Arc::clone(&step);
+    let pod = upstream([127, 0, 0, 2], move |req: Request<hyper::body::Incoming>| {
+        let step = Arc::clone(&s);
+        async move {
+            let version = format!("{:?}", req.version());
+            let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Box<dyn std::error::Error + Send + Sync>>>(4);
+            tokio::spawn(async move {
+                for i in 0..3 {
+                    let _ = tx
+                        .send(Ok(Frame::data(Bytes::from(format!("{i} over {version}")))))
+                        .await;
+                    step.notified().await;
+                }
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", "0".parse().unwrap());
+                let _ = tx.send(Ok(Frame::trailers(trailers))).await;
+            });
+            let stream =
+                futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+            Response::builder()
+                .header("content-type", "application/grpc")
+                .body(BodyExt::boxed(StreamBody::new(stream)))
+                .unwrap()
+        }
+    })
+    .await;
+    let settings = FunctionSettings {
+        protocol: zeroscale_crds::function::Protocol::H2c,
+        ..FunctionSettings::default()
+    };
+    let (_owner, other) = pair(settings, pod).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<TestBody>();
+    let request = Request::post(format!("http://{}/echo.Echo/ServerStream", other.internal_addr))
+        .header("host", HOST)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(full(""))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut messages = Vec::new();
+    let mut trailers = None;
+    while let Some(frame) = tokio::time::timeout(Duration::from_secs(10), body.frame())
+        .await
+        .unwrap()
+    {
+        let frame = frame.unwrap();
+        if let Some(data) = frame.data_ref() {
+            messages.push(String::from_utf8_lossy(data).into_owned());
+            step.notify_one();
+        } else if let Ok(t) = frame.into_trailers() {
+            trailers = Some(t);
+        }
+    }
+    assert_eq!(
+        messages,
+        ["0 over HTTP/2.0", "1 over HTTP/2.0", "2 over HTTP/2.0"]
+    );
+    assert_eq!(trailers.expect("trailers")["grpc-status"], "0");
+    assert_eq!(forwards(&other, Outcome::Forwarded), 1);
+}
