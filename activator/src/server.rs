@@ -54,7 +54,7 @@ impl Default for ServerLimits {
 }
 
 /// What every connection of one port shares.
-struct Port_ {
+struct Listener {
     port: Port,
     proxy: Arc<Proxy>,
     limits: ServerLimits,
@@ -88,7 +88,7 @@ pub async fn serve(
     drain: Duration,
 ) {
     let (http1, http2) = builders(&limits);
-    let shared = Arc::new(Port_ {
+    let shared = Arc::new(Listener {
         port,
         proxy,
         limits,
@@ -127,7 +127,7 @@ pub async fn serve(
 }
 
 /// One client connection: its first head, the wait for a pod if any, then hyper.
-async fn connection(shared: Arc<Port_>, stream: TcpStream, remote: SocketAddr) {
+async fn connection(shared: Arc<Listener>, stream: TcpStream, remote: SocketAddr) {
     let limits = shared.limits;
     let read = tokio::select! {
         read = tokio::time::timeout(limits.header_read_timeout, head::read(&stream, limits.max_header_bytes)) => read,
@@ -170,7 +170,7 @@ async fn client_gone(stream: &TcpStream) {
     }
 }
 
-async fn serve_http1(shared: &Port_, io: Prefixed, remote: SocketAddr, early: Option<Early>) {
+async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early: Option<Early>) {
     let proxy = Arc::clone(&shared.proxy);
     let port = shared.port;
     // The first request takes the early outcome; the rest of the connection's requests are admitted
@@ -216,7 +216,7 @@ async fn serve_http1(shared: &Port_, io: Prefixed, remote: SocketAddr, early: Op
     }
 }
 
-async fn serve_http2(shared: &Port_, io: Prefixed, remote: SocketAddr) {
+async fn serve_http2(shared: &Listener, io: Prefixed, remote: SocketAddr) {
     let proxy = Arc::clone(&shared.proxy);
     let port = shared.port;
     let service = service_fn(move |request| Arc::clone(&proxy).handle(port, remote, request));
@@ -243,7 +243,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 mod tests {
     use super::*;
 
-    fn future_size<F: Future>(_: fn(Arc<Port_>, TcpStream, SocketAddr) -> F) -> usize {
+    fn future_size<F: Future>(_: fn(Arc<Listener>, TcpStream, SocketAddr) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 

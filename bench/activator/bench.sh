@@ -16,8 +16,9 @@ host=hello.bench.svc.cluster.local
 
 oha=$(bench_oha)
 nginx=$(bench_nginx)
-cargo build -q --release -p zeroscale-activator
-activator_bin=target/release/zeroscale-activator
+# BENCH_ACTIVATOR_BIN runs another build of the activator (an A/B against an older commit).
+activator_bin=${BENCH_ACTIVATOR_BIN:-target/release/zeroscale-activator}
+[[ -n ${BENCH_ACTIVATOR_BIN:-} ]] || cargo build -q --release -p zeroscale-activator
 
 pids=()
 cleanup() {
