@@ -6,7 +6,16 @@
 #   ZEROSCALE_BROKER=http://<ClusterIP>:80      zeroscale-broker (the broker ingress)
 # Exit status 0 means ready: every Deployment available and the activator answering on its Service.
 # Fast (well under a second) when nothing changed since the last install and everything is healthy:
-# the chart, the values and the three binaries are stamped; a rebuilt binary rolls its Deployment.
+# the chart, the values, the profile and the three binaries are stamped; a rebuilt binary, or a switch
+# of profile, rolls its Deployment.
+#
+# ZEROSCALE_INSTALL_PROFILE=debug (default) runs target/debug/zeroscale-<x> (images `zeroscale/<x>`;
+# build them first: `make build`). ZEROSCALE_INSTALL_PROFILE=release builds the three components and
+# the echo function with `cargo build --release` and installs with `image.tag=release`, which the node
+# agent maps to target/release/zeroscale-<x> (docs/local-cluster.md, image mapping); the coldstart
+# benchmark installs that way. ZEROSCALE_INSTALL_LOCK_HELD=1: the caller already holds the install lock
+# (bench/coldstart/bench.sh keeps it for its whole measurement, so no concurrent install switches the
+# profile under it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source e2e/cluster/lib.sh
@@ -14,13 +23,29 @@ source e2e/cluster/lib.sh
 export KUBECONFIG="$ZS_KUBECONFIG" PATH="$ZS_BIN:$PATH"
 # One install/uninstall at a time: test binaries call install.sh concurrently, and two helm upgrades of
 # one release fail ("another operation is in progress").
-exec 8>"$ZS_STATE/.install.lock"
-flock -w 600 8 || die "another scripts/install.sh or uninstall.sh holds $ZS_STATE/.install.lock"
+if [[ ${ZEROSCALE_INSTALL_LOCK_HELD:-} != 1 ]]; then
+  exec 8>"$ZS_STATE/.install.lock"
+  flock -w 600 8 || die "another scripts/install.sh or uninstall.sh holds $ZS_STATE/.install.lock"
+fi
 NS=zeroscale-system
 RELEASE=zeroscale
 VALUES=e2e/cluster/values-local.yaml
 STAMP="$ZS_RUN/install.stamp"
-target="${CARGO_TARGET_DIR:-$ZS_ROOT/target}/debug"
+profile=${ZEROSCALE_INSTALL_PROFILE:-debug}
+target_dir=${CARGO_TARGET_DIR:-$ZS_ROOT/target}
+[[ $target_dir == /* ]] || target_dir="$ZS_ROOT/$target_dir"
+case $profile in
+  debug) target=$target_dir/debug tag=() ;;
+  release)
+    target=$target_dir/release tag=(--set-string image.tag=release)
+    # One package per build, as the other bench sections build theirs (`cargo build --release -p
+    # zeroscale-activator`): the same feature set, so neither relinks the other's binary.
+    for p in operator activator autoscaler echo; do
+      cargo build -q --release -p "zeroscale-$p" || die "cannot build zeroscale-$p (release)"
+    done
+    ;;
+  *) die "ZEROSCALE_INSTALL_PROFILE must be debug or release, not '$profile'" ;;
+esac
 
 # Components of the earlier host-process mode must not run beside the pods.
 if [[ -d $ZS_RUN/components ]]; then
@@ -29,7 +54,8 @@ if [[ -d $ZS_RUN/components ]]; then
   rmdir "$ZS_RUN/components" 2>/dev/null || true
 fi
 
-annotations=()
+# The image tag is among the set values, so a profile switch changes the stamp and the pod templates.
+annotations=("${tag[@]}")
 for c in operator activator autoscaler; do
   [[ -x $target/zeroscale-$c ]] || die "$target/zeroscale-$c is missing: run 'make build'"
   annotations+=(--set-string "$c.podAnnotations.zeroscale\\.dev/binary-mtime=$(stat -c %Y "$target/zeroscale-$c")")
@@ -68,7 +94,7 @@ metadata:
     pod-security.kubernetes.io/warn: restricted
     pod-security.kubernetes.io/audit: restricted
 YAML
-  log "installing the chart (release $RELEASE in $NS)"
+  log "installing the chart (release $RELEASE in $NS, $profile builds)"
   "$helm" upgrade --install "$RELEASE" charts/zeroscale -n "$NS" --skip-crds -f "$VALUES" \
     "${annotations[@]}" --wait --timeout 180s >/dev/null ||
     die "helm upgrade failed; see: kubectl -n $NS get pods; kubectl -n $NS logs deploy/zeroscale-activator"

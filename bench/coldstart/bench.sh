@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Cold-start section of `make bench` (SPEC §9 P3, P4, P5, P9), on the local cluster with Zeroscale
-# installed the way `scripts/install.sh` installs it (host processes or pods, whichever it does):
+# installed by `scripts/install.sh` from RELEASE builds (ZEROSCALE_INSTALL_PROFILE=release: image tag
+# `release`, which the node agent maps to target/release/zeroscale-<x>), the benchmarked Functions
+# running `zeroscale/echo:release` too:
 #   coldstart.arrival_to_patch_p99_ms   request arrival at the activator → autoscaler's /scale patch sent
 #   coldstart.ready_to_forward_p99_ms   pod able to serve → first buffered request forwarded to it
 #   coldstart.e2e_p50_ms, e2e_p95_ms    20 cold starts of the echo example (20 Functions created at zero)
@@ -8,7 +10,10 @@
 #   footprint.idle_rss_mib              operator + activator + autoscaler RSS after 60 s idle
 # plus the plot coldstart.svg and every sample in coldstart/samples.json. How each figure is taken:
 # docs/benchmarks.md. If the cluster was down, this section brings it up and tears it down at the end;
-# a running cluster (shared with others) is left as it was.
+# on a running cluster (shared with others) it puts the debug install back at the end, as others'
+# tests expect it. It holds the install lock throughout, so a concurrent scripts/install.sh (someone's
+# test) waits instead of switching the components back to debug builds in the middle of a measurement.
+# BENCH_PROFILE=debug measures the debug install instead (for comparison).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
@@ -24,21 +29,45 @@ if ! bash e2e/cluster/status.sh --check; then
   log "coldstart: the local cluster is down; bringing it up (and down again at the end)"
   brought_up=1
 fi
+locked=0
 cleanup() {
+  local status=$?
   if [[ $brought_up == 1 ]]; then
+    [[ $locked == 1 ]] && flock -u 8
     bash scripts/uninstall.sh || true
     bash e2e/cluster/down.sh || true
+  elif [[ $locked == 1 ]]; then
+    log "coldstart: restoring the debug install"
+    ZEROSCALE_INSTALL_PROFILE=debug bash scripts/install.sh || {
+      log "coldstart: could not restore the debug install (run: bash scripts/install.sh)"
+      status=1
+    }
   fi
+  exit "$status"
 }
 trap cleanup EXIT
 [[ $brought_up == 1 ]] && make -s cluster-up
 
-# install.sh runs the components from debug builds; build them (a no-op when current) so it can start
-# them. The driver is a release build: its client overhead is part of every latency it measures.
-cargo build -q -p zeroscale-operator -p zeroscale-activator -p zeroscale-autoscaler --bins ||
-  log "coldstart: warning: cannot build the components; installing the binaries target/debug holds"
+profile=${BENCH_PROFILE:-release}
+case $profile in
+  release) image=${BENCH_IMAGE:-zeroscale/echo:release} ;;
+  *) image=${BENCH_IMAGE:-zeroscale/echo} ;;
+esac
+# The debug builds are what the install goes back to at the end (a no-op build when current). The
+# driver is a release build: its client overhead is part of every latency it measures.
+cargo build -q -p zeroscale-operator -p zeroscale-activator -p zeroscale-autoscaler -p zeroscale-echo \
+  --bins || log "coldstart: warning: cannot build the debug components; the restore uses what target/debug holds"
 cargo build -q --release -p zeroscale-bench-coldstart
-bash scripts/install.sh
+# install.sh builds the release binaries too; building them before taking the lock keeps it short.
+if [[ $profile == release ]]; then
+  for p in operator activator autoscaler echo; do cargo build -q --release -p "zeroscale-$p"; done
+fi
+exec 8>"$ZS_STATE/.install.lock"
+log "coldstart: waiting for the install lock (held until the end of this section)"
+flock -w 900 8 || die "cannot take $ZS_STATE/.install.lock: another install runs"
+locked=1
+export ZEROSCALE_INSTALL_LOCK_HELD=1
+ZEROSCALE_INSTALL_PROFILE=$profile bash scripts/install.sh
 # shellcheck disable=SC1091
 source "$ZS_STATE/activator.env"
 export ZEROSCALE_ACTIVATOR
@@ -72,7 +101,8 @@ curl -fsS "${autoscaler_admin%%,*}/metrics" | grep -q "^# TYPE zeroscale_autosca
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 "$root/target/release/coldstart-bench" --activator "$ZEROSCALE_ACTIVATOR" \
   --activator-admin "$activator_admin" --autoscaler-admin "$autoscaler_admin" \
-  --cold-starts "${BENCH_COLD_STARTS:-20}" --burst "${BENCH_BURST:-1000}" --out "$out/coldstart" \
+  --cold-starts "${BENCH_COLD_STARTS:-20}" --burst "${BENCH_BURST:-1000}" --image "$image" \
+  --out "$out/coldstart" \
   >"$out/coldstart/driver.out" 2> >(tee "$out/coldstart/driver.log" >&2)
 cp "$out/coldstart/coldstart.svg" "$out/coldstart.svg"
 
@@ -113,11 +143,11 @@ rss_line() { # component → "kib replicas"
 read -r op_kib op_n < <(rss_line operator)
 read -r act_kib act_n < <(rss_line activator)
 read -r as_kib as_n < <(rss_line autoscaler)
-profile=release
+built=release
 for c in operator activator autoscaler; do
   for pid in $(installed_pids "$c"); do
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
-    [[ $exe == */debug/* ]] && profile=debug
+    [[ $exe == */debug/* ]] && built=debug
   done
 done
 
@@ -131,7 +161,7 @@ figures["footprint"] = {
     "idle_rss_mib": mib(sum(kibs.values())) if all(counts.values()) else None,
     **{f"{c}_rss_mib": mib(k) for c, k in kibs.items()},
     **{f"{c}_processes": n for c, n in counts.items()},
-    "debug_build": 1 if "$profile" == "debug" else 0,
+    "debug_build": 1 if "$built" == "debug" else 0,
 }
 json.dump(figures, open(sys.argv[2], "w"), indent=2, sort_keys=True)
 print(json.dumps(figures, indent=2, sort_keys=True))
