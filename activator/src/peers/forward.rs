@@ -30,6 +30,9 @@ use crate::{
 /// Added to the function's total timeout for the forwarding activator's own deadline, so the owner's
 /// 504 (its deadline counts from a slightly later arrival) reaches the client rather than ours.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+/// Longest wait for a connection to a peer: activators are a hop apart in one cluster, and a peer
+/// that does not accept by then is treated as unreachable (the request is handled locally).
+const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most idle HTTP/1.1 connections kept per peer.
 const MAX_IDLE_PER_PEER: usize = 256;
 
@@ -57,8 +60,12 @@ impl std::fmt::Debug for PeerClient {
 }
 
 impl PeerClient {
-    /// A client connecting within `config.connect_timeout`.
+    /// A client connecting within `config.connect_timeout`, at most 1 s.
     pub fn new(config: UpstreamConfig) -> Self {
+        let config = UpstreamConfig {
+            connect_timeout: config.connect_timeout.min(PEER_CONNECT_TIMEOUT),
+            ..config
+        };
         Self {
             config,
             ..Self::default()
