@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::stats::percentile;
+
 /// What one cold start left behind, in wall-clock seconds and metric deltas.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
@@ -134,6 +136,11 @@ pub struct Burst {
     /// once there is somewhere to send it (≥ max latency − ready, since every request started at or
     /// after the first).
     pub max_over_ready_ms: Option<f64>,
+    /// First pod able to serve → the median 2xx answer, ms. With `over_ready_p90_ms` it shows where
+    /// the backlog spends its time: a steady drain after ready (throughput-bound) or a late tail.
+    pub over_ready_p50_ms: Option<f64>,
+    /// First pod able to serve → the 90th-percentile 2xx answer, ms.
+    pub over_ready_p90_ms: Option<f64>,
 }
 
 impl Burst {
@@ -142,6 +149,12 @@ impl Burst {
         let first_sent = shots.iter().map(|s| s.sent).fold(f64::INFINITY, f64::min);
         let last_done = shots.iter().map(|s| s.done).fold(f64::NEG_INFINITY, f64::max);
         let max_latency = shots.iter().map(|s| s.done - s.sent).fold(0.0, f64::max);
+        let mut answered: Vec<f64> = shots.iter().filter(|s| s.ok).map(|s| s.done).collect();
+        answered.sort_by(f64::total_cmp);
+        let over_ready = |p: f64| {
+            let serving = serving?;
+            percentile(&answered, p).map(|done| (done - serving) * MS)
+        };
         Self {
             requests: shots.len(),
             errors: shots.iter().filter(|s| !s.ok).count(),
@@ -152,6 +165,8 @@ impl Burst {
             max_over_ready_ms: serving
                 .filter(|_| !shots.is_empty())
                 .map(|s| (last_done - s) * MS),
+            over_ready_p50_ms: over_ready(50.0),
+            over_ready_p90_ms: over_ready(90.0),
         }
     }
 }
@@ -261,8 +276,12 @@ mod tests {
         assert!((b.max_latency_ms - 950.0).abs() < 1e-6);
         assert!(close(b.ready_ms, 700.0));
         assert!(close(b.max_over_ready_ms, 300.0));
+        // Only the 2xx answers (10.9 and 11.0) count for the percentiles over ready.
+        assert!(close(b.over_ready_p50_ms, 200.0));
+        assert!(close(b.over_ready_p90_ms, 300.0));
         let none = Burst::from_shots(&shots, None);
         assert_eq!((none.ready_ms, none.max_over_ready_ms), (None, None));
+        assert_eq!(none.over_ready_p90_ms, None);
         assert_eq!(Burst::from_shots(&[], Some(1.0)).max_over_ready_ms, None);
     }
 }

@@ -133,6 +133,8 @@ async fn run(args: Args) -> Result<(), BenchError> {
             "max_latency_ms": round2(b.max_latency_ms),
             "ready_ms": ms(b.ready_ms),
             "max_over_ready_ms": ms(b.max_over_ready_ms),
+            "over_ready_p50_ms": ms(b.over_ready_p50_ms),
+            "over_ready_p90_ms": ms(b.over_ready_p90_ms),
         })),
     });
     write(
