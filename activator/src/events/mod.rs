@@ -3,6 +3,7 @@
 //! Trigger watch that keeps the routes current, and the `schedule`/`kubernetes` sources, which run
 //! on the one replica holding the sources Lease.
 
+pub mod schedule_status;
 pub mod sender;
 pub mod sources;
 pub mod static_triggers;

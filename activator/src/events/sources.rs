@@ -12,6 +12,7 @@ use zeroscale_eventing::{
 };
 
 use super::{
+    schedule_status,
     sender::ActivatorSender,
     supervisor::{SourceJob, SourceSpec, Spawn},
 };
@@ -27,15 +28,28 @@ pub fn spawner(broker: Broker<ActivatorSender>, client: Option<kube::Client>) ->
         let (broker, route) = (broker.clone(), job.route.clone());
         let (namespace, trigger) = (route.trigger.namespace.clone(), route.trigger.trigger.clone());
         match job.spec.clone() {
-            SourceSpec::Schedule(schedule) => tokio::spawn(async move {
-                let fired = {
-                    let (namespace, trigger) = (namespace.clone(), trigger.clone());
-                    move |time| tracing::info!(%namespace, %trigger, %time, "schedule fired")
-                };
-                if let Err(error) = run_schedule(broker, route, schedule, fired).await {
-                    tracing::warn!(%namespace, %trigger, %error, "schedule stopped");
-                }
-            }),
+            SourceSpec::Schedule(schedule) => {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let fired = {
+                        let (namespace, trigger) = (namespace.clone(), trigger.clone());
+                        move |time| {
+                            tracing::info!(%namespace, %trigger, %time, "schedule fired");
+                            if let Some(client) = &client {
+                                schedule_status::record(
+                                    client.clone(),
+                                    namespace.clone(),
+                                    trigger.clone(),
+                                    time,
+                                );
+                            }
+                        }
+                    };
+                    if let Err(error) = run_schedule(broker, route, schedule, fired).await {
+                        tracing::warn!(%namespace, %trigger, %error, "schedule stopped");
+                    }
+                })
+            }
             SourceSpec::Kubernetes(target) => {
                 let client = client.clone();
                 tokio::spawn(async move {

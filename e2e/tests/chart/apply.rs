@@ -260,6 +260,16 @@ pub async fn check_rbac(ns: &str) {
         ("activator", vec!["list", "endpointslices.discovery.k8s.io", "-A"]),
         // Eventing: Triggers, the default `kubernetes` source kind, and the sources Lease.
         ("activator", vec!["watch", "triggers.zeroscale.dev", "-A"]),
+        (
+            "activator",
+            vec![
+                "patch",
+                "triggers.zeroscale.dev",
+                "--subresource=status",
+                "-n",
+                "default",
+            ],
+        ),
         ("activator", vec!["list", "configmaps", "-n", "default"]),
         (
             "activator",
