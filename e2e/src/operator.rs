@@ -3,22 +3,8 @@
 
 use std::time::Duration;
 
-use crate::{ProcessGuard, apply_yaml_cluster, http_get, kubectl_ok, spawn_component, wait_for};
-
-/// The Function CRD as generated.
-pub const FUNCTION_CRD: &str = include_str!("../../crds/yaml/functions.zeroscale.dev.yaml");
-
-/// Installs the Function CRD (idempotent) and waits until it is served.
-pub async fn install_function_crd() {
-    apply_yaml_cluster(FUNCTION_CRD).await;
-    kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/functions.zeroscale.dev",
-    ])
-    .await;
-}
+use crate::metrics::{admin_ready, counter_value, scrape};
+use crate::{ProcessGuard, free_addr, spawn_component, wait_for};
 
 /// An operator process reconciling only `namespace`.
 pub struct Operator {
@@ -31,19 +17,25 @@ pub struct Operator {
 impl Operator {
     /// Starts an operator and waits until it leads and its cache has synced.
     pub async fn start(namespace: &str) -> Self {
-        let operator = Self::spawn(namespace);
+        Self::start_with(namespace, &[], &[]).await
+    }
+
+    /// Like [`Operator::start`], with `extra` arguments (e.g. `--events-sink <url>`) and `env`.
+    pub async fn start_with(namespace: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let operator = Self::spawn_with(namespace, extra, env);
         operator.wait_leading().await;
         operator
     }
 
     /// Starts an operator without waiting for it.
     pub fn spawn(namespace: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let admin = format!("127.0.0.1:{port}");
-        let args = [
+        Self::spawn_with(namespace, &[], &[])
+    }
+
+    /// Like [`Operator::spawn`], with `extra` arguments and `env`.
+    pub fn spawn_with(namespace: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let admin = free_addr();
+        let mut args = vec![
             "--watch-namespace",
             namespace,
             "--lease-namespace",
@@ -53,15 +45,14 @@ impl Operator {
             "--log-format",
             "plain",
         ];
-        let process = spawn_component("zeroscale-operator", &args, &[]);
+        args.extend_from_slice(extra);
+        let process = spawn_component("zeroscale-operator", &args, env);
         Self { process, admin }
     }
 
     /// Whether `/ready` answers 200.
     pub async fn ready(&self) -> bool {
-        http_get(&format!("http://{}/ready", self.admin))
-            .await
-            .is_ok_and(|r| r.status == 200)
+        admin_ready(&self.admin).await
     }
 
     /// Whether it reports holding the Lease.
@@ -85,20 +76,17 @@ impl Operator {
 
     /// Its `/metrics` text, if it answers.
     pub async fn metrics(&self) -> Option<String> {
-        Some(
-            http_get(&format!("http://{}/metrics", self.admin))
-                .await
-                .ok()?
-                .text(),
-        )
+        scrape(&self.admin).await
+    }
+
+    /// The counter `series` (name and labels) of its `/metrics`; 0 when absent or unanswered.
+    pub async fn counter(&self, series: &str) -> u64 {
+        counter_value(&self.metrics().await.unwrap_or_default(), series)
     }
 
     /// `zeroscale_operator_reconciles_total{kind="Function"}`.
     pub async fn reconciles(&self) -> u64 {
-        let text = self.metrics().await.unwrap_or_default();
-        text.lines()
-            .find_map(|l| l.strip_prefix("zeroscale_operator_reconciles_total{kind=\"Function\"} "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
+        self.counter("zeroscale_operator_reconciles_total{kind=\"Function\"}")
+            .await
     }
 }

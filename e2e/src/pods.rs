@@ -1,10 +1,23 @@
 //! Reading what the node agent reports about the processes it runs, and pod-status helpers.
 
 use std::path::Path;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
 
 use crate::paths::pods_dir;
+use crate::wait_for;
+
+/// Waits up to 60 s until pod `name` exists and satisfies `check`; returns it. Panics naming `what`.
+pub async fn wait_pod(pods: &Api<Pod>, name: &str, what: &str, check: impl Fn(&Pod) -> bool) -> Pod {
+    wait_for(
+        Duration::from_secs(60),
+        &format!("pod {name}: {what}"),
+        || async { pods.get_opt(name).await.ok().flatten().filter(|p| check(p)) },
+    )
+    .await
+}
 
 /// One container process the node agent runs, read from its pid file
 /// `.zeroscale/pods/<namespace>_<pod>/<container>.pid`.

@@ -19,123 +19,47 @@ use kube::{
 use serde_json::json;
 use zeroscale_crds::Function;
 use zeroscale_e2e::{
-    ProcessGuard, TestNamespace, apply_yaml_cluster, http_get, http_request, kubectl_ok, spawn_component,
-    try_wait_for, wait_for,
+    Activator, Autoscaler, Operator, TestNamespace, deployment_replicas as replicas, free_addr,
+    function_manifest, http_request, install_function_crd, json_log_lines, try_wait_for, wait_for,
 };
 
-const FUNCTION_CRD: &str = include_str!("../../crds/yaml/functions.zeroscale.dev.yaml");
 const WINDOW: Duration = Duration::from_secs(6);
 const GRACE: Duration = Duration::from_secs(30);
 const SLACK: Duration = Duration::from_secs(15);
 
-fn free_addr() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    format!("127.0.0.1:{port}")
-}
-
-/// Waits until `admin/ready` answers 200 and, when given, `/metrics` contains `metric`.
-async fn wait_ready(process: &ProcessGuard, admin: &str, metric: Option<&str>) {
-    let what = format!("{} ready (log: {})", process.name(), process.log_path().display());
-    wait_for(Duration::from_secs(60), &what, || async {
-        let ready = http_get(&format!("http://{admin}/ready")).await.ok()?.status == 200;
-        let metrics = http_get(&format!("http://{admin}/metrics")).await.ok()?.text();
-        (ready && metric.is_none_or(|m| metrics.contains(m))).then_some(())
-    })
-    .await;
-}
-
 /// The operator, the activator and the autoscaler for one namespace.
 struct Stack {
-    _operator: ProcessGuard,
-    activator: ProcessGuard,
-    autoscaler: ProcessGuard,
-    /// The activator's in-cluster data address.
-    internal: String,
+    _operator: Operator,
+    activator: Activator,
+    autoscaler: Autoscaler,
 }
 
 impl Stack {
     async fn start(namespace: &str) -> Self {
-        let operator_admin = free_addr();
-        let operator = spawn_component(
-            "zeroscale-operator",
-            &[
-                "--watch-namespace",
-                namespace,
-                "--lease-namespace",
-                namespace,
-                "--admin-addr",
-                &operator_admin,
-                "--log-format",
-                "plain",
-            ],
+        let operator = Operator::start(namespace).await;
+        // The autoscaler checks the activator before scaling to zero, so it learns its address first.
+        let activator_admin = free_addr();
+        let ready_url = Activator::ready_url(&activator_admin);
+        let autoscaler = Autoscaler::start(namespace, Some(&ready_url)).await;
+        let activator = Activator::start(
+            "e2e-activator",
+            &autoscaler.events_url(),
+            activator_admin,
+            &["--log-format", "plain"],
             &[],
-        );
-        wait_ready(&operator, &operator_admin, Some("zeroscale_operator_leader 1")).await;
-
-        let (events, autoscaler_admin) = (free_addr(), free_addr());
-        let (internal, external, activator_admin) = (free_addr(), free_addr(), free_addr());
-        let ready_url = format!("http://{activator_admin}/ready");
-        let autoscaler = spawn_component(
-            "zeroscale-autoscaler",
-            &[
-                "run",
-                "--namespace",
-                namespace,
-                "--lease-namespace",
-                namespace,
-                "--events-addr",
-                &events,
-                "--admin-addr",
-                &autoscaler_admin,
-                "--activator-ready-url",
-                &ready_url,
-                "--log-format",
-                "json",
-            ],
-            &[],
-        );
-        wait_ready(
-            &autoscaler,
-            &autoscaler_admin,
-            Some("zeroscale_autoscaler_leader 1"),
         )
         .await;
-
-        let autoscaler_url = format!("http://{events}/");
-        let activator = spawn_component(
-            "zeroscale-activator",
-            &[
-                "--internal-addr",
-                &internal,
-                "--external-addr",
-                &external,
-                "--admin-addr",
-                &activator_admin,
-                "--autoscaler-url",
-                &autoscaler_url,
-                "--pod-name",
-                "e2e-activator",
-                "--log-format",
-                "plain",
-            ],
-            &[],
-        );
-        wait_ready(&activator, &activator_admin, None).await;
         Self {
             _operator: operator,
             activator,
             autoscaler,
-            internal,
         }
     }
 
-    /// `GET /` for `name.namespace` through the activator.
+    /// `GET /` for `name.namespace` through the activator's in-cluster data address.
     async fn request(&self, name: &str, namespace: &str) -> u16 {
         let host = format!("{name}.{namespace}");
-        let url = format!("http://{}/", self.internal);
+        let url = format!("http://{}/", self.activator.internal);
         match http_request(
             Method::GET,
             &url,
@@ -148,51 +72,32 @@ impl Stack {
             Ok(response) => response.status,
             Err(e) => panic!(
                 "request through the activator failed: {e} (log: {})",
-                self.activator.log_path().display()
+                self.activator.process.log_path().display()
             ),
         }
     }
 
     /// The autoscaler's `scaled` log lines for `function` (`<namespace>/<name>`).
     fn scaled_lines(&self, function: &str) -> Vec<serde_json::Value> {
-        self.autoscaler
-            .log()
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|v| v["message"] == "scaled" && v["function"] == function)
+        json_log_lines(&self.autoscaler.process, "scaled")
+            .into_iter()
+            .filter(|v| v["function"] == function)
             .collect()
     }
-}
-
-async fn replicas(api: &Api<Deployment>, name: &str) -> Option<(i32, i32)> {
-    let d = api.get_opt(name).await.ok().flatten()?;
-    let desired = d.spec.as_ref()?.replicas?;
-    let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-    Some((desired, ready))
 }
 
 #[tokio::test]
 async fn idle_function_goes_to_zero_and_demand_wakes_it_at_once() {
     let client = zeroscale_e2e::client().await;
-    apply_yaml_cluster(FUNCTION_CRD).await;
-    kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/functions.zeroscale.dev",
-    ])
-    .await;
+    install_function_crd().await;
     let ns = TestNamespace::new(&client, "autoscaler").await;
     let stack = Stack::start(ns.name()).await;
     let functions: Api<Function> = Api::namespaced(client.clone(), ns.name());
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
-    let manifest: Function = serde_json::from_value(json!({
-        "apiVersion": "zeroscale.dev/v1alpha1",
-        "kind": "Function",
-        "metadata": { "name": "hello" },
-        "spec": { "image": "zeroscale/echo", "timeoutSeconds": 60, "scale": { "window": "6s" } },
-    }))
-    .expect("function manifest");
+    let manifest = function_manifest(
+        "hello",
+        json!({ "image": "zeroscale/echo", "timeoutSeconds": 60, "scale": { "window": "6s" } }),
+    );
     functions
         .create(&PostParams::default(), &manifest)
         .await
@@ -218,7 +123,7 @@ async fn idle_function_goes_to_zero_and_demand_wakes_it_at_once() {
     assert!(
         reached.is_ok(),
         "not at zero {idle_for:?} after the last request (limit {limit:?}); log: {}",
-        stack.autoscaler.log_path().display()
+        stack.autoscaler.process.log_path().display()
     );
     let function = format!("{}/hello", ns.name());
     let to_zero = stack

@@ -10,7 +10,7 @@ use kube::Api;
 use kube::api::ListParams;
 use zeroscale_e2e::{
     TestNamespace, apply_yaml, client, container_log_path, container_processes, http_get, kubectl_ok, pod_ip,
-    pod_is_ready, record_timing, restart_count, wait_for, waiting_reason,
+    pod_is_ready, record_timing, restart_count, wait_for, wait_pod, waiting_reason,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -145,13 +145,6 @@ spec:
 {extra}
 "#
     )
-}
-
-async fn wait_pod(pods: &Api<Pod>, name: &str, what: &str, check: impl Fn(&Pod) -> bool) -> Pod {
-    wait_for(MINUTE, &format!("pod {name}: {what}"), || async {
-        pods.get_opt(name).await.ok().flatten().filter(|p| check(p))
-    })
-    .await
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! End-to-end tests of eventing (issue #7) on the local cluster, with the components as host processes
-//! (`spawn_component`), the activator scoped to the test's namespace for Triggers and its sources Lease.
+//! (`zeroscale_e2e::{Operator, Autoscaler, Activator}`), the activator scoped to the test's namespace for Triggers and its sources Lease.
 //!
 //! - A broker event routed by a Trigger to a Function at zero wakes it, and the echo function answers
 //!   with the event it received (its `ce-id`); a subscriber answering 500 gets the configured retries
@@ -10,97 +10,40 @@
 //! The activator logs every answer to a delivery at debug level (`event answered`, with the body);
 //! the echo function's body is the request it received, which is how these tests see what arrived.
 
-use std::{collections::HashMap, convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::time::Duration;
 
-use bytes::Bytes;
 use http::Method;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod};
 use kube::{Api, api::ListParams};
 use serde_json::Value;
-use tokio::sync::Mutex;
 use zeroscale_e2e::{
-    ProcessGuard, TestNamespace, apply_yaml, apply_yaml_cluster, http_get, http_request, kubectl_ok,
-    spawn_component, wait_for,
+    Autoscaler, EventSink, Operator, TestNamespace, apply_yaml, free_addr, http_request,
+    install_eventing_crds, metric_value, wait_for,
 };
-
-const FUNCTION_CRD: &str = include_str!("../../crds/yaml/functions.zeroscale.dev.yaml");
-const TRIGGER_CRD: &str = include_str!("../../crds/yaml/triggers.zeroscale.dev.yaml");
-
-fn free_addr() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    format!("127.0.0.1:{port}")
-}
-
-async fn install_crds() {
-    apply_yaml_cluster(FUNCTION_CRD).await;
-    apply_yaml_cluster(TRIGGER_CRD).await;
-    for crd in ["crd/functions.zeroscale.dev", "crd/triggers.zeroscale.dev"] {
-        kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", crd]).await;
-    }
-}
-
-/// Waits until `admin/ready` answers 200 and, when given, `/metrics` contains `metric`.
-async fn wait_ready(process: &ProcessGuard, admin: &str, metric: Option<&str>) {
-    let what = format!("{} ready (log: {})", process.name(), process.log_path().display());
-    wait_for(Duration::from_secs(60), &what, || async {
-        let ready = http_get(&format!("http://{admin}/ready")).await.ok()?.status == 200;
-        let metrics = http_get(&format!("http://{admin}/metrics")).await.ok()?.text();
-        (ready && metric.is_none_or(|m| metrics.contains(m))).then_some(())
-    })
-    .await;
-}
 
 /// An activator watching the Triggers of one namespace, logging delivery answers.
 struct Activator {
-    process: ProcessGuard,
-    admin: String,
-    broker: String,
+    inner: zeroscale_e2e::Activator,
 }
 
 impl Activator {
     async fn start(namespace: &str, name: &str, autoscaler_url: &str) -> Self {
-        let (internal, external, admin, broker) = (free_addr(), free_addr(), free_addr(), free_addr());
-        let process = spawn_component(
-            "zeroscale-activator",
-            &[
-                "--internal-addr",
-                &internal,
-                "--external-addr",
-                &external,
-                "--admin-addr",
-                &admin,
-                "--broker-addr",
-                &broker,
-                "--autoscaler-url",
-                autoscaler_url,
-                "--pod-name",
-                name,
-                "--trigger-namespace",
-                namespace,
-                "--lease-namespace",
-                namespace,
-                "--log-format",
-                "json",
-            ],
-            &[("RUST_LOG", "info,zeroscale_activator::events=debug")],
-        );
-        wait_ready(&process, &admin, None).await;
-        Self {
-            process,
-            admin,
-            broker,
-        }
+        let extra = [
+            "--trigger-namespace",
+            namespace,
+            "--lease-namespace",
+            namespace,
+            "--log-format",
+            "json",
+        ];
+        let env = [("RUST_LOG", "info,zeroscale_activator::events=debug")];
+        let inner = zeroscale_e2e::Activator::start(name, autoscaler_url, free_addr(), &extra, &env).await;
+        Self { inner }
     }
 
     /// Posts a binary-mode event to `namespace`'s broker; returns the status.
     async fn post(&self, namespace: &str, id: &str, ty: &str) -> u16 {
-        let url = format!("http://{}/{namespace}", self.broker);
+        let url = format!("http://{}/{namespace}", self.inner.broker);
         let headers = [
             ("ce-specversion", "1.0"),
             ("ce-id", id),
@@ -122,19 +65,14 @@ impl Activator {
 
     /// JSON log lines with `message == msg`.
     fn lines(&self, msg: &str) -> Vec<Value> {
-        self.process
-            .log()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| v["message"] == msg)
-            .collect()
+        self.inner.log_lines(msg)
     }
 
     /// Waits until the Trigger watch has routed Trigger `name`.
     async fn routed(&self, name: &str) {
         let what = format!(
             "trigger {name} routed (log: {})",
-            self.process.log_path().display()
+            self.inner.process.log_path().display()
         );
         wait_for(Duration::from_secs(30), &what, || async {
             self.lines("trigger routed")
@@ -152,16 +90,9 @@ impl Activator {
             .collect()
     }
 
-    /// The value of the metric line starting with `prefix` (name and labels), if present.
-    async fn metric(&self, prefix: &str) -> Option<f64> {
-        let text = http_get(&format!("http://{}/metrics", self.admin))
-            .await
-            .ok()?
-            .text();
-        text.lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
+    /// The value of the metric `series` (name and labels), if present.
+    async fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.inner.metrics().await?, series)
     }
 }
 
@@ -184,51 +115,13 @@ async fn desired_replicas(api: &Api<Deployment>, name: &str) -> Option<i32> {
 #[tokio::test]
 async fn broker_event_wakes_a_function_at_zero_and_failures_end_in_the_dead_letter_function() {
     let client = zeroscale_e2e::client().await;
-    install_crds().await;
+    install_eventing_crds().await;
     let ns = TestNamespace::new(&client, "eventing").await;
     let namespace = ns.name();
 
-    let operator_admin = free_addr();
-    let operator = spawn_component(
-        "zeroscale-operator",
-        &[
-            "--watch-namespace",
-            namespace,
-            "--lease-namespace",
-            namespace,
-            "--admin-addr",
-            &operator_admin,
-            "--log-format",
-            "plain",
-        ],
-        &[],
-    );
-    wait_ready(&operator, &operator_admin, Some("zeroscale_operator_leader 1")).await;
-    let (events, autoscaler_admin) = (free_addr(), free_addr());
-    let autoscaler = spawn_component(
-        "zeroscale-autoscaler",
-        &[
-            "run",
-            "--namespace",
-            namespace,
-            "--lease-namespace",
-            namespace,
-            "--events-addr",
-            &events,
-            "--admin-addr",
-            &autoscaler_admin,
-            "--log-format",
-            "json",
-        ],
-        &[],
-    );
-    wait_ready(
-        &autoscaler,
-        &autoscaler_admin,
-        Some("zeroscale_autoscaler_leader 1"),
-    )
-    .await;
-    let activator = Activator::start(namespace, "e2e-activator", &format!("http://{events}/")).await;
+    let operator = Operator::start(namespace).await;
+    let autoscaler = Autoscaler::start(namespace, None).await;
+    let activator = Activator::start(namespace, "e2e-activator", &autoscaler.events_url()).await;
 
     apply_yaml(namespace, &function("hello")).await;
     apply_yaml(namespace, &function("dlq")).await;
@@ -338,72 +231,14 @@ async fn broker_event_wakes_a_function_at_zero_and_failures_end_in_the_dead_lett
     ns.delete().await;
 }
 
-/// A host HTTP server recording the CloudEvents it receives (binary mode), answering 200.
-#[derive(Clone, Default)]
-struct Recorder {
-    events: Arc<Mutex<Vec<HashMap<String, String>>>>,
-}
-
-impl Recorder {
-    async fn start(&self) -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("recorder binds");
-        let addr = listener.local_addr().expect("recorder address");
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let events = events.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let events = events.clone();
-                        async move {
-                            let mut event: HashMap<String, String> = req
-                                .headers()
-                                .iter()
-                                .filter(|(k, _)| k.as_str().starts_with("ce-"))
-                                .map(|(k, v)| {
-                                    (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())
-                                })
-                                .collect();
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            event.insert("data".into(), String::from_utf8_lossy(&body).into_owned());
-                            events.lock().await.push(event);
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        addr
-    }
-
-    async fn of_type(&self, ty: &str) -> Vec<HashMap<String, String>> {
-        let events = self.events.lock().await;
-        events
-            .iter()
-            .filter(|e| e.get("ce-type").map(String::as_str) == Some(ty))
-            .cloned()
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn schedule_fires_and_configmap_changes_become_events_on_the_lease_holder_only() {
     let client = zeroscale_e2e::client().await;
-    install_crds().await;
+    install_eventing_crds().await;
     let ns = TestNamespace::new(&client, "sources").await;
     let namespace = ns.name();
-    let recorder = Recorder::default();
-    let sink = recorder.start().await;
+    let recorder = EventSink::start(200).await;
+    let sink = recorder.url();
     // Two replicas compete for the sources Lease; signals are off (no functions involved).
     let a = Activator::start(namespace, "e2e-activator-a", "").await;
     let b = Activator::start(namespace, "e2e-activator-b", "").await;
@@ -412,11 +247,11 @@ async fn schedule_fires_and_configmap_changes_become_events_on_the_lease_holder_
         namespace,
         &format!(
             "apiVersion: zeroscale.dev/v1alpha1\nkind: Trigger\nmetadata: {{name: tick}}\n\
-             spec: {{source: {{schedule: {{cron: '* * * * *', data: '{{\"tick\":true}}'}}}}, subscriber: {{uri: 'http://{sink}/tick'}}}}\n\
+             spec: {{source: {{schedule: {{cron: '* * * * *', data: '{{\"tick\":true}}'}}}}, subscriber: {{uri: '{sink}/tick'}}}}\n\
              ---\n\
              apiVersion: zeroscale.dev/v1alpha1\nkind: Trigger\nmetadata: {{name: watched}}\n\
              spec: {{source: {{kubernetes: {{apiVersion: v1, kind: ConfigMap, labelSelector: e2e=watched}}}},\n\
-             subscriber: {{uri: 'http://{sink}/cm'}}}}\n"
+             subscriber: {{uri: '{sink}/cm'}}}}\n"
         ),
     )
     .await;
@@ -454,8 +289,8 @@ async fn schedule_fires_and_configmap_changes_become_events_on_the_lease_holder_
     )
     .await;
     let subject = format!("{namespace}/seen");
-    assert_eq!(added[0].get("ce-subject"), Some(&subject), "{added:?}");
-    assert!(added[0]["data"].contains("\"name\":\"seen\""), "{added:?}");
+    assert_eq!(added[0].header("ce-subject"), Some(subject.as_str()), "{added:?}");
+    assert!(added[0].text().contains("\"name\":\"seen\""), "{added:?}");
 
     let tick = wait_for(Duration::from_secs(70), "the schedule to fire", || async {
         recorder
@@ -469,10 +304,10 @@ async fn schedule_fires_and_configmap_changes_become_events_on_the_lease_holder_
         "TIMING schedule fired {} ms after the Trigger was applied",
         started.elapsed().as_millis()
     );
-    assert_eq!(tick["data"], r#"{"tick":true}"#);
+    assert_eq!(tick.text(), r#"{"tick":true}"#);
     assert_eq!(
-        tick.get("ce-source"),
-        Some(&format!("/zeroscale/triggers/{namespace}/tick"))
+        tick.header("ce-source"),
+        Some(format!("/zeroscale/triggers/{namespace}/tick").as_str())
     );
 
     // Settle, then check nothing was produced twice: one leader, one delivery per change and fire.
@@ -480,7 +315,7 @@ async fn schedule_fires_and_configmap_changes_become_events_on_the_lease_holder_
     let added = recorder.of_type("dev.zeroscale.kubernetes.added").await;
     assert_eq!(added.len(), 1, "only the labelled ConfigMap, once: {added:?}");
     let ticks = recorder.of_type("dev.zeroscale.schedule").await;
-    let mut ids: Vec<_> = ticks.iter().filter_map(|t| t.get("ce-id")).collect();
+    let mut ids: Vec<_> = ticks.iter().filter_map(|t| t.header("ce-id")).collect();
     let all = ids.len();
     ids.dedup();
     assert_eq!(ids.len(), all, "each fire delivered once: {ticks:?}");

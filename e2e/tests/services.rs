@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use kube::api::DeleteParams;
 use zeroscale_e2e::{
-    TestNamespace, apply_yaml, client, container_log_path, http_get, pod_is_ready, wait_for,
+    TestNamespace, apply_yaml, client, container_log_path, http_get, pod_is_ready, wait_for, wait_pod,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -54,15 +54,7 @@ async fn cluster_ip(services: &Api<Service>, name: &str) -> String {
 }
 
 async fn wait_ready(pods: &Api<Pod>, name: &str) {
-    wait_for(MINUTE, &format!("pod {name} to be Ready"), || async {
-        pods.get_opt(name)
-            .await
-            .ok()
-            .flatten()
-            .filter(pod_is_ready)
-            .map(|_| ())
-    })
-    .await;
+    wait_pod(pods, name, "Ready", pod_is_ready).await;
 }
 
 /// Runs a throw-away pod with `script` (busybox = the host's `sh`; `curl` from the host) and waits
@@ -84,12 +76,12 @@ spec:
 "#
     );
     apply_yaml(ns, &yaml).await;
-    let phase = wait_for(MINUTE, &format!("pod {name} to finish"), || async {
-        let pod = pods.get_opt(name).await.ok().flatten()?;
-        let phase = pod.status?.phase?;
-        matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+    let finished = wait_pod(&pods, name, "finished", |p| {
+        let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+        matches!(phase, Some("Succeeded" | "Failed"))
     })
     .await;
+    let phase = finished.status.and_then(|s| s.phase).unwrap_or_default();
     let log = std::fs::read_to_string(container_log_path(ns, name, "main")).unwrap_or_default();
     assert_eq!(phase, "Succeeded", "pod {name} failed; its output:\n{log}");
     log

@@ -9,97 +9,36 @@
 //! - Platform events: with `--events-sink` pointing at a tiny HTTP server of the test, a Function that
 //!   becomes ready produces a `dev.zeroscale.function.ready` CloudEvent POSTed to `/<namespace>`.
 
-use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 use zeroscale_crds::Function;
 use zeroscale_crds::trigger::Trigger;
-use zeroscale_e2e::{
-    ProcessGuard, TestNamespace, apply_yaml_cluster, http_get, kubectl_ok, spawn_component, wait_for,
-};
+use zeroscale_e2e::{EventSink, Operator, TestNamespace, function_manifest, install_eventing_crds, wait_for};
 
-const FUNCTION_CRD: &str = include_str!("../../crds/yaml/functions.zeroscale.dev.yaml");
-const TRIGGER_CRD: &str = include_str!("../../crds/yaml/triggers.zeroscale.dev.yaml");
 const SETTLE: Duration = Duration::from_secs(60);
 
-async fn install_crds() {
-    apply_yaml_cluster(FUNCTION_CRD).await;
-    apply_yaml_cluster(TRIGGER_CRD).await;
-    for crd in ["crd/functions.zeroscale.dev", "crd/triggers.zeroscale.dev"] {
-        kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", crd]).await;
-    }
-}
-
-fn free_addr() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    format!("127.0.0.1:{port}")
-}
-
-/// An operator reconciling only `namespace`, sending platform events to `events_sink` when given;
-/// answers the process and its admin address.
-async fn operator(namespace: &str, events_sink: Option<&str>) -> (ProcessGuard, String) {
-    let admin = free_addr();
-    let mut args = vec![
-        "--watch-namespace",
+/// An operator reconciling only `namespace`, sending platform events to `events_sink` when given.
+async fn operator(namespace: &str, events_sink: Option<&str>) -> Operator {
+    let extra = match events_sink {
+        Some(sink) => vec!["--events-sink", sink],
+        None => Vec::new(),
+    };
+    Operator::start_with(
         namespace,
-        "--lease-namespace",
-        namespace,
-        "--admin-addr",
-        &admin,
-        "--log-format",
-        "plain",
-    ];
-    if let Some(sink) = events_sink {
-        args.extend(["--events-sink", sink]);
-    }
-    let process = spawn_component(
-        "zeroscale-operator",
-        &args,
+        &extra,
         &[("RUST_LOG", "info,zeroscale_operator=debug")],
-    );
-    let what = format!("operator to lead (log: {})", process.log_path().display());
-    wait_for(SETTLE, &what, || async {
-        let ready = http_get(&format!("http://{admin}/ready")).await.ok()?.status == 200;
-        let metrics = http_get(&format!("http://{admin}/metrics")).await.ok()?.text();
-        (ready && metrics.contains("zeroscale_operator_leader 1")).then_some(())
-    })
-    .await;
-    (process, admin)
-}
-
-/// A counter of the operator's `/metrics`, 0 when absent.
-async fn counter(admin: &str, series: &str) -> u64 {
-    let text = http_get(&format!("http://{admin}/metrics"))
-        .await
-        .map(|r| r.text())
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0)
+    )
+    .await
 }
 
 async fn create_function(client: &Client, ns: &str, name: &str, spec: Value) {
     let api: Api<Function> = Api::namespaced(client.clone(), ns);
-    let function: Function = serde_json::from_value(json!({
-        "apiVersion": "zeroscale.dev/v1alpha1", "kind": "Function",
-        "metadata": {"name": name}, "spec": spec,
-    }))
-    .expect("function manifest");
-    api.create(&PostParams::default(), &function)
+    api.create(&PostParams::default(), &function_manifest(name, spec))
         .await
         .expect("function created");
 }
@@ -141,10 +80,10 @@ fn cond<'a>(t: &'a Trigger, type_: &str) -> &'a Condition {
 #[tokio::test]
 async fn trigger_status_reports_subscribers_and_sources() {
     let client = zeroscale_e2e::client().await;
-    install_crds().await;
+    install_eventing_crds().await;
     let ns = TestNamespace::new(&client, "trig-status").await;
     let ns = ns.name();
-    let (_operator, admin) = operator(ns, None).await;
+    let operator = operator(ns, None).await;
     // No pods are needed: a Trigger only needs its Function to exist.
     let at_zero = json!({"image": "zeroscale/echo", "scale": {"min": 0, "initial": 0}});
     create_function(&client, ns, "hello", at_zero.clone()).await;
@@ -240,7 +179,9 @@ async fn trigger_status_reports_subscribers_and_sources() {
     );
 
     // This test's operator did the work (a cluster-wide installation may reconcile these Triggers too).
-    let reconciles = counter(&admin, "zeroscale_operator_reconciles_total{kind=\"Trigger\"} ").await;
+    let reconciles = operator
+        .counter("zeroscale_operator_reconciles_total{kind=\"Trigger\"}")
+        .await;
     assert!(reconciles >= 7, "{reconciles} Trigger reconciles");
 
     // Transitions are Kubernetes Events on the Trigger.
@@ -259,105 +200,39 @@ async fn trigger_status_reports_subscribers_and_sources() {
     .await;
 }
 
-/// A received HTTP request: path, `ce-*` headers, body.
-#[derive(Clone, Debug)]
-struct Received {
-    path: String,
-    ce: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.ce.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-}
-
-/// A tiny events sink: answers 202 to every request and keeps it.
-async fn sink() -> (String, Arc<Mutex<Vec<Received>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind the sink");
-    let addr = listener.local_addr().expect("sink address");
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let store = received.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let store = store.clone();
-                    async move {
-                        let path = req.uri().path().to_string();
-                        let ce = req
-                            .headers()
-                            .iter()
-                            .filter(|(n, _)| n.as_str().starts_with("ce-"))
-                            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or_default().to_string()))
-                            .collect();
-                        let body = req
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                        store.lock().await.push(Received { path, ce, body });
-                        let response = Response::builder()
-                            .status(202)
-                            .body(Full::new(Bytes::new()))
-                            .unwrap_or_default();
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (format!("http://{addr}"), received)
-}
-
 #[tokio::test]
 async fn a_function_that_becomes_ready_sends_a_platform_event() {
     let client = zeroscale_e2e::client().await;
-    install_crds().await;
+    install_eventing_crds().await;
     let ns = TestNamespace::new(&client, "trig-platform").await;
     let ns = ns.name();
-    let (sink, received) = sink().await;
-    let (_operator, admin) = operator(ns, Some(&sink)).await;
+    // A tiny events sink: answers 202 to every request and keeps it.
+    let received = EventSink::start(202).await;
+    let sink = received.url();
+    let operator = operator(ns, Some(&sink)).await;
     create_function(&client, ns, "hello", json!({"image": "zeroscale/echo"})).await;
 
     let what = format!("a dev.zeroscale.function.ready event for {ns}/hello at {sink}");
     let event = wait_for(Duration::from_secs(120), &what, || async {
         received
-            .lock()
+            .of_type("dev.zeroscale.function.ready")
             .await
-            .iter()
-            .find(|r| r.header("ce-type") == Some("dev.zeroscale.function.ready"))
-            .cloned()
+            .into_iter()
+            .next()
     })
     .await;
     assert_eq!(event.path, format!("/{ns}"));
     assert_eq!(event.header("ce-source"), Some("/zeroscale/operator"));
     assert_eq!(event.header("ce-subject"), Some(format!("{ns}/hello").as_str()));
     assert_eq!(event.header("ce-specversion"), Some("1.0"));
-    assert_eq!(event.body["function"]["name"], "hello");
-    assert_eq!(event.body["reason"], "Ready");
+    assert_eq!(event.json()["function"]["name"], "hello");
+    assert_eq!(event.json()["reason"], "Ready");
     // One ready transition, one event: later reconciles of a settled Function send nothing.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let ready_events = received
-        .lock()
-        .await
-        .iter()
-        .filter(|r| r.header("ce-type") == Some("dev.zeroscale.function.ready"))
-        .count();
+    let ready_events = received.of_type("dev.zeroscale.function.ready").await.len();
     assert_eq!(ready_events, 1);
-    let sent = counter(
-        &admin,
-        "zeroscale_operator_platform_events_total{type=\"dev.zeroscale.function.ready\",outcome=\"sent\"} ",
-    )
-    .await;
+    let sent = operator
+        .counter("zeroscale_operator_platform_events_total{type=\"dev.zeroscale.function.ready\",outcome=\"sent\"}")
+        .await;
     assert_eq!(sent, 1);
 }

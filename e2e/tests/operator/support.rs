@@ -7,36 +7,22 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::PostParams;
 use kube::{Api, Client, ResourceExt};
-use serde_json::json;
 use zeroscale_crds::Function;
-use zeroscale_e2e::wait_for;
+use zeroscale_e2e::{deployment_image, function_condition, function_manifest, wait_for};
 
 /// How long a reconcile may take to show on a busy 2-core machine.
 pub const SETTLE: Duration = Duration::from_secs(90);
 
-pub fn function(name: &str, spec: serde_json::Value) -> Function {
-    serde_json::from_value(json!({
-        "apiVersion": "zeroscale.dev/v1alpha1",
-        "kind": "Function",
-        "metadata": { "name": name },
-        "spec": spec,
-    }))
-    .expect("function manifest")
-}
-
+/// Creates Function `name` with `spec`.
 pub async fn create(api: &Api<Function>, name: &str, spec: serde_json::Value) -> Function {
-    api.create(&PostParams::default(), &function(name, spec))
+    api.create(&PostParams::default(), &function_manifest(name, spec))
         .await
         .expect("function created")
 }
 
+/// The Function's `Ready` condition, if reported.
 pub fn ready_condition(f: &Function) -> Option<Condition> {
-    f.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .cloned()
+    function_condition(f, "Ready")
 }
 
 /// Waits until the Function's `Ready` condition has `status` and one of `reasons`, at the current generation.
@@ -57,6 +43,7 @@ pub async fn wait_ready(
     .await
 }
 
+/// The Function's Deployment, public Service and `-private` Service, where they exist.
 pub async fn children(
     client: &Client,
     ns: &str,
@@ -71,6 +58,7 @@ pub async fn children(
     )
 }
 
+/// Asserts that `object` is owned (as controller) and labelled by `function`.
 pub fn assert_child_of(object: &impl ResourceExt, function: &Function) {
     let owner = object.owner_references().first().expect("an owner reference");
     assert_eq!(
@@ -87,22 +75,17 @@ pub fn assert_child_of(object: &impl ResourceExt, function: &Function) {
     );
 }
 
+/// The Deployment's `spec.replicas`.
 pub fn replicas(d: &Deployment) -> Option<i32> {
     d.spec.as_ref()?.replicas
 }
 
+/// The image of the Deployment's first container.
 pub fn image(d: &Deployment) -> Option<String> {
-    d.spec
-        .as_ref()?
-        .template
-        .spec
-        .as_ref()?
-        .containers
-        .first()?
-        .image
-        .clone()
+    deployment_image(d)
 }
 
+/// Whether the operator's field manager owns `spec.replicas`.
 pub fn operator_owns_replicas(d: &Deployment) -> bool {
     d.metadata.managed_fields.iter().flatten().any(|m| {
         m.manager.as_deref() == Some("zeroscale-operator")

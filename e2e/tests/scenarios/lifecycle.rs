@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use zeroscale_e2e::{record_timing, wait_for};
+use zeroscale_e2e::{deployment_image, record_timing, wait_for};
 
 use crate::load::{Traffic, first_failures};
 use crate::support::{COLD_REQUEST_TIMEOUT, Scenario, echo_spec};
@@ -39,16 +39,7 @@ async fn update_under_traffic_loses_no_request() {
         "the rollout to v2 to finish",
         || async {
             let d = s.deployments.get_opt("rolling").await.ok().flatten()?;
-            let image = d
-                .spec
-                .as_ref()?
-                .template
-                .spec
-                .as_ref()?
-                .containers
-                .first()?
-                .image
-                .clone()?;
+            let image = deployment_image(&d)?;
             let st = d.status.as_ref()?;
             let done = image == "zeroscale/echo:v2"
                 && st.observed_generation >= d.metadata.generation

@@ -10,7 +10,8 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use zeroscale_crds::Function;
 use zeroscale_e2e::{
-    HttpError, HttpResponse, Installed, TestNamespace, client, ensure_installed, http_request, wait_for,
+    HttpError, HttpResponse, Installed, TestNamespace, client, deployment_replicas, ensure_installed,
+    function_condition, http_request, wait_for,
 };
 
 /// How long a Function may take to become `Ready` (pods start in well under a second; the rest is
@@ -78,8 +79,8 @@ impl Scenario {
         if status.observed_generation != f.metadata.generation {
             return None;
         }
-        let c = status.conditions.iter().find(|c| c.type_ == type_)?;
-        Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+        let c = function_condition(&f, type_)?;
+        Some((c.status, c.reason, c.message))
     }
 
     /// Waits until the Function is `Ready=True` at its current generation.
@@ -120,10 +121,7 @@ impl Scenario {
 
     /// The Function Deployment's `(spec.replicas, status.readyReplicas)`.
     pub async fn replicas(&self, name: &str) -> Option<(i32, i32)> {
-        let d = self.deployments.get_opt(name).await.ok().flatten()?;
-        let desired = d.spec.as_ref()?.replicas?;
-        let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
-        Some((desired, ready))
+        deployment_replicas(&self.deployments, name).await
     }
 
     /// Waits (up to `timeout`) until the Deployment's `(desired, ready)` satisfies `ok`; returns how long

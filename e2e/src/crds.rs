@@ -1,0 +1,29 @@
+//! Our CRDs as generated (`crds/yaml/`), installed by tests that run components as host processes
+//! (the chart is not installed for them).
+
+use crate::{apply_yaml_cluster, kubectl_ok};
+
+/// The Function CRD as generated.
+pub const FUNCTION_CRD: &str = include_str!("../../crds/yaml/functions.zeroscale.dev.yaml");
+/// The Trigger CRD as generated.
+pub const TRIGGER_CRD: &str = include_str!("../../crds/yaml/triggers.zeroscale.dev.yaml");
+
+/// Waits up to 60 s until `crd` (e.g. `crd/functions.zeroscale.dev`) is served.
+async fn wait_established(crd: &str) {
+    kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", crd]).await;
+}
+
+/// Installs the Function CRD (idempotent) and waits until it is served.
+pub async fn install_function_crd() {
+    apply_yaml_cluster(FUNCTION_CRD).await;
+    wait_established("crd/functions.zeroscale.dev").await;
+}
+
+/// Installs the Function and Trigger CRDs (idempotent) and waits until both are served.
+pub async fn install_eventing_crds() {
+    apply_yaml_cluster(FUNCTION_CRD).await;
+    apply_yaml_cluster(TRIGGER_CRD).await;
+    for crd in ["crd/functions.zeroscale.dev", "crd/triggers.zeroscale.dev"] {
+        wait_established(crd).await;
+    }
+}
