@@ -71,6 +71,15 @@ ZEROSCALE_INSTALL_PROFILE=$profile bash scripts/install.sh
 # shellcheck disable=SC1091
 source "$ZS_STATE/activator.env"
 export ZEROSCALE_ACTIVATOR
+# BENCH_DIRECT=1 (diagnosis): the driver talks to one activator pod's data port directly instead of the
+# ClusterIP, leaving out the node agent's userspace Service proxy (a real node's kube-proxy is in the
+# kernel), so its share of the figures shows.
+if [[ ${BENCH_DIRECT:-0} == 1 ]]; then
+  direct=$(kubectl get pods -n zeroscale-system -l app.kubernetes.io/component=activator \
+    --field-selector status.phase=Running -o jsonpath='{.items[0].status.podIP}:{.items[0].spec.containers[0].ports[?(@.name=="http")].containerPort}')
+  [[ $direct == *.*:* ]] || die "BENCH_DIRECT: no running activator pod with an http port"
+  ZEROSCALE_ACTIVATOR=http://$direct
+fi
 
 # Admin endpoints (/metrics): the pods' when the chart installed the components, else the host
 # processes' loopback ports (scripts/components.sh).
