@@ -265,7 +265,7 @@ impl Activator {
 
         match &config.source {
             FunctionSource::Static(path) => {
-                StaticConfig::load(path)?.apply(&table);
+                StaticConfig::load(path).await?.apply(&table);
                 readiness.set(true);
             }
             FunctionSource::Manual => readiness.set(true),

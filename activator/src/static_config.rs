@@ -120,11 +120,13 @@ impl StaticConfig {
     }
 
     /// Reads and parses a file.
-    pub fn load(path: &Path) -> Result<Self, StaticConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| StaticConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+    pub async fn load(path: &Path) -> Result<Self, StaticConfigError> {
+        let text = tokio::fs::read_to_string(path)
+            .await
+            .map_err(|source| StaticConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
         Self::parse(&text)
     }
 

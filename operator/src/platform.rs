@@ -130,10 +130,14 @@ impl PlatformEvents {
     pub fn send(&self, notice: Notice) {
         let ty = notice.ty;
         if let Err(e) = self.queue.try_send(notice) {
-            let notice = match e {
-                mpsc::error::TrySendError::Full(n) | mpsc::error::TrySendError::Closed(n) => n,
+            let (notice, why) = match e {
+                mpsc::error::TrySendError::Full(n) => (n, "platform event queue full; event dropped"),
+                // Only if the sending task has ended (it runs until the process exits), so say so.
+                mpsc::error::TrySendError::Closed(n) => {
+                    (n, "platform event sender has stopped; event dropped")
+                }
             };
-            tracing::warn!(function = %notice.data.function, ty, "platform event queue full; event dropped");
+            tracing::warn!(function = %notice.data.function, ty, "{why}");
             count(&self.counter, ty, "dropped");
         }
     }

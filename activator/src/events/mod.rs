@@ -167,7 +167,7 @@ impl Eventing {
                 )));
             }
             (TriggerSource::Static(path), _) => {
-                for trigger in static_triggers::load(path)? {
+                for trigger in static_triggers::load(path).await? {
                     triggers.apply(&trigger);
                 }
                 // No cluster, so no election: this process is the only one running these sources.
@@ -177,7 +177,11 @@ impl Eventing {
                     std::future::pending::<()>().await;
                 }));
             }
-            (TriggerSource::Kubernetes { .. }, None) | (TriggerSource::Manual, _) => {}
+            (TriggerSource::Kubernetes { .. }, None) => {
+                // Only tests build the activator this way; say it, since no Trigger will route.
+                tracing::warn!("no kubernetes client: Triggers are not watched and the broker has no routes");
+            }
+            (TriggerSource::Manual, _) => {}
         }
         tracing::info!(%broker_addr, "broker ingress serving");
         Ok(Self {

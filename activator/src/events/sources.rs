@@ -45,6 +45,9 @@ pub fn spawner(broker: Broker<ActivatorSender>, client: Option<kube::Client>) ->
                             }
                         }
                     };
+                    // Unlike a watch, a schedule cannot fail transiently: its errors are an invalid
+                    // schedule (which the operator reports on the Trigger), no next fire time, or
+                    // shutdown, so it is not retried.
                     if let Err(error) = run_schedule(broker, route, schedule, fired).await {
                         tracing::warn!(%namespace, %trigger, %error, "schedule stopped");
                     }

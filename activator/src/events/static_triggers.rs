@@ -55,11 +55,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<Trigger>, StaticTriggersErro
 }
 
 /// Reads and parses the file at `path`.
-pub fn load(path: &Path) -> Result<Vec<Trigger>, StaticTriggersError> {
-    let text = std::fs::read_to_string(path).map_err(|source| StaticTriggersError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+pub async fn load(path: &Path) -> Result<Vec<Trigger>, StaticTriggersError> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|source| StaticTriggersError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     parse(path, &text)
 }
 

@@ -14,7 +14,9 @@ pub async fn serve(socket: UdpSocket, names: watch::Receiver<Arc<Names>>) {
         let (len, peer) = match socket.recv_from(&mut buf).await {
             Ok(got) => got,
             Err(e) => {
+                // A persistent error would otherwise spin and flood the log; the proxy pauses alike.
                 tracing::warn!("dns: receive: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
