@@ -18,7 +18,7 @@ use kube::{Api, api::ListParams};
 use serde_json::Value;
 use zeroscale_e2e::{
     Autoscaler, EventSink, Operator, TestNamespace, apply_yaml, free_addr, http_request,
-    install_eventing_crds, metric_value, wait_for,
+    install_eventing_crds, kubectl, metric_value, wait_for,
 };
 
 /// An activator watching the Triggers of one namespace, logging delivery answers.
@@ -308,6 +308,31 @@ async fn schedule_fires_and_configmap_changes_become_events_on_the_lease_holder_
     assert_eq!(
         tick.header("ce-source"),
         Some(format!("/zeroscale/triggers/{namespace}/tick").as_str())
+    );
+
+    // The replica that fired records the time on the Trigger (its own field of the status).
+    let recorded = wait_for(
+        Duration::from_secs(20),
+        "status.lastScheduleTime on the Trigger",
+        || async {
+            let out = kubectl(&[
+                "get",
+                "triggers.zeroscale.dev",
+                "tick",
+                "-n",
+                namespace,
+                "-o",
+                "jsonpath={.status.lastScheduleTime}",
+            ])
+            .await;
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            (out.status.success() && !text.is_empty()).then_some(text)
+        },
+    )
+    .await;
+    assert!(
+        recorded.ends_with(":00Z"),
+        "a whole-minute fire time in RFC 3339, got {recorded}"
     );
 
     // Settle, then check nothing was produced twice: one leader, one delivery per change and fire.
