@@ -68,30 +68,12 @@ async fn websocket_upgrade_echoes_both_ways() {
         vec![EndpointInfo::ready(pod)],
     );
 
-    let stream = tokio::net::TcpStream::connect(activator.internal_addr)
-        .await
-        .unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn.with_upgrades());
-    let request = Request::get("/chat")
-        .header("host", HOST)
-        .header("connection", "Upgrade")
-        .header("upgrade", "websocket")
-        .header("sec-websocket-version", "13")
-        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
-        .body(full(""))
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
-    let mut io = TokioIo::new(hyper::upgrade::on(response).await.unwrap());
-    for message in ["hello", "world", "through the activator"] {
-        io.write_all(message.as_bytes()).await.unwrap();
-        let mut buf = vec![0u8; message.len()];
-        io.read_exact(&mut buf).await.unwrap();
-        assert_eq!(buf, message.as_bytes());
-    }
+    websocket_round_trip(
+        activator.internal_addr,
+        HOST,
+        &["hello", "world", "through the activator"],
+    )
+    .await;
 }
 
 /// An upstream streaming three messages, each released by the test, then trailers.

@@ -197,3 +197,31 @@ pub async fn metrics(activator: &Activator) -> String {
         .unwrap();
     send(request).await.1
 }
+
+/// Opens a WebSocket (HTTP/1.1 upgrade) to `/chat` on `addr` with `Host: host`, then checks that each
+/// of `messages` comes back unchanged (the upstream echoes bytes).
+pub async fn websocket_round_trip(addr: SocketAddr, host: &str, messages: &[&str]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn.with_upgrades());
+    let request = Request::get("/chat")
+        .header("host", host)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(full(""))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+    let mut io = TokioIo::new(hyper::upgrade::on(response).await.unwrap());
+    for message in messages {
+        io.write_all(message.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; message.len()];
+        io.read_exact(&mut buf).await.unwrap();
+        assert_eq!(buf, message.as_bytes());
+    }
+}
