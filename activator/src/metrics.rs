@@ -1,8 +1,7 @@
 //! Prometheus metrics of the activator (SPEC §8), with per-function handles cached so the warm path
 //! does not build label sets or take the family lock on every request.
 
-use std::sync::{Arc, atomic::AtomicU64};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -17,6 +16,7 @@ use prometheus_client::{
 use zeroscale_common::signals::FunctionKey;
 
 pub use zeroscale_common::metrics::FunctionLabels;
+use zeroscale_common::metrics::{FloatGauge, unix_now};
 
 /// Labels of the per-function request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,15 +41,6 @@ pub struct RejectionLabels {
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
-type FloatGauge = Gauge<f64, AtomicU64>;
-
-/// Wall-clock now in seconds since the Unix epoch: stamps that `bench/coldstart` lines up with the
-/// autoscaler's, which runs in another process on the same node (monotonic clocks cannot be compared).
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
 
 /// Cold-episode counter that also stamps when the latest episode started (its first request admitted).
 #[derive(Clone, Debug)]

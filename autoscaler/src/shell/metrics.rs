@@ -10,10 +10,9 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use std::sync::atomic::AtomicU64;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use zeroscale_common::metrics::FunctionLabels;
+use zeroscale_common::metrics::{FloatGauge, unix_now};
 
 /// Outcome of a `/scale` write.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -30,8 +29,6 @@ pub struct SignalLabels {
     /// `accepted` or `rejected`.
     pub outcome: &'static str,
 }
-
-type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// The signal counters, plus the wall-clock time the latest demand event was accepted: `bench/coldstart`
 /// lines it up with the activator's stamp of the request's arrival (another process on the same node).
@@ -64,10 +61,7 @@ impl SignalCounter {
     /// Counts one signal; returns the previous count.
     pub fn inc(&self) -> u64 {
         if let Some(stamp) = &self.stamp {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
-            stamp.set(now);
+            stamp.set(unix_now());
         }
         self.count.inc()
     }
