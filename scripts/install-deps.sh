@@ -7,6 +7,7 @@ set -euo pipefail
 declare -A packages=(
   [ip]=iproute2 [openssl]=openssl [curl]=curl [setsid]=util-linux [nsenter]=util-linux
   [mount]=mount [base64]=coreutils [jq]=jq [git]=git [make]=make [gcc]=gcc
+  [protoc]=protobuf-compiler
 )
 missing=()
 for cmd in "${!packages[@]}"; do
