@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -104,7 +104,10 @@ fn check_reply(name: &str, seq: u64, reply: Result<Option<ChatReply>, tonic::Sta
 }
 
 /// Reads the next reply of a Chat stream within [`STEP_TIMEOUT`].
-async fn next_reply(replies: &mut tonic::Streaming<ChatReply>, seq: u64) -> Result<Option<ChatReply>, tonic::Status> {
+async fn next_reply(
+    replies: &mut tonic::Streaming<ChatReply>,
+    seq: u64,
+) -> Result<Option<ChatReply>, tonic::Status> {
     match tokio::time::timeout(STEP_TIMEOUT, replies.message()).await {
         Ok(reply) => reply,
         Err(_) => panic!("no reply to Chat message {seq} within {STEP_TIMEOUT:?}"),
@@ -211,7 +214,10 @@ fn activator_authority(activator_url: &str) -> String {
         .strip_prefix("http://")
         .unwrap_or_else(|| panic!("the activator URL {activator_url:?} is not http://"));
     let authority = rest.split('/').next().unwrap_or(rest);
-    if authority.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_ok()) {
+    if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+    {
         authority.to_string()
     } else {
         format!("{authority}:80")
@@ -277,7 +283,10 @@ async fn websocket_framing_ping_and_close_from_zero() {
         "text message",
     )
     .await;
-    let binary: Bytes = (0..256 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+    let binary: Bytes = (0..256 * 1024)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
     round_trip(
         &mut ws,
         Message::Binary(binary.clone()),

@@ -47,7 +47,9 @@ impl Config {
         };
         Ok(Self {
             port,
-            pod: non_empty("POD_NAME").or_else(|| non_empty("HOSTNAME")).unwrap_or_default(),
+            pod: non_empty("POD_NAME")
+                .or_else(|| non_empty("HOSTNAME"))
+                .unwrap_or_default(),
             drain_timeout,
         })
     }
@@ -63,7 +65,12 @@ mod tests {
     use super::*;
 
     fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -107,6 +114,9 @@ mod tests {
         }
         let got = Config::from_lookup(lookup(&[("DRAIN_TIMEOUT_SECONDS", "5s")]));
         let msg = got.err().map(|e| e.to_string()).unwrap_or_default();
-        assert_eq!(msg, "DRAIN_TIMEOUT_SECONDS must be a whole number of seconds, not \"5s\"");
+        assert_eq!(
+            msg,
+            "DRAIN_TIMEOUT_SECONDS must be a whole number of seconds, not \"5s\""
+        );
     }
 }

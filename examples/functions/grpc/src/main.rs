@@ -11,7 +11,10 @@ async fn main() -> ExitCode {
         let config = Config::from_env().map_err(|e| e.to_string())?;
         let listener = server::bind(config.port).await.map_err(|e| e.to_string())?;
         let shutdown = server::termination().map_err(|e| e.to_string())?;
-        eprintln!("zeroscale-echo-grpc listening (gRPC over h2c) on 0.0.0.0:{}", config.port);
+        eprintln!(
+            "zeroscale-echo-grpc listening (gRPC over h2c) on 0.0.0.0:{}",
+            config.port
+        );
         let shutdown = async {
             shutdown.await;
             eprintln!("shutting down: no new connections, waiting for the calls in flight");

@@ -186,7 +186,10 @@ async fn shutdown_reports_not_serving_and_lets_open_streams_finish() {
     for seq in 1..5 {
         exchange(&tx, &mut replies, seq).await;
     }
-    assert!(!running.done.is_finished(), "the server waits for the open stream");
+    assert!(
+        !running.done.is_finished(),
+        "the server waits for the open stream"
+    );
     drop(tx);
     assert!(replies.next().await.is_none());
     assert_eq!(finished(running.done).await, Drain::Complete);
