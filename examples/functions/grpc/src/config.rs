@@ -22,7 +22,7 @@ pub enum ConfigError {
 pub struct Config {
     /// Port to listen on (`$PORT`, default 8080), on all addresses.
     pub port: u16,
-    /// The pod name (`$POD_NAME`, else `$HOSTNAME`, else empty), put in every reply.
+    /// The pod name (`$POD_NAME`, else `$HOSTNAME`; see [`Config::from_env`]), put in every reply.
     pub pod: String,
     /// How long calls in flight may take after SIGTERM (`$DRAIN_TIMEOUT_SECONDS`, default 30).
     pub drain_timeout: Duration,
@@ -54,9 +54,16 @@ impl Config {
         })
     }
 
-    /// Reads the settings from the process environment.
+    /// Reads the settings from the process environment; without `POD_NAME` and `HOSTNAME` the pod is
+    /// the kernel's host name (a pod's host name is its name).
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        let mut config = Self::from_lookup(|k| std::env::var(k).ok())?;
+        if config.pod.is_empty() {
+            config.pod = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|name| name.trim().to_string())
+                .unwrap_or_default();
+        }
+        Ok(config)
     }
 }
 
