@@ -165,6 +165,24 @@ async fn chat_pipelined(client: &mut EchoClient<Channel>, name: &str) {
     expect_ok_end(&mut replies).await;
 }
 
+/// A unary `Say` whose reply must echo `message` from a pod of Function `name`.
+async fn say(client: &mut EchoClient<Channel>, name: &str, message: &str) {
+    let reply = match client
+        .say(SayRequest {
+            message: message.into(),
+        })
+        .await
+    {
+        Ok(reply) => reply.into_inner(),
+        Err(status) => panic!("unary Say through the activator failed: {status:?}"),
+    };
+    assert_eq!(reply.message, message);
+    assert!(
+        reply.pod.starts_with(&format!("{name}-")),
+        "answered by a pod of {name}: {reply:?}"
+    );
+}
+
 /// A gRPC function (`protocol: h2c`, readiness by the kubelet's gRPC probe on `grpc.health.v1`) at
 /// zero: a unary call through the activator wakes it and is answered by its pod; then bidirectional
 /// streams of [`CHAT_MESSAGES`] messages, in lock step and pipelined, get every reply in order and end
@@ -187,21 +205,8 @@ async fn grpc_unary_and_bidirectional_streaming_from_zero() {
     let mut client = EchoClient::new(grpc_channel(&s.installed.activator_url, &host).await);
 
     let start = Instant::now();
-    let reply = match client
-        .say(SayRequest {
-            message: "hello from zero".into(),
-        })
-        .await
-    {
-        Ok(reply) => reply.into_inner(),
-        Err(status) => panic!("unary Say at zero through the activator failed: {status:?}"),
-    };
+    say(&mut client, name, "hello from zero").await;
     record_timing("protocols: gRPC unary call at zero → reply", start.elapsed());
-    assert_eq!(reply.message, "hello from zero");
-    assert!(
-        reply.pod.starts_with(&format!("{name}-")),
-        "answered by a pod of {name}: {reply:?}"
-    );
     wait_woken(&s, name).await;
 
     chat_in_lock_step(&mut client, name).await;
@@ -224,6 +229,7 @@ fn activator_authority(activator_url: &str) -> String {
     }
 }
 
+/// A WebSocket client connection to the activator.
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The next message from the server within [`STEP_TIMEOUT`], or a panic naming what was expected.
@@ -256,7 +262,18 @@ async fn websocket_framing_ping_and_close_from_zero() {
     create_at_zero(&s, name, json!({"image": ECHO_IMAGE})).await;
     let host = s.host(name).await;
 
-    let address = activator_authority(&s.installed.activator_url);
+    let start = Instant::now();
+    let mut ws = websocket_open(&s.installed.activator_url, &host).await;
+    record_timing("protocols: WebSocket upgrade at zero → 101", start.elapsed());
+    wait_woken(&s, name).await;
+    websocket_conversation(&mut ws).await;
+}
+
+/// Opens a WebSocket to `ws://<host>/ws` over a TCP connection to the activator's external port (the
+/// `Host` header names the function), asserting the `101`; allows [`COLD_REQUEST_TIMEOUT`] for a
+/// function at zero.
+async fn websocket_open(activator_url: &str, host: &str) -> Ws {
+    let address = activator_authority(activator_url);
     let tcp = match TcpStream::connect(&address).await {
         Ok(tcp) => tcp,
         Err(e) => panic!("cannot connect to the activator at {address}: {e}"),
@@ -265,19 +282,21 @@ async fn websocket_framing_ping_and_close_from_zero() {
         Ok(request) => request,
         Err(e) => panic!("WebSocket request for {host}: {e}"),
     };
-    let start = Instant::now();
     let handshake = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp));
-    let (mut ws, response) = match tokio::time::timeout(COLD_REQUEST_TIMEOUT, handshake).await {
+    let (ws, response) = match tokio::time::timeout(COLD_REQUEST_TIMEOUT, handshake).await {
         Ok(Ok(done)) => done,
-        Ok(Err(e)) => panic!("WebSocket handshake at zero through the activator failed: {e}"),
-        Err(_) => panic!("no WebSocket handshake within {COLD_REQUEST_TIMEOUT:?} at zero"),
+        Ok(Err(e)) => panic!("WebSocket handshake through the activator failed: {e}"),
+        Err(_) => panic!("no WebSocket handshake within {COLD_REQUEST_TIMEOUT:?}"),
     };
-    record_timing("protocols: WebSocket upgrade at zero → 101", start.elapsed());
     assert_eq!(response.status().as_u16(), 101);
-    wait_woken(&s, name).await;
+    ws
+}
 
+/// Text, binary and fragmented messages echoed, a ping answered by its pong, then the close
+/// handshake: the server's close frame carries code 1000 and the stream ends.
+async fn websocket_conversation(ws: &mut Ws) {
     round_trip(
-        &mut ws,
+        ws,
         Message::text("hello from zero"),
         Message::text("hello from zero"),
         "text message",
@@ -288,7 +307,7 @@ async fn websocket_framing_ping_and_close_from_zero() {
         .collect::<Vec<u8>>()
         .into();
     round_trip(
-        &mut ws,
+        ws,
         Message::Binary(binary.clone()),
         Message::Binary(binary),
         "256 KiB binary message",
@@ -300,14 +319,14 @@ async fn websocket_framing_ping_and_close_from_zero() {
     }
     let last = Frame::message(Bytes::from_static(b"mented"), OpCode::Data(Data::Continue), true);
     round_trip(
-        &mut ws,
+        ws,
         Message::Frame(last),
         Message::text("fragmented"),
         "text message in two fragments",
     )
     .await;
     round_trip(
-        &mut ws,
+        ws,
         Message::Ping(Bytes::from_static(b"are you there")),
         Message::Pong(Bytes::from_static(b"are you there")),
         "ping",
@@ -321,10 +340,10 @@ async fn websocket_framing_ping_and_close_from_zero() {
     if let Err(e) = ws.send(Message::Close(Some(close))).await {
         panic!("cannot send the close frame: {e}");
     }
-    match next_message(&mut ws, "the server's close frame").await {
+    match next_message(ws, "the server's close frame").await {
         Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Normal, "{frame:?}"),
         other => panic!("expected the server's close frame with code 1000, got {other:?}"),
     }
-    let after = next_message(&mut ws, "the end of the connection").await;
+    let after = next_message(ws, "the end of the connection").await;
     assert!(after.is_none(), "nothing after the close handshake: {after:?}");
 }
