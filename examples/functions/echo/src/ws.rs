@@ -39,15 +39,14 @@ pub fn upgrade(mut req: Request<Incoming>) -> Response<Body> {
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else { return };
         let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        // A close frame from the client is not a reason to stop reading: tungstenite queues the
+        // reply, and the next read sends it and ends the stream, completing the close handshake
+        // (`close()` after the client's close would refuse to send and drop the queued reply).
         while let Some(Ok(msg)) = ws.next().await {
-            if msg.is_close() {
-                break;
-            }
             if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
                 break;
             }
         }
-        let _ = ws.close(None).await;
     });
     let mut response = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -118,6 +118,11 @@ async fn echoes_websocket_messages() {
     ws.send("ping".into()).await.expect("send");
     let echoed = ws.next().await.expect("a message").expect("ok");
     assert_eq!(echoed.into_text().expect("text").as_str(), "ping");
+    // The close handshake completes: the server answers the client's close frame with its own.
+    ws.close(None).await.expect("close sent");
+    let reply = ws.next().await.expect("the server's close frame").expect("ok");
+    assert!(reply.is_close(), "{reply:?}");
+    assert!(ws.next().await.is_none(), "the stream ends after the handshake");
 }
 
 #[tokio::test]
