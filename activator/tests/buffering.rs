@@ -188,6 +188,45 @@ async fn failed_function_releases_waiters_with_the_reason() {
     );
 }
 
+/// A Function as the operator reports one whose pods keep being OOMKilled.
+fn oom_killed_function() -> zeroscale_crds::Function {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "zeroscale.dev/v1alpha1", "kind": "Function",
+        "metadata": { "name": "f", "namespace": "ns" },
+        "spec": { "image": "echo", "timeoutSeconds": 300 },
+        "status": { "conditions": [{
+            "type": "Ready", "status": "False", "reason": "OOMKilled",
+            "message": "pod f-1: container function keeps being OOMKilled: it exceeds its memory limit of 64Mi (CrashLoopBackOff)",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"
+        }]}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn oom_killed_function_releases_waiters_with_503_naming_oom_killed() {
+    let activator = activator(|_| {}).await;
+    set(&activator, settings(0, 300), vec![]);
+    let function = activator.table.get(&key()).unwrap();
+    let waiting: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(send(get(activator.internal_addr, "/"))))
+        .collect();
+    until("queued", || function.queued() == 3).await;
+    // The same path as the Function watch: the status's Ready reason becomes the settings' failure.
+    let from_status = FunctionSettings::from_function(&oom_killed_function());
+    assert_eq!(
+        from_status.failure.as_ref().map(|f| f.reason.as_str()),
+        Some("OOMKilled")
+    );
+    set(&activator, from_status, vec![]);
+    for w in waiting {
+        let (status, body, _) = w.await.unwrap();
+        assert_eq!(status, 503);
+        assert!(body.contains("OOMKilled"), "{body}");
+    }
+    assert_eq!(function.queued(), 0);
+}
+
 #[tokio::test]
 async fn deleted_function_answers_404_to_its_waiters() {
     let activator = activator(|_| {}).await;

@@ -171,6 +171,45 @@ mod tests {
     }
 
     #[test]
+    fn security_context_rules_keep_the_restricted_standard() {
+        let schema = schema();
+        let security = &schema["properties"]["spec"]["properties"]["securityContext"];
+        let rules: Vec<(&str, &str)> = security["x-kubernetes-validations"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .filter_map(|r| Some((r["rule"].as_str()?, r["message"].as_str()?)))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                (
+                    "!has(self.runAsNonRoot) || self.runAsNonRoot",
+                    crate::function::RUN_AS_NON_ROOT_MESSAGE
+                ),
+                (
+                    "!has(self.runAsUser) || self.runAsUser > 0",
+                    crate::function::RUN_AS_USER_MESSAGE
+                ),
+            ]
+        );
+        let props = &security["properties"];
+        assert_eq!(props["runAsGroup"]["minimum"].as_f64(), Some(0.0));
+        assert_eq!(props["runAsUser"]["maximum"].as_f64(), Some(2_147_483_647.0));
+        assert_eq!(props["fsGroup"]["maximum"].as_f64(), Some(2_147_483_647.0));
+        assert_eq!(props["readOnlyRootFilesystem"]["type"], "boolean");
+        // Nothing that could grant a privilege is in the schema at all.
+        for forbidden in [
+            "privileged",
+            "allowPrivilegeEscalation",
+            "capabilities",
+            "seccompProfile",
+        ] {
+            assert!(props.get(forbidden).is_none(), "{forbidden}");
+        }
+    }
+
+    #[test]
     fn yaml_round_trips() {
         for generated in all() {
             let yaml = to_yaml(&generated.crd).expect("serialises");

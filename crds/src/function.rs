@@ -7,6 +7,7 @@
 mod conditions;
 mod resolved;
 mod scale;
+mod security;
 
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, LocalObjectReference, Probe, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -20,6 +21,7 @@ pub use resolved::{
     DEFAULT_CONCURRENCY_TARGET, DEFAULT_RPS_TARGET, MAX_DURATION, MIN_WINDOW, ResolvedScale, ScaleError,
 };
 pub use scale::{DURATION_PATTERN, ScaleMetric, ScaleSpec};
+pub use security::{FunctionSecurityContext, RUN_AS_NON_ROOT_MESSAGE, RUN_AS_USER_MESSAGE};
 
 /// A function: a container image serving HTTP on `$PORT`, scaled by demand, to zero when idle.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -69,6 +71,11 @@ pub struct FunctionSpec {
     /// Readiness probe; by default a TCP probe on `port`, probed aggressively.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness_probe: Option<Probe>,
+    /// What the function may change of the restricted security context its pods run with (non-root,
+    /// seccomp `RuntimeDefault`, no privilege escalation, every capability dropped): user and group ids
+    /// and a read-only root filesystem. Nothing the `restricted` Pod Security Standard forbids is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<FunctionSecurityContext>,
     /// ServiceAccount the function's pods run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
@@ -79,7 +86,8 @@ pub struct FunctionSpec {
     #[serde(default)]
     #[schemars(range(min = 0, max = 1000))]
     pub concurrency: i32,
-    /// Total deadline of a request in seconds (1–3600, default 300), time spent queued included.
+    /// Total deadline of a request in seconds (1–3600, default 300), time spent queued included. A pod
+    /// being stopped gets this long (after its `preStop` sleep) to finish the requests in flight.
     #[serde(default = "default_timeout_seconds")]
     #[schemars(range(min = 1, max = 3600))]
     pub timeout_seconds: i64,
@@ -175,7 +183,7 @@ pub struct FunctionStatus {
     /// `ready/desired`, for the REPLICAS printer column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas_summary: Option<String>,
-    /// Conditions `Ready`, `DeploymentReady`, `RoutesReady` and `Active`.
+    /// Conditions `Ready`, `DeploymentReady`, `RoutesReady`, `Active` and `ContainerHealthy`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
 }

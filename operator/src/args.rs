@@ -51,6 +51,11 @@ pub struct Args {
     #[arg(long, env = "ZEROSCALE_OPERATOR_PROGRESS_DEADLINE_SECONDS", default_value_t = 600,
           value_parser = clap::value_parser!(i32).range(1..))]
     pub progress_deadline_seconds: i32,
+    /// Seconds a function pod keeps serving after it is told to stop (its `preStop` sleep), while the
+    /// activator and EndpointSlices learn that it is terminating; 0 sets no `preStop` hook (0–60).
+    #[arg(long, env = "ZEROSCALE_OPERATOR_PRE_STOP_SLEEP_SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(i64).range(0..=60))]
+    pub pre_stop_sleep_seconds: i64,
     /// Broker ingress receiving platform CloudEvents (`dev.zeroscale.function.ready`/`.failed`), POSTed
     /// to `<sink>/<function namespace>`; empty: none are sent. Plain `http` only.
     #[arg(long, env = "ZEROSCALE_OPERATOR_EVENTS_SINK", default_value = "", value_parser = events_sink)]
@@ -90,6 +95,7 @@ mod tests {
         assert_eq!(args.domain, "example.com");
         assert_eq!(args.lease_name, "zeroscale-operator");
         assert_eq!(args.progress_deadline_seconds, 600);
+        assert_eq!(args.pre_stop_sleep_seconds, 5);
         assert!(args.kubeconfig.is_none() && args.watch_namespace.is_none());
         assert_eq!(args.events_sink, "");
     }

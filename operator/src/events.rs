@@ -4,7 +4,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
-use zeroscale_crds::function::{CONDITION_READY, REASON_PROGRESSING, REASON_READY};
+use zeroscale_crds::function::{
+    CONDITION_CONTAINER_HEALTHY, CONDITION_READY, REASON_PROGRESSING, REASON_READY,
+};
 
 /// An event to publish: type, reason, note.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,6 +50,27 @@ pub fn ready_transition(previous: &[Condition], next: &[Condition]) -> Option<No
         reason,
         note,
         action: "Reconcile",
+    })
+}
+
+/// A warning for each new OOM kill: `ContainerHealthy` turned `False`, or its message (which carries the
+/// kill's time) changed; `None` otherwise (also when it turns `True`: a pod going away is no news).
+pub fn container_health_transition(previous: &[Condition], next: &[Condition]) -> Option<Note> {
+    let find = |c: &[Condition]| c.iter().find(|c| c.type_ == CONDITION_CONTAINER_HEALTHY).cloned();
+    let next = find(next)?;
+    if next.status != "False" {
+        return None;
+    }
+    let before = find(previous);
+    if before.is_some_and(|b| b.status == next.status && b.reason == next.reason && b.message == next.message)
+    {
+        return None;
+    }
+    Some(Note {
+        warning: true,
+        reason: next.reason,
+        note: next.message,
+        action: "Observe",
     })
 }
 
@@ -131,6 +154,36 @@ mod tests {
             None
         );
         assert!(ready_transition(&[], &cond("False", "Progressing", "")).is_some_and(|n| !n.warning));
+    }
+
+    fn health(status: &str, reason: &str, message: &str) -> Vec<Condition> {
+        let mut c = cond(status, reason, message);
+        c[0].type_ = "ContainerHealthy".into();
+        c
+    }
+
+    #[test]
+    fn every_new_oom_kill_is_a_warning() {
+        let first = health(
+            "False",
+            "OOMKilled",
+            "pod p: container function was OOMKilled at t1",
+        );
+        let note = container_health_transition(&health("True", "Healthy", ""), &first).expect("kill");
+        assert!(note.warning);
+        assert_eq!(note.reason, "OOMKilled");
+        assert!(note.note.contains("at t1"));
+        assert_eq!(container_health_transition(&first, &first), None, "the same kill");
+        let second = health(
+            "False",
+            "OOMKilled",
+            "pod p: container function was OOMKilled at t2",
+        );
+        assert!(container_health_transition(&first, &second).is_some());
+        assert_eq!(
+            container_health_transition(&second, &health("True", "Healthy", "")),
+            None
+        );
     }
 
     #[test]

@@ -108,6 +108,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         let build = BuildSettings {
             activator_service: args.activator_service.clone(),
             progress_deadline_seconds: args.progress_deadline_seconds,
+            pre_stop_sleep_seconds: args.pre_stop_sleep_seconds,
         };
         let recorder = Recorder::new(client.clone(), reporter);
         let platform = (!args.events_sink.is_empty()).then(|| {

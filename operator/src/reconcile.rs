@@ -205,6 +205,9 @@ async fn write_status(function: &Function, ctx: &Context, observed: &Observed<'_
     if let Some(note) = events::ready_transition(&previous.conditions, &next.conditions) {
         events::publish(&ctx.recorder, function, note).await;
     }
+    if let Some(note) = events::container_health_transition(&previous.conditions, &next.conditions) {
+        events::publish(&ctx.recorder, function, note).await;
+    }
     if let Some(platform) = &ctx.platform
         && let Some(event) = platform::transition(function, &previous.conditions, &next.conditions)
     {

@@ -48,6 +48,9 @@ pub enum ValidationError {
     /// `spec.scale.target` is above `spec.concurrency`.
     #[error("spec.scale.target must not exceed spec.concurrency")]
     TargetAboveConcurrency,
+    /// `spec.securityContext` leaves the restricted Pod Security Standard (the admission message).
+    #[error("{0}")]
+    SecurityContext(&'static str),
     /// `spec.scale` is invalid.
     #[error(transparent)]
     Scale(#[from] ScaleError),
@@ -113,6 +116,9 @@ pub fn validate_spec(spec: &FunctionSpec) -> Result<ResolvedScale, ValidationErr
     if spec.idle_timeout_seconds > spec.timeout_seconds {
         return Err(ValidationError::AboveTimeout("idleTimeoutSeconds"));
     }
+    if let Some(violation) = spec.security_context.as_ref().and_then(|s| s.violation()) {
+        return Err(ValidationError::SecurityContext(violation));
+    }
     let mut seen = BTreeSet::new();
     for var in spec.env.iter().flatten() {
         if RESERVED_ENV.contains(&var.name.as_str()) {
@@ -151,6 +157,27 @@ mod tests {
     fn a_minimal_function_is_valid() {
         let resolved = validate(&function("hello")).expect("valid");
         assert_eq!(resolved.initial, 1);
+    }
+
+    #[test]
+    fn security_contexts_that_run_as_root_are_rejected_naming_the_field() {
+        let mut f = function("f");
+        f.spec.security_context =
+            Some(serde_json::from_value(serde_json::json!({ "runAsUser": 0 })).expect("ctx"));
+        let message = validate(&f).expect_err("root").to_string();
+        assert!(message.starts_with("spec.securityContext.runAsUser"), "{message}");
+        f.spec.security_context =
+            Some(serde_json::from_value(serde_json::json!({ "runAsNonRoot": false })).expect("ctx"));
+        let message = validate(&f).expect_err("root").to_string();
+        assert!(
+            message.starts_with("spec.securityContext.runAsNonRoot must be true"),
+            "{message}"
+        );
+        f.spec.security_context = Some(
+            serde_json::from_value(serde_json::json!({ "runAsUser": 1000, "readOnlyRootFilesystem": true }))
+                .expect("ctx"),
+        );
+        assert!(validate(&f).is_ok());
     }
 
     #[test]

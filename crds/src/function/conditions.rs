@@ -8,6 +8,11 @@ pub const CONDITION_DEPLOYMENT_READY: &str = "DeploymentReady";
 pub const CONDITION_ROUTES_READY: &str = "RoutesReady";
 /// Condition type: the function has ready pods, or is at zero by choice.
 pub const CONDITION_ACTIVE: &str = "Active";
+/// Condition type: no container of a current pod was last killed for exceeding its memory limit
+/// (Knative's `ContainerHealthy`). Informational: it does not make `Ready` false, because the
+/// restarted container may serve again; a pod that cannot start because of it does, through
+/// `DeploymentReady`.
+pub const CONDITION_CONTAINER_HEALTHY: &str = "ContainerHealthy";
 
 /// Reasons on a `Ready=False` condition that mean the function cannot start; the activator answers
 /// waiting requests with 503 and the reason instead of holding them until their deadline.
@@ -16,6 +21,7 @@ pub const STARTUP_FAILURE_REASONS: &[&str] = &[
     "ImagePullBackOff",
     "InvalidImageName",
     "CrashLoopBackOff",
+    REASON_OOM_KILLED,
     "CreateContainerConfigError",
     "CreateContainerError",
     "RunContainerError",
@@ -24,6 +30,11 @@ pub const STARTUP_FAILURE_REASONS: &[&str] = &[
     "FailedCreate",
 ];
 
+/// Reason: a container was killed by the kernel for exceeding its memory limit (the kubelet's
+/// `terminated.reason`), also when the kubelet now reports it as `CrashLoopBackOff`.
+pub const REASON_OOM_KILLED: &str = "OOMKilled";
+/// Reason (on `ContainerHealthy=True`): no container of a current pod was last OOMKilled.
+pub const REASON_HEALTHY: &str = "Healthy";
 /// Reason: every condition holds.
 pub const REASON_READY: &str = "Ready";
 /// Reason: the Deployment's pods are available.

@@ -43,7 +43,19 @@ async fn children_follow_the_function_through_create_update_and_delete() {
         .and_then(|s| s.template.spec.as_ref())
         .expect("pod spec");
     assert_eq!(pod.enable_service_links, Some(false));
-    assert_eq!(pod.termination_grace_period_seconds, Some(20));
+    // The shutdown contract: a 5 s preStop sleep, then timeoutSeconds for the requests in flight.
+    assert_eq!(pod.termination_grace_period_seconds, Some(25));
+    let pre_stop = pod.containers[0]
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
+        .and_then(|p| p.sleep.as_ref())
+        .map(|s| s.seconds);
+    assert_eq!(pre_stop, Some(5));
+    assert_eq!(
+        pod.security_context.as_ref().and_then(|s| s.run_as_non_root),
+        Some(true)
+    );
     let env: Vec<_> = pod.containers[0]
         .env
         .iter()

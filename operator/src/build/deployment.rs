@@ -2,7 +2,8 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, Probe, TCPSocketAction,
+    Container, ContainerPort, EnvVar, Lifecycle, LifecycleHandler, PodSpec, PodTemplateSpec, Probe,
+    SleepAction, TCPSocketAction,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -10,7 +11,9 @@ use kube::ResourceExt;
 use zeroscale_crds::Function;
 use zeroscale_crds::function::Protocol;
 
-use super::{BuildSettings, child_meta, labels, selector_labels};
+use super::{
+    BuildSettings, child_meta, container_security_context, labels, pod_security_context, selector_labels,
+};
 
 /// Name of the function's container in every pod.
 pub const CONTAINER_NAME: &str = "function";
@@ -76,6 +79,26 @@ fn env(function: &Function) -> Vec<EnvVar> {
     env
 }
 
+/// The shutdown contract's `preStop` hook: a native sleep (function images need no shell), during which
+/// the pod keeps serving while the activator learns that it is terminating; `None` for no sleep.
+fn lifecycle(settings: &BuildSettings) -> Option<Lifecycle> {
+    (settings.pre_stop_sleep_seconds > 0).then(|| Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            sleep: Some(SleepAction {
+                seconds: settings.pre_stop_sleep_seconds,
+            }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    })
+}
+
+/// Seconds from the start of a pod's termination to SIGKILL: the `preStop` sleep, then up to
+/// `timeoutSeconds` for the requests in flight (none lasts longer) after SIGTERM.
+pub fn termination_grace_period_seconds(function: &Function, settings: &BuildSettings) -> i64 {
+    settings.pre_stop_sleep_seconds.max(0) + function.spec.timeout_seconds
+}
+
 /// The Deployment of a Function. `replicas` is `Some` only when the Deployment is created: afterwards
 /// the autoscaler owns `spec.replicas` (through `/scale`) and the operator leaves it out of every apply.
 pub fn build_deployment(function: &Function, settings: &BuildSettings, replicas: Option<i32>) -> Deployment {
@@ -96,6 +119,8 @@ pub fn build_deployment(function: &Function, settings: &BuildSettings, replicas:
             ..ContainerPort::default()
         }]),
         readiness_probe: Some(readiness_probe(function)),
+        lifecycle: lifecycle(settings),
+        security_context: Some(container_security_context(function)),
         ..Container::default()
     };
     let pod = PodSpec {
@@ -104,7 +129,8 @@ pub fn build_deployment(function: &Function, settings: &BuildSettings, replicas:
         service_account_name: spec.service_account_name.clone(),
         image_pull_secrets: spec.image_pull_secrets.clone(),
         // In-flight requests may take up to timeoutSeconds; let them finish on scale-down.
-        termination_grace_period_seconds: Some(spec.timeout_seconds),
+        termination_grace_period_seconds: Some(termination_grace_period_seconds(function, settings)),
+        security_context: Some(pod_security_context(function)),
         ..PodSpec::default()
     };
     Deployment {
@@ -174,7 +200,11 @@ mod tests {
         );
         let pod = spec.template.spec.as_ref().expect("pod");
         assert_eq!(pod.enable_service_links, Some(false));
-        assert_eq!(pod.termination_grace_period_seconds, Some(300));
+        assert_eq!(
+            pod.termination_grace_period_seconds,
+            Some(305),
+            "preStop 5 s + timeout 300 s"
+        );
         let env: Vec<_> = container(&d)
             .env
             .iter()
@@ -190,6 +220,56 @@ mod tests {
             ]
         );
         assert_eq!(container(&d).image.as_deref(), Some("zeroscale/echo"));
+    }
+
+    #[test]
+    fn pods_sleep_before_sigterm_and_get_the_timeout_after_it() {
+        let mut f = function("hello");
+        f.spec.timeout_seconds = 30;
+        let d = build_deployment(&f, &BuildSettings::default(), None);
+        let pre_stop = container(&d)
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+            .expect("preStop");
+        assert_eq!(pre_stop.sleep.as_ref().map(|s| s.seconds), Some(5));
+        assert!(pre_stop.exec.is_none(), "images have no shell");
+        let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
+        assert_eq!(pod.termination_grace_period_seconds, Some(35));
+
+        let settings = BuildSettings {
+            pre_stop_sleep_seconds: 0,
+            ..BuildSettings::default()
+        };
+        let d = build_deployment(&f, &settings, None);
+        assert!(container(&d).lifecycle.is_none(), "no sleep, no hook");
+        let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
+        assert_eq!(pod.termination_grace_period_seconds, Some(30));
+    }
+
+    #[test]
+    fn pods_are_restricted_by_default_and_read_only_on_request() {
+        let mut f = function("hello");
+        let d = build_deployment(&f, &BuildSettings::default(), None);
+        let json = serde_json::to_value(&d).expect("json");
+        let pod = &json["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+        let c = &pod["containers"][0]["securityContext"];
+        assert_eq!(c["allowPrivilegeEscalation"], false);
+        assert_eq!(c["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert_eq!(c["readOnlyRootFilesystem"], false);
+
+        f.spec.security_context = Some(
+            serde_json::from_value(serde_json::json!({ "runAsUser": 65532, "readOnlyRootFilesystem": true }))
+                .expect("ctx"),
+        );
+        let d = build_deployment(&f, &BuildSettings::default(), None);
+        let c = container(&d).security_context.clone().expect("ctx");
+        assert_eq!(c.read_only_root_filesystem, Some(true));
+        let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
+        let p = pod.security_context.expect("pod ctx");
+        assert_eq!((p.run_as_user, p.run_as_non_root), (Some(65532), Some(true)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! server, so every object is unit-tested.
 
 mod deployment;
+mod security;
 mod services;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,11 @@ use zeroscale_crds::Function;
 use zeroscale_crds::function::{FUNCTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 
 pub use deployment::{CONTAINER_NAME, build_deployment, default_readiness_probe, port_name};
+pub use security::{container_security_context, pod_security_context};
+
+/// Default `preStop` sleep of function pods, in seconds: long enough for the EndpointSlice update that
+/// marks a pod terminating to reach the activator, short enough not to hold up scale-downs.
+pub const DEFAULT_PRE_STOP_SLEEP_SECONDS: i64 = 5;
 pub use services::{build_private_service, build_public_service};
 
 /// Settings of the operator that shape the children.
@@ -23,6 +29,8 @@ pub struct BuildSettings {
     pub activator_service: String,
     /// `spec.progressDeadlineSeconds` of every Deployment.
     pub progress_deadline_seconds: i32,
+    /// Seconds of the function pods' `preStop` sleep (0: no hook); added to their grace period.
+    pub pre_stop_sleep_seconds: i64,
 }
 
 impl Default for BuildSettings {
@@ -30,6 +38,7 @@ impl Default for BuildSettings {
         Self {
             activator_service: "zeroscale-activator.zeroscale-system.svc.cluster.local".into(),
             progress_deadline_seconds: 600,
+            pre_stop_sleep_seconds: DEFAULT_PRE_STOP_SLEEP_SECONDS,
         }
     }
 }

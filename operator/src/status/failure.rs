@@ -13,7 +13,12 @@ pub struct Failure {
     pub message: String,
 }
 
-fn container_failure(pod: &str, status: &ContainerStatus) -> Option<Failure> {
+fn container_failure(pod: &Pod, name: &str, status: &ContainerStatus) -> Option<Failure> {
+    // An OOM kill says more than the CrashLoopBackOff the kubelet reports after it.
+    if let Some(failure) = super::oom::startup_failure(pod, name, status) {
+        return Some(failure);
+    }
+    let pod = name;
     let waiting = status.state.as_ref()?.waiting.as_ref()?;
     let reason = waiting.reason.as_deref()?;
     if !STARTUP_FAILURE_REASONS.contains(&reason) {
@@ -55,7 +60,7 @@ fn pod_failure(pod: &Pod) -> Option<Failure> {
         .iter()
         .flatten()
         .chain(status.container_statuses.iter().flatten());
-    if let Some(failure) = containers.filter_map(|c| container_failure(name, c)).next() {
+    if let Some(failure) = containers.filter_map(|c| container_failure(pod, name, c)).next() {
         return Some(failure);
     }
     let unschedulable = status.conditions.iter().flatten().find(|c| {
@@ -131,6 +136,33 @@ mod tests {
         assert_eq!(a.reason, "CrashLoopBackOff");
         assert_eq!(a, b);
         assert!(a.message.contains("last exit code 2, Error"), "{}", a.message);
+    }
+
+    #[test]
+    fn a_root_image_under_run_as_non_root_carries_the_kubelet_reason_and_message() {
+        let message = "container has runAsNonRoot and image will run as root (pod: \"f-1_ns(uid)\", container: function)";
+        let pods = [pod("p", waiting("CreateContainerConfigError", message))];
+        let f = startup_failure(None, &pods).expect("failure");
+        assert_eq!(f.reason, "CreateContainerConfigError");
+        assert!(
+            f.message.starts_with(
+                "pod p: container function: container has runAsNonRoot and image will run as root"
+            ),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn oom_kills_take_precedence_over_the_crash_loop() {
+        let status = json!({ "containerStatuses": [{
+            "name": "function", "image": "x", "imageID": "", "ready": false, "restartCount": 4,
+            "state": { "waiting": { "reason": "CrashLoopBackOff", "message": "back-off 40s" } },
+            "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled" } }
+        }]});
+        let f = startup_failure(None, &[pod("p", status)]).expect("failure");
+        assert_eq!(f.reason, "OOMKilled");
+        assert!(zeroscale_crds::function::STARTUP_FAILURE_REASONS.contains(&f.reason.as_str()));
     }
 
     #[test]

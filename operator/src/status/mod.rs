@@ -6,11 +6,14 @@
 //!   been ready (it then stays `True` while the autoscaler scales from zero: `Active` tells that).
 //! - `RoutesReady` is `True` once both Services are applied.
 //! - `Active` is `True` with ready pods or at zero by choice, `Unknown`/`Activating` while pods start.
+//! - `ContainerHealthy` is `False`/`OOMKilled` while a current pod's container was last killed for
+//!   exceeding its memory limit (informational: the restarted container may serve again).
 //! - `Ready` is `DeploymentReady ∧ RoutesReady`, carrying the reason of one that is not `True`: a failure
 //!   before a rollout or start that is merely under way.
 
 mod conditions;
 mod failure;
+mod oom;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
@@ -134,6 +137,10 @@ pub fn compute(function: &Function, observed: &Observed<'_>, domain: &str, now: 
         Some(e) => DesiredCondition::no(CONDITION_ROUTES_READY, &e.reason, e.message.clone()),
     };
     let active = active(observed, failure.as_ref());
+    let container_healthy = match oom::last_oom_kill(observed.pods) {
+        Some(kill) => DesiredCondition::no(CONDITION_CONTAINER_HEALTHY, &kill.reason, kill.message),
+        None => DesiredCondition::yes(CONDITION_CONTAINER_HEALTHY, REASON_HEALTHY, ""),
+    };
     let ready = if let Some(e) = &observed.spec_error {
         DesiredCondition::no(CONDITION_READY, REASON_INVALID_SPEC, e.clone())
     } else {
@@ -155,7 +162,12 @@ pub fn compute(function: &Function, observed: &Observed<'_>, domain: &str, now: 
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let generation = function.metadata.generation;
-    let conditions = merge(previous, vec![ready, deployment, routes, active], generation, now);
+    let conditions = merge(
+        previous,
+        vec![ready, deployment, routes, active, container_healthy],
+        generation,
+        now,
+    );
 
     let dep_status = observed
         .deployment

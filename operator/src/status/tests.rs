@@ -85,7 +85,16 @@ fn urls_counts_and_summary() {
     assert_eq!(s.replicas_summary.as_deref(), Some("1/2"));
     assert_eq!(s.observed_generation, Some(1));
     let types: Vec<_> = s.conditions.iter().map(|c| c.type_.as_str()).collect();
-    assert_eq!(types, ["Ready", "DeploymentReady", "RoutesReady", "Active"]);
+    assert_eq!(
+        types,
+        [
+            "Ready",
+            "DeploymentReady",
+            "RoutesReady",
+            "Active",
+            "ContainerHealthy"
+        ]
+    );
 }
 
 #[test]
@@ -253,4 +262,77 @@ fn a_routes_failure_outranks_a_start_under_way() {
     let s = compute(&f, &observed, "e", &time(1));
     assert_eq!(condition(&s, "DeploymentReady"), ("False", "Progressing"));
     assert_eq!(condition(&s, "Ready"), ("False", "NotOwned"));
+}
+
+fn oom_pod(state: serde_json::Value, last: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": { "name": "hello-1" },
+        "spec": { "containers": [{ "name": "function", "resources": { "limits": { "memory": "64Mi" } } }] },
+        "status": { "containerStatuses": [{
+            "name": "function", "image": "echo", "imageID": "", "ready": false, "restartCount": 3,
+            "state": state, "lastState": last
+        }]}
+    }))
+    .expect("pod")
+}
+
+#[test]
+fn a_pod_that_keeps_being_oom_killed_makes_the_function_fail_with_oom_killed() {
+    let f = function("hello");
+    let d = deployment(1, 0, 1, 1, 1);
+    let pods = [oom_pod(
+        json!({ "waiting": { "reason": "CrashLoopBackOff", "message": "back-off 20s restarting failed container" } }),
+        json!({ "terminated": { "exitCode": 137, "reason": "OOMKilled", "finishedAt": "2026-01-01T00:00:00Z" } }),
+    )];
+    let s = compute(
+        &f,
+        &Observed {
+            deployment: Some(&d),
+            pods: &pods,
+            ..Observed::default()
+        },
+        "e",
+        &time(1),
+    );
+    assert_eq!(condition(&s, "Ready"), ("False", "OOMKilled"));
+    assert_eq!(condition(&s, "DeploymentReady"), ("False", "OOMKilled"));
+    assert_eq!(condition(&s, "Active"), ("False", "OOMKilled"));
+    assert_eq!(condition(&s, "ContainerHealthy"), ("False", "OOMKilled"));
+    let mut with_status = f.clone();
+    with_status.status = Some(s);
+    assert_eq!(
+        with_status.startup_failure().map(|(reason, _)| reason),
+        Some("OOMKilled"),
+        "the activator fails waiting requests with it"
+    );
+}
+
+#[test]
+fn a_container_restarted_after_an_oom_kill_serves_but_is_not_healthy() {
+    let f = function("hello");
+    let d = deployment(1, 1, 1, 1, 1);
+    let pods = [oom_pod(
+        json!({ "running": { "startedAt": "2026-01-01T00:00:01Z" } }),
+        json!({ "terminated": { "exitCode": 137, "reason": "OOMKilled", "finishedAt": "2026-01-01T00:00:00Z" } }),
+    )];
+    let s = compute(
+        &f,
+        &Observed {
+            deployment: Some(&d),
+            pods: &pods,
+            ..Observed::default()
+        },
+        "e",
+        &time(1),
+    );
+    assert_eq!(condition(&s, "Ready"), ("True", "Ready"));
+    assert_eq!(condition(&s, "ContainerHealthy"), ("False", "OOMKilled"));
+    let healthy = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "ContainerHealthy")
+        .expect("condition");
+    assert!(healthy.message.contains("64Mi"), "{}", healthy.message);
+    let s = observe(&f, &d, 2);
+    assert_eq!(condition(&s, "ContainerHealthy"), ("True", "Healthy"));
 }

@@ -13,6 +13,10 @@ pub struct Config {
     pub function: Option<String>,
     /// Wait this long before listening (`ECHO_START_DELAY_MS`), to play a slow-starting function.
     pub start_delay: std::time::Duration,
+    /// Memory to allocate, touch and hold from the start (`ECHO_ALLOC_AT_START`, a size such as
+    /// `200Mi`), to play a function that cannot start within its memory limit; parsed by
+    /// [`Config::alloc_at_start`].
+    pub alloc_at_start: Option<String>,
 }
 
 impl Config {
@@ -29,7 +33,16 @@ impl Config {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0),
             ),
+            alloc_at_start: non_empty("ECHO_ALLOC_AT_START"),
         }
+    }
+
+    /// The bytes `ECHO_ALLOC_AT_START` asks for, or why it is not a size.
+    pub fn alloc_at_start(&self) -> Result<Option<u64>, crate::alloc::SizeError> {
+        self.alloc_at_start
+            .as_deref()
+            .map(crate::alloc::parse_size)
+            .transpose()
     }
 
     /// Reads the settings from the process environment.
@@ -53,6 +66,7 @@ mod tests {
                 pod: None,
                 function: None,
                 start_delay: std::time::Duration::ZERO,
+                alloc_at_start: None,
             }
         );
         let c = Config::from_lookup(|k| match k {
@@ -61,6 +75,7 @@ mod tests {
             "HOSTNAME" => Some("h".into()),
             "ZEROSCALE_FUNCTION" => Some("f".into()),
             "ECHO_START_DELAY_MS" => Some("1500".into()),
+            "ECHO_ALLOC_AT_START" => Some("1Mi".into()),
             _ => None,
         });
         assert_eq!(
@@ -71,7 +86,11 @@ mod tests {
                 pod: Some("h".into()),
                 function: Some("f".into()),
                 start_delay: std::time::Duration::from_millis(1500),
+                alloc_at_start: Some("1Mi".into()),
             }
         );
+        assert_eq!(c.alloc_at_start(), Ok(Some(1 << 20)));
+        let bad = Config::from_lookup(|k| (k == "ECHO_ALLOC_AT_START").then(|| "a lot".into()));
+        assert!(bad.alloc_at_start().is_err());
     }
 }

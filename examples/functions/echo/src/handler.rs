@@ -69,6 +69,22 @@ impl Echo {
         if guard.overlapped() && (options.overlap_fail || self.config.single) {
             return text(StatusCode::INTERNAL_SERVER_ERROR, "overlap detected\n");
         }
+        if let Some(path) = &options.write {
+            return write_probe(path).await;
+        }
+        // Held until the answer is built, so the memory is in use while the request is.
+        let memory = match options.alloc {
+            Some(bytes) => match tokio::task::spawn_blocking(move || crate::alloc::touch(bytes)).await {
+                Ok(memory) => memory,
+                Err(e) => {
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot allocate: {e}\n"),
+                    );
+                }
+            },
+            None => Vec::new(),
+        };
         let (parts, body) = req.into_parts();
         let body = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -100,7 +116,9 @@ impl Echo {
             "function": self.config.function,
             "in_flight": guard.at_arrival,
             "status": status.as_u16(),
+            "allocated": memory.len(),
         });
+        drop(memory);
         let mut response = Response::new(Full::new(Bytes::from(format!("{doc}\n"))).boxed());
         *response.status_mut() = status;
         response.headers_mut().insert(
@@ -109,6 +127,27 @@ impl Echo {
         );
         drop(guard);
         response
+    }
+}
+
+/// Writes a small file at `path` and removes it: 200 when both work, 500 naming the error otherwise
+/// (`Read-only file system` under `readOnlyRootFilesystem: true`). Nothing is left behind.
+async fn write_probe(path: &str) -> Response<Body> {
+    match tokio::fs::write(path, b"zeroscale-echo write probe\n").await {
+        Ok(()) => {
+            let removed = tokio::fs::remove_file(path).await;
+            match removed {
+                Ok(()) => text(StatusCode::OK, format!("wrote and removed {path}\n")),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("wrote {path} but cannot remove it: {e}\n"),
+                ),
+            }
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot write {path}: {e}\n"),
+        ),
     }
 }
 

@@ -13,10 +13,19 @@
 //! Query controls: `?sleep=<ms>` waits before answering, `?status=<code>` sets the status,
 //! `?stream=<n>` streams `n` chunks `data: <i>\n\n` 50 ms apart, `?overlap=fail` (or env
 //! `ECHO_SINGLE=1` for every request) answers `500 overlap detected` when another request is in flight.
-//! `ECHO_START_DELAY_MS=<ms>` delays listening (a slow-starting function). `pod` is `$POD_NAME` or
-//! `$HOSTNAME`; `function` is `$ZEROSCALE_FUNCTION`. On SIGTERM it stops accepting connections and
-//! finishes the requests in flight.
+//! `?alloc=<size>` (`200Mi`; bytes or `Ki`/`Mi`/`Gi`, at most `4Gi`) allocates and touches that much
+//! memory while the request is handled (the answer's `allocated`), so a memory limit really bites;
+//! `?write=<absolute path>` tries to write and remove a file there (200, or 500 naming the error, such as
+//! `Read-only file system`); a bad value of either is a 400 naming it. Nothing else writes to the
+//! filesystem. `ECHO_START_DELAY_MS=<ms>` delays listening (a slow-starting function);
+//! `ECHO_ALLOC_AT_START=<size>` allocates and holds memory before listening (a function that cannot
+//! start within its limit). `pod` is `$POD_NAME` or `$HOSTNAME`; `function` is `$ZEROSCALE_FUNCTION`.
+//!
+//! It follows Zeroscale's shutdown contract (`docs/api.md`): it keeps serving through the pod's `preStop`
+//! sleep (it sees nothing of it), and on SIGTERM stops accepting connections, closes idle kept-alive
+//! ones, finishes the requests in flight and exits.
 
+pub mod alloc;
 pub mod call;
 pub mod config;
 pub mod handler;

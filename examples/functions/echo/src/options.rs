@@ -2,10 +2,14 @@
 
 use std::time::Duration;
 
+use crate::alloc::{SizeError, parse_size};
+
 /// Largest `?sleep=` honoured, so a typo cannot hang a test for hours.
 pub const MAX_SLEEP: Duration = Duration::from_secs(600);
 /// Largest `?stream=` honoured.
 pub const MAX_CHUNKS: u32 = 10_000;
+/// Longest `?write=` path.
+pub const MAX_PATH: usize = 256;
 
 /// What the query string asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,6 +22,10 @@ pub struct Options {
     pub stream: Option<u32>,
     /// `?overlap=fail`: answer 500 if another request is in flight.
     pub overlap_fail: bool,
+    /// `?alloc=<size>` (`200Mi`): allocate and touch this many bytes while handling the request.
+    pub alloc: Option<u64>,
+    /// `?write=<absolute path>`: try to write (then remove) a file there, to test a read-only root.
+    pub write: Option<String>,
 }
 
 /// Errors in the query string.
@@ -26,6 +34,9 @@ pub enum OptionsError {
     /// A value is not a number or is out of range.
     #[error("bad value for {0}: {1:?}")]
     BadValue(&'static str, String),
+    /// `?alloc=` is not a size.
+    #[error("bad value for alloc: {0}")]
+    BadSize(#[from] SizeError),
 }
 
 /// Parses the query string; unknown parameters are ignored (and echoed).
@@ -56,6 +67,17 @@ pub fn parse(query: Option<&str>) -> Result<Options, OptionsError> {
                 options.stream = Some(n.min(MAX_CHUNKS));
             }
             "overlap" => options.overlap_fail = value == "fail",
+            "alloc" => options.alloc = Some(parse_size(value)?),
+            "write" => {
+                if !value.starts_with('/') || value.len() > MAX_PATH {
+                    let clipped = value.chars().take(32).collect();
+                    return Err(OptionsError::BadValue(
+                        "write (an absolute path of at most 256 bytes)",
+                        clipped,
+                    ));
+                }
+                options.write = Some(value.into());
+            }
             _ => {}
         }
     }
@@ -75,7 +97,9 @@ mod tests {
                 sleep: Some(Duration::from_millis(250)),
                 status: Some(418),
                 stream: Some(3),
-                overlap_fail: true
+                overlap_fail: true,
+                alloc: None,
+                write: None,
             }
         );
         assert_eq!(parse(None).unwrap(), Options::default());
@@ -89,5 +113,19 @@ mod tests {
         );
         assert!(parse(Some("sleep=soon")).is_err());
         assert_eq!(parse(Some("sleep=99999999")).unwrap().sleep, Some(MAX_SLEEP));
+        assert_eq!(
+            parse(Some("alloc=lots")).unwrap_err().to_string(),
+            "bad value for alloc: \"lots\" is not a size such as 200Mi (digits, then optionally Ki, Mi or Gi)"
+        );
+        assert!(parse(Some("alloc=5Gi")).unwrap_err().to_string().contains("4Gi"));
+        assert!(parse(Some("write=relative")).is_err());
+        assert!(parse(Some(&format!("write=/{}", "a".repeat(MAX_PATH)))).is_err());
+    }
+
+    #[test]
+    fn parses_alloc_and_write() {
+        let o = parse(Some("alloc=200Mi&write=/probe")).unwrap();
+        assert_eq!(o.alloc, Some(200 << 20));
+        assert_eq!(o.write.as_deref(), Some("/probe"));
     }
 }

@@ -12,8 +12,10 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::handler::Echo;
 
-/// How long in-flight requests may take to finish after SIGTERM.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long in-flight requests may take to finish after SIGTERM: the longest `timeoutSeconds` a
+/// Function can have. On Kubernetes the pod's grace period (the operator sets it to the `preStop` sleep
+/// plus `timeoutSeconds`) is the real bound; this one only stops a stuck process run by hand.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Errors of the server.
 #[derive(Debug, thiserror::Error)]

@@ -18,6 +18,7 @@ async fn start(single: bool) -> String {
         pod: Some("pod-a".into()),
         function: Some("fn-a".into()),
         start_delay: Duration::ZERO,
+        alloc_at_start: None,
     };
     let listener = server::bind(&config).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -63,6 +64,45 @@ async fn echoes_the_request_as_json() {
     assert_eq!(status, 200);
     let (status, _, _) = send(&addr, "GET", "/?status=9000", "", false).await;
     assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn allocates_memory_on_request_and_rejects_bad_sizes() {
+    let addr = start(false).await;
+    let (status, _, body) = send(&addr, "GET", "/?alloc=3Mi", "", false).await;
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["allocated"], 3 << 20);
+    let (status, _, body) = send(&addr, "GET", "/", "", false).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).expect("json")["allocated"],
+        0
+    );
+    let (status, _, body) = send(&addr, "GET", "/?alloc=200MB", "", false).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("bad value for alloc") && body.contains("200MB"),
+        "{body}"
+    );
+    let (status, _, body) = send(&addr, "GET", "/?alloc=64Gi", "", false).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("4Gi"), "{body}");
+}
+
+#[tokio::test]
+async fn write_probe_leaves_nothing_behind_and_names_the_error() {
+    let addr = start(false).await;
+    let path = std::env::temp_dir().join(format!("echo-probe-{}", std::process::id()));
+    let path = path.to_str().expect("utf-8 path").to_string();
+    let (status, _, body) = send(&addr, "GET", &format!("/?write={path}"), "", false).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!std::path::Path::new(&path).exists(), "removed again");
+    let (status, _, body) = send(&addr, "GET", "/?write=/no-such-dir/probe", "", false).await;
+    assert_eq!(status, 500);
+    assert!(body.starts_with("cannot write /no-such-dir/probe: "), "{body}");
+    let (status, _, body) = send(&addr, "GET", "/?write=probe", "", false).await;
+    assert_eq!(status, 400, "{body}");
 }
 
 #[tokio::test]
