@@ -293,12 +293,18 @@ impl FunctionMetrics {
 
     /// Counts one request sent again because its pod went away.
     pub fn count_retry(&self, reason: &'static str) {
-        self.families.retries.get_or_create(&self.upstream_labels(reason)).inc();
+        self.families
+            .retries
+            .get_or_create(&self.upstream_labels(reason))
+            .inc();
     }
 
     /// Counts one request lost because its pod went away.
     pub fn count_lost(&self, reason: &'static str) {
-        self.families.lost.get_or_create(&self.upstream_labels(reason)).inc();
+        self.families
+            .lost
+            .get_or_create(&self.upstream_labels(reason))
+            .inc();
     }
 }
 

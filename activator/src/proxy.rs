@@ -270,20 +270,20 @@ impl Proxy {
             .filter(|_| !peer_hop)
             .and_then(|h| HeaderValue::from_str(h).ok());
         prepare(&mut request, protocol, remote, host, upgrade);
-        let function = lease.function().display().to_string();
         let limits = lease.limits();
         let head_deadline = arrived + limits.timeout.min(limits.response_start_timeout);
         // A small body is read now, so the request can be sent again if its pod goes away.
         let mut outgoing = match timeout_at(head_deadline, Outgoing::read(request)).await {
             Ok(Ok(outgoing)) => outgoing,
             Ok(Err(error)) => {
+                let function = lease.function().display().to_string();
                 tracing::info!(function, error = %error, "request body could not be read");
                 return fail(lease, ProxyError::RequestBody(function));
             }
             Err(_) => {
-                        let e = head_timeout(&lease);
-                        return fail(lease, e);
-                    }
+                let e = head_timeout(&lease);
+                return fail(lease, e);
+            }
         };
         let mut replays = 0;
         // Sent; or sent elsewhere when the pod went away before it answered and that is safe, as long
@@ -313,7 +313,7 @@ impl Proxy {
                             return lose(lease, &outgoing, error.to_string());
                         }
                         tracing::info!(
-                            function,
+                            function = lease.function().display(),
                             address = %lease.endpoint().address,
                             error = %error,
                             "the request did not reach the pod: trying again"
@@ -329,7 +329,7 @@ impl Proxy {
                         // down, and so are the others it keeps.
                         lease.endpoint().idle().clear();
                         tracing::info!(
-                            function,
+                            function = lease.function().display(),
                             address = %lease.endpoint().address,
                             error = %error,
                             "the pod's connection broke before it answered: sending the request again"
@@ -337,9 +337,9 @@ impl Proxy {
                         (RETRY_REPLAYED, fresh)
                     }
                     Err(_) => {
-                let e = head_timeout(&lease);
-                return fail(lease, e);
-            }
+                        let e = head_timeout(&lease);
+                        return fail(lease, e);
+                    }
                 }
             };
             let state = Arc::clone(lease.function());
@@ -464,7 +464,14 @@ fn lose(lease: Lease, outgoing: &Outgoing, detail: String) -> Response<ResponseB
         "the pod went away with a request that cannot be sent again (not idempotent, or its body was streamed)"
     );
     let kind = "its pod went away before answering, and it cannot be sent again";
-    fail(lease, ProxyError::Lost { function, kind, request_id })
+    fail(
+        lease,
+        ProxyError::Lost {
+            function,
+            kind,
+            request_id,
+        },
+    )
 }
 
 fn fail(mut lease: Lease, error: ProxyError) -> Response<ResponseBody> {

@@ -266,7 +266,11 @@ async fn a_get_written_onto_a_connection_the_pod_closed_is_sent_again() {
     let activator = activator(|_| {}).await;
     // The second request on the first connection meets the close; everything else is answered.
     let pod = Pod::start([127, 0, 1, 1], "pod", |c, r| {
-        if (c, r) == (0, 1) { Act::CloseAfterRead } else { Act::Answer }
+        if (c, r) == (0, 1) {
+            Act::CloseAfterRead
+        } else {
+            Act::Answer
+        }
     })
     .await;
     set(&activator, settings(), vec![EndpointInfo::ready(pod.addr)]);
@@ -274,8 +278,16 @@ async fn a_get_written_onto_a_connection_the_pod_closed_is_sent_again() {
         let (status, body, _) = send(get(activator.internal_addr, "/")).await;
         assert_eq!((status, body.as_str()), (200, "pod"));
     }
-    assert_eq!(pod.requests.load(Ordering::SeqCst), 3, "the second request was sent twice");
-    assert_eq!(pod.accepted.load(Ordering::SeqCst), 2, "the retry used a new connection");
+    assert_eq!(
+        pod.requests.load(Ordering::SeqCst),
+        3,
+        "the second request was sent twice"
+    );
+    assert_eq!(
+        pod.accepted.load(Ordering::SeqCst),
+        2,
+        "the retry used a new connection"
+    );
     assert_eq!(retries(&activator, "replayed").await, 1);
     assert_eq!(lost(&activator, "before-response").await, 0);
 }
@@ -298,7 +310,11 @@ async fn a_post_never_goes_onto_a_connection_the_pod_closed_while_idle() {
     let (status, body, _) = send(post(activator.internal_addr, "second")).await;
     assert_eq!((status, body.as_str()), (200, "pod"));
     assert_eq!(pod.accepted.load(Ordering::SeqCst), 2);
-    assert_eq!(pod.requests.load(Ordering::SeqCst), 2, "each POST reached the pod once");
+    assert_eq!(
+        pod.requests.load(Ordering::SeqCst),
+        2,
+        "each POST reached the pod once"
+    );
     assert_eq!(lost(&activator, "before-response").await, 0);
 }
 
@@ -309,7 +325,11 @@ async fn a_post_never_goes_onto_a_connection_the_pod_closed_while_idle() {
 async fn a_post_the_pod_may_have_seen_is_not_sent_twice() {
     let activator = activator(|_| {}).await;
     let pod = Pod::start([127, 0, 1, 3], "pod", |c, r| {
-        if (c, r) == (0, 1) { Act::CloseAfterRead } else { Act::Answer }
+        if (c, r) == (0, 1) {
+            Act::CloseAfterRead
+        } else {
+            Act::Answer
+        }
     })
     .await;
     set(&activator, settings(), vec![EndpointInfo::ready(pod.addr)]);
@@ -320,7 +340,10 @@ async fn a_post_the_pod_may_have_seen_is_not_sent_twice() {
         .insert("x-request-id", "churn-test-1".parse().unwrap());
     let (status, body, _) = send(request).await;
     assert_eq!(status, 502, "{body}");
-    assert!(body.contains("default/hello") && body.contains("churn-test-1"), "{body}");
+    assert!(
+        body.contains("default/hello") && body.contains("churn-test-1"),
+        "{body}"
+    );
     assert!(!body.contains("127.0."), "an address leaked: {body}");
     assert_eq!(pod.requests.load(Ordering::SeqCst), 2, "sent once");
     assert_eq!(lost(&activator, "before-response").await, 1);
@@ -400,7 +423,11 @@ async fn a_pod_that_is_not_ready_is_not_chosen() {
 #[tokio::test]
 async fn a_post_refused_by_a_pod_goes_to_another() {
     let activator = activator(|_| {}).await;
-    let gone = TcpListener::bind("127.0.1.8:0").await.unwrap().local_addr().unwrap();
+    let gone = TcpListener::bind("127.0.1.8:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let b = Pod::start([127, 0, 1, 9], "b", |_, _| Act::Answer).await;
     set(&activator, settings(), vec![EndpointInfo::ready(gone)]);
     // Only the refusing pod first, so the POST certainly meets it; `b` appears while it waits.
@@ -427,7 +454,10 @@ async fn a_get_reset_before_the_response_goes_to_another_pod() {
     let b = Pod::start([127, 0, 1, 11], "b", |_, _| Act::Answer).await;
     set(&activator, settings(), vec![EndpointInfo::ready(a.addr)]);
     let request = tokio::spawn(send(get(activator.internal_addr, "/")));
-    until("a to reset the request", || a.requests.load(Ordering::SeqCst) >= 1).await;
+    until("a to reset the request", || {
+        a.requests.load(Ordering::SeqCst) >= 1
+    })
+    .await;
     set(
         &activator,
         settings(),
@@ -518,7 +548,10 @@ async fn a_streamed_post_whose_pod_dies_gets_502_and_is_counted_lost() {
     assert_eq!(response.status(), 502);
     let text = response.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&text);
-    assert!(text.contains("default/hello") && text.contains("churn-stream-1"), "{text}");
+    assert!(
+        text.contains("default/hello") && text.contains("churn-stream-1"),
+        "{text}"
+    );
     assert!(!text.contains("127.0."), "an address leaked: {text}");
     drop(chunks);
     assert_eq!(lost(&activator, "before-response").await, 1);

@@ -65,7 +65,11 @@ impl CountingIo {
 }
 
 impl AsyncRead for CountingIo {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
@@ -163,8 +167,10 @@ impl UpstreamConn {
     pub async fn send(
         &mut self,
         request: http::Request<OutBody>,
-    ) -> Result<http::Response<hyper::body::Incoming>, hyper::client::conn::TrySendError<http::Request<OutBody>>>
-    {
+    ) -> Result<
+        http::Response<hyper::body::Incoming>,
+        hyper::client::conn::TrySendError<http::Request<OutBody>>,
+    > {
         let mut response = std::pin::pin!(self.sender.try_send_request(request));
         let (driver, finished) = (&mut self.driver, &mut self.finished);
         std::future::poll_fn(|cx| {

@@ -55,9 +55,7 @@ impl Body for OutBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Self::Buffered(data, trailers) => {
-                data.as_ref().is_none_or(Bytes::is_empty) && trailers.is_none()
-            }
+            Self::Buffered(data, trailers) => data.as_ref().is_none_or(Bytes::is_empty) && trailers.is_none(),
             Self::Streamed(body) => body.is_end_stream(),
         }
     }
@@ -103,11 +101,8 @@ impl Outgoing {
     /// docs). Waits for the client to send that body.
     pub async fn read(request: Request<Incoming>) -> Result<Self, BodyReadError> {
         let (head, body) = request.into_parts();
-        let small = body.is_end_stream()
-            || body
-                .size_hint()
-                .exact()
-                .is_some_and(|n| n <= REPLAY_LIMIT as u64);
+        let small =
+            body.is_end_stream() || body.size_hint().exact().is_some_and(|n| n <= REPLAY_LIMIT as u64);
         let body = if small {
             let collected = Limited::new(body, REPLAY_LIMIT)
                 .collect()
@@ -179,7 +174,10 @@ mod tests {
     #[test]
     fn idempotent_methods() {
         for m in ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"] {
-            assert!(is_idempotent(&Method::from_bytes(m.as_bytes()).unwrap_or(Method::POST)), "{m}");
+            assert!(
+                is_idempotent(&Method::from_bytes(m.as_bytes()).unwrap_or(Method::POST)),
+                "{m}"
+            );
         }
         assert!(!is_idempotent(&Method::POST));
         assert!(!is_idempotent(&Method::PATCH));
@@ -194,6 +192,9 @@ mod tests {
         let frame = Pin::new(&mut body).poll_frame(&mut cx);
         assert!(matches!(frame, Poll::Ready(Some(Ok(f))) if f.data_ref().is_some_and(|d| d == "abc")));
         assert!(body.is_end_stream());
-        assert!(matches!(Pin::new(&mut body).poll_frame(&mut cx), Poll::Ready(None)));
+        assert!(matches!(
+            Pin::new(&mut body).poll_frame(&mut cx),
+            Poll::Ready(None)
+        ));
     }
 }

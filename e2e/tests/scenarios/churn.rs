@@ -76,9 +76,11 @@ async fn open_loop(url: String, host: String, done: Arc<AtomicBool>) -> (Outcome
             o.max_latency = o.max_latency.max(begun.elapsed());
             match result {
                 Ok(r) if (200..300).contains(&r.status) => o.ok += 1,
-                Ok(r) => o
-                    .failures
-                    .push(format!("{at} ms: {method} #{i}: {} {}", r.status, r.text().trim())),
+                Ok(r) => o.failures.push(format!(
+                    "{at} ms: {method} #{i}: {} {}",
+                    r.status,
+                    r.text().trim()
+                )),
                 Err(e) => o.failures.push(format!("{at} ms: {method} #{i}: {e}")),
             }
         }));
@@ -86,7 +88,11 @@ async fn open_loop(url: String, host: String, done: Arc<AtomicBool>) -> (Outcome
     let sending = started.elapsed();
     for request in requests {
         if let Err(e) = request.await {
-            outcome.lock().await.failures.push(format!("request task failed: {e}"));
+            outcome
+                .lock()
+                .await
+                .failures
+                .push(format!("request task failed: {e}"));
         }
     }
     done.store(true, Ordering::SeqCst);
