@@ -42,6 +42,9 @@ pub const LOST_BEFORE_RESPONSE: &str = "before-response";
 /// `reason` of the loss counter: the pod's response body broke after its head was sent on; the client
 /// saw a cut response.
 pub const LOST_MID_RESPONSE: &str = "mid-response";
+/// `reason` of the loss counter: the connection to the activator owning the function (see
+/// [`crate::peers`]) broke after the request went out to it, before its response head; 502.
+pub const LOST_PEER_HOP: &str = "peer-hop";
 /// Most times one request that may have reached a pod is sent again (a request that kills every pod
 /// it reaches must not go through all of them).
 const MAX_REPLAYS: u32 = 3;

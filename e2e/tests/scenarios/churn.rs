@@ -124,7 +124,7 @@ impl Counters {
                 .iter()
                 .map(|r| counter_value(&text, &series("upstream_retries", r)))
                 .sum();
-            let lost: u64 = ["before-response", "mid-response"]
+            let lost: u64 = ["before-response", "mid-response", "peer-hop"]
                 .iter()
                 .map(|r| counter_value(&text, &series("upstream_lost", r)))
                 .sum();
