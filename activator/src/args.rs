@@ -104,6 +104,11 @@ pub struct Args {
     /// Most bytes accounted to waiting requests over all functions.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_BUFFER_MEMORY_LIMIT", default_value_t = 128 << 20)]
     pub buffer_memory_limit: usize,
+    /// How long the activator keeps serving as usual after SIGTERM, reporting not ready, before it
+    /// stops accepting connections: the time Services and the other replicas take to stop sending to
+    /// it, so no client connects to a closed port and no peer writes onto a connection it closed.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_DRAIN_DELAY", default_value = "5s", value_parser = duration)]
+    pub drain_delay: Duration,
     /// How long open requests may take to finish after SIGTERM.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_DRAIN_TIMEOUT", default_value = "30s", value_parser = duration)]
     pub drain_timeout: Duration,
@@ -169,6 +174,7 @@ mod tests {
         assert_eq!(args.external_addr.port(), 8080);
         assert_eq!(args.internal_addr.port(), 8081);
         assert_eq!(args.drain_timeout, Duration::from_secs(30));
+        assert_eq!(args.drain_delay, Duration::from_secs(5));
         assert_eq!(args.probe_interval, Duration::from_millis(25));
         assert_eq!(
             args.broker_addr,

@@ -3,7 +3,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
 };
 
 use http::uri::Authority;
@@ -19,6 +19,8 @@ pub struct Endpoint {
     /// `ip:port` as a URI authority, built once so requests can reuse it.
     pub authority: Authority,
     in_flight: AtomicUsize,
+    // Set once the pod left the routable set (terminating, gone, not ready, or failed).
+    retired: AtomicBool,
     // Keep-alive connections to this pod; they close when the endpoint is gone and its last request
     // has finished.
     idle: IdlePool,
@@ -33,6 +35,7 @@ impl Endpoint {
             address,
             authority,
             in_flight: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
             idle: IdlePool::default(),
         }
     }
@@ -40,6 +43,19 @@ impl Endpoint {
     /// Idle HTTP/1.1 connections to this pod.
     pub fn idle(&self) -> &IdlePool {
         &self.idle
+    }
+
+    /// The pod left the routable set: a request that picked it and has not been sent yet goes
+    /// elsewhere, and its idle connections close now (a terminating pod closes them itself soon, and
+    /// a request written onto one then would be lost).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+        self.idle.clear();
+    }
+
+    /// Whether [`Endpoint::retire`] was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
     }
 
     /// Requests in flight to this endpoint.

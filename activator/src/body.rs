@@ -71,7 +71,10 @@ fn checkin(
     cx: &mut Context<'_>,
 ) {
     if let (Some(conn), Some(lease), Some(limits)) = (conn.take(), lease, pool) {
-        lease.endpoint().idle().checkin(conn, cx, limits);
+        // A pod out of rotation keeps no idle connection: it is going away.
+        if !lease.endpoint().is_retired() {
+            lease.endpoint().idle().checkin(conn, cx, limits);
+        }
     }
 }
 
@@ -173,7 +176,9 @@ impl Body for ResponseBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                this.lease.take();
+                if let Some(lease) = this.lease.take() {
+                    lease.function().record_lost(crate::proxy::LOST_MID_RESPONSE);
+                }
                 Poll::Ready(Some(Err(BodyError::Upstream(e))))
             }
             Poll::Ready(None) => {

@@ -103,6 +103,15 @@ impl EndpointSet {
                 starting.push(e.address);
             }
         }
+        // Endpoints leaving the routable set take no request that has not gone out yet, and keep no
+        // idle connection.
+        for gone in self
+            .routable
+            .iter()
+            .filter(|e| !routable.iter().any(|r| Arc::ptr_eq(r, e)))
+        {
+            gone.retire();
+        }
         self.routable = routable;
         self.starting = starting;
     }
@@ -164,6 +173,26 @@ mod tests {
         set.replace(vec![EndpointInfo::ready(addr(2))]);
         assert_eq!(set.routable().len(), 1, "reported anew: routable again");
         assert!(set.failed().is_empty());
+    }
+
+    #[test]
+    fn endpoints_leaving_rotation_are_retired() {
+        let mut set = EndpointSet::default();
+        set.replace(vec![EndpointInfo::ready(addr(1)), EndpointInfo::ready(addr(2))]);
+        let (one, two) = (Arc::clone(&set.routable()[0]), Arc::clone(&set.routable()[1]));
+        set.replace(vec![
+            EndpointInfo::terminating(addr(1)),
+            EndpointInfo::ready(addr(2)),
+        ]);
+        assert!(one.is_retired());
+        assert!(!two.is_retired());
+        assert!(set.mark_failed(addr(2)));
+        assert!(two.is_retired(), "a failed pod is retired too");
+        assert!(set.mark_answering(addr(2)));
+        assert!(
+            !set.routable()[0].is_retired(),
+            "back in rotation as a new endpoint"
+        );
     }
 
     #[test]

@@ -51,6 +51,20 @@ pub enum ProxyError {
         #[source]
         source: crate::upstream::UpstreamError,
     },
+    /// The pod went away after the request reached it and before it answered, and the request could
+    /// not be sent again (not idempotent, or its body was streamed).
+    #[error("function {function} lost the request: {kind} (request id {request_id})")]
+    Lost {
+        /// `<namespace>/<name>`.
+        function: String,
+        /// What happened, in words that name no address.
+        kind: &'static str,
+        /// The request's `X-Request-Id`, to find the log line.
+        request_id: String,
+    },
+    /// The client's request body could not be read (it went away, or sent less than announced).
+    #[error("the request body for function {0} could not be read")]
+    RequestBody(String),
 }
 
 impl ProxyError {
@@ -61,7 +75,8 @@ impl ProxyError {
             Self::UnknownFunction(_) | Self::FunctionDeleted(_) => StatusCode::NOT_FOUND,
             Self::StartupFailed { .. } | Self::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) | Self::ResponseStartTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Self::Upstream { .. } | Self::Lost { .. } => StatusCode::BAD_GATEWAY,
+            Self::RequestBody(_) => StatusCode::BAD_REQUEST,
         }
     }
 

@@ -373,6 +373,16 @@ impl FunctionState {
         }
     }
 
+    /// Counts a request sent again because its pod went away (`zeroscale_activator_upstream_retries_total`).
+    pub fn record_retry(&self, reason: &'static str) {
+        self.lock().metrics.count_retry(reason);
+    }
+
+    /// Counts a request lost because its pod went away (`zeroscale_activator_upstream_lost_total`).
+    pub fn record_lost(&self, reason: &'static str) {
+        self.lock().metrics.count_lost(reason);
+    }
+
     /// Replaces the function's settings and endpoints with what was last reported.
     pub fn update(self: &Arc<Self>, settings: FunctionSettings, endpoints: Vec<EndpointInfo>) {
         let (undelivered, probe) = {

@@ -64,9 +64,11 @@ fn slice_endpoints(slice: &EndpointSlice) -> SliceEndpoints {
         .iter()
         .flat_map(|e| {
             let conditions = e.conditions.clone().unwrap_or_default();
-            // Kubernetes: an unknown `ready` is to be read as ready.
+            // Kubernetes: an unknown `ready` (or `serving`) is to be read as ready. A pod that is
+            // terminating, or no longer serving, takes no new request even while it finishes old ones.
             let terminating = conditions.terminating.unwrap_or(false);
-            let ready = conditions.ready.unwrap_or(true) && !terminating;
+            let serving = conditions.serving.unwrap_or(true);
+            let ready = conditions.ready.unwrap_or(true) && serving && !terminating;
             e.addresses
                 .iter()
                 .filter_map(move |a| a.parse::<IpAddr>().ok().map(|ip| (ip, ready, terminating)))
@@ -234,6 +236,18 @@ mod tests {
             ],
             ..Default::default()
         };
+        let mut not_serving = endpoint("10.0.0.5", Some(true), None);
+        if let Some(c) = not_serving.conditions.as_mut() {
+            c.serving = Some(false);
+        }
+        let slice = EndpointSlice {
+            endpoints: [
+                slice.endpoints,
+                vec![not_serving, endpoint("10.0.0.6", Some(true), Some(true))],
+            ]
+            .concat(),
+            ..Default::default()
+        };
         let got = slice_endpoints(&slice);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
@@ -242,7 +256,9 @@ mod tests {
                 (ip("10.0.0.1"), true, false),
                 (ip("10.0.0.2"), false, false),
                 (ip("10.0.0.3"), false, true),
-                (ip("10.0.0.4"), true, false)
+                (ip("10.0.0.4"), true, false),
+                (ip("10.0.0.5"), false, false),
+                (ip("10.0.0.6"), false, true)
             ]
         );
     }

@@ -33,6 +33,10 @@ fn main() -> std::process::ExitCode {
             }
         };
         telemetry::shutdown_signal().await;
+        // Not ready, but still serving: Services and peers stop sending here first.
+        tracing::info!(delay = ?args.drain_delay, "not ready: serving until the drain delay has passed");
+        activator.set_unready();
+        tokio::time::sleep(args.drain_delay).await;
         tracing::info!(drain = ?args.drain_timeout, "draining");
         activator.shutdown();
         activator.wait().await;

@@ -77,6 +77,17 @@ impl ColdStartDuration {
     }
 }
 
+/// Labels of the upstream retry and loss counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// Namespace of the function.
+    pub namespace: String,
+    /// Name of the function.
+    pub function: String,
+    /// What happened (see [`crate::proxy`]'s retry and loss reasons).
+    pub reason: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs to ~100 s: covers warm proxying and cold starts alike.
     Histogram::new(exponential_buckets(0.0001, 2.5, 16))
@@ -95,6 +106,8 @@ pub struct Metrics {
     cold_start_started_at: Family<FunctionLabels, FloatGauge>,
     cold_start_forwarded_at: Family<FunctionLabels, FloatGauge>,
     rejections: Family<RejectionLabels, Counter>,
+    retries: Family<UpstreamLabels, Counter>,
+    lost: Family<UpstreamLabels, Counter>,
     buffered_bytes: Gauge,
 }
 
@@ -112,6 +125,8 @@ impl Metrics {
             cold_start_started_at: Family::default(),
             cold_start_forwarded_at: Family::default(),
             rejections: Family::default(),
+            retries: Family::default(),
+            lost: Family::default(),
             buffered_bytes: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("zeroscale_activator");
@@ -164,6 +179,16 @@ impl Metrics {
             "rejections",
             "Buffered requests answered with an error, by reason",
             metrics.rejections.clone(),
+        );
+        r.register(
+            "upstream_retries",
+            "Requests sent again (to another pod, or after waiting) because their pod went away, by reason",
+            metrics.retries.clone(),
+        );
+        r.register(
+            "upstream_lost",
+            "Requests whose pod went away when they could not be sent again (answered 502 or cut), by reason",
+            metrics.lost.clone(),
         );
         r.register(
             "buffered_bytes",
@@ -256,6 +281,30 @@ impl FunctionMetrics {
             reason,
         };
         self.families.rejections.get_or_create(&labels).inc();
+    }
+
+    fn upstream_labels(&self, reason: &'static str) -> UpstreamLabels {
+        UpstreamLabels {
+            namespace: self.labels.namespace.clone(),
+            function: self.labels.function.clone(),
+            reason,
+        }
+    }
+
+    /// Counts one request sent again because its pod went away.
+    pub fn count_retry(&self, reason: &'static str) {
+        self.families
+            .retries
+            .get_or_create(&self.upstream_labels(reason))
+            .inc();
+    }
+
+    /// Counts one request lost because its pod went away.
+    pub fn count_lost(&self, reason: &'static str) {
+        self.families
+            .lost
+            .get_or_create(&self.upstream_labels(reason))
+            .inc();
     }
 }
 

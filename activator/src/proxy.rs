@@ -24,8 +24,30 @@ use crate::{
     settings::Port,
     table::RoutingTable,
     upgrade,
-    upstream::{SendError, Sent, Upstreams},
+    upstream::{OutBody, Outgoing, SendError, Sent, Upstreams},
 };
+
+/// `reason` of `zeroscale_activator_upstream_retries_total`: nothing of the request reached the pod
+/// (connection refused, timed out or reset, or a kept-alive connection closed before it was written).
+pub const RETRY_NOT_SENT: &str = "not-sent";
+/// `reason` of the retry counter: the chosen pod left rotation (terminating, removed, failed) before
+/// the request went out.
+pub const RETRY_POD_GONE: &str = "pod-gone";
+/// `reason` of the retry counter: the connection broke after the request went out and before the
+/// response head; the request was idempotent with a kept body, so it was sent again.
+pub const RETRY_REPLAYED: &str = "replayed";
+/// `reason` of `zeroscale_activator_upstream_lost_total`: the pod went away before the response head
+/// and the request could not be sent again; the client got 502.
+pub const LOST_BEFORE_RESPONSE: &str = "before-response";
+/// `reason` of the loss counter: the pod's response body broke after its head was sent on; the client
+/// saw a cut response.
+pub const LOST_MID_RESPONSE: &str = "mid-response";
+/// `reason` of the loss counter: the connection to the activator owning the function (see
+/// [`crate::peers`]) broke after the request went out to it, before its response head; 502.
+pub const LOST_PEER_HOP: &str = "peer-hop";
+/// Most times one request that may have reached a pod is sent again (a request that kills every pod
+/// it reaches must not go through all of them).
+const MAX_REPLAYS: u32 = 3;
 
 /// The activator's request handler, shared by every connection.
 #[derive(Debug)]
@@ -251,40 +273,84 @@ impl Proxy {
             .filter(|_| !peer_hop)
             .and_then(|h| HeaderValue::from_str(h).ok());
         prepare(&mut request, protocol, remote, host, upgrade);
-        // Sent, or sent elsewhere when the pod refused it before it went out, as long as the
-        // deadline allows.
+        let limits = lease.limits();
+        let head_deadline = arrived + limits.timeout.min(limits.response_start_timeout);
+        // A small body is read now, so the request can be sent again if its pod goes away.
+        let mut outgoing = match timeout_at(head_deadline, Outgoing::read(request)).await {
+            Ok(Ok(outgoing)) => outgoing,
+            Ok(Err(error)) => {
+                let function = lease.function().display().to_string();
+                tracing::info!(function, error = %error, "request body could not be read");
+                return fail(lease, ProxyError::RequestBody(function));
+            }
+            Err(_) => {
+                let e = head_timeout(&lease);
+                return fail(lease, e);
+            }
+        };
+        let mut replays = 0;
+        // Sent; or sent elsewhere when the pod went away before it answered and that is safe, as long
+        // as the deadline allows.
         let (mut response, conn) = loop {
             let limits = lease.limits();
             let head_deadline = arrived + limits.timeout.min(limits.response_start_timeout);
-            let sent = timeout_at(head_deadline, self.send(&lease, protocol, request, upgrade)).await;
-            let (unsent, error) = match sent {
-                Ok(Ok(sent)) => break sent,
-                Ok(Err(SendError::NotSent { request, error })) => (request, error),
-                Ok(Err(SendError::Failed(source))) => {
-                    let function = lease.function().display().to_string();
-                    return fail(lease, ProxyError::Upstream { function, source });
-                }
-                Err(_) if limits.response_start_timeout < limits.timeout => {
-                    let e = ProxyError::ResponseStartTimeout(lease.function().display().to_string());
-                    return fail(lease, e);
-                }
-                Err(_) => {
-                    let e = ProxyError::Timeout(lease.function().display().to_string());
-                    return fail(lease, e);
+            let (reason, pod_failed) = if lease.endpoint().is_retired() {
+                // The pod left rotation (terminating, gone) after it was picked: nothing went out yet.
+                (RETRY_POD_GONE, false)
+            } else {
+                let Some(attempt) = outgoing.attempt() else {
+                    return lose(lease, &outgoing, "its body was already sent".into());
+                };
+                let sent = timeout_at(head_deadline, self.send(&lease, protocol, attempt, upgrade)).await;
+                match sent {
+                    Ok(Ok(sent)) => break sent,
+                    Ok(Err(SendError::NotSent {
+                        request,
+                        pod_failed,
+                        error,
+                    })) => {
+                        if let Some(request) = request {
+                            outgoing.unsent(*request);
+                        }
+                        if !outgoing.can_send() {
+                            return lose(lease, &outgoing, error.to_string());
+                        }
+                        tracing::info!(
+                            function = lease.function().display(),
+                            address = %lease.endpoint().address,
+                            error = %error,
+                            "the request did not reach the pod: trying again"
+                        );
+                        (RETRY_NOT_SENT, pod_failed)
+                    }
+                    Ok(Err(SendError::Broken { fresh, error })) => {
+                        if !outgoing.replayable() || replays >= MAX_REPLAYS {
+                            return lose(lease, &outgoing, error.to_string());
+                        }
+                        replays += 1;
+                        // The pod closed a connection it had kept alive: it is most likely shutting
+                        // down, and so are the others it keeps.
+                        lease.endpoint().idle().clear();
+                        tracing::info!(
+                            function = lease.function().display(),
+                            address = %lease.endpoint().address,
+                            error = %error,
+                            "the pod's connection broke before it answered: sending the request again"
+                        );
+                        (RETRY_REPLAYED, fresh)
+                    }
+                    Err(_) => {
+                        let e = head_timeout(&lease);
+                        return fail(lease, e);
+                    }
                 }
             };
-            tracing::info!(
-                function = lease.function().display(),
-                address = %lease.endpoint().address,
-                error = %error,
-                "pod refused the request before it was sent: trying another"
-            );
-            request = *unsent;
-            let function = Arc::clone(lease.function());
-            let admitted = function
-                .retry(lease, true, parked_request_bytes(&request))
-                .map(|a| (Arc::clone(&function), a))
-                .map_err(|e| (Counted::ByFunction(Arc::clone(&function)), e));
+            let state = Arc::clone(lease.function());
+            state.record_retry(reason);
+            let admitted = state
+                .retry(lease, pod_failed, outgoing.parked_bytes())
+                .map(|a| (Arc::clone(&state), a))
+                .map_err(|e| (Counted::ByFunction(Arc::clone(&state)), e));
             lease = match wait_for_lease(admitted, arrived).await {
                 Ok(lease) => lease,
                 Err((counted, error)) => return self.reject(counted, error),
@@ -311,7 +377,7 @@ impl Proxy {
         &self,
         lease: &Lease,
         protocol: Protocol,
-        mut request: Request<Incoming>,
+        mut request: Request<OutBody>,
         upgrade: bool,
     ) -> Result<Sent, SendError> {
         let endpoint = lease.endpoint();
@@ -367,6 +433,48 @@ async fn wait_for_lease(
             }
         }
     }
+}
+
+/// The 504 for a response head that did not come in time.
+fn head_timeout(lease: &Lease) -> ProxyError {
+    let limits = lease.limits();
+    let function = lease.function().display().to_string();
+    if limits.response_start_timeout < limits.timeout {
+        ProxyError::ResponseStartTimeout(function)
+    } else {
+        ProxyError::Timeout(function)
+    }
+}
+
+/// The 502 for a request whose pod went away with it when it could not be sent again; `detail`
+/// (which may name the pod) goes to the log only.
+fn lose(lease: Lease, outgoing: &Outgoing, detail: String) -> Response<ResponseBody> {
+    let request_id = outgoing
+        .head()
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let function = lease.function().display().to_string();
+    lease.function().record_lost(LOST_BEFORE_RESPONSE);
+    tracing::warn!(
+        function,
+        request_id,
+        address = %lease.endpoint().address,
+        method = %outgoing.head().method,
+        error = detail,
+        "the pod went away with a request that cannot be sent again (not idempotent, or its body was streamed)"
+    );
+    let kind = "its pod went away before answering, and it cannot be sent again";
+    fail(
+        lease,
+        ProxyError::Lost {
+            function,
+            kind,
+            request_id,
+        },
+    )
 }
 
 fn fail(mut lease: Lease, error: ProxyError) -> Response<ResponseBody> {

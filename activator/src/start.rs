@@ -411,6 +411,12 @@ impl Activator {
         self.eventing.as_ref().map(|e| &e.routes)
     }
 
+    /// Reports not ready on `/ready` while still serving everything as usual (the drain delay after
+    /// SIGTERM, see `--drain-delay`).
+    pub fn set_unready(&self) {
+        self.readiness.set(false);
+    }
+
     /// Starts draining: not ready, no new connections, open requests finish within the drain period.
     /// With eventing, the in-cluster port keeps serving until the broker has drained (see
     /// [`Activator::wait`]).

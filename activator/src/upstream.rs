@@ -4,26 +4,30 @@
 //! per pod).
 //!
 //! A request that was never written to a pod (the connection was refused, timed out, or closed
-//! before the request went out) is handed back to the caller, which may send it elsewhere.
+//! before the request went out) is handed back to the caller, which may send it elsewhere; one whose
+//! connection broke after it went out is reported as such, so the caller can replay it when that is
+//! safe (see [`request`]).
 
 mod pool;
+pub mod request;
 
 use std::{io, net::SocketAddr, time::Duration};
 
 use http::{Request, Response};
-use hyper::{body::Incoming, client::conn::http1};
+use hyper::client::conn::http1;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::{TokioExecutor, TokioIo, TokioTimer},
 };
 use tokio::net::TcpStream;
 
-pub use pool::{IdlePool, PoolLimits, UpstreamConn};
+pub use pool::{CountingIo, IdlePool, PoolLimits, UpstreamConn};
+pub use request::{OutBody, Outgoing};
 
 use crate::balancer::Endpoint;
 
-/// The h2c client: pooled, sends the client's own body through unchanged.
-pub type H2cClient = Client<HttpConnector, Incoming>;
+/// The h2c client: pooled, sends the client's own body through unchanged (or a kept copy).
+pub type H2cClient = Client<HttpConnector, OutBody>;
 
 /// Settings of the upstream connections.
 #[derive(Clone, Copy, Debug)]
@@ -72,21 +76,31 @@ pub enum UpstreamError {
 /// How sending a request failed.
 #[derive(Debug)]
 pub enum SendError {
-    /// The request never reached the pod and comes back unchanged; `pod_failed` says the pod itself
-    /// refused (rather than a pooled connection having gone stale).
+    /// Nothing of the request reached the pod: it may go elsewhere, whatever its method.
     NotSent {
-        /// The request, to send elsewhere.
-        request: Box<Request<Incoming>>,
+        /// The request when it came back unchanged (a streamed body can then still be sent); `None`
+        /// when the client library consumed it.
+        request: Option<Box<Request<OutBody>>>,
+        /// Whether the pod itself failed (refused a new connection, or broke one), rather than an
+        /// idle pooled connection having gone stale.
+        pod_failed: bool,
         /// What went wrong.
         error: UpstreamError,
     },
-    /// The request may have reached the pod; it cannot be retried.
-    Failed(UpstreamError),
+    /// The connection broke after some of the request went out and before the response head: the
+    /// pod may have seen it, so only an idempotent request with a kept body may be sent again.
+    Broken {
+        /// Whether it was a new connection (so the pod itself is failing) rather than a pooled one
+        /// the pod may have closed while shutting down.
+        fresh: bool,
+        /// What went wrong.
+        error: UpstreamError,
+    },
 }
 
 /// A response from a pod, and the HTTP/1.1 connection to drive while its body is read (none for
 /// h2c and upgrades, whose connections run on tasks of their own).
-pub type Sent = (Response<Incoming>, Option<Box<UpstreamConn>>);
+pub type Sent = (Response<hyper::body::Incoming>, Option<Box<UpstreamConn>>);
 
 /// Connections to pods, for both protocols.
 #[derive(Clone, Debug)]
@@ -119,12 +133,21 @@ impl Upstreams {
     }
 
     /// Sends an h2c request (absolute URI on the pod's address).
-    pub async fn send_h2c(&self, request: Request<Incoming>) -> Result<Sent, SendError> {
-        self.h2c
-            .request(request)
-            .await
-            .map(|r| (r, None))
-            .map_err(|e| SendError::Failed(UpstreamError::H2c(e)))
+    pub async fn send_h2c(&self, request: Request<OutBody>) -> Result<Sent, SendError> {
+        self.h2c.request(request).await.map(|r| (r, None)).map_err(|e| {
+            if e.is_connect() {
+                SendError::NotSent {
+                    request: None,
+                    pod_failed: true,
+                    error: UpstreamError::H2c(e),
+                }
+            } else {
+                SendError::Broken {
+                    fresh: false,
+                    error: UpstreamError::H2c(e),
+                }
+            }
+        })
     }
 
     /// Sends an HTTP/1.1 request (origin-form URI, `Host` set) to `endpoint` on a pooled connection,
@@ -132,7 +155,7 @@ impl Upstreams {
     pub async fn send_http1(
         &self,
         endpoint: &Endpoint,
-        request: Request<Incoming>,
+        request: Request<OutBody>,
     ) -> Result<Sent, SendError> {
         let limits = self.pool_limits();
         let mut request = request;
@@ -145,12 +168,14 @@ impl Upstreams {
                     Ok(conn) => (conn, true),
                     Err(error) => {
                         return Err(SendError::NotSent {
-                            request: Box::new(request),
+                            request: Some(Box::new(request)),
+                            pod_failed: true,
                             error,
                         });
                     }
                 },
             };
+            let written = conn.written();
             match conn.send(request).await {
                 Ok(response) => return Ok((response, Some(conn))),
                 Err(mut e) => match e.take_message() {
@@ -158,11 +183,25 @@ impl Upstreams {
                     Some(r) if !fresh => request = r,
                     Some(r) => {
                         return Err(SendError::NotSent {
-                            request: Box::new(r),
+                            request: Some(Box::new(r)),
+                            pod_failed: true,
                             error: UpstreamError::Http(e.into_error()),
                         });
                     }
-                    None => return Err(SendError::Failed(UpstreamError::Http(e.into_error()))),
+                    // The socket took none of it: the pod cannot have seen the request.
+                    None if conn.written() == written => {
+                        return Err(SendError::NotSent {
+                            request: None,
+                            pod_failed: fresh,
+                            error: UpstreamError::Http(e.into_error()),
+                        });
+                    }
+                    None => {
+                        return Err(SendError::Broken {
+                            fresh,
+                            error: UpstreamError::Http(e.into_error()),
+                        });
+                    }
                 },
             }
         }
@@ -173,20 +212,28 @@ impl Upstreams {
     pub async fn send_upgrade(
         &self,
         address: SocketAddr,
-        request: Request<Incoming>,
+        request: Request<OutBody>,
     ) -> Result<Sent, SendError> {
         let stream = match self.open(address).await {
             Ok(s) => s,
             Err(error) => {
                 return Err(SendError::NotSent {
-                    request: Box::new(request),
+                    request: Some(Box::new(request)),
+                    pod_failed: true,
                     error,
                 });
             }
         };
-        let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| SendError::Failed(UpstreamError::Http(e)))?;
+        let (mut sender, conn) = match http1::handshake(TokioIo::new(stream)).await {
+            Ok(handshake) => handshake,
+            Err(e) => {
+                return Err(SendError::NotSent {
+                    request: Some(Box::new(request)),
+                    pod_failed: true,
+                    error: UpstreamError::Http(e),
+                });
+            }
+        };
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(error = %e, "upgrade connection ended with an error");
@@ -196,10 +243,14 @@ impl Upstreams {
             Ok(response) => Ok((response, None)),
             Err(mut e) => Err(match e.take_message() {
                 Some(r) => SendError::NotSent {
-                    request: Box::new(r),
+                    request: Some(Box::new(r)),
+                    pod_failed: true,
                     error: UpstreamError::Http(e.into_error()),
                 },
-                None => SendError::Failed(UpstreamError::Http(e.into_error())),
+                None => SendError::Broken {
+                    fresh: true,
+                    error: UpstreamError::Http(e.into_error()),
+                },
             }),
         }
     }
@@ -215,11 +266,12 @@ impl Upstreams {
     }
 
     async fn connect(&self, address: SocketAddr) -> Result<Box<UpstreamConn>, UpstreamError> {
-        let stream = self.open(address).await?;
+        let io = CountingIo::new(self.open(address).await?);
+        let written = io.written();
         let (sender, driver) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
+            .handshake(TokioIo::new(io))
             .await
             .map_err(UpstreamError::Http)?;
-        Ok(Box::new(UpstreamConn::new(sender, driver)))
+        Ok(Box::new(UpstreamConn::new(sender, driver, written)))
     }
 }

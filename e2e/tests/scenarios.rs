@@ -8,6 +8,8 @@
 //! run them one at a time (`--test-threads=1`), as `scripts/e2e.sh` does. Speed is never asserted
 //! here, only generous functional deadlines; timings go to `.zeroscale/logs/timings.log`.
 
+#[path = "scenarios/churn.rs"]
+mod churn;
 #[path = "scenarios/concurrency.rs"]
 mod concurrency;
 #[path = "scenarios/ha.rs"]

@@ -12,23 +12,101 @@
 
 use std::{
     future::Future,
+    io,
     pin::Pin,
-    sync::Mutex,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
 
-use hyper::{body::Incoming, client::conn::http1};
+use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+
+use super::OutBody;
 
 /// The connection future of one upstream HTTP/1.1 connection.
-type Driver = http1::Connection<TokioIo<TcpStream>, Incoming>;
+type Driver = http1::Connection<TokioIo<CountingIo>, OutBody>;
+
+/// A pod socket that counts the bytes the kernel accepted for writing, so a request found to have
+/// failed can be told apart: nothing of it left (safe to send elsewhere) or some of it did.
+#[derive(Debug)]
+pub struct CountingIo {
+    stream: TcpStream,
+    written: Arc<AtomicU64>,
+}
+
+impl CountingIo {
+    /// Wraps `stream`; the count is shared with the [`UpstreamConn`] built on it.
+    pub fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            written: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The shared count of bytes written.
+    pub fn written(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.written)
+    }
+
+    fn count(&self, result: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Ok(n)) = &result {
+            self.written.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl AsyncRead for CountingIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CountingIo {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.count(result)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.count(result)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
 
 /// One upstream HTTP/1.1 connection: the handle to send on and the future that does its IO.
 pub struct UpstreamConn {
-    sender: http1::SendRequest<Incoming>,
+    sender: http1::SendRequest<OutBody>,
     driver: Driver,
+    written: Arc<AtomicU64>,
     // A finished connection future must not be polled again.
     finished: bool,
     idle_since: Instant,
@@ -43,19 +121,25 @@ impl std::fmt::Debug for UpstreamConn {
 }
 
 impl UpstreamConn {
-    /// Wraps a fresh handshake.
-    pub fn new(sender: http1::SendRequest<Incoming>, driver: Driver) -> Self {
+    /// Wraps a fresh handshake on `written`'s socket ([`CountingIo::written`]).
+    pub fn new(sender: http1::SendRequest<OutBody>, driver: Driver, written: Arc<AtomicU64>) -> Self {
         Self {
             sender,
             driver,
+            written,
             finished: false,
             idle_since: Instant::now(),
         }
     }
 
     /// The handle requests are sent on.
-    pub fn sender(&mut self) -> &mut http1::SendRequest<Incoming> {
+    pub fn sender(&mut self) -> &mut http1::SendRequest<OutBody> {
         &mut self.sender
+    }
+
+    /// Bytes written to the socket so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Polls the connection's IO once. Returns true when the connection has ended (closed by either
@@ -82,8 +166,11 @@ impl UpstreamConn {
     /// was never written (the connection closed first) comes back in the error.
     pub async fn send(
         &mut self,
-        request: http::Request<Incoming>,
-    ) -> Result<http::Response<Incoming>, hyper::client::conn::TrySendError<http::Request<Incoming>>> {
+        request: http::Request<OutBody>,
+    ) -> Result<
+        http::Response<hyper::body::Incoming>,
+        hyper::client::conn::TrySendError<http::Request<OutBody>>,
+    > {
         let mut response = std::pin::pin!(self.sender.try_send_request(request));
         let (driver, finished) = (&mut self.driver, &mut self.finished);
         std::future::poll_fn(|cx| {
@@ -163,6 +250,12 @@ impl IdlePool {
     /// Idle connections now.
     pub fn idle(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Closes every idle connection (the pod is going away, or one of its connections broke).
+    pub fn clear(&self) {
+        let closed = std::mem::take(&mut *self.lock());
+        drop(closed);
     }
 }
 
