@@ -43,21 +43,21 @@ async fn waiting_requests_leave_in_fifo_order_and_one_demand_is_sent() {
     })
     .await;
 
-    let mut sent_first = None;
     let mut clients = Vec::new();
     for i in 0..20 {
         let mut request = get(activator.internal_addr, "/");
         request
             .headers_mut()
             .insert("x-seq", i.to_string().parse().unwrap());
-        if i == 0 {
-            sent_first = Some(Instant::now());
-        }
         clients.push(tokio::spawn(send(request)));
         // Each request joins the queue before the next is sent, so the queue order is known.
         until("request queued", || function.queued() == i + 1).await;
+        if i == 0 {
+            // The first waiting request alone sends the demand: it does not wait for a batch. (How
+            // fast it arrives is a benchmark's business, not a test's.)
+            until("demand received", || !recorder.of_type(DEMAND_TYPE).is_empty()).await;
+        }
     }
-    until("demand received", || !recorder.of_type(DEMAND_TYPE).is_empty()).await;
 
     set(&activator, settings(1, 30), vec![EndpointInfo::ready(pod)]);
     for (i, c) in clients.into_iter().enumerate() {
@@ -70,11 +70,6 @@ async fn waiting_requests_leave_in_fifo_order_and_one_demand_is_sent() {
     let demands = recorder.of_type(DEMAND_TYPE);
     assert_eq!(demands.len(), 1, "one demand per cold episode");
     assert_eq!(demands[0].body["function"]["name"], "hello");
-    let waited = demands[0].at.duration_since(sent_first.unwrap());
-    assert!(
-        waited < Duration::from_millis(5),
-        "demand arrived {waited:?} after the first request was sent"
-    );
 
     // A second cold episode sends a second demand.
     set(&activator, settings(1, 30), vec![]);
