@@ -153,9 +153,7 @@ impl Proxy {
             Counted::Unrouted => self.metrics.count_unrouted(error.status().as_u16()),
             Counted::Already => {}
         }
-        if error.status().is_server_error() {
-            tracing::info!(error = %error, "request rejected");
-        }
+        // Logged with the request id by `error::with_request_id`.
         error.into_response()
     }
 
@@ -370,7 +368,7 @@ async fn wait_for_lease(
 }
 
 fn fail(mut lease: Lease, error: ProxyError) -> Response<ResponseBody> {
-    tracing::info!(error = %error, "request failed");
+    // Logged with the request id by `error::with_request_id`.
     lease.set_status(error.status().as_u16());
     error.into_response()
 }

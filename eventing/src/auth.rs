@@ -56,7 +56,11 @@ pub trait Verifier: Send + Sync + 'static {
     fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Identity>, VerifyError>>;
 
     /// Whether `who` may `create` `brokers` in `namespace`.
-    fn authorize<'a>(&'a self, who: &'a Identity, namespace: &'a str) -> BoxFuture<'a, Result<bool, VerifyError>>;
+    fn authorize<'a>(
+        &'a self,
+        who: &'a Identity,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<bool, VerifyError>>;
 }
 
 /// Why a request is refused.
@@ -69,7 +73,9 @@ pub enum Denied {
     #[error("invalid token: it must be a valid ServiceAccount token with audience {BROKER_AUDIENCE}")]
     Invalid,
     /// Authenticated, but may not post here.
-    #[error("{user} may not post events to namespace {namespace}: it needs create on brokers.{BROKER_GROUP} there")]
+    #[error(
+        "{user} may not post events to namespace {namespace}: it needs create on brokers.{BROKER_GROUP} there"
+    )]
     Forbidden {
         /// The caller.
         user: String,

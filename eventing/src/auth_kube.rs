@@ -10,7 +10,9 @@ use k8s_openapi::api::{
 };
 use kube::api::{Api, PostParams};
 
-use crate::auth::{BROKER_AUDIENCE, BROKER_GROUP, BROKER_RESOURCE, BROKER_VERB, Identity, Verifier, VerifyError};
+use crate::auth::{
+    BROKER_AUDIENCE, BROKER_GROUP, BROKER_RESOURCE, BROKER_VERB, Identity, Verifier, VerifyError,
+};
 
 /// Verifies with the API server through `client`.
 #[derive(Clone)]
@@ -86,7 +88,11 @@ impl Verifier for KubeVerifier {
         .boxed()
     }
 
-    fn authorize<'a>(&'a self, who: &'a Identity, namespace: &'a str) -> BoxFuture<'a, Result<bool, VerifyError>> {
+    fn authorize<'a>(
+        &'a self,
+        who: &'a Identity,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<bool, VerifyError>> {
         async move {
             let answer = Api::<SubjectAccessReview>::all(self.client.clone())
                 .create(&PostParams::default(), &access_review(who, namespace))
@@ -141,7 +147,10 @@ mod tests {
         assert_eq!(attrs.verb.as_deref(), Some("create"));
         assert_eq!(attrs.group.as_deref(), Some("zeroscale.dev"));
         assert_eq!(attrs.resource.as_deref(), Some("brokers"));
-        assert_eq!(sar.spec.user.as_deref(), Some("system:serviceaccount:shop:producer"));
+        assert_eq!(
+            sar.spec.user.as_deref(),
+            Some("system:serviceaccount:shop:producer")
+        );
         assert_eq!(sar.spec.uid.as_deref(), Some("u-1"));
     }
 }

@@ -41,7 +41,11 @@ impl Verifier for FakeVerifier {
         .boxed()
     }
 
-    fn authorize<'a>(&'a self, who: &'a Identity, namespace: &'a str) -> BoxFuture<'a, Result<bool, VerifyError>> {
+    fn authorize<'a>(
+        &'a self,
+        who: &'a Identity,
+        namespace: &'a str,
+    ) -> BoxFuture<'a, Result<bool, VerifyError>> {
         self.checks.fetch_add(1, Ordering::SeqCst);
         let allowed = self
             .grants
@@ -62,7 +66,10 @@ async fn missing_invalid_forbidden_and_allowed() {
     assert_eq!(auth.check(None, "shop").await, Err(Denied::Missing));
     assert_eq!(auth.check(Some("Basic abc"), "shop").await, Err(Denied::Missing));
     assert_eq!(auth.check(Some("Bearer "), "shop").await, Err(Denied::Missing));
-    assert_eq!(auth.check(Some("Bearer nope"), "shop").await, Err(Denied::Invalid));
+    assert_eq!(
+        auth.check(Some("Bearer nope"), "shop").await,
+        Err(Denied::Invalid)
+    );
     assert_eq!(
         auth.check(Some("Bearer good-bob"), "shop").await,
         Err(Denied::Forbidden {
@@ -71,7 +78,9 @@ async fn missing_invalid_forbidden_and_allowed() {
         })
     );
     assert_eq!(
-        auth.check(Some("bearer good-alice"), "shop").await.map(|i| i.username),
+        auth.check(Some("bearer good-alice"), "shop")
+            .await
+            .map(|i| i.username),
         Ok("alice".into())
     );
     assert!(matches!(
@@ -89,10 +98,18 @@ async fn answers_are_cached_for_the_ttl_only() {
         let _ = auth.check(Some("Bearer bad"), "shop").await;
     }
     assert_eq!(fake.reviews.load(Ordering::SeqCst), 2, "one review per token");
-    assert_eq!(fake.checks.load(Ordering::SeqCst), 1, "one access review per user and namespace");
+    assert_eq!(
+        fake.checks.load(Ordering::SeqCst),
+        1,
+        "one access review per user and namespace"
+    );
     tokio::time::advance(CacheConfig::default().ttl + Duration::from_millis(1)).await;
     auth.check(Some("Bearer good-alice"), "shop").await.unwrap();
-    assert_eq!(fake.reviews.load(Ordering::SeqCst), 3, "asked again after the ttl");
+    assert_eq!(
+        fake.reviews.load(Ordering::SeqCst),
+        3,
+        "asked again after the ttl"
+    );
     assert_eq!(fake.checks.load(Ordering::SeqCst), 2);
 }
 

@@ -13,7 +13,12 @@ fn harness_with_auth(fake: FakeVerifier) -> Harness {
     let recorder = Arc::new(Recorder::default());
     let metrics = EventMetrics::default();
     let auth = Arc::new(BrokerAuth::new(fake, CacheConfig::default()));
-    let app = router(recorder.clone(), IngressConfig::default(), metrics.clone(), Some(auth));
+    let app = router(
+        recorder.clone(),
+        IngressConfig::default(),
+        metrics.clone(),
+        Some(auth),
+    );
     Harness {
         recorder,
         metrics,
@@ -35,7 +40,12 @@ async fn no_or_bad_token_is_401_with_a_challenge() {
     for authorization in [None, Some("Bearer wrong-audience"), Some("Basic YTpi")] {
         let (status, headers, body) = send(&h, event("shop", authorization)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization:?}: {body}");
-        assert!(headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+        assert!(
+            headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer")
+        );
         assert!(body.contains("zeroscale-broker"), "{body}");
     }
     assert_eq!(h.metrics.rejections("unauthenticated"), 3);
@@ -47,7 +57,10 @@ async fn a_caller_without_the_grant_is_403_and_one_with_it_202() {
     let h = harness_with_auth(FakeVerifier::allowing("alice", "shop"));
     let (status, _, body) = send(&h, event("shop", Some("Bearer good-bob"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert!(body.contains("bob may not post events to namespace shop"), "{body}");
+    assert!(
+        body.contains("bob may not post events to namespace shop"),
+        "{body}"
+    );
     assert!(body.contains("create on brokers.zeroscale.dev"), "{body}");
     let (status, _, body) = send(&h, event("shop", Some("Bearer good-alice"))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");

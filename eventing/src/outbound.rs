@@ -17,7 +17,9 @@ use std::{fmt, str::FromStr};
 
 /// A host the allow-list refuses; the message names it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("host {host:?} is not allowed: only in-cluster services (*.svc, *.svc.{cluster_domain}) and the hosts in --allowed-hosts may receive events")]
+#[error(
+    "host {host:?} is not allowed: only in-cluster services (*.svc, *.svc.{cluster_domain}) and the hosts in --allowed-hosts may receive events"
+)]
 pub struct HostNotAllowed {
     /// The refused host, lower case.
     pub host: String,
@@ -202,7 +204,9 @@ mod tests {
         ] {
             assert!(!allowed.allows(host), "{host}");
         }
-        let refused = allowed.check(&uri("http://169.254.169.254/latest/meta-data")).unwrap_err();
+        let refused = allowed
+            .check(&uri("http://169.254.169.254/latest/meta-data"))
+            .unwrap_err();
         assert_eq!(refused.host, "169.254.169.254");
         assert!(refused.to_string().contains("\"169.254.169.254\""), "{refused}");
     }
@@ -217,10 +221,16 @@ mod tests {
         assert!(!allowed.allows("other.example.com"));
         assert!(allowed.allows("a.hooks.example.org"));
         assert!(allowed.allows("a.b.hooks.example.org"));
-        assert!(!allowed.allows("hooks.example.org"), "the pattern needs a label in front");
+        assert!(
+            !allowed.allows("hooks.example.org"),
+            "the pattern needs a label in front"
+        );
         assert!(!allowed.allows("evilhooks.example.org"));
         assert!(allowed.allows("f.ns.svc.corp.internal"));
-        assert!(!allowed.allows("f.ns.svc.cluster.local"), "another cluster domain");
+        assert!(
+            !allowed.allows("f.ns.svc.cluster.local"),
+            "another cluster domain"
+        );
         assert_eq!(allowed.list(), "sink.example.com,*.hooks.example.org");
     }
 

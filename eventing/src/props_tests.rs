@@ -25,7 +25,12 @@ use crate::{
 struct Sink;
 
 impl Publish for Sink {
-    fn publish(&self, _namespace: &str, _event: cloudevents::Event, _size: usize) -> Result<(), PublishError> {
+    fn publish(
+        &self,
+        _namespace: &str,
+        _event: cloudevents::Event,
+        _size: usize,
+    ) -> Result<(), PublishError> {
         Ok(())
     }
 
@@ -70,7 +75,12 @@ fn header_value() -> impl Strategy<Value = String> {
 
 fn status_of(request: Request<Body>) -> (StatusCode, String) {
     runtime().block_on(async {
-        let app = router(Arc::new(Sink), IngressConfig::default(), EventMetrics::default(), None);
+        let app = router(
+            Arc::new(Sink),
+            IngressConfig::default(),
+            EventMetrics::default(),
+            None,
+        );
         let response = app.oneshot(request).await.expect("infallible");
         let status = response.status();
         let body = to_bytes(response.into_body(), 1 << 20).await.unwrap_or_default();
@@ -96,8 +106,14 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
         "[ -~]{0,16}".prop_map(Value::String),
-        prop_oneof![Just("1.0"), Just("0.3"), Just("type"), Just("exact"), Just("prefix")]
-            .prop_map(|s| Value::String(s.into())),
+        prop_oneof![
+            Just("1.0"),
+            Just("0.3"),
+            Just("type"),
+            Just("exact"),
+            Just("prefix")
+        ]
+        .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(3, 24, 6, |inner| {
         prop_oneof![

@@ -251,7 +251,10 @@ mod tests {
         assert!(!table.has_broker("ns"));
         let spec = json!({"source": {"schedule": {"cron": "* * * * *"}}, "subscriber": {"function": "f"}});
         table.upsert(Route::compile(&trigger("ns", "tick", spec), &DeliveryDefaults::default()).unwrap());
-        assert!(!table.has_broker("ns"), "a schedule Trigger takes no broker events");
+        assert!(
+            !table.has_broker("ns"),
+            "a schedule Trigger takes no broker events"
+        );
         table.upsert(broker("ns", "t", json!([])));
         assert!(table.has_broker("ns"));
         assert!(!table.has_broker("other"));
@@ -297,7 +300,10 @@ mod tests {
                           "delivery": {"deadLetterSink": {"uri": "https://dlq.example.com/"}}});
         assert!(matches!(
             Route::compile(&trigger("ns", "t", sink.clone()), &defaults),
-            Err(RouteError::HostNotAllowed { field: "spec.delivery.deadLetterSink.uri", .. })
+            Err(RouteError::HostNotAllowed {
+                field: "spec.delivery.deadLetterSink.uri",
+                ..
+            })
         ));
         let mut allowing = defaults.clone();
         allowing.allowed_hosts = allowing.allowed_hosts.with_list("*.example.com").unwrap();
