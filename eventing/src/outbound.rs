@@ -11,7 +11,8 @@
 //! the short `<name>.<namespace>` form (for a namespace that does not exist the resolver's search
 //! path falls through to public DNS, so `attacker.com` would be read as service `attacker` in
 //! namespace `com`), single labels, and IP literals (pod IPs, `169.254.169.254`). Entries of the list
-//! are exact host names or `*.suffix` patterns (any host ending in `.suffix`, not `suffix` itself).
+//! are exact host names or `*.suffix` patterns (any host ending in `.suffix`, not `suffix` itself); a
+//! lone `*` allows every host (the guard off: for tests and for clusters that want no guard).
 
 use std::{fmt, str::FromStr};
 
@@ -34,6 +35,8 @@ pub struct InvalidPattern(pub String);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Pattern {
+    /// `*`: every host.
+    Any,
     Exact(String),
     /// `*.suffix`, stored as `.suffix`.
     Suffix(String),
@@ -42,6 +45,7 @@ enum Pattern {
 impl Pattern {
     fn matches(&self, host: &str) -> bool {
         match self {
+            Pattern::Any => true,
             Pattern::Exact(exact) => host == exact,
             Pattern::Suffix(suffix) => host.len() > suffix.len() && host.ends_with(suffix.as_str()),
         }
@@ -51,6 +55,7 @@ impl Pattern {
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Pattern::Any => f.write_str("*"),
             Pattern::Exact(host) => f.write_str(host),
             Pattern::Suffix(suffix) => write!(f, "*{suffix}"),
         }
@@ -119,6 +124,9 @@ impl FromStr for Pattern {
 
     fn from_str(entry: &str) -> Result<Self, Self::Err> {
         let lowered = normalize(entry);
+        if lowered == "*" {
+            return Ok(Pattern::Any);
+        }
         let (pattern, name) = match lowered.strip_prefix("*.") {
             Some(suffix) => (Pattern::Suffix(format!(".{suffix}")), suffix),
             None => (Pattern::Exact(lowered.clone()), lowered.as_str()),
@@ -235,8 +243,15 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_star_allows_every_host() {
+        let allowed = AllowedHosts::default().with_list("*").unwrap();
+        assert!(allowed.allows("10.244.0.11") && allowed.allows("attacker.com"));
+        assert_eq!(allowed.list(), "*");
+    }
+
+    #[test]
     fn malformed_entries_are_refused_with_their_text() {
-        for bad in ["*", "*.", "http://x.com", "a..b", "x.com:80", "*.*.com", "-a.com"] {
+        for bad in ["**", "*.", "http://x.com", "a..b", "x.com:80", "*.*.com", "-a.com"] {
             let error = AllowedHosts::default().with_list(bad).unwrap_err();
             assert_eq!(error, InvalidPattern(bad.to_string()));
         }
