@@ -123,10 +123,10 @@ impl FromStr for Pattern {
     type Err = InvalidPattern;
 
     fn from_str(entry: &str) -> Result<Self, Self::Err> {
-        let lowered = normalize(entry);
-        if lowered == "*" {
+        if entry.trim() == "*" {
             return Ok(Pattern::Any);
         }
+        let lowered = normalize(entry);
         let (pattern, name) = match lowered.strip_prefix("*.") {
             Some(suffix) => (Pattern::Suffix(format!(".{suffix}")), suffix),
             None => (Pattern::Exact(lowered.clone()), lowered.as_str()),
