@@ -10,6 +10,8 @@
 
 #[path = "scenarios/concurrency.rs"]
 mod concurrency;
+#[path = "scenarios/guard.rs"]
+mod guard;
 #[path = "scenarios/ha.rs"]
 mod ha;
 #[path = "scenarios/lifecycle.rs"]

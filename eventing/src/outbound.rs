@@ -251,7 +251,15 @@ mod tests {
 
     #[test]
     fn malformed_entries_are_refused_with_their_text() {
-        for bad in ["**", "*.", "http://x.com", "a..b", "x.com:80", "*.*.com", "-a.com"] {
+        for bad in [
+            "**",
+            "*.",
+            "http://x.com",
+            "a..b",
+            "x.com:80",
+            "*.*.com",
+            "-a.com",
+        ] {
             let error = AllowedHosts::default().with_list(bad).unwrap_err();
             assert_eq!(error, InvalidPattern(bad.to_string()));
         }

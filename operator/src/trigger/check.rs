@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use kube::ResourceExt;
 use kube::api::GroupVersionKind;
 use zeroscale_crds::trigger::{
-    Destination, TRIGGER_REASON_HOST_NOT_ALLOWED, TRIGGER_REASON_INVALID_DELIVERY, TRIGGER_REASON_INVALID_FILTER,
-    TRIGGER_REASON_INVALID_SCHEDULE, TRIGGER_REASON_INVALID_URI, TRIGGER_REASON_KIND_NOT_FOUND,
-    TRIGGER_REASON_SOURCE_NOT_ALLOWED, Trigger,
+    Destination, TRIGGER_REASON_HOST_NOT_ALLOWED, TRIGGER_REASON_INVALID_DELIVERY,
+    TRIGGER_REASON_INVALID_FILTER, TRIGGER_REASON_INVALID_SCHEDULE, TRIGGER_REASON_INVALID_URI,
+    TRIGGER_REASON_KIND_NOT_FOUND, TRIGGER_REASON_SOURCE_NOT_ALLOWED, Trigger,
 };
 use zeroscale_eventing::delivery::{DeliveryConfig, DeliveryConfigError, DeliveryDefaults, Target};
 use zeroscale_eventing::filter::Filters;
@@ -163,7 +163,10 @@ fn destination(
         Ok(Target::Function(key)) => Ok(Dest::Function(key.name)),
         Ok(Target::Uri(uri)) => match allowed.check(&uri) {
             Ok(()) => Ok(Dest::Uri(uri.to_string())),
-            Err(e) => Err(Problem::new(TRIGGER_REASON_HOST_NOT_ALLOWED, format!("{field}.uri: {e}"))),
+            Err(e) => Err(Problem::new(
+                TRIGGER_REASON_HOST_NOT_ALLOWED,
+                format!("{field}.uri: {e}"),
+            )),
         },
         Err(e) => Err(Problem::new(TRIGGER_REASON_INVALID_URI, format!("{field}: {e}"))),
     }

@@ -129,12 +129,20 @@ fn triggers_reference_their_subscriber_and_sink_functions() {
 
 #[test]
 fn uris_outside_the_allow_list_are_refused_naming_the_host() {
-    let t = trigger(json!({"source": {"broker": {}}, "subscriber": {"uri": "http://169.254.169.254/latest"},
-                           "delivery": {"deadLetterSink": {"uri": "https://dlq.example.com/in"}}}));
+    let t = trigger(
+        json!({"source": {"broker": {}}, "subscriber": {"uri": "http://169.254.169.254/latest"},
+                           "delivery": {"deadLetterSink": {"uri": "https://dlq.example.com/in"}}}),
+    );
     let check = SpecCheck::of(&t);
     let refused = check.subscriber.clone().unwrap_err();
     assert_eq!(refused.reason, "HostNotAllowed");
-    assert!(refused.message.starts_with("spec.subscriber.uri: host \"169.254.169.254\""), "{}", refused.message);
+    assert!(
+        refused
+            .message
+            .starts_with("spec.subscriber.uri: host \"169.254.169.254\""),
+        "{}",
+        refused.message
+    );
     let sink = check.dead_letter.clone().unwrap().unwrap_err();
     assert_eq!(sink.reason, "HostNotAllowed");
     assert!(sink.message.contains("\"dlq.example.com\""), "{}", sink.message);
@@ -143,9 +151,16 @@ fn uris_outside_the_allow_list_are_refused_naming_the_host() {
         .with_list("169.254.169.254,*.example.com")
         .unwrap();
     let check = SpecCheck::with_hosts(&t, &allowed);
-    assert_eq!(check.subscriber, Ok(Dest::Uri("http://169.254.169.254/latest".into())));
-    assert_eq!(check.dead_letter, Some(Ok(Dest::Uri("https://dlq.example.com/in".into()))));
+    assert_eq!(
+        check.subscriber,
+        Ok(Dest::Uri("http://169.254.169.254/latest".into()))
+    );
+    assert_eq!(
+        check.dead_letter,
+        Some(Ok(Dest::Uri("https://dlq.example.com/in".into())))
+    );
 
-    let in_cluster = trigger(json!({"source": {"broker": {}}, "subscriber": {"uri": "http://sink.shop.svc:8080/in"}}));
+    let in_cluster =
+        trigger(json!({"source": {"broker": {}}, "subscriber": {"uri": "http://sink.shop.svc:8080/in"}}));
     assert!(SpecCheck::of(&in_cluster).subscriber.is_ok());
 }

@@ -174,7 +174,14 @@ fn a_host_outside_the_allow_list_makes_the_trigger_not_ready_naming_it() {
     let ready = cond(&s, "Ready");
     assert_eq!(ready.status, "False");
     assert_eq!(ready.reason, "HostNotAllowed");
-    assert!(ready.message.contains("\"attacker.example.net\""), "{}", ready.message);
+    assert!(
+        ready.message.contains("\"attacker.example.net\""),
+        "{}",
+        ready.message
+    );
     assert_eq!(cond(&s, "SubscriberResolved").reason, "HostNotAllowed");
-    assert_eq!(s.subscriber_uri, None, "a refused URI is not published as resolved");
+    assert_eq!(
+        s.subscriber_uri, None,
+        "a refused URI is not published as resolved"
+    );
 }
