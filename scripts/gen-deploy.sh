@@ -64,9 +64,12 @@ YAML
   done
 } >"$out/01-crds.yaml"
 
+# The signal token Secret is random per render, so deploy/ leaves it out (signals.auth.createSecret
+# false): the pods read it as optional, and `kubectl create secret generic zeroscale-signals
+# --from-literal=token=...` in the namespace turns signal authentication on (docs/signals.md).
 {
   printf '%s\n' "$header"
-  "$helm" template "$release" "$chart" --namespace "$namespace"
+  "$helm" template "$release" "$chart" --namespace "$namespace" --set signals.auth.createSecret=false
 } >"$out/02-zeroscale.yaml"
 
 if [[ $mode == check ]]; then

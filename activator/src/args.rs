@@ -10,9 +10,17 @@ use std::{
 
 use clap::Parser;
 use zeroscale_common::telemetry::LogFormat;
+use zeroscale_eventing::outbound::AllowedHosts;
 
 fn duration(value: &str) -> Result<Duration, String> {
     zeroscale_crds::duration::parse(value).map_err(|e| e.to_string())
+}
+
+fn allowed_hosts(value: &str) -> Result<String, String> {
+    AllowedHosts::default()
+        .with_list(value)
+        .map(|_| value.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// The broker port's address, or `off` (or empty) to run no eventing at all.
@@ -85,6 +93,16 @@ pub struct Args {
         default_value = "http://zeroscale-autoscaler.zeroscale-system.svc:8080/"
     )]
     pub autoscaler_url: String,
+    /// Bearer token sent with every signal; the autoscaler's `--events-token` (the chart passes both
+    /// from one Secret). Empty: none.
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_AUTOSCALER_TOKEN",
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub autoscaler_token: String,
     /// This activator's identity in signals (its pod name).
     #[arg(long, env = "POD_NAME", default_value = "zeroscale-activator")]
     pub pod_name: String,
@@ -131,6 +149,21 @@ pub struct Args {
     /// Address of the broker ingress (`POST /<namespace>` CloudEvents); `off` runs no eventing.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_BROKER_ADDR", default_value = "0.0.0.0:8082")]
     pub broker_addr: BrokerAddr,
+    /// Require a ServiceAccount token (audience `zeroscale-broker`) allowed to `create`
+    /// `brokers.zeroscale.dev` in the event's namespace on the broker ingress; checked with
+    /// TokenReview and SubjectAccessReview, so it needs the Kubernetes API.
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_BROKER_AUTH",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub broker_auth: bool,
+    /// Hosts besides in-cluster Services (`*.svc`, `*.svc.<cluster-domain>`) that a Trigger's
+    /// `uri` subscriber or dead-letter sink may name: comma-separated host names and `*.suffix`
+    /// patterns. Triggers naming other hosts are not routed.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_ALLOWED_HOSTS", default_value = "", value_parser = allowed_hosts)]
+    pub allowed_hosts: String,
     /// Watch Triggers in this namespace only; empty watches every namespace.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_TRIGGER_NAMESPACE", default_value = "")]
     pub trigger_namespace: String,
@@ -162,6 +195,15 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+impl Args {
+    /// The outbound allow-list: in-cluster Services of `--cluster-domain` plus `--allowed-hosts`.
+    pub fn allowed_hosts(&self) -> AllowedHosts {
+        let base = AllowedHosts::new(&self.cluster_domain);
+        // The flag's parser already refused malformed lists.
+        base.clone().with_list(&self.allowed_hosts).unwrap_or(base)
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +240,33 @@ mod tests {
         assert!(matches!(peers.source, crate::peers::PeerSource::Kubernetes { service } if service == "act"));
         let args = Args::parse_from(["zeroscale-activator", "--peers-service", "act"]);
         assert!(crate::ActivatorConfig::from(&args).peers.is_none());
+    }
+
+    #[test]
+    fn guard_flags_parse() {
+        let args = Args::parse_from([
+            "zeroscale-activator",
+            "--broker-auth=true",
+            "--allowed-hosts",
+            "sink.example.com,*.hooks.example.org",
+            "--autoscaler-token",
+            "s3cret",
+        ]);
+        assert!(args.broker_auth);
+        let allowed = args.allowed_hosts();
+        assert!(allowed.allows("sink.example.com") && allowed.allows("a.hooks.example.org"));
+        assert!(allowed.allows("f.ns.svc.cluster.local") && !allowed.allows("other.example.com"));
+        let config = crate::ActivatorConfig::from(&args);
+        assert_eq!(config.autoscaler_token.as_deref(), Some("s3cret"));
+        assert!(matches!(
+            config.events.map(|e| e.auth),
+            Some(crate::events::IngressAuth::Kubernetes)
+        ));
+        let error = Args::try_parse_from(["zeroscale-activator", "--allowed-hosts", "http://x"]).unwrap_err();
+        assert!(error.to_string().contains("invalid allowed host"), "{error}");
+        let defaults = Args::parse_from(["zeroscale-activator"]);
+        assert!(!defaults.broker_auth);
+        assert!(crate::ActivatorConfig::from(&defaults).autoscaler_token.is_none());
     }
 
     #[test]

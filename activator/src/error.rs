@@ -1,10 +1,12 @@
 //! Every way a request can fail in the activator, and the one place where failures become HTTP
 //! responses: a status code and a short plain-text body.
 
+use std::io;
+
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::{body::ResponseBody, host::HostError};
+use crate::{body::ResponseBody, headers::X_REQUEST_ID, host::HostError, upstream::UpstreamError};
 
 /// Why the activator answers a request itself instead of with a pod's response.
 #[derive(Debug, thiserror::Error)]
@@ -49,18 +51,16 @@ pub enum ProxyError {
         function: String,
         /// What went wrong on the way to the pod.
         #[source]
-        source: crate::upstream::UpstreamError,
+        source: UpstreamError,
     },
     /// The pod went away after the request reached it and before it answered, and the request could
     /// not be sent again (not idempotent, or its body was streamed).
-    #[error("function {function} lost the request: {kind} (request id {request_id})")]
+    #[error("function {function} lost the request: {kind}")]
     Lost {
         /// `<namespace>/<name>`.
         function: String,
         /// What happened, in words that name no address.
         kind: &'static str,
-        /// The request's `X-Request-Id`, to find the log line.
-        request_id: String,
     },
     /// The client's request body could not be read (it went away, or sent less than announced).
     #[error("the request body for function {0} could not be read")]
@@ -92,11 +92,50 @@ impl ProxyError {
         }
     }
 
-    /// The plain-text response for this error.
+    /// What the client is told: the function and the kind of failure. Never a pod address, a pod
+    /// name or an error's source chain; those go to the log line carrying the same request id.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Host(HostError::Invalid(host)) => format!("invalid host {:?}", clip(host)),
+            Self::UnknownFunction(host) => format!("no function for host {:?}", clip(host)),
+            Self::StartupFailed { function, reason, .. } => {
+                format!("function {function} failed to start: {reason}")
+            }
+            Self::Upstream { function, source } => {
+                format!("cannot reach function {function}: {}", upstream_kind(source))
+            }
+            Self::Host(HostError::Missing)
+            | Self::FunctionDeleted(_)
+            | Self::QueueFull { .. }
+            | Self::Timeout(_)
+            | Self::ResponseStartTimeout(_)
+            | Self::Lost { .. }
+            | Self::RequestBody(_) => self.to_string(),
+        }
+    }
+
+    /// Everything known about the failure, source chain included, for the log.
+    pub fn detail(&self) -> String {
+        let mut detail = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !detail.ends_with(&text) {
+                detail.push_str(": ");
+                detail.push_str(&text);
+            }
+            source = cause.source();
+        }
+        detail
+    }
+
+    /// The plain-text response for this error. It carries an [`ErrorReport`] that
+    /// [`with_request_id`] turns into the final body (request id added) and a log line.
     pub fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
         let retry_after = matches!(self, Self::QueueFull { .. });
-        let mut response = Response::new(ResponseBody::text(Bytes::from(format!("{self}\n"))));
+        let public = self.public_message();
+        let mut response = Response::new(ResponseBody::text(Bytes::from(format!("{public}\n"))));
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(
@@ -106,9 +145,76 @@ impl ProxyError {
         if retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        response.extensions_mut().insert(ErrorReport {
+            public,
+            detail: self.detail(),
+        });
         response
     }
 }
+
+/// An error answer on its way out: the text for the client and the detail for the log.
+#[derive(Clone, Debug)]
+pub struct ErrorReport {
+    /// The client's text, without the request id.
+    pub public: String,
+    /// The full error.
+    pub detail: String,
+}
+
+/// Finishes an answer for the request `request_id`: an error answer written by the activator
+/// ([`ProxyError::into_response`]) gets the id in its body and `x-request-id` header, and its detail
+/// is logged with the same id. Other answers pass unchanged.
+pub fn with_request_id(
+    mut response: Response<ResponseBody>,
+    request_id: &HeaderValue,
+) -> Response<ResponseBody> {
+    let Some(report) = response.extensions_mut().remove::<ErrorReport>() else {
+        return response;
+    };
+    let id = request_id.to_str().unwrap_or_default();
+    let status = response.status().as_u16();
+    if response.status().is_server_error() {
+        tracing::info!(request_id = id, status, error = %report.detail, "request failed");
+    } else {
+        tracing::debug!(request_id = id, status, error = %report.detail, "request refused");
+    }
+    *response.body_mut() = ResponseBody::text(Bytes::from(format!("{}\nrequest id: {id}\n", report.public)));
+    response.headers_mut().insert(&X_REQUEST_ID, request_id.clone());
+    response
+}
+
+/// At most 256 characters of a client-supplied host, so an answer never grows with the input.
+fn clip(text: &str) -> &str {
+    match text.char_indices().nth(256) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// The kind of an upstream failure, in words that hold no address.
+fn upstream_kind(error: &UpstreamError) -> &'static str {
+    match error {
+        UpstreamError::Connect { source, .. } => match source.kind() {
+            io::ErrorKind::ConnectionRefused => "connection refused",
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => "connection reset",
+            io::ErrorKind::TimedOut => "connect timed out",
+            _ => "cannot connect",
+        },
+        UpstreamError::ConnectTimeout(_) => "connect timed out",
+        UpstreamError::Http(e) if e.is_incomplete_message() => {
+            "the connection closed before the response began"
+        }
+        UpstreamError::Http(e) if e.is_timeout() => "timed out",
+        UpstreamError::Http(e) if e.is_parse() => "invalid response",
+        UpstreamError::Http(_) => "the connection failed",
+        UpstreamError::H2c(_) => "the HTTP/2 exchange failed",
+    }
+}
+
+#[cfg(test)]
+#[path = "error_tests.rs"]
+mod leak_tests;
 
 #[cfg(test)]
 mod tests {

@@ -125,6 +125,17 @@ fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
     valid.then_some((trace, flags))
 }
 
+/// The request's `X-Request-Id`, after adding a new one (32 hex digits) when it had none; error
+/// answers and log lines carry it ([`crate::error::with_request_id`]).
+pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        return v.clone();
+    }
+    let v = HeaderValue::from_str(&hex_value(32, &mut rand::rng())).unwrap_or(HeaderValue::from_static("0"));
+    headers.insert(&X_REQUEST_ID, v.clone());
+    v
+}
+
 /// Ensures `X-Request-Id` and `traceparent`. An incoming trace keeps its trace id and flags and gets a
 /// new span id (the activator's hop); otherwise a new trace starts, unsampled. Returns the request id.
 pub fn ensure_ids(headers: &mut HeaderMap) -> HeaderValue {

@@ -175,9 +175,7 @@ impl Proxy {
             Counted::Unrouted => self.metrics.count_unrouted(error.status().as_u16()),
             Counted::Already => {}
         }
-        if error.status().is_server_error() {
-            tracing::info!(error = %error, "request rejected");
-        }
+        // Logged with the request id by `error::with_request_id`.
         error.into_response()
     }
 
@@ -469,16 +467,12 @@ fn lose(lease: Lease, outgoing: &Outgoing, detail: String) -> Response<ResponseB
     let kind = "its pod went away before answering, and it cannot be sent again";
     fail(
         lease,
-        ProxyError::Lost {
-            function,
-            kind,
-            request_id,
-        },
+        ProxyError::Lost { function, kind },
     )
 }
 
 fn fail(mut lease: Lease, error: ProxyError) -> Response<ResponseBody> {
-    tracing::info!(error = %error, "request failed");
+    // Logged with the request id by `error::with_request_id`.
     lease.set_status(error.status().as_u16());
     error.into_response()
 }

@@ -24,6 +24,8 @@ use tokio::{net::TcpListener, net::TcpStream, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    error::with_request_id,
+    headers::ensure_request_id,
     proxy::{Early, Proxy},
     settings::Port,
 };
@@ -186,10 +188,13 @@ async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early:
             .take()
             .map(|(early, _taken)| early);
         async move {
-            match early {
+            let mut request = request;
+            let request_id = ensure_request_id(request.headers_mut());
+            let response = match early {
                 Some(early) => proxy.handle_first(port, remote, request, early).await,
                 None => proxy.handle(port, remote, request).await,
-            }
+            };
+            response.map(|r| with_request_id(r, &request_id))
         }
     });
     let connection = shared
@@ -219,7 +224,14 @@ async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early:
 async fn serve_http2(shared: &Listener, io: Prefixed, remote: SocketAddr) {
     let proxy = Arc::clone(&shared.proxy);
     let port = shared.port;
-    let service = service_fn(move |request| Arc::clone(&proxy).handle(port, remote, request));
+    let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+        let proxy = Arc::clone(&proxy);
+        async move {
+            let request_id = ensure_request_id(request.headers_mut());
+            let response = proxy.handle(port, remote, request).await;
+            response.map(|r| with_request_id(r, &request_id))
+        }
+    });
     let connection = shared.http2.serve_connection(TokioIo::new(io), service);
     let mut connection = std::pin::pin!(connection);
     let result = tokio::select! {

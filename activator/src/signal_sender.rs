@@ -50,6 +50,8 @@ pub struct SignalSender {
     url: Option<Uri>,
     activator: String,
     source: String,
+    /// `Authorization` value sent with every signal, when the autoscaler requires a token.
+    authorization: Option<http::HeaderValue>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -72,8 +74,22 @@ impl SignalSender {
             url,
             activator: pod_name.to_string(),
             source: format!("/zeroscale/activator/{pod_name}"),
+            authorization: None,
             client: Client::builder(TokioExecutor::new()).build(connector),
         })
+    }
+
+    /// Sends `Authorization: Bearer <token>` with every signal (`None` or empty: no header). A token
+    /// that cannot be a header value is not sent; the autoscaler then answers 401, which is logged.
+    pub fn with_token(mut self, token: Option<&str>) -> Self {
+        self.authorization = token
+            .filter(|t| !t.is_empty())
+            .and_then(|t| http::HeaderValue::from_str(&format!("Bearer {t}")).ok())
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        self
     }
 
     async fn post<T: serde::Serialize>(
@@ -90,6 +106,11 @@ impl SignalSender {
             .uri(url.clone())
             .body(Full::new(Bytes::from(message.body)))?;
         request.headers_mut().extend(message.headers);
+        if let Some(authorization) = &self.authorization {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, authorization.clone());
+        }
         let response = tokio::time::timeout(SEND_TIMEOUT, self.client.request(request))
             .await
             .map_err(|_| SendError::Timeout)??;

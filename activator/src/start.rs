@@ -7,10 +7,11 @@ use prometheus_client::registry::Registry;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use zeroscale_common::admin::{self, Readiness};
+use zeroscale_eventing::delivery::DeliveryDefaults;
 
 use crate::{
     Args,
-    events::{Eventing, EventsConfig, EventsError, TriggerSource as EventTriggerSource},
+    events::{Eventing, EventsConfig, EventsError, IngressAuth, TriggerSource as EventTriggerSource},
     host::Domains,
     metrics::Metrics,
     peers::{PeerSet, PeerSource, Peering, PeersConfig},
@@ -49,6 +50,8 @@ pub struct ActivatorConfig {
     pub domains: Domains,
     /// Autoscaler events URL; empty disables signals.
     pub autoscaler_url: String,
+    /// Bearer token sent with every signal (the autoscaler's `--events-token`).
+    pub autoscaler_token: Option<String>,
     /// Identity in signals.
     pub pod_name: String,
     /// Per-function queue limits.
@@ -83,6 +86,7 @@ impl Default for ActivatorConfig {
             admin_addr: any,
             domains: Domains::default(),
             autoscaler_url: String::new(),
+            autoscaler_token: None,
             pod_name: "activator-test".into(),
             queue_limits: QueueLimits {
                 max_requests: 10_000,
@@ -112,6 +116,7 @@ impl From<&Args> for ActivatorConfig {
                 external: a.external_domain.clone(),
             },
             autoscaler_url: a.autoscaler_url.clone(),
+            autoscaler_token: Some(a.autoscaler_token.trim().to_string()).filter(|t| !t.is_empty()),
             pod_name: a.pod_name.clone(),
             queue_limits: QueueLimits {
                 max_requests: a.queue_max_requests,
@@ -145,7 +150,15 @@ impl From<&Args> for ActivatorConfig {
                 },
                 ingress: Default::default(),
                 broker: Default::default(),
-                defaults: Default::default(),
+                defaults: DeliveryDefaults {
+                    allowed_hosts: a.allowed_hosts(),
+                    ..Default::default()
+                },
+                auth: if a.broker_auth {
+                    IngressAuth::Kubernetes
+                } else {
+                    IngressAuth::Off
+                },
             }),
             peers: peers_config(a),
         }
@@ -235,7 +248,10 @@ impl Activator {
         let mut registry = Registry::default();
         let metrics = Arc::new(Metrics::register(&mut registry));
         let readiness = Readiness::default();
-        let signals = Arc::new(SignalSender::new(&config.autoscaler_url, &config.pod_name)?);
+        let signals = Arc::new(
+            SignalSender::new(&config.autoscaler_url, &config.pod_name)?
+                .with_token(config.autoscaler_token.as_deref()),
+        );
         let wakeups = Arc::new(ActivatorWakeups::new(Arc::clone(&signals), config.probe_interval));
         let budget = BufferBudget::new(config.buffer_memory_limit);
         let table = Arc::new(RoutingTable::new(
@@ -256,6 +272,10 @@ impl Activator {
             || matches!(
                 config.events.as_ref().map(|e| &e.triggers),
                 Some(EventTriggerSource::Kubernetes { .. })
+            )
+            || matches!(
+                config.events.as_ref().map(|e| &e.auth),
+                Some(IngressAuth::Kubernetes)
             );
         let client = if wants_client {
             Some(kube::Client::try_default().await?)

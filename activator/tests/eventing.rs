@@ -31,6 +31,7 @@ async fn with_broker() -> Activator {
             ingress: Default::default(),
             broker: Default::default(),
             defaults: DeliveryDefaults::default(),
+            auth: Default::default(),
         })
     })
     .await

@@ -64,3 +64,31 @@ async fn stats_report_concurrency_then_one_final_zero() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(recorder.of_type(STATS_TYPE).len(), count);
 }
+
+#[tokio::test]
+async fn signals_carry_the_autoscaler_token() {
+    let recorder = SignalRecorder::default();
+    let url = recorder.start().await;
+    let activator = activator(|c| {
+        c.autoscaler_url = url;
+        c.autoscaler_token = Some("s3cret".into());
+        c.stats_interval = Duration::from_millis(100);
+    })
+    .await;
+    let pod = upstream([127, 0, 0, 2], |_req| async { Response::new(full("ok")) }).await;
+    set(
+        &activator,
+        FunctionSettings::default(),
+        vec![EndpointInfo::ready(pod)],
+    );
+    assert_eq!(send(get(activator.internal_addr, "/")).await.0, 200);
+    until("a stats report", || !recorder.of_type(STATS_TYPE).is_empty()).await;
+    for signal in recorder.received.lock().unwrap().iter() {
+        assert_eq!(
+            signal.authorization.as_deref(),
+            Some("Bearer s3cret"),
+            "{}",
+            signal.ty
+        );
+    }
+}

@@ -35,6 +35,9 @@ impl Activator {
             namespace,
             "--log-format",
             "json",
+            // The Triggers here call pod IPs and the host's event sink directly.
+            "--allowed-hosts",
+            "*",
         ];
         let env = [("RUST_LOG", "info,zeroscale_activator::events=debug")];
         let inner = zeroscale_e2e::Activator::start(name, autoscaler_url, free_addr(), &extra, &env).await;

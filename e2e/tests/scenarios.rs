@@ -12,6 +12,8 @@
 mod churn;
 #[path = "scenarios/concurrency.rs"]
 mod concurrency;
+#[path = "scenarios/guard.rs"]
+mod guard;
 #[path = "scenarios/ha.rs"]
 mod ha;
 #[path = "scenarios/lifecycle.rs"]

@@ -24,10 +24,15 @@ const SETTLE: Duration = Duration::from_secs(60);
 
 /// An operator reconciling only `namespace`, sending platform events to `events_sink` when given.
 async fn operator(namespace: &str, events_sink: Option<&str>) -> Operator {
-    let extra = match events_sink {
+    operator_with(namespace, events_sink, &[]).await
+}
+
+async fn operator_with(namespace: &str, events_sink: Option<&str>, more: &[&str]) -> Operator {
+    let mut extra = match events_sink {
         Some(sink) => vec!["--events-sink", sink],
         None => Vec::new(),
     };
+    extra.extend_from_slice(more);
     Operator::start_with(
         namespace,
         &extra,
@@ -93,7 +98,7 @@ async fn trigger_status_reports_subscribers_and_sources() {
         &api,
         "to-hello",
         json!({"source": {"broker": {}}, "subscriber": {"function": "hello"},
-               "delivery": {"deadLetterSink": {"uri": "http://dlq.example.com/in"}}}),
+               "delivery": {"deadLetterSink": {"uri": "http://dlq.sinks.svc/in"}}}),
     )
     .await;
     let t = wait_trigger(&api, "to-hello", "True", "Ready").await;
@@ -104,7 +109,7 @@ async fn trigger_status_reports_subscribers_and_sources() {
     );
     assert_eq!(
         status.dead_letter_sink_uri.as_deref(),
-        Some("http://dlq.example.com/in")
+        Some("http://dlq.sinks.svc/in")
     );
     assert_eq!(status.source_kind.as_deref(), Some("broker"));
     assert_eq!(cond(&t, "SubscriberResolved").status, "True");
@@ -235,4 +240,64 @@ async fn a_function_that_becomes_ready_sends_a_platform_event() {
         .counter("zeroscale_operator_platform_events_total{type=\"dev.zeroscale.function.ready\",outcome=\"sent\"}")
         .await;
     assert_eq!(sent, 1);
+}
+
+/// The outbound guard: a Trigger whose `uri` names a host outside the allow-list (in-cluster Services
+/// plus `--allowed-hosts`) is `Ready=False` with reason `HostNotAllowed` naming the host, and the
+/// change is an Event on the Trigger; a listed host is fine.
+#[tokio::test]
+async fn a_uri_outside_the_allow_list_is_not_ready_and_names_the_host() {
+    let client = zeroscale_e2e::client().await;
+    install_eventing_crds().await;
+    let ns = TestNamespace::new(&client, "trig-guard").await;
+    let ns = ns.name();
+    let _operator = operator_with(ns, None, &["--allowed-hosts", "hooks.example.com,*.example.org"]).await;
+    let api: Api<Trigger> = Api::namespaced(client.clone(), ns);
+
+    create_trigger(
+        &api,
+        "metadata",
+        json!({"source": {"broker": {}}, "subscriber": {"uri": "http://169.254.169.254/latest/meta-data"}}),
+    )
+    .await;
+    let t = wait_trigger(&api, "metadata", "False", "HostNotAllowed").await;
+    let message = &ready(&t).expect("ready").message;
+    assert!(message.contains("\"169.254.169.254\""), "{message}");
+    assert_eq!(cond(&t, "SubscriberResolved").reason, "HostNotAllowed");
+
+    create_trigger(
+        &api,
+        "sink",
+        json!({"source": {"broker": {}}, "subscriber": {"uri": "https://hooks.example.com/in"},
+               "delivery": {"deadLetterSink": {"uri": "http://dlq.attacker.net/"}}}),
+    )
+    .await;
+    let t = wait_trigger(&api, "sink", "False", "HostNotAllowed").await;
+    assert!(ready(&t).expect("ready").message.contains("dlq.attacker.net"));
+
+    create_trigger(
+        &api,
+        "allowed",
+        json!({"source": {"broker": {}}, "subscriber": {"uri": "https://a.b.example.org/in"},
+               "delivery": {"deadLetterSink": {"uri": "http://dlq.sinks.svc.cluster.local/"}}}),
+    )
+    .await;
+    wait_trigger(&api, "allowed", "True", "Ready").await;
+
+    let events = wait_for(SETTLE, "an Event on the refused Trigger", || async {
+        let out = zeroscale_e2e::kubectl_ok(&[
+            "-n",
+            ns,
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.kind=Trigger,involvedObject.name=metadata",
+            "-o",
+            "jsonpath={.items[*].message}",
+        ])
+        .await;
+        (!out.trim().is_empty()).then_some(out)
+    })
+    .await;
+    assert!(events.contains("169.254.169.254"), "{events}");
 }

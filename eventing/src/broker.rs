@@ -63,6 +63,10 @@ pub enum PublishError {
 pub trait Publish: Send + Sync + 'static {
     /// Accepts `event` (of about `size` bytes) into `namespace`'s broker without waiting.
     fn publish(&self, namespace: &str, event: Event, size: usize) -> Result<(), PublishError>;
+
+    /// Whether `namespace` has a broker (a Trigger with a `broker` source); the ingress answers 404
+    /// for the others.
+    fn has_broker(&self, namespace: &str) -> bool;
 }
 
 /// An accepted event's share of the byte budget; released when the last delivery finishes.
@@ -305,6 +309,10 @@ impl<S: EventSender, C: Clock> Broker<S, C> {
 }
 
 impl<S: EventSender, C: Clock> Publish for Broker<S, C> {
+    fn has_broker(&self, namespace: &str) -> bool {
+        self.shared.routes.has_broker(namespace)
+    }
+
     fn publish(&self, namespace: &str, event: Event, size: usize) -> Result<(), PublishError> {
         let held = self.hold(size)?;
         let accepted = Accepted {

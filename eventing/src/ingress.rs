@@ -5,25 +5,32 @@
 //! |---|---|
 //! | 202 | accepted: handed to the broker, which now owns delivery |
 //! | 400 | not a valid CloudEvent (missing or empty `id`/`source`/`type`/`specversion`, unknown `specversion`, bad JSON, bad attribute) |
-//! | 404 | the path is not `/<namespace>` with a valid namespace name |
+//! | 401 | with authentication on: no bearer token, or one that is invalid, expired or not for the audience `zeroscale-broker` |
+//! | 403 | with authentication on: the caller may not `create` `brokers.zeroscale.dev` in the namespace |
+//! | 404 | the path is not `/<namespace>` with a valid namespace name, or the namespace has no broker Trigger |
 //! | 405 | any method but `POST` (with `Allow: POST`) |
 //! | 413 | the body is larger than the limit |
 //! | 415 | batched mode (`application/cloudevents-batch+json`), which is not supported |
-//! | 503 | the broker is full (with `Retry-After`) or shutting down |
+//! | 503 | the broker is full (with `Retry-After`) or shutting down, or the caller cannot be verified now |
+//!
+//! Every answer but 202 carries the request id (`x-request-id`, taken from the request or generated)
+//! in its body and headers, and the rejection is logged with it.
 
 use std::sync::Arc;
 
 use axum::{
     Router,
     body::{Body, to_bytes},
-    extract::{Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
+    extract::{Path, Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::post,
 };
 use cloudevents::{AttributesReader, Event};
 
 use crate::{
+    auth::{BrokerAuth, Denied},
     broker::{Publish, PublishError},
     metrics::EventMetrics,
     reply::stamp_ttl,
@@ -55,14 +62,25 @@ struct IngressState {
     broker: Arc<dyn Publish>,
     config: IngressConfig,
     metrics: EventMetrics,
+    auth: Option<Arc<BrokerAuth>>,
 }
 
-/// The ingress router, to be served on the broker port.
-pub fn router(broker: Arc<dyn Publish>, config: IngressConfig, metrics: EventMetrics) -> Router {
+/// The request id header, echoed on every answer but 202.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The ingress router, to be served on the broker port. With `auth`, every event needs a bearer
+/// token that `auth` accepts for the event's namespace ([`crate::auth`]).
+pub fn router(
+    broker: Arc<dyn Publish>,
+    config: IngressConfig,
+    metrics: EventMetrics,
+    auth: Option<Arc<BrokerAuth>>,
+) -> Router {
     let state = Arc::new(IngressState {
         broker,
         config,
         metrics,
+        auth,
     });
     let not_allowed_state = state.clone();
     let not_found_state = state.clone();
@@ -74,6 +92,50 @@ pub fn router(broker: Arc<dyn Publish>, config: IngressConfig, metrics: EventMet
         )
         .fallback(move || async move { reject(&not_found_state, Rejection::NotFound) })
         .with_state(state)
+        .layer(middleware::from_fn(request_id))
+}
+
+/// The request id of a request: its `x-request-id` when it has a usable one (printable, at most 128
+/// bytes), else a new one (32 hex digits).
+pub fn request_id_of(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(&X_REQUEST_ID)
+        .filter(|v| v.len() <= 128 && v.to_str().is_ok_and(|s| !s.is_empty()))
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+                .unwrap_or(HeaderValue::from_static("0"))
+        })
+}
+
+/// Gives every error answer the request id, in its headers and as the last line of its body.
+async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request_id_of(request.headers());
+    // The handler logs with the same id.
+    request.headers_mut().insert(&X_REQUEST_ID, id.clone());
+    let response = next.run(request).await;
+    if response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Error bodies are one line of text written here; the bound only guards against surprises.
+    let mut text = to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("request id: ");
+    text.push_str(id.to_str().unwrap_or_default());
+    text.push('\n');
+    parts.headers.insert(&X_REQUEST_ID, id);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(text))
 }
 
 /// Why the ingress refused a request.
@@ -83,6 +145,10 @@ enum Rejection {
     Malformed(String),
     #[error("not found: the broker ingress accepts POST /<namespace>")]
     NotFound,
+    #[error("not found: namespace {0} has no broker (no Trigger with a broker source)")]
+    NoBroker(String),
+    #[error("{0}")]
+    Denied(Denied),
     #[error("method not allowed: the broker ingress accepts POST only")]
     MethodNotAllowed,
     #[error("event body larger than {0} bytes")]
@@ -97,7 +163,10 @@ impl Rejection {
     fn status(&self) -> StatusCode {
         match self {
             Rejection::Malformed(_) => StatusCode::BAD_REQUEST,
-            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::NotFound | Rejection::NoBroker(_) => StatusCode::NOT_FOUND,
+            Rejection::Denied(Denied::Missing | Denied::Invalid) => StatusCode::UNAUTHORIZED,
+            Rejection::Denied(Denied::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            Rejection::Denied(Denied::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::TooLarge(_) | Rejection::Unavailable(PublishError::TooLarge(_)) => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -111,7 +180,10 @@ impl Rejection {
     fn reason(&self) -> &'static str {
         match self {
             Rejection::Malformed(_) => "malformed",
-            Rejection::NotFound => "not_found",
+            Rejection::NotFound | Rejection::NoBroker(_) => "not_found",
+            Rejection::Denied(Denied::Missing | Denied::Invalid) => "unauthenticated",
+            Rejection::Denied(Denied::Forbidden { .. }) => "forbidden",
+            Rejection::Denied(Denied::Unavailable) => "auth_unavailable",
             Rejection::MethodNotAllowed => "method_not_allowed",
             Rejection::TooLarge(_) | Rejection::Unavailable(PublishError::TooLarge(_)) => "too_large",
             Rejection::Batch => "batch_unsupported",
@@ -129,7 +201,13 @@ fn reject(state: &IngressState, rejection: Rejection) -> Response {
         Rejection::MethodNotAllowed => {
             headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
         }
-        Rejection::Unavailable(PublishError::Full) => {
+        Rejection::Denied(Denied::Missing | Denied::Invalid) => {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"zeroscale-broker\""),
+            );
+        }
+        Rejection::Unavailable(PublishError::Full) | Rejection::Denied(Denied::Unavailable) => {
             headers.insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(state.config.retry_after_seconds),
@@ -148,7 +226,12 @@ async fn accept(
 ) -> Response {
     match accept_event(&state, &namespace, &headers, body).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
-        Err(rejection) => reject(&state, rejection),
+        Err(rejection) => {
+            let request_id = request_id_of(&headers);
+            let request_id = request_id.to_str().unwrap_or_default();
+            tracing::info!(%namespace, request_id, reason = rejection.reason(), error = %rejection, "event rejected");
+            reject(&state, rejection)
+        }
     }
 }
 
@@ -160,6 +243,17 @@ async fn accept_event(
 ) -> Result<(), Rejection> {
     if !is_namespace_name(namespace) {
         return Err(Rejection::NotFound);
+    }
+    // Authenticate before saying whether the namespace has a broker, so an anonymous caller learns
+    // nothing about which namespaces use eventing.
+    if let Some(auth) = &state.auth {
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        auth.check(authorization, namespace)
+            .await
+            .map_err(Rejection::Denied)?;
+    }
+    if !state.broker.has_broker(namespace) {
+        return Err(Rejection::NoBroker(namespace.to_string()));
     }
     let limit = state.config.max_event_bytes;
     // Refuse early on a declared length, without reading the body.
@@ -252,3 +346,7 @@ fn is_namespace_name(name: &str) -> bool {
 #[cfg(test)]
 #[path = "ingress_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "ingress_auth_tests.rs"]
+mod auth_tests;

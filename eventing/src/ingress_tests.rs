@@ -11,12 +11,18 @@ use crate::reply::{TTL_EXTENSION, ttl};
 
 /// Records what it is given; answers with a preset error when set.
 #[derive(Default)]
-struct Recorder {
-    events: Mutex<Vec<(String, Event)>>,
+pub(super) struct Recorder {
+    pub(super) events: Mutex<Vec<(String, Event)>>,
     error: Mutex<Option<PublishError>>,
+    /// Namespaces without a broker Trigger.
+    pub(super) no_broker: Mutex<Vec<String>>,
 }
 
 impl Publish for Recorder {
+    fn has_broker(&self, namespace: &str) -> bool {
+        !self.no_broker.lock().unwrap().iter().any(|n| n == namespace)
+    }
+
     fn publish(&self, namespace: &str, event: Event, _size: usize) -> Result<(), PublishError> {
         if let Some(error) = self.error.lock().unwrap().take() {
             return Err(error);
@@ -26,10 +32,10 @@ impl Publish for Recorder {
     }
 }
 
-struct Harness {
-    recorder: Arc<Recorder>,
-    metrics: EventMetrics,
-    app: Router,
+pub(super) struct Harness {
+    pub(super) recorder: Arc<Recorder>,
+    pub(super) metrics: EventMetrics,
+    pub(super) app: Router,
 }
 
 fn harness() -> Harness {
@@ -39,7 +45,7 @@ fn harness() -> Harness {
         max_event_bytes: 1024,
         retry_after_seconds: 2,
     };
-    let app = router(recorder.clone(), config, metrics.clone());
+    let app = router(recorder.clone(), config, metrics.clone(), None);
     Harness {
         recorder,
         metrics,
@@ -47,7 +53,7 @@ fn harness() -> Harness {
     }
 }
 
-async fn send(h: &Harness, request: Request<Body>) -> (StatusCode, HeaderMap, String) {
+pub(super) async fn send(h: &Harness, request: Request<Body>) -> (StatusCode, HeaderMap, String) {
     let response = h.app.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let body = to_bytes(body, 1 << 20).await.unwrap();
@@ -58,7 +64,7 @@ async fn send(h: &Harness, request: Request<Body>) -> (StatusCode, HeaderMap, St
     )
 }
 
-fn binary(path: &str, specversion: &str) -> axum::http::request::Builder {
+pub(super) fn binary(path: &str, specversion: &str) -> axum::http::request::Builder {
     Request::post(path)
         .header("ce-specversion", specversion)
         .header("ce-id", "evt-1")
@@ -247,6 +253,36 @@ async fn rejects_paths_that_are_not_a_namespace_with_404() {
         let (status, _, body) = send(&h, binary(path, "1.0").body(Body::empty()).unwrap()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
     }
+}
+
+#[tokio::test]
+async fn a_namespace_without_broker_triggers_is_404_like_an_unknown_broker() {
+    let h = harness();
+    h.recorder.no_broker.lock().unwrap().push("empty".into());
+    let (status, headers, body) = send(&h, binary("/empty", "1.0").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body.contains("namespace empty has no broker"), "{body}");
+    let id = headers["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 32, "a generated id: {id}");
+    assert!(body.ends_with(&format!("request id: {id}\n")), "{body}");
+    assert!(h.recorder.events.lock().unwrap().is_empty());
+    assert_eq!(h.metrics.rejections("not_found"), 1);
+}
+
+#[tokio::test]
+async fn error_answers_echo_the_callers_request_id() {
+    let h = harness();
+    let request = Request::get("/shop")
+        .header("x-request-id", "req-42")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, body) = send(&h, request).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers["x-request-id"], "req-42");
+    assert!(body.ends_with("request id: req-42\n"), "{body}");
+    let (status, headers, _) = send(&h, binary("/shop", "1.0").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(!headers.contains_key("x-request-id"), "202 stays empty");
 }
 
 #[tokio::test]

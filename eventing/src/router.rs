@@ -14,6 +14,7 @@ use crate::{
     delivery::{DeliveryConfig, DeliveryConfigError, DeliveryDefaults, Target, TargetError},
     filter::{FilterError, Filters},
     metrics::TriggerLabels,
+    outbound::HostNotAllowed,
 };
 
 /// A Trigger that cannot be routed; each variant maps to a `Ready=False` reason.
@@ -34,6 +35,15 @@ pub enum RouteError {
     /// `spec.delivery` is invalid.
     #[error(transparent)]
     Delivery(#[from] DeliveryConfigError),
+    /// The subscriber or dead-letter `uri` points at a host outside the allow-list.
+    #[error("{field}: {source}")]
+    HostNotAllowed {
+        /// `spec.subscriber.uri` or `spec.delivery.deadLetterSink.uri`.
+        field: &'static str,
+        /// The refused host.
+        #[source]
+        source: HostNotAllowed,
+    },
 }
 
 /// The source a route's events come from.
@@ -72,16 +82,34 @@ impl Route {
             Some("kubernetes") => SourceKind::Kubernetes,
             _ => return Err(RouteError::Source),
         };
+        let subscriber = Target::resolve(&namespace, &trigger.spec.subscriber)?;
+        let delivery = DeliveryConfig::from_spec(&namespace, &trigger.spec.delivery, defaults)?;
+        check_host("spec.subscriber.uri", &subscriber, defaults)?;
+        if let Some(sink) = &delivery.dead_letter {
+            check_host("spec.delivery.deadLetterSink.uri", sink, defaults)?;
+        }
         Ok(Route {
             filters: Filters::compile(&trigger.spec.filters)?,
-            subscriber: Target::resolve(&namespace, &trigger.spec.subscriber)?,
-            delivery: DeliveryConfig::from_spec(&namespace, &trigger.spec.delivery, defaults)?,
+            subscriber,
+            delivery,
             trigger: TriggerLabels {
                 namespace,
                 trigger: trigger.name_any(),
             },
             source,
         })
+    }
+}
+
+/// Refuses a `uri` destination whose host the allow-list does not contain; Functions are always
+/// allowed (they are reached through the activator).
+fn check_host(field: &'static str, target: &Target, defaults: &DeliveryDefaults) -> Result<(), RouteError> {
+    match target {
+        Target::Uri(uri) => defaults
+            .allowed_hosts
+            .check(uri)
+            .map_err(|source| RouteError::HostNotAllowed { field, source }),
+        Target::Function(_) => Ok(()),
     }
 }
 
@@ -121,6 +149,15 @@ impl RoutingTable {
             .iter()
             .find(|r| r.trigger.trigger == name)
             .cloned()
+    }
+
+    /// Whether `namespace` has a broker: at least one Trigger with a `broker` source. The ingress
+    /// answers 404 for the others, as for a path that names no namespace.
+    pub fn has_broker(&self, namespace: &str) -> bool {
+        let table = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        table
+            .get(namespace)
+            .is_some_and(|routes| routes.iter().any(|r| r.source == SourceKind::Broker))
     }
 
     /// The broker-source routes of `namespace` whose filters match `event`.
@@ -209,6 +246,23 @@ mod tests {
     }
 
     #[test]
+    fn only_namespaces_with_broker_triggers_have_a_broker() {
+        let table = RoutingTable::default();
+        assert!(!table.has_broker("ns"));
+        let spec = json!({"source": {"schedule": {"cron": "* * * * *"}}, "subscriber": {"function": "f"}});
+        table.upsert(Route::compile(&trigger("ns", "tick", spec), &DeliveryDefaults::default()).unwrap());
+        assert!(
+            !table.has_broker("ns"),
+            "a schedule Trigger takes no broker events"
+        );
+        table.upsert(broker("ns", "t", json!([])));
+        assert!(table.has_broker("ns"));
+        assert!(!table.has_broker("other"));
+        table.remove("ns", "t");
+        assert!(!table.has_broker("ns"));
+    }
+
+    #[test]
     fn upsert_replaces_and_remove_deletes() {
         let table = RoutingTable::default();
         table.upsert(broker("ns", "t", json!([{"exact": {"type": "a"}}])));
@@ -234,6 +288,26 @@ mod tests {
             Route::compile(&trigger("ns", "t", two), &defaults),
             Err(RouteError::Subscriber(_))
         ));
+        let outside = json!({"source": {"broker": {}}, "subscriber": {"uri": "http://10.0.0.1:8080/"}});
+        match Route::compile(&trigger("ns", "t", outside), &defaults) {
+            Err(RouteError::HostNotAllowed { field, source }) => {
+                assert_eq!(field, "spec.subscriber.uri");
+                assert_eq!(source.host, "10.0.0.1");
+            }
+            other => panic!("{other:?}"),
+        }
+        let sink = json!({"source": {"broker": {}}, "subscriber": {"uri": "http://ok.ns.svc/"},
+                          "delivery": {"deadLetterSink": {"uri": "https://dlq.example.com/"}}});
+        assert!(matches!(
+            Route::compile(&trigger("ns", "t", sink.clone()), &defaults),
+            Err(RouteError::HostNotAllowed {
+                field: "spec.delivery.deadLetterSink.uri",
+                ..
+            })
+        ));
+        let mut allowing = defaults.clone();
+        allowing.allowed_hosts = allowing.allowed_hosts.with_list("*.example.com").unwrap();
+        assert!(Route::compile(&trigger("ns", "t", sink), &allowing).is_ok());
         let none = json!({"source": {}, "subscriber": {"function": "f"}});
         assert_eq!(
             Route::compile(&trigger("ns", "t", none), &defaults),

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use zeroscale_common::telemetry::LogFormat;
+use zeroscale_eventing::outbound::AllowedHosts;
 
 /// Flags of `zeroscale-operator`.
 #[derive(Clone, Debug, clap::Parser)]
@@ -60,9 +61,30 @@ pub struct Args {
     /// to `<sink>/<function namespace>`; empty: none are sent. Plain `http` only.
     #[arg(long, env = "ZEROSCALE_OPERATOR_EVENTS_SINK", default_value = "", value_parser = events_sink)]
     pub events_sink: String,
+    /// Hosts besides in-cluster Services (`*.svc`, `*.svc.cluster.local`) that a Trigger's `uri`
+    /// subscriber or dead-letter sink may name: comma-separated host names and `*.suffix` patterns.
+    /// A Trigger naming another host is `Ready=False` with reason `HostNotAllowed`.
+    #[arg(long, env = "ZEROSCALE_OPERATOR_ALLOWED_HOSTS", default_value = "", value_parser = allowed_hosts)]
+    pub allowed_hosts: String,
     /// Log format.
     #[arg(long, env = "ZEROSCALE_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+}
+
+fn allowed_hosts(value: &str) -> Result<String, String> {
+    AllowedHosts::default()
+        .with_list(value)
+        .map(|_| value.to_string())
+        .map_err(|e| e.to_string())
+}
+
+impl Args {
+    /// The outbound allow-list: in-cluster Services plus `--allowed-hosts`.
+    pub fn allowed_hosts(&self) -> AllowedHosts {
+        let base = AllowedHosts::new(crate::trigger::check::CLUSTER_DOMAIN);
+        // The flag's parser already refused malformed lists.
+        base.clone().with_list(&self.allowed_hosts).unwrap_or(base)
+    }
 }
 
 /// An events sink is empty (off) or an absolute `http` URL without query or fragment (the namespace

@@ -129,7 +129,9 @@ pub async fn run(args: Args) -> Result<(), RunError> {
             )
             .with_platform(platform),
         );
-        let triggers = Arc::new(TriggerContext::new(client, recorder, metrics.clone()));
+        let triggers = Arc::new(
+            TriggerContext::new(client, recorder, metrics.clone()).with_allowed_hosts(args.allowed_hosts()),
+        );
         let ns = args.watch_namespace.clone();
         let controllers = async {
             tokio::join!(

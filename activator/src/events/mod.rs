@@ -17,6 +17,8 @@ use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use zeroscale_common::lease::LeaseConfig;
 use zeroscale_eventing::{
+    auth::{BrokerAuth, CacheConfig},
+    auth_kube::KubeVerifier,
     broker::{Broker, BrokerConfig},
     delivery::{Deliverer, DeliveryDefaults, SendError},
     ingress::{self, IngressConfig},
@@ -58,8 +60,23 @@ pub struct EventsConfig {
     pub ingress: IngressConfig,
     /// Broker limits.
     pub broker: BrokerConfig,
-    /// Delivery defaults for Triggers that leave them out.
+    /// Delivery defaults for Triggers that leave them out, and the outbound allow-list.
     pub defaults: DeliveryDefaults,
+    /// Who may post to the broker ingress.
+    pub auth: IngressAuth,
+}
+
+/// Who may post to the broker ingress (`docs/eventing.md`, "Authentication").
+#[derive(Clone, Debug, Default)]
+pub enum IngressAuth {
+    /// Anyone who can reach the port.
+    #[default]
+    Off,
+    /// A ServiceAccount token for the audience `zeroscale-broker` whose owner may `create`
+    /// `brokers.zeroscale.dev` in the event's namespace, checked with the API server.
+    Kubernetes,
+    /// The given gate (tests use a fake verifier).
+    Custom(Arc<BrokerAuth>),
 }
 
 /// Why eventing could not start.
@@ -80,6 +97,9 @@ pub enum EventsError {
     /// The static Trigger file is unusable.
     #[error(transparent)]
     StaticTriggers(#[from] StaticTriggersError),
+    /// Broker authentication needs the Kubernetes API, and there is no client.
+    #[error("--broker-auth needs the Kubernetes API to review tokens; it cannot run with static files alone")]
+    AuthWithoutCluster,
 }
 
 /// The running eventing data plane.
@@ -126,7 +146,17 @@ impl Eventing {
                 source,
             })?;
         let broker_addr = listener.local_addr().unwrap_or(config.broker_addr);
-        let router = ingress::router(Arc::new(broker.clone()), config.ingress.clone(), metrics);
+        let auth = match (&config.auth, &client) {
+            (IngressAuth::Off, _) => None,
+            (IngressAuth::Custom(auth), _) => Some(Arc::clone(auth)),
+            (IngressAuth::Kubernetes, Some(client)) => Some(Arc::new(BrokerAuth::new(
+                KubeVerifier::new(client.clone()),
+                CacheConfig::default(),
+            ))),
+            (IngressAuth::Kubernetes, None) => return Err(EventsError::AuthWithoutCluster),
+        };
+        tracing::info!(auth = auth.is_some(), allowed_hosts = %config.defaults.allowed_hosts.list(), "broker ingress settings");
+        let router = ingress::router(Arc::new(broker.clone()), config.ingress.clone(), metrics, auth);
         let ingress_stop = CancellationToken::new();
         let stop = ingress_stop.clone();
         let ingress_task = tokio::spawn(async move {

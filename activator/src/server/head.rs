@@ -182,6 +182,10 @@ impl AsyncWrite for Prefixed {
 }
 
 #[cfg(test)]
+#[path = "head_props.rs"]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

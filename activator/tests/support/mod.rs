@@ -129,6 +129,8 @@ pub struct Received {
     pub ty: String,
     /// JSON body.
     pub body: serde_json::Value,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
 }
 
 /// An autoscaler stand-in recording every signal.
@@ -152,6 +154,11 @@ impl SignalRecorder {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
+                let authorization = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from);
                 let body = req
                     .into_body()
                     .collect()
@@ -159,7 +166,12 @@ impl SignalRecorder {
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
                 let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-                received.lock().unwrap().push(Received { at, ty, body });
+                received.lock().unwrap().push(Received {
+                    at,
+                    ty,
+                    body,
+                    authorization,
+                });
                 Response::builder().status(202).body(full("")).unwrap()
             }
         })

@@ -22,6 +22,9 @@ pub const TRIGGER_REASON_RESOLVED: &str = "Resolved";
 pub const TRIGGER_REASON_FUNCTION_NOT_FOUND: &str = "FunctionNotFound";
 /// Reason: the subscriber or dead-letter sink URI does not parse.
 pub const TRIGGER_REASON_INVALID_URI: &str = "InvalidURI";
+/// Reason: the subscriber or dead-letter sink URI names a host outside the outbound allow-list
+/// (in-cluster Services and the chart's `eventing.allowedHosts`); the message names the host.
+pub const TRIGGER_REASON_HOST_NOT_ALLOWED: &str = "HostNotAllowed";
 /// Reason: the source is running.
 pub const TRIGGER_REASON_SOURCE_RUNNING: &str = "SourceRunning";
 /// Reason: the cron expression or time zone of a `schedule` source is invalid.

@@ -17,6 +17,7 @@ pub const MANAGED_FLAGS: &[(&str, &str)] = &[
     ("operator", "domain"),            // domain (shared with the activator)
     ("operator", "lease-namespace"),   // the release namespace (the Role lives there)
     ("operator", "lease-name"),        // <fullname>-operator (the Role names it)
+    ("operator", "allowed-hosts"),     // eventing.allowedHosts (shared with the activator)
     ("activator", "external-addr"),    // bindAddress + activator.ports.external
     ("activator", "internal-addr"),    // bindAddress + activator.ports.internal
     ("activator", "admin-addr"),       // bindAddress + activator.ports.admin
@@ -29,9 +30,12 @@ pub const MANAGED_FLAGS: &[(&str, &str)] = &[
     ("activator", "broker-addr"),      // bindAddress + activator.ports.broker
     ("activator", "lease-namespace"),  // the release namespace (the Role lives there)
     ("activator", "lease-name"),       // <fullname>-activator-sources (the Role names it)
+    ("activator", "broker-auth"),      // broker.auth.enabled (the chart grants the RBAC it needs)
+    ("activator", "allowed-hosts"),    // eventing.allowedHosts (shared with the operator)
+    ("activator", "autoscaler-token"), // Secret <fullname>-signals, as an environment variable
     ("autoscaler", "events-addr"),     // bindAddress + autoscaler.ports.events
     ("autoscaler", "admin-addr"),      // bindAddress + autoscaler.ports.admin
-    ("autoscaler", "events-token"),    // the activator sends no token yet
+    ("autoscaler", "events-token"),    // Secret <fullname>-signals, as an environment variable
     ("autoscaler", "lease-namespace"), // the release namespace
     ("autoscaler", "lease-name"),      // <fullname>-autoscaler
     ("autoscaler", "identity"),        // POD_NAME is the binary's fallback

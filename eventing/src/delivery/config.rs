@@ -5,7 +5,10 @@ use std::time::Duration;
 use zeroscale_crds::{duration, trigger::DeliverySpec};
 
 use super::target::{Target, TargetError};
-use crate::retry::{DEFAULT_MAX_BACKOFF, DEFAULT_RETRY_AFTER_MAX, RetryPolicy};
+use crate::{
+    outbound::AllowedHosts,
+    retry::{DEFAULT_MAX_BACKOFF, DEFAULT_RETRY_AFTER_MAX, RetryPolicy},
+};
 
 /// Component-wide delivery settings (flags of the component that delivers).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +19,8 @@ pub struct DeliveryDefaults {
     pub max_backoff: Duration,
     /// Cap on the wait a `Retry-After` header can impose.
     pub retry_after_max: Duration,
+    /// Hosts a `uri` subscriber or dead-letter sink may point at ([`crate::outbound`]).
+    pub allowed_hosts: AllowedHosts,
 }
 
 impl Default for DeliveryDefaults {
@@ -24,6 +29,7 @@ impl Default for DeliveryDefaults {
             attempt_timeout: Duration::from_secs(60),
             max_backoff: DEFAULT_MAX_BACKOFF,
             retry_after_max: DEFAULT_RETRY_AFTER_MAX,
+            allowed_hosts: AllowedHosts::default(),
         }
     }
 }

@@ -7,13 +7,14 @@ use std::collections::BTreeSet;
 use kube::ResourceExt;
 use kube::api::GroupVersionKind;
 use zeroscale_crds::trigger::{
-    Destination, TRIGGER_REASON_INVALID_DELIVERY, TRIGGER_REASON_INVALID_FILTER,
-    TRIGGER_REASON_INVALID_SCHEDULE, TRIGGER_REASON_INVALID_URI, TRIGGER_REASON_KIND_NOT_FOUND,
-    TRIGGER_REASON_SOURCE_NOT_ALLOWED, Trigger,
+    Destination, TRIGGER_REASON_HOST_NOT_ALLOWED, TRIGGER_REASON_INVALID_DELIVERY,
+    TRIGGER_REASON_INVALID_FILTER, TRIGGER_REASON_INVALID_SCHEDULE, TRIGGER_REASON_INVALID_URI,
+    TRIGGER_REASON_KIND_NOT_FOUND, TRIGGER_REASON_SOURCE_NOT_ALLOWED, Trigger,
 };
 use zeroscale_eventing::delivery::{DeliveryConfig, DeliveryConfigError, DeliveryDefaults, Target};
 use zeroscale_eventing::filter::Filters;
 use zeroscale_eventing::kubernetes::{KubernetesSourceError, WatchTarget};
+use zeroscale_eventing::outbound::AllowedHosts;
 use zeroscale_eventing::schedule::Schedule;
 
 /// Reason (operator-local): `spec.source` does not set exactly one source. Admission rejects that; a
@@ -90,8 +91,13 @@ pub struct SpecCheck {
 }
 
 impl SpecCheck {
-    /// Checks `trigger`'s spec.
+    /// Checks `trigger`'s spec with the default allow-list (in-cluster Services only).
     pub fn of(trigger: &Trigger) -> Self {
+        Self::with_hosts(trigger, &AllowedHosts::new(CLUSTER_DOMAIN))
+    }
+
+    /// Checks `trigger`'s spec; `uri` destinations must name a host `allowed` contains.
+    pub fn with_hosts(trigger: &Trigger, allowed: &AllowedHosts) -> Self {
         let namespace = trigger.namespace().unwrap_or_default();
         let spec = &trigger.spec;
         let source_kind = spec.source.kind();
@@ -109,12 +115,12 @@ impl SpecCheck {
             .delivery
             .dead_letter_sink
             .as_ref()
-            .map(|d| destination(&namespace, d, "spec.delivery.deadLetterSink"));
+            .map(|d| destination(&namespace, d, "spec.delivery.deadLetterSink", allowed));
         Self {
             source_kind,
             source,
             routing: filters.and(delivery),
-            subscriber: destination(&namespace, &spec.subscriber, "spec.subscriber"),
+            subscriber: destination(&namespace, &spec.subscriber, "spec.subscriber", allowed),
             dead_letter,
             namespace,
         }
@@ -147,10 +153,21 @@ pub fn references_function(trigger: &Trigger, name: &str) -> bool {
     names(&trigger.spec.subscriber) || trigger.spec.delivery.dead_letter_sink.as_ref().is_some_and(names)
 }
 
-fn destination(namespace: &str, destination: &Destination, field: &str) -> Result<Dest, Problem> {
+fn destination(
+    namespace: &str,
+    destination: &Destination,
+    field: &str,
+    allowed: &AllowedHosts,
+) -> Result<Dest, Problem> {
     match Target::resolve(namespace, destination) {
         Ok(Target::Function(key)) => Ok(Dest::Function(key.name)),
-        Ok(Target::Uri(uri)) => Ok(Dest::Uri(uri.to_string())),
+        Ok(Target::Uri(uri)) => match allowed.check(&uri) {
+            Ok(()) => Ok(Dest::Uri(uri.to_string())),
+            Err(e) => Err(Problem::new(
+                TRIGGER_REASON_HOST_NOT_ALLOWED,
+                format!("{field}.uri: {e}"),
+            )),
+        },
         Err(e) => Err(Problem::new(TRIGGER_REASON_INVALID_URI, format!("{field}: {e}"))),
     }
 }

@@ -43,11 +43,11 @@ fn a_broker_trigger_to_a_function_needs_that_function() {
 #[test]
 fn a_uri_subscriber_needs_no_lookup_and_is_its_own_address() {
     let check = SpecCheck::of(&trigger(json!({
-        "source": {"broker": {}}, "subscriber": {"uri": "http://sink.example.com/in"},
+        "source": {"broker": {}}, "subscriber": {"uri": "http://sink.shop.svc/in"},
     })));
     assert!(check.functions().is_empty());
     let dest = check.subscriber.expect("resolved");
-    assert_eq!(dest.address("shop"), "http://sink.example.com/in");
+    assert_eq!(dest.address("shop"), "http://sink.shop.svc/in");
 }
 
 #[test]
@@ -125,4 +125,42 @@ fn triggers_reference_their_subscriber_and_sink_functions() {
                            "delivery": {"deadLetterSink": {"function": "b"}}}));
     assert!(references_function(&t, "a") && references_function(&t, "b"));
     assert!(!references_function(&t, "c"));
+}
+
+#[test]
+fn uris_outside_the_allow_list_are_refused_naming_the_host() {
+    let t = trigger(
+        json!({"source": {"broker": {}}, "subscriber": {"uri": "http://169.254.169.254/latest"},
+                           "delivery": {"deadLetterSink": {"uri": "https://dlq.example.com/in"}}}),
+    );
+    let check = SpecCheck::of(&t);
+    let refused = check.subscriber.clone().unwrap_err();
+    assert_eq!(refused.reason, "HostNotAllowed");
+    assert!(
+        refused
+            .message
+            .starts_with("spec.subscriber.uri: host \"169.254.169.254\""),
+        "{}",
+        refused.message
+    );
+    let sink = check.dead_letter.clone().unwrap().unwrap_err();
+    assert_eq!(sink.reason, "HostNotAllowed");
+    assert!(sink.message.contains("\"dlq.example.com\""), "{}", sink.message);
+
+    let allowed = AllowedHosts::new(CLUSTER_DOMAIN)
+        .with_list("169.254.169.254,*.example.com")
+        .unwrap();
+    let check = SpecCheck::with_hosts(&t, &allowed);
+    assert_eq!(
+        check.subscriber,
+        Ok(Dest::Uri("http://169.254.169.254/latest".into()))
+    );
+    assert_eq!(
+        check.dead_letter,
+        Some(Ok(Dest::Uri("https://dlq.example.com/in".into())))
+    );
+
+    let in_cluster =
+        trigger(json!({"source": {"broker": {}}, "subscriber": {"uri": "http://sink.shop.svc:8080/in"}}));
+    assert!(SpecCheck::of(&in_cluster).subscriber.is_ok());
 }

@@ -17,7 +17,9 @@ use zeroscale_crds::trigger::{
     TRIGGER_CONDITION_READY, TRIGGER_REASON_KIND_NOT_FOUND, Trigger, TriggerStatus,
 };
 
-use super::check::SpecCheck;
+use zeroscale_eventing::outbound::AllowedHosts;
+
+use super::check::{CLUSTER_DOMAIN, SpecCheck};
 use super::status::{Lookups, compute};
 use crate::apply::FIELD_MANAGER;
 use crate::error::{Error, chain};
@@ -40,6 +42,8 @@ pub struct TriggerContext {
     pub recorder: Recorder,
     /// Reconcile metrics (shared with the Function controller, label `kind="Trigger"`).
     pub metrics: Metrics,
+    /// Hosts `uri` destinations may name (`--allowed-hosts`).
+    pub allowed_hosts: AllowedHosts,
     failures: Failures,
 }
 
@@ -50,8 +54,15 @@ impl TriggerContext {
             client,
             recorder,
             metrics,
+            allowed_hosts: AllowedHosts::new(CLUSTER_DOMAIN),
             failures: Failures::default(),
         }
+    }
+
+    /// Uses `allowed` as the outbound allow-list instead of in-cluster Services only.
+    pub fn with_allowed_hosts(mut self, allowed: AllowedHosts) -> Self {
+        self.allowed_hosts = allowed;
+        self
     }
 }
 
@@ -97,7 +108,7 @@ async fn reconcile_trigger(trigger: &Trigger, ctx: &TriggerContext) -> Result<Ac
     if trigger.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let check = SpecCheck::of(trigger);
+    let check = SpecCheck::with_hosts(trigger, &ctx.allowed_hosts);
     let lookups = Lookups {
         missing_functions: missing_functions(&ctx.client, &check).await?,
         kind: match check.kind() {

@@ -78,7 +78,7 @@ fn a_missing_function_is_function_not_found_until_it_exists() {
 
 #[test]
 fn a_missing_dead_letter_function_blocks_the_subscriber() {
-    let spec = json!({"source": {"broker": {}}, "subscriber": {"uri": "http://sink.example.com/"},
+    let spec = json!({"source": {"broker": {}}, "subscriber": {"uri": "http://sink.shop.svc/"},
                       "delivery": {"deadLetterSink": {"function": "dlq"}}});
     let t = trigger(spec, None);
     let s = status_of(
@@ -90,7 +90,7 @@ fn a_missing_dead_letter_function_blocks_the_subscriber() {
     );
     assert_eq!(cond(&s, "SubscriberResolved").reason, "FunctionNotFound");
     assert!(cond(&s, "SubscriberResolved").message.contains("deadLetterSink"));
-    assert_eq!(s.subscriber_uri.as_deref(), Some("http://sink.example.com/"));
+    assert_eq!(s.subscriber_uri.as_deref(), Some("http://sink.shop.svc/"));
     assert_eq!(s.dead_letter_sink_uri, None);
     let s = status_of(&t, &Lookups::default());
     assert_eq!(
@@ -162,4 +162,26 @@ fn the_last_schedule_time_of_the_source_runner_is_kept() {
     let spec = json!({"source": {"schedule": {"cron": "* * * * *"}}, "subscriber": {"function": "f"}});
     let s = status_of(&trigger(spec, Some(previous)), &Lookups::default());
     assert_eq!(s.last_schedule_time.map(|t| t.0.as_second()), Some(1_767_225_600));
+}
+
+#[test]
+fn a_host_outside_the_allow_list_makes_the_trigger_not_ready_naming_it() {
+    let t = trigger(
+        json!({"source": {"broker": {}}, "subscriber": {"uri": "http://attacker.example.net/collect"}}),
+        None,
+    );
+    let s = status_of(&t, &Lookups::default());
+    let ready = cond(&s, "Ready");
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason, "HostNotAllowed");
+    assert!(
+        ready.message.contains("\"attacker.example.net\""),
+        "{}",
+        ready.message
+    );
+    assert_eq!(cond(&s, "SubscriberResolved").reason, "HostNotAllowed");
+    assert_eq!(
+        s.subscriber_uri, None,
+        "a refused URI is not published as resolved"
+    );
 }

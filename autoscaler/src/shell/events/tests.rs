@@ -114,6 +114,27 @@ async fn token_is_required_when_configured() {
 }
 
 #[tokio::test]
+async fn a_wrong_token_is_refused_and_an_empty_one_means_none() {
+    let (router, _rx) = setup(Some("s3cret"));
+    for wrong in [
+        "Bearer s3cre",
+        "Bearer s3cret2",
+        "Bearer S3CRET",
+        "s3cret",
+        "Basic s3cret",
+    ] {
+        let mut req = request(DEMAND_TYPE, &demand());
+        req.headers_mut()
+            .insert(header::AUTHORIZATION, wrong.parse().unwrap());
+        let response = router.clone().oneshot(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{wrong}");
+    }
+    let (open, _rx) = setup(Some(""));
+    let response = open.oneshot(request(DEMAND_TYPE, &demand())).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
 async fn other_methods_get_405() {
     let (router, _rx) = setup(None);
     let response = router
