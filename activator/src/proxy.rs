@@ -465,10 +465,7 @@ fn lose(lease: Lease, outgoing: &Outgoing, detail: String) -> Response<ResponseB
         "the pod went away with a request that cannot be sent again (not idempotent, or its body was streamed)"
     );
     let kind = "its pod went away before answering, and it cannot be sent again";
-    fail(
-        lease,
-        ProxyError::Lost { function, kind },
-    )
+    fail(lease, ProxyError::Lost { function, kind })
 }
 
 fn fail(mut lease: Lease, error: ProxyError) -> Response<ResponseBody> {
