@@ -18,7 +18,6 @@ pub const MANAGED_FLAGS: &[(&str, &str)] = &[
     ("operator", "lease-namespace"),   // the release namespace (the Role lives there)
     ("operator", "lease-name"),        // <fullname>-operator (the Role names it)
     ("operator", "allowed-hosts"),     // eventing.allowedHosts (shared with the activator)
-    ("operator", "events-sink-token-file"), // broker.auth.enabled: the projected broker token
     ("activator", "external-addr"),    // bindAddress + activator.ports.external
     ("activator", "internal-addr"),    // bindAddress + activator.ports.internal
     ("activator", "admin-addr"),       // bindAddress + activator.ports.admin
@@ -37,10 +36,12 @@ pub const MANAGED_FLAGS: &[(&str, &str)] = &[
     ("autoscaler", "events-addr"),     // bindAddress + autoscaler.ports.events
     ("autoscaler", "admin-addr"),      // bindAddress + autoscaler.ports.admin
     ("autoscaler", "events-token"),    // Secret <fullname>-signals, as an environment variable
-    ("autoscaler", "events-sink-token-file"), // broker.auth.enabled: the projected broker token
     ("autoscaler", "lease-namespace"), // the release namespace
     ("autoscaler", "lease-name"),      // <fullname>-autoscaler
     ("autoscaler", "identity"),        // POD_NAME is the binary's fallback
+    // broker.auth.enabled: the projected `zeroscale-broker` token of the platform events' senders
+    ("operator", "events-sink-token-file"),
+    ("autoscaler", "events-sink-token-file"),
 ];
 
 static HELM: OnceCell<PathBuf> = OnceCell::const_new();
