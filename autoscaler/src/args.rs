@@ -57,6 +57,11 @@ pub struct RunArgs {
     /// POSTed to `<sink>/<function namespace>`; empty: none are sent.
     #[arg(long, env = "ZEROSCALE_AUTOSCALER_EVENTS_SINK")]
     pub events_sink: Option<String>,
+    /// File holding a bearer token sent with every `scaled` event (`Authorization: Bearer <token>`),
+    /// e.g. a projected ServiceAccount token for the audience `zeroscale-broker`; read again when it
+    /// changes (rotation). Unset: no token. Unreadable: a warning, and events go without one.
+    #[arg(long, env = "ZEROSCALE_AUTOSCALER_EVENTS_SINK_TOKEN_FILE")]
+    pub events_sink_token_file: Option<PathBuf>,
     /// URL answering 200 while the activator can receive traffic (its admin `/ready`); when unset
     /// the activator is assumed able. Checked before any scale to zero.
     #[arg(long, env = "ZEROSCALE_AUTOSCALER_ACTIVATOR_READY_URL")]

@@ -179,6 +179,131 @@ async fn chart_renders_every_arg_as_its_flag() {
     ));
 }
 
+/// The pod spec of the Deployment `name`.
+fn pod_spec<'a>(docs: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    &docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no Deployment {name}"))["spec"]["template"]["spec"]
+}
+
+#[tokio::test]
+async fn platform_event_senders_get_a_rotating_broker_token_and_the_grant() {
+    const FLAG: &str = "--events-sink-token-file=/var/run/secrets/zeroscale.dev/broker/token";
+    let chart = repo_root().join("charts/zeroscale");
+    let chart = chart.to_string_lossy();
+    let render = |set: &'static str| {
+        let chart = chart.clone();
+        async move {
+            let mut args = vec!["template", "zeroscale", &*chart, "-n", "zeroscale-system"];
+            if !set.is_empty() {
+                args.extend(["--set", set]);
+            }
+            all_docs(&helm(&args).await)
+        }
+    };
+    let producer_subjects = |docs: &[serde_json::Value]| -> Option<Vec<String>> {
+        let binding = docs.iter().find(|d| {
+            d["kind"] == "ClusterRoleBinding" && d["metadata"]["name"] == "zeroscale-broker-producer"
+        })?;
+        Some(
+            binding["subjects"]
+                .as_array()
+                .expect("subjects")
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}/{}",
+                        s["namespace"].as_str().unwrap_or(""),
+                        s["name"].as_str().unwrap_or("")
+                    )
+                })
+                .collect(),
+        )
+    };
+
+    // Defaults (broker.auth.enabled): both senders mount a projected token for the broker's audience
+    // where their flag points, and may create brokers.zeroscale.dev everywhere.
+    let docs = render("").await;
+    for component in ["operator", "autoscaler"] {
+        let name = format!("zeroscale-{component}");
+        let args = deployment_args(&docs, &name);
+        assert!(args.iter().any(|a| a == FLAG), "{component}: {args:?}");
+        let spec = pod_spec(&docs, &name);
+        let volume = spec["volumes"]
+            .as_array()
+            .and_then(|v| v.iter().find(|v| v["name"] == "broker-token"))
+            .unwrap_or_else(|| panic!("{component}: no broker-token volume"));
+        let token = &volume["projected"]["sources"][0]["serviceAccountToken"];
+        assert_eq!(token["audience"], "zeroscale-broker", "{component}");
+        assert_eq!(token["expirationSeconds"], 3600, "{component}");
+        assert_eq!(token["path"], "token", "{component}");
+        let mount = spec["containers"][0]["volumeMounts"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["name"] == "broker-token"))
+            .unwrap_or_else(|| panic!("{component}: broker-token not mounted"));
+        assert_eq!(mount["mountPath"], "/var/run/secrets/zeroscale.dev/broker");
+        assert_eq!(mount["readOnly"], true);
+    }
+    let activator = deployment_args(&docs, "zeroscale-activator");
+    assert!(
+        !activator
+            .iter()
+            .any(|a| a.starts_with("--events-sink-token-file"))
+    );
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "zeroscale-broker-producer")
+        .expect("ClusterRole zeroscale-broker-producer");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{"apiGroups": ["zeroscale.dev"], "resources": ["brokers"], "verbs": ["create"]}])
+    );
+    assert_eq!(
+        producer_subjects(&docs).expect("binding"),
+        [
+            "zeroscale-system/zeroscale-operator",
+            "zeroscale-system/zeroscale-autoscaler"
+        ]
+    );
+
+    // A sender whose sink is off gets neither the token nor the grant.
+    let docs = render("operator.args.eventsSink=").await;
+    assert!(
+        !deployment_args(&docs, "zeroscale-operator")
+            .iter()
+            .any(|a| a == FLAG)
+    );
+    assert!(pod_spec(&docs, "zeroscale-operator")["volumes"].is_null());
+    assert!(
+        deployment_args(&docs, "zeroscale-autoscaler")
+            .iter()
+            .any(|a| a == FLAG)
+    );
+    assert_eq!(
+        producer_subjects(&docs).expect("binding"),
+        ["zeroscale-system/zeroscale-autoscaler"]
+    );
+
+    // Without broker authentication: no token, no volume, no grant.
+    let docs = render("broker.auth.enabled=false").await;
+    for component in ["operator", "autoscaler"] {
+        let name = format!("zeroscale-{component}");
+        assert!(
+            !deployment_args(&docs, &name)
+                .iter()
+                .any(|a| a.starts_with("--events-sink-token-file"))
+        );
+        assert!(pod_spec(&docs, &name)["volumes"].is_null(), "{component}");
+    }
+    assert!(producer_subjects(&docs).is_none());
+    assert!(
+        !docs
+            .iter()
+            .any(|d| d["metadata"]["name"] == "zeroscale-broker-producer")
+    );
+}
+
 #[tokio::test]
 async fn chart_passes_a_server_side_dry_run_under_restricted_pod_security() {
     let client = client().await;

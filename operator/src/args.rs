@@ -61,6 +61,11 @@ pub struct Args {
     /// to `<sink>/<function namespace>`; empty: none are sent. Plain `http` only.
     #[arg(long, env = "ZEROSCALE_OPERATOR_EVENTS_SINK", default_value = "", value_parser = events_sink)]
     pub events_sink: String,
+    /// File holding a bearer token sent with every platform event (`Authorization: Bearer <token>`),
+    /// e.g. a projected ServiceAccount token for the audience `zeroscale-broker`; read again when it
+    /// changes (rotation). Unset: no token. Unreadable: a warning, and events go without one.
+    #[arg(long, env = "ZEROSCALE_OPERATOR_EVENTS_SINK_TOKEN_FILE")]
+    pub events_sink_token_file: Option<PathBuf>,
     /// Hosts besides in-cluster Services (`*.svc`, `*.svc.cluster.local`) that a Trigger's `uri`
     /// subscriber or dead-letter sink may name: comma-separated host names and `*.suffix` patterns.
     /// A Trigger naming another host is `Ready=False` with reason `HostNotAllowed`.
@@ -84,6 +89,19 @@ impl Args {
         let base = AllowedHosts::new(crate::trigger::check::CLUSTER_DOMAIN);
         // The flag's parser already refused malformed lists.
         base.clone().with_list(&self.allowed_hosts).unwrap_or(base)
+    }
+
+    /// Where platform events go (`--events-sink`) and the token they carry (`--events-sink-token-file`).
+    pub fn platform_sink(&self) -> crate::platform::Sink {
+        let sink = crate::platform::Sink::new(self.events_sink.clone());
+        match self
+            .events_sink_token_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            Some(path) => sink.with_token(zeroscale_common::token_file::TokenFile::new(path)),
+            None => sink,
+        }
     }
 }
 
@@ -120,21 +138,22 @@ mod tests {
         assert_eq!(args.pre_stop_sleep_seconds, 5);
         assert!(args.kubeconfig.is_none() && args.watch_namespace.is_none());
         assert_eq!(args.events_sink, "");
+        assert!(args.platform_sink().token.is_none());
     }
 
     #[test]
-    fn events_sink_is_off_or_an_http_url() {
-        let parse = |v: &str| Args::try_parse_from(["zeroscale-operator", &format!("--events-sink={v}")]);
-        assert_eq!(parse("").expect("off").events_sink, "");
+    fn events_sink_token_file_is_optional_and_never_empty() {
+        let parse =
+            |v: &str| Args::try_parse_from(["zeroscale-operator", &format!("--events-sink-token-file={v}")]);
+        let with = parse("/var/run/secrets/zeroscale.dev/broker/token")
+            .expect("parses")
+            .platform_sink();
+        let token = with.token.expect("token file");
         assert_eq!(
-            parse("http://zeroscale-broker.zeroscale-system.svc.cluster.local")
-                .expect("http")
-                .events_sink,
-            "http://zeroscale-broker.zeroscale-system.svc.cluster.local"
+            token.path(),
+            std::path::Path::new("/var/run/secrets/zeroscale.dev/broker/token")
         );
-        for bad in ["https://b.example", "b.example/x", "http://b/?x=1", "/relative"] {
-            assert!(parse(bad).is_err(), "{bad}");
-        }
+        assert!(parse("").is_err(), "an empty path is refused, not taken as off");
     }
 
     #[test]

@@ -113,7 +113,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         let recorder = Recorder::new(client.clone(), reporter);
         let platform = (!args.events_sink.is_empty()).then(|| {
             PlatformEvents::start(
-                args.events_sink.clone(),
+                args.platform_sink(),
                 HttpSender::default(),
                 SinkConfig::default(),
                 metrics.platform_events.clone(),

@@ -25,7 +25,8 @@ pub struct ErrorLabels {
 pub struct PlatformLabels {
     /// CloudEvents type (`dev.zeroscale.function.ready` or `.failed`).
     pub r#type: &'static str,
-    /// `sent`, `failed` (after the last attempt) or `dropped` (the queue was full).
+    /// `sent`, `no_broker` (404: the namespace has no broker Trigger), `failed` (after the last
+    /// attempt, or a final answer such as 401) or `dropped` (the queue was full).
     pub outcome: &'static str,
 }
 

@@ -6,16 +6,24 @@
 //! per-attempt timeout and a bounded retry. When the queue is full the event is dropped, logged and
 //! counted (`zeroscale_operator_platform_events_total{outcome="dropped"}`); events still queued when the
 //! process stops are lost. Delivery is best effort, at most [`SinkConfig::attempts`] tries.
+//!
+//! With a token file (`--events-sink-token-file`, the chart's projected ServiceAccount token for the
+//! audience `zeroscale-broker`) every attempt carries `Authorization: Bearer <token>`, read from the
+//! file as it is rotated ([`TokenFile`]). A 404 from the broker means the namespace has no broker
+//! Trigger, so nobody subscribes: it is not retried and counted as `no_broker`, not as a failure.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use http::StatusCode;
+use http::{StatusCode, header::AUTHORIZATION};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use zeroscale_common::signals::{self, FAILED_TYPE, FunctionKey, READY_TYPE};
+use zeroscale_common::{
+    signals::{self, FAILED_TYPE, FunctionKey, READY_TYPE},
+    token_file::TokenFile,
+};
 use zeroscale_crds::Function;
 use zeroscale_crds::function::{CONDITION_READY, REASON_PROGRESSING};
 use zeroscale_eventing::delivery::{EventSender, Outgoing, SendError, Target};
@@ -76,6 +84,33 @@ pub fn sink_url(sink: &str, namespace: &str) -> String {
     format!("{}/{namespace}", sink.trim_end_matches('/'))
 }
 
+/// Where platform events go: the broker ingress and the token to show it.
+#[derive(Clone, Debug)]
+pub struct Sink {
+    /// The ingress URL; events go to `<url>/<namespace>`.
+    pub url: String,
+    /// The bearer token's file, when the broker wants one.
+    pub token: Option<Arc<TokenFile>>,
+}
+
+impl Sink {
+    /// A sink at `url` sending no token.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            token: None,
+        }
+    }
+
+    /// The same sink sending the token in `file`.
+    pub fn with_token(self, file: TokenFile) -> Self {
+        Self {
+            token: Some(Arc::new(file)),
+            ..self
+        }
+    }
+}
+
 /// How the sending task delivers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SinkConfig {
@@ -116,7 +151,7 @@ fn count(counter: &Family<PlatformLabels, Counter>, ty: &'static str, outcome: &
 impl PlatformEvents {
     /// Starts the task that sends to `sink` with `sender`, counting outcomes in `counter`.
     pub fn start<S: EventSender>(
-        sink: String,
+        sink: Sink,
         sender: S,
         config: SinkConfig,
         counter: Family<PlatformLabels, Counter>,
@@ -145,7 +180,7 @@ impl PlatformEvents {
 
 async fn run<S: EventSender>(
     mut rx: mpsc::Receiver<Notice>,
-    sink: String,
+    sink: Sink,
     sender: S,
     config: SinkConfig,
     counter: Family<PlatformLabels, Counter>,
@@ -154,7 +189,11 @@ async fn run<S: EventSender>(
         let ty = notice.ty;
         let function = notice.data.function.clone();
         match deliver(&sink, &sender, &config, notice).await {
-            Ok(()) => count(&counter, ty, "sent"),
+            Ok(Delivered::Sent) => count(&counter, ty, "sent"),
+            Ok(Delivered::NoBroker) => {
+                tracing::debug!(%function, ty, "no broker Trigger in the namespace; platform event not sent");
+                count(&counter, ty, "no_broker");
+            }
             Err(why) => {
                 tracing::warn!(%function, ty, error = %why, "cannot deliver the platform event");
                 count(&counter, ty, "failed");
@@ -163,35 +202,54 @@ async fn run<S: EventSender>(
     }
 }
 
-/// Whether a sink's answer is worth another try (as the broker's own delivery decides).
+/// Whether a sink's answer is worth another try. Unlike a subscriber's 404 (the broker's own delivery
+/// retries those), the ingress answers 404 only for a namespace without broker Triggers, which another
+/// try within a second will not change.
 fn retryable(status: StatusCode) -> bool {
-    status.is_server_error() || matches!(status.as_u16(), 404 | 408 | 409 | 429)
+    status.is_server_error() || matches!(status.as_u16(), 408 | 409 | 429)
+}
+
+/// What became of an event the sink answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivered {
+    /// Accepted (2xx).
+    Sent,
+    /// 404: the namespace has no broker Trigger, so nobody subscribes to it.
+    NoBroker,
 }
 
 async fn deliver<S: EventSender>(
-    sink: &str,
+    sink: &Sink,
     sender: &S,
     config: &SinkConfig,
     notice: Notice,
-) -> Result<(), String> {
+) -> Result<Delivered, String> {
     let function = notice.data.function.clone();
     let event =
         signals::build_event(notice.ty, SOURCE, &function, &notice.data).map_err(|e| e.to_string())?;
     let message = signals::to_binary(event).map_err(|e| e.to_string())?;
-    let url = sink_url(sink, &function.namespace);
+    let url = sink_url(&sink.url, &function.namespace);
     let target = Target::uri(&url).map_err(|e| e.to_string())?;
     let mut last = String::new();
     for attempt in 0..config.attempts.max(1) {
         if attempt > 0 {
             tokio::time::sleep(config.backoff.saturating_mul(1 << (attempt - 1).min(16))).await;
         }
+        let mut headers = message.headers.clone();
+        // Read for every attempt, so a retry after a rotation shows the new token.
+        if let Some(token) = &sink.token
+            && let Some(value) = token.authorization().await
+        {
+            headers.insert(AUTHORIZATION, value);
+        }
         let outgoing = Outgoing {
             target: target.clone(),
-            headers: message.headers.clone(),
+            headers,
             body: bytes::Bytes::from(message.body.clone()),
         };
         match tokio::time::timeout(config.timeout, sender.send(outgoing)).await {
-            Ok(Ok(answer)) if answer.status.is_success() => return Ok(()),
+            Ok(Ok(answer)) if answer.status.is_success() => return Ok(Delivered::Sent),
+            Ok(Ok(answer)) if answer.status == StatusCode::NOT_FOUND => return Ok(Delivered::NoBroker),
             Ok(Ok(answer)) if !retryable(answer.status) => {
                 return Err(format!("{url} answered {}", answer.status));
             }
@@ -207,3 +265,7 @@ async fn deliver<S: EventSender>(
 #[cfg(test)]
 #[path = "platform_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "platform_loopback_tests.rs"]
+mod loopback_tests;

@@ -121,9 +121,10 @@ fn counter_text(counter: &Family<PlatformLabels, Counter>) -> String {
 async fn retries_timeouts_and_5xx_then_delivers_in_binary_mode() {
     let sender = Scripted::new(&[None, Some(503), Some(202)]);
     let config = SinkConfig::default();
-    deliver("http://broker.sys.svc", &sender, &config, notice())
+    let delivered = deliver(&Sink::new("http://broker.sys.svc"), &sender, &config, notice())
         .await
         .expect("delivered on the third try");
+    assert_eq!(delivered, Delivered::Sent);
     let sent = sender.sent();
     assert_eq!(sent.len(), 3);
     let first = &sent[0];
@@ -131,6 +132,10 @@ async fn retries_timeouts_and_5xx_then_delivers_in_binary_mode() {
     assert_eq!(first.headers["ce-type"], "dev.zeroscale.function.ready");
     assert_eq!(first.headers["ce-source"], "/zeroscale/operator");
     assert_eq!(first.headers["ce-subject"], "shop/orders");
+    assert!(
+        !first.headers.contains_key("authorization"),
+        "no token file, no token"
+    );
     let data: FunctionCondition = serde_json::from_slice(&first.body).expect("json data");
     assert_eq!(data, notice().data);
 }
@@ -138,13 +143,13 @@ async fn retries_timeouts_and_5xx_then_delivers_in_binary_mode() {
 #[tokio::test(start_paused = true)]
 async fn gives_up_after_the_last_attempt_and_on_final_answers() {
     let sender = Scripted::new(&[Some(500), Some(500), Some(500), Some(202)]);
-    let err = deliver("http://b", &sender, &SinkConfig::default(), notice())
+    let err = deliver(&Sink::new("http://b"), &sender, &SinkConfig::default(), notice())
         .await
         .expect_err("three attempts, all 500");
     assert!(err.contains("500"), "{err}");
     assert_eq!(sender.sent().len(), 3);
     let sender = Scripted::new(&[Some(400), Some(202)]);
-    let err = deliver("http://b", &sender, &SinkConfig::default(), notice())
+    let err = deliver(&Sink::new("http://b"), &sender, &SinkConfig::default(), notice())
         .await
         .expect_err("400 is final");
     assert!(err.contains("400"), "{err}");
@@ -162,7 +167,7 @@ async fn a_full_queue_drops_instead_of_blocking_and_counts_it() {
         ..SinkConfig::default()
     };
     let events = PlatformEvents::start(
-        "http://b".into(),
+        Sink::new("http://b"),
         sender.clone(),
         config,
         metrics.platform_events.clone(),
@@ -185,4 +190,38 @@ async fn a_full_queue_drops_instead_of_blocking_and_counts_it() {
         "{text}"
     );
     assert_eq!(sender.sent().len(), 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_404_means_no_broker_and_is_neither_retried_nor_a_failure() {
+    let sender = Scripted::new(&[Some(404), Some(202)]);
+    let delivered = deliver(&Sink::new("http://b"), &sender, &SinkConfig::default(), notice())
+        .await
+        .expect("404 is an answer, not an error");
+    assert_eq!(delivered, Delivered::NoBroker);
+    assert_eq!(sender.sent().len(), 1, "not retried");
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let sender = Scripted::new(&[Some(404), Some(401)]);
+    let events = PlatformEvents::start(
+        Sink::new("http://b"),
+        sender.clone(),
+        SinkConfig::default(),
+        metrics.platform_events.clone(),
+    );
+    events.send(notice());
+    events.send(notice());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let text = counter_text(&metrics.platform_events);
+    assert!(
+        text.contains("platform_events_total{type=\"dev.zeroscale.function.ready\",outcome=\"no_broker\"} 1"),
+        "{text}"
+    );
+    // A 401 (no or a refused token) is final: counted as failed after one attempt.
+    assert!(
+        text.contains("platform_events_total{type=\"dev.zeroscale.function.ready\",outcome=\"failed\"} 1"),
+        "{text}"
+    );
+    assert_eq!(sender.sent().len(), 2);
 }

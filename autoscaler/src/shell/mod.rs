@@ -150,7 +150,8 @@ pub async fn run(args: RunArgs) -> Result<(), ShellError> {
             http,
             metrics.clone(),
             failed_tx,
-        ),
+        )
+        .with_sink_token(args.events_sink_token_file.clone()),
         metrics,
         activator,
         leader,

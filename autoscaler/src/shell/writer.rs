@@ -1,12 +1,16 @@
 //! Applying a decision: the `/scale` patch, then a Kubernetes Event on the Function and a
 //! `dev.zeroscale.function.scaled` CloudEvent POSTed to `<--events-sink>/<function namespace>` (the
-//! broker ingress of that namespace).
+//! broker ingress of that namespace), with `Authorization: Bearer <token>` from
+//! `--events-sink-token-file` when set. A 404 there means the namespace has no broker Trigger: nobody
+//! subscribes, so it is logged at debug level only.
 
 use std::{
+    path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use http::{HeaderMap, StatusCode, header::AUTHORIZATION};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::{
     Api, Client, Resource,
@@ -14,11 +18,14 @@ use kube::{
     runtime::events::{Event, EventType, Recorder, Reporter},
 };
 use tokio::sync::mpsc;
-use zeroscale_common::signals::{self, FunctionKey, SCALED_TYPE, Scaled};
+use zeroscale_common::{
+    signals::{self, FunctionKey, SCALED_TYPE, Scaled},
+    token_file::TokenFile,
+};
 use zeroscale_crds::Function;
 
 use super::{
-    http::HttpClient,
+    http::{HttpClient, HttpError},
     metrics::{Metrics, WriteLabels},
 };
 use crate::kpa::Reason;
@@ -29,6 +36,70 @@ const SINK_TIMEOUT: Duration = Duration::from_secs(2);
 /// The broker ingress URL of `namespace` under `sink`: `<sink>/<namespace>`.
 pub fn sink_url(sink: &str, namespace: &str) -> String {
     format!("{}/{namespace}", sink.trim_end_matches('/'))
+}
+
+/// Where `scaled` events go: the broker ingress and the token to show it.
+#[derive(Clone, Debug)]
+pub struct Sink {
+    url: String,
+    http: HttpClient,
+    token: Option<Arc<TokenFile>>,
+}
+
+/// What the sink made of one event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Posted {
+    /// Accepted (2xx).
+    Sent,
+    /// 404: the namespace has no broker Trigger, so nobody subscribes.
+    NoBroker,
+    /// Any other answer (401 without a valid token, 403, 503, ...).
+    Refused(StatusCode),
+}
+
+impl Sink {
+    /// A sink at `url` (`<url>/<namespace>` per event); `None` when `url` is empty (off).
+    pub fn new(url: &str, http: HttpClient) -> Option<Self> {
+        let url = url.trim();
+        (!url.is_empty()).then(|| Self {
+            url: url.to_string(),
+            http,
+            token: None,
+        })
+    }
+
+    /// The same sink sending the token in `file`.
+    pub fn with_token(self, file: TokenFile) -> Self {
+        Self {
+            token: Some(Arc::new(file)),
+            ..self
+        }
+    }
+
+    /// POSTs one event (binary-mode `headers` and `body`) to the broker of `namespace`, once.
+    pub async fn post(
+        &self,
+        namespace: &str,
+        mut headers: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<Posted, HttpError> {
+        if let Some(token) = &self.token
+            && let Some(value) = token.authorization().await
+        {
+            headers.insert(AUTHORIZATION, value);
+        }
+        let status = self
+            .http
+            .post(&sink_url(&self.url, namespace), headers, body, SINK_TIMEOUT)
+            .await?;
+        Ok(if status.is_success() {
+            Posted::Sent
+        } else if status == StatusCode::NOT_FOUND {
+            Posted::NoBroker
+        } else {
+            Posted::Refused(status)
+        })
+    }
 }
 
 /// One scale change to apply.
@@ -51,8 +122,7 @@ pub struct ScaleWrite {
 pub struct Writer {
     client: Client,
     recorder: Recorder,
-    sink: Option<String>,
-    http: HttpClient,
+    sink: Option<Sink>,
     source: String,
     metrics: Metrics,
     /// Functions whose write failed, so the decision loop stops assuming the new scale.
@@ -68,7 +138,7 @@ fn outcome(error: &kube::Error) -> &'static str {
 }
 
 impl Writer {
-    /// A writer acting as `identity`.
+    /// A writer acting as `identity`, sending `scaled` events to `sink` (empty: none).
     pub fn new(
         client: Client,
         identity: &str,
@@ -84,12 +154,20 @@ impl Writer {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
-            sink,
-            http,
+            sink: sink.and_then(|url| Sink::new(&url, http)),
             source: format!("/zeroscale/autoscaler/{identity}"),
             metrics,
             failed,
         }
+    }
+
+    /// The same writer sending the token in `file` with every `scaled` event (unset or empty path:
+    /// none).
+    pub fn with_sink_token(mut self, file: Option<PathBuf>) -> Self {
+        if let Some(path) = file.filter(|p| !p.as_os_str().is_empty()) {
+            self.sink = self.sink.map(|sink| sink.with_token(TokenFile::new(path)));
+        }
+        self
     }
 
     /// Applies `write` in a task of its own, so slow API calls never hold up decisions.
@@ -163,7 +241,7 @@ impl Writer {
 
     async fn publish(&self, w: &ScaleWrite) {
         // An empty sink (`ZEROSCALE_AUTOSCALER_EVENTS_SINK=`) is off, as for the operator.
-        let Some(sink) = self.sink.as_deref().filter(|s| !s.trim().is_empty()) else {
+        let Some(sink) = &self.sink else {
             return;
         };
         let payload = Scaled {
@@ -181,20 +259,25 @@ impl Writer {
                 return;
             }
         };
-        let url = sink_url(sink, &w.function.namespace);
-        match self
-            .http
-            .post(&url, message.headers, message.body, SINK_TIMEOUT)
+        match sink
+            .post(&w.function.namespace, message.headers, message.body)
             .await
         {
-            Ok(status) if status.is_success() => {}
-            Ok(status) => {
+            Ok(Posted::Sent) => {}
+            Ok(Posted::NoBroker) => {
+                tracing::debug!(function = %w.function, "no broker Trigger in the namespace; scaled event not sent")
+            }
+            Ok(Posted::Refused(status)) => {
                 tracing::warn!(function = %w.function, %status, "events sink refused the scaled event")
             }
             Err(e) => tracing::warn!(function = %w.function, error = %e, "cannot deliver the scaled event"),
         }
     }
 }
+
+#[cfg(test)]
+#[path = "writer_tests.rs"]
+mod sink_tests;
 
 #[cfg(test)]
 mod tests {

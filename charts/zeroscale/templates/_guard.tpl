@@ -43,3 +43,61 @@ manifests rendered without the Secret (deploy/) start without a token until one 
       optional: true
 {{- end }}
 {{- end }}
+
+{{/*
+Platform events under broker authentication: the operator and the autoscaler POST their events to
+the broker ingress, so with `broker.auth.enabled` they send a ServiceAccount token for the audience
+`zeroscale-broker` from a projected volume the kubelet rotates (`--events-sink-token-file`), and
+guard.yaml grants them `create` on `brokers.zeroscale.dev` in every namespace. Each helper takes
+`root` and `sink` (the component's `args.eventsSink`: null derives the chart's broker, "" is off).
+*/}}
+
+{{/*
+zeroscale.guard.sinkTokenOn: "true" when the component sends platform events with a broker token.
+*/}}
+{{- define "zeroscale.guard.sinkTokenOn" -}}
+{{- if and .root.Values.broker.auth.enabled (or (kindIs "invalid" .sink) .sink) }}true{{ end }}
+{{- end }}
+
+{{/*
+zeroscale.guard.sinkTokenDir: where the projected token is mounted (file `token`).
+*/}}
+{{- define "zeroscale.guard.sinkTokenDir" -}}
+/var/run/secrets/zeroscale.dev/broker
+{{- end }}
+
+{{/*
+zeroscale.guard.sinkTokenArgs: the `--events-sink-token-file` flag.
+*/}}
+{{- define "zeroscale.guard.sinkTokenArgs" -}}
+{{- if include "zeroscale.guard.sinkTokenOn" . }}
+- {{ printf "--events-sink-token-file=%s/token" (include "zeroscale.guard.sinkTokenDir" .) | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+zeroscale.guard.sinkTokenMount: the container's volumeMounts entry.
+*/}}
+{{- define "zeroscale.guard.sinkTokenMount" -}}
+{{- if include "zeroscale.guard.sinkTokenOn" . }}
+- name: broker-token
+  mountPath: {{ include "zeroscale.guard.sinkTokenDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+zeroscale.guard.sinkTokenVolume: the pod's volumes entry: a token valid for an hour, which the kubelet
+rewrites once 80% of that has passed; the senders read the file again when it changes.
+*/}}
+{{- define "zeroscale.guard.sinkTokenVolume" -}}
+{{- if include "zeroscale.guard.sinkTokenOn" . }}
+- name: broker-token
+  projected:
+    sources:
+      - serviceAccountToken:
+          audience: zeroscale-broker
+          expirationSeconds: 3600
+          path: token
+{{- end }}
+{{- end }}

@@ -39,6 +39,9 @@ pub const MANAGED_FLAGS: &[(&str, &str)] = &[
     ("autoscaler", "lease-namespace"), // the release namespace
     ("autoscaler", "lease-name"),      // <fullname>-autoscaler
     ("autoscaler", "identity"),        // POD_NAME is the binary's fallback
+    // broker.auth.enabled: the projected `zeroscale-broker` token of the platform events' senders
+    ("operator", "events-sink-token-file"),
+    ("autoscaler", "events-sink-token-file"),
 ];
 
 static HELM: OnceCell<PathBuf> = OnceCell::const_new();
