@@ -47,6 +47,7 @@ lint: ## rustfmt, clippy with warnings as errors, generated-file drift
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) run -q -p zeroscale-crds --bin crdgen -- --check
 	bash scripts/gen-deploy.sh --check
+	bash images/check.sh
 
 .PHONY: unit
 unit: ## tests that need no cluster
@@ -58,6 +59,10 @@ e2e: build ## end-to-end tests on the local cluster (brings it up and down)
 
 .PHONY: test
 test: lint unit e2e ## every test: lint, unit, end-to-end
+
+.PHONY: images
+images: ## build the OCI images (no container daemon) and push them to ZEROSCALE_REGISTRY (default localhost:5000)
+	bash scripts/images.sh
 
 .PHONY: bench
 bench: ## benchmarks; writes target/bench/report.json and report.md
