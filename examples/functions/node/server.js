@@ -8,6 +8,7 @@
 // exits 0.
 
 const http = require('node:http');
+const os = require('node:os');
 
 const MAX_SLEEP_MS = 600000;
 let draining = false;
@@ -46,7 +47,7 @@ function handle(req, res) {
       query: url.search.replace(/^\?/, ''),
       headers: req.headers,
       body: Buffer.concat(chunks).toString('utf8'),
-      pod: process.env.POD_NAME || process.env.HOSTNAME || null,
+      pod: process.env.POD_NAME || process.env.HOSTNAME || os.hostname(),
       function: process.env.ZEROSCALE_FUNCTION || null,
       runtime: 'node',
       status,

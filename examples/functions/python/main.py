@@ -9,6 +9,7 @@ a pod is scaled away) it stops accepting connections, lets the requests in fligh
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -62,7 +63,7 @@ class Handler(BaseHTTPRequestHandler):
             "query": url.query,
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "body": body.decode("utf-8", "replace"),
-            "pod": os.environ.get("POD_NAME") or os.environ.get("HOSTNAME"),
+            "pod": os.environ.get("POD_NAME") or os.environ.get("HOSTNAME") or socket.gethostname(),
             "function": os.environ.get("ZEROSCALE_FUNCTION"),
             "runtime": "python",
             "status": status,
