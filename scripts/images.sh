@@ -11,7 +11,8 @@
 # written as JSON with jq into an OCI image layout, which `crane push` sends to
 # $ZEROSCALE_REGISTRY/zeroscale/<name> under the workspace version and the commit. See docs/images.md.
 #
-# Environment: ZEROSCALE_REGISTRY (default localhost:5000), CRANE (default $ZS_BIN/crane), CARGO_TARGET_DIR
+# Environment: ZEROSCALE_REGISTRY (default localhost:5000), CRANE (default $ZS_BIN/crane), KUBECTL (the
+# binary of the kubectl image, default $ZS_BIN/kubectl), CARGO_TARGET_DIR
 # (default target/), ZEROSCALE_CACHE (base images and layer blobs, default ~/.cache/zeroscale),
 # ZEROSCALE_IMAGES_SKIP_CARGO=1 to use the release binaries as they are.
 set -euo pipefail
@@ -22,6 +23,7 @@ source "$root/e2e/cluster/lib.sh" # ZS_BIN, ZEROSCALE_CACHE, log, die
 
 REGISTRY="${ZEROSCALE_REGISTRY:-localhost:5000}"
 CRANE="${CRANE:-$ZS_BIN/crane}"
+KUBECTL="${KUBECTL:-$ZS_BIN/kubectl}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 [[ $target == /* ]] || target="$root/$target"
 work="$target/images"        # per-image OCI layouts and staging trees (rebuilt freely)
@@ -244,7 +246,7 @@ build() {
       bin_tree "$stage/2" "$bin" "zeroscale-$name"
       ;;
     kubectl)
-      bin="$ZS_BIN/kubectl"
+      bin=$KUBECTL
       [[ -x $bin ]] || die "$bin not built (bash e2e/cluster/build.sh)"
       runtime_tree "$stage/1" "$bin"
       bin_tree "$stage/2" "$bin" kubectl
@@ -303,6 +305,33 @@ crane() {
   }
 }
 
+# prune: after a build of every image, drops the blobs none of them (nor a cached Debian base) uses, so
+# the store does not grow with each commit's binaries.
+prune() {
+  local keep="$work/.keep" name m d n=0
+  {
+    for name in "${ALL[@]}"; do
+      d=$(jq -r '.manifests[0].digest[7:]' "$work/$name/index.json")
+      echo "$d"
+      m=$(jq -r '.manifests[0].digest[7:]' "$blobs/$d")
+      echo "$m"
+      jq -r '.config.digest[7:], .layers[].digest[7:]' "$blobs/$m"
+    done
+    # A base's cache file holds `<diff id> <descriptor>`.
+    cat "$cache"/base-*.layer 2>/dev/null | cut -d' ' -f2- | jq -r '.digest[7:]' || true
+  } | sort -u >"$keep"
+  for d in "$blobs"/*; do
+    [[ -e $d ]] || continue
+    grep -qxF "${d##*/}" "$keep" || { rm -f "$d" && n=$((n + 1)); }
+  done
+  for d in "$cache"/layers/*; do
+    [[ -e $d ]] || continue
+    [[ -f $blobs/$(jq -r '.digest[7:]' "$d") ]] || rm -f "$d"
+  done
+  rm -f "$keep"
+  ((n == 0)) || log "pruned $n unused blobs from $blobs"
+}
+
 main() {
   local push=1 names=() name digest start
   start=$(date +%s)
@@ -345,6 +374,7 @@ main() {
     log "built zeroscale/$name $digest ($work/$name)"
     ((push == 0)) || push "$name" "$digest"
   done
+  ((${#names[@]} != ${#ALL[@]})) || prune
   log "images done in $(($(date +%s) - start))s"
 }
 
