@@ -21,6 +21,8 @@ CRANE="${CRANE:-$ZS_BIN/crane}"
 VERSION=$(awk '/^\[workspace.package\]/ {w = 1; next} /^\[/ {w = 0}
   w && $1 == "version" {gsub(/"/, "", $3); print $3; exit}' "$root/Cargo.toml")
 ALL=(operator activator autoscaler echo echo-python echo-node busybox kubectl)
+# What a component image may hold besides its binary: users, groups, CA bundle, shared libraries, loader.
+RUNTIME_FILES='etc/passwd|etc/group|etc/ssl/certs/ca-certificates\.crt|lib/x86_64-linux-gnu/lib[a-z_0-9+-]+\.so(\.[0-9]+)*|lib64/ld-linux-x86-64\.so\.2'
 [[ $(id -u) == 0 ]] || die "runc needs root"
 command -v runc >/dev/null || die "runc not found (apt-get install -y runc)"
 [[ -x $CRANE ]] || die "crane not found at $CRANE"
@@ -64,11 +66,20 @@ run_once() {
   runc run --bundle "$tmp/$name" "$id" </dev/null 2>&1
 }
 
+# only_files <image> <regex>: every regular file and symlink of the image's root filesystem matches the
+# (extended, anchored) regex; prints how many there are.
+only_files() {
+  local extra
+  extra=$(find "$tmp/$1/rootfs" \( -type f -o -type l \) -printf '%P\n' | grep -Ev "^($2)\$" || true)
+  [[ -z $extra ]] || die "$1: unexpected files in the image: $(tr '\n' ' ' <<<"$extra")"
+  find "$tmp/$1/rootfs" \( -type f -o -type l \) | wc -l
+}
+
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # serve <image>: starts the server, checks it answers as an echo and runs as the image's user, stops it.
 serve() {
-  local name=$1 id="zs-smoke-$1-$$" port pid out i uid want
+  local name=$1 id="zs-smoke-$1-$$" port pid out i uid want n=""
   port=$(free_port)
   PORT=$port bundle "$name"
   ids+=("$id")
@@ -91,11 +102,12 @@ serve() {
   local code=0
   wait "$job" || code=$?
   ((code == 0)) || die "$name: exit code $code after SIGTERM ($(cat "$tmp/$name.log"))"
-  echo "ok  $name: answered on :$port as uid $uid, exited 0 on SIGTERM"
+  [[ $name != echo ]] || n=", $(only_files echo "$RUNTIME_FILES|usr/local/bin/zeroscale-echo") files, no others"
+  echo "ok  $name: answered on :$port as uid $uid, exited 0 on SIGTERM${n:-}"
 }
 
 main() {
-  local names=("$@") name out
+  local names=("$@") name out n
   ((${#names[@]})) || names=("${ALL[@]}")
   for name in "${names[@]}"; do
     case $name in
@@ -103,11 +115,13 @@ main() {
       operator | activator | autoscaler)
         out=$(run_once "$name" --help) || die "$name --help failed: $out"
         grep -q '^Usage:' <<<"$out" || die "$name --help printed no usage: $out"
-        echo "ok  $name: --help exits 0 ($(grep -m1 '^Usage:' <<<"$out"))"
+        n=$(only_files "$name" "$RUNTIME_FILES|usr/local/bin/zeroscale-$name")
+        echo "ok  $name: --help exits 0 ($(grep -m1 '^Usage:' <<<"$out")); $n files, no others"
         ;;
       kubectl)
         out=$(run_once kubectl version --client) || die "kubectl version --client failed: $out"
-        echo "ok  kubectl: $(head -1 <<<"$out")"
+        n=$(only_files kubectl "$RUNTIME_FILES|usr/local/bin/kubectl")
+        echo "ok  kubectl: $(head -1 <<<"$out"); $n files, no others"
         ;;
       busybox)
         out=$(run_once busybox sh -c 'echo hello from $(id -u)') || die "busybox sh failed: $out"
