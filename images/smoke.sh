@@ -79,14 +79,14 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 
 # serve <image>: starts the server, checks it answers as an echo and runs as the image's user, stops it.
 serve() {
-  local name=$1 id="zs-smoke-$1-$$" port pid out i uid want n=""
+  local name=$1 id="zs-smoke-$1-$$" port pid out uid want n=""
   port=$(free_port)
   PORT=$port bundle "$name"
   ids+=("$id")
   # In the foreground of a background job, so that `wait` gives the container's exit code.
   runc run --bundle "$tmp/$name" --pid-file "$tmp/$name.pid" "$id" </dev/null >"$tmp/$name.log" 2>&1 &
   local job=$!
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     sleep 0.1
   done
@@ -124,6 +124,7 @@ main() {
         echo "ok  kubectl: $(head -1 <<<"$out"); $n files, no others"
         ;;
       busybox)
+        # shellcheck disable=SC2016 # expanded by the image's shell
         out=$(run_once busybox sh -c 'echo hello from $(id -u)') || die "busybox sh failed: $out"
         [[ $out == "hello from 0" ]] || die "busybox: unexpected output $out"
         echo "ok  busybox: sh -c ran: $out"

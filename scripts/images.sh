@@ -96,7 +96,7 @@ add_blob() {
 # layer <dir>: a deterministic gzip'd tar of the tree; prints `<diff id> <descriptor JSON>`. A tar whose
 # content (diff id) was compressed before is not compressed again.
 layer() {
-  local tarball="$work/.layer.tar" diff desc
+  local tarball="$work/.layer.tar" diff
   tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=gnu \
     --no-acls --no-xattrs --no-selinux -C "$1" -cf "$tarball" .
   diff=$(sha256sum "$tarball" | cut -d' ' -f1)
@@ -193,6 +193,8 @@ image() {
   done
   local ports_json env_json
   ports_json=$(for p in ${PORTS[$name]}; do echo "$p/tcp"; done | jq -Rn '[inputs] | map({(.): {}}) | add // null')
+  # Env entries are space-separated words (none holds a space).
+  # shellcheck disable=SC2086
   env_json=$(printf '%s\n' ${ENVS[$name]} | jq -Rn '[inputs]')
   jq -cn --arg created "$CREATED" --argjson entry "${ENTRY[$name]}" --argjson cmd "${CMD[$name]}" \
     --arg user "${USERS[$name]}" --argjson ports "$ports_json" --argjson env "$env_json" \
@@ -284,16 +286,14 @@ build() {
 # push <name> <index digest>: pushes the layout under the version and the commit unless the registry has
 # that index there already (crane uploads only the blobs the registry lacks).
 push() {
-  local ref="$REGISTRY/zeroscale/$1" tag
+  local ref="$REGISTRY/zeroscale/$1"
   if [[ $("$CRANE" digest "$ref:$VERSION" 2>/dev/null) == "$2" ]]; then
     log "$ref:$VERSION is up to date ($2)"
   else
     crane push "$work/$1" "$ref:$VERSION"
     log "pushed $ref:$VERSION ($2)"
   fi
-  for tag in "$COMMIT"; do
-    [[ $("$CRANE" digest "$ref:$tag" 2>/dev/null) == "$2" ]] || crane tag "$ref:$VERSION" "$tag"
-  done
+  [[ $("$CRANE" digest "$ref:$COMMIT" 2>/dev/null) == "$2" ]] || crane tag "$ref:$VERSION" "$COMMIT"
 }
 
 # crane <args>: runs crane quietly, showing its output only when it fails.
