@@ -17,6 +17,7 @@
 # ZEROSCALE_IMAGES_SKIP_CARGO=1 to use the release binaries as they are.
 set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(...) stops the script too
+umask 022                # the staged trees' directories are what the images get
 root="$(cd "$(dirname "$0")/.." && pwd)"
 # shellcheck source=e2e/cluster/lib.sh
 source "$root/e2e/cluster/lib.sh" # ZS_BIN, ZEROSCALE_CACHE, log, die
@@ -30,7 +31,7 @@ work="$target/images"        # per-image OCI layouts and staging trees (rebuilt 
 cache="$ZEROSCALE_CACHE/images" # Debian base layers and every blob, kept across checkouts
 blobs="$cache/blobs/sha256"
 # Bump to rebuild the Debian bases when their recipe below changes.
-BASE_RECIPE=1
+BASE_RECIPE=2
 ALL=(operator activator autoscaler echo echo-python echo-node busybox kubectl)
 NONROOT="65532:65532"
 ENV_PATH="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -103,7 +104,7 @@ layer() {
   if [[ -f $cache/layers/$diff ]] && [[ -f $blobs/$(jq -r '.digest[7:]' "$cache/layers/$diff") ]]; then
     rm -f "$tarball"
   else
-    gzip -n -6 "$tarball"
+    gzip -f -n -6 "$tarball"
     add_blob "$tarball.gz" application/vnd.oci.image.layer.v1.tar+gzip >"$cache/layers/$diff"
   fi
   echo "sha256:$diff $(cat "$cache/layers/$diff")"
@@ -116,7 +117,7 @@ etc_files() {
     'nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin' >"$1/etc/passwd"
   printf '%s\n' 'root:x:0:' 'nobody:x:65534:' 'nonroot:x:65532:' >"$1/etc/group"
   cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/ca-certificates.crt"
-  chmod -R u=rwX,go=rX "$1/etc"
+  chmod 0644 "$1/etc/passwd" "$1/etc/group" "$1/etc/ssl/certs/ca-certificates.crt"
   chmod 1777 "$1/tmp"
 }
 
@@ -360,6 +361,9 @@ main() {
   # The commit's time, so that the same commit always gives the same image digests.
   CREATED=$(date -u -d "@$(git -C "$root" log -1 --format=%ct HEAD)" +%Y-%m-%dT%H:%M:%SZ)
   mkdir -p "$work" "$blobs" "$cache/layers"
+  # One build at a time per cache (staging files and the blob store are shared).
+  exec 8>"$cache/.lock"
+  flock -w 900 8 || die "another scripts/images.sh holds $cache/.lock"
 
   local crates=() n
   for n in "${names[@]}"; do
