@@ -126,8 +126,8 @@ for cmd in iptables ip6tables; do
   for table in $("$cmd-save" 2>/dev/null | sed -n 's/^\*//p'); do
     dump=$("$cmd-save" -t "$table" 2>/dev/null)
     # Rules in other chains that lead to ours (the rule text is shell-quoted; xargs splits it alike).
-    grep -E '^-A ' <<<"$dump" | awk '$2 !~ /^(KUBE-|CNI-|ZEROSCALE-)/' |
-      grep -E -- "-j (KUBE-|CNI-|ZEROSCALE-)" | sed 's/^-A /-D /' |
+    { grep -E '^-A ' <<<"$dump" || true; } | awk '$2 !~ /^(KUBE-|CNI-|ZEROSCALE-)/' |
+      { grep -E -- "-j (KUBE-|CNI-|ZEROSCALE-)" || true; } | sed 's/^-A /-D /' |
       while IFS= read -r rule; do xargs "$cmd" -w -t "$table" <<<"$rule" 2>/dev/null || true; done
     chains=$(sed -n 's/^:\([^ ]*\) .*/\1/p' <<<"$dump" | grep -E "$ours" || true)
     for c in $chains; do "$cmd" -w -t "$table" -F "$c" 2>/dev/null || true; done

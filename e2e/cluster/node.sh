@@ -156,8 +156,10 @@ clusterDomain: cluster.local
 resolvConf: ""
 podLogsDir: $ZS_STATE/pod-logs
 serializeImagePulls: false
-# A test machine's disk is often fuller than the default thresholds allow; never evict for it.
-evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+# No eviction for disk space: a test machine's disk fills and empties with other builds, and a disk
+# pressure taint (held for evictionPressureTransitionPeriod) stops all scheduling. "0%" turns a signal off.
+evictionHard: {memory.available: "100Mi", nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%", imagefs.inodesFree: "0%"}
+evictionPressureTransitionPeriod: 30s
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 shutdownGracePeriod: 0s

@@ -38,6 +38,7 @@ if ! "$CRANE" digest "$image" >/dev/null 2>&1; then
 fi
 
 kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=60s >/dev/null
+t0=$(date +%s%N)
 cleanup() { kubectl delete namespace "$ns" --ignore-not-found --wait=false >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 kubectl create namespace "$ns" >/dev/null
@@ -51,6 +52,7 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec:
+      terminationGracePeriodSeconds: 0
       containers:
         - name: web
           image: $image
@@ -114,7 +116,7 @@ done
 [[ $body == hello-zeroscale ]] && pass "ClusterIP $svc_ip answers from the host" ||
   fail "ClusterIP $svc_ip:80 from the host answered '$body'"
 
-body=$(kubectl -n "$ns" exec client -- wget -qO- -T 5 "http://$svc_ip/" 2>&1 || true)
+body=$(kubectl -n "$ns" exec client -- timeout 10 wget -qO- "http://$svc_ip/" 2>&1 || true)
 [[ $body == hello-zeroscale ]] && pass "ClusterIP answers from another pod (kubectl exec works)" ||
   fail "ClusterIP $svc_ip:80 from pod client answered '$body'"
 
@@ -124,7 +126,7 @@ grep -q "Address.*${ZS_SERVICE_CIDR%.*.*/*}\.0\.1\b" <<<"$out" && pass "kubernet
 out=$(kubectl -n "$ns" exec client -- nslookup "web.$ns.svc.cluster.local" 2>&1 || true)
 grep -qF "$svc_ip" <<<"$out" && pass "web.$ns.svc.cluster.local resolves to $svc_ip" ||
   fail "web.$ns.svc.cluster.local did not resolve to $svc_ip: $(tr '\n' ' ' <<<"$out")"
-body=$(kubectl -n "$ns" exec client -- wget -qO- -T 5 "http://web.$ns.svc.cluster.local/" 2>&1 || true)
+body=$(kubectl -n "$ns" exec client -- timeout 10 wget -qO- "http://web.$ns.svc.cluster.local/" 2>&1 || true)
 [[ $body == hello-zeroscale ]] && pass "the Service answers by name from a pod" ||
   fail "http://web.$ns.svc.cluster.local/ from pod client answered '$body'"
 

@@ -153,7 +153,9 @@ node_ready() {
 wait_until "node $ZS_NODE_NAME to be Ready" 90 node_ready
 t_node=$(date +%s%N)
 # The CNI configuration assumes the node's pod CIDR; the controller-manager gives the first node the
-# first /24 of the cluster CIDR. Say so if that ever changes.
+# first /24 of the cluster CIDR (moments after the node registers). Say so if that ever changes.
+node_cidr() { [[ -n "$(kubectl get node "$ZS_NODE_NAME" -o jsonpath='{.spec.podCIDR}' 2>/dev/null)" ]]; }
+wait_until "the node's pod CIDR" 30 node_cidr
 pod_cidr=$(kubectl get node "$ZS_NODE_NAME" -o jsonpath='{.spec.podCIDR}')
 [[ $pod_cidr == "$ZS_NODE_POD_CIDR" ]] || die "node pod CIDR is $pod_cidr, the CNI configuration assumes $ZS_NODE_POD_CIDR"
 
