@@ -182,6 +182,8 @@ clusterCIDR: $ZS_CLUSTER_CIDR
 bindAddress: $ZS_BRIDGE_IP
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
+# NodePorts on the node address only, not on every address of the host.
+nodePortAddresses: [primary]
 iptables:
   # The default 1 s adds up to a second to every scale from zero through a ClusterIP.
   minSyncPeriod: 100ms

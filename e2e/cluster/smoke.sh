@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks that the running local cluster is a working node (CI runs it after `make cluster-up`):
 #   - a Pod from an image in the local registry becomes Ready and answers on its pod IP from the host;
-#   - a ClusterIP Service answers from the host and from another pod (kube-proxy, iptables);
+#   - a ClusterIP Service answers from the host and from another pod (kube-proxy, iptables), and so
+#     does the kubernetes Service (the API server);
 #   - kubernetes.default.svc.cluster.local and <svc>.<ns>.svc.cluster.local resolve in a pod (CoreDNS);
 #   - a pod with a 32Mi memory limit that allocates more is OOMKilled;
 #   - kubectl logs and kubectl exec work; crictl ps lists the containers.
@@ -119,6 +120,16 @@ done
 body=$(kubectl -n "$ns" exec client -- timeout 10 wget -qO- "http://$svc_ip/" 2>&1 || true)
 [[ $body == hello-zeroscale ]] && pass "ClusterIP answers from another pod (kubectl exec works)" ||
   fail "ClusterIP $svc_ip:80 from pod client answered '$body'"
+
+# The API server through the kubernetes Service (10.96.0.1:443 → the node address), from both sides.
+api_ip="${ZS_SERVICE_CIDR%.*.*/*}.0.1"
+out=$(curl -sf --max-time 5 --cacert "$ZS_PKI/ca.crt" --cert "$ZS_PKI/admin.crt" --key "$ZS_PKI/admin.key" \
+  "https://$api_ip/readyz" 2>&1 || true)
+[[ $out == ok ]] && pass "the kubernetes Service $api_ip:443 answers from the host" ||
+  fail "https://$api_ip/readyz from the host answered '$out'"
+kubectl -n "$ns" exec client -- nc -w 5 "$api_ip" 443 </dev/null >/dev/null 2>&1 &&
+  pass "the kubernetes Service $api_ip:443 accepts connections from a pod" ||
+  fail "no TCP connection from pod client to the kubernetes Service $api_ip:443"
 
 out=$(kubectl -n "$ns" exec client -- nslookup kubernetes.default.svc.cluster.local 2>&1 || true)
 grep -q "Address.*${ZS_SERVICE_CIDR%.*.*/*}\.0\.1\b" <<<"$out" && pass "kubernetes.default.svc.cluster.local resolves in a pod" ||
