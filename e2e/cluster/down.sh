@@ -103,8 +103,11 @@ done
 
 # 4. Mounts under the state directory (the kubelet's rshared root, volumes, overlay root filesystems,
 #    network namespaces), deepest first; again while propagation brings more to light.
+#    With --takeover also those of another checkout's cluster (its containerd and kubelet state).
+mount_re="^($ZS_STATE/|/var/lib/kubelet|/run/netns/cni-|$ZS_SHIM_SOCKETS)"
+[[ $match == "$ZS_STATE/" ]] || mount_re="^($ZS_STATE/|/.*/\.zeroscale/(containerd|kubelet)(/|\$)|/var/lib/kubelet|/run/netns/cni-|$ZS_SHIM_SOCKETS)"
 for ((pass = 0; pass < 5; pass++)); do
-  mapfile -t mounts < <(awk '{print $2}' /proc/mounts | grep -E "^($ZS_STATE|/var/lib/kubelet|/run/netns/cni-|$ZS_SHIM_SOCKETS)" | sort -r || true)
+  mapfile -t mounts < <(awk '{print $2}' /proc/mounts | grep -E "$mount_re" | sort -r || true)
   [[ ${#mounts[@]} -eq 0 ]] && break
   for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
 done

@@ -37,6 +37,8 @@ ZS_PAUSE_IMAGE="localhost:5000/zeroscale/pause:3.10"
 ZS_CONTAINERD="$ZS_STATE/containerd"
 ZS_CONTAINERD_SOCK="$ZS_STATE/run/containerd.sock"
 ZS_SHIM_SOCKETS="/run/zeroscale-shims"
+# crictl's settings file (written by up.sh), so it does not look for /etc/crictl.yaml.
+export CRI_CONFIG_FILE="$ZS_STATE/run/crictl.yaml"
 ZS_KUBELET_DIR="$ZS_STATE/kubelet"
 ZS_CNI_DIR="$ZS_STATE/cni"
 ZS_CNI_BIN="/usr/lib/cni"

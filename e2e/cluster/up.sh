@@ -165,11 +165,18 @@ wait_until "CoreDNS to be Ready (kubectl -n kube-system describe pod -l k8s-app=
 wait_until "the default ServiceAccount" 60 kubectl get serviceaccount default -n default
 t_ready=$(date +%s%N)
 
+# crictl's settings (without them it warns that /etc/crictl.yaml is missing on every call).
+cat >"$ZS_RUN/crictl.yaml" <<EOF
+runtime-endpoint: unix://$ZS_CONTAINERD_SOCK
+image-endpoint: unix://$ZS_CONTAINERD_SOCK
+timeout: 10
+EOF
 cat >"$ZS_STATE/env" <<EOF
 # Source this file to use the local cluster: . .zeroscale/env
 export KUBECONFIG="$ZS_KUBECONFIG"
 export PATH="$ZS_BIN:\$PATH"
 export CONTAINER_RUNTIME_ENDPOINT="unix://$ZS_CONTAINERD_SOCK"
+export CRI_CONFIG_FILE="$ZS_RUN/crictl.yaml"
 export ZEROSCALE_REGISTRY="$ZEROSCALE_REGISTRY"
 EOF
 
