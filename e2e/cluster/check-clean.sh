@@ -24,14 +24,18 @@ for pid in $(ls /proc | grep -E '^[0-9]+$'); do
     coredns | pause) left+=("process $pid: $cmd") ;;
   esac
 done
-# Cgroups of the pods, and processes still in them.
+# Cgroups of the pods, and processes still in them (each is in every hierarchy: name it once).
+cgroups=()
 for dir in $(awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/mounts); do
   [[ -d $dir/kubepods ]] || continue
   left+=("cgroup $dir/kubepods ($(find "$dir/kubepods" -type d | wc -l) directories)")
-  for pid in $(find "$dir/kubepods" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
+  cgroups+=("$dir/kubepods")
+done
+if [[ ${#cgroups[@]} -gt 0 ]]; then
+  for pid in $(find "${cgroups[@]}" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -un); do
     left+=("container process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || true)")
   done
-done
+fi
 # Mounts: the state directory (kubelet root, volumes, overlays, network namespaces) and the host paths.
 while read -r mount; do left+=("mount $mount"); done < <(awk '{print $2}' /proc/mounts |
   grep -E "^($ZS_STATE/|$ZS_STATE\$|/var/lib/kubelet|/run/netns/cni-|/run/containerd|$ZS_SHIM_SOCKETS)" || true)
