@@ -12,7 +12,8 @@ source "$here/host.sh"
 
 left=()
 # Processes: our daemons and shims (any checkout's: only one cluster can run), the old node agent.
-for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+for dir in /proc/[0-9]*; do
+  pid=${dir#/proc/}
   [[ $pid == "$$" ]] && continue
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
   cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || true)
@@ -26,11 +27,11 @@ for pid in $(ls /proc | grep -E '^[0-9]+$'); do
 done
 # Cgroups of the pods, and processes still in them (each is in every hierarchy: name it once).
 cgroups=()
-for dir in $(awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/mounts); do
+while read -r dir; do
   [[ -d $dir/kubepods ]] || continue
   left+=("cgroup $dir/kubepods ($(find "$dir/kubepods" -type d | wc -l) directories)")
   cgroups+=("$dir/kubepods")
-done
+done < <(awk '$3 == "cgroup" || $3 == "cgroup2" {print $2}' /proc/mounts)
 if [[ ${#cgroups[@]} -gt 0 ]]; then
   for pid in $(find "${cgroups[@]}" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -un); do
     left+=("container process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" || true)")

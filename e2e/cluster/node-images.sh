@@ -30,16 +30,18 @@ push_binary_image() {
   revision=$(git -C "$ZS_ROOT" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
   # append (a fresh OCI image with the layer) → mutate (entrypoint, labels) → index around it.
   local built manifest
-  built=$("$CRANE" append --oci-empty-base --platform linux/amd64 -f "$tmp/layer.tar" -t "$ref" 2>/dev/null) &&
-    manifest=$("$CRANE" mutate "$built" --set-platform linux/amd64 --entrypoint "$entry" \
+  if ! built=$("$CRANE" append --oci-empty-base --platform linux/amd64 -f "$tmp/layer.tar" -t "$ref" 2>/dev/null) ||
+    ! manifest=$("$CRANE" mutate "$built" --set-platform linux/amd64 --entrypoint "$entry" \
       --label "org.opencontainers.image.title=$repo" \
       --label "org.opencontainers.image.version=$tag" \
       --label "org.opencontainers.image.revision=$revision" \
       --label "org.opencontainers.image.description=Zeroscale local cluster: $repo" \
       --label "org.opencontainers.image.vendor=Zeroscale" \
-      --repo "$ZEROSCALE_REGISTRY/$repo" 2>/dev/null) &&
-    "$CRANE" index append -m "$manifest" -t "$ref" >/dev/null 2>&1 ||
-    { rm -rf "$tmp"; die "could not push $ref (is the registry on $ZS_REGISTRY up? see $ZS_LOGS/registry.log)"; }
+      --repo "$ZEROSCALE_REGISTRY/$repo" 2>/dev/null) ||
+    ! "$CRANE" index append -m "$manifest" -t "$ref" >/dev/null 2>&1; then
+    rm -rf "$tmp"
+    die "could not push $ref (is the registry on $ZS_REGISTRY up? see $ZS_LOGS/registry.log)"
+  fi
   rm -rf "$tmp"
   mkdir -p "$marks"
   echo "$hash" >"$mark"

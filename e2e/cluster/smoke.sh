@@ -104,8 +104,11 @@ fi
 pod_ip=$(kubectl -n "$ns" get pod -l app=web -o jsonpath='{.items[0].status.podIP}' 2>/dev/null || true)
 svc_ip=$(kubectl -n "$ns" get svc web -o jsonpath='{.spec.clusterIP}')
 body=$(curl -sf --max-time 5 "http://$pod_ip:8080/" 2>&1 || true)
-[[ $body == hello-zeroscale ]] && pass "pod IP $pod_ip answers from the host" ||
+if [[ $body == hello-zeroscale ]]; then
+  pass "pod IP $pod_ip answers from the host"
+else
   fail "pod IP $pod_ip:8080 from the host answered '$body'"
+fi
 
 # kube-proxy programs the Service a moment after its endpoints appear.
 body=""
@@ -114,35 +117,55 @@ for ((i = 0; i < 50; i++)); do
   [[ $body == hello-zeroscale ]] && break
   sleep 0.1
 done
-[[ $body == hello-zeroscale ]] && pass "ClusterIP $svc_ip answers from the host" ||
+if [[ $body == hello-zeroscale ]]; then
+  pass "ClusterIP $svc_ip answers from the host"
+else
   fail "ClusterIP $svc_ip:80 from the host answered '$body'"
+fi
 
 body=$(kubectl -n "$ns" exec client -- timeout 10 wget -qO- "http://$svc_ip/" 2>&1 || true)
-[[ $body == hello-zeroscale ]] && pass "ClusterIP answers from another pod (kubectl exec works)" ||
+if [[ $body == hello-zeroscale ]]; then
+  pass "ClusterIP answers from another pod (kubectl exec works)"
+else
   fail "ClusterIP $svc_ip:80 from pod client answered '$body'"
+fi
 
 # The API server through the kubernetes Service (10.96.0.1:443 → the node address), from both sides.
 api_ip="${ZS_SERVICE_CIDR%.*.*/*}.0.1"
 out=$(curl -sf --max-time 5 --cacert "$ZS_PKI/ca.crt" --cert "$ZS_PKI/admin.crt" --key "$ZS_PKI/admin.key" \
   "https://$api_ip/readyz" 2>&1 || true)
-[[ $out == ok ]] && pass "the kubernetes Service $api_ip:443 answers from the host" ||
+if [[ $out == ok ]]; then
+  pass "the kubernetes Service $api_ip:443 answers from the host"
+else
   fail "https://$api_ip/readyz from the host answered '$out'"
-kubectl -n "$ns" exec client -- nc -w 5 "$api_ip" 443 </dev/null >/dev/null 2>&1 &&
-  pass "the kubernetes Service $api_ip:443 accepts connections from a pod" ||
+fi
+if kubectl -n "$ns" exec client -- nc -w 5 "$api_ip" 443 </dev/null >/dev/null 2>&1; then
+  pass "the kubernetes Service $api_ip:443 accepts connections from a pod"
+else
   fail "no TCP connection from pod client to the kubernetes Service $api_ip:443"
+fi
 
 out=$(kubectl -n "$ns" exec client -- nslookup kubernetes.default.svc.cluster.local 2>&1 || true)
-grep -q "Address.*${ZS_SERVICE_CIDR%.*.*/*}\.0\.1\b" <<<"$out" && pass "kubernetes.default.svc.cluster.local resolves in a pod" ||
+if grep -q "Address.*${ZS_SERVICE_CIDR%.*.*/*}\.0\.1\b" <<<"$out"; then
+  pass "kubernetes.default.svc.cluster.local resolves in a pod"
+else
   fail "kubernetes.default.svc.cluster.local did not resolve in a pod: $(tr '\n' ' ' <<<"$out")"
+fi
 out=$(kubectl -n "$ns" exec client -- nslookup "web.$ns.svc.cluster.local" 2>&1 || true)
-grep -qF "$svc_ip" <<<"$out" && pass "web.$ns.svc.cluster.local resolves to $svc_ip" ||
+if grep -qF "$svc_ip" <<<"$out"; then
+  pass "web.$ns.svc.cluster.local resolves to $svc_ip"
+else
   fail "web.$ns.svc.cluster.local did not resolve to $svc_ip: $(tr '\n' ' ' <<<"$out")"
+fi
 body=$(kubectl -n "$ns" exec client -- timeout 10 wget -qO- "http://web.$ns.svc.cluster.local/" 2>&1 || true)
-[[ $body == hello-zeroscale ]] && pass "the Service answers by name from a pod" ||
+if [[ $body == hello-zeroscale ]]; then
+  pass "the Service answers by name from a pod"
+else
   fail "http://web.$ns.svc.cluster.local/ from pod client answered '$body'"
+fi
 
 logs=$(kubectl -n "$ns" logs client 2>&1 || true)
-[[ $logs == *smoke-client-started* ]] && pass "kubectl logs" || fail "kubectl logs client printed '$logs'"
+if [[ $logs == *smoke-client-started* ]]; then pass "kubectl logs"; else fail "kubectl logs client printed '$logs'"; fi
 
 reason=""
 for ((i = 0; i < 600; i++)); do
@@ -150,12 +173,18 @@ for ((i = 0; i < 600; i++)); do
   [[ -n $reason ]] && break
   sleep 0.1
 done
-[[ $reason == OOMKilled ]] && pass "a 32Mi pod allocating 128 MiB is OOMKilled" ||
+if [[ $reason == OOMKilled ]]; then
+  pass "a 32Mi pod allocating 128 MiB is OOMKilled"
+else
   fail "the 32Mi memory hog ended with '${reason:-nothing within 60 s}', not OOMKilled"
+fi
 
 ps=$("$ZS_BIN/crictl" --runtime-endpoint "unix://$ZS_CONTAINERD_SOCK" ps --namespace "$ns" 2>&1 || true)
-grep -qw web <<<"$ps" && grep -qw client <<<"$ps" && pass "crictl ps lists the containers" ||
+if grep -qw web <<<"$ps" && grep -qw client <<<"$ps"; then
+  pass "crictl ps lists the containers"
+else
   fail "crictl ps does not list web and client: $(tr '\n' ';' <<<"$ps")"
+fi
 
 if [[ ${#failed[@]} -gt 0 ]]; then
   log "smoke: ${#failed[@]} check(s) failed:"

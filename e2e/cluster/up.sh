@@ -180,7 +180,7 @@ export CRI_CONFIG_FILE="$ZS_RUN/crictl.yaml"
 export ZEROSCALE_REGISTRY="$ZEROSCALE_REGISTRY"
 EOF
 
-log "cluster up in $(ms_since "$t0") ms (builds $((($t_built - t0) / 1000000)) ms, cleanup+pki $((($t_pki - t_built) / 1000000)) ms," \
-  "registry+images+etcd $((($t_etcd - t_pki) / 1000000)) ms, apiserver $((($t_api - t_etcd) / 1000000)) ms," \
-  "node ready $((($t_node - t_api) / 1000000)) ms, coredns $((($t_ready - t_node) / 1000000)) ms)"
+log "cluster up in $(ms_since "$t0") ms (builds $(((t_built - t0) / 1000000)) ms, cleanup+pki $(((t_pki - t_built) / 1000000)) ms," \
+  "registry+images+etcd $(((t_etcd - t_pki) / 1000000)) ms, apiserver $(((t_api - t_etcd) / 1000000)) ms," \
+  "node ready $(((t_node - t_api) / 1000000)) ms, coredns $(((t_ready - t_node) / 1000000)) ms)"
 log "use it: . .zeroscale/env && kubectl get nodes"
