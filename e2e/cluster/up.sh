@@ -3,8 +3,8 @@
 # the bridge, the PKI and the kubeconfigs, starts the registry (and pushes the node's pause and coredns
 # images to it), etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, the kubelet
 # and kube-proxy, deploys CoreDNS, and waits until the node is Ready, CoreDNS answers and the default
-# ServiceAccount exists. Idempotent: a healthy cluster is left alone; anything else (half up, crashed,
-# killed) is torn down and started afresh.
+# ServiceAccount exists. Idempotent: a healthy cluster started from the same scripts and binaries is left
+# alone; anything else (half up, crashed, killed, changed) is torn down and started afresh.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=e2e/cluster/lib.sh
@@ -57,11 +57,24 @@ coredns_ready() {
   [[ "$(kubectl -n kube-system get deploy coredns -o jsonpath='{.status.readyReplicas}' 2>/dev/null)" == 1 ]]
 }
 
+# What the running cluster was started from: the scripts that configure it and the binaries' stamps. A
+# healthy cluster started from anything else is restarted, so a changed setting always takes effect.
+config_hash() {
+  cat "$here"/{lib,pki,node,host,node-images,up}.sh "$here/manifests/coredns.yaml" "$ZS_BIN"/.stamp-* 2>/dev/null |
+    sha256sum | cut -d' ' -f1
+}
 if bash "$here/status.sh" --check; then
-  # The images may have been dropped from the registry's cache (or the pause program rebuilt).
-  push_node_images
-  log "cluster already up (KUBECONFIG=$ZS_KUBECONFIG)"
-  exit 0
+  if [[ ! -f $ZS_RUN/config.hash ]]; then
+    # Started by an up.sh that did not record it: take it as current rather than disturb its users.
+    config_hash >"$ZS_RUN/config.hash"
+  fi
+  if [[ "$(cat "$ZS_RUN/config.hash")" == "$(config_hash)" ]]; then
+    # The images may have been dropped from the registry's cache (or the pause program rebuilt).
+    push_node_images
+    log "cluster already up (KUBECONFIG=$ZS_KUBECONFIG)"
+    exit 0
+  fi
+  log "the cluster's scripts or binaries changed since it started: restarting it"
 fi
 
 bash "$here/down.sh" --quiet --takeover
@@ -165,6 +178,7 @@ wait_until "CoreDNS to be Ready (kubectl -n kube-system describe pod -l k8s-app=
 wait_until "the default ServiceAccount" 60 kubectl get serviceaccount default -n default
 t_ready=$(date +%s%N)
 
+config_hash >"$ZS_RUN/config.hash"
 # crictl's settings (without them it warns that /etc/crictl.yaml is missing on every call).
 cat >"$ZS_RUN/crictl.yaml" <<EOF
 runtime-endpoint: unix://$ZS_CONTAINERD_SOCK
