@@ -117,6 +117,15 @@ done
 for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^cni-' || true); do
   ip netns delete "$ns" 2>/dev/null || true
 done
+# A cluster of the old process-based node agent (another checkout): its pods' namespaces and veths.
+for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^zs-' || true); do
+  # shellcheck disable=SC2046
+  kill -KILL $(ip netns pids "$ns" 2>/dev/null) 2>/dev/null || true
+  ip netns delete "$ns" 2>/dev/null || true
+done
+for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^zsv' || true); do
+  ip link delete "$link" 2>/dev/null || true
+done
 for link in $(ip -o link show master "$ZS_BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
   ip link delete "$link" 2>/dev/null || true
 done
