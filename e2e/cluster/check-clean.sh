@@ -41,7 +41,7 @@ fi
 while read -r mount; do left+=("mount $mount"); done < <(awk '{print $2}' /proc/mounts |
   grep -E "^($ZS_STATE/|$ZS_STATE\$|/var/lib/kubelet|/run/netns/cni-|/run/containerd|$ZS_SHIM_SOCKETS)" || true)
 while read -r mount; do left+=("network namespace mount $mount"); done < <(awk '$3 == "nsfs" {print $2}' /proc/mounts)
-for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep '^cni-' || true); do left+=("netns $ns"); done
+for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^(cni|zs)-' || true); do left+=("netns $ns"); done
 # Interfaces: the bridge, veths (CNI's and the node agent's), routes to the cluster's ranges.
 for link in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E "^(veth|zsv|$ZS_BRIDGE\$)" || true); do
   left+=("link $link")
