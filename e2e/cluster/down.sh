@@ -71,10 +71,8 @@ stop "${pids[@]}"
 
 # 2. Pod sandboxes through containerd while it runs: stopping a sandbox runs CNI DEL (address, veth,
 #    portmap rules) and kills its containers.
-sock=$(ls "$ZS_RUN/containerd.sock" 2>/dev/null || true)
-if [[ -n $sock && -n "$(cluster_pids containerd)" && -x $ZS_BIN/crictl ]]; then
-  crictl=("$ZS_BIN/crictl" --runtime-endpoint "unix://$sock" --timeout 10s)
-  "${crictl[@]}" rmp -a -f >/dev/null 2>&1 || log "crictl rmp failed; cleaning up by hand"
+if [[ -S $ZS_CONTAINERD_SOCK && -n "$(cluster_pids containerd)" && -x $ZS_BIN/crictl ]]; then
+  zs_crictl --timeout 10s rmp -a -f >/dev/null 2>&1 || log "crictl rmp failed; cleaning up by hand"
 fi
 
 # 3. The other daemons, then the shims, then whatever container process is left (kill, not TERM:

@@ -37,8 +37,7 @@ ZS_PAUSE_IMAGE="localhost:5000/zeroscale/pause:3.10"
 ZS_CONTAINERD="$ZS_STATE/containerd"
 ZS_CONTAINERD_SOCK="$ZS_STATE/run/containerd.sock"
 ZS_SHIM_SOCKETS="/run/zeroscale-shims"
-# crictl's settings file (written by up.sh), so it does not look for /etc/crictl.yaml.
-export CRI_CONFIG_FILE="$ZS_STATE/run/crictl.yaml"
+
 ZS_KUBELET_DIR="$ZS_STATE/kubelet"
 ZS_CNI_DIR="$ZS_STATE/cni"
 ZS_CNI_BIN="/usr/lib/cni"
@@ -71,6 +70,15 @@ pid_alive() {
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   stat=${stat##*) }
   [[ ${stat:0:1} != Z ]]
+}
+# zs_crictl <args...>: crictl on our containerd. Its settings file (written by up.sh, named by
+# CRI_CONFIG_FILE in .zeroscale/env) may not exist yet or any more: crictl then needs some file to read,
+# or it fails looking for /etc/crictl.yaml.
+zs_crictl() {
+  local cfg="$ZS_STATE/run/crictl.yaml"
+  [[ -f $cfg ]] || cfg=/dev/null
+  CRI_CONFIG_FILE=$cfg "$ZS_BIN/crictl" --runtime-endpoint "unix://$ZS_CONTAINERD_SOCK" \
+    --image-endpoint "unix://$ZS_CONTAINERD_SOCK" "$@"
 }
 # zs_lock: one bring-up or tear-down at a time (several people and CI may share a machine). Nested calls
 # (up.sh runs down.sh) inherit the lock; daemons must not inherit fd 9 (see `start` in up.sh).

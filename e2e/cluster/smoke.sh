@@ -179,7 +179,7 @@ else
   fail "the 32Mi memory hog ended with '${reason:-nothing within 60 s}', not OOMKilled"
 fi
 
-ps=$("$ZS_BIN/crictl" --runtime-endpoint "unix://$ZS_CONTAINERD_SOCK" ps --namespace "$ns" 2>&1 || true)
+ps=$(zs_crictl ps --namespace "$ns" 2>&1 || true)
 if grep -qw web <<<"$ps" && grep -qw client <<<"$ps"; then
   pass "crictl ps lists the containers"
 else

@@ -45,7 +45,7 @@ if [[ $healthy == 1 ]]; then
   echo
   kubectl get pods -A -o wide
   echo
-  "$ZS_BIN/crictl" --runtime-endpoint "unix://$ZS_CONTAINERD_SOCK" ps 2>/dev/null || true
+  zs_crictl ps 2>/dev/null || true
 else
   echo "cluster: not (fully) up; logs in $ZS_LOGS/; \`make cluster-up\` restarts it"
 fi

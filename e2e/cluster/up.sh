@@ -152,7 +152,7 @@ start kube-scheduler "$ZS_BIN/kube-scheduler" \
   --authorization-kubeconfig "$ZS_RUN/scheduler.kubeconfig" \
   --secure-port 0 --leader-elect=false
 
-wait_until containerd 30 "$ZS_BIN/crictl" --runtime-endpoint "unix://$ZS_CONTAINERD_SOCK" info
+wait_until containerd 30 zs_crictl info
 write_kubelet_config
 start kubelet "$ZS_BIN/kubelet" --config "$ZS_KUBELET_DIR/config.yaml" \
   --kubeconfig "$ZS_RUN/node.kubeconfig" --root-dir "$ZS_KUBELET_DIR" --cert-dir "$ZS_KUBELET_DIR/pki" \
