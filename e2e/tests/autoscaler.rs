@@ -19,7 +19,7 @@ use kube::{
 use serde_json::json;
 use zeroscale_crds::Function;
 use zeroscale_e2e::{
-    Activator, Autoscaler, Operator, TestNamespace, deployment_replicas as replicas, free_addr,
+    Activator, Autoscaler, ECHO_IMAGE, Operator, TestNamespace, deployment_replicas as replicas, free_addr,
     function_manifest, http_request, install_function_crd, json_log_lines, try_wait_for, wait_for,
 };
 
@@ -96,7 +96,7 @@ async fn idle_function_goes_to_zero_and_demand_wakes_it_at_once() {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
     let manifest = function_manifest(
         "hello",
-        json!({ "image": "zeroscale/echo", "timeoutSeconds": 60, "scale": { "window": "6s" } }),
+        json!({ "image": ECHO_IMAGE, "timeoutSeconds": 60, "scale": { "window": "6s" } }),
     );
     functions
         .create(&PostParams::default(), &manifest)
