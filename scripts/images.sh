@@ -14,7 +14,8 @@
 # Environment: ZEROSCALE_REGISTRY (default localhost:5000), CRANE (default $ZS_BIN/crane), KUBECTL (the
 # binary of the kubectl image, default $ZS_BIN/kubectl), CARGO_TARGET_DIR
 # (default target/), ZEROSCALE_CACHE (base images and layer blobs, default ~/.cache/zeroscale),
-# ZEROSCALE_IMAGES_SKIP_CARGO=1 to use the release binaries as they are.
+# ZEROSCALE_IMAGES_SKIP_CARGO=1 to use the release binaries as they are, ZEROSCALE_IMAGES_KEEP_DEBUG=1 to
+# keep their line tables.
 set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(...) stops the script too
 umask 022                # the staged trees' directories are what the images get
@@ -135,10 +136,17 @@ runtime_tree() {
   fi
 }
 
-# bin_tree <rootfs> <binary> <name>: the binary at /usr/local/bin/<name>.
+# bin_tree <rootfs> <binary> <name>: the binary at /usr/local/bin/<name>. The release profile keeps line
+# tables (debug = "line-tables-only"), about 80% of a component's 110 MB: they are stripped from the
+# image's copy (the symbol table stays, so a backtrace still names functions) unless
+# ZEROSCALE_IMAGES_KEEP_DEBUG=1.
 bin_tree() {
   mkdir -p "$1/usr/local/bin"
-  cp "$2" "$1/usr/local/bin/$3"
+  if [[ ${ZEROSCALE_IMAGES_KEEP_DEBUG:-} != 1 ]] && command -v objcopy >/dev/null; then
+    objcopy --strip-debug "$2" "$1/usr/local/bin/$3"
+  else
+    cp "$2" "$1/usr/local/bin/$3"
+  fi
   chmod 0755 "$1/usr/local/bin/$3"
 }
 
