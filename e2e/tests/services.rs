@@ -121,7 +121,7 @@ async fn pods_reach_services_by_cluster_ip_and_by_name() {
     let script = format!(
         "set -e; for u in http://{ip}/ http://web.{n}.svc.cluster.local/ http://web.{n}.svc/ \
          http://web.{n}/ http://alias.{n}.svc/ http://web/ http://alias/; do timeout 10 wget -q -O - \"$u\"; echo; done; \
-         nslookup alias.{n}.svc.cluster.local; nslookup kubernetes.default; \
+         nslookup alias.{n}.svc.cluster.local; nslookup kubernetes.default.svc.cluster.local; \
          nc -w 5 kubernetes.default.svc 443 </dev/null; echo api reached"
     );
     let log = run_in_pod(&n, "caller", &script).await;
