@@ -59,10 +59,12 @@ source "$ZS_STATE/activator.env"
 export ZEROSCALE_ACTIVATOR
 
 # Admin endpoints (/metrics) of the component pods, by pod IP (the host routes to the pod network).
+# Pods still terminating after the install's rollout (preStop sleep, drain) are left out.
 admin_urls() { # component
   local ips port ip urls=()
   ips=$(kubectl get pods -n zeroscale-system -l "app.kubernetes.io/component=$1" \
-    --field-selector status.phase=Running -o jsonpath='{.items[*].status.podIP}')
+    --field-selector status.phase=Running -o json |
+    python3 -c 'import json, sys; print(" ".join(p["status"]["podIP"] for p in json.load(sys.stdin)["items"] if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")))')
   port=$(kubectl get pods -n zeroscale-system -l "app.kubernetes.io/component=$1" -o \
     jsonpath='{.items[0].spec.containers[0].ports[?(@.name=="admin")].containerPort}')
   [[ -n $ips ]] || die "coldstart: no running $1 pod in zeroscale-system"
