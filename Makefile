@@ -22,10 +22,7 @@ down: ## tear down everything `make up` started
 	bash scripts/down.sh
 
 .PHONY: cluster-up
-# Builds the whole workspace, as `make build` does: a `-p` build unifies features differently and would
-# relink the node agent, whose new binary restarts it (and so every pod) on the next bring-up.
-cluster-up: ## start the local cluster (etcd, API server, controllers, node agent)
-	$(CARGO) build --workspace --bins
+cluster-up: ## start the local cluster: a real one-node Kubernetes (control plane, containerd, kubelet, kube-proxy, CoreDNS, registry)
 	bash e2e/cluster/up.sh
 
 .PHONY: cluster-down
@@ -35,6 +32,10 @@ cluster-down: ## stop the local cluster and remove everything it created
 .PHONY: cluster-status
 cluster-status: ## show what runs in the local cluster
 	bash e2e/cluster/status.sh
+
+.PHONY: cluster-smoke
+cluster-smoke: ## check the running local cluster: pods, Services, DNS, OOM kills, logs/exec (e2e/cluster/smoke.sh)
+	bash e2e/cluster/smoke.sh
 
 .PHONY: generate
 generate: ## regenerate the CRD YAML (and chart copies) from the Rust types, and deploy/ from the chart
@@ -47,6 +48,7 @@ lint: ## rustfmt, clippy with warnings as errors, generated-file drift
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) run -q -p zeroscale-crds --bin crdgen -- --check
 	bash scripts/gen-deploy.sh --check
+	bash images/check.sh
 
 .PHONY: unit
 unit: ## tests that need no cluster
@@ -58,6 +60,10 @@ e2e: build ## end-to-end tests on the local cluster (brings it up and down)
 
 .PHONY: test
 test: lint unit e2e ## every test: lint, unit, end-to-end
+
+.PHONY: images
+images: ## build the OCI images (no container daemon) and push them to ZEROSCALE_REGISTRY (default localhost:5000)
+	bash scripts/images.sh
 
 .PHONY: bench
 bench: ## benchmarks; writes target/bench/report.json and report.md

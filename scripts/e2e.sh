@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# End-to-end tests, one test at a time (the machine has 2 cores):
-#   1. bring the local cluster up (idempotent) and make sure no Zeroscale is installed in it;
-#   2. run every zeroscale-e2e test binary except `scenarios`: they start the components they need as
-#      host processes, scoped to their own namespaces, and must not see an installed Zeroscale;
-#   3. install Zeroscale from the chart (scripts/install.sh), run the `scenarios` suite against it
-#      (e2e/tests/scenarios.rs, listed in docs/testing.md), then uninstall it;
+# End-to-end tests on the real local node (kubelet, containerd, kube-proxy, CoreDNS), one test at a
+# time (the machine has 2 cores):
+#   1. bring the local cluster up (idempotent), build and push the images (`make images`), run the
+#      node's smoke test (e2e/cluster/smoke.sh), and make sure no Zeroscale is installed;
+#   2. run every zeroscale-e2e test binary except the ones that need the install (`scenarios`,
+#      `images`): they start the components they need as host processes, scoped to their own
+#      namespaces, and must not see an installed Zeroscale; their pods run the registry's images;
+#   3. install Zeroscale from the chart (scripts/install.sh, the components' registry images), run the
+#      `scenarios` suite (e2e/tests/scenarios.rs, listed in docs/testing.md) and the `images`
+#      acceptance tests against it, then uninstall it;
 #   4. always tear the cluster down, check that nothing of it is left, and prove up → down → up works.
 # Exits with the tests' status (or 1 if a cluster or install step fails). Extra arguments go to every
-# test binary (e.g. a test name filter).
+# test binary (e.g. a test name filter). Each step prints its duration (`TIMING e2e step ...`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,29 +19,50 @@ cd "$(dirname "$0")/.."
 trap 'make -s cluster-down >/dev/null 2>&1 || true' EXIT
 trap 'echo "e2e: interrupted"; exit 130' INT TERM
 
-make -s cluster-up || exit 1
-rm -f .zeroscale/logs/timings.log
+step_start=$(date +%s)
+step() { # name: prints how long the step since the previous call took
+  local now
+  now=$(date +%s)
+  echo "TIMING e2e step $1: $((now - step_start)) s"
+  step_start=$now
+}
 status=0
+make -s cluster-up || exit 1
+step cluster-up
+make -s images || exit 1
+step images
+if [[ -f e2e/cluster/smoke.sh ]]; then
+  bash e2e/cluster/smoke.sh || status=1
+  step smoke
+fi
+rm -f .zeroscale/logs/timings.log
 
 # Step 2: the binaries that bring their own components. A Zeroscale left installed (by `make up`, say)
 # would reconcile and scale their Functions too, so it goes first.
+installed_suites=(scenarios images)
 bash scripts/uninstall.sh || status=1
 targets=(--lib)
 for test in e2e/tests/*.rs; do
   name=$(basename "$test" .rs)
-  [[ $name == scenarios ]] || targets+=(--test "$name")
+  [[ " ${installed_suites[*]} " == *" $name "* ]] || targets+=(--test "$name")
 done
 cargo test -p zeroscale-e2e "${targets[@]}" -- --test-threads=1 "$@" || status=1
 cargo test -p zeroscale-e2e --doc -- "$@" || status=1
+step host-process-tests
 
-# Step 3: the scenario suite on the installed system.
+# Step 3: the suites on the installed system.
 if bash scripts/install.sh; then
-  ZEROSCALE_E2E_INSTALLED=1 cargo test -p zeroscale-e2e --test scenarios -- --test-threads=1 "$@" || status=1
+  step install
+  for suite in "${installed_suites[@]}"; do
+    ZEROSCALE_E2E_INSTALLED=1 cargo test -p zeroscale-e2e --test "$suite" -- --test-threads=1 "$@" || status=1
+    step "$suite"
+  done
 else
-  echo "e2e: scripts/install.sh failed; the scenario suite did not run"
+  echo "e2e: scripts/install.sh failed; the installed suites (${installed_suites[*]}) did not run"
   status=1
 fi
 bash scripts/uninstall.sh || status=1
+step uninstall
 
 if [[ -s .zeroscale/logs/timings.log ]]; then
   echo "timings recorded by the tests:"
@@ -46,6 +71,7 @@ fi
 
 # Nothing of the cluster may survive `make cluster-down`; then it must come up again and go down clean.
 make -s cluster-down && bash e2e/cluster/check-clean.sh || status=1
+step cluster-down
 start=$(date +%s%N)
 if make -s cluster-up; then
   echo "TIMING cached bring-up after down (incl. cargo's up-to-date check): $((($(date +%s%N) - start) / 1000000)) ms"
@@ -53,4 +79,5 @@ else
   status=1
 fi
 make -s cluster-down && bash e2e/cluster/check-clean.sh || status=1
+step up-down-up
 exit "$status"

@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Installs Zeroscale into the running local cluster from the Helm chart, idempotently, so the three
-# components run as pods under their ServiceAccounts, and writes .zeroscale/activator.env:
+# components run as containers from their images in the local registry
+# (`localhost:5000/zeroscale/<component>:<version>`, pushed by `make images`), under their
+# ServiceAccounts, and writes .zeroscale/activator.env:
 #   ZEROSCALE_ACTIVATOR=http://<ClusterIP>:80   zeroscale-activator-external (the external data port);
-#                                               the node agent proxies ClusterIPs, so the host reaches it
+#                                               kube-proxy routes ClusterIPs from the host too
 #   ZEROSCALE_BROKER=http://<ClusterIP>:80      zeroscale-broker (the broker ingress)
 # Exit status 0 means ready: every Deployment available and the activator answering on its Service.
+# When the registry lacks one of the images, it runs scripts/images.sh (`make images`) first.
 # Fast (well under a second) when nothing changed since the last install and everything is healthy:
-# the chart, the values, the profile and the three binaries are stamped; a rebuilt binary, or a switch
-# of profile, rolls its Deployment.
+# the chart, the values and the three images' digests are stamped; a pushed image (a new digest under
+# the same tag) rolls its Deployment, and values-local.yaml's pullPolicy Always makes the kubelet pull it.
 #
-# ZEROSCALE_INSTALL_PROFILE=debug (default) runs target/debug/zeroscale-<x> (images `zeroscale/<x>`;
-# build them first: `make build`). ZEROSCALE_INSTALL_PROFILE=release builds the three components and
-# the echo function with `cargo build --release` and installs with `image.tag=release`, which the node
-# agent maps to target/release/zeroscale-<x> (docs/local-cluster.md, image mapping); the coldstart
-# benchmark installs that way. ZEROSCALE_INSTALL_LOCK_HELD=1: the caller already holds the install lock
-# (bench/coldstart/bench.sh keeps it for its whole measurement, so no concurrent install switches the
-# profile under it).
+# ZEROSCALE_REGISTRY (default localhost:5000) is where the images are; CRANE (default $ZS_BIN/crane)
+# reads their digests. ZEROSCALE_INSTALL_LOCK_HELD=1: the caller already holds the install lock
+# (bench/coldstart/bench.sh keeps it for its whole measurement, so no concurrent install rolls the
+# components under it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source e2e/cluster/lib.sh
@@ -31,21 +31,11 @@ NS=zeroscale-system
 RELEASE=zeroscale
 VALUES=e2e/cluster/values-local.yaml
 STAMP="$ZS_RUN/install.stamp"
-profile=${ZEROSCALE_INSTALL_PROFILE:-debug}
-target_dir=${CARGO_TARGET_DIR:-$ZS_ROOT/target}
-[[ $target_dir == /* ]] || target_dir="$ZS_ROOT/$target_dir"
-case $profile in
-  debug) target=$target_dir/debug tag=() ;;
-  release)
-    target=$target_dir/release tag=(--set-string image.tag=release)
-    # One package per build, as the other bench sections build theirs (`cargo build --release -p
-    # zeroscale-activator`): the same feature set, so neither relinks the other's binary.
-    for p in operator activator autoscaler echo; do
-      cargo build -q --release -p "zeroscale-$p" || die "cannot build zeroscale-$p (release)"
-    done
-    ;;
-  *) die "ZEROSCALE_INSTALL_PROFILE must be debug or release, not '$profile'" ;;
-esac
+registry=${ZEROSCALE_REGISTRY:-localhost:5000}
+crane=${CRANE:-$ZS_BIN/crane}
+[[ -x $crane ]] || die "$crane is missing: run 'make cluster-up' (e2e/cluster/build.sh builds it)"
+version=$(awk '$1 == "appVersion:" {gsub(/"/, "", $2); print $2; exit}' charts/zeroscale/Chart.yaml)
+[[ -n $version ]] || die "no appVersion in charts/zeroscale/Chart.yaml"
 
 # Components of the earlier host-process mode must not run beside the pods.
 if [[ -d $ZS_RUN/components ]]; then
@@ -54,13 +44,21 @@ if [[ -d $ZS_RUN/components ]]; then
   rmdir "$ZS_RUN/components" 2>/dev/null || true
 fi
 
-# The image tag is among the set values, so a profile switch changes the stamp and the pod templates.
-annotations=("${tag[@]}")
+# The digest of each component's image; a missing image is built and pushed first (once).
+digest() { "$crane" digest --insecure "$registry/zeroscale/$1:$version" 2>/dev/null; }
 for c in operator activator autoscaler; do
-  [[ -x $target/zeroscale-$c ]] || die "$target/zeroscale-$c is missing: run 'make build'"
-  annotations+=(--set-string "$c.podAnnotations.zeroscale\\.dev/binary-mtime=$(stat -c %Y "$target/zeroscale-$c")")
+  if ! digest "$c" >/dev/null; then
+    log "$registry/zeroscale/$c:$version is not in the registry: running scripts/images.sh (make images)"
+    ZEROSCALE_REGISTRY=$registry bash scripts/images.sh || die "scripts/images.sh failed"
+    break
+  fi
 done
-stamp=$( (find charts/zeroscale crds/yaml "$VALUES" -type f -print0 | sort -z | xargs -0 sha256sum; echo "${annotations[*]}") | sha256sum | cut -d' ' -f1)
+values=(--set-string "image.registry=$registry" --set-string "image.tag=$version")
+for c in operator activator autoscaler; do
+  d=$(digest "$c") || die "$registry/zeroscale/$c:$version is not in the registry after scripts/images.sh"
+  values+=(--set-string "$c.podAnnotations.zeroscale\\.dev/image-digest=$d")
+done
+stamp=$( (find charts/zeroscale crds/yaml "$VALUES" -type f -print0 | sort -z | xargs -0 sha256sum; echo "${values[*]}") | sha256sum | cut -d' ' -f1)
 
 healthy() {
   local out
@@ -94,9 +92,9 @@ metadata:
     pod-security.kubernetes.io/warn: restricted
     pod-security.kubernetes.io/audit: restricted
 YAML
-  log "installing the chart (release $RELEASE in $NS, $profile builds)"
+  log "installing the chart (release $RELEASE in $NS, images $registry/zeroscale/*:$version)"
   "$helm" upgrade --install "$RELEASE" charts/zeroscale -n "$NS" --skip-crds -f "$VALUES" \
-    "${annotations[@]}" --wait --timeout 180s >/dev/null ||
+    "${values[@]}" --wait --timeout 300s >/dev/null ||
     die "helm upgrade failed; see: kubectl -n $NS get pods; kubectl -n $NS logs deploy/zeroscale-activator"
   healthy || die "Zeroscale is not ready after helm --wait (kubectl -n $NS get pods)"
   echo "$stamp" >"$STAMP"
@@ -106,11 +104,11 @@ fi
 activator_ip=$(cluster_ip zeroscale-activator-external)
 broker_ip=$(cluster_ip zeroscale-broker)
 [[ -n $activator_ip && -n $broker_ip ]] || die "the activator Services have no ClusterIP"
-# The node agent proxies a ClusterIP once it has seen the Service and its ready endpoints.
+# kube-proxy routes a ClusterIP once it has synced the Service and its ready endpoints.
 for ((i = 0; i < 300; i++)); do
   code=$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' "http://$activator_ip/" || true)
   [[ $code != 000 ]] && break
   sleep 0.1
 done
-[[ $code != 000 ]] || die "the activator does not answer on http://$activator_ip/ (is the node agent's Service proxy running?)"
+[[ $code != 000 ]] || die "the activator does not answer on http://$activator_ip/ (is kube-proxy running? see .zeroscale/logs/)"
 printf 'ZEROSCALE_ACTIVATOR=http://%s:80\nZEROSCALE_BROKER=http://%s:80\n' "$activator_ip" "$broker_ip" >"$ZS_STATE/activator.env"

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Builds the pinned control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl)
-# into $ZEROSCALE_CACHE/k8s-<version>/bin. Rebuilds only when a pin changes: the stamp file holds a hash of
-# the Go modules' go.mod/go.sum, this script and the Go version. GOCACHE/GOMODCACHE stay at their defaults
-# in $HOME so every checkout and CI run on the machine shares them.
+# Builds the local cluster's pinned binaries into $ZEROSCALE_CACHE/k8s-<version>/bin ($ZS_BIN):
+#   k8s        kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy
+#              (k8s/go.mod pins k8s.io/kubernetes)
+#   etcd       etcd (etcd/go.mod)
+#   containerd containerd, containerd-shim-runc-v2, ctr (containerd/go.mod)
+#   coredns    coredns, with the plugins the Corefile uses (coredns/go.mod)
+#   tools      registry, crictl, crane (tools/go.mod)
+#   pause      pause, the pod sandbox's process (pause/pause.c, gcc -static)
+# Each group is rebuilt only when its pin changes: $ZS_BIN/.stamp-<group> holds a hash of the group's
+# sources (go.mod, go.sum, *.go or *.c), its recipe below and the compiler version. GOCACHE/GOMODCACHE
+# stay at their defaults in $HOME so every checkout and CI run on the machine shares them.
+# Usage: build.sh [group...]   (no argument: every group)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=e2e/cluster/lib.sh
@@ -12,37 +20,79 @@ export PATH="/usr/local/go/bin:$PATH"
 export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
 command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go); run scripts/install-deps.sh"
 
-stamp_file="$ZS_BIN/.stamp"
-stamp="$( (cat "$here/k8s/go.mod" "$here/k8s/go.sum" "$here/etcd/go.mod" "$here/etcd/go.sum" \
-  "$here/etcd/main.go" "$here/build.sh"; go version) | sha256sum | cut -d' ' -f1)"
-want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl)
+# mod_version <module dir> <module path>: the version that dir's go.mod requires.
+mod_version() { awk -v m="$2" '$1 == m && $2 ~ /^v/ {print $2; exit} $1 == "require" && $2 == m {print $3; exit}' "$here/$1/go.mod"; }
 
-all_there=1
-for b in "${want[@]}"; do [[ -x "$ZS_BIN/$b" ]] || all_there=0; done
-if [[ $all_there == 1 && -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
-  log "control plane $ZS_K8S_VERSION is up to date in $ZS_BIN"
-  exit 0
-fi
+build_k8s() {
+  local minor="${ZS_K8S_VERSION#v1.}" ver_flags="" pkg
+  minor="${minor%%.*}"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ver_flags+=" -X $pkg.gitVersion=$ZS_K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    ver_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  done
+  (cd "$here/k8s" && nice go build -ldflags "-s -w$ver_flags" -o "$1/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+}
+build_etcd() { (cd "$here/etcd" && nice go build -ldflags "-s -w" -o "$1/etcd" .); }
+# CGO off: a static containerd needs no C headers; it leaves out the btrfs snapshotter (cgo only), and
+# the tags leave out devmapper and zfs. The node uses overlayfs.
+build_containerd() {
+  local v
+  v=$(mod_version containerd github.com/containerd/containerd/v2)
+  (cd "$here/containerd" && CGO_ENABLED=0 nice go build -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$v" -o "$1/" \
+    github.com/containerd/containerd/v2/cmd/containerd \
+    github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2 \
+    github.com/containerd/containerd/v2/cmd/ctr)
+}
+# Static: it runs in a scratch image (localhost:5000/zeroscale/coredns).
+build_coredns() { (cd "$here/coredns" && CGO_ENABLED=0 nice go build -ldflags "-s -w" -o "$1/coredns" .); }
+build_tools() {
+  (cd "$here/tools" && CGO_ENABLED=0 nice go build -ldflags "-s -w" -o "$1/registry" ./registry &&
+    CGO_ENABLED=0 nice go build -ldflags "-s -w" -o "$1/" sigs.k8s.io/cri-tools/cmd/crictl \
+      github.com/google/go-containerregistry/cmd/crane)
+}
+build_pause() { nice gcc -static -Os -s -Wall -Werror -o "$1/pause" "$here/pause/pause.c"; }
 
-start=$(date +%s)
-log "building control plane $ZS_K8S_VERSION into $ZS_BIN (first build takes a while)"
+declare -A outputs=(
+  [k8s]="kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy"
+  [etcd]="etcd"
+  [containerd]="containerd containerd-shim-runc-v2 ctr"
+  [coredns]="coredns"
+  [tools]="registry crictl crane"
+  [pause]="pause"
+)
+groups=(k8s etcd containerd coredns tools pause)
+[[ $# -gt 0 ]] && groups=("$@")
+
+stamp_of() {
+  local group=$1 src
+  if [[ $group == pause ]]; then src="$here/pause"; else src="$here/$group"; fi
+  (
+    find "$src" -maxdepth 2 -type f \( -name go.mod -o -name go.sum -o -name '*.go' -o -name '*.c' \) \
+      -print0 | sort -z | xargs -0 cat
+    declare -f "build_$group" mod_version
+    if [[ $group == pause ]]; then gcc --version | head -1; else go version; fi
+  ) | sha256sum | cut -d' ' -f1
+}
+
 mkdir -p "$ZS_BIN"
-tmp="$ZS_BIN/.tmp"
-rm -rf "$tmp" && mkdir -p "$tmp"
-
-minor="${ZS_K8S_VERSION#v1.}"; minor="${minor%%.*}"
-ver_flags=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ver_flags+=" -X $pkg.gitVersion=$ZS_K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-  ver_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+for group in "${groups[@]}"; do
+  [[ -n ${outputs[$group]:-} ]] || die "unknown build group $group (known: ${!outputs[*]})"
+  stamp=$(stamp_of "$group")
+  fresh=1
+  for b in ${outputs[$group]}; do [[ -x "$ZS_BIN/$b" ]] || fresh=0; done
+  if [[ $fresh == 1 && "$(cat "$ZS_BIN/.stamp-$group" 2>/dev/null)" == "$stamp" ]]; then continue; fi
+  start=$(date +%s)
+  log "building $group (${outputs[$group]}) into $ZS_BIN"
+  tmp="$ZS_BIN/.tmp-$group"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  "build_$group" "$tmp"
+  for b in ${outputs[$group]}; do mv -f "$tmp/$b" "$ZS_BIN/$b"; done
+  rmdir "$tmp"
+  echo "$stamp" >"$ZS_BIN/.stamp-$group"
+  log "built $group in $(($(date +%s) - start))s"
 done
-
-(cd "$here/k8s" && go build -ldflags "-s -w$ver_flags" -o "$tmp/" \
-  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
-(cd "$here/etcd" && go build -ldflags "-s -w" -o "$tmp/etcd" .)
-
-for b in "${want[@]}"; do mv -f "$tmp/$b" "$ZS_BIN/$b"; done
-rmdir "$tmp"
-echo "$stamp" >"$stamp_file"
-log "control plane built in $(($(date +%s) - start))s"
+log "cluster binaries up to date in $ZS_BIN"

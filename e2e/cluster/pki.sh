@@ -64,10 +64,9 @@ pki_sans() {
   echo "IP:$ZS_BRIDGE_IP,IP:127.0.0.1,IP:$first_service_ip,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 }
 
-# The node agent's Service proxy authenticates as kube-proxy does: the default ClusterRoleBinding
-# system:node-proxier lets user system:kube-proxy list and watch Services and EndpointSlices (the Node
-# authorizer does not give a node EndpointSlices). Made on its own when missing, so a cluster that
-# is already up (whose CA must not change) gets it when only the agent restarts.
+# kube-proxy's identity: the default ClusterRoleBinding system:node-proxier lets user system:kube-proxy
+# list and watch Services, EndpointSlices and Nodes. Made on its own when missing (a PKI from before
+# kube-proxy ran here lacks it and is otherwise still valid).
 make_proxy_kubeconfig() {
   [[ -s $ZS_PKI/proxy.crt && -s $ZS_PKI/proxy.key ]] || { make_cert proxy "/CN=system:kube-proxy" && chmod 600 "$ZS_PKI/proxy.key"; }
   make_kubeconfig "$ZS_RUN/proxy.kubeconfig" proxy "https://$ZS_BRIDGE_IP:$ZS_API_PORT"
@@ -92,9 +91,10 @@ make_certs() {
   make_cert admin "/O=system:masters/CN=zeroscale-admin"
   make_cert controller-manager "/CN=system:kube-controller-manager"
   make_cert scheduler "/CN=system:kube-scheduler"
-  # The node agent authenticates as a real node, so the Node authorizer and NodeRestriction apply to it.
+  # The kubelet's client identity: the Node authorizer and NodeRestriction apply to it.
   make_cert node "/O=system:nodes/CN=system:node:$ZS_NODE_NAME"
-  # The node agent's kubelet API (kubectl logs), which the API server reaches at the node address.
+  # The kubelet's serving certificate (logs, exec, port-forward), which the API server reaches at the
+  # node address and checks against the cluster CA.
   make_cert kubelet "/O=system:nodes/CN=system:node:$ZS_NODE_NAME" "IP:$ZS_BRIDGE_IP,DNS:$ZS_NODE_NAME"
   # Service-account tokens: RSA, the key type every client library accepts.
   openssl genrsa -out "$ZS_PKI/sa.key" 2048 2>/dev/null

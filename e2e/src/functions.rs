@@ -56,9 +56,9 @@ mod tests {
 
     #[test]
     fn the_manifest_carries_name_and_spec() {
-        let f = function_manifest("hello", json!({"image": "zeroscale/echo", "timeoutSeconds": 60}));
+        let f = function_manifest("hello", json!({"image": crate::ECHO_IMAGE, "timeoutSeconds": 60}));
         assert_eq!(f.metadata.name.as_deref(), Some("hello"));
-        assert_eq!(f.spec.image, "zeroscale/echo");
+        assert_eq!(f.spec.image, crate::ECHO_IMAGE);
         assert!(f.status.is_none());
     }
 

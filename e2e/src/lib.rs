@@ -25,10 +25,12 @@ pub mod components;
 pub mod crds;
 pub mod functions;
 pub mod http;
+pub mod images;
 pub mod installed;
 pub mod kubectl;
 pub mod metrics;
 pub mod namespace;
+pub mod node;
 pub mod operator;
 pub mod paths;
 pub mod pods;
@@ -43,19 +45,23 @@ pub use components::{Activator, Autoscaler, json_log_lines};
 pub use crds::{FUNCTION_CRD, TRIGGER_CRD, install_eventing_crds, install_function_crd};
 pub use functions::{deployment_image, deployment_replicas, function_condition, function_manifest};
 pub use http::{HttpError, HttpResponse, http_get, http_request};
+pub use images::{
+    BUSYBOX_IMAGE, ECHO_IMAGE, ECHO_NODE_IMAGE, ECHO_PYTHON_IMAGE, KUBECTL_IMAGE, MISSING_IMAGE, REGISTRY,
+    component_image, ensure_tag, image_digest,
+};
 pub use installed::{Installed, ensure_installed, try_ensure_installed};
 pub use kubectl::{KubectlError, apply_yaml, apply_yaml_cluster, kubectl, kubectl_ok, try_kubectl};
 pub use metrics::{admin_ready, counter_value, metric_value, scrape, wait_admin_ready};
 pub use namespace::TestNamespace;
+pub use node::{
+    CriContainer, container_pid, containerd_socket, containers, pod_logs, process_alive, running_containers,
+    try_crictl,
+};
 pub use operator::Operator;
 pub use paths::{
-    bin_path, container_log_path, kube_bin_dir, kubeconfig_path, kubectl_path, logs_dir, pods_dir, repo_root,
-    state_dir, target_dir,
+    bin_path, kube_bin_dir, kubeconfig_path, kubectl_path, logs_dir, repo_root, state_dir, target_dir,
 };
-pub use pods::{
-    ContainerProcess, container_processes, pod_ip, pod_is_ready, process_alive, restart_count, wait_pod,
-    waiting_reason,
-};
+pub use pods::{pod_ip, pod_is_ready, restart_count, wait_pod, waiting_reason};
 pub use ports::{free_addr, free_port};
 pub use process::{ProcessError, ProcessGuard, spawn_component, try_spawn_component};
 pub use sink::{EventSink, Received};

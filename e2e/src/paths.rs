@@ -21,20 +21,10 @@ pub fn kubeconfig_path() -> PathBuf {
     state_dir().join("kubeconfig")
 }
 
-/// Directory of log files: control-plane components, pod containers
-/// (`<ns>_<pod>_<container>.log`) and components spawned by [`crate::spawn_component`].
+/// Directory of log files: the cluster's daemons and components spawned by [`crate::spawn_component`].
+/// Containers' output is read with `kubectl logs` ([`crate::pod_logs`]).
 pub fn logs_dir() -> PathBuf {
     state_dir().join("logs")
-}
-
-/// Directory where the node agent keeps one sub-directory per pod (pid files, service-account files).
-pub fn pods_dir() -> PathBuf {
-    state_dir().join("pods")
-}
-
-/// The log file of one container of one pod, as written by the node agent.
-pub fn container_log_path(namespace: &str, pod: &str, container: &str) -> PathBuf {
-    logs_dir().join(format!("{namespace}_{pod}_{container}.log"))
 }
 
 /// The Cargo target directory: `$CARGO_TARGET_DIR` if set (relative paths are taken from the repository
@@ -78,11 +68,5 @@ mod tests {
     fn root_holds_the_workspace_manifest() {
         assert!(repo_root().join("Cargo.toml").is_file());
         assert!(repo_root().join("e2e").is_dir());
-    }
-
-    #[test]
-    fn container_logs_are_named_by_namespace_pod_and_container() {
-        let p = container_log_path("ns", "pod", "c");
-        assert!(p.ends_with(".zeroscale/logs/ns_pod_c.log"));
     }
 }

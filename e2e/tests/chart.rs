@@ -28,8 +28,8 @@ use chart_helm::{
     try_helm, values_arg_keys, write_values,
 };
 use zeroscale_e2e::{
-    TestNamespace, apply_yaml, apply_yaml_cluster, client, container_log_path, kubeconfig_path, kubectl_ok,
-    repo_root, try_kubectl, wait_for,
+    TestNamespace, apply_yaml, apply_yaml_cluster, client, kubeconfig_path, kubectl_ok, pod_logs, repo_root,
+    try_kubectl, wait_for,
 };
 
 const COMPONENTS: [&str; 3] = ["operator", "activator", "autoscaler"];
@@ -433,11 +433,11 @@ async fn deploy_is_what_the_chart_renders() {
 
 #[tokio::test]
 async fn chart_components_run_as_pods_under_their_service_accounts() {
-    // A full install as pods, scoped to the test namespace (operator and autoscaler watch only it and
+    // A full install as pods from the chart's default images (`localhost:5000/zeroscale/<component>`,
+    // pushed by `make images`), scoped to the test namespace (operator and autoscaler watch only it and
     // hold their Leases there; the activator only reads), so it cannot disturb other tests. What it
     // proves: each binary starts from the chart's pod spec and does its API work with nothing but its
-    // own ServiceAccount's RBAC. Serving traffic through Services needs cluster DNS and Service routing,
-    // which the local cluster does not have (docs/local-cluster.md).
+    // own ServiceAccount's RBAC. Serving traffic is the scenario suite's part (tests/scenarios.rs).
     let client = client().await;
     let ns = TestNamespace::new(&client, "chart-pods").await;
     apply_yaml_cluster(
@@ -535,13 +535,12 @@ async fn chart_components_run_as_pods_under_their_service_accounts() {
     let pods: Vec<&str> = pods.lines().filter_map(|p| p.strip_prefix("pod/")).collect();
     assert_eq!(pods.len(), 2, "activator pods: {pods:?}");
     for pod in pods {
-        let log = container_log_path(&release, pod, "activator");
         wait_for(
             Duration::from_secs(60),
             &format!("{pod} synced its watches"),
             || async {
-                std::fs::read_to_string(&log)
-                    .ok()?
+                pod_logs(&release, pod, "activator", false)
+                    .await
                     .contains("watches synced")
                     .then_some(())
             },

@@ -1,5 +1,7 @@
-//! Acceptance tests of the local cluster itself (issue #2): real controllers, the node agent's pods,
-//! probes, restarts, image errors, service-account RBAC from inside a pod.
+//! Acceptance tests of the local cluster itself (issues #2, #11): real controllers, a real kubelet and
+//! containerd running pods from the local registry's images, probes, restarts, image errors,
+//! service-account RBAC from inside a pod. What only the node knows (which containers run, their
+//! processes) is read with crictl; everything else from the API.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -9,8 +11,9 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::ListParams;
 use zeroscale_e2e::{
-    TestNamespace, apply_yaml, client, container_log_path, container_processes, http_get, kubectl_ok, pod_ip,
-    pod_is_ready, record_timing, restart_count, wait_for, wait_pod, waiting_reason,
+    BUSYBOX_IMAGE, ECHO_IMAGE, KUBECTL_IMAGE, MISSING_IMAGE, TestNamespace, apply_yaml, client,
+    container_pid, http_get, kubectl_ok, pod_ip, pod_is_ready, pod_logs, process_alive, record_timing,
+    restart_count, running_containers, wait_for, wait_pod, waiting_reason,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -32,7 +35,7 @@ spec:
       terminationGracePeriodSeconds: 5
       containers:
       - name: echo
-        image: zeroscale/echo
+        image: {ECHO_IMAGE}
         env: [{{name: PORT, value: "8080"}}]
         ports: [{{name: http, containerPort: 8080}}]
         readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1}}
@@ -48,12 +51,12 @@ spec:
     )
 }
 
-/// Waits until exactly `n` echo pods exist, all Ready, and `n` container processes run; returns
-/// `(pod name, pod IP)` pairs.
+/// Waits until exactly `n` echo pods exist, all Ready, and the runtime runs exactly `n` containers in
+/// the namespace; returns `(pod name, pod IP)` pairs.
 async fn wait_ready_echo(pods: &Api<Pod>, ns: &str, n: usize) -> Vec<(String, String)> {
     wait_for(
-        MINUTE,
-        &format!("{n} ready echo pods with {n} processes"),
+        2 * MINUTE,
+        &format!("{n} ready echo pods with {n} running containers"),
         || async {
             let list = pods.list(&ListParams::default().labels("app=echo")).await.ok()?;
             let ready: Vec<(String, String)> = list
@@ -62,8 +65,8 @@ async fn wait_ready_echo(pods: &Api<Pod>, ns: &str, n: usize) -> Vec<(String, St
                 .filter(|p| pod_is_ready(p) && p.metadata.deletion_timestamp.is_none())
                 .filter_map(|p| Some((p.metadata.name.clone()?, pod_ip(p)?)))
                 .collect();
-            let processes = container_processes(ns);
-            (list.items.len() == n && ready.len() == n && processes.len() == n).then_some(ready)
+            let running = running_containers(ns).await;
+            (list.items.len() == n && ready.len() == n && running.len() == n).then_some(ready)
         },
     )
     .await
@@ -118,8 +121,14 @@ async fn deployment_pods_get_endpoints_answer_and_scale() {
     wait_ready_echo(&pods, ns.name(), 0).await;
     kubectl_ok(&["scale", "deployment/echo", "--replicas=3", "-n", ns.name()]).await;
     let three = wait_ready_echo(&pods, ns.name(), 3).await;
-    let pids: BTreeSet<u32> = container_processes(ns.name()).iter().map(|p| p.pid).collect();
-    assert_eq!((three.len(), pids.len()), (3, 3));
+    let running = running_containers(ns.name()).await;
+    let ids: BTreeSet<&str> = running.iter().map(|c| c.id.as_str()).collect();
+    let in_pods: BTreeSet<&str> = running.iter().map(|c| c.pod.as_str()).collect();
+    assert_eq!((three.len(), ids.len(), in_pods.len()), (3, 3, 3), "{running:?}");
+    assert!(
+        running.iter().all(|c| c.image == ECHO_IMAGE),
+        "every container runs the registry's echo image: {running:?}"
+    );
 
     // Time from `kubectl scale` 0 → 1 to a Ready pod (reported, not asserted: speed is `make bench`'s job).
     kubectl_ok(&["scale", "deployment/echo", "--replicas=0", "-n", ns.name()]).await;
@@ -148,18 +157,22 @@ spec:
 }
 
 #[tokio::test]
-async fn unmapped_image_and_crash_loop_show_their_reasons() {
+async fn missing_image_and_crash_loop_show_their_reasons() {
     let client = client().await;
     let ns = TestNamespace::new(&client, "failures").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
-    apply_yaml(ns.name(), &single_pod("unmapped", "nginx:1.27", "")).await;
+    apply_yaml(ns.name(), &single_pod("unpullable", MISSING_IMAGE, "")).await;
     apply_yaml(
         ns.name(),
-        &single_pod("crasher", "busybox", "    command: [sh, -c, 'echo boom; exit 3']"),
+        &single_pod(
+            "crasher",
+            BUSYBOX_IMAGE,
+            "    command: [sh, -c, 'echo boom; exit 3']",
+        ),
     )
     .await;
 
-    let p = wait_pod(&pods, "unmapped", "waiting with ImagePullBackOff", |p| {
+    let p = wait_pod(&pods, "unpullable", "waiting with ImagePullBackOff", |p| {
         waiting_reason(p, "main").as_deref() == Some("ImagePullBackOff")
     })
     .await;
@@ -177,16 +190,12 @@ async fn unmapped_image_and_crash_loop_show_their_reasons() {
         .and_then(|s| s.terminated)
         .expect("last state is terminated");
     assert_eq!(last.exit_code, 3);
-    let log = std::fs::read_to_string(container_log_path(ns.name(), "crasher", "main")).unwrap_or_default();
-    assert!(
-        log.contains("boom"),
-        "container output is in its log file: {log:?}"
-    );
+    // The last run's output, as the kubelet serves it from containerd's log file.
     let served = kubectl_ok(&["logs", "crasher", "-n", ns.name(), "--tail=1"]).await;
     assert_eq!(
         served.trim(),
         "boom",
-        "kubectl logs goes through the node agent's kubelet API"
+        "kubectl logs serves the container's output"
     );
     ns.delete().await;
 }
@@ -220,24 +229,26 @@ stringData: {password: hunter2}
     - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
     - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
     - {name: X, value: "$(GREETING)-x"}"#;
-    apply_yaml(ns.name(), &single_pod("envy", "busybox", extra)).await;
+    apply_yaml(ns.name(), &single_pod("envy", BUSYBOX_IMAGE, extra)).await;
     let p = wait_pod(&pods, "envy", "running", pod_is_ready).await;
     let ip = pod_ip(&p).unwrap_or_default();
-    let log_path = container_log_path(ns.name(), "envy", "main");
     let expected = format!("G=hello C=blue P=hunter2 N=envy IP={ip} X=hello-x");
     wait_for(MINUTE, "the pod's environment in its log", || async {
-        std::fs::read_to_string(&log_path)
-            .ok()
-            .filter(|l| l.contains(&expected))
+        Some(pod_logs(ns.name(), "envy", "main", false).await).filter(|l| l.contains(&expected))
     })
     .await;
+    let container = running_containers(ns.name()).await;
+    assert_eq!(container.len(), 1, "{container:?}");
+    let pid = container_pid(&container[0].id)
+        .await
+        .expect("the running container has a pid");
 
     // It ignores SIGTERM, so deletion takes the 2 s grace period and then SIGKILL.
     let start = Instant::now();
     kubectl_ok(&["delete", "pod", "envy", "-n", ns.name(), "--wait=false"]).await;
-    wait_for(MINUTE, "pod envy to be gone with its processes", || async {
+    wait_for(MINUTE, "pod envy to be gone with its container", || async {
         let gone = matches!(pods.get_opt("envy").await, Ok(None));
-        (gone && container_processes(ns.name()).is_empty()).then_some(())
+        (gone && running_containers(ns.name()).await.is_empty() && !process_alive(pid)).then_some(())
     })
     .await;
     assert!(
@@ -275,12 +286,13 @@ subjects: [{{kind: ServiceAccount, name: reader, namespace: {ns}}}]
         ),
     )
     .await;
-    // The pinned kubectl as the pod's "image": with no kubeconfig it uses the in-cluster config, i.e. the
-    // token, CA and namespace mounted at /var/run/secrets/kubernetes.io/serviceaccount.
+    // The pinned kubectl as an image: with no kubeconfig it uses the in-cluster config, i.e. the token,
+    // CA and namespace mounted at /var/run/secrets/kubernetes.io/serviceaccount, and the `kubernetes`
+    // Service's ClusterIP (KUBERNETES_SERVICE_HOST), which kube-proxy routes to the API server.
     for (name, resource) in [("allowed", "configmaps"), ("denied", "secrets")] {
         let extra =
             format!("    args: [get, {resource}]\n  serviceAccountName: reader\n  restartPolicy: Never");
-        apply_yaml(ns.name(), &single_pod(name, "zeroscale/kubectl", &extra)).await;
+        apply_yaml(ns.name(), &single_pod(name, KUBECTL_IMAGE, &extra)).await;
     }
     let finished = |p: &Pod| {
         matches!(
@@ -290,7 +302,17 @@ subjects: [{{kind: ServiceAccount, name: reader, namespace: {ns}}}]
     };
     let allowed = wait_pod(&pods, "allowed", "finished", finished).await;
     let denied = wait_pod(&pods, "denied", "finished", finished).await;
-    let log = |name| std::fs::read_to_string(container_log_path(ns.name(), name, "main")).unwrap_or_default();
+    let (allowed_log, denied_log) = (
+        pod_logs(ns.name(), "allowed", "main", false).await,
+        pod_logs(ns.name(), "denied", "main", false).await,
+    );
+    let log = |name| {
+        if name == "allowed" {
+            &allowed_log
+        } else {
+            &denied_log
+        }
+    };
     let phase = |p: &Pod| {
         p.status
             .as_ref()
@@ -320,39 +342,27 @@ subjects: [{{kind: ServiceAccount, name: reader, namespace: {ns}}}]
 }
 
 #[tokio::test]
-async fn a_restarted_node_agent_restarts_the_pods_it_left() {
+async fn a_killed_container_is_restarted_in_its_pod() {
     let client = client().await;
-    let ns = TestNamespace::new(&client, "agent-restart").await;
+    let ns = TestNamespace::new(&client, "kill").await;
     apply_yaml(ns.name(), &echo_deployment(1)).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
     let before = wait_ready_echo(&pods, ns.name(), 1).await;
-    let old_pid = container_processes(ns.name())[0].pid;
+    let running = running_containers(ns.name()).await;
+    let old = running.first().expect("one running container").clone();
+    let old_pid = container_pid(&old.id).await.expect("the container's pid");
 
-    let pid_file = zeroscale_e2e::state_dir().join("run/node-agent.pid");
-    let agent_pid = std::fs::read_to_string(&pid_file)
-        .expect("agent pid file")
-        .trim()
-        .to_string();
+    // A crash as the kernel delivers it: SIGKILL to the container's process from the host. The echo
+    // image has no shell, so `kubectl exec ... kill` is not available; crictl names the host pid.
     let killed = std::process::Command::new("kill")
-        .args(["-KILL", &agent_pid])
+        .args(["-KILL", &old_pid.to_string()])
         .status()
         .expect("kill");
-    assert!(killed.success(), "killed the node agent");
-    // `make cluster-up` keeps the running control plane and only starts a new agent.
-    let up = tokio::process::Command::new("bash")
-        .arg(zeroscale_e2e::repo_root().join("e2e/cluster/up.sh"))
-        .output()
-        .await
-        .expect("run up.sh");
-    assert!(
-        up.status.success(),
-        "up.sh: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
+    assert!(killed.success(), "killed the container's process {old_pid}");
 
     let after = wait_for(
-        MINUTE,
-        "the pod restarted by the new agent, Ready again",
+        2 * MINUTE,
+        "the container restarted by the kubelet, the pod Ready again",
         || async {
             let pod = pods.get_opt(&before[0].0).await.ok().flatten()?;
             (pod_is_ready(&pod) && restart_count(&pod, "echo") == 1).then_some(pod)
@@ -360,10 +370,19 @@ async fn a_restarted_node_agent_restarts_the_pods_it_left() {
     )
     .await;
     assert_eq!(pod_ip(&after), Some(before[0].1.clone()), "a pod keeps its IP");
-    assert!(
-        !zeroscale_e2e::process_alive(old_pid),
-        "the old container process is gone"
-    );
+    let last = after
+        .status
+        .and_then(|s| s.container_statuses)
+        .and_then(|cs| cs.into_iter().next())
+        .and_then(|c| c.last_state)
+        .and_then(|s| s.terminated)
+        .expect("the killed run is reported as terminated");
+    assert_eq!(last.exit_code, 137, "128 + SIGKILL: {last:?}");
+    assert!(!process_alive(old_pid), "the old container process is gone");
+    let now = running_containers(ns.name()).await;
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now[0].id, old.id, "a new container in the same pod");
+    assert_eq!(now[0].pod, old.pod);
     let response = http_get(&format!("http://{}:8080/", before[0].1))
         .await
         .expect("echo answers again");
@@ -379,28 +398,30 @@ async fn probes_drive_endpoints_and_liveness_restarts() {
     // Readiness fails (the echo answers 503 on that path): the pod runs, but is published as not ready.
     apply_yaml(
         ns.name(),
-        r#"
+        &format!(
+            r#"
 apiVersion: v1
 kind: Pod
-metadata: {name: unready, labels: {app: unready}}
+metadata: {{name: unready, labels: {{app: unready}}}}
 spec:
   containers:
   - name: main
-    image: zeroscale/echo
-    readinessProbe: {httpGet: {path: "/?status=503", port: 8080}, periodSeconds: 1}
+    image: {ECHO_IMAGE}
+    readinessProbe: {{httpGet: {{path: "/?status=503", port: 8080}}, periodSeconds: 1}}
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: unready}
+metadata: {{name: unready}}
 spec:
-  selector: {app: unready}
-  ports: [{port: 80, targetPort: 8080}]
-"#,
+  selector: {{app: unready}}
+  ports: [{{port: 80, targetPort: 8080}}]
+"#
+        ),
     )
     .await;
     // Liveness fails (nothing listens on 9999): the container is stopped and started again.
     let extra = "    livenessProbe: {tcpSocket: {port: 9999}, periodSeconds: 1, failureThreshold: 1}";
-    apply_yaml(ns.name(), &single_pod("unlive", "zeroscale/echo", extra)).await;
+    apply_yaml(ns.name(), &single_pod("unlive", ECHO_IMAGE, extra)).await;
 
     let unready = wait_pod(&pods, "unready", "running", |p| {
         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") && pod_ip(p).is_some()

@@ -17,7 +17,7 @@ use k8s_openapi::api::{apps::v1::Deployment, core::v1::Pod};
 use kube::{Api, api::ListParams};
 use serde_json::Value;
 use zeroscale_e2e::{
-    Autoscaler, EventSink, Operator, TestNamespace, apply_yaml, free_addr, http_request,
+    Autoscaler, ECHO_IMAGE, EventSink, Operator, TestNamespace, apply_yaml, free_addr, http_request,
     install_eventing_crds, kubectl, metric_value, wait_for,
 };
 
@@ -107,7 +107,7 @@ fn echoed(line: &Value) -> Value {
 fn function(name: &str) -> String {
     format!(
         "apiVersion: zeroscale.dev/v1alpha1\nkind: Function\nmetadata: {{name: {name}}}\n\
-         spec: {{image: zeroscale/echo, timeoutSeconds: 120, scale: {{initial: 0}}}}\n"
+         spec: {{image: {ECHO_IMAGE}, timeoutSeconds: 120, scale: {{initial: 0}}}}\n"
     )
 }
 

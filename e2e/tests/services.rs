@@ -1,7 +1,8 @@
-//! Service networking of the local cluster (issue #6): the node agent proxies every ClusterIP and
-//! names every Service in the pods' `/etc/hosts`, so pods (and the host) reach Services by ClusterIP
-//! and by name, ExternalName aliases of in-cluster Services resolve, and endpoints that go away stop
-//! receiving connections.
+//! Service networking of the local cluster (issues #6, #11): kube-proxy (iptables mode) routes every
+//! ClusterIP in the kernel, from pods and from the host, and CoreDNS answers for `cluster.local`, so
+//! pods reach Services by ClusterIP and by every name form (through the search list the kubelet writes
+//! into their resolv.conf), ExternalName aliases of in-cluster Services resolve (a CNAME), and
+//! endpoints that go away stop receiving connections.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -10,12 +11,13 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
 use kube::api::DeleteParams;
 use zeroscale_e2e::{
-    TestNamespace, apply_yaml, client, container_log_path, http_get, pod_is_ready, wait_for, wait_pod,
+    BUSYBOX_IMAGE, ECHO_IMAGE, TestNamespace, apply_yaml, client, http_get, pod_is_ready, pod_logs, wait_for,
+    wait_pod,
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// An echo pod labelled `app: web`, readiness-probed every 100 ms.
+/// An echo pod labelled `app: web`, readiness-probed every second.
 fn web_pod(name: &str) -> String {
     format!(
         r#"
@@ -24,12 +26,11 @@ kind: Pod
 metadata:
   name: {name}
   labels: {{app: web}}
-  annotations: {{zeroscale.dev/probe-period-ms: "100"}}
 spec:
   terminationGracePeriodSeconds: 2
   containers:
   - name: main
-    image: zeroscale/echo
+    image: {ECHO_IMAGE}
     ports: [{{name: http, containerPort: 8080}}]
     readinessProbe: {{httpGet: {{path: /healthz, port: http}}, periodSeconds: 1}}
 "#
@@ -57,7 +58,7 @@ async fn wait_ready(pods: &Api<Pod>, name: &str) {
     wait_pod(pods, name, "Ready", pod_is_ready).await;
 }
 
-/// Runs a throw-away pod with `script` (busybox = the host's `sh`; `curl` from the host) and waits
+/// Runs a throw-away busybox pod with `script` (`sh -c`; busybox's `wget` and `nslookup`) and waits
 /// until it has succeeded; returns its output. Panics with the output when it fails.
 async fn run_in_pod(ns: &str, name: &str, script: &str) -> String {
     let client = client().await;
@@ -71,7 +72,7 @@ spec:
   restartPolicy: Never
   containers:
   - name: main
-    image: busybox
+    image: {BUSYBOX_IMAGE}
     command: [sh, -c, {script:?}]
 "#
     );
@@ -82,7 +83,7 @@ spec:
     })
     .await;
     let phase = finished.status.and_then(|s| s.phase).unwrap_or_default();
-    let log = std::fs::read_to_string(container_log_path(ns, name, "main")).unwrap_or_default();
+    let log = pod_logs(ns, name, "main", false).await;
     assert_eq!(phase, "Succeeded", "pod {name} failed; its output:\n{log}");
     log
 }
@@ -103,7 +104,7 @@ async fn pods_reach_services_by_cluster_ip_and_by_name() {
     wait_ready(&pods, "web-0").await;
     let ip = cluster_ip(&Api::namespaced(client.clone(), &n), "web").await;
 
-    // The host reaches the ClusterIP directly (the agent owns it).
+    // The host reaches the ClusterIP through kube-proxy's iptables rules.
     let answer = wait_for(MINUTE, "the ClusterIP to answer from the host", || async {
         http_get(&format!("http://{ip}/from-host"))
             .await
@@ -113,13 +114,15 @@ async fn pods_reach_services_by_cluster_ip_and_by_name() {
     .await;
     assert_eq!(answer.json()["pod"], "web-0", "{}", answer.text());
 
-    // From a pod: the ClusterIP, every name form (the short ones through the cluster DNS's search
-    // list), the alias, and the API server's `kubernetes` Service.
+    // From a pod: the ClusterIP, every name form (the short ones through the search list of the
+    // resolv.conf the kubelet writes), the alias (a CNAME from CoreDNS), and the API server's
+    // `kubernetes` Service (a TCP connection by name; busybox's wget has no TLS). `wget -T` crashes
+    // Debian's static busybox, so `timeout` bounds each call.
     let script = format!(
         "set -e; for u in http://{ip}/ http://web.{n}.svc.cluster.local/ http://web.{n}.svc/ \
-         http://web.{n}/ http://alias.{n}.svc/ http://web/ http://alias/; do curl -sf --max-time 5 \"$u\"; echo; done; \
-         getent hosts alias.{n}.svc; \
-         curl -sk --max-time 5 -o /dev/null -w 'api %{{http_code}}\\n' https://kubernetes.default.svc/readyz"
+         http://web.{n}/ http://alias.{n}.svc/ http://web/ http://alias/; do timeout 10 wget -q -O - \"$u\"; echo; done; \
+         nslookup alias.{n}.svc.cluster.local; nslookup kubernetes.default.svc.cluster.local; \
+         nc -w 5 kubernetes.default.svc 443 </dev/null; echo api reached"
     );
     let log = run_in_pod(&n, "caller", &script).await;
     let answers: Vec<serde_json::Value> = log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
@@ -128,16 +131,25 @@ async fn pods_reach_services_by_cluster_ip_and_by_name() {
         answers.iter().all(|a| a["pod"] == "web-0"),
         "all from web-0:\n{log}"
     );
+    let cname = format!("canonical name = web.{n}.svc.cluster.local");
     assert!(
-        log.lines()
-            .any(|l| l.starts_with(&format!("{ip} ")) && l.contains(&format!("alias.{n}.svc"))),
-        "the alias resolves to the aliased Service's ClusterIP:\n{log}"
+        log.lines().any(|l| l.contains(&cname)) && resolved(&log, &ip),
+        "the alias resolves, through its CNAME, to the aliased Service's ClusterIP:\n{log}"
     );
+    let api_ip = cluster_ip(&Api::namespaced(client.clone(), "default"), "kubernetes").await;
     assert!(
-        log.contains("api 200"),
-        "the kubernetes Service leads to the API server:\n{log}"
+        resolved(&log, &api_ip) && log.contains("api reached"),
+        "kubernetes.default resolves to {api_ip} and accepts a connection on 443:\n{log}"
     );
     ns.delete().await;
+}
+
+/// Whether busybox `nslookup` output has an answer `Address` line naming exactly `ip` (not the DNS
+/// server's `Address: <ip>:53`, nor an IP that merely starts with it).
+fn resolved(log: &str, ip: &str) -> bool {
+    log.lines()
+        .filter(|l| l.starts_with("Address"))
+        .any(|l| l.split_whitespace().any(|word| word == ip))
 }
 
 /// The pods answering `rounds` fresh connections to `url` (from the host).
@@ -171,7 +183,7 @@ async fn removed_endpoints_stop_receiving_connections() {
         cluster_ip(&Api::namespaced(client.clone(), &n), "web").await
     );
 
-    // Round-robin over both endpoints once the proxy has seen them.
+    // kube-proxy picks an endpoint per connection at random: both answer once it has seen them.
     wait_for(MINUTE, "connections to reach both pods", || async {
         let seen: BTreeSet<String> = answering_pods(&url, 6).await.into_iter().collect();
         (seen == BTreeSet::from(["web-a".to_string(), "web-b".to_string()])).then_some(())

@@ -18,7 +18,9 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use zeroscale_crds::Function;
 use zeroscale_crds::trigger::Trigger;
-use zeroscale_e2e::{EventSink, Operator, TestNamespace, function_manifest, install_eventing_crds, wait_for};
+use zeroscale_e2e::{
+    ECHO_IMAGE, EventSink, Operator, TestNamespace, function_manifest, install_eventing_crds, wait_for,
+};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
@@ -90,7 +92,7 @@ async fn trigger_status_reports_subscribers_and_sources() {
     let ns = ns.name();
     let operator = operator(ns, None).await;
     // No pods are needed: a Trigger only needs its Function to exist.
-    let at_zero = json!({"image": "zeroscale/echo", "scale": {"min": 0, "initial": 0}});
+    let at_zero = json!({"image": ECHO_IMAGE, "scale": {"min": 0, "initial": 0}});
     create_function(&client, ns, "hello", at_zero.clone()).await;
     let api: Api<Trigger> = Api::namespaced(client.clone(), ns);
 
@@ -215,7 +217,7 @@ async fn a_function_that_becomes_ready_sends_a_platform_event() {
     let received = EventSink::start(202).await;
     let sink = received.url();
     let operator = operator(ns, Some(&sink)).await;
-    create_function(&client, ns, "hello", json!({"image": "zeroscale/echo"})).await;
+    create_function(&client, ns, "hello", json!({"image": ECHO_IMAGE})).await;
 
     let what = format!("a dev.zeroscale.function.ready event for {ns}/hello at {sink}");
     let event = wait_for(Duration::from_secs(120), &what, || async {

@@ -1,5 +1,6 @@
-//! The cluster side of the benchmark: Functions created at zero, metric scrapes, and the moment a
-//! function's pod is first able to serve, observed from the host.
+//! The cluster side of the benchmark: Functions created at zero, metric scrapes, the moment a
+//! function's pod is first able to serve, observed from the host, and the runtime's share of the start
+//! (pod scheduled → container running) from the kubelet's pod status.
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -95,9 +96,61 @@ pub struct Serving {
     pub serving: f64,
 }
 
+/// How long the first pod's container took to start once the pod was scheduled, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ContainerStart {
+    /// From the pod status: the `PodScheduled` condition's `lastTransitionTime` → the container's
+    /// `state.running.startedAt`, as the API server and the kubelet wrote them (whole seconds: the API
+    /// stores these times with second precision).
+    pub status_ms: Option<f64>,
+    /// The same span as this watch saw it: the pod first seen bound to the node → first seen with its
+    /// container running (millisecond resolution, plus the kubelet's status-report delay).
+    pub watched_ms: Option<f64>,
+}
+
+/// Seconds since the Unix epoch of an API time.
+fn api_seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> f64 {
+    t.0.as_millisecond() as f64 / MS
+}
+
+const MS: f64 = 1000.0;
+
+/// `(scheduled, started)` of a pod from its status, seconds since the epoch: the `PodScheduled=True`
+/// condition's transition and the first container's `running.startedAt`.
+pub fn status_times(pod: &Pod) -> (Option<f64>, Option<f64>) {
+    let Some(status) = pod.status.as_ref() else {
+        return (None, None);
+    };
+    let scheduled = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "True")
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(api_seconds);
+    let started = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .next()
+        .and_then(|c| c.state.as_ref())
+        .and_then(|s| s.running.as_ref())
+        .and_then(|r| r.started_at.as_ref())
+        .map(api_seconds);
+    (scheduled, started)
+}
+
+/// What the watch has seen of one pod so far (wall clock, seconds).
+#[derive(Debug, Default)]
+struct PodSeen {
+    bound: Option<f64>,
+    reported: bool,
+}
+
 /// Watches a function's pods and probes each new pod IP directly, every millisecond.
 pub struct ServeWatch {
     first: mpsc::UnboundedReceiver<Serving>,
+    started: mpsc::UnboundedReceiver<ContainerStart>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -117,6 +170,7 @@ impl ServeWatch {
         let api: Api<Pod> = Api::namespaced(client, ns);
         let config = watcher::Config::default().labels(&format!("zeroscale.dev/function={function}"));
         let (found, first) = mpsc::unbounded_channel();
+        let (start_found, started) = mpsc::unbounded_channel();
         let (ready, established) = oneshot::channel();
         let path = path.to_string();
         let task = tokio::spawn(async move {
@@ -124,6 +178,7 @@ impl ServeWatch {
             let mut ready = Some(ready);
             let mut probing = HashSet::new();
             let mut probes = Vec::new();
+            let mut seen: std::collections::HashMap<String, PodSeen> = Default::default();
             while let Some(event) = stream.next().await {
                 let pod = match event {
                     Ok(Event::InitDone) => {
@@ -139,6 +194,20 @@ impl ServeWatch {
                         continue;
                     }
                 };
+                let now = unix_now();
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                let entry = seen.entry(uid).or_default();
+                if entry.bound.is_none() && pod.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+                    entry.bound = Some(now);
+                }
+                let (scheduled, running) = status_times(&pod);
+                if !entry.reported && running.is_some() {
+                    entry.reported = true;
+                    let _ = start_found.send(ContainerStart {
+                        status_ms: scheduled.zip(running).map(|(s, r)| (r - s) * MS),
+                        watched_ms: entry.bound.map(|b| (now - b) * MS),
+                    });
+                }
                 let Some(ip) = pod.status.and_then(|s| s.pod_ip) else {
                     continue;
                 };
@@ -154,8 +223,17 @@ impl ServeWatch {
             .map_err(|_| BenchError::Setup("pod watch ended".into()))?;
         Ok(Self {
             first,
+            started,
             tasks: vec![task],
         })
+    }
+
+    /// The first pod's container start (scheduled → running), waiting up to `limit`.
+    pub async fn container_start(&mut self, limit: Duration) -> Option<ContainerStart> {
+        tokio::time::timeout(limit, self.started.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The first pod to serve, waiting up to `limit`.
@@ -206,10 +284,36 @@ mod tests {
 
     #[test]
     fn functions_start_at_zero() {
-        let yaml = functions_yaml(&["a".into(), "b".into()], "zeroscale/echo");
+        let yaml = functions_yaml(&["a".into(), "b".into()], zeroscale_e2e::ECHO_IMAGE);
         assert_eq!(yaml.matches("kind: Function").count(), 2);
         assert_eq!(yaml.matches("initial: 0").count(), 2);
         assert!(yaml.contains("name: b") && yaml.contains("---\n"));
-        assert!(yaml.contains("image: zeroscale/echo"));
+        assert!(yaml.contains("image: localhost:5000/zeroscale/echo:0.1.0"));
+    }
+
+    #[test]
+    fn status_times_read_the_scheduled_condition_and_the_running_container() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "status": {
+                "conditions": [
+                    {"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-01-01T00:00:01Z"},
+                ],
+                "containerStatuses": [{
+                    "name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:03Z"}},
+                }],
+            },
+        }))
+        .expect("pod");
+        let (scheduled, started) = status_times(&pod);
+        let (scheduled, started) = (scheduled.expect("scheduled"), started.expect("started"));
+        assert_eq!((started - scheduled) * MS, 2000.0);
+        let waiting: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": {
+            "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}}))
+        .expect("pod");
+        assert_eq!(status_times(&waiting), (None, None));
     }
 }

@@ -50,6 +50,10 @@ pub struct ColdStart {
     pub demand_to_patch_ms: Option<f64>,
     /// The pod could serve → the buffered request forwarded to it.
     pub ready_to_forward_ms: Option<f64>,
+    /// The runtime's share: pod scheduled → container running, from the pod status (whole seconds).
+    pub container_start_ms: Option<f64>,
+    /// The same span as the benchmark's pod watch saw it (millisecond resolution).
+    pub container_start_watched_ms: Option<f64>,
     /// Why a platform figure is missing, if one is.
     pub excluded: Option<String>,
 }
@@ -105,6 +109,8 @@ impl ColdStart {
             arrival_to_demand_ms: arrival_to_demand,
             demand_to_patch_ms: demand_to_patch,
             ready_to_forward_ms: ready_to_forward,
+            container_start_ms: None,
+            container_start_watched_ms: None,
             excluded: (!excluded.is_empty()).then(|| excluded.join("; ")),
         }
     }

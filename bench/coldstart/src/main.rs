@@ -30,7 +30,7 @@ struct Args {
     #[arg(long, default_value_t = 1000)]
     burst: usize,
     /// The function image.
-    #[arg(long, default_value = "zeroscale/echo")]
+    #[arg(long, default_value = zeroscale_e2e::ECHO_IMAGE)]
     image: String,
     /// The activator's external domain.
     #[arg(long, default_value = "example.com")]
@@ -78,10 +78,13 @@ async fn run(args: Args) -> Result<(), BenchError> {
     for name in names.iter().take(args.cold_starts) {
         let sample = target.cold_start(name).await?;
         eprintln!(
-            "coldstart: {name}: status {} e2e {:.1} ms, serving {:?}, arrival→patch {:?}, ready→forward {:?}{}",
+            "coldstart: {name}: status {} e2e {:.1} ms, serving {:?}, container start {:?} (watched {:?}), \
+             arrival→patch {:?}, ready→forward {:?}{}",
             sample.status,
             sample.e2e_ms,
             sample.serving_ms.map(round2),
+            sample.container_start_ms.map(round2),
+            sample.container_start_watched_ms.map(round2),
             sample.arrival_to_patch_ms.map(round2),
             sample.ready_to_forward_ms.map(round2),
             sample
@@ -105,6 +108,8 @@ async fn run(args: Args) -> Result<(), BenchError> {
     let to_patch = pick(|s| s.arrival_to_patch_ms);
     let to_forward = pick(|s| s.ready_to_forward_ms);
     let serving = pick(|s| s.serving_ms);
+    let container_start = pick(|s| s.container_start_ms);
+    let container_watched = pick(|s| s.container_start_watched_ms);
     let (e2e_s, patch_s, forward_s) = (
         Summary::of(&e2e),
         Summary::of(&to_patch),
@@ -118,6 +123,10 @@ async fn run(args: Args) -> Result<(), BenchError> {
             "e2e_p95_ms": ms(e2e_s.as_ref().map(|s| s.p95)),
             "e2e_max_ms": ms(e2e_s.as_ref().map(|s| s.max)),
             "pod_serving_p50_ms": ms(Summary::of(&serving).map(|s| s.p50)),
+            "container_start_p50_ms": ms(Summary::of(&container_start).map(|s| s.p50)),
+            "container_start_max_ms": ms(Summary::of(&container_start).map(|s| s.max)),
+            "container_start_watched_p50_ms": ms(Summary::of(&container_watched).map(|s| s.p50)),
+            "container_start_samples": container_start.len(),
             "arrival_to_patch_p99_ms": ms(patch_s.as_ref().map(|s| s.p99)),
             "arrival_to_patch_p50_ms": ms(patch_s.as_ref().map(|s| s.p50)),
             "arrival_to_patch_samples": to_patch.len(),
@@ -142,14 +151,16 @@ async fn run(args: Args) -> Result<(), BenchError> {
         &serde_json::to_string_pretty(&figures)?,
     )?;
     let detail = json!({"cold_starts": samples, "burst": burst, "summaries": {
-        "e2e_ms": e2e_s, "arrival_to_patch_ms": patch_s, "ready_to_forward_ms": forward_s }});
+        "e2e_ms": e2e_s, "arrival_to_patch_ms": patch_s, "ready_to_forward_ms": forward_s,
+        "container_start_ms": Summary::of(&container_start),
+        "container_start_watched_ms": Summary::of(&container_watched) }});
     write(
         &args.out.join("samples.json"),
         &serde_json::to_string_pretty(&detail)?,
     )?;
     let plot = svg::cdf(
         &format!(
-            "Cold starts of the echo function ({} runs), local cluster",
+            "Cold starts of the echo function ({} runs), local cluster (real containers)",
             samples.len()
         ),
         &[
@@ -162,6 +173,11 @@ async fn run(args: Args) -> Result<(), BenchError> {
                 label: "request → pod able to serve",
                 samples: &serving,
                 color: "#1f77b4",
+            },
+            svg::Series {
+                label: "pod scheduled → container running",
+                samples: &container_watched,
+                color: "#2ca02c",
             },
         ],
         &[("P4 p50 ≤ 700 ms", 700.0), ("P4 p95 ≤ 1.5 s", 1500.0)],

@@ -67,6 +67,10 @@ impl Target {
         let status = self.get(function, Duration::from_secs(60)).await;
         let answered = unix_now();
         let serving = watch.first(Duration::from_secs(5)).await.map(|s| s.serving);
+        let container = watch
+            .container_start(Duration::from_secs(5))
+            .await
+            .unwrap_or_default();
         let activator = scrape(&self.activator_admin).await;
         let (demands1, patches1, patch_seconds1) = autoscaler_counts(&scrape(&self.autoscaler_admin).await);
         let labels = [("namespace", self.namespace.as_str()), ("function", function)];
@@ -95,7 +99,10 @@ impl Target {
             patches: patches1 - patches0,
             patch_seconds: patch_seconds1 - patch_seconds0,
         };
-        Ok(ColdStart::from_observed(function, &observed))
+        let mut sample = ColdStart::from_observed(function, &observed);
+        sample.container_start_ms = container.status_ms;
+        sample.container_start_watched_ms = container.watched_ms;
+        Ok(sample)
     }
 
     /// `requests` concurrent requests, one connection each, to `function` at zero.

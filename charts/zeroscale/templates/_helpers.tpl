@@ -60,11 +60,16 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 {{- end }}
 
 {{/*
-zeroscale.image: `<repository>:<tag>` of a component; the tag defaults to the chart's appVersion.
+zeroscale.image: `<registry>/<repository>:<tag>` of a component (`<repository>:<tag>` when
+image.registry is empty); the tag defaults to the chart's appVersion.
 */}}
 {{- define "zeroscale.image" -}}
 {{- $values := index .root.Values .component }}
-{{- printf "%s:%s" $values.image.repository (default .root.Chart.AppVersion .root.Values.image.tag) }}
+{{- $repository := $values.image.repository }}
+{{- with .root.Values.image.registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository }}
+{{- end }}
+{{- printf "%s:%s" $repository (default .root.Chart.AppVersion .root.Values.image.tag) }}
 {{- end }}
 
 {{/*

@@ -5,7 +5,9 @@ use std::time::Duration;
 use kube::Api;
 use serde_json::json;
 use zeroscale_crds::Function;
-use zeroscale_e2e::{Operator, TestNamespace, install_function_crd, kubectl, kubectl_ok, repo_root};
+use zeroscale_e2e::{
+    BUSYBOX_IMAGE, Operator, TestNamespace, install_function_crd, kubectl, kubectl_ok, repo_root,
+};
 
 use super::support::*;
 
@@ -87,7 +89,7 @@ async fn a_crashing_container_reports_the_crash() {
     create(
         &api,
         "crash",
-        json!({ "image": "zeroscale/echo", "command": ["sh", "-c", "exit 3"] }),
+        json!({ "image": BUSYBOX_IMAGE, "command": ["sh", "-c", "exit 3"] }),
     )
     .await;
     let f = wait_ready(&api, "crash", "False", &["CrashLoopBackOff"], SETTLE).await;

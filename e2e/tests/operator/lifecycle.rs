@@ -8,7 +8,9 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use zeroscale_crds::Function;
-use zeroscale_e2e::{Operator, TestNamespace, install_function_crd, kubectl_ok, repo_root, wait_for};
+use zeroscale_e2e::{
+    ECHO_IMAGE, Operator, TestNamespace, ensure_tag, install_function_crd, kubectl_ok, repo_root, wait_for,
+};
 
 use super::support::*;
 
@@ -22,7 +24,7 @@ async fn children_follow_the_function_through_create_update_and_delete() {
     create(
         &api,
         "hello",
-        json!({ "image": "zeroscale/echo", "timeoutSeconds": 20 }),
+        json!({ "image": ECHO_IMAGE, "timeoutSeconds": 20 }),
     )
     .await;
 
@@ -87,8 +89,9 @@ async fn children_follow_the_function_through_create_update_and_delete() {
     );
     assert_eq!(status.replicas_summary.as_deref(), Some("1/1"));
 
-    // A new image rolls out.
-    let patch = json!({ "spec": { "image": "zeroscale/echo:v2" } });
+    // A new image rolls out: a second tag of the echo image in the registry.
+    let v2 = ensure_tag(ECHO_IMAGE, "v2").await;
+    let patch = json!({ "spec": { "image": v2 } });
     api.patch("hello", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("image changed");
@@ -97,7 +100,7 @@ async fn children_follow_the_function_through_create_update_and_delete() {
     wait_for(SETTLE, "the new image to roll out", || async {
         let d = deployments.get("hello").await.ok()?;
         let s = d.status.as_ref()?;
-        let done = image(&d).as_deref() == Some("zeroscale/echo:v2")
+        let done = image(&d).as_deref() == Some(v2.as_str())
             && s.updated_replicas == Some(1)
             && s.replicas == Some(1)
             && s.ready_replicas == Some(1);
@@ -126,7 +129,7 @@ async fn replicas_written_through_scale_survive_reconciles_and_restarts() {
     create(
         &api,
         "scaled",
-        json!({ "image": "zeroscale/echo", "scale": { "initial": 1 } }),
+        json!({ "image": ECHO_IMAGE, "scale": { "initial": 1 } }),
     )
     .await;
     wait_ready(&api, "scaled", "True", &["Ready"], SETTLE).await;

@@ -8,7 +8,7 @@ use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use zeroscale_crds::Function;
-use zeroscale_e2e::{Operator, TestNamespace, install_function_crd, try_kubectl, wait_for};
+use zeroscale_e2e::{ECHO_IMAGE, Operator, TestNamespace, install_function_crd, try_kubectl, wait_for};
 
 use super::support::*;
 
@@ -22,7 +22,7 @@ async fn a_restarted_operator_converges_to_the_same_children_and_status() {
     create(
         &api,
         "phoenix",
-        json!({ "image": "zeroscale/echo", "scale": { "initial": 2 } }),
+        json!({ "image": ECHO_IMAGE, "scale": { "initial": 2 } }),
     )
     .await;
     // Kill the operator (no graceful shutdown, no Lease release) as soon as it has started on the children.
@@ -85,7 +85,7 @@ async fn objects_the_function_does_not_control_are_not_taken_over() {
         .await
         .expect("their service");
     let api: Api<Function> = Api::namespaced(client.clone(), ns.name());
-    create(&api, "taken", json!({ "image": "zeroscale/echo" })).await;
+    create(&api, "taken", json!({ "image": ECHO_IMAGE })).await;
     let f = wait_ready(&api, "taken", "False", &["NotOwned"], SETTLE).await;
     let message = ready_condition(&f).map(|c| c.message).unwrap_or_default();
     assert!(message.contains("Service taken"), "{message}");
@@ -135,6 +135,6 @@ async fn a_standby_takes_over_when_the_leader_shuts_down() {
     standby.wait_leading().await;
     // The new leader reconciles.
     let api: Api<Function> = Api::namespaced(client.clone(), ns.name());
-    create(&api, "next", json!({ "image": "zeroscale/echo" })).await;
+    create(&api, "next", json!({ "image": ECHO_IMAGE })).await;
     wait_ready(&api, "next", "True", &["Ready"], SETTLE).await;
 }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use zeroscale_e2e::{deployment_image, record_timing, wait_for};
+use zeroscale_e2e::{BUSYBOX_IMAGE, ECHO_IMAGE, deployment_image, ensure_tag, record_timing, wait_for};
 
 use crate::load::{Traffic, first_failures};
 use crate::support::{COLD_REQUEST_TIMEOUT, Scenario, echo_spec};
@@ -27,9 +27,11 @@ async fn update_under_traffic_loses_no_request() {
     })
     .await;
 
+    // A second tag of the echo image in the registry: a new image reference, as a user's v2 would be.
+    let v2 = ensure_tag(ECHO_IMAGE, "v2").await;
     let begun = Instant::now();
     let update = echo_spec(json!({
-        "image": "zeroscale/echo:v2",
+        "image": v2,
         "env": [{"name": "ECHO_VERSION", "value": "2"}],
         "scale": {"initial": 1, "min": 1, "max": 3},
     }));
@@ -41,7 +43,7 @@ async fn update_under_traffic_loses_no_request() {
             let d = s.deployments.get_opt("rolling").await.ok().flatten()?;
             let image = deployment_image(&d)?;
             let st = d.status.as_ref()?;
-            let done = image == "zeroscale/echo:v2"
+            let done = image == v2
                 && st.observed_generation >= d.metadata.generation
                 && st.updated_replicas.unwrap_or(0) == st.replicas.unwrap_or(-1)
                 && st.ready_replicas.unwrap_or(0) == st.replicas.unwrap_or(-1);
@@ -86,7 +88,7 @@ async fn deleted_function_answers_404() {
     s.apply("gone", echo_spec(json!({"scale": {"initial": 1}}))).await;
     // Never listens, so never ready: a request to it waits in the activator's queue.
     let stuck = json!({
-        "image": "busybox", "command": ["sh", "-c", "exec sleep 3600"],
+        "image": BUSYBOX_IMAGE, "command": ["sh", "-c", "exec sleep 3600"],
         "timeoutSeconds": 300, "scale": {"initial": 0},
     });
     s.apply("stuck", stuck).await;
@@ -136,7 +138,8 @@ async fn deleted_function_answers_404() {
 }
 
 /// Knative `TestSvcToSvcViaActivator`: from inside a pod (an echo function's `/call`), the in-cluster
-/// name `http://<fn>.<ns>.svc` reaches the other function through the activator, waking it from zero.
+/// names `http://<fn>.<ns>.svc` (through the pod's DNS search list) and `<fn>.<ns>.svc.cluster.local`
+/// resolve through CoreDNS and reach the other function through the activator, waking it from zero.
 #[tokio::test]
 async fn svc_to_svc_via_activator() {
     let s = Scenario::new("svc-to-svc").await;
@@ -167,6 +170,18 @@ async fn svc_to_svc_via_activator() {
         inner["headers"]["forwarded"].is_string(),
         "went through the activator: {body}"
     );
+
+    // The fully qualified name, resolved by CoreDNS inside the caller's pod (the callee's ExternalName
+    // Service is a CNAME of the activator's Service), reaches the callee through the activator too.
+    let fqdn = format!("callee.{ns}.svc.cluster.local");
+    let path = format!("/call?url=http%3A%2F%2F{fqdn}%2Ffqdn");
+    let (status, body) = s.get_ok(&caller, &path, Duration::from_secs(90)).await;
+    assert_eq!(status, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(doc["status"], 200, "{body}");
+    assert_eq!(doc["body"]["function"], "callee", "{body}");
+    assert_eq!(doc["body"]["path"], "/fqdn", "{body}");
+    assert_eq!(doc["body"]["headers"]["host"], fqdn, "{body}");
 
     // Cluster-local: not routed on the external port.
     let callee = s.host("callee").await;

@@ -10,8 +10,8 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use zeroscale_crds::Function;
 use zeroscale_e2e::{
-    HttpError, HttpResponse, Installed, TestNamespace, client, deployment_replicas, ensure_installed,
-    function_condition, http_request, wait_for,
+    ECHO_IMAGE, HttpError, HttpResponse, Installed, TestNamespace, client, deployment_replicas,
+    ensure_installed, function_condition, http_request, wait_for,
 };
 
 /// How long a Function may take to become `Ready` (pods start in well under a second; the rest is
@@ -155,7 +155,7 @@ impl Scenario {
 /// key by key, so `{"scale": {"max": 3}}` keeps `initial: 0`).
 pub fn echo_spec(extra: Value) -> Value {
     let mut spec = json!({
-        "image": "zeroscale/echo",
+        "image": ECHO_IMAGE,
         "scale": {"initial": 0, "window": "6s"},
     });
     merge(&mut spec, extra);

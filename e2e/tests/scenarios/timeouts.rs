@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use zeroscale_e2e::record_timing;
+use zeroscale_e2e::{BUSYBOX_IMAGE, MISSING_IMAGE, record_timing};
 
 use crate::support::{COLD_REQUEST_TIMEOUT, Scenario, echo_spec};
 
@@ -88,13 +88,13 @@ async fn never_ready_answers_503_with_reason() {
     let s = Scenario::new("never-ready").await;
     s.apply(
         "nopull",
-        json!({"image": "zeroscale/no-such-image", "timeoutSeconds": 120, "scale": {"initial": 0}}),
+        json!({"image": MISSING_IMAGE, "timeoutSeconds": 120, "scale": {"initial": 0}}),
     )
     .await;
     s.apply(
         "crash",
         json!({
-            "image": "busybox", "command": ["sh", "-c", "echo failing on purpose; exit 3"],
+            "image": BUSYBOX_IMAGE, "command": ["sh", "-c", "echo failing on purpose; exit 3"],
             "timeoutSeconds": 120, "scale": {"initial": 0},
         }),
     )
