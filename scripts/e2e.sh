@@ -39,7 +39,7 @@ rm -f .zeroscale/logs/timings.log
 
 # Step 2: the binaries that bring their own components. A Zeroscale left installed (by `make up`, say)
 # would reconcile and scale their Functions too, so it goes first.
-installed_suites=(scenarios images)
+installed_suites=(scenarios images protocols)
 bash scripts/uninstall.sh || status=1
 targets=(--lib)
 for test in e2e/tests/*.rs; do
