@@ -89,7 +89,12 @@ async fn a_crashing_container_reports_the_crash() {
     create(
         &api,
         "crash",
-        json!({ "image": BUSYBOX_IMAGE, "command": ["sh", "-c", "exit 3"] }),
+        json!({
+            "image": BUSYBOX_IMAGE,
+            "command": ["sh", "-c", "exit 3"],
+            // The busybox image's user is root; Functions run as non-root.
+            "securityContext": {"runAsUser": 65532},
+        }),
     )
     .await;
     let f = wait_ready(&api, "crash", "False", &["CrashLoopBackOff"], SETTLE).await;

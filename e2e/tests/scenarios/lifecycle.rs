@@ -89,6 +89,8 @@ async fn deleted_function_answers_404() {
     // Never listens, so never ready: a request to it waits in the activator's queue.
     let stuck = json!({
         "image": BUSYBOX_IMAGE, "command": ["sh", "-c", "exec sleep 3600"],
+            // The busybox image's user is root; Functions run as non-root.
+            "securityContext": {"runAsUser": 65532},
         "timeoutSeconds": 300, "scale": {"initial": 0},
     });
     s.apply("stuck", stuck).await;

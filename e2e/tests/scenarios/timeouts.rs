@@ -95,6 +95,8 @@ async fn never_ready_answers_503_with_reason() {
         "crash",
         json!({
             "image": BUSYBOX_IMAGE, "command": ["sh", "-c", "echo failing on purpose; exit 3"],
+            // The busybox image's user is root; Functions run as non-root.
+            "securityContext": {"runAsUser": 65532},
             "timeoutSeconds": 120, "scale": {"initial": 0},
         }),
     )
