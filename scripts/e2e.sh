@@ -46,7 +46,7 @@ for test in e2e/tests/*.rs; do
   name=$(basename "$test" .rs)
   [[ " ${installed_suites[*]} " == *" $name "* ]] || targets+=(--test "$name")
 done
-cargo test -p zeroscale-e2e "${targets[@]}" -- --test-threads=1 "$@" || status=1
+cargo test --no-fail-fast -p zeroscale-e2e "${targets[@]}" -- --test-threads=1 "$@" || status=1
 cargo test -p zeroscale-e2e --doc -- "$@" || status=1
 step host-process-tests
 

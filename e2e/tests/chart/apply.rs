@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -103,12 +104,11 @@ pub fn relocate(ns: &str) -> Relocated {
         yaml.push_str("\n---\n");
     }
     let mut yaml = yaml.replace("zeroscale-system", ns);
-    let mut cluster_scoped = Vec::new();
-    for component in ["operator", "activator", "autoscaler"] {
-        yaml = yaml.replace(&format!("zeroscale-{component}"), &format!("{ns}-{component}"));
-        cluster_scoped.push(format!("clusterrole/{ns}-{component}"));
-        cluster_scoped.push(format!("clusterrolebinding/{ns}-{component}"));
+    // `broker-producer` first: it is cluster-scoped and named after no component.
+    for prefix in ["broker-producer", "operator", "activator", "autoscaler"] {
+        yaml = yaml.replace(&format!("zeroscale-{prefix}"), &format!("{ns}-{prefix}"));
     }
+    let cluster_scoped = cluster_scoped_names(&yaml);
     let yaml = yaml
         .lines()
         .map(|line| {
@@ -121,6 +121,33 @@ pub fn relocate(ns: &str) -> Relocated {
         .collect::<Vec<_>>()
         .join("\n");
     Relocated { yaml, cluster_scoped }
+}
+
+/// `clusterrole/<name>` and `clusterrolebinding/<name>` of every ClusterRole(Binding) in `yaml`, so the
+/// test removes each one it created, whatever the chart adds.
+fn cluster_scoped_names(yaml: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let Ok(value) = serde_yaml::Value::deserialize(doc) else {
+            continue;
+        };
+        let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
+        let name = value
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str());
+        if let (Some(resource), Some(name)) = (
+            match kind {
+                "ClusterRole" => Some("clusterrole"),
+                "ClusterRoleBinding" => Some("clusterrolebinding"),
+                _ => None,
+            },
+            name,
+        ) {
+            names.push(format!("{resource}/{name}"));
+        }
+    }
+    names
 }
 
 /// `kind/name` -> (resourceVersion, generation) of every object of `yaml` on the cluster.
