@@ -13,25 +13,26 @@ use zeroscale_e2e::{
 
 use crate::support::Scenario;
 
-/// A producer ServiceAccount in `namespace`, allowed to post to the brokers of `grant_in`; and a
-/// stranger without any grant.
-fn producer_rbac(namespace: &str, grant_in: &[&str]) -> String {
-    let mut yaml = format!(
+/// A producer ServiceAccount in `namespace` and a stranger without any grant.
+fn accounts(namespace: &str) -> String {
+    format!(
         "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: producer, namespace: {namespace}}}\n---\n\
          apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: stranger, namespace: {namespace}}}\n"
-    );
-    for ns in grant_in {
-        yaml.push_str(&format!(
-            "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n\
-             metadata: {{name: broker-producer, namespace: {ns}}}\n\
-             rules: [{{apiGroups: [zeroscale.dev], resources: [brokers], verbs: [create]}}]\n---\n\
-             apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
-             metadata: {{name: producer-broker, namespace: {ns}}}\n\
-             roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: broker-producer}}\n\
-             subjects: [{{kind: ServiceAccount, name: producer, namespace: {namespace}}}]\n"
-        ));
-    }
-    yaml
+    )
+}
+
+/// The Role and RoleBinding in `grant_in` that let `namespace`'s producer post to that namespace's
+/// broker.
+fn grant(namespace: &str, grant_in: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\n\
+         metadata: {{name: broker-producer, namespace: {grant_in}}}\n\
+         rules: [{{apiGroups: [zeroscale.dev], resources: [brokers], verbs: [create]}}]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
+         metadata: {{name: producer-broker, namespace: {grant_in}}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: broker-producer}}\n\
+         subjects: [{{kind: ServiceAccount, name: producer, namespace: {namespace}}}]\n"
+    )
 }
 
 async fn token(namespace: &str, account: &str, audience: &str) -> String {
@@ -84,7 +85,10 @@ async fn broker_ingress_authenticates_authorizes_and_hides_empty_namespaces() {
         .clone()
         .expect("the install exposes the broker (ZEROSCALE_BROKER)");
     let empty = TestNamespace::new(&client().await, "guard-empty").await;
-    apply_yaml(ns, &producer_rbac(ns, &[ns, empty.name()])).await;
+    apply_yaml(ns, &accounts(ns)).await;
+    for grant_in in [ns, empty.name()] {
+        apply_yaml(grant_in, &grant(ns, grant_in)).await;
+    }
     apply_yaml(
         ns,
         "apiVersion: zeroscale.dev/v1alpha1\nkind: Trigger\nmetadata: {name: sink}\n\
