@@ -65,5 +65,5 @@ pub use pods::{pod_ip, pod_is_ready, restart_count, wait_pod, waiting_reason};
 pub use ports::{free_addr, free_port};
 pub use process::{ProcessError, ProcessGuard, spawn_component, try_spawn_component};
 pub use sink::{EventSink, Received};
-pub use timing::{record_timing, timings_path};
+pub use timing::{record_figure, record_timing, timings_path};
 pub use wait::{WaitError, try_wait_for, wait_for};

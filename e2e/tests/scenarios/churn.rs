@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::MissedTickBehavior;
 use zeroscale_e2e::installed::{kill_pod, ready_component_pods, rollout_restart};
-use zeroscale_e2e::{counter_value, http_request, kubectl_ok, record_timing, try_kubectl};
+use zeroscale_e2e::{counter_value, http_request, kubectl_ok, record_figure, record_timing, try_kubectl};
 
 use crate::load::{Traffic, burst};
 use crate::support::{Scenario, echo_spec};
@@ -236,7 +236,7 @@ async fn churn_soak() {
     let (retries, lost) = counters.totals();
     record_timing("scenarios: churn soak", begun.elapsed());
     let answered = outcome.ok + outcome.failures.len() as u64;
-    println!(
+    record_figure(&format!(
         "churn soak: {answered} requests ({} 2xx, {} not) in {:.0?} (sending took {sending:.0?}, {} chaos \
          steps, slowest {:.0?}); activator retries {retries}, lost {lost} (summed over the activator pods \
          scraped)",
@@ -245,7 +245,7 @@ async fn churn_soak() {
         begun.elapsed(),
         steps,
         outcome.max_latency,
-    );
+    ));
     assert_eq!(answered, TOTAL, "every request was sent and answered");
     assert!(
         outcome.failures.is_empty(),
