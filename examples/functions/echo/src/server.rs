@@ -81,6 +81,24 @@ pub async fn serve(listener: TcpListener, config: Config) -> Result<(), ServerEr
         "shutting down: waiting for {} request(s) in flight",
         echo.in_flight.current()
     );
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+    // Done when every connection has closed, or when no request is in flight: an idle kept-alive
+    // connection (a client's pool, a connection that never sent a byte) would otherwise hold the pod
+    // until its grace period ends, although nothing is left to finish.
+    let in_flight = echo.in_flight.clone();
+    let requests_done = async move {
+        while in_flight.current() > 0 {
+            tokio::time::sleep(DRAIN_POLL).await;
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = requests_done => {}
+        }
+    })
+    .await;
     Ok(())
 }
+
+/// How often the drain looks at the number of requests in flight.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
