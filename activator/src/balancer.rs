@@ -1,83 +1,9 @@
 //! Choosing a pod for a request: least loaded of two random choices, never past the per-pod
 //! concurrency limit when one is set.
 
-use std::{
-    net::SocketAddr,
-    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
-};
-
-use http::uri::Authority;
 use rand::Rng;
 
-use crate::upstream::IdlePool;
-
-/// One routable pod address and the requests in flight to it from this activator.
-#[derive(Debug)]
-pub struct Endpoint {
-    /// Pod IP and port.
-    pub address: SocketAddr,
-    /// `ip:port` as a URI authority, built once so requests can reuse it.
-    pub authority: Authority,
-    in_flight: AtomicUsize,
-    // Set once the pod left the routable set (terminating, gone, not ready, or failed).
-    retired: AtomicBool,
-    // Keep-alive connections to this pod; they close when the endpoint is gone and its last request
-    // has finished.
-    idle: IdlePool,
-}
-
-impl Endpoint {
-    /// A new endpoint with nothing in flight.
-    pub fn new(address: SocketAddr) -> Self {
-        let authority = Authority::try_from(address.to_string().as_str())
-            .unwrap_or_else(|_| Authority::from_static("invalid.invalid"));
-        Self {
-            address,
-            authority,
-            in_flight: AtomicUsize::new(0),
-            retired: AtomicBool::new(false),
-            idle: IdlePool::default(),
-        }
-    }
-
-    /// Idle HTTP/1.1 connections to this pod.
-    pub fn idle(&self) -> &IdlePool {
-        &self.idle
-    }
-
-    /// The pod left the routable set: a request that picked it and has not been sent yet goes
-    /// elsewhere, and its idle connections close now (a terminating pod closes them itself soon, and
-    /// a request written onto one then would be lost).
-    pub fn retire(&self) {
-        self.retired.store(true, Ordering::Relaxed);
-        self.idle.clear();
-    }
-
-    /// Whether [`Endpoint::retire`] was called.
-    pub fn is_retired(&self) -> bool {
-        self.retired.load(Ordering::Relaxed)
-    }
-
-    /// Requests in flight to this endpoint.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-
-    /// Counts a request sent to it. Called with the function's lock held, so the check-then-increment
-    /// in [`pick`] is not racy.
-    pub fn start(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Counts a request finished.
-    pub fn finish(&self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    fn has_capacity(&self, limit: usize) -> bool {
-        limit == 0 || self.in_flight() < limit
-    }
-}
+pub use crate::endpoints::Endpoint;
 
 /// Picks the index of an endpoint for one more request, or `None` when every endpoint is at `limit`
 /// (0 = unlimited) or there is none.
@@ -107,7 +33,7 @@ pub fn pick<E: AsRef<Endpoint>>(endpoints: &[E], limit: usize, rng: &mut impl Rn
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::{net::SocketAddr, sync::Arc};
 
     use rand::{SeedableRng, rngs::StdRng};
 

@@ -13,10 +13,7 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::{
-    lease::Lease,
-    upstream::{PoolLimits, UpstreamConn},
-};
+use crate::{lease::Lease, metrics::LOST_MID_RESPONSE, upstream::PooledConn};
 
 /// Why a streamed response was cut off.
 #[derive(Debug, thiserror::Error)]
@@ -46,8 +43,7 @@ pin_project! {
         timer: Option<Pin<Box<Sleep>>>,
         // The HTTP/1.1 connection the body arrives on, driven from here and returned to the pod's
         // idle pool once the body has ended.
-        conn: Option<Box<UpstreamConn>>,
-        pool: Option<PoolLimits>,
+        conn: Option<PooledConn>,
     }
 
     impl PinnedDrop for ResponseBody {
@@ -57,24 +53,16 @@ pin_project! {
             // reusable connection behind.
             let ended = this.upstream.as_ref().as_pin_ref().is_some_and(|b| b.is_end_stream());
             if ended {
-                checkin(this.conn, this.lease.as_ref(), *this.pool, &mut Context::from_waker(Waker::noop()));
+                checkin(this.conn, this.lease.as_ref(), &mut Context::from_waker(Waker::noop()));
             }
         }
     }
 }
 
 /// Gives an upstream connection whose response ended back to its pod's pool.
-fn checkin(
-    conn: &mut Option<Box<UpstreamConn>>,
-    lease: Option<&Lease>,
-    pool: Option<PoolLimits>,
-    cx: &mut Context<'_>,
-) {
-    if let (Some(conn), Some(lease), Some(limits)) = (conn.take(), lease, pool) {
-        // A pod out of rotation keeps no idle connection: it is going away.
-        if !lease.endpoint().is_retired() {
-            lease.endpoint().idle().checkin(conn, cx, limits);
-        }
+fn checkin(conn: &mut Option<PooledConn>, lease: Option<&Lease>, cx: &mut Context<'_>) {
+    if let (Some(conn), Some(lease)) = (conn.take(), lease) {
+        conn.checkin(lease.endpoint(), cx);
     }
 }
 
@@ -89,7 +77,6 @@ impl ResponseBody {
             idle: None,
             timer: None,
             conn: None,
-            pool: None,
         }
     }
 
@@ -99,15 +86,14 @@ impl ResponseBody {
     }
 
     /// A pod's body; `lease` is released when it ends or is dropped. `conn` is the HTTP/1.1
-    /// connection the body arrives on, driven by this body and pooled again under `pool` once it ends.
+    /// connection the body arrives on, driven by this body and pooled again once it ends.
     pub fn upstream(
         body: Incoming,
         lease: Lease,
         deadline: Instant,
         idle: Option<Duration>,
-        conn: Option<(Box<UpstreamConn>, PoolLimits)>,
+        conn: Option<PooledConn>,
     ) -> Self {
-        let (conn, pool) = conn.map_or((None, None), |(c, p)| (Some(c), Some(p)));
         Self {
             upstream: Some(body),
             text: None,
@@ -116,7 +102,6 @@ impl ResponseBody {
             idle,
             timer: None,
             conn,
-            pool,
         }
     }
 
@@ -131,7 +116,6 @@ impl ResponseBody {
             idle: None,
             timer: None,
             conn: None,
-            pool: None,
         }
     }
 
@@ -177,12 +161,12 @@ impl Body for ResponseBody {
             }
             Poll::Ready(Some(Err(e))) => {
                 if let Some(lease) = this.lease.take() {
-                    lease.function().record_lost(crate::proxy::LOST_MID_RESPONSE);
+                    lease.function().record_lost(LOST_MID_RESPONSE);
                 }
                 Poll::Ready(Some(Err(BodyError::Upstream(e))))
             }
             Poll::Ready(None) => {
-                checkin(this.conn, this.lease.as_ref(), *this.pool, cx);
+                checkin(this.conn, this.lease.as_ref(), cx);
                 this.lease.take();
                 Poll::Ready(None)
             }

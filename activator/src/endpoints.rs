@@ -5,9 +5,101 @@
 //! starting pod until a probe gets through or the source reports it anew (not ready, terminating or
 //! gone), whichever comes first.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+};
 
-use crate::{balancer::Endpoint, settings::EndpointInfo};
+use http::uri::Authority;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::EndpointInfo;
+
+/// One routable pod address and the requests in flight to it from this activator. Its keep-alive
+/// connections live in [`crate::upstream`], keyed by [`Endpoint::id`], and close when it is retired.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Pod IP and port.
+    pub address: SocketAddr,
+    /// `ip:port` as a URI authority, built once so requests can reuse it.
+    pub authority: Authority,
+    id: u64,
+    in_flight: AtomicUsize,
+    // Cancelled once the pod left the routable set (terminating, gone, not ready, or failed), or the
+    // endpoint was dropped: whoever keeps state per endpoint waits on it to let that state go.
+    retired: CancellationToken,
+}
+
+/// Source of [`Endpoint::id`]: an address that comes back into rotation is a new endpoint.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+impl Endpoint {
+    /// A new endpoint with nothing in flight.
+    pub fn new(address: SocketAddr) -> Self {
+        let authority = Authority::try_from(address.to_string().as_str())
+            .unwrap_or_else(|_| Authority::from_static("invalid.invalid"));
+        Self {
+            address,
+            authority,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            in_flight: AtomicUsize::new(0),
+            retired: CancellationToken::new(),
+        }
+    }
+
+    /// Unique among the endpoints of this process, even for the same address.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The pod left the routable set: a request that picked it and has not been sent yet goes
+    /// elsewhere, and its idle connections close now (a terminating pod closes them itself soon, and
+    /// a request written onto one then would be lost).
+    pub fn retire(&self) {
+        self.retired.cancel();
+    }
+
+    /// Whether [`Endpoint::retire`] was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.is_cancelled()
+    }
+
+    /// Completes when the endpoint is retired or dropped.
+    pub fn retirement(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.retired.clone().cancelled_owned()
+    }
+
+    /// Requests in flight to this endpoint.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request sent to it. Called with the function's lock held, so the check-then-increment
+    /// in [`crate::balancer::pick`] is not racy.
+    pub fn start(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request finished.
+    pub fn finish(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether one more request fits under `limit` (0 = unlimited).
+    pub fn has_capacity(&self, limit: usize) -> bool {
+        limit == 0 || self.in_flight() < limit
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        // A dropped endpoint is gone for good: state kept for it elsewhere goes too.
+        self.retired.cancel();
+    }
+}
 
 /// The endpoint sets of one function.
 #[derive(Debug, Default)]

@@ -1,12 +1,11 @@
-//! Every way a request can fail in the activator, and the one place where failures become HTTP
-//! responses: a status code and a short plain-text body.
+//! Every way a request can fail in the activator, with its status code and the words the client and
+//! the log get for it. [`crate::respond`] turns these into responses.
 
 use std::io;
 
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::StatusCode;
 
-use crate::{body::ResponseBody, headers::X_REQUEST_ID, host::HostError, upstream::UpstreamError};
+use crate::{host::HostError, upstream::UpstreamError};
 
 /// Why the activator answers a request itself instead of with a pod's response.
 #[derive(Debug, thiserror::Error)]
@@ -128,64 +127,10 @@ impl ProxyError {
         }
         detail
     }
-
-    /// The plain-text response for this error. It carries an [`ErrorReport`] that
-    /// [`with_request_id`] turns into the final body (request id added) and a log line.
-    pub fn into_response(self) -> Response<ResponseBody> {
-        let status = self.status();
-        let retry_after = matches!(self, Self::QueueFull { .. });
-        let public = self.public_message();
-        let mut response = Response::new(ResponseBody::text(Bytes::from(format!("{public}\n"))));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        if retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response.extensions_mut().insert(ErrorReport {
-            public,
-            detail: self.detail(),
-        });
-        response
-    }
-}
-
-/// An error answer on its way out: the text for the client and the detail for the log.
-#[derive(Clone, Debug)]
-pub struct ErrorReport {
-    /// The client's text, without the request id.
-    pub public: String,
-    /// The full error.
-    pub detail: String,
-}
-
-/// Finishes an answer for the request `request_id`: an error answer written by the activator
-/// ([`ProxyError::into_response`]) gets the id in its body and `x-request-id` header, and its detail
-/// is logged with the same id. Other answers pass unchanged.
-pub fn with_request_id(
-    mut response: Response<ResponseBody>,
-    request_id: &HeaderValue,
-) -> Response<ResponseBody> {
-    let Some(report) = response.extensions_mut().remove::<ErrorReport>() else {
-        return response;
-    };
-    let id = request_id.to_str().unwrap_or_default();
-    let status = response.status().as_u16();
-    if response.status().is_server_error() {
-        tracing::info!(request_id = id, status, error = %report.detail, "request failed");
-    } else {
-        tracing::debug!(request_id = id, status, error = %report.detail, "request refused");
-    }
-    *response.body_mut() = ResponseBody::text(Bytes::from(format!("{}\nrequest id: {id}\n", report.public)));
-    response.headers_mut().insert(&X_REQUEST_ID, request_id.clone());
-    response
 }
 
 /// At most 256 characters of a client-supplied host, so an answer never grows with the input.
-fn clip(text: &str) -> &str {
+pub(crate) fn clip(text: &str) -> &str {
     match text.char_indices().nth(256) {
         Some((end, _)) => &text[..end],
         None => text,
@@ -193,7 +138,7 @@ fn clip(text: &str) -> &str {
 }
 
 /// The kind of an upstream failure, in words that hold no address.
-fn upstream_kind(error: &UpstreamError) -> &'static str {
+pub(crate) fn upstream_kind(error: &UpstreamError) -> &'static str {
     match error {
         UpstreamError::Connect { source, .. } => match source.kind() {
             io::ErrorKind::ConnectionRefused => "connection refused",
@@ -209,36 +154,5 @@ fn upstream_kind(error: &UpstreamError) -> &'static str {
         UpstreamError::Http(e) if e.is_parse() => "invalid response",
         UpstreamError::Http(_) => "the connection failed",
         UpstreamError::H2c(_) => "the HTTP/2 exchange failed",
-    }
-}
-
-#[cfg(test)]
-#[path = "error_tests.rs"]
-mod leak_tests;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses_match_the_spec() {
-        assert_eq!(ProxyError::UnknownFunction("x".into()).status(), 404);
-        assert_eq!(ProxyError::FunctionDeleted("x".into()).status(), 404);
-        assert_eq!(ProxyError::Timeout("x".into()).status(), 504);
-        assert_eq!(ProxyError::Host(HostError::Missing).status(), 400);
-        let full = ProxyError::QueueFull {
-            function: "ns/f".into(),
-            limit: "queue-max-requests",
-        };
-        let response = full.into_response();
-        assert_eq!(response.status(), 503);
-        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
-        let failed = ProxyError::StartupFailed {
-            function: "ns/f".into(),
-            reason: "ImagePullBackOff".into(),
-            message: "no such image".into(),
-        };
-        assert!(failed.to_string().contains("ImagePullBackOff"));
-        assert_eq!(failed.status(), 503);
     }
 }

@@ -22,6 +22,7 @@ pub mod peers;
 pub mod probe;
 pub mod proxy;
 pub mod queue;
+pub mod respond;
 pub mod server;
 pub mod settings;
 pub mod signal_sender;

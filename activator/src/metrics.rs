@@ -18,6 +18,25 @@ use zeroscale_common::signals::FunctionKey;
 pub use zeroscale_common::metrics::FunctionLabels;
 use zeroscale_common::metrics::{FloatGauge, unix_now};
 
+/// `reason` of `zeroscale_activator_upstream_retries_total`: nothing of the request reached the pod
+/// (connection refused, timed out or reset, or a kept-alive connection closed before it was written).
+pub const RETRY_NOT_SENT: &str = "not-sent";
+/// `reason` of the retry counter: the chosen pod left rotation (terminating, removed, failed) before
+/// the request went out.
+pub const RETRY_POD_GONE: &str = "pod-gone";
+/// `reason` of the retry counter: the connection broke after the request went out and before the
+/// response head; the request was idempotent with a kept body, so it was sent again.
+pub const RETRY_REPLAYED: &str = "replayed";
+/// `reason` of `zeroscale_activator_upstream_lost_total`: the pod went away before the response head
+/// and the request could not be sent again; the client got 502.
+pub const LOST_BEFORE_RESPONSE: &str = "before-response";
+/// `reason` of the loss counter: the pod's response body broke after its head was sent on; the client
+/// saw a cut response.
+pub const LOST_MID_RESPONSE: &str = "mid-response";
+/// `reason` of the loss counter: the connection to the activator owning the function (see
+/// [`crate::peers`]) broke after the request went out to it, before its response head; 502.
+pub const LOST_PEER_HOP: &str = "peer-hop";
+
 /// Labels of the per-function request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabels {

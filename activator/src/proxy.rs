@@ -27,24 +27,9 @@ use crate::{
     upstream::{OutBody, Outgoing, SendError, Sent, Upstreams},
 };
 
-/// `reason` of `zeroscale_activator_upstream_retries_total`: nothing of the request reached the pod
-/// (connection refused, timed out or reset, or a kept-alive connection closed before it was written).
-pub const RETRY_NOT_SENT: &str = "not-sent";
-/// `reason` of the retry counter: the chosen pod left rotation (terminating, removed, failed) before
-/// the request went out.
-pub const RETRY_POD_GONE: &str = "pod-gone";
-/// `reason` of the retry counter: the connection broke after the request went out and before the
-/// response head; the request was idempotent with a kept body, so it was sent again.
-pub const RETRY_REPLAYED: &str = "replayed";
-/// `reason` of `zeroscale_activator_upstream_lost_total`: the pod went away before the response head
-/// and the request could not be sent again; the client got 502.
-pub const LOST_BEFORE_RESPONSE: &str = "before-response";
-/// `reason` of the loss counter: the pod's response body broke after its head was sent on; the client
-/// saw a cut response.
-pub const LOST_MID_RESPONSE: &str = "mid-response";
-/// `reason` of the loss counter: the connection to the activator owning the function (see
-/// [`crate::peers`]) broke after the request went out to it, before its response head; 502.
-pub const LOST_PEER_HOP: &str = "peer-hop";
+pub use crate::metrics::{
+    LOST_BEFORE_RESPONSE, LOST_MID_RESPONSE, LOST_PEER_HOP, RETRY_NOT_SENT, RETRY_POD_GONE, RETRY_REPLAYED,
+};
 /// Most times one request that may have reached a pod is sent again (a request that kills every pod
 /// it reaches must not go through all of them).
 const MAX_REPLAYS: u32 = 3;
@@ -328,7 +313,7 @@ impl Proxy {
                         replays += 1;
                         // The pod closed a connection it had kept alive: it is most likely shutting
                         // down, and so are the others it keeps.
-                        lease.endpoint().idle().clear();
+                        self.upstreams.clear_idle(lease.endpoint());
                         tracing::info!(
                             function = lease.function().display(),
                             address = %lease.endpoint().address,
@@ -366,7 +351,6 @@ impl Proxy {
         }
         headers::strip_hop_by_hop(response.headers_mut(), false);
         let total_deadline = arrived + limits.timeout;
-        let conn = conn.map(|c| (c, self.upstreams.pool_limits()));
         response.map(|body| ResponseBody::upstream(body, lease, total_deadline, limits.idle_timeout, conn))
     }
 

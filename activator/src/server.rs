@@ -24,9 +24,9 @@ use tokio::{net::TcpListener, net::TcpStream, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    error::with_request_id,
     headers::ensure_request_id,
     proxy::{Early, Proxy},
+    respond::with_request_id,
     settings::Port,
 };
 use head::{Head, Prefixed};

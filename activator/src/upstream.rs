@@ -9,6 +9,7 @@
 //! safe (see [`request`]).
 
 mod pool;
+mod pools;
 pub mod request;
 
 use std::{io, net::SocketAddr, time::Duration};
@@ -22,9 +23,10 @@ use hyper_util::{
 use tokio::net::TcpStream;
 
 pub use pool::{CountingIo, IdlePool, PoolLimits, UpstreamConn};
+pub use pools::{PooledConn, Pools};
 pub use request::{OutBody, Outgoing};
 
-use crate::balancer::Endpoint;
+use crate::endpoints::Endpoint;
 
 /// The h2c client: pooled, sends the client's own body through unchanged (or a kept copy).
 pub type H2cClient = Client<HttpConnector, OutBody>;
@@ -100,17 +102,18 @@ pub enum SendError {
 
 /// A response from a pod, and the HTTP/1.1 connection to drive while its body is read (none for
 /// h2c and upgrades, whose connections run on tasks of their own).
-pub type Sent = (Response<hyper::body::Incoming>, Option<Box<UpstreamConn>>);
+pub type Sent = (Response<hyper::body::Incoming>, Option<PooledConn>);
 
 /// Connections to pods, for both protocols.
 #[derive(Clone, Debug)]
 pub struct Upstreams {
     config: UpstreamConfig,
     h2c: H2cClient,
+    pools: Pools,
 }
 
 impl Upstreams {
-    /// Builds the h2c pool; HTTP/1.1 pools live on the endpoints.
+    /// Builds the h2c pool; HTTP/1.1 pools are made per endpoint on first use.
     pub fn new(config: UpstreamConfig) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -121,7 +124,21 @@ impl Upstreams {
             .pool_idle_timeout(config.pool_idle_timeout)
             .http2_only(true)
             .build(connector);
-        Self { config, h2c }
+        Self {
+            config,
+            h2c,
+            pools: Pools::default(),
+        }
+    }
+
+    /// Closes the idle HTTP/1.1 connections to `endpoint` (one broke: the pod is likely going away).
+    pub fn clear_idle(&self, endpoint: &Endpoint) {
+        self.pools.clear(endpoint);
+    }
+
+    /// Idle HTTP/1.1 connections to `endpoint` now.
+    pub fn idle(&self, endpoint: &Endpoint) -> usize {
+        self.pools.idle(endpoint)
     }
 
     /// The idle-pool limits for HTTP/1.1 connections.
@@ -158,10 +175,15 @@ impl Upstreams {
         request: Request<OutBody>,
     ) -> Result<Sent, SendError> {
         let limits = self.pool_limits();
+        let pool = self.pools.of(endpoint);
         let mut request = request;
         loop {
-            let pooled =
-                std::future::poll_fn(|cx| std::task::Poll::Ready(endpoint.idle().checkout(cx, limits))).await;
+            let pooled = match &pool {
+                Some(pool) => {
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(pool.checkout(cx, limits))).await
+                }
+                None => None,
+            };
             let (mut conn, fresh) = match pooled {
                 Some(conn) => (conn, false),
                 None => match self.connect(endpoint.address).await {
@@ -177,7 +199,7 @@ impl Upstreams {
             };
             let written = conn.written();
             match conn.send(request).await {
-                Ok(response) => return Ok((response, Some(conn))),
+                Ok(response) => return Ok((response, Some(PooledConn::new(conn, pool, limits)))),
                 Err(mut e) => match e.take_message() {
                     // A pooled connection the pod had closed: try the next one, or a new one.
                     Some(r) if !fresh => request = r,

@@ -232,7 +232,7 @@ impl Peering {
                     self.count(Outcome::Failed);
                     // The owner went away with the request (it is drained with a delay, so this is
                     // a crash or a network fault): the one 502 of the hop, counted with the others.
-                    target.function.record_lost(crate::proxy::LOST_PEER_HOP);
+                    target.function.record_lost(crate::metrics::LOST_PEER_HOP);
                     let source = UpstreamError::Http(error);
                     let e = ProxyError::Upstream {
                         function: function.to_string(),

@@ -1,5 +1,5 @@
 //! HTTP/1.1 connections to one pod, driven by the task of the request that uses them, and the idle
-//! keep-alive pool each [`Endpoint`](crate::balancer::Endpoint) keeps.
+//! keep-alive pool of one pod (see [`super::pools`] for which pool belongs to which endpoint).
 //!
 //! A pooled client (hyper-util's) runs every upstream connection as a task of its own, so a proxied
 //! request hops between three tasks (client connection, request, upstream connection) with a wake-up

@@ -5,7 +5,7 @@
 use std::{io, net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
-use http::Request;
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -13,6 +13,7 @@ use hyper_util::{
 };
 
 use super::*;
+use crate::{host::HostError, upstream::UpstreamError};
 
 const POD: &str = "10.244.0.11:8080";
 const POD_NAME: &str = "hello-7d9f8b6c5-x2x9q";

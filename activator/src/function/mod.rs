@@ -17,11 +17,14 @@ use tokio::sync::oneshot;
 use zeroscale_common::signals::FunctionKey;
 use zeroscale_crds::function::Visibility;
 
+pub mod lease;
+
+pub use lease::{Admission, Lease, Outcome, Ticket};
+
 use crate::{
-    balancer::{self, Endpoint},
-    endpoints::EndpointSet,
+    balancer,
+    endpoints::{Endpoint, EndpointSet},
     error::ProxyError,
-    lease::{Admission, Lease, Outcome, Ticket},
     metrics::FunctionMetrics,
     queue::{QueueLimits, WaitQueue},
     settings::{EndpointInfo, FunctionSettings, Limits, Port},

@@ -1,0 +1,110 @@
+//! What a request holds while it waits for a pod ([`Ticket`]) and while it is forwarded ([`Lease`]).
+//! Dropping either gives its place back to the function, so a client that goes away, a timeout or a
+//! finished response all release capacity the same way.
+
+use std::{sync::Arc, time::Instant};
+
+use tokio::sync::oneshot;
+
+use super::FunctionState;
+use crate::{endpoints::Endpoint, error::ProxyError, settings::Limits};
+
+/// What a waiting request is eventually handed.
+pub type Outcome = Result<Lease, ProxyError>;
+
+/// The right to send one request to one endpoint; counts against that endpoint's concurrency until
+/// dropped.
+#[derive(Debug)]
+pub struct Lease {
+    pub(crate) function: Arc<FunctionState>,
+    pub(crate) endpoint: Arc<Endpoint>,
+    pub(crate) arrived: Instant,
+    pub(crate) limits: Limits,
+    pub(crate) status: u16,
+    // Set when the slot was handed back for a retry, which does its own accounting.
+    pub(crate) returned: bool,
+}
+
+impl Lease {
+    /// The endpoint to send the request to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// When the request arrived (its deadlines count from here).
+    pub fn arrived(&self) -> Instant {
+        self.arrived
+    }
+
+    /// The function's timeouts and protocol as of when the lease was granted.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The function this lease belongs to.
+    pub fn function(&self) -> &Arc<FunctionState> {
+        &self.function
+    }
+
+    /// Gives the slot back for a request that was never sent, counting no response.
+    pub fn unused(mut self) {
+        self.returned = true;
+        self.function.give_back(&self.endpoint);
+    }
+
+    /// Records the status code the client got, for the request metrics.
+    pub fn set_status(&mut self, status: u16) {
+        self.status = status;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.returned {
+            self.function.release(&self.endpoint, self.arrived, self.status);
+        }
+    }
+}
+
+/// A place in a function's queue.
+#[derive(Debug)]
+pub struct Ticket {
+    pub(crate) function: Arc<FunctionState>,
+    pub(crate) id: u64,
+    pub(crate) receiver: oneshot::Receiver<Outcome>,
+    pub(crate) settled: bool,
+    pub(crate) limits: Limits,
+}
+
+impl Ticket {
+    /// The function's timeouts as of admission; `timeout` bounds the wait.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Waits until the request gets a pod or an error. Cancel-safe: dropping the future (or the ticket)
+    /// before it resolves leaves the queue.
+    pub async fn wait(&mut self) -> Outcome {
+        let outcome = (&mut self.receiver).await;
+        self.settled = true;
+        // The sender is only dropped without sending when the function state itself goes away.
+        outcome.unwrap_or_else(|_| Err(ProxyError::FunctionDeleted(self.function.display().to_string())))
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.function.abandon(self.id);
+        }
+    }
+}
+
+/// The result of admitting a request.
+#[derive(Debug)]
+pub enum Admission {
+    /// A pod has room now.
+    Go(Lease),
+    /// The request must wait.
+    Wait(Ticket),
+}
