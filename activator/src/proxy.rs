@@ -231,7 +231,7 @@ impl Proxy {
             .and_then(|k| self.table.lookup(&k))
             .ok_or_else(|| (Counted::Unrouted, ProxyError::UnknownFunction(host.to_string())))?;
         let admission = function
-            .admit(port, bytes, arrived.into_std())
+            .admit(port, bytes, arrived)
             .map_err(|e| (Counted::ByFunction(Arc::clone(&function)), e))?;
         Ok((function, admission))
     }

@@ -11,8 +11,9 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Instant,
 };
+
+use tokio::time::Instant;
 
 /// Fixed per-request overhead accounted on top of the head: task, channel and queue entry.
 pub const PARKED_OVERHEAD_BYTES: usize = 512;

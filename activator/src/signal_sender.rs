@@ -141,7 +141,7 @@ impl SignalSender {
 
     /// Sends one stats event per function with something to report.
     pub async fn report_stats(&self, table: &RoutingTable) {
-        let now = std::time::Instant::now();
+        let now = tokio::time::Instant::now();
         let reports: Vec<Stats> = table
             .all()
             .iter()

@@ -1,7 +1,9 @@
 //! Time-weighted accounting of the requests inside the activator for one function, the source of the
 //! per-second `dev.zeroscale.stats` signal.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// One period's figures.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -2,9 +2,9 @@
 //! Dropping either gives its place back to the function, so a client that goes away, a timeout or a
 //! finished response all release capacity the same way.
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::{sync::oneshot, time::Instant};
 
 use super::FunctionState;
 use crate::{endpoints::Endpoint, error::ProxyError, settings::Limits};

@@ -19,7 +19,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use hyper::client::conn::http1;
@@ -27,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
+    time::Instant,
 };
 
 use super::OutBody;
@@ -212,9 +213,10 @@ impl IdlePool {
     /// Polled with the caller's context, so the connection's IO is registered with the caller's task.
     pub fn checkout(&self, cx: &mut Context<'_>, limits: PoolLimits) -> Option<Box<UpstreamConn>> {
         let mut closed = Vec::new();
+        let now = Instant::now();
         let found = {
             let mut conns = self.lock();
-            expire(&mut conns, limits.idle_timeout, &mut closed);
+            expire(&mut conns, limits.idle_timeout, now, &mut closed);
             loop {
                 let Some(mut conn) = conns.pop() else { break None };
                 if conn.reusable(cx) {
@@ -233,11 +235,12 @@ impl IdlePool {
         if !conn.reusable(cx) {
             return;
         }
-        conn.idle_since = Instant::now();
+        let now = Instant::now();
+        conn.idle_since = now;
         let mut closed = Vec::new();
         {
             let mut conns = self.lock();
-            expire(&mut conns, limits.idle_timeout, &mut closed);
+            expire(&mut conns, limits.idle_timeout, now, &mut closed);
             if conns.len() < limits.max_idle {
                 conns.push(conn);
             } else {
@@ -259,9 +262,13 @@ impl IdlePool {
     }
 }
 
-/// Moves connections idle for longer than `timeout` (the oldest are first) to `closed`.
-fn expire(conns: &mut Vec<Box<UpstreamConn>>, timeout: Duration, closed: &mut Vec<Box<UpstreamConn>>) {
-    let now = Instant::now();
+/// Moves connections idle for longer than `timeout` at `now` (the oldest are first) to `closed`.
+fn expire(
+    conns: &mut Vec<Box<UpstreamConn>>,
+    timeout: Duration,
+    now: Instant,
+    closed: &mut Vec<Box<UpstreamConn>>,
+) {
     let stale = conns
         .iter()
         .take_while(|c| now.saturating_duration_since(c.idle_since) > timeout)

@@ -1,0 +1,368 @@
+//! The pure per-function state machine: admission, the wait queue, leasing and dispatch. Every
+//! transition takes the time (`now`) and, where it picks a pod, a random source; it changes the state
+//! and records what the IO shell ([`super::FunctionState`]) must do afterwards in [`Effects`]: hand a
+//! pod to a waiter, fail waiters, send demand, start a prober, update metrics. Nothing here reads a
+//! clock, touches a metric or a channel, so it is tested on a virtual clock ([`super::core_tests`]).
+
+use std::{net::SocketAddr, sync::Arc};
+
+use rand::Rng;
+use tokio::time::Instant;
+use zeroscale_crds::function::Visibility;
+
+use super::effects::{Admit, Effects};
+use crate::{
+    balancer,
+    endpoints::{Endpoint, EndpointSet},
+    error::ProxyError,
+    queue::{BufferBudget, QueueLimits, WaitQueue},
+    settings::{EndpointInfo, FunctionSettings, Limits, Port},
+    stats::{PeriodReport, Presence},
+};
+
+/// One function's state; `W` is how a waiter is handed its outcome (a channel in the shell).
+#[derive(Debug)]
+pub struct Core<W> {
+    display: String,
+    settings: FunctionSettings,
+    endpoints: EndpointSet,
+    queue: WaitQueue<W>,
+    cold: bool,
+    probing: bool,
+    deleted: bool,
+    presence: Presence,
+}
+
+impl<W> Core<W> {
+    /// A function called `display` (`<namespace>/<name>`, for errors) with no endpoints, at `now`.
+    pub fn new(
+        display: String,
+        settings: FunctionSettings,
+        limits: QueueLimits,
+        budget: BufferBudget,
+        now: Instant,
+    ) -> Self {
+        Self {
+            display,
+            settings,
+            endpoints: EndpointSet::default(),
+            queue: WaitQueue::new(limits, budget),
+            cold: false,
+            probing: false,
+            deleted: false,
+            presence: Presence::new(now),
+        }
+    }
+
+    /// Whether the function is served on `port` (not deleted, and not cluster-local on the external
+    /// port).
+    pub fn serves(&self, port: Port) -> bool {
+        let hidden = port == Port::External && self.settings.visibility == Visibility::ClusterLocal;
+        !self.deleted && !hidden
+    }
+
+    /// The function's timeouts and protocol now.
+    pub fn limits(&self) -> Limits {
+        Limits::of(&self.settings)
+    }
+
+    fn startup_failure(&self) -> Option<ProxyError> {
+        if !self.endpoints.routable().is_empty() {
+            return None;
+        }
+        let failure = self.settings.failure.as_ref()?;
+        Some(ProxyError::StartupFailed {
+            function: self.display.clone(),
+            reason: failure.reason.clone(),
+            message: failure.message.clone(),
+        })
+    }
+
+    fn pick(&self, rng: &mut impl Rng) -> Option<Arc<Endpoint>> {
+        let routable = self.endpoints.routable();
+        let i = balancer::pick(routable, self.settings.concurrency as usize, rng)?;
+        Some(Arc::clone(&routable[i]))
+    }
+
+    fn grant(&mut self, endpoint: Arc<Endpoint>, fx: &mut Effects<W>) -> Arc<Endpoint> {
+        // Counted under the state's lock, so the balancer's check-then-take is not racy.
+        endpoint.start();
+        fx.metrics.in_flight += 1;
+        endpoint
+    }
+
+    /// A cold episode starts when a request waits with no routable pod: one demand per episode.
+    fn maybe_start_episode(&mut self, fx: &mut Effects<W>) {
+        if self.endpoints.routable().is_empty() && !self.cold {
+            self.cold = true;
+            fx.metrics.cold_starts += 1;
+            fx.demand = Some(self.queue.len() as u64);
+        }
+    }
+
+    /// Admits a request that arrived at `arrived` on `port`: a pod now ([`Admit::Go`]), or a place in
+    /// the queue holding `waiter()`, accounting `bytes()` (both computed only when it waits).
+    pub fn admit(
+        &mut self,
+        port: Port,
+        arrived: Instant,
+        bytes: impl FnOnce() -> usize,
+        waiter: impl FnOnce() -> W,
+        rng: &mut impl Rng,
+        fx: &mut Effects<W>,
+    ) -> Result<Admit, ProxyError> {
+        if !self.serves(port) {
+            return Err(ProxyError::UnknownFunction(self.display.clone()));
+        }
+        self.presence.arrive();
+        if let Some(e) = self.startup_failure() {
+            return Err(e);
+        }
+        let limits = self.limits();
+        if self.queue.is_empty()
+            && let Some(endpoint) = self.pick(rng)
+        {
+            self.presence.enter(arrived);
+            return Ok(Admit::Go {
+                endpoint: self.grant(endpoint, fx),
+                limits,
+            });
+        }
+        let cold = self.endpoints.routable().is_empty() && !self.cold;
+        let id = match self.queue.push(bytes(), cold, waiter(), arrived) {
+            Ok(id) => id,
+            Err((overflow, _)) => {
+                return Err(ProxyError::QueueFull {
+                    function: self.display.clone(),
+                    limit: overflow.limit_name(),
+                });
+            }
+        };
+        self.presence.enter(arrived);
+        fx.metrics.queue_depth += 1;
+        self.maybe_start_episode(fx);
+        if !self.endpoints.starting().is_empty() && !self.probing {
+            self.probing = true;
+            fx.probe = true;
+        }
+        Ok(Admit::Wait { id, limits })
+    }
+
+    /// The request on `endpoint` (arrived at `arrived`) never reached its pod. Frees the slot,
+    /// marks the pod failed when it refused the connection (`pod_failed`), and admits the request
+    /// again ahead of every waiter: to a pod with room at once, or to the front of the queue.
+    #[allow(clippy::too_many_arguments)] // one transition: the request, the time, the rng and the effects
+    pub fn retry(
+        &mut self,
+        endpoint: &Endpoint,
+        pod_failed: bool,
+        arrived: Instant,
+        bytes: usize,
+        waiter: impl FnOnce() -> W,
+        now: Instant,
+        rng: &mut impl Rng,
+        fx: &mut Effects<W>,
+    ) -> Result<Admit, ProxyError> {
+        endpoint.finish();
+        fx.metrics.in_flight -= 1;
+        if pod_failed && self.endpoints.mark_failed(endpoint.address) {
+            fx.failed_pod = Some(endpoint.address);
+        }
+        if self.deleted {
+            self.presence.leave(now);
+            return Err(ProxyError::FunctionDeleted(self.display.clone()));
+        }
+        if let Some(e) = self.startup_failure() {
+            self.presence.leave(now);
+            return Err(e);
+        }
+        let limits = self.limits();
+        // Still present: it moves from a pod back to the head of the line (or to another pod).
+        if let Some(endpoint) = self.pick(rng) {
+            return Ok(Admit::Go {
+                endpoint: self.grant(endpoint, fx),
+                limits,
+            });
+        }
+        let id = self.queue.push_front(bytes, waiter(), arrived);
+        fx.metrics.queue_depth += 1;
+        self.maybe_start_episode(fx);
+        self.want_probe(fx);
+        Ok(Admit::Wait { id, limits })
+    }
+
+    /// Hands queued requests to endpoints with room, oldest first.
+    fn dispatch(&mut self, now: Instant, rng: &mut impl Rng, fx: &mut Effects<W>) {
+        let limits = self.limits();
+        while !self.queue.is_empty() {
+            let Some(endpoint) = self.pick(rng) else { break };
+            let Some(waiter) = self.queue.pop() else { break };
+            fx.metrics.queue_depth -= 1;
+            fx.metrics
+                .waits
+                .push((now.saturating_duration_since(waiter.enqueued), waiter.cold));
+            let endpoint = self.grant(endpoint, fx);
+            fx.grants.push(super::effects::Grant {
+                waiter: waiter.notify,
+                endpoint,
+                arrived: waiter.enqueued,
+                limits,
+            });
+        }
+        self.end_episode_if_idle();
+    }
+
+    fn end_episode_if_idle(&mut self) {
+        // A cold episode ends when a pod is routable, or when nobody waits any more (every waiter
+        // timed out or left): the next request at zero sends a fresh demand.
+        if !self.endpoints.routable().is_empty() || self.queue.is_empty() {
+            self.cold = false;
+        }
+    }
+
+    /// A request on `endpoint` that arrived at `arrived` was answered with `status` at `now`.
+    pub fn release(
+        &mut self,
+        endpoint: &Endpoint,
+        arrived: Instant,
+        status: u16,
+        now: Instant,
+        rng: &mut impl Rng,
+        fx: &mut Effects<W>,
+    ) {
+        endpoint.finish();
+        fx.metrics.in_flight -= 1;
+        fx.metrics.responses.push(status);
+        fx.metrics.duration = Some(now.saturating_duration_since(arrived));
+        self.presence.leave(now);
+        if !self.queue.is_empty() {
+            self.dispatch(now, rng, fx);
+        }
+    }
+
+    /// Frees the slot of a request on `endpoint` that was never sent, counting no response.
+    pub fn give_back(&mut self, endpoint: &Endpoint, now: Instant, rng: &mut impl Rng, fx: &mut Effects<W>) {
+        endpoint.finish();
+        fx.metrics.in_flight -= 1;
+        self.presence.leave(now);
+        self.dispatch(now, rng, fx);
+    }
+
+    /// The waiter `id` gave up (its deadline passed or its client went away).
+    pub fn abandon(&mut self, id: u64, now: Instant, fx: &mut Effects<W>) {
+        if self.queue.remove(id).is_some() {
+            fx.metrics.queue_depth -= 1;
+            self.presence.leave(now);
+            self.end_episode_if_idle();
+        }
+    }
+
+    /// Replaces the settings and endpoints with what the source last reported.
+    pub fn update(
+        &mut self,
+        settings: FunctionSettings,
+        endpoints: Vec<EndpointInfo>,
+        now: Instant,
+        rng: &mut impl Rng,
+        fx: &mut Effects<W>,
+    ) {
+        self.settings = settings;
+        self.endpoints.replace(endpoints);
+        self.deleted = false;
+        if self.endpoints.routable().is_empty()
+            && let Some(failure) = self.settings.failure.clone()
+        {
+            let error = |function: &str| ProxyError::StartupFailed {
+                function: function.to_string(),
+                reason: failure.reason.clone(),
+                message: failure.message.clone(),
+            };
+            self.fail_waiters(now, error, fx);
+        }
+        self.dispatch(now, rng, fx);
+        self.want_probe(fx);
+    }
+
+    /// The function was deleted: waiting requests get 404, new ones too (until it is re-created).
+    pub fn remove(&mut self, now: Instant, fx: &mut Effects<W>) {
+        self.deleted = true;
+        self.endpoints.replace(Vec::new());
+        self.fail_waiters(now, |d| ProxyError::FunctionDeleted(d.to_string()), fx);
+    }
+
+    fn fail_waiters(&mut self, now: Instant, error: impl Fn(&str) -> ProxyError, fx: &mut Effects<W>) {
+        for waiter in self.queue.drain() {
+            fx.metrics.queue_depth -= 1;
+            self.presence.leave(now);
+            fx.failures.push((waiter.notify, error(&self.display)));
+        }
+        self.cold = false;
+    }
+
+    fn probe_wanted(&self) -> bool {
+        // Requests wait and some pod is starting, or some pod refused a connection and must answer
+        // a probe before it is routed to again.
+        (!self.queue.is_empty() && !self.endpoints.starting().is_empty())
+            || !self.endpoints.failed().is_empty()
+    }
+
+    fn want_probe(&mut self, fx: &mut Effects<W>) {
+        if self.probe_wanted() && !self.probing {
+            self.probing = true;
+            fx.probe = true;
+        }
+    }
+
+    /// Addresses to probe now, or `None` when probing should stop (nobody waits, or no pod is
+    /// starting); stopping clears the probing flag so a later request starts a new prober.
+    pub fn probe_targets(&mut self) -> Option<Vec<SocketAddr>> {
+        if !self.probe_wanted() || self.deleted {
+            self.probing = false;
+            return None;
+        }
+        if self.queue.is_empty() {
+            // Nobody waits: only pods that refused a connection are probed, to route to them again.
+            return Some(self.endpoints.failed().to_vec());
+        }
+        Some(self.endpoints.starting().to_vec())
+    }
+
+    /// A starting pod answered a probe: route to it now, before its EndpointSlice says ready.
+    pub fn mark_answering(
+        &mut self,
+        address: SocketAddr,
+        now: Instant,
+        rng: &mut impl Rng,
+        fx: &mut Effects<W>,
+    ) {
+        if self.endpoints.mark_answering(address) {
+            self.dispatch(now, rng, fx);
+        }
+    }
+
+    /// Closes the stats period at `now`: `(report, queued)` when there is something to report.
+    pub fn take_report(&mut self, now: Instant) -> Option<(PeriodReport, u64)> {
+        let queued = self.queue.len() as u64;
+        self.presence.report(now).map(|r| (r, queued))
+    }
+
+    /// Requests queued now.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Requests queued or in flight now.
+    pub fn present(&self) -> u64 {
+        self.presence.present()
+    }
+
+    /// Addresses routable now.
+    pub fn routable(&self) -> Vec<SocketAddr> {
+        self.endpoints.routable().iter().map(|e| e.address).collect()
+    }
+
+    /// Whether a cold episode is open (demand was sent and no pod is routable yet).
+    pub fn is_cold(&self) -> bool {
+        self.cold
+    }
+}
