@@ -23,6 +23,7 @@ pub mod probe;
 pub mod proxy;
 pub mod queue;
 pub mod respond;
+pub mod rewrite;
 pub mod server;
 pub mod settings;
 pub mod signal_sender;

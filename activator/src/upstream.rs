@@ -278,13 +278,7 @@ impl Upstreams {
     }
 
     async fn open(&self, address: SocketAddr) -> Result<TcpStream, UpstreamError> {
-        let stream = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(address))
-            .await
-            .map_err(|_| UpstreamError::ConnectTimeout(address))?
-            .map_err(|source| UpstreamError::Connect { address, source })?;
-        // Small requests and responses go out at once rather than waiting for Nagle.
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
+        open(address, self.config.connect_timeout).await
     }
 
     async fn connect(&self, address: SocketAddr) -> Result<Box<UpstreamConn>, UpstreamError> {
@@ -296,4 +290,15 @@ impl Upstreams {
             .map_err(UpstreamError::Http)?;
         Ok(Box::new(UpstreamConn::new(sender, driver, written)))
     }
+}
+
+/// Opens a TCP connection to `address` (a pod, or a peer activator) within `timeout`.
+pub async fn open(address: SocketAddr, timeout: Duration) -> Result<TcpStream, UpstreamError> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| UpstreamError::ConnectTimeout(address))?
+        .map_err(|source| UpstreamError::Connect { address, source })?;
+    // Small requests and responses go out at once rather than waiting for Nagle.
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }

@@ -6,7 +6,7 @@
 
 use std::{collections::HashMap, net::SocketAddr, sync::Mutex, time::Duration};
 
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Scheme};
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Authority};
 use hyper::{
     body::Incoming,
     client::conn::{http1, http2},
@@ -24,7 +24,9 @@ use crate::{
     body::ResponseBody,
     error::ProxyError,
     headers,
-    upstream::{UpstreamConfig, UpstreamError},
+    rewrite::{host_of, set_target},
+    upgrade,
+    upstream::{self, UpstreamConfig, UpstreamError},
 };
 
 /// Added to the function's total timeout for the forwarding activator's own deadline, so the owner's
@@ -73,15 +75,9 @@ impl PeerClient {
     }
 
     async fn open(&self, peer: SocketAddr) -> Result<TokioIo<TcpStream>, UpstreamError> {
-        let stream = tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(peer))
+        upstream::open(peer, self.config.connect_timeout)
             .await
-            .map_err(|_| UpstreamError::ConnectTimeout(peer))?
-            .map_err(|source| UpstreamError::Connect {
-                address: peer,
-                source,
-            })?;
-        let _ = stream.set_nodelay(true);
-        Ok(TokioIo::new(stream))
+            .map(TokioIo::new)
     }
 
     /// A connection for one request: an idle pooled one when there is one (never for upgrades,
@@ -248,7 +244,7 @@ impl Peering {
             }
         };
         self.count(Outcome::Forwarded);
-        Ok(answer(response, client_upgrade, deadline))
+        Ok(answer(function.to_string(), response, client_upgrade, deadline))
     }
 
     fn fall_back(
@@ -290,21 +286,13 @@ impl Peering {
         remote: SocketAddr,
         upgrade: bool,
     ) {
-        let host = request.headers().get(header::HOST).cloned().or_else(|| {
-            request
-                .uri()
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        let mut parts = std::mem::take(request.uri_mut()).into_parts();
+        let host = host_of(request).ok().and_then(|h| HeaderValue::from_str(h).ok());
         // HTTP/2 needs an absolute target (the owner's address); HTTP/1.1 gets origin-form.
         let h2 = protocol == Protocol::H2c;
-        parts.scheme = h2.then_some(Scheme::HTTP);
-        parts.authority = h2.then(|| owner.to_string().parse().ok()).flatten();
-        if parts.path_and_query.is_none() {
-            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-        }
-        *request.uri_mut() = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"));
+        set_target(
+            request,
+            h2.then(|| Authority::try_from(owner.to_string()).ok()).flatten(),
+        );
         *request.version_mut() = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
         let h = request.headers_mut();
         headers::strip_hop_by_hop(h, upgrade);
@@ -320,6 +308,7 @@ impl Peering {
 /// The owner's response for the client: a tunnel after `101`, else the streamed body under the
 /// forwarding deadline (the owner enforces the function's idle timeout).
 fn answer(
+    function: String,
     mut response: Response<Incoming>,
     client_upgrade: Option<OnUpgrade>,
     deadline: Instant,
@@ -328,21 +317,10 @@ fn answer(
         && let Some(client) = client_upgrade
     {
         let owner = hyper::upgrade::on(&mut response);
-        tokio::spawn(async move {
-            if let Err(e) = tunnel(client, owner).await {
-                tracing::debug!(error = %e, "forwarded upgraded connection failed");
-            }
-        });
+        upgrade::spawn_tunnel(function, client, owner, ());
         let (parts, _) = response.into_parts();
         return Response::from_parts(parts, ResponseBody::empty());
     }
     headers::strip_hop_by_hop(response.headers_mut(), false);
     response.map(|body| ResponseBody::forwarded(body, deadline))
-}
-
-async fn tunnel(client: OnUpgrade, owner: OnUpgrade) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let (client, owner) = tokio::try_join!(client, owner)?;
-    let (mut client, mut owner) = (TokioIo::new(client), TokioIo::new(owner));
-    tokio::io::copy_bidirectional(&mut client, &mut owner).await?;
-    Ok(())
 }

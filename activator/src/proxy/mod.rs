@@ -1,0 +1,224 @@
+//! The request pipeline: **route** (to the activator owning the function, see [`crate::peers`], or
+//! here) → **admit** into the function, at once or after waiting in its queue ([`admit`]) → **send** to
+//! the chosen pod within the deadlines, sending again elsewhere when the pod went away before it
+//! answered ([`send`]) → **respond**: the pod's answer streamed back, or the error made a response by
+//! [`crate::respond`].
+
+mod admit;
+mod send;
+
+use std::{convert::Infallible, net::SocketAddr, pin::Pin, sync::Arc};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+pub use self::admit::Early;
+use self::admit::wait_for_lease;
+use crate::{
+    body::ResponseBody,
+    error::ProxyError,
+    function::FunctionState,
+    host::Domains,
+    metrics::Metrics,
+    peers::{self, Peering},
+    queue::parked_head_bytes,
+    rewrite::host_of,
+    settings::Port,
+    table::RoutingTable,
+    upstream::Upstreams,
+};
+
+pub use crate::metrics::{
+    LOST_BEFORE_RESPONSE, LOST_MID_RESPONSE, LOST_PEER_HOP, RETRY_NOT_SENT, RETRY_POD_GONE, RETRY_REPLAYED,
+};
+
+/// The activator's request handler, shared by every connection.
+#[derive(Debug)]
+pub struct Proxy {
+    table: Arc<RoutingTable>,
+    domains: Domains,
+    upstreams: Upstreams,
+    metrics: Arc<Metrics>,
+    peers: Option<Arc<Peering>>,
+}
+
+/// Who still has to count an error that happened before a lease.
+#[derive(Debug)]
+enum Counted {
+    /// No function was found: count it unlabelled.
+    Unrouted,
+    /// Count it on this function.
+    ByFunction(Arc<FunctionState>),
+    /// The function counted it when it answered the waiter.
+    Already,
+}
+
+/// An error before a lease, with who counts it.
+type Rejection = (Counted, ProxyError);
+
+impl Proxy {
+    /// A handler routing over `table`.
+    pub fn new(
+        table: Arc<RoutingTable>,
+        domains: Domains,
+        upstreams: Upstreams,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            table,
+            domains,
+            upstreams,
+            metrics,
+            peers: None,
+        }
+    }
+
+    /// Forwards requests for functions another activator owns to it (see [`crate::peers`]).
+    pub fn with_peers(mut self, peers: Arc<Peering>) -> Self {
+        self.peers = Some(peers);
+        self
+    }
+
+    /// The forward of `request` to the activator owning its function, when that is another one;
+    /// else the request back. Boxed: the forwarding state is only allocated for such requests.
+    // The request comes back unboxed: boxing it would cost every local request an allocation.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    fn to_peer(
+        &self,
+        port: Port,
+        remote: SocketAddr,
+        request: Request<Incoming>,
+    ) -> Result<
+        Pin<Box<impl Future<Output = Result<Response<ResponseBody>, Box<Request<Incoming>>>> + '_>>,
+        Request<Incoming>,
+    > {
+        let Some(peers) = self.peers.as_deref() else {
+            return Err(request);
+        };
+        let hop_from = peers::has_hop(request.headers()).then_some(remote);
+        let target = host_of(&request)
+            .ok()
+            .and_then(|h| peers.target(&self.table, &self.domains, port, h, hop_from));
+        match target {
+            Some(target) => Ok(Box::pin(peers.forward(target, remote, request))),
+            None => Err(request),
+        }
+    }
+
+    /// The peer owning the request's function, when that is another activator.
+    fn peer_target(
+        &self,
+        port: Port,
+        host: &str,
+        hop_from: Option<SocketAddr>,
+    ) -> Option<(&Peering, peers::Target)> {
+        let peers = self.peers.as_deref()?;
+        Some((
+            peers,
+            peers.target(&self.table, &self.domains, port, host, hop_from)?,
+        ))
+    }
+
+    /// Handles one request that came in on `port` from `remote`. Never fails: errors become responses.
+    pub async fn handle(
+        self: Arc<Self>,
+        port: Port,
+        remote: SocketAddr,
+        mut request: Request<Incoming>,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        // Only a box pointer lives across this await, and the request comes back into the same
+        // binding, so the future of a parked request does not grow.
+        'peer: {
+            let forward = match self.to_peer(port, remote, request) {
+                Ok(forward) => forward,
+                Err(local) => {
+                    request = local;
+                    break 'peer;
+                }
+            };
+            match forward.await {
+                Ok(response) => return Ok(response),
+                Err(returned) => request = *returned,
+            }
+        }
+        let arrived = Instant::now();
+        let admitted = self.admit(port, &request, arrived);
+        let response = match wait_for_lease(admitted, arrived).await {
+            // Boxed so a parked request's future stays small: the forwarding state is only
+            // allocated once a pod has been chosen (one small allocation on the warm path).
+            Ok(lease) => Box::pin(self.forward(lease, remote, request, arrived)).await,
+            Err((counted, error)) => self.reject(counted, error),
+        };
+        Ok(response)
+    }
+
+    fn reject(&self, counted: Counted, error: ProxyError) -> Response<ResponseBody> {
+        match counted {
+            Counted::ByFunction(f) => f.record_error(&error),
+            Counted::Unrouted => self.metrics.count_unrouted(error.status().as_u16()),
+            Counted::Already => {}
+        }
+        // Logged with the request id by `error::with_request_id`.
+        error.into_response()
+    }
+
+    /// Admits the first request of a new HTTP/1.1 connection from its head alone (`host` and the
+    /// head's size) and waits for its pod, before hyper has read the request: see
+    /// [`crate::server`]. The outcome is handed to [`Proxy::handle_first`] with the request.
+    pub async fn admit_early(&self, port: Port, host: String, head_bytes: usize) -> Early {
+        let arrived = Instant::now();
+        if self.peer_target(port, &host, None).is_some() {
+            // Another activator owns the function: [`Proxy::handle`] forwards it once it is read.
+            return Early {
+                host,
+                arrived,
+                outcome: None,
+            };
+        }
+        let admitted = self.admit_host(port, &host, || parked_head_bytes(head_bytes), arrived);
+        let outcome = Some(wait_for_lease(admitted, arrived).await);
+        Early {
+            host,
+            arrived,
+            outcome,
+        }
+    }
+
+    /// Handles the request an [`Early`] outcome was reached for, or, when its `Host` turns out to be
+    /// another than the one read early, handles it afresh.
+    pub async fn handle_first(
+        self: Arc<Self>,
+        port: Port,
+        remote: SocketAddr,
+        request: Request<Incoming>,
+        mut early: Early,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        if host_of(&request).ok() != Some(early.host.as_str()) {
+            return self.handle(port, remote, request).await;
+        }
+        let response = match early.outcome.take() {
+            Some(Ok(lease)) => Box::pin(self.forward(lease, remote, request, early.arrived)).await,
+            Some(Err((counted, error))) => self.reject(counted, error),
+            None => return self.handle(port, remote, request).await,
+        };
+        Ok(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<F: Future>(_: fn(Arc<Proxy>, Port, SocketAddr, Request<Incoming>) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    #[test]
+    fn a_parked_request_stays_small() {
+        // The whole request future lives in the connection while the request is parked; P6 allows
+        // 2 KiB per parked request in total.
+        let size = future_size(Proxy::handle);
+        assert!(size <= 1280, "request future is {size} bytes");
+    }
+}

@@ -1,0 +1,210 @@
+//! Sending an admitted request to its pod: the request rewritten for the pod, its small body kept so
+//! it can be sent again, then sent over the function's protocol within the response-start deadline.
+//! A request that never reached the pod, or whose pod broke the connection before answering when it
+//! is safe to send again, is admitted again and sent elsewhere; the answer is streamed back holding
+//! the lease, or tunnelled after `101`.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use tokio::time::{Instant, timeout_at};
+use zeroscale_crds::function::Protocol;
+
+use super::{Counted, Proxy, wait_for_lease};
+use crate::{
+    body::ResponseBody,
+    error::ProxyError,
+    headers,
+    lease::Lease,
+    metrics::{LOST_BEFORE_RESPONSE, RETRY_NOT_SENT, RETRY_POD_GONE, RETRY_REPLAYED},
+    rewrite::{host_of, prepare, set_target},
+    upgrade,
+    upstream::{OutBody, Outgoing, SendError, Sent},
+};
+
+/// Most times one request that may have reached a pod is sent again (a request that kills every pod
+/// it reaches must not go through all of them).
+const MAX_REPLAYS: u32 = 3;
+
+impl Proxy {
+    pub(super) async fn forward(
+        &self,
+        mut lease: Lease,
+        remote: SocketAddr,
+        mut request: Request<Incoming>,
+        arrived: Instant,
+    ) -> Response<ResponseBody> {
+        let protocol = lease.limits().protocol;
+        let upgrade = headers::is_upgrade(request.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        // A hop from a peer already carries the forwarding headers the edge added.
+        let peer_hop = self
+            .peers
+            .as_ref()
+            .is_some_and(|p| p.take_hop(request.headers_mut(), remote));
+        let host = host_of(&request)
+            .ok()
+            .filter(|_| !peer_hop)
+            .and_then(|h| HeaderValue::from_str(h).ok());
+        prepare(&mut request, protocol, remote, host, upgrade);
+        let limits = lease.limits();
+        let head_deadline = arrived + limits.timeout.min(limits.response_start_timeout);
+        // A small body is read now, so the request can be sent again if its pod goes away.
+        let mut outgoing = match timeout_at(head_deadline, Outgoing::read(request)).await {
+            Ok(Ok(outgoing)) => outgoing,
+            Ok(Err(error)) => {
+                let function = lease.function().display().to_string();
+                tracing::info!(function, error = %error, "request body could not be read");
+                return fail(lease, ProxyError::RequestBody(function));
+            }
+            Err(_) => {
+                let e = head_timeout(&lease);
+                return fail(lease, e);
+            }
+        };
+        let mut replays = 0;
+        // Sent; or sent elsewhere when the pod went away before it answered and that is safe, as long
+        // as the deadline allows.
+        let (mut response, conn) = loop {
+            let limits = lease.limits();
+            let head_deadline = arrived + limits.timeout.min(limits.response_start_timeout);
+            let (reason, pod_failed) = if lease.endpoint().is_retired() {
+                // The pod left rotation (terminating, gone) after it was picked: nothing went out yet.
+                (RETRY_POD_GONE, false)
+            } else {
+                let Some(attempt) = outgoing.attempt() else {
+                    return lose(lease, &outgoing, "its body was already sent".into());
+                };
+                let sent = timeout_at(head_deadline, self.send(&lease, protocol, attempt, upgrade)).await;
+                match sent {
+                    Ok(Ok(sent)) => break sent,
+                    Ok(Err(SendError::NotSent {
+                        request,
+                        pod_failed,
+                        error,
+                    })) => {
+                        if let Some(request) = request {
+                            outgoing.unsent(*request);
+                        }
+                        if !outgoing.can_send() {
+                            return lose(lease, &outgoing, error.to_string());
+                        }
+                        tracing::info!(
+                            function = lease.function().display(),
+                            address = %lease.endpoint().address,
+                            error = %error,
+                            "the request did not reach the pod: trying again"
+                        );
+                        (RETRY_NOT_SENT, pod_failed)
+                    }
+                    Ok(Err(SendError::Broken { fresh, error })) => {
+                        if !outgoing.replayable() || replays >= MAX_REPLAYS {
+                            return lose(lease, &outgoing, error.to_string());
+                        }
+                        replays += 1;
+                        // The pod closed a connection it had kept alive: it is most likely shutting
+                        // down, and so are the others it keeps.
+                        self.upstreams.clear_idle(lease.endpoint());
+                        tracing::info!(
+                            function = lease.function().display(),
+                            address = %lease.endpoint().address,
+                            error = %error,
+                            "the pod's connection broke before it answered: sending the request again"
+                        );
+                        (RETRY_REPLAYED, fresh)
+                    }
+                    Err(_) => {
+                        let e = head_timeout(&lease);
+                        return fail(lease, e);
+                    }
+                }
+            };
+            let state = Arc::clone(lease.function());
+            state.record_retry(reason);
+            let admitted = state
+                .retry(lease, pod_failed, outgoing.parked_bytes())
+                .map(|a| (Arc::clone(&state), a))
+                .map_err(|e| (Counted::ByFunction(Arc::clone(&state)), e));
+            lease = match wait_for_lease(admitted, arrived).await {
+                Ok(lease) => lease,
+                Err((counted, error)) => return self.reject(counted, error),
+            };
+        };
+        let limits = lease.limits();
+        lease.set_status(response.status().as_u16());
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS
+            && let Some(client_upgrade) = client_upgrade
+        {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            let function = lease.function().display().to_string();
+            upgrade::spawn_tunnel(function, client_upgrade, upstream_upgrade, lease);
+            let (parts, _) = response.into_parts();
+            return Response::from_parts(parts, ResponseBody::empty());
+        }
+        headers::strip_hop_by_hop(response.headers_mut(), false);
+        let total_deadline = arrived + limits.timeout;
+        response.map(|body| ResponseBody::upstream(body, lease, total_deadline, limits.idle_timeout, conn))
+    }
+
+    /// Sends `request` to the lease's pod over `protocol`.
+    async fn send(
+        &self,
+        lease: &Lease,
+        protocol: Protocol,
+        mut request: Request<OutBody>,
+        upgrade: bool,
+    ) -> Result<Sent, SendError> {
+        let endpoint = lease.endpoint();
+        match protocol {
+            Protocol::H2c => {
+                // The h2c pool keys on the URI's authority: the pod's address.
+                set_target(&mut request, Some(endpoint.authority.clone()));
+                self.upstreams.send_h2c(request).await
+            }
+            Protocol::Http1 if upgrade => self.upstreams.send_upgrade(endpoint.address, request).await,
+            Protocol::Http1 => self.upstreams.send_http1(endpoint, request).await,
+        }
+    }
+}
+
+/// The 504 for a response head that did not come in time.
+fn head_timeout(lease: &Lease) -> ProxyError {
+    let limits = lease.limits();
+    let function = lease.function().display().to_string();
+    if limits.response_start_timeout < limits.timeout {
+        ProxyError::ResponseStartTimeout(function)
+    } else {
+        ProxyError::Timeout(function)
+    }
+}
+
+/// The 502 for a request whose pod went away with it when it could not be sent again; `detail`
+/// (which may name the pod) goes to the log only.
+fn lose(lease: Lease, outgoing: &Outgoing, detail: String) -> Response<ResponseBody> {
+    let request_id = outgoing
+        .head()
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let function = lease.function().display().to_string();
+    lease.function().record_lost(LOST_BEFORE_RESPONSE);
+    tracing::warn!(
+        function,
+        request_id,
+        address = %lease.endpoint().address,
+        method = %outgoing.head().method,
+        error = detail,
+        "the pod went away with a request that cannot be sent again (not idempotent, or its body was streamed)"
+    );
+    let kind = "its pod went away before answering, and it cannot be sent again";
+    fail(lease, ProxyError::Lost { function, kind })
+}
+
+fn fail(mut lease: Lease, error: ProxyError) -> Response<ResponseBody> {
+    // Logged with the request id by `error::with_request_id`.
+    lease.set_status(error.status().as_u16());
+    error.into_response()
+}
