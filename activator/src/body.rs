@@ -61,8 +61,10 @@ pin_project! {
 
 /// Gives an upstream connection whose response ended back to its pod's pool.
 fn checkin(conn: &mut Option<PooledConn>, lease: Option<&Lease>, cx: &mut Context<'_>) {
-    if let (Some(conn), Some(lease)) = (conn.take(), lease) {
-        conn.checkin(lease.endpoint(), cx);
+    if let Some(conn) = conn.take() {
+        // A pod out of rotation keeps no idle connection: it is going away. (A forwarded body has
+        // no lease: its peer's connections stay pooled.)
+        conn.checkin(lease.is_some_and(|l| l.endpoint().is_retired()), cx);
     }
 }
 
@@ -106,8 +108,9 @@ impl ResponseBody {
     }
 
     /// A body forwarded from the activator owning the function (see [`crate::peers`]): no lease
-    /// (the owner holds the pod's) and no idle timeout (the owner enforces it), only `deadline`.
-    pub fn forwarded(body: Incoming, deadline: Instant) -> Self {
+    /// (the owner holds the pod's) and no idle timeout (the owner enforces it), only `deadline`;
+    /// `conn` is the HTTP/1.1 connection to the owner it arrives on, pooled again once it ends.
+    pub fn forwarded(body: Incoming, deadline: Instant, conn: Option<PooledConn>) -> Self {
         Self {
             upstream: Some(body),
             text: None,
@@ -115,7 +118,7 @@ impl ResponseBody {
             deadline: Some(deadline),
             idle: None,
             timer: None,
-            conn: None,
+            conn,
         }
     }
 

@@ -1,32 +1,32 @@
 //! Forwarding a request to the activator that owns its function: one hop to the owner's in-cluster
-//! data port, the owner treated like an upstream with no concurrency limit. HTTP/1.1 goes over pooled
-//! keep-alive connections, upgrades over a connection of their own (then tunnelled), h2c functions
-//! over one multiplexed HTTP/2 connection per peer. The connection is secured before the request is
-//! touched, so an owner that cannot be reached hands the request back unchanged for local handling.
+//! data port, the owner treated like a pod with no concurrency limit. HTTP/1.1 goes through the pods'
+//! client ([`crate::upstream`]: pooled keep-alive connections, upgrades on a connection of their own,
+//! then tunnelled by [`crate::upgrade`]); h2c functions over one multiplexed HTTP/2 connection per
+//! peer. An owner that cannot be reached before the request went out hands it back, as the client
+//! sent it, for local handling.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Authority};
-use hyper::{
-    body::Incoming,
-    client::conn::{http1, http2},
-    upgrade::OnUpgrade,
-};
+use hyper::{body::Incoming, client::conn::http2, upgrade::OnUpgrade};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::{
-    net::TcpStream,
-    time::{Instant, timeout_at},
-};
+use tokio::time::{Instant, timeout_at};
 use zeroscale_crds::function::Protocol;
 
 use super::{Outcome, PEER_HOP, Peering, Target};
 use crate::{
     body::ResponseBody,
+    endpoints::Endpoint,
     error::ProxyError,
     headers,
     rewrite::{host_of, set_target},
     upgrade,
-    upstream::{self, UpstreamConfig, UpstreamError},
+    upstream::{self, OutBody, PooledConn, SendError, Sent, UpstreamConfig, UpstreamError, Upstreams},
 };
 
 /// Added to the function's total timeout for the forwarding activator's own deadline, so the owner's
@@ -35,24 +35,22 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 /// Longest wait for a connection to a peer: activators are a hop apart in one cluster, and a peer
 /// that does not accept by then is treated as unreachable (the request is handled locally).
 const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Most idle HTTP/1.1 connections kept per peer.
-const MAX_IDLE_PER_PEER: usize = 256;
 
-/// A connection to a peer, ready for one request.
-enum Conn {
-    Http1 {
-        sender: http1::SendRequest<Incoming>,
-        pooled: bool,
-    },
-    H2(http2::SendRequest<Incoming>),
+/// Connections to peer activators: HTTP/1.1 and upgrades through the same [`Upstreams`] client as
+/// pods (the peer is an endpoint with no concurrency limit), h2c over one multiplexed HTTP/2
+/// connection per peer opened here, so that a peer that cannot be reached hands the request back.
+pub struct PeerClient {
+    upstreams: Upstreams,
+    connect_timeout: Duration,
+    // One endpoint per peer address: it keys the peer's idle connections in `upstreams`.
+    endpoints: Mutex<HashMap<SocketAddr, Arc<Endpoint>>>,
+    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Incoming>>>,
 }
 
-/// Connections to peer activators.
-#[derive(Default)]
-pub struct PeerClient {
-    config: UpstreamConfig,
-    http1: Mutex<HashMap<SocketAddr, Vec<http1::SendRequest<Incoming>>>>,
-    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Incoming>>>,
+impl Default for PeerClient {
+    fn default() -> Self {
+        Self::new(UpstreamConfig::default())
+    }
 }
 
 impl std::fmt::Debug for PeerClient {
@@ -69,63 +67,34 @@ impl PeerClient {
             ..config
         };
         Self {
-            config,
-            ..Self::default()
+            upstreams: Upstreams::new(config),
+            connect_timeout: config.connect_timeout,
+            endpoints: Mutex::default(),
+            h2: Mutex::default(),
         }
     }
 
-    async fn open(&self, peer: SocketAddr) -> Result<TokioIo<TcpStream>, UpstreamError> {
-        upstream::open(peer, self.config.connect_timeout)
-            .await
-            .map(TokioIo::new)
+    fn endpoint(&self, peer: SocketAddr) -> Arc<Endpoint> {
+        let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            endpoints
+                .entry(peer)
+                .or_insert_with(|| Arc::new(Endpoint::new(peer))),
+        )
     }
 
-    /// A connection for one request: an idle pooled one when there is one (never for upgrades,
-    /// which take the connection over), else a new one.
-    async fn connection(
+    /// Sends an HTTP/1.1 request (an upgrade on a connection of its own) to `peer`.
+    async fn send_http1(
         &self,
         peer: SocketAddr,
-        protocol: Protocol,
+        request: Request<OutBody>,
         upgrade: bool,
-    ) -> Result<Conn, UpstreamError> {
-        if protocol == Protocol::H2c {
-            return self.h2(peer).await.map(Conn::H2);
+    ) -> Result<Sent, SendError> {
+        if upgrade {
+            return self.upstreams.send_upgrade(peer, request).await;
         }
-        if !upgrade && let Some(sender) = self.checkout(peer) {
-            return Ok(Conn::Http1 { sender, pooled: true });
-        }
-        self.fresh_http1(peer).await
-    }
-
-    async fn fresh_http1(&self, peer: SocketAddr) -> Result<Conn, UpstreamError> {
-        let io = self.open(peer).await?;
-        let (sender, conn) = http1::handshake(io).await.map_err(UpstreamError::Http)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "peer connection ended with an error");
-            }
-        });
-        Ok(Conn::Http1 {
-            sender,
-            pooled: false,
-        })
-    }
-
-    fn checkout(&self, peer: SocketAddr) -> Option<http1::SendRequest<Incoming>> {
-        let mut pools = self.http1.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = pools.get_mut(&peer)?;
-        pool.retain(|s| !s.is_closed());
-        // Not ready = its last response body is still being read.
-        let i = pool.iter().position(http1::SendRequest::is_ready)?;
-        Some(pool.swap_remove(i))
-    }
-
-    fn checkin(&self, peer: SocketAddr, sender: http1::SendRequest<Incoming>) {
-        let mut pools = self.http1.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = pools.entry(peer).or_default();
-        if pool.len() < MAX_IDLE_PER_PEER {
-            pool.push(sender);
-        }
+        let endpoint = self.endpoint(peer);
+        self.upstreams.send_http1(&endpoint, request).await
     }
 
     async fn h2(&self, peer: SocketAddr) -> Result<http2::SendRequest<Incoming>, UpstreamError> {
@@ -138,7 +107,7 @@ impl PeerClient {
         {
             return Ok(sender.clone());
         }
-        let io = self.open(peer).await?;
+        let io = TokioIo::new(upstream::open(peer, self.connect_timeout).await?);
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(io)
@@ -155,29 +124,14 @@ impl PeerClient {
             .insert(peer, sender.clone());
         Ok(sender)
     }
+}
 
-    /// Sends on `conn`; the request comes back when it never left.
-    async fn send(
-        &self,
-        peer: SocketAddr,
-        conn: Conn,
-        request: Request<Incoming>,
-    ) -> Result<Response<Incoming>, (Option<Request<Incoming>>, hyper::Error, bool)> {
-        match conn {
-            Conn::Http1 { mut sender, pooled } => match sender.try_send_request(request).await {
-                Ok(response) => {
-                    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-                        self.checkin(peer, sender);
-                    }
-                    Ok(response)
-                }
-                Err(mut e) => Err((e.take_message(), e.into_error(), pooled)),
-            },
-            Conn::H2(mut sender) => sender
-                .try_send_request(request)
-                .await
-                .map_err(|mut e| (e.take_message(), e.into_error(), true)),
-        }
+/// The request back from an attempt that never reached the peer, with the client's own body.
+fn unsent(request: Request<OutBody>) -> Option<Request<Incoming>> {
+    let (parts, body) = request.into_parts();
+    match body {
+        OutBody::Streamed(body) => Some(Request::from_parts(parts, body)),
+        OutBody::Buffered(..) => None,
     }
 }
 
@@ -196,10 +150,14 @@ impl Peering {
         let upgrade = protocol == Protocol::Http1 && headers::is_upgrade(request.headers());
         let owner = target.owner;
         let function = target.function.display();
-        let conn = match timeout_at(deadline, self.client.connection(owner, protocol, upgrade)).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(error)) => return Err(self.fall_back(owner, &error.to_string(), request)),
-            Err(_) => return Err(self.fall_back(owner, "connect timed out", request)),
+        let h2 = if protocol == Protocol::H2c {
+            match timeout_at(deadline, self.client.h2(owner)).await {
+                Ok(Ok(sender)) => Some(sender),
+                Ok(Err(error)) => return Err(self.fall_back(owner, &error.to_string(), request)),
+                Err(_) => return Err(self.fall_back(owner, "connect timed out", request)),
+            }
+        } else {
+            None
         };
         let original = (
             request.uri().clone(),
@@ -208,43 +166,59 @@ impl Peering {
         );
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         self.prepare(&mut request, protocol, owner, remote, upgrade);
-        let mut conn = Some(conn);
-        let response = loop {
-            let attempt = match conn.take() {
-                Some(c) => c,
-                // A pooled connection the owner had closed: once more on a new one.
-                None => match timeout_at(deadline, self.client.fresh_http1(owner)).await {
-                    Ok(Ok(c)) => c,
-                    _ => return Err(self.restore(owner, request, original, client_upgrade)),
-                },
-            };
-            match timeout_at(deadline, self.client.send(owner, attempt, request)).await {
-                Ok(Ok(response)) => break response,
-                Ok(Err((Some(unsent), _, true))) if protocol == Protocol::Http1 => request = unsent,
-                Ok(Err((Some(unsent), _, _))) => {
-                    return Err(self.restore(owner, unsent, original, client_upgrade));
-                }
-                Ok(Err((None, error, _))) => {
-                    self.count(Outcome::Failed);
-                    // The owner went away with the request (it is drained with a delay, so this is
-                    // a crash or a network fault): the one 502 of the hop, counted with the others.
-                    target.function.record_lost(crate::metrics::LOST_PEER_HOP);
-                    let source = UpstreamError::Http(error);
-                    let e = ProxyError::Upstream {
-                        function: function.to_string(),
-                        source,
-                    };
-                    tracing::info!(error = %e, %owner, "forward to the owning activator failed");
-                    return Ok(e.into_response());
-                }
-                Err(_) => {
-                    self.count(Outcome::Failed);
-                    return Ok(ProxyError::Timeout(function.to_string()).into_response());
-                }
+        let sent = match h2 {
+            Some(mut sender) => timeout_at(deadline, sender.try_send_request(request))
+                .await
+                .map(|r| {
+                    r.map(|response| (response, None)).map_err(|mut e| {
+                        (
+                            e.take_message().map(Box::new),
+                            UpstreamError::Http(e.into_error()),
+                        )
+                    })
+                }),
+            None => {
+                let request = request.map(OutBody::Streamed);
+                timeout_at(deadline, self.client.send_http1(owner, request, upgrade))
+                    .await
+                    .map(|r| {
+                        r.map_err(|e| match e {
+                            SendError::NotSent { request, error, .. } => {
+                                (request.and_then(|r| unsent(*r)).map(Box::new), error)
+                            }
+                            SendError::Broken { error, .. } => (None, error),
+                        })
+                    })
+            }
+        };
+        let (response, conn) = match sent {
+            Ok(Ok(sent)) => sent,
+            Ok(Err((Some(unsent), _))) => return Err(self.restore(owner, *unsent, original, client_upgrade)),
+            Ok(Err((None, source))) => {
+                self.count(Outcome::Failed);
+                // The owner went away with the request (it is drained with a delay, so this is a
+                // crash or a network fault): the one 502 of the hop, counted with the others.
+                target.function.record_lost(crate::metrics::LOST_PEER_HOP);
+                let e = ProxyError::Upstream {
+                    function: function.to_string(),
+                    source,
+                };
+                tracing::info!(error = %e, %owner, "forward to the owning activator failed");
+                return Ok(e.into_response());
+            }
+            Err(_) => {
+                self.count(Outcome::Failed);
+                return Ok(ProxyError::Timeout(function.to_string()).into_response());
             }
         };
         self.count(Outcome::Forwarded);
-        Ok(answer(function.to_string(), response, client_upgrade, deadline))
+        Ok(answer(
+            function.to_string(),
+            response,
+            conn,
+            client_upgrade,
+            deadline,
+        ))
     }
 
     fn fall_back(
@@ -310,6 +284,7 @@ impl Peering {
 fn answer(
     function: String,
     mut response: Response<Incoming>,
+    conn: Option<PooledConn>,
     client_upgrade: Option<OnUpgrade>,
     deadline: Instant,
 ) -> Response<ResponseBody> {
@@ -322,5 +297,5 @@ fn answer(
         return Response::from_parts(parts, ResponseBody::empty());
     }
     headers::strip_hop_by_hop(response.headers_mut(), false);
-    response.map(|body| ResponseBody::forwarded(body, deadline))
+    response.map(|body| ResponseBody::forwarded(body, deadline, conn))
 }

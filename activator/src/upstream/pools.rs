@@ -87,11 +87,10 @@ impl PooledConn {
         self.conn.drive(cx)
     }
 
-    /// Gives the connection back to its pod's pool, unless `endpoint` left rotation meanwhile.
-    pub fn checkin(self, endpoint: &Endpoint, cx: &mut Context<'_>) {
-        // A pod out of rotation keeps no idle connection: it is going away.
+    /// Gives the connection back to its pool, unless its endpoint was `retired` meanwhile.
+    pub fn checkin(self, retired: bool, cx: &mut Context<'_>) {
         if let Some(pool) = self.pool
-            && !endpoint.is_retired()
+            && !retired
         {
             pool.checkin(self.conn, cx, self.limits);
         }
