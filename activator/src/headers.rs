@@ -126,7 +126,7 @@ fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
 }
 
 /// The request's `X-Request-Id`, after adding a new one (32 hex digits) when it had none; error
-/// answers and log lines carry it ([`crate::error::with_request_id`]).
+/// answers and log lines carry it ([`crate::respond::with_request_id`]).
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(&X_REQUEST_ID) {
         return v.clone();

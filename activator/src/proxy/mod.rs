@@ -159,7 +159,7 @@ impl Proxy {
             Counted::Unrouted => self.metrics.count_unrouted(error.status().as_u16()),
             Counted::Already => {}
         }
-        // Logged with the request id by `error::with_request_id`.
+        // Logged with the request id by `respond::with_request_id`.
         error.into_response()
     }
 

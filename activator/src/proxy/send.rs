@@ -204,7 +204,7 @@ fn lose(lease: Lease, outgoing: &Outgoing, detail: String) -> Response<ResponseB
 }
 
 fn fail(mut lease: Lease, error: ProxyError) -> Response<ResponseBody> {
-    // Logged with the request id by `error::with_request_id`.
+    // Logged with the request id by `respond::with_request_id`.
     lease.set_status(error.status().as_u16());
     error.into_response()
 }
