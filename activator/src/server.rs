@@ -1,7 +1,7 @@
 //! The data-port listeners: accept connections, serve HTTP/1.1 (with upgrades) and HTTP/2 with prior
 //! knowledge, and on shutdown stop accepting and let open connections finish within the drain period.
 //!
-//! A new connection's first request head is read here ([`head`]) before hyper gets the connection, and
+//! A new connection's first request head is read here (`server/head.rs`) before hyper gets the connection, and
 //! the request is admitted from it: a request that has to wait for a pod waits as a socket and a buffer
 //! of its head's size, not as a hyper connection with its 16 KiB of buffers. Once a pod is chosen (or
 //! at once when one has room) hyper serves the connection, replaying the bytes read, and the first

@@ -1,5 +1,5 @@
 //! Sending requests to pods: HTTP/1.1 on keep-alive connections pooled per endpoint and driven by the
-//! request's own task (see [`pool`]), upgrades on a connection of their own, and HTTP/2 with prior
+//! request's own task (see `upstream/pool.rs`), upgrades on a connection of their own, and HTTP/2 with prior
 //! knowledge for `protocol: h2c` functions (hyper-util's pooled client: one multiplexed connection
 //! per pod).
 //!

@@ -1,7 +1,7 @@
 //! The request pipeline: **route** (to the activator owning the function, see [`crate::peers`], or
-//! here) → **admit** into the function, at once or after waiting in its queue ([`admit`]) → **send** to
+//! here) → **admit** into the function, at once or after waiting in its queue (`admit.rs`) → **send** to
 //! the chosen pod within the deadlines, sending again elsewhere when the pod went away before it
-//! answered ([`send`]) → **respond**: the pod's answer streamed back, or the error made a response by
+//! answered (`send.rs`) → **respond**: the pod's answer streamed back, or the error made a response by
 //! [`crate::respond`].
 
 mod admit;

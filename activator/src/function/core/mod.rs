@@ -1,8 +1,8 @@
 //! The pure per-function state machine: admission, the wait queue, leasing and dispatch. Every
 //! transition takes the time (`now`) and, where it picks a pod, a random source; it changes the state
-//! and records what the IO shell ([`super::FunctionState`]) must do afterwards in [`Effects`]: hand a
+//! and records what the IO shell ([`crate::function::FunctionState`]) must do afterwards in [`Effects`]: hand a
 //! pod to a waiter, fail waiters, send demand, start a prober, update metrics. Nothing here reads a
-//! clock, touches a metric or a channel, so it is tested on a virtual clock ([`super::core_tests`]).
+//! clock, touches a metric or a channel, so it is tested on a virtual clock (`function/core_tests.rs`).
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -10,13 +10,15 @@ use rand::Rng;
 use tokio::time::Instant;
 use zeroscale_crds::function::Visibility;
 
+mod sources;
+
 use super::effects::{Admit, Effects};
 use crate::{
     balancer,
     endpoints::{Endpoint, EndpointSet},
     error::ProxyError,
     queue::{BufferBudget, QueueLimits, WaitQueue},
-    settings::{EndpointInfo, FunctionSettings, Limits, Port},
+    settings::{FunctionSettings, Limits, Port},
     stats::{PeriodReport, Presence},
 };
 
@@ -66,7 +68,7 @@ impl<W> Core<W> {
         Limits::of(&self.settings)
     }
 
-    fn startup_failure(&self) -> Option<ProxyError> {
+    pub(super) fn startup_failure(&self) -> Option<ProxyError> {
         if !self.endpoints.routable().is_empty() {
             return None;
         }
@@ -192,7 +194,7 @@ impl<W> Core<W> {
     }
 
     /// Hands queued requests to endpoints with room, oldest first.
-    fn dispatch(&mut self, now: Instant, rng: &mut impl Rng, fx: &mut Effects<W>) {
+    pub(super) fn dispatch(&mut self, now: Instant, rng: &mut impl Rng, fx: &mut Effects<W>) {
         let limits = self.limits();
         while !self.queue.is_empty() {
             let Some(endpoint) = self.pick(rng) else { break };
@@ -212,7 +214,7 @@ impl<W> Core<W> {
         self.end_episode_if_idle();
     }
 
-    fn end_episode_if_idle(&mut self) {
+    pub(super) fn end_episode_if_idle(&mut self) {
         // A cold episode ends when a pod is routable, or when nobody waits any more (every waiter
         // timed out or left): the next request at zero sends a fresh demand.
         if !self.endpoints.routable().is_empty() || self.queue.is_empty() {
@@ -254,89 +256,6 @@ impl<W> Core<W> {
             fx.metrics.queue_depth -= 1;
             self.presence.leave(now);
             self.end_episode_if_idle();
-        }
-    }
-
-    /// Replaces the settings and endpoints with what the source last reported.
-    pub fn update(
-        &mut self,
-        settings: FunctionSettings,
-        endpoints: Vec<EndpointInfo>,
-        now: Instant,
-        rng: &mut impl Rng,
-        fx: &mut Effects<W>,
-    ) {
-        self.settings = settings;
-        self.endpoints.replace(endpoints);
-        self.deleted = false;
-        if self.endpoints.routable().is_empty()
-            && let Some(failure) = self.settings.failure.clone()
-        {
-            let error = |function: &str| ProxyError::StartupFailed {
-                function: function.to_string(),
-                reason: failure.reason.clone(),
-                message: failure.message.clone(),
-            };
-            self.fail_waiters(now, error, fx);
-        }
-        self.dispatch(now, rng, fx);
-        self.want_probe(fx);
-    }
-
-    /// The function was deleted: waiting requests get 404, new ones too (until it is re-created).
-    pub fn remove(&mut self, now: Instant, fx: &mut Effects<W>) {
-        self.deleted = true;
-        self.endpoints.replace(Vec::new());
-        self.fail_waiters(now, |d| ProxyError::FunctionDeleted(d.to_string()), fx);
-    }
-
-    fn fail_waiters(&mut self, now: Instant, error: impl Fn(&str) -> ProxyError, fx: &mut Effects<W>) {
-        for waiter in self.queue.drain() {
-            fx.metrics.queue_depth -= 1;
-            self.presence.leave(now);
-            fx.failures.push((waiter.notify, error(&self.display)));
-        }
-        self.cold = false;
-    }
-
-    fn probe_wanted(&self) -> bool {
-        // Requests wait and some pod is starting, or some pod refused a connection and must answer
-        // a probe before it is routed to again.
-        (!self.queue.is_empty() && !self.endpoints.starting().is_empty())
-            || !self.endpoints.failed().is_empty()
-    }
-
-    fn want_probe(&mut self, fx: &mut Effects<W>) {
-        if self.probe_wanted() && !self.probing {
-            self.probing = true;
-            fx.probe = true;
-        }
-    }
-
-    /// Addresses to probe now, or `None` when probing should stop (nobody waits, or no pod is
-    /// starting); stopping clears the probing flag so a later request starts a new prober.
-    pub fn probe_targets(&mut self) -> Option<Vec<SocketAddr>> {
-        if !self.probe_wanted() || self.deleted {
-            self.probing = false;
-            return None;
-        }
-        if self.queue.is_empty() {
-            // Nobody waits: only pods that refused a connection are probed, to route to them again.
-            return Some(self.endpoints.failed().to_vec());
-        }
-        Some(self.endpoints.starting().to_vec())
-    }
-
-    /// A starting pod answered a probe: route to it now, before its EndpointSlice says ready.
-    pub fn mark_answering(
-        &mut self,
-        address: SocketAddr,
-        now: Instant,
-        rng: &mut impl Rng,
-        fx: &mut Effects<W>,
-    ) {
-        if self.endpoints.mark_answering(address) {
-            self.dispatch(now, rng, fx);
         }
     }
 
