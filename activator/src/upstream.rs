@@ -8,11 +8,12 @@
 //! connection broke after it went out is reported as such, so the caller can replay it when that is
 //! safe (see [`request`]).
 
+mod h2;
 mod pool;
 mod pools;
 pub mod request;
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use http::{Request, Response};
 use hyper::client::conn::http1;
@@ -109,6 +110,7 @@ pub type Sent = (Response<hyper::body::Incoming>, Option<PooledConn>);
 pub struct Upstreams {
     config: UpstreamConfig,
     h2c: H2cClient,
+    direct_h2: Arc<h2::DirectH2>,
     pools: Pools,
 }
 
@@ -127,6 +129,7 @@ impl Upstreams {
         Self {
             config,
             h2c,
+            direct_h2: Arc::default(),
             pools: Pools::default(),
         }
     }
@@ -165,6 +168,39 @@ impl Upstreams {
                 }
             }
         })
+    }
+
+    /// Sends an h2c request (absolute URI) on the one HTTP/2 connection kept to `address`. Unlike
+    /// [`Upstreams::send_h2c`], a request that never went out comes back in [`SendError::NotSent`].
+    pub async fn send_h2c_direct(
+        &self,
+        address: SocketAddr,
+        request: Request<OutBody>,
+    ) -> Result<Sent, SendError> {
+        let mut sender = match self.direct_h2.sender(address, self.config.connect_timeout).await {
+            Ok(sender) => sender,
+            Err(error) => {
+                return Err(SendError::NotSent {
+                    request: Some(Box::new(request)),
+                    pod_failed: true,
+                    error,
+                });
+            }
+        };
+        match sender.try_send_request(request).await {
+            Ok(response) => Ok((response, None)),
+            Err(mut e) => Err(match e.take_message() {
+                Some(r) => SendError::NotSent {
+                    request: Some(Box::new(r)),
+                    pod_failed: false,
+                    error: UpstreamError::Http(e.into_error()),
+                },
+                None => SendError::Broken {
+                    fresh: false,
+                    error: UpstreamError::Http(e.into_error()),
+                },
+            }),
+        }
     }
 
     /// Sends an HTTP/1.1 request (origin-form URI, `Host` set) to `endpoint` on a pooled connection,

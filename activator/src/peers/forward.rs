@@ -1,9 +1,10 @@
 //! Forwarding a request to the activator that owns its function: one hop to the owner's in-cluster
-//! data port, the owner treated like a pod with no concurrency limit. HTTP/1.1 goes through the pods'
-//! client ([`crate::upstream`]: pooled keep-alive connections, upgrades on a connection of their own,
-//! then tunnelled by [`crate::upgrade`]); h2c functions over one multiplexed HTTP/2 connection per
-//! peer. An owner that cannot be reached before the request went out hands it back, as the client
-//! sent it, for local handling.
+//! data port, the owner treated like a pod with no concurrency limit. The request is rewritten as the
+//! edge would ([`crate::rewrite`] plus the hop marker) and sent with the pods' client
+//! ([`crate::upstream`]: pooled HTTP/1.1 keep-alive connections, upgrades on a connection of their own
+//! then tunnelled by [`crate::upgrade`], h2c on one multiplexed connection per peer). An owner that
+//! cannot be reached before the request went out hands it back, as the client sent it, for local
+//! handling.
 
 use std::{
     collections::HashMap,
@@ -13,8 +14,7 @@ use std::{
 };
 
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Authority};
-use hyper::{body::Incoming, client::conn::http2, upgrade::OnUpgrade};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::{body::Incoming, upgrade::OnUpgrade};
 use tokio::time::{Instant, timeout_at};
 use zeroscale_crds::function::Protocol;
 
@@ -26,7 +26,7 @@ use crate::{
     headers,
     rewrite::{host_of, set_target},
     upgrade,
-    upstream::{self, OutBody, PooledConn, SendError, Sent, UpstreamConfig, UpstreamError, Upstreams},
+    upstream::{OutBody, PooledConn, SendError, Sent, UpstreamConfig, Upstreams},
 };
 
 /// Added to the function's total timeout for the forwarding activator's own deadline, so the owner's
@@ -36,15 +36,13 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 /// that does not accept by then is treated as unreachable (the request is handled locally).
 const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Connections to peer activators: HTTP/1.1 and upgrades through the same [`Upstreams`] client as
-/// pods (the peer is an endpoint with no concurrency limit), h2c over one multiplexed HTTP/2
-/// connection per peer opened here, so that a peer that cannot be reached hands the request back.
+/// Connections to peer activators, through an [`Upstreams`] client like the pods' (a peer is an
+/// endpoint with no concurrency limit; h2c goes on one connection per peer, so that a request a peer
+/// never got comes back).
 pub struct PeerClient {
     upstreams: Upstreams,
-    connect_timeout: Duration,
     // One endpoint per peer address: it keys the peer's idle connections in `upstreams`.
     endpoints: Mutex<HashMap<SocketAddr, Arc<Endpoint>>>,
-    h2: Mutex<HashMap<SocketAddr, http2::SendRequest<Incoming>>>,
 }
 
 impl Default for PeerClient {
@@ -68,9 +66,7 @@ impl PeerClient {
         };
         Self {
             upstreams: Upstreams::new(config),
-            connect_timeout: config.connect_timeout,
             endpoints: Mutex::default(),
-            h2: Mutex::default(),
         }
     }
 
@@ -83,46 +79,19 @@ impl PeerClient {
         )
     }
 
-    /// Sends an HTTP/1.1 request (an upgrade on a connection of its own) to `peer`.
-    async fn send_http1(
+    /// Sends a request to `peer` over `protocol` (an upgrade on a connection of its own).
+    async fn send(
         &self,
         peer: SocketAddr,
+        protocol: Protocol,
         request: Request<OutBody>,
         upgrade: bool,
     ) -> Result<Sent, SendError> {
-        if upgrade {
-            return self.upstreams.send_upgrade(peer, request).await;
+        match protocol {
+            Protocol::H2c => self.upstreams.send_h2c_direct(peer, request).await,
+            Protocol::Http1 if upgrade => self.upstreams.send_upgrade(peer, request).await,
+            Protocol::Http1 => self.upstreams.send_http1(&self.endpoint(peer), request).await,
         }
-        let endpoint = self.endpoint(peer);
-        self.upstreams.send_http1(&endpoint, request).await
-    }
-
-    async fn h2(&self, peer: SocketAddr) -> Result<http2::SendRequest<Incoming>, UpstreamError> {
-        if let Some(sender) = self
-            .h2
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&peer)
-            .filter(|s| !s.is_closed())
-        {
-            return Ok(sender.clone());
-        }
-        let io = TokioIo::new(upstream::open(peer, self.connect_timeout).await?);
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .handshake(io)
-            .await
-            .map_err(UpstreamError::Http)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "peer h2c connection ended with an error");
-            }
-        });
-        self.h2
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(peer, sender.clone());
-        Ok(sender)
     }
 }
 
@@ -150,15 +119,6 @@ impl Peering {
         let upgrade = protocol == Protocol::Http1 && headers::is_upgrade(request.headers());
         let owner = target.owner;
         let function = target.function.display();
-        let h2 = if protocol == Protocol::H2c {
-            match timeout_at(deadline, self.client.h2(owner)).await {
-                Ok(Ok(sender)) => Some(sender),
-                Ok(Err(error)) => return Err(self.fall_back(owner, &error.to_string(), request)),
-                Err(_) => return Err(self.fall_back(owner, "connect timed out", request)),
-            }
-        } else {
-            None
-        };
         let original = (
             request.uri().clone(),
             request.version(),
@@ -166,34 +126,22 @@ impl Peering {
         );
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         self.prepare(&mut request, protocol, owner, remote, upgrade);
-        let sent = match h2 {
-            Some(mut sender) => timeout_at(deadline, sender.try_send_request(request))
-                .await
-                .map(|r| {
-                    r.map(|response| (response, None)).map_err(|mut e| {
-                        (
-                            e.take_message().map(Box::new),
-                            UpstreamError::Http(e.into_error()),
-                        )
-                    })
-                }),
-            None => {
-                let request = request.map(OutBody::Streamed);
-                timeout_at(deadline, self.client.send_http1(owner, request, upgrade))
-                    .await
-                    .map(|r| {
-                        r.map_err(|e| match e {
-                            SendError::NotSent { request, error, .. } => {
-                                (request.and_then(|r| unsent(*r)).map(Box::new), error)
-                            }
-                            SendError::Broken { error, .. } => (None, error),
-                        })
-                    })
-            }
-        };
+        let request = request.map(OutBody::Streamed);
+        let sent = timeout_at(deadline, self.client.send(owner, protocol, request, upgrade))
+            .await
+            .map(|r| {
+                r.map_err(|e| match e {
+                    SendError::NotSent { request, error, .. } => {
+                        (request.and_then(|r| unsent(*r)).map(Box::new), error)
+                    }
+                    SendError::Broken { error, .. } => (None, error),
+                })
+            });
         let (response, conn) = match sent {
             Ok(Ok(sent)) => sent,
-            Ok(Err((Some(unsent), _))) => return Err(self.restore(owner, *unsent, original, client_upgrade)),
+            Ok(Err((Some(unsent), error))) => {
+                return Err(self.restore(owner, &error.to_string(), *unsent, original, client_upgrade));
+            }
             Ok(Err((None, source))) => {
                 self.count(Outcome::Failed);
                 // The owner went away with the request (it is drained with a delay, so this is a
@@ -237,6 +185,7 @@ impl Peering {
     fn restore(
         &self,
         owner: SocketAddr,
+        error: &str,
         mut request: Request<Incoming>,
         (uri, version, headers): (Uri, Version, http::HeaderMap),
         client_upgrade: Option<OnUpgrade>,
@@ -247,7 +196,7 @@ impl Peering {
         if let Some(upgrade) = client_upgrade {
             request.extensions_mut().insert(upgrade);
         }
-        self.fall_back(owner, "connection closed before the request was sent", request)
+        self.fall_back(owner, error, request)
     }
 
     /// Rewrites the request for the owner, as the edge: hop-by-hop headers removed, forwarding and
