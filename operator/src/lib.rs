@@ -15,6 +15,8 @@ pub mod controller;
 pub mod error;
 pub mod events;
 pub mod failures;
+#[cfg(test)]
+mod fixtures;
 pub mod metrics;
 pub mod observe;
 pub mod platform;

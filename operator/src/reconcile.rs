@@ -255,3 +255,7 @@ async fn patch_status(
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;
