@@ -205,3 +205,41 @@ fn respond(state: &Mutex<State>, seen: Seen) -> (StatusCode, Value) {
         )
     })
 }
+
+/// The requests to `path`, in order.
+pub(crate) fn requests_to<'a>(seen: &'a [Seen], path: &str) -> Vec<&'a Seen> {
+    seen.iter().filter(|s| s.path == path).collect()
+}
+
+/// `(type, reason)` of every Event created, in order.
+pub(crate) fn events(seen: &[Seen]) -> Vec<(String, String)> {
+    seen.iter()
+        .filter(|s| s.path.ends_with("/events"))
+        .map(|s| {
+            (
+                s.body["type"].as_str().unwrap_or_default().to_string(),
+                s.body["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `(status, reason)` of the condition `type_` in a status apply's body.
+pub(crate) fn condition(status_apply: &Seen, type_: &str) -> (String, String) {
+    let conditions = status_apply.body["status"]["conditions"]
+        .as_array()
+        .expect("conditions");
+    let c = conditions
+        .iter()
+        .find(|c| c["type"] == type_)
+        .unwrap_or_else(|| panic!("no condition {type_}"));
+    (
+        c["status"].as_str().unwrap_or_default().to_string(),
+        c["reason"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// A `(status, reason)` or `(type, reason)` pair, as the helpers above return them.
+pub(crate) fn pair(status: &str, reason: &str) -> (String, String) {
+    (status.to_string(), reason.to_string())
+}

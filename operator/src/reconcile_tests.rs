@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::build::Children;
 use crate::build::tests::{function, validated};
-use crate::fixtures::{ApiServer, Seen, Step};
+use crate::fixtures::{ApiServer, Step, condition, events, pair, requests_to};
 
 const PRIVATE: &str = "/api/v1/namespaces/ns/services/hello-private";
 const PUBLIC: &str = "/api/v1/namespaces/ns/services/hello";
@@ -105,41 +105,6 @@ fn create_deployment(f: &Function) -> Vec<Step> {
         Step::apply(DEPLOYMENT, INITIAL_SCALE).answer(created),
         Step::apply(DEPLOYMENT, FIELD_MANAGER).echo(),
     ]
-}
-
-fn requests_to<'a>(seen: &'a [Seen], path: &str) -> Vec<&'a Seen> {
-    seen.iter().filter(|s| s.path == path).collect()
-}
-
-fn events(seen: &[Seen]) -> Vec<(String, String)> {
-    seen.iter()
-        .filter(|s| s.path.ends_with("/events"))
-        .map(|s| {
-            (
-                s.body["type"].as_str().unwrap_or_default().to_string(),
-                s.body["reason"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// `(status, reason)` of the condition `type_` in a status apply's body.
-fn condition(status_apply: &Seen, type_: &str) -> (String, String) {
-    let conditions = status_apply.body["status"]["conditions"]
-        .as_array()
-        .expect("conditions");
-    let c = conditions
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap_or_else(|| panic!("no condition {type_}"));
-    (
-        c["status"].as_str().unwrap_or_default().to_string(),
-        c["reason"].as_str().unwrap_or_default().to_string(),
-    )
-}
-
-fn pair(status: &str, reason: &str) -> (String, String) {
-    (status.to_string(), reason.to_string())
 }
 
 #[tokio::test]

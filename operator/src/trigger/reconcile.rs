@@ -163,3 +163,7 @@ async fn patch_status(
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;
