@@ -2,7 +2,7 @@
 //!
 //! - [`validate`] (pure) checks the Function and returns a [`ValidatedFunction`], or the reason that
 //!   goes into `Ready=False/InvalidSpec`;
-//! - [`build`] (pure) returns the [`Children`];
+//! - [`build`] (pure) returns the [`Children`](crate::build::Children);
 //! - [`apply`] server-side applies them and returns what the API server answered, child by child;
 //! - [`status::compute`] (pure) turns that and the pods into the status, written (with its Events and
 //!   platform events) only when it changed.
