@@ -2,8 +2,10 @@
 //! state in the Function's status; reports whether each Trigger can route events in its status (see
 //! `docs/operator.md`).
 //!
-//! Reconcile is validate ([`validate`]) → build ([`build`], pure) → apply ([`apply`], server-side
-//! apply) → status ([`status`], pure computation, written only when it changed). Triggers: see
+//! Reconcile ([`reconcile`]) is validate ([`validate`], pure, returns a
+//! [`validate::ValidatedFunction`]) → build ([`build`], pure, returns the children) → apply ([`apply`],
+//! server-side apply only) → status ([`status`], pure, computed from what was applied and the pods
+//! ([`observe`]), written only when it changed). Errors: [`error::FunctionError`]. Triggers: see
 //! [`trigger`]. A Function's `Ready` transitions go out as platform CloudEvents ([`platform`]).
 
 pub mod apply;
@@ -13,7 +15,10 @@ pub mod controller;
 pub mod error;
 pub mod events;
 pub mod failures;
+#[cfg(test)]
+mod fixtures;
 pub mod metrics;
+pub mod observe;
 pub mod platform;
 pub mod reconcile;
 pub mod status;
