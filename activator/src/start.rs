@@ -176,3 +176,30 @@ impl Activator {
         let _ = self.admin_task.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_shutdown_token_drains_and_stops_the_activator() {
+        let activator = Activator::start(ActivatorConfig::default())
+            .await
+            .expect("starts");
+        assert!(activator.readiness.get(), "a manual source has nothing to sync");
+        let readiness = activator.readiness.clone();
+        let shutdown = CancellationToken::new();
+        let run = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { activator.run_until(&shutdown, Duration::ZERO).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            readiness.get() && !run.is_finished(),
+            "serves until the token is cancelled"
+        );
+        shutdown.cancel();
+        run.await.expect("drains and stops");
+        assert!(!readiness.get());
+    }
+}

@@ -97,3 +97,43 @@ pub struct RunArgs {
     #[command(flatten)]
     pub log: LogArgs<Autoscaler>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_is_the_default_subcommand() {
+        let named = Cli::try_parse_from([
+            "zeroscale-autoscaler",
+            "run",
+            "--lease-name=x",
+            "--admin-addr=127.0.0.1:1",
+        ])
+        .expect("parses")
+        .run_args();
+        let bare = Cli::try_parse_from([
+            "zeroscale-autoscaler",
+            "--lease-name=x",
+            "--admin-addr=127.0.0.1:1",
+        ])
+        .expect("parses")
+        .run_args();
+        for args in [named, bare] {
+            assert_eq!(args.lease.lease_name, "x");
+            assert_eq!(args.lease.lease_namespace, "zeroscale-system");
+            assert_eq!(args.admin.admin_addr.port(), 1);
+            assert_eq!(args.tick_interval, Duration::from_secs(2));
+        }
+    }
+
+    #[test]
+    fn the_tools_are_not_subcommands_of_the_autoscaler() {
+        for tool in ["simulate", "bench-tick"] {
+            assert!(
+                Cli::try_parse_from(["zeroscale-autoscaler", tool]).is_err(),
+                "{tool}"
+            );
+        }
+    }
+}
