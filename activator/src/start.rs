@@ -147,14 +147,14 @@ impl Activator {
     /// Reports not ready on `/ready` while still serving everything as usual (the drain delay after
     /// SIGTERM, see `--drain-delay`).
     pub fn set_unready(&self) {
-        self.readiness.set(false);
+        self.readiness.drain();
     }
 
     /// Starts draining: not ready, no new connections, open requests finish within the drain period.
     /// With eventing, the in-cluster port keeps serving until the broker has drained (see
     /// [`Activator::wait`]).
     pub fn shutdown(&self) {
-        self.readiness.set(false);
+        self.readiness.drain();
         self.stop.cancel();
         if self.eventing.is_none() {
             self.internal_stop.cancel();

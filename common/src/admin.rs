@@ -12,38 +12,56 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// Whether the component (or one of its watches) is ready; shared between the component and its admin
-/// server. Changes are signalled: [`Readiness::wait`] wakes when it turns true, nothing polls.
+/// server. Changes are signalled: [`Readiness::wait`] wakes when it turns true, nothing polls. Once
+/// [`Readiness::drain`] has run it stays not ready, whatever is set later.
 #[derive(Clone, Debug)]
-pub struct Readiness(Arc<watch::Sender<bool>>);
+pub struct Readiness(Arc<watch::Sender<ReadyState>>);
+
+#[derive(Clone, Copy, Debug, Default)]
+struct ReadyState {
+    ready: bool,
+    draining: bool,
+}
+
+impl ReadyState {
+    fn ready(self) -> bool {
+        self.ready && !self.draining
+    }
+}
 
 impl Default for Readiness {
     fn default() -> Self {
-        Self(Arc::new(watch::Sender::new(false)))
+        Self(Arc::new(watch::Sender::new(ReadyState::default())))
     }
 }
 
 impl Readiness {
-    /// Marks the component ready (or not), waking whoever waits.
+    /// Marks the component ready (or not), waking whoever waits. Has no effect once draining.
     pub fn set(&self, ready: bool) {
-        self.0.send_replace(ready);
+        self.0.send_modify(|state| state.ready = ready);
+    }
+
+    /// Marks the component not ready for good: it has begun to shut down.
+    pub fn drain(&self) {
+        self.0.send_modify(|state| state.draining = true);
     }
 
     /// Whether the component is ready.
     pub fn get(&self) -> bool {
-        *self.0.borrow()
+        self.0.borrow().ready()
     }
 
-    /// Resolves once this is (or already was) ready.
+    /// Resolves once this is (or already was) ready; never, once draining.
     pub async fn wait(&self) {
-        let mut ready = self.0.subscribe();
+        let mut state = self.0.subscribe();
         // The sender lives in `self`, so the channel cannot close while this waits.
-        let _ = ready.wait_for(|ready| *ready).await;
+        let _ = state.wait_for(|state| state.ready()).await;
     }
 }
 
 /// Sets `readiness` once every one of `synced` has turned true (each watch of the component reports its
-/// first full list through its own flag), unless `stop` is cancelled first: a component that started
-/// draining never turns ready again.
+/// first full list through its own flag), unless `stop` is cancelled first. A component that began
+/// draining ([`Readiness::drain`]) does not turn ready again either way.
 pub async fn ready_when_all(synced: Vec<Readiness>, readiness: Readiness, stop: CancellationToken) {
     let all = futures::future::join_all(synced.iter().map(Readiness::wait));
     tokio::select! {
@@ -149,6 +167,22 @@ mod tests {
         gate.await.expect("gate ends");
         functions.set(true);
         assert!(!readiness.get());
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_syncs_during_the_drain_delay_does_not_make_it_ready() {
+        let (functions, readiness) = (Readiness::default(), Readiness::default());
+        let gate = tokio::spawn(ready_when_all(
+            vec![functions.clone()],
+            readiness.clone(),
+            CancellationToken::new(),
+        ));
+        readiness.drain();
+        functions.set(true);
+        gate.await.expect("gate ends");
+        assert!(!readiness.get());
+        readiness.set(true);
+        assert!(!readiness.get(), "draining is for good");
     }
 
     #[tokio::test]

@@ -50,13 +50,13 @@ pub async fn signal() {
     tracing::info!("shutdown signal received");
 }
 
-/// The drain delay: waits for `shutdown`, then reports not ready on `/ready` at once while the
-/// component keeps serving as usual for `delay`, the time Services and peers take to stop sending to
-/// it; returns when the component should stop accepting work.
+/// The drain delay: waits for `shutdown`, then reports not ready on `/ready` at once, for good
+/// ([`Readiness::drain`]), while the component keeps serving as usual for `delay`, the time Services
+/// and peers take to stop sending to it; returns when the component should stop accepting work.
 pub async fn drain_delay(shutdown: &CancellationToken, readiness: &Readiness, delay: Duration) {
     shutdown.cancelled().await;
     tracing::info!(?delay, "not ready: serving until the drain delay has passed");
-    readiness.set(false);
+    readiness.drain();
     tokio::time::sleep(delay).await;
 }
 

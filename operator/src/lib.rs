@@ -149,7 +149,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), RunError
         };
         metrics.leader.set(0);
     }
-    readiness.set(false);
+    readiness.drain();
     leadership.release().await;
     if result.is_ok() {
         // The admin server stops with the same shutdown token.

@@ -159,7 +159,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), Shell
     engine
         .run(rx, failed_rx, args.tick_interval, shutdown.cancelled())
         .await;
-    readiness.set(false);
+    readiness.drain();
     if let Some(leadership) = leadership {
         leadership.release().await;
     }
