@@ -67,6 +67,27 @@ impl<P: Publish> EventStore for P {
     }
 }
 
+/// The store settings (`--event-store` and the flags of its backend).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The backend.
+    pub backend: Backend,
+    /// Window of the memory backend's duplicate rule (JetStream's is in `jetstream`).
+    pub duplicate_window: Duration,
+    /// Settings of the JetStream backend, used when it is chosen.
+    pub jetstream: jetstream::JetStreamConfig,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Memory,
+            duplicate_window: DEFAULT_DUPLICATE_WINDOW,
+            jetstream: jetstream::JetStreamConfig::default(),
+        }
+    }
+}
+
 /// Which store holds accepted events (`--event-store`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Backend {
