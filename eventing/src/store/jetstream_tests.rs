@@ -68,13 +68,17 @@ async fn setup() -> Setup {
 impl Setup {
     /// A broker Trigger `name` in `shop` delivering to the subscriber's `/<name>`.
     fn trigger(&self, name: &str, retries: u32, dead_letter: bool) {
+        self.filtered_trigger(name, retries, dead_letter, Filters::default());
+    }
+
+    fn filtered_trigger(&self, name: &str, retries: u32, dead_letter: bool, filters: Filters) {
         self.routes.upsert(Route {
             trigger: TriggerLabels {
                 namespace: "shop".into(),
                 trigger: name.into(),
             },
             source: SourceKind::Broker,
-            filters: Filters::default(),
+            filters,
             subscriber: self.sub.target(&format!("/{name}")),
             delivery: DeliveryConfig {
                 retry: RetryPolicy {
@@ -256,4 +260,47 @@ async fn a_failing_subscriber_gets_retries_plus_one_attempts_then_the_dead_lette
     .await;
     assert_eq!(s.ids("/orders").len(), 3);
     assert_eq!(s.sub.received("/dlq").len(), 1);
+}
+
+/// Filters matching events of type `ty` only.
+fn of_type(ty: &str) -> Filters {
+    let filters: Vec<zeroscale_crds::trigger::TriggerFilter> =
+        serde_json::from_value(serde_json::json!([{"exact": {"type": ty}}])).expect("filters");
+    Filters::compile(&filters).expect("valid filters")
+}
+
+#[tokio::test]
+async fn a_reply_is_stored_and_fans_out_to_the_triggers_it_matches() {
+    let s = setup().await;
+    s.sub.script(
+        "/orders",
+        vec![
+            Reply::status(200)
+                .header("ce-specversion", "1.0")
+                .header("ce-id", "r1")
+                .header("ce-source", "/billing")
+                .header("ce-type", "order.billed"),
+        ],
+    );
+    s.filtered_trigger("orders", 0, false, of_type("order.created"));
+    s.filtered_trigger("billed", 0, false, of_type("order.billed"));
+    let _consumers = s.consumers();
+    s.consumer_ready("orders").await;
+    s.consumer_ready("billed").await;
+    assert_eq!(s.post("/shop", "o1").await.0, StatusCode::ACCEPTED);
+    eventually("the reply at the second trigger", || async {
+        !s.sub.received("/billed").is_empty()
+    })
+    .await;
+    let reply = &s.sub.received("/billed")[0];
+    assert_eq!(reply.headers["ce-id"], "r1");
+    assert_eq!(
+        reply.headers["ce-zeroscalebrokerttl"], "254",
+        "the reply's TTL is its cause's minus one"
+    );
+    assert_eq!(
+        s.ids("/orders"),
+        ["o1"],
+        "the reply does not match the first trigger"
+    );
 }
