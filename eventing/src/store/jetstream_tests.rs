@@ -304,3 +304,19 @@ async fn a_reply_is_stored_and_fans_out_to_the_triggers_it_matches() {
         "the reply does not match the first trigger"
     );
 }
+
+#[tokio::test]
+async fn a_removed_trigger_loses_its_consumer_so_the_stream_does_not_keep_its_events() {
+    let s = setup().await;
+    s.trigger("orders", 0, false);
+    let _consumers = s.consumers();
+    s.consumer_ready("orders").await;
+    s.routes.remove("shop", "orders");
+    eventually("the consumer to be deleted", || async {
+        match s.store.ensure_stream().await {
+            Ok(stream) => stream.consumer_info("shop_orders").await.is_err(),
+            Err(_) => false,
+        }
+    })
+    .await;
+}
