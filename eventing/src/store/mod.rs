@@ -11,6 +11,7 @@
 pub mod attempt;
 pub mod consumer;
 pub mod dedup;
+mod handler;
 pub mod jetstream;
 pub mod memory;
 
