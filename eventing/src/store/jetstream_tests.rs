@@ -320,3 +320,44 @@ async fn a_removed_trigger_loses_its_consumer_so_the_stream_does_not_keep_its_ev
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_activator_started_before_nats_answers_503_until_it_is_up() {
+    let mut s = setup().await;
+    s.nats.kill().await;
+    // A store connecting while nothing listens: it starts anyway and keeps trying.
+    let config = JetStreamConfig {
+        url: s.nats.url(),
+        publish_timeout: Duration::from_secs(1),
+        ..JetStreamConfig::default()
+    };
+    let store = tokio::time::timeout(
+        Duration::from_secs(10),
+        JetStreamStore::connect(config, s.routes.clone(), EventMetrics::default()),
+    )
+    .await
+    .expect("connect does not wait for the server")
+    .expect("a valid URL");
+    s.store = Arc::new(store);
+    s.app = router(
+        s.store.clone(),
+        IngressConfig::default(),
+        EventMetrics::default(),
+        None,
+    );
+    s.trigger("orders", 0, false);
+    let (status, body) = s.post("/shop", "early").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("not connected to NATS"), "{body}");
+    s.nats.run().await;
+    let _consumers = s.consumers();
+    s.consumer_ready("orders").await;
+    eventually("a 202 once NATS is up", || async {
+        s.post("/shop", "late").await.0 == StatusCode::ACCEPTED
+    })
+    .await;
+    eventually("the event", || async {
+        s.ids("/orders").contains(&"late".to_string())
+    })
+    .await;
+}
