@@ -175,6 +175,9 @@ pub struct Args {
     /// Read Triggers from this YAML file instead of the Kubernetes API (benches, no cluster).
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_STATIC_TRIGGERS")]
     pub static_triggers: Option<PathBuf>,
+    /// The event store (`--event-store`, `--nats-*`; `events/store_args.rs`).
+    #[command(flatten)]
+    pub event_store: crate::events::store_args::EventStoreArgs,
     /// The activator's own in-cluster Service: the ready pods of its EndpointSlices are the peer
     /// activators, and each function is served by one of them (its owner), so a pod's `concurrency`
     /// holds across replicas. Empty: no peering (a single replica).

@@ -58,6 +58,7 @@ async fn with_auth(triggers: TriggerSource) -> Activator {
             triggers,
             ingress: Default::default(),
             broker: Default::default(),
+            store: Default::default(),
             defaults: DeliveryDefaults::default(),
             auth: IngressAuth::Custom(Arc::new(BrokerAuth::new(Fake, CacheConfig::default()))),
         })
@@ -120,6 +121,7 @@ async fn a_namespace_without_broker_triggers_is_404_without_auth_too() {
             triggers: TriggerSource::Manual,
             ingress: Default::default(),
             broker: Default::default(),
+            store: Default::default(),
             defaults: DeliveryDefaults::default(),
             auth: IngressAuth::Off,
         })

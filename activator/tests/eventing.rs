@@ -30,6 +30,7 @@ async fn with_broker() -> Activator {
             triggers: TriggerSource::Manual,
             ingress: Default::default(),
             broker: Default::default(),
+            store: Default::default(),
             defaults: DeliveryDefaults::default(),
             auth: Default::default(),
         })

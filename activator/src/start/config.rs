@@ -139,6 +139,7 @@ impl From<&Args> for ActivatorConfig {
                 },
                 ingress: Default::default(),
                 broker: Default::default(),
+                store: a.event_store.config(),
                 defaults: DeliveryDefaults {
                     allowed_hosts: a.allowed_hosts(),
                     ..Default::default()
