@@ -9,7 +9,8 @@
 #   - echo, echo-python, echo-node: start with a free $PORT, curl /healthz and a POST (the echo must name
 #     the method, path and body), check the process runs as the image's user, then SIGTERM: it must exit 0;
 #   - operator, activator, autoscaler: `--help` must print usage and exit 0;
-#   - kubectl: `version --client` must exit 0; busybox: `sh -c` runs and `id -u` is 0.
+#   - kubectl: `version --client` must exit 0; nats: `--version` must name the server;
+#   - busybox: `sh -c` runs and `id -u` is 0.
 # Prints one line per image and fails if any check fails.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -20,7 +21,7 @@ REGISTRY="${ZEROSCALE_REGISTRY:-localhost:5000}"
 CRANE="${CRANE:-$ZS_BIN/crane}"
 VERSION=$(awk '/^\[workspace.package\]/ {w = 1; next} /^\[/ {w = 0}
   w && $1 == "version" {gsub(/"/, "", $3); print $3; exit}' "$root/Cargo.toml")
-ALL=(operator activator autoscaler echo echo-python echo-node busybox kubectl)
+ALL=(operator activator autoscaler echo echo-python echo-node busybox kubectl nats)
 # What a component image may hold besides its binary: users, groups, CA bundle, shared libraries, loader.
 RUNTIME_FILES='etc/passwd|etc/group|etc/ssl/certs/ca-certificates\.crt|lib/x86_64-linux-gnu/lib[a-z_0-9+-]+\.so(\.[0-9]+)*|lib64/ld-linux-x86-64\.so\.2'
 [[ $(id -u) == 0 ]] || die "runc needs root"
@@ -122,6 +123,12 @@ main() {
         out=$(run_once kubectl version --client) || die "kubectl version --client failed: $out"
         n=$(only_files kubectl "$RUNTIME_FILES|usr/local/bin/kubectl")
         echo "ok  kubectl: $(head -1 <<<"$out"); $n files, no others"
+        ;;
+      nats)
+        out=$(run_once nats --version) || die "nats-server --version failed: $out"
+        grep -q '^nats-server: v' <<<"$out" || die "nats: unexpected --version output: $out"
+        n=$(only_files nats "etc/passwd|etc/group|etc/ssl/certs/ca-certificates\\.crt|usr/local/bin/nats-server")
+        echo "ok  nats: $out; $n files, no others"
         ;;
       busybox)
         # shellcheck disable=SC2016 # expanded by the image's shell

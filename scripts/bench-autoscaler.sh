@@ -16,11 +16,11 @@ out=${BENCH_OUT:-$root/target/bench}
 traces=${ZEROSCALE_TRACES:-$root/../shared/traces}
 mkdir -p "$out"
 
-cargo build -q --release -p zeroscale-autoscaler
-bin=$root/target/release/zeroscale-autoscaler
+cargo build -q --release -p zeroscale-autoscaler --bin zeroscale-bench-tick --bin zeroscale-simulate
+bin=${CARGO_TARGET_DIR:-$root/target}/release
 
-"$bin" bench-tick --functions 1000 --runs 501 --out "$out/autoscaler-tick.json"
-"$bin" simulate --trace "$traces/azure2019-sample100" --policy all \
+"$bin/zeroscale-bench-tick" --functions 1000 --runs 501 --out "$out/autoscaler-tick.json"
+"$bin/zeroscale-simulate" --trace "$traces/azure2019-sample100" --policy all \
   --out "$out/sim-sample100.json" --plot "$out/keepalive.svg" --bench-out "$out/autoscaler-sim.json"
 
 python3 - "$out" "${BENCH_FRAGMENT:-}" <<'PY'

@@ -9,7 +9,9 @@
 #   3. install Zeroscale from the chart (scripts/install.sh, the components' registry images), run the
 #      `scenarios` suite (e2e/tests/scenarios.rs, listed in docs/testing.md) and the `images`
 #      acceptance tests against it, then uninstall it;
-#   4. always tear the cluster down, check that nothing of it is left, and prove up → down → up works.
+#   4. run the README's newcomer path (scripts/newcomer.sh: `make up`, the printed curl answers 200 from
+#      a cold start, `make down`);
+#   5. always tear the cluster down, check that nothing of it is left, and prove up → down → up works.
 # Exits with the tests' status (or 1 if a cluster or install step fails). Extra arguments go to every
 # test binary (e.g. a test name filter). Each step prints its duration (`TIMING e2e step ...`).
 set -uo pipefail
@@ -69,7 +71,11 @@ if [[ -s .zeroscale/logs/timings.log ]]; then
   sed 's/^/  /' .zeroscale/logs/timings.log
 fi
 
-# Nothing of the cluster may survive `make cluster-down`; then it must come up again and go down clean.
+# Step 4: the README's path for a newcomer, as written: `make up`, the curl it prints answers 200 from a
+# cold start, `make down` (scripts/newcomer.sh). Nothing of the cluster may survive it; then the cluster
+# must come up again and go down clean.
+bash scripts/newcomer.sh || status=1
+step newcomer
 make -s cluster-down && bash e2e/cluster/check-clean.sh || status=1
 step cluster-down
 start=$(date +%s%N)

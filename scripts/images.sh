@@ -26,6 +26,7 @@ source "$root/e2e/cluster/lib.sh" # ZS_BIN, ZEROSCALE_CACHE, log, die
 REGISTRY="${ZEROSCALE_REGISTRY:-localhost:5000}"
 CRANE="${CRANE:-$ZS_BIN/crane}"
 KUBECTL="${KUBECTL:-$ZS_BIN/kubectl}"
+NATS_SERVER="${NATS_SERVER:-$ZS_BIN/nats-server}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 [[ $target == /* ]] || target="$root/$target"
 work="$target/images"        # per-image OCI layouts and staging trees (rebuilt freely)
@@ -33,7 +34,7 @@ cache="$ZEROSCALE_CACHE/images" # Debian base layers and every blob, kept across
 blobs="$cache/blobs/sha256"
 # Bump to rebuild the Debian bases when their recipe below changes.
 BASE_RECIPE=2
-ALL=(operator activator autoscaler echo echo-grpc echo-python echo-node busybox kubectl)
+ALL=(operator activator autoscaler echo echo-grpc echo-python echo-node busybox kubectl nats)
 NONROOT="65532:65532"
 ENV_PATH="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ENV_CERTS="SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
@@ -75,6 +76,10 @@ ENTRY[busybox]="null" CMD[busybox]='["sh"]' USERS[busybox]="0:0" PORTS[busybox]=
 DOCKERFILE[busybox]="-" DESC[busybox]="Test utility: Debian's busybox-static with /bin/sh"
 ENTRY[kubectl]='["/usr/local/bin/kubectl"]' CMD[kubectl]="null" USERS[kubectl]=$NONROOT PORTS[kubectl]=""
 ENVS[kubectl]="$ENV_PATH $ENV_CERTS" DOCKERFILE[kubectl]="-" DESC[kubectl]="Test utility: the pinned kubectl"
+# The JetStream event store (docs/eventing.md): the pinned nats-server, static; 4222 clients, 6222 routes
+# (cluster), 8222 monitoring. The chart passes `--config`.
+ENTRY[nats]='["/usr/local/bin/nats-server"]' CMD[nats]="null" USERS[nats]=$NONROOT PORTS[nats]="4222 6222 8222"
+ENVS[nats]="$ENV_PATH $ENV_CERTS" DOCKERFILE[nats]="-" DESC[nats]="NATS server with JetStream: the eventing store"
 # Debian packages of the bases (mmdebstrap --variant=extract resolves their dependencies).
 declare -A BASE_PACKAGES=([echo-python]="python3-minimal,libpython3.11-stdlib" [echo-node]="nodejs")
 
@@ -263,6 +268,12 @@ build() {
       [[ -x $bin ]] || die "$bin not built (bash e2e/cluster/build.sh)"
       runtime_tree "$stage/1" "$bin"
       bin_tree "$stage/2" "$bin" kubectl
+      ;;
+    nats)
+      bin=$NATS_SERVER
+      [[ -x $bin ]] || die "$bin not built (bash e2e/cluster/build.sh nats)"
+      runtime_tree "$stage/1" "$bin" # static: users, groups, certificates and /tmp only
+      bin_tree "$stage/2" "$bin" nats-server
       ;;
     busybox)
       [[ -x /bin/busybox ]] || die "/bin/busybox not found (apt-get install -y busybox-static)"

@@ -1,4 +1,5 @@
-//! Command-line flags; each also reads `ZEROSCALE_ACTIVATOR_<FLAG>` from the environment.
+//! Command-line flags; each also reads `ZEROSCALE_ACTIVATOR_<FLAG>` from the environment. The admin,
+//! log and Lease flags are the ones every component shares (`zeroscale_common::cli`).
 
 use std::{
     fmt,
@@ -9,7 +10,7 @@ use std::{
 };
 
 use clap::Parser;
-use zeroscale_common::telemetry::LogFormat;
+use zeroscale_common::cli::{Activator, AdminArgs, LeaseArgs, LogArgs};
 use zeroscale_eventing::outbound::AllowedHosts;
 
 fn duration(value: &str) -> Result<Duration, String> {
@@ -69,9 +70,9 @@ pub struct Args {
         default_value = "0.0.0.0:8081"
     )]
     pub internal_addr: SocketAddr,
-    /// Address of the admin port (`/live`, `/ready`, `/metrics`).
-    #[arg(long, env = "ZEROSCALE_ACTIVATOR_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
-    pub admin_addr: SocketAddr,
+    /// `--admin-addr`.
+    #[command(flatten)]
+    pub admin: AdminArgs<Activator>,
     /// Cluster DNS domain, for hosts `<name>.<ns>.svc.<cluster-domain>`.
     #[arg(
         long,
@@ -167,23 +168,16 @@ pub struct Args {
     /// Watch Triggers in this namespace only; empty watches every namespace.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_TRIGGER_NAMESPACE", default_value = "")]
     pub trigger_namespace: String,
-    /// Namespace of the Lease that picks the one replica running schedule and kubernetes sources.
-    #[arg(
-        long,
-        env = "ZEROSCALE_ACTIVATOR_LEASE_NAMESPACE",
-        default_value = "zeroscale-system"
-    )]
-    pub lease_namespace: String,
-    /// Name of that Lease.
-    #[arg(
-        long,
-        env = "ZEROSCALE_ACTIVATOR_LEASE_NAME",
-        default_value = "zeroscale-activator-sources"
-    )]
-    pub lease_name: String,
+    /// `--lease-namespace` and `--lease-name`: the Lease that picks the one replica running schedule
+    /// and kubernetes sources.
+    #[command(flatten)]
+    pub lease: LeaseArgs<Activator>,
     /// Read Triggers from this YAML file instead of the Kubernetes API (benches, no cluster).
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_STATIC_TRIGGERS")]
     pub static_triggers: Option<PathBuf>,
+    /// The event store (`--event-store`, `--nats-*`; `events/store_args.rs`).
+    #[command(flatten)]
+    pub event_store: crate::events::store_args::EventStoreArgs,
     /// The activator's own in-cluster Service: the ready pods of its EndpointSlices are the peer
     /// activators, and each function is served by one of them (its owner), so a pod's `concurrency`
     /// holds across replicas. Empty: no peering (a single replica).
@@ -192,9 +186,9 @@ pub struct Args {
     /// This activator's pod IP, as its peers reach it (peering needs it).
     #[arg(long, env = "POD_IP")]
     pub pod_ip: Option<IpAddr>,
-    /// Log format.
-    #[arg(long, env = "ZEROSCALE_ACTIVATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
-    pub log_format: LogFormat,
+    /// `--log-format`.
+    #[command(flatten)]
+    pub log: LogArgs<Activator>,
 }
 
 impl Args {

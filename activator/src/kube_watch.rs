@@ -83,8 +83,8 @@ fn slice_key(slice: &EndpointSlice) -> Option<(String, String, FunctionKey)> {
 }
 
 /// Watches Functions and EndpointSlices until the streams end, keeping `table` current and setting
-/// `readiness` once both have listed everything.
-pub async fn run(client: Client, table: Arc<RoutingTable>, readiness: Readiness) {
+/// `synced` once both have listed everything (the activator's `/ready` waits for it).
+pub async fn run(client: Client, table: Arc<RoutingTable>, synced: Readiness) {
     let cache = Arc::new(Mutex::new(Cache::default()));
     let functions =
         watcher(Api::<Function>::all(client.clone()), watcher::Config::default()).default_backoff();
@@ -93,13 +93,8 @@ pub async fn run(client: Client, table: Arc<RoutingTable>, readiness: Readiness)
         watcher::Config::default().labels(FUNCTION_LABEL),
     )
     .default_backoff();
-    let f = watch_functions(
-        functions,
-        Arc::clone(&cache),
-        Arc::clone(&table),
-        readiness.clone(),
-    );
-    let s = watch_slices(slices, cache, table, readiness);
+    let f = watch_functions(functions, Arc::clone(&cache), Arc::clone(&table), synced.clone());
+    let s = watch_slices(slices, cache, table, synced);
     tokio::join!(f, s);
 }
 
@@ -107,10 +102,10 @@ fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
     cache.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn mark_synced(cache: &mut Cache, readiness: &Readiness) {
-    if cache.functions_synced && cache.slices_synced && !readiness.get() {
-        tracing::info!(functions = cache.functions.len(), "watches synced");
-        readiness.set(true);
+fn mark_synced(cache: &mut Cache, synced: &Readiness) {
+    if cache.functions_synced && cache.slices_synced && !synced.get() {
+        tracing::info!(functions = cache.functions.len(), "function watches synced");
+        synced.set(true);
     }
 }
 
@@ -118,7 +113,7 @@ async fn watch_functions(
     stream: impl Stream<Item = Result<watcher::Event<Function>, watcher::Error>>,
     cache: Arc<Mutex<Cache>>,
     table: Arc<RoutingTable>,
-    readiness: Readiness,
+    synced: Readiness,
 ) {
     let mut stream = std::pin::pin!(stream);
     let mut relisted: HashSet<FunctionKey> = HashSet::new();
@@ -152,7 +147,7 @@ async fn watch_functions(
                 c.functions.retain(|k, _| relisted.contains(k));
                 table.retain(&relisted);
                 c.functions_synced = true;
-                mark_synced(&mut c, &readiness);
+                mark_synced(&mut c, &synced);
             }
         }
     }
@@ -162,7 +157,7 @@ async fn watch_slices(
     stream: impl Stream<Item = Result<watcher::Event<EndpointSlice>, watcher::Error>>,
     cache: Arc<Mutex<Cache>>,
     table: Arc<RoutingTable>,
-    readiness: Readiness,
+    synced: Readiness,
 ) {
     let mut stream = std::pin::pin!(stream);
     let mut relisted: HashSet<(String, String)> = HashSet::new();
@@ -204,7 +199,7 @@ async fn watch_slices(
                     c.push(&key, &table);
                 }
                 c.slices_synced = true;
-                mark_synced(&mut c, &readiness);
+                mark_synced(&mut c, &synced);
             }
         }
     }

@@ -2,11 +2,11 @@
 
 use clap::Parser;
 use zeroscale_activator::{Activator, ActivatorConfig, Args};
-use zeroscale_common::telemetry;
+use zeroscale_common::shutdown;
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    telemetry::init(args.log_format);
+    args.log.init();
     // One worker runs everything on one thread: no cross-thread wake-ups on the request path, which
     // is what the latency target wants on a small node; more workers add throughput.
     let mut runtime = if args.worker_threads == 1 {
@@ -25,6 +25,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     runtime.block_on(async {
+        let shutdown = shutdown::on_signal();
         let activator = match Activator::start(ActivatorConfig::from(&args)).await {
             Ok(a) => a,
             Err(e) => {
@@ -32,14 +33,7 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         };
-        telemetry::shutdown_signal().await;
-        // Not ready, but still serving: Services and peers stop sending here first.
-        tracing::info!(delay = ?args.drain_delay, "not ready: serving until the drain delay has passed");
-        activator.set_unready();
-        tokio::time::sleep(args.drain_delay).await;
-        tracing::info!(drain = ?args.drain_timeout, "draining");
-        activator.shutdown();
-        activator.wait().await;
+        activator.run_until(&shutdown, args.drain_delay).await;
         tracing::info!("drained");
         std::process::ExitCode::SUCCESS
     })

@@ -39,7 +39,7 @@ async fn counting_upstream(
     (addr, max_seen, count)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn concurrency_one_is_never_exceeded_with_50_clients() {
     let activator = activator(|_| {}).await;
     let (pod, max_seen, count) = counting_upstream([127, 0, 0, 2], Duration::from_millis(2)).await;
@@ -70,7 +70,7 @@ async fn concurrency_one_is_never_exceeded_with_50_clients() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn four_pods_without_limit_share_evenly() {
     let activator = activator(|_| {}).await;
     let mut pods = Vec::new();
@@ -108,7 +108,7 @@ async fn four_pods_without_limit_share_evenly() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn terminating_pod_gets_no_new_request_but_finishes_its_own() {
     let activator = activator(|_| {}).await;
     let (old, _, old_count) = counting_upstream([127, 0, 0, 20], Duration::from_millis(300)).await;

@@ -58,6 +58,7 @@ async fn with_auth(triggers: TriggerSource) -> Activator {
             triggers,
             ingress: Default::default(),
             broker: Default::default(),
+            store: Default::default(),
             defaults: DeliveryDefaults::default(),
             auth: IngressAuth::Custom(Arc::new(BrokerAuth::new(Fake, CacheConfig::default()))),
         })
@@ -89,7 +90,7 @@ async fn post(activator: &Activator, namespace: &str, token: Option<&str>) -> (u
     (status, body)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn tokens_grants_and_namespaces_decide_the_answer() {
     let activator = with_auth(TriggerSource::Manual).await;
     let route = Route::compile(
@@ -112,7 +113,7 @@ async fn tokens_grants_and_namespaces_decide_the_answer() {
     assert_eq!(post(&activator, "empty", None).await.0, 401);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_namespace_without_broker_triggers_is_404_without_auth_too() {
     let activator = activator(|c| {
         c.events = Some(EventsConfig {
@@ -120,6 +121,7 @@ async fn a_namespace_without_broker_triggers_is_404_without_auth_too() {
             triggers: TriggerSource::Manual,
             ingress: Default::default(),
             broker: Default::default(),
+            store: Default::default(),
             defaults: DeliveryDefaults::default(),
             auth: IngressAuth::Off,
         })
@@ -130,7 +132,7 @@ async fn a_namespace_without_broker_triggers_is_404_without_auth_too() {
     assert!(body.contains("has no broker"), "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_uri_outside_the_allow_list_is_never_routed_nor_called() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&calls);

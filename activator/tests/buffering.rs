@@ -6,11 +6,12 @@ mod support;
 
 use std::{
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use http::Response;
 use support::*;
+use tokio::time::Instant;
 use zeroscale_activator::settings::{EndpointInfo, FunctionSettings, StartupFailure};
 use zeroscale_common::signals::DEMAND_TYPE;
 
@@ -23,7 +24,7 @@ fn settings(concurrency: u32, timeout_secs: u64) -> FunctionSettings {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn waiting_requests_leave_in_fifo_order_and_one_demand_is_sent() {
     let recorder = SignalRecorder::default();
     let url = recorder.start().await;
@@ -78,7 +79,7 @@ async fn waiting_requests_leave_in_fifo_order_and_one_demand_is_sent() {
     late.abort();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn overflow_gives_503_with_retry_after() {
     let activator = activator(|c| c.queue_limits.max_requests = 3).await;
     set(&activator, settings(0, 30), vec![]);
@@ -99,7 +100,7 @@ async fn overflow_gives_503_with_retry_after() {
     drop(waiting);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn global_memory_limit_overflows_too() {
     // One parked GET accounts about 560 bytes (512 of overhead plus its head): one fits, two do not.
     let activator = activator(|c| c.buffer_memory_limit = 800).await;
@@ -113,7 +114,7 @@ async fn global_memory_limit_overflows_too() {
     drop(first);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn deadline_counts_queue_time() {
     let activator = activator(|_| {}).await;
     // 1 s in the queue, then a pod that answers after 800 ms: 1.8 s > 1 s total.
@@ -146,7 +147,7 @@ async fn deadline_counts_queue_time() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn failed_function_releases_waiters_with_the_reason() {
     let activator = activator(|_| {}).await;
     set(&activator, settings(0, 300), vec![]);
@@ -202,7 +203,7 @@ fn oom_killed_function() -> zeroscale_crds::Function {
     .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn oom_killed_function_releases_waiters_with_503_naming_oom_killed() {
     let activator = activator(|_| {}).await;
     set(&activator, settings(0, 300), vec![]);
@@ -226,7 +227,7 @@ async fn oom_killed_function_releases_waiters_with_503_naming_oom_killed() {
     assert_eq!(function.queued(), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn deleted_function_answers_404_to_its_waiters() {
     let activator = activator(|_| {}).await;
     set(&activator, settings(0, 300), vec![]);
@@ -240,7 +241,7 @@ async fn deleted_function_answers_404_to_its_waiters() {
     assert_eq!(status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_starting_pod_is_used_as_soon_as_it_answers_a_probe() {
     let activator = activator(|_| {}).await;
     // The pod is known but reported not ready, and nothing listens yet.
@@ -264,6 +265,7 @@ async fn a_starting_pod_is_used_as_soon_as_it_answers_a_probe() {
         drop(stream);
         loop {
             let (stream, _) = listener.accept().await.unwrap();
+            let _ = stream.set_nodelay(true); // paused time: see support::upstream
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service),

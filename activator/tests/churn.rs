@@ -20,10 +20,7 @@ use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
 use pod::{Act, Pod};
 use support::*;
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::mpsc,
-};
+use tokio::{net::TcpListener, sync::mpsc};
 use zeroscale_activator::{
     Activator,
     settings::{EndpointInfo, FunctionSettings},
@@ -66,7 +63,7 @@ fn post(addr: SocketAddr, body: &'static str) -> Request<TestBody> {
 
 /// Case 1: the pod closes a kept-alive connection (SIGTERM) just as a GET is written onto it. The
 /// request is sent again on a fresh connection and answered.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_get_written_onto_a_connection_the_pod_closed_is_sent_again() {
     let activator = activator(|_| {}).await;
     // The second request on the first connection meets the close; everything else is answered.
@@ -99,7 +96,7 @@ async fn a_get_written_onto_a_connection_the_pod_closed_is_sent_again() {
 
 /// Case 1, for a POST: a kept-alive connection the pod closed while it was idle (its shutdown on
 /// SIGTERM) is noticed before anything is written, so the POST goes out on a new connection.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_post_never_goes_onto_a_connection_the_pod_closed_while_idle() {
     let activator = activator(|_| {}).await;
     let pod = Pod::start([127, 0, 1, 2], "pod", |c, _| {
@@ -126,7 +123,7 @@ async fn a_post_never_goes_onto_a_connection_the_pod_closed_while_idle() {
 /// Case 1, for a POST with a small body written onto a connection that then broke: it may have
 /// reached the pod, so it is not sent again: 502 with a reason and the request id, never an
 /// address, and counted as lost.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_post_the_pod_may_have_seen_is_not_sent_twice() {
     let activator = activator(|_| {}).await;
     let pod = Pod::start([127, 0, 1, 3], "pod", |c, r| {
@@ -156,7 +153,7 @@ async fn a_post_the_pod_may_have_seen_is_not_sent_twice() {
 
 /// Case 2: the pod the activator picked leaves the EndpointSlice (terminating) before the request
 /// goes out: it goes to another pod, and the leaving pod's idle connections are closed at once.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_pod_that_terminates_after_it_was_picked_gets_nothing() {
     let activator = activator(|_| {}).await;
     let a = Pod::start([127, 0, 1, 4], "a", |_, _| Act::Answer).await;
@@ -182,7 +179,7 @@ async fn a_pod_that_terminates_after_it_was_picked_gets_nothing() {
 
 /// Case 2: a pod turning terminating loses its idle kept-alive connections at once (it would close
 /// them itself soon, and a request written onto one then would be lost), and gets no new request.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_terminating_pod_has_its_idle_connections_closed() {
     let activator = activator(|_| {}).await;
     let a = Pod::start([127, 0, 1, 17], "a", |_, _| Act::Answer).await;
@@ -207,7 +204,7 @@ async fn a_terminating_pod_has_its_idle_connections_closed() {
 
 /// Case 2, with an EndpointSlice saying `serving: false` (the Kubernetes watch maps it to not ready):
 /// new requests avoid the pod, no retry needed.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_pod_that_is_not_ready_is_not_chosen() {
     let activator = activator(|_| {}).await;
     let a = Pod::start([127, 0, 1, 6], "a", |_, _| Act::Answer).await;
@@ -225,7 +222,7 @@ async fn a_pod_that_is_not_ready_is_not_chosen() {
 
 /// Case 3: a refused connection, for a POST with a small body (nothing reached the pod): sent to
 /// another pod.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_post_refused_by_a_pod_goes_to_another() {
     let activator = activator(|_| {}).await;
     let gone = TcpListener::bind("127.0.1.8:0")
@@ -252,7 +249,7 @@ async fn a_post_refused_by_a_pod_goes_to_another() {
 
 /// Case 3: a connection reset before any response byte, for a GET: sent again, to the other pod
 /// (the resetting pod is routed around until it accepts a probe connection again).
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_get_reset_before_the_response_goes_to_another_pod() {
     let activator = activator(|_| {}).await;
     let a = Pod::start([127, 0, 1, 10], "a", |_, _| Act::Reset).await;
@@ -278,7 +275,7 @@ async fn a_get_reset_before_the_response_goes_to_another_pod() {
 
 /// Case 4: the pod dies while answering a GET, before its response head is complete, and it was the
 /// only pod: the request waits in the queue until a new pod answers.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_get_whose_only_pod_dies_while_answering_waits_for_the_next_pod() {
     let activator = activator(|_| {}).await;
     let listener = TcpListener::bind("127.0.1.12:0").await.unwrap();
@@ -303,7 +300,7 @@ async fn a_get_whose_only_pod_dies_while_answering_waits_for_the_next_pod() {
 
 /// Case 4: a pod killed after its response head went to the client: the client sees a cut body (no
 /// status can be changed any more) and the loss is counted.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_response_cut_mid_body_is_counted_as_lost() {
     let activator = activator(|_| {}).await;
     let pod = Pod::start([127, 0, 1, 14], "pod", |_, _| Act::CutBody).await;
@@ -319,13 +316,13 @@ async fn a_response_cut_mid_body_is_counted_as_lost() {
 
 /// The case that cannot be saved: a streamed (chunked) POST whose pod dies after part of the body
 /// went out. 502 with a reason, counted as lost, and not sent anywhere else.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_streamed_post_whose_pod_dies_gets_502_and_is_counted_lost() {
     let activator = activator(|_| {}).await;
     let a = Pod::start([127, 0, 1, 15], "a", |_, _| Act::CloseMidBody).await;
     let b = Pod::start([127, 0, 1, 16], "b", |_, _| Act::Answer).await;
     set(&activator, settings(), vec![EndpointInfo::ready(a.addr)]);
-    let stream = TcpStream::connect(activator.internal_addr).await.unwrap();
+    let stream = connect(activator.internal_addr).await;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();

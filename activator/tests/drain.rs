@@ -9,7 +9,7 @@ use http::Response;
 use support::*;
 use zeroscale_activator::settings::{EndpointInfo, FunctionSettings};
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn drain_finishes_in_flight_and_queued_requests() {
     let activator = activator(|c| c.drain_timeout = Duration::from_secs(10)).await;
     let slow = upstream([127, 0, 0, 2], |_req| async {

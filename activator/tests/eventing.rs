@@ -30,6 +30,7 @@ async fn with_broker() -> Activator {
             triggers: TriggerSource::Manual,
             ingress: Default::default(),
             broker: Default::default(),
+            store: Default::default(),
             defaults: DeliveryDefaults::default(),
             auth: Default::default(),
         })
@@ -70,7 +71,7 @@ fn endpoint(address: SocketAddr) -> Vec<EndpointInfo> {
     }]
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_event_for_a_function_at_zero_waits_for_its_pod_and_arrives_with_the_function_host() {
     let activator = with_broker().await;
     set(&activator, FunctionSettings::default(), vec![]);
@@ -105,7 +106,7 @@ async fn an_event_for_a_function_at_zero_waits_for_its_pod_and_arrives_with_the_
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_retry_after_sigterm_still_reaches_the_function_through_the_data_port() {
     let activator = with_broker().await;
     let attempts = Arc::new(AtomicUsize::new(0));

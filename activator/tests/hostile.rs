@@ -13,16 +13,13 @@ use std::{
 
 use http::Response;
 use support::*;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroscale_activator::settings::{EndpointInfo, FunctionSettings};
 use zeroscale_crds::function::Visibility;
 
 /// Sends raw bytes and returns what came back until the server closed (or 5 s passed).
 async fn raw(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut stream = connect(addr).await;
     let _ = stream.write_all(bytes).await;
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
@@ -50,7 +47,7 @@ async fn counted_pod(ip: [u8; 4]) -> (std::net::SocketAddr, Arc<AtomicUsize>, Ar
     (addr, count, paths)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn hostile_requests_are_refused_and_the_activator_keeps_serving() {
     let activator = activator(|c| c.server_limits.header_read_timeout = Duration::from_millis(500)).await;
     let (pod, count, paths) = counted_pod([127, 0, 0, 2]).await;
@@ -135,7 +132,7 @@ async fn hostile_requests_are_refused_and_the_activator_keeps_serving() {
     assert!(r.is_empty() || status_of(&r) == Some(400), "{r}");
 
     // A slow client that never finishes its head is disconnected.
-    let mut slow = TcpStream::connect(addr).await.unwrap();
+    let mut slow = connect(addr).await;
     slow.write_all(b"GET / HTTP/1.1\r\nHost: hello.def")
         .await
         .unwrap();
@@ -151,7 +148,7 @@ async fn hostile_requests_are_refused_and_the_activator_keeps_serving() {
     assert_eq!(count.load(Ordering::SeqCst), before + 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn routing_by_host_and_port() {
     let activator = activator(|_| {}).await;
     let (pod, _, _) = counted_pod([127, 0, 0, 3]).await;
@@ -207,7 +204,7 @@ async fn routing_by_host_and_port() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn forwarding_headers_reach_the_pod() {
     let activator = activator(|_| {}).await;
     let pod = upstream(

@@ -103,7 +103,7 @@ fn one() -> FunctionSettings {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn twenty_clients_across_both_activators_never_overlap() {
     let (pod, max_seen, _) = overlap_upstream().await;
     let (owner, other) = pair(one(), pod).await;
@@ -148,7 +148,7 @@ async fn twenty_clients_across_both_activators_never_overlap() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_edge_adds_forwarding_headers_once_and_pods_never_see_the_marker() {
     let (pod, _, headers) = overlap_upstream().await;
     let (_owner, other) = pair(one(), pod).await;
@@ -161,7 +161,7 @@ async fn the_edge_adds_forwarding_headers_once_and_pods_never_see_the_marker() {
     assert_eq!(forwards(&other, Outcome::Forwarded), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hop_from_a_peer_is_handled_where_it_arrives() {
     let (pod, _, headers) = overlap_upstream().await;
     let (_owner, other) = pair(one(), pod).await;
@@ -193,7 +193,7 @@ async fn a_hop_from_a_peer_is_handled_where_it_arrives() {
     assert_eq!(headers.lock().unwrap()["x-forwarded-for"], "127.0.0.3");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unreachable_owner_means_local_handling() {
     let (pod, _, _) = overlap_upstream().await;
     let a = peered().await;
@@ -215,7 +215,7 @@ async fn an_unreachable_owner_means_local_handling() {
     assert_eq!(forwards(&a, Outcome::Forwarded), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_streamed_response_is_forwarded_as_it_comes() {
     let step = Arc::new(Notify::new());
     let s = Arc::clone(&step);
@@ -260,7 +260,7 @@ async fn a_streamed_response_is_forwarded_as_it_comes() {
     assert_eq!(forwards(&other, Outcome::Forwarded), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_websocket_is_forwarded_both_ways() {
     let pod = upstream(
         [127, 0, 0, 2],
@@ -296,7 +296,7 @@ async fn a_websocket_is_forwarded_both_ways() {
     assert_eq!(forwards(&other, Outcome::Forwarded), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn h2c_streaming_with_trailers_is_forwarded() {
     let step = Arc::new(Notify::new());
     let s = Arc::clone(&step);
@@ -330,9 +330,7 @@ async fn h2c_streaming_with_trailers_is_forwarded() {
         ..FunctionSettings::default()
     };
     let (_owner, other) = pair(settings, pod).await;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<TestBody>();
+    let client = h2c_client();
     let request = Request::post(format!("http://{}/echo.Echo/ServerStream", other.internal_addr))
         .header("host", HOST)
         .header("content-type", "application/grpc")

@@ -17,10 +17,7 @@ use std::{
 use http::Response;
 use proptest::prelude::*;
 use support::*;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroscale_activator::{
     Activator,
     error::ProxyError,
@@ -61,7 +58,7 @@ proptest! {
 
 /// Raw bytes in, everything the activator wrote back out (until it closed, or 2 s).
 async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut stream = connect(addr).await;
     let _ = stream.write_all(bytes).await;
     let _ = stream.shutdown().await;
     let mut out = Vec::new();
@@ -76,8 +73,10 @@ struct Live {
 }
 
 fn live() -> Live {
+    // Paused time: the header read timeout and the 2 s bound in `exchange` run on the virtual clock.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .start_paused(true)
         .build()
         .unwrap();
     let pod_requests = Arc::new(AtomicUsize::new(0));

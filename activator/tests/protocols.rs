@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use support::*;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -33,7 +33,7 @@ fn channel_body(rx: mpsc::Receiver<Chunk>) -> TestBody {
     BodyExt::boxed(StreamBody::new(stream))
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn websocket_upgrade_echoes_both_ways() {
     let activator = activator(|_| {}).await;
     let pod = upstream(
@@ -125,7 +125,7 @@ async fn read_stepwise(mut body: hyper::body::Incoming, step: &Notify) -> (Vec<S
     (messages, trailers)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn h2c_server_streaming_passes_through_with_trailers() {
     let activator = activator(|_| {}).await;
     let step = Arc::new(Notify::new());
@@ -137,9 +137,7 @@ async fn h2c_server_streaming_passes_through_with_trailers() {
     set(&activator, settings, vec![EndpointInfo::ready(pod)]);
 
     // A gRPC-style client: HTTP/2 with prior knowledge to the activator too.
-    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build_http::<TestBody>();
+    let client = h2c_client();
     let request = Request::post(format!(
         "http://{}/echo.Echo/ServerStream",
         activator.internal_addr
@@ -161,7 +159,7 @@ async fn h2c_server_streaming_passes_through_with_trailers() {
     assert_eq!(trailers.expect("trailers")["grpc-status"], "0");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn http1_streamed_response_and_sse_pass_through() {
     let activator = activator(|_| {}).await;
     let step = Arc::new(Notify::new());
@@ -184,7 +182,7 @@ async fn http1_streamed_response_and_sse_pass_through() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn idle_timeout_cuts_a_stalled_stream() {
     let activator = activator(|_| {}).await;
     let pod = upstream([127, 0, 0, 5], |_req| async {
@@ -215,7 +213,7 @@ async fn idle_timeout_cuts_a_stalled_stream() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn one_gib_upload_streams_with_flat_memory() {
     const TOTAL: u64 = 1 << 30;
     let activator = activator(|_| {}).await;
@@ -272,7 +270,7 @@ async fn one_gib_upload_streams_with_flat_memory() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn response_start_timeout_gives_504() {
     let activator = activator(|_| {}).await;
     let pod = upstream([127, 0, 0, 7], |_req| async {

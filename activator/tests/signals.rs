@@ -11,6 +11,10 @@ use support::*;
 use zeroscale_activator::settings::{EndpointInfo, FunctionSettings};
 use zeroscale_common::signals::STATS_TYPE;
 
+// Real time until the activator's stats accounting (`stats.rs`, `function.rs`) reads tokio's clock:
+// it integrates concurrency over std::time::Instant today, so on paused time the 150 ms requests
+// would take no time at all. TODO(integrator): after merging helper A's core refactor (tokio's
+// Instant throughout), make this `start_paused = true` like the other tests.
 #[tokio::test]
 async fn stats_report_concurrency_then_one_final_zero() {
     let recorder = SignalRecorder::default();
@@ -65,7 +69,7 @@ async fn stats_report_concurrency_then_one_final_zero() {
     assert_eq!(recorder.of_type(STATS_TYPE).len(), count);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn signals_carry_the_autoscaler_token() {
     let recorder = SignalRecorder::default();
     let url = recorder.start().await;

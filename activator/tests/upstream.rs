@@ -36,6 +36,7 @@ async fn counting_upstream(addr: SocketAddr, name: &'static str) -> (SocketAddr,
     let counter = Arc::clone(&accepted);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true); // paused time: see support::upstream
             counter.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<hyper::body::Incoming>| async move {
@@ -61,7 +62,7 @@ fn function_of(
     activator.table.lookup("hello.default").unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_refusing_pod_is_skipped_and_avoided() {
     let activator = activator(|_| {}).await;
     let dead = refusing([127, 0, 0, 3]).await;
@@ -82,7 +83,7 @@ async fn a_refusing_pod_is_skipped_and_avoided() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_request_waits_for_a_refusing_pod_until_it_answers() {
     let activator = activator(|_| {}).await;
     let addr = refusing([127, 0, 0, 5]).await;
@@ -106,7 +107,7 @@ async fn a_request_waits_for_a_refusing_pod_until_it_answers() {
     assert_eq!(function.routable(), vec![addr], "routable again once it answered");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_refusing_pod_past_the_deadline_gives_504() {
     let activator = activator(|_| {}).await;
     let addr = refusing([127, 0, 0, 6]).await;
@@ -120,7 +121,7 @@ async fn a_refusing_pod_past_the_deadline_gives_504() {
     assert_eq!(status, 504);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn connections_to_a_pod_are_reused() {
     let activator = activator(|_| {}).await;
     let (pod, accepted) = counting_upstream(SocketAddr::from(([127, 0, 0, 7], 0)), "pod").await;

@@ -1,9 +1,12 @@
-//! Command line: every flag is also an environment variable `ZEROSCALE_AUTOSCALER_<FLAG>`.
+//! Command line of `zeroscale-autoscaler`: every flag is also an environment variable
+//! `ZEROSCALE_AUTOSCALER_<FLAG>`. The admin, log and Lease flags are the ones every component shares
+//! (`zeroscale_common::cli`). The trace simulator and the tick benchmark are binaries of their own
+//! (`zeroscale-simulate`, `zeroscale-bench-tick`) with their own flags.
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use zeroscale_common::telemetry::LogFormat;
+use zeroscale_common::cli::{AdminArgs, Autoscaler, LeaseArgs, LogArgs};
 
 /// The Zeroscale autoscaler.
 #[derive(Debug, Parser)]
@@ -27,10 +30,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the autoscaler against the cluster (the default).
     Run(RunArgs),
-    /// Replay an invocation trace through a keep-alive policy and report cold starts and pod-seconds.
-    Simulate(SimulateArgs),
-    /// Time one decision tick over many synthetic functions.
-    BenchTick(BenchTickArgs),
+}
+
+impl Cli {
+    /// The flags of `run`, whether the subcommand was named or left out.
+    pub fn run_args(self) -> RunArgs {
+        match self.command {
+            Some(Command::Run(args)) => args,
+            None => self.run,
+        }
+    }
 }
 
 fn duration(value: &str) -> Result<Duration, String> {
@@ -47,9 +56,9 @@ pub struct RunArgs {
         default_value = "0.0.0.0:8080"
     )]
     pub events_addr: SocketAddr,
-    /// Address of the admin server (`/live`, `/ready`, `/metrics`).
-    #[arg(long, env = "ZEROSCALE_AUTOSCALER_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
-    pub admin_addr: SocketAddr,
+    /// `--admin-addr`.
+    #[command(flatten)]
+    pub admin: AdminArgs<Autoscaler>,
     /// When set, signal events must carry `Authorization: Bearer <token>`.
     #[arg(long, env = "ZEROSCALE_AUTOSCALER_EVENTS_TOKEN", hide_env_values = true)]
     pub events_token: Option<String>,
@@ -78,82 +87,53 @@ pub struct RunArgs {
     /// Take part in leader election; only the leader writes `/scale`.
     #[arg(long, env = "ZEROSCALE_AUTOSCALER_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
-    /// Name of the Lease used for leader election.
-    #[arg(
-        long,
-        env = "ZEROSCALE_AUTOSCALER_LEASE_NAME",
-        default_value = "zeroscale-autoscaler"
-    )]
-    pub lease_name: String,
-    /// Namespace of the Lease (the autoscaler's own namespace).
-    #[arg(
-        long,
-        env = "ZEROSCALE_AUTOSCALER_LEASE_NAMESPACE",
-        default_value = "zeroscale-system"
-    )]
-    pub lease_namespace: String,
+    /// `--lease-namespace` and `--lease-name`: the leader-election Lease.
+    #[command(flatten)]
+    pub lease: LeaseArgs<Autoscaler>,
     /// Identity of this replica (its pod name); defaults to the host name.
     #[arg(long, env = "ZEROSCALE_AUTOSCALER_IDENTITY")]
     pub identity: Option<String>,
-    /// Log format.
-    #[arg(long, env = "ZEROSCALE_AUTOSCALER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
-    pub log_format: LogFormat,
+    /// `--log-format`.
+    #[command(flatten)]
+    pub log: LogArgs<Autoscaler>,
 }
 
-/// Flags of `simulate`.
-#[derive(Clone, Debug, Args)]
-pub struct SimulateArgs {
-    /// Directory holding `invocations.csv` and `durations.csv`.
-    #[arg(long, env = "ZEROSCALE_AUTOSCALER_TRACE")]
-    pub trace: PathBuf,
-    /// `kpa`, `fixed_1m`, `fixed_5m`, `fixed_10m`, `fixed_20m`, `fixed_60m`, or `all`.
-    #[arg(long, env = "ZEROSCALE_AUTOSCALER_POLICY", default_value = "all")]
-    pub policy: String,
-    /// Where to write the JSON report (a list of reports for `all`); stdout when unset.
-    #[arg(long, env = "ZEROSCALE_AUTOSCALER_OUT")]
-    pub out: Option<PathBuf>,
-    /// Seed of the arrival and duration sampling.
-    #[arg(long, env = "ZEROSCALE_AUTOSCALER_SEED", default_value_t = 1)]
-    pub seed: u64,
-    /// Time from a scale-up until the new pod can serve.
-    #[arg(long, env = "ZEROSCALE_AUTOSCALER_COLD_START", default_value = "1s", value_parser = duration)]
-    pub cold_start: Duration,
-    /// Also draw cold-start % against idle pod-seconds, one point per policy, as SVG here.
-    #[arg(long, env = "ZEROSCALE_AUTOSCALER_PLOT")]
-    pub plot: Option<PathBuf>,
-    /// Also write the flat benchmark keys (`sim.<policy>.cold_start_pct`, ...) as JSON here.
-    #[arg(long, env = "ZEROSCALE_AUTOSCALER_BENCH_OUT")]
-    pub bench_out: Option<PathBuf>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Flags of `bench-tick`.
-#[derive(Clone, Debug, Args)]
-pub struct BenchTickArgs {
-    /// Functions in the tick.
-    #[arg(long, default_value_t = 1000)]
-    pub functions: usize,
-    /// Timed ticks; the median is reported.
-    #[arg(long, default_value_t = 501)]
-    pub runs: usize,
-    /// Also write `{"autoscaler.tick_1000_fns_us": ...}` as JSON here.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
+    #[test]
+    fn run_is_the_default_subcommand() {
+        let named = Cli::try_parse_from([
+            "zeroscale-autoscaler",
+            "run",
+            "--lease-name=x",
+            "--admin-addr=127.0.0.1:1",
+        ])
+        .expect("parses")
+        .run_args();
+        let bare = Cli::try_parse_from([
+            "zeroscale-autoscaler",
+            "--lease-name=x",
+            "--admin-addr=127.0.0.1:1",
+        ])
+        .expect("parses")
+        .run_args();
+        for args in [named, bare] {
+            assert_eq!(args.lease.lease_name, "x");
+            assert_eq!(args.lease.lease_namespace, "zeroscale-system");
+            assert_eq!(args.admin.admin_addr.port(), 1);
+            assert_eq!(args.tick_interval, Duration::from_secs(2));
+        }
+    }
 
-/// Entry point of the binary.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        None => crate::shell::main(cli.run),
-        Some(Command::Run(args)) => crate::shell::main(args),
-        Some(Command::Simulate(args)) => crate::sim::main(&args),
-        Some(Command::BenchTick(args)) => crate::bench::main(&args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("zeroscale-autoscaler: {e}");
-            ExitCode::FAILURE
+    #[test]
+    fn the_tools_are_not_subcommands_of_the_autoscaler() {
+        for tool in ["simulate", "bench-tick"] {
+            assert!(
+                Cli::try_parse_from(["zeroscale-autoscaler", tool]).is_err(),
+                "{tool}"
+            );
         }
     }
 }

@@ -1,5 +1,16 @@
-//! `zeroscale-autoscaler`: parses the command line and runs the chosen subcommand.
+//! `zeroscale-autoscaler`: parses the command line and runs the autoscaler (`run`, also the default).
 
-fn main() -> std::process::ExitCode {
-    zeroscale_autoscaler::args::main()
+use std::process::ExitCode;
+
+use clap::Parser;
+use zeroscale_autoscaler::{args::Cli, shell};
+
+fn main() -> ExitCode {
+    match shell::main(Cli::parse().run_args()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zeroscale-autoscaler: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -85,8 +85,8 @@ fn every_policy_on_sample10_keeps_the_invariants() {
 fn simulate_command_writes_the_documented_json() {
     let dir = traces();
     let out = std::env::temp_dir().join(format!("zeroscale-sim-{}.json", std::process::id()));
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_zeroscale-autoscaler"))
-        .args(["simulate", "--policy", "kpa", "--trace"])
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_zeroscale-simulate"))
+        .args(["--policy", "kpa", "--trace"])
         .arg(&dir)
         .arg("--out")
         .arg(&out)

@@ -1,5 +1,5 @@
 //! Logging and process set-up shared by the components: structured JSON logs (or plain text for
-//! humans) filtered by `RUST_LOG` (default `info`), and the shutdown signal.
+//! humans) filtered by `RUST_LOG` (default `info`). The shutdown signal is [`crate::shutdown`].
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -23,33 +23,4 @@ pub fn init(format: LogFormat) {
             .init(),
         LogFormat::Plain => registry.with(fmt::layer()).init(),
     }
-}
-
-/// Resolves on SIGTERM or Ctrl-C, whichever comes first.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown signal received");
 }

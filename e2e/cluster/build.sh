@@ -6,6 +6,7 @@
 #   containerd containerd, containerd-shim-runc-v2, ctr (containerd/go.mod)
 #   coredns    coredns, with the plugins the Corefile uses (coredns/go.mod)
 #   tools      registry, crictl, crane (tools/go.mod)
+#   nats       nats-server, the JetStream event store (nats/go.mod pins github.com/nats-io/nats-server/v2)
 #   pause      pause, the pod sandbox's process (pause/pause.c, gcc -static)
 # Each group is rebuilt only when its pin changes: $ZS_BIN/.stamp-<group> holds a hash of the group's
 # sources (go.mod, go.sum, *.go or *.c), its recipe below and the compiler version. GOCACHE/GOMODCACHE
@@ -54,6 +55,11 @@ build_tools() {
     CGO_ENABLED=0 nice go build -ldflags "-s -w" -o "$1/" sigs.k8s.io/cri-tools/cmd/crictl \
       github.com/google/go-containerregistry/cmd/crane)
 }
+# Static: it runs in a distroless image (zeroscale/nats) and as a host process in the eventing tests.
+build_nats() {
+  (cd "$here/nats" && CGO_ENABLED=0 nice go build -ldflags "-s -w" -o "$1/nats-server" \
+    github.com/nats-io/nats-server/v2)
+}
 build_pause() { nice gcc -static -Os -s -Wall -Werror -o "$1/pause" "$here/pause/pause.c"; }
 
 declare -A outputs=(
@@ -62,9 +68,10 @@ declare -A outputs=(
   [containerd]="containerd containerd-shim-runc-v2 ctr"
   [coredns]="coredns"
   [tools]="registry crictl crane"
+  [nats]="nats-server"
   [pause]="pause"
 )
-groups=(k8s etcd containerd coredns tools pause)
+groups=(k8s etcd containerd coredns tools nats pause)
 [[ $# -gt 0 ]] && groups=("$@")
 
 stamp_of() {

@@ -57,6 +57,14 @@ pub enum PublishError {
     /// The broker is shutting down.
     #[error("broker is shutting down")]
     ShuttingDown,
+    /// The event store did not acknowledge the event (unreachable, or refused it).
+    #[error("event store {store} unavailable: {reason}")]
+    StoreUnavailable {
+        /// The backend (`jetstream`).
+        store: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Accepts events for a namespace's broker. The ingress depends on this rather than on [`Broker`].

@@ -1,4 +1,4 @@
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use cloudevents::{EventBuilder, EventBuilderV10};
 use serde_json::json;
@@ -60,16 +60,21 @@ async fn setup(config: BrokerConfig) -> Setup {
     }
 }
 
-/// Waits for `condition` with a deadline, rather than sleeping a fixed time.
+/// Waits for `condition` with a deadline on tokio's clock, rather than sleeping a fixed time. The
+/// tests run on paused time: the subscriber's reply delays and this deadline are virtual, and the
+/// clock only moves when every task (loopback IO included) waits on a timer.
 async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn fans_out_one_delivery_per_matching_trigger() {
     let s = setup(BrokerConfig::default()).await;
     s.routes
@@ -96,7 +101,7 @@ async fn fans_out_one_delivery_per_matching_trigger() {
     assert_eq!(s.metrics.deliveries("shop", "orders", "delivered"), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn replies_are_republished_with_a_decremented_ttl() {
     let s = setup(BrokerConfig::default()).await;
     s.routes.upsert(route(
@@ -128,7 +133,7 @@ async fn replies_are_republished_with_a_decremented_ttl() {
     assert_eq!(audit[format!("ce-{TTL_EXTENSION}").as_str()], "254");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_reply_loop_stops_when_the_ttl_runs_out() {
     let s = setup(BrokerConfig::default()).await;
     s.routes
@@ -153,7 +158,7 @@ async fn a_reply_loop_stops_when_the_ttl_runs_out() {
     assert_eq!(s.sub.received("/echo").len(), 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refuses_instead_of_dropping_when_the_byte_budget_is_used_up() {
     let s = setup(BrokerConfig {
         max_buffered_bytes: 1000,
@@ -179,7 +184,7 @@ async fn refuses_instead_of_dropping_when_the_byte_budget_is_used_up() {
     s.broker.publish("shop", event("d"), 600).unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refuses_when_the_queue_is_full() {
     let s = setup(BrokerConfig {
         queue_capacity: 1,
@@ -194,7 +199,7 @@ async fn refuses_when_the_queue_is_full() {
     assert!(results[0].is_ok());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_drains_accepted_events_then_refuses_new_ones() {
     let s = setup(BrokerConfig::default()).await;
     s.routes
@@ -212,7 +217,7 @@ async fn shutdown_drains_accepted_events_then_refuses_new_ones() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_counts_what_it_could_not_drain() {
     let s = setup(BrokerConfig::default()).await;
     s.routes
@@ -225,7 +230,7 @@ async fn shutdown_counts_what_it_could_not_drain() {
     assert_eq!(s.metrics.drops("shutdown"), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn source_events_go_to_their_own_trigger_through_its_filters() {
     let s = setup(BrokerConfig::default()).await;
     let tick = Arc::new(route(

@@ -3,7 +3,7 @@
 //!
 //! | Status | When |
 //! |---|---|
-//! | 202 | accepted: handed to the broker, which now owns delivery |
+//! | 202 | accepted: stored by the event store (for JetStream: acknowledged), which now owns delivery |
 //! | 400 | not a valid CloudEvent (missing or empty `id`/`source`/`type`/`specversion`, unknown `specversion`, bad JSON, bad attribute) |
 //! | 401 | with authentication on: no bearer token, or one that is invalid, expired or not for the audience `zeroscale-broker` |
 //! | 403 | with authentication on: the caller may not `create` `brokers.zeroscale.dev` in the namespace |
@@ -11,7 +11,7 @@
 //! | 405 | any method but `POST` (with `Allow: POST`) |
 //! | 413 | the body is larger than the limit |
 //! | 415 | batched mode (`application/cloudevents-batch+json`), which is not supported |
-//! | 503 | the broker is full (with `Retry-After`) or shutting down, or the caller cannot be verified now |
+//! | 503 | the broker is full or the event store unreachable (with `Retry-After`), or shutting down, or the caller cannot be verified now |
 //!
 //! Every answer but 202 carries the request id (`x-request-id`, taken from the request or generated)
 //! in its body and headers, and the rejection is logged with it.
@@ -31,10 +31,14 @@ use cloudevents::{AttributesReader, Event};
 
 use crate::{
     auth::{BrokerAuth, Denied},
-    broker::{Publish, PublishError},
+    broker::PublishError,
     metrics::EventMetrics,
     reply::stamp_ttl,
+    store::EventStore,
 };
+// The tests implement the in-memory `Publish`, an `EventStore` through the blanket impl.
+#[cfg(test)]
+use crate::broker::Publish;
 
 /// Largest body the ingress accepts by default (Knative's brokers have no smaller limit; 256 KiB
 /// matches common cloud event buses).
@@ -59,7 +63,7 @@ impl Default for IngressConfig {
 }
 
 struct IngressState {
-    broker: Arc<dyn Publish>,
+    broker: Arc<dyn EventStore>,
     config: IngressConfig,
     metrics: EventMetrics,
     auth: Option<Arc<BrokerAuth>>,
@@ -71,7 +75,7 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The ingress router, to be served on the broker port. With `auth`, every event needs a bearer
 /// token that `auth` accepts for the event's namespace ([`crate::auth`]).
 pub fn router(
-    broker: Arc<dyn Publish>,
+    broker: Arc<dyn EventStore>,
     config: IngressConfig,
     metrics: EventMetrics,
     auth: Option<Arc<BrokerAuth>>,
@@ -189,6 +193,7 @@ impl Rejection {
             Rejection::Batch => "batch_unsupported",
             Rejection::Unavailable(PublishError::Full) => "overloaded",
             Rejection::Unavailable(PublishError::ShuttingDown) => "shutting_down",
+            Rejection::Unavailable(PublishError::StoreUnavailable { .. }) => "store_unavailable",
         }
     }
 }
@@ -207,7 +212,8 @@ fn reject(state: &IngressState, rejection: Rejection) -> Response {
                 HeaderValue::from_static("Bearer realm=\"zeroscale-broker\""),
             );
         }
-        Rejection::Unavailable(PublishError::Full) | Rejection::Denied(Denied::Unavailable) => {
+        Rejection::Unavailable(PublishError::Full | PublishError::StoreUnavailable { .. })
+        | Rejection::Denied(Denied::Unavailable) => {
             headers.insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(state.config.retry_after_seconds),
@@ -286,7 +292,8 @@ async fn accept_event(
     stamp_ttl(&mut event);
     state
         .broker
-        .publish(namespace, event, size)
+        .append(namespace, event, size)
+        .await
         .map_err(Rejection::Unavailable)
 }
 

@@ -15,6 +15,7 @@ pub mod retry;
 pub mod router;
 pub mod schedule;
 pub mod sources;
+pub mod store;
 
 #[cfg(test)]
 mod props_tests;

@@ -160,6 +160,17 @@ impl RoutingTable {
             .is_some_and(|routes| routes.iter().any(|r| r.source == SourceKind::Broker))
     }
 
+    /// Every broker-source route (each is one durable consumer of a JetStream store).
+    pub fn broker_routes(&self) -> Vec<Arc<Route>> {
+        let table = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        table
+            .values()
+            .flatten()
+            .filter(|r| r.source == SourceKind::Broker)
+            .cloned()
+            .collect()
+    }
+
     /// The broker-source routes of `namespace` whose filters match `event`.
     pub fn matching(&self, namespace: &str, event: &Event) -> Vec<Arc<Route>> {
         let table = self.inner.read().unwrap_or_else(PoisonError::into_inner);

@@ -77,6 +77,11 @@ impl Subscriber {
         let app = Router::new().fallback(answer).with_state(script.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        // Tests run on paused time: with Nagle a small write could wait for the peer's delayed ACK, a
+        // real-time kernel timer the virtual clock would jump past.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { addr, script }
     }

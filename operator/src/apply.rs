@@ -1,4 +1,5 @@
-//! Apply: server-side apply of the children, with `spec.replicas` set only when the Deployment is created.
+//! Apply: server-side apply of the children [`crate::build`] made, and nothing else, with `spec.replicas`
+//! set only when the Deployment is created.
 //!
 //! Why `replicas` needs care: a field the applying manager owned and later omits is removed (so the
 //! API server resets `replicas` to 1). So when the Deployment is created with `replicas`, a second
@@ -9,16 +10,16 @@
 //! `managedFields`) and hands it over again with the live value.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{ListParams, Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
 use serde_json::json;
 use zeroscale_crds::Function;
-use zeroscale_crds::function::FUNCTION_LABEL;
 
-use crate::build::{BuildSettings, build_deployment, build_private_service, build_public_service};
-use crate::error::Error;
+use crate::build::Children;
+use crate::error::{Child, FunctionError};
+use crate::validate::ValidatedFunction;
 
 /// Field manager of every server-side apply by the operator.
 pub const FIELD_MANAGER: &str = "zeroscale-operator";
@@ -50,33 +51,51 @@ pub fn controlled_by(meta: &ObjectMeta, function: &Function) -> bool {
         .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
 }
 
+/// What [`apply`] did, child by child: one failing does not stop the other, and the status reports each.
+#[derive(Debug)]
+pub struct Applied {
+    /// Whether both Services were applied.
+    pub routes: Result<(), FunctionError>,
+    /// The Deployment as applied, or why it was not.
+    pub deployment: Result<AppliedDeployment, FunctionError>,
+}
+
+/// Applies every child: the Services, then the Deployment (even when the Services failed).
+pub async fn apply(client: &Client, function: &ValidatedFunction<'_>, children: &Children) -> Applied {
+    let routes = apply_services(client, function, children).await;
+    let deployment = apply_deployment(client, function, children).await;
+    Applied { routes, deployment }
+}
+
 /// Applies the private and the public Service, refusing to take over Services the Function does not control.
 pub async fn apply_services(
     client: &Client,
-    function: &Function,
-    settings: &BuildSettings,
-) -> Result<(), Error> {
-    let namespace = function.namespace().unwrap_or_default();
-    let api: Api<Service> = Api::namespaced(client.clone(), &namespace);
-    for service in [
-        build_private_service(function),
-        build_public_service(function, settings),
-    ] {
-        let name = service.name_any();
-        let live = api.get_opt(&name).await.map_err(|source| Error::Read {
-            what: format!("Service {namespace}/{name}"),
-            source,
-        })?;
-        if live.is_some_and(|live| !controlled_by(&live.metadata, function)) {
-            return Err(Error::NotOwned {
-                kind: "Service",
+    function: &ValidatedFunction<'_>,
+    children: &Children,
+) -> Result<(), FunctionError> {
+    let namespace = function.namespace;
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    for service in children.services() {
+        let name = service.metadata.name.clone().unwrap_or_default();
+        let live = api
+            .get_opt(&name)
+            .await
+            .map_err(|source| FunctionError::ReadChild {
+                kind: Child::Service,
+                namespace: namespace.to_string(),
+                name: name.clone(),
+                source,
+            })?;
+        if live.is_some_and(|live| !controlled_by(&live.metadata, function.function)) {
+            return Err(FunctionError::NotOwned {
+                kind: Child::Service,
                 name,
             });
         }
-        api.patch(&name, &apply_params(), &Patch::Apply(&service))
+        api.patch(&name, &apply_params(), &Patch::Apply(service))
             .await
-            .map_err(|source| Error::Apply {
-                kind: "Service",
+            .map_err(|source| FunctionError::Apply {
+                kind: Child::Service,
                 name,
                 source,
             })?;
@@ -89,7 +108,7 @@ async fn hand_over_replicas(
     name: &str,
     namespace: &str,
     replicas: i32,
-) -> Result<(), Error> {
+) -> Result<(), FunctionError> {
     let body = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -102,8 +121,8 @@ async fn hand_over_replicas(
         &Patch::Apply(&body),
     )
     .await
-    .map_err(|source| Error::Apply {
-        kind: "Deployment",
+    .map_err(|source| FunctionError::Apply {
+        kind: Child::Deployment,
         name: name.to_string(),
         source,
     })?;
@@ -119,44 +138,47 @@ pub struct AppliedDeployment {
     pub created_with: Option<i32>,
 }
 
-/// Applies the Deployment, creating it with `initial_replicas` if it does not exist.
+/// Applies the Deployment, creating it with the initial replicas if it does not exist.
 pub async fn apply_deployment(
     client: &Client,
-    function: &Function,
-    settings: &BuildSettings,
-    initial_replicas: i32,
-) -> Result<AppliedDeployment, Error> {
-    let name = function.name_any();
-    let namespace = function.namespace().unwrap_or_default();
-    let api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-    let apply_error = |source| Error::Apply {
-        kind: "Deployment",
-        name: name.clone(),
+    function: &ValidatedFunction<'_>,
+    children: &Children,
+) -> Result<AppliedDeployment, FunctionError> {
+    let (name, namespace) = (function.name, function.namespace);
+    let initial_replicas = function.initial_replicas();
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let apply_error = |source| FunctionError::Apply {
+        kind: Child::Deployment,
+        name: name.to_string(),
         source,
     };
     // Read from the API server, not a cache: creating with `replicas` over an existing Deployment
     // would undo the autoscaler.
-    let live = api.get_opt(&name).await.map_err(|source| Error::Read {
-        what: format!("Deployment {namespace}/{name}"),
-        source,
-    })?;
+    let live = api
+        .get_opt(name)
+        .await
+        .map_err(|source| FunctionError::ReadChild {
+            kind: Child::Deployment,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            source,
+        })?;
     if live
         .as_ref()
-        .is_some_and(|live| !controlled_by(&live.metadata, function))
+        .is_some_and(|live| !controlled_by(&live.metadata, function.function))
     {
-        return Err(Error::NotOwned {
-            kind: "Deployment",
-            name,
+        return Err(FunctionError::NotOwned {
+            kind: Child::Deployment,
+            name: name.to_string(),
         });
     }
     let mut created_with = None;
     match &live {
         None => {
-            let created = build_deployment(function, settings, Some(initial_replicas));
-            api.patch(&name, &apply_params(), &Patch::Apply(&created))
+            api.patch(name, &apply_params(), &Patch::Apply(&children.new_deployment))
                 .await
                 .map_err(apply_error)?;
-            hand_over_replicas(&api, &name, &namespace, initial_replicas).await?;
+            hand_over_replicas(&api, name, namespace, initial_replicas).await?;
             created_with = Some(initial_replicas);
         }
         Some(live) if operator_owns_replicas(live) => {
@@ -165,44 +187,17 @@ pub async fn apply_deployment(
                 .as_ref()
                 .and_then(|s| s.replicas)
                 .unwrap_or(initial_replicas);
-            hand_over_replicas(&api, &name, &namespace, current).await?;
+            hand_over_replicas(&api, name, namespace, current).await?;
         }
         Some(_) => {}
     }
-    let desired = build_deployment(function, settings, None);
     let deployment = api
-        .patch(&name, &apply_params(), &Patch::Apply(&desired))
+        .patch(name, &apply_params(), &Patch::Apply(&children.deployment))
         .await
         .map_err(apply_error)?;
     Ok(AppliedDeployment {
         deployment,
         created_with,
-    })
-}
-
-/// Lists the function's pods by label.
-pub async fn list_pods(client: &Client, function: &Function) -> Result<Vec<Pod>, Error> {
-    let name = function.name_any();
-    let namespace = function.namespace().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let params = ListParams::default().labels(&format!("{FUNCTION_LABEL}={name}"));
-    api.list(&params)
-        .await
-        .map(|list| list.items)
-        .map_err(|source| Error::Read {
-            what: format!("pods of function {namespace}/{name}"),
-            source,
-        })
-}
-
-/// Reads the Deployment without applying it (when the spec is invalid).
-pub async fn get_deployment(client: &Client, function: &Function) -> Result<Option<Deployment>, Error> {
-    let name = function.name_any();
-    let namespace = function.namespace().unwrap_or_default();
-    let api: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-    api.get_opt(&name).await.map_err(|source| Error::Read {
-        what: format!("Deployment {namespace}/{name}"),
-        source,
     })
 }
 
@@ -218,13 +213,13 @@ mod tests {
     #[test]
     fn only_children_with_the_functions_uid_are_controlled() {
         let f = crate::build::tests::function("f");
-        let ours = crate::build::build_private_service(&f);
+        let ours = crate::build::build_private_service(&crate::build::tests::validated(&f));
         assert!(controlled_by(&ours.metadata, &f));
         assert!(!controlled_by(&ObjectMeta::default(), &f));
         let mut other = f.clone();
         other.metadata.uid = Some("uid-2".into());
         assert!(!controlled_by(
-            &crate::build::build_private_service(&other).metadata,
+            &crate::build::build_private_service(&crate::build::tests::validated(&other)).metadata,
             &f
         ));
     }

@@ -1,9 +1,9 @@
-//! Command-line flags; each is also an environment variable `ZEROSCALE_OPERATOR_<FLAG>`.
+//! Command-line flags; each is also an environment variable `ZEROSCALE_OPERATOR_<FLAG>`. The admin,
+//! log and Lease flags are the ones every component shares (`zeroscale_common::cli`).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use zeroscale_common::telemetry::LogFormat;
+use zeroscale_common::cli::{AdminArgs, LeaseArgs, LogArgs, Operator};
 use zeroscale_eventing::outbound::AllowedHosts;
 
 /// Flags of `zeroscale-operator`.
@@ -17,9 +17,9 @@ pub struct Args {
     /// Kubeconfig to use; without it, `$KUBECONFIG`, `~/.kube/config` or the in-cluster service account.
     #[arg(long, env = "ZEROSCALE_OPERATOR_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// Address of the admin server (`/live`, `/ready`, `/metrics`).
-    #[arg(long, env = "ZEROSCALE_OPERATOR_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
-    pub admin_addr: SocketAddr,
+    /// `--admin-addr`.
+    #[command(flatten)]
+    pub admin: AdminArgs<Operator>,
     /// DNS name of the activator's Service; every function's public `ExternalName` Service points at it.
     #[arg(
         long,
@@ -30,20 +30,9 @@ pub struct Args {
     /// Domain of external URLs: `http://<name>.<namespace>.<domain>`.
     #[arg(long, env = "ZEROSCALE_OPERATOR_DOMAIN", default_value = "example.com")]
     pub domain: String,
-    /// Namespace of the leader-election Lease.
-    #[arg(
-        long,
-        env = "ZEROSCALE_OPERATOR_LEASE_NAMESPACE",
-        default_value = "zeroscale-system"
-    )]
-    pub lease_namespace: String,
-    /// Name of the leader-election Lease.
-    #[arg(
-        long,
-        env = "ZEROSCALE_OPERATOR_LEASE_NAME",
-        default_value = "zeroscale-operator"
-    )]
-    pub lease_name: String,
+    /// `--lease-namespace` and `--lease-name`: the leader-election Lease.
+    #[command(flatten)]
+    pub lease: LeaseArgs<Operator>,
     /// Reconcile only Functions in this namespace (default: every namespace).
     #[arg(long, env = "ZEROSCALE_OPERATOR_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
@@ -71,9 +60,9 @@ pub struct Args {
     /// A Trigger naming another host is `Ready=False` with reason `HostNotAllowed`.
     #[arg(long, env = "ZEROSCALE_OPERATOR_ALLOWED_HOSTS", default_value = "", value_parser = allowed_hosts)]
     pub allowed_hosts: String,
-    /// Log format.
-    #[arg(long, env = "ZEROSCALE_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
-    pub log_format: LogFormat,
+    /// `--log-format`.
+    #[command(flatten)]
+    pub log: LogArgs<Operator>,
 }
 
 fn allowed_hosts(value: &str) -> Result<String, String> {
@@ -131,9 +120,9 @@ mod tests {
     #[test]
     fn defaults() {
         let args = Args::try_parse_from(["zeroscale-operator"]).expect("parses");
-        assert_eq!(args.admin_addr.port(), 9090);
+        assert_eq!(args.admin.admin_addr.port(), 9090);
         assert_eq!(args.domain, "example.com");
-        assert_eq!(args.lease_name, "zeroscale-operator");
+        assert_eq!(args.lease.lease_name, "zeroscale-operator");
         assert_eq!(args.progress_deadline_seconds, 600);
         assert_eq!(args.pre_stop_sleep_seconds, 5);
         assert!(args.kubeconfig.is_none() && args.watch_namespace.is_none());
@@ -169,6 +158,6 @@ mod tests {
         assert_eq!(args.domain, "fn.local");
         assert_eq!(args.watch_namespace.as_deref(), Some("team"));
         assert_eq!(args.activator_service, "act.sys.svc");
-        assert_eq!(args.log_format, LogFormat::Plain);
+        assert_eq!(args.log.log_format, zeroscale_common::telemetry::LogFormat::Plain);
     }
 }

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use kube::Resource;
+
 /// First retry delay after an error; doubles per consecutive failure up to [`MAX_BACKOFF`].
 pub const MIN_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest retry delay after errors.
@@ -13,6 +15,17 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub fn backoff(failures: u32) -> Duration {
     let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
     MIN_BACKOFF.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+/// The key of `object` in [`Failures`] and in logs: `namespace/name`. The error policy gets objects
+/// that may not have passed validation, so missing metadata reads as empty.
+pub fn key<K: Resource>(object: &K) -> String {
+    let meta = object.meta();
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
 }
 
 /// Consecutive failures per object (`namespace/name`). The lock is never held across `.await`.

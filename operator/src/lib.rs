@@ -2,8 +2,10 @@
 //! state in the Function's status; reports whether each Trigger can route events in its status (see
 //! `docs/operator.md`).
 //!
-//! Reconcile is validate ([`validate`]) → build ([`build`], pure) → apply ([`apply`], server-side
-//! apply) → status ([`status`], pure computation, written only when it changed). Triggers: see
+//! Reconcile ([`reconcile`]) is validate ([`validate`], pure, returns a
+//! [`validate::ValidatedFunction`]) → build ([`build`], pure, returns the children) → apply ([`apply`],
+//! server-side apply only) → status ([`status`], pure, computed from what was applied and the pods
+//! ([`observe`]), written only when it changed). Errors: [`error::FunctionError`]. Triggers: see
 //! [`trigger`]. A Function's `Ready` transitions go out as platform CloudEvents ([`platform`]).
 
 pub mod apply;
@@ -13,7 +15,10 @@ pub mod controller;
 pub mod error;
 pub mod events;
 pub mod failures;
+#[cfg(test)]
+mod fixtures;
 pub mod metrics;
+pub mod observe;
 pub mod platform;
 pub mod reconcile;
 pub mod status;
@@ -22,14 +27,13 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use futures::FutureExt;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Config};
 use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
 use zeroscale_common::admin::{self, Readiness};
-use zeroscale_common::lease::{Leadership, LeaseConfig, LeaseError};
-use zeroscale_common::telemetry::shutdown_signal;
+use zeroscale_common::lease::{Leadership, LeaseError};
 
 pub use args::Args;
 
@@ -71,31 +75,31 @@ async fn client(args: &Args) -> Result<Client, RunError> {
     Client::try_from(config).map_err(RunError::Client)
 }
 
-/// Runs the operator until SIGTERM/Ctrl-C (then shuts down gracefully) or until leadership is lost.
-pub async fn run(args: Args) -> Result<(), RunError> {
+/// Runs the operator until `shutdown` is cancelled (SIGTERM/Ctrl-C, see
+/// [`zeroscale_common::shutdown::on_signal`]; then it shuts down gracefully) or until leadership is lost.
+pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), RunError> {
     let client = client(&args).await?;
     let mut registry = Registry::with_prefix("zeroscale");
     let metrics = Metrics::register(&mut registry);
     let readiness = Readiness::default();
-    let shutdown = shutdown_signal().shared();
     let admin = tokio::spawn(admin::serve(
-        args.admin_addr,
+        args.admin.admin_addr,
         readiness.clone(),
         Arc::new(registry),
-        shutdown.clone(),
+        shutdown.clone().cancelled_owned(),
     ));
 
-    let lease = LeaseConfig::new(args.lease_namespace.clone(), args.lease_name.clone());
+    let lease = args.lease.config();
     let identity = lease.identity.clone();
     let mut leadership = Leadership::start(client.clone(), lease)
         .await
         .map_err(RunError::Lease)?;
     // A standby is ready: it is healthy and waits to take over.
     readiness.set(true);
-    tracing::info!(%identity, lease = %args.lease_name, "waiting for leadership");
+    tracing::info!(%identity, lease = %args.lease.lease_name, "waiting for leadership");
     let leading = tokio::select! {
         () = leadership.acquired() => true,
-        () = shutdown.clone() => false,
+        () = shutdown.cancelled() => false,
     };
     let mut result = Ok(());
     if leading {
@@ -135,8 +139,13 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         let ns = args.watch_namespace.clone();
         let controllers = async {
             tokio::join!(
-                controller::run(ctx, ns.clone(), readiness.clone(), shutdown.clone()),
-                trigger::controller::run(triggers, ns.clone(), shutdown.clone()),
+                controller::run(
+                    ctx,
+                    ns.clone(),
+                    readiness.clone(),
+                    shutdown.clone().cancelled_owned()
+                ),
+                trigger::controller::run(triggers, ns.clone(), shutdown.clone().cancelled_owned()),
             );
         };
         result = tokio::select! {
@@ -145,10 +154,10 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         };
         metrics.leader.set(0);
     }
-    readiness.set(false);
+    readiness.drain();
     leadership.release().await;
     if result.is_ok() {
-        // The admin server stops with the same shutdown signal.
+        // The admin server stops with the same shutdown token.
         match admin.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "admin server failed"),
             Err(e) => tracing::warn!(error = %e, "admin server task failed"),

@@ -16,7 +16,8 @@ pub struct KindLabels {
 pub struct ErrorLabels {
     /// Kind of the reconciled object.
     pub kind: &'static str,
-    /// What failed, from [`crate::error::Error::metric_reason`].
+    /// What failed, from [`crate::error::FunctionError::metric_reason`] or
+    /// [`crate::trigger::error::TriggerError::metric_reason`].
     pub reason: &'static str,
 }
 

@@ -60,7 +60,12 @@ fn ready(conditions: &[Condition]) -> Option<&Condition> {
 /// The platform event for a change of `function`'s `Ready` condition: `ready` when it became `True`,
 /// `failed` when it became `False` (or changed its failure reason) for anything but a rollout or start
 /// under way (`Progressing`). `None` otherwise.
-pub fn transition(function: &Function, previous: &[Condition], next: &[Condition]) -> Option<Notice> {
+pub fn transition(
+    function: &Function,
+    namespace: &str,
+    previous: &[Condition],
+    next: &[Condition],
+) -> Option<Notice> {
     let next = ready(next)?;
     let before = ready(previous);
     if before.is_some_and(|b| b.status == next.status && b.reason == next.reason) {
@@ -72,7 +77,7 @@ pub fn transition(function: &Function, previous: &[Condition], next: &[Condition
         _ => return None,
     };
     let data = FunctionCondition {
-        function: FunctionKey::new(function.namespace().unwrap_or_default(), function.name_any()),
+        function: FunctionKey::new(namespace.to_string(), function.name_any()),
         reason: next.reason.clone(),
         message: next.message.clone(),
     };

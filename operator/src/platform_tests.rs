@@ -33,12 +33,12 @@ fn ready_cond(status: &str, reason: &str, message: &str) -> Vec<Condition> {
 fn ready_and_failure_transitions_become_platform_events() {
     let f = function();
     let starting = ready_cond("False", "Progressing", "");
-    assert_eq!(transition(&f, &[], &starting), None);
-    let ready = transition(&f, &starting, &ready_cond("True", "Ready", "")).expect("ready");
+    assert_eq!(transition(&f, "shop", &[], &starting), None);
+    let ready = transition(&f, "shop", &starting, &ready_cond("True", "Ready", "")).expect("ready");
     assert_eq!(ready.ty, "dev.zeroscale.function.ready");
     assert_eq!(ready.data.function, FunctionKey::new("shop", "orders"));
     let crash = ready_cond("False", "CrashLoopBackOff", "pod p: exit code 1");
-    let failed = transition(&f, &ready_cond("True", "Ready", ""), &crash).expect("failed");
+    let failed = transition(&f, "shop", &ready_cond("True", "Ready", ""), &crash).expect("failed");
     assert_eq!(failed.ty, "dev.zeroscale.function.failed");
     assert_eq!(
         (failed.data.reason.as_str(), failed.data.message.as_str()),
@@ -46,11 +46,16 @@ fn ready_and_failure_transitions_become_platform_events() {
     );
     // Same status and reason: nothing new (a changed message is not a transition).
     assert_eq!(
-        transition(&f, &crash, &ready_cond("False", "CrashLoopBackOff", "other")),
+        transition(
+            &f,
+            "shop",
+            &crash,
+            &ready_cond("False", "CrashLoopBackOff", "other")
+        ),
         None
     );
     // Back to a rollout: not a failure.
-    assert_eq!(transition(&f, &crash, &starting), None);
+    assert_eq!(transition(&f, "shop", &crash, &starting), None);
 }
 
 #[test]

@@ -1,4 +1,11 @@
-//! The Function reconciler: validate → build → apply → status.
+//! The Function reconciler: validate → build → apply → status, each a typed step.
+//!
+//! - [`validate`] (pure) checks the Function and returns a [`ValidatedFunction`], or the reason that
+//!   goes into `Ready=False/InvalidSpec`;
+//! - [`build`] (pure) returns the [`Children`](crate::build::Children);
+//! - [`apply`] server-side applies them and returns what the API server answered, child by child;
+//! - [`status::compute`] (pure) turns that and the pods into the status, written (with its Events and
+//!   platform events) only when it changed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,20 +14,20 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use serde_json::json;
-use zeroscale_crds::function::{REASON_APPLY_FAILED, REASON_NOT_OWNED, REASON_ROUTES_FAILED};
 use zeroscale_crds::{Function, FunctionStatus};
 
-use crate::apply::{self, AppliedDeployment, FIELD_MANAGER};
-use crate::build::BuildSettings;
-use crate::error::{Error, chain};
+use crate::apply::{self, Applied, AppliedDeployment, FIELD_MANAGER};
+use crate::build::{BuildSettings, build};
+use crate::error::{FunctionError, chain};
 use crate::events::{self, Note};
-use crate::failures::{Failures, backoff};
+use crate::failures::{Failures, backoff, key};
 use crate::metrics::{ErrorLabels, KindLabels, Metrics};
+use crate::observe;
 use crate::platform::{self, PlatformEvents};
 use crate::status::{self, Failure, Observed};
-use crate::validate::validate;
+use crate::validate::{ValidatedFunction, ValidationError, identity, validate};
 
 /// Periodic re-reconcile of a healthy Function, a safety net for missed events.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -71,16 +78,8 @@ impl Context {
     }
 }
 
-fn key(function: &Function) -> String {
-    format!(
-        "{}/{}",
-        function.namespace().unwrap_or_default(),
-        function.name_any()
-    )
-}
-
 /// Reconciles one Function, recording metrics.
-pub async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Action, FunctionError> {
     let started = Instant::now();
     ctx.metrics
         .reconciles
@@ -92,7 +91,7 @@ pub async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Act
         .get_or_create(&KindLabels { kind: KIND })
         .observe(started.elapsed().as_secs_f64());
     match &result {
-        Ok(_) => ctx.failures.clear(&key(&function)),
+        Ok(_) => ctx.failures.clear(&key(function.as_ref())),
         Err(e) => {
             ctx.metrics
                 .errors
@@ -107,23 +106,19 @@ pub async fn reconcile(function: Arc<Function>, ctx: Arc<Context>) -> Result<Act
 }
 
 /// Decides when to retry a failed reconciliation: exponential back-off per Function.
-pub fn error_policy(function: Arc<Function>, error: &Error, ctx: Arc<Context>) -> Action {
-    let failures = ctx.failures.record(key(&function));
-    let delay = backoff(failures);
-    tracing::warn!(function = %key(&function), error = %chain(error), retry_in = ?delay, "reconcile failed");
+pub fn error_policy(function: Arc<Function>, error: &FunctionError, ctx: Arc<Context>) -> Action {
+    let key = key(function.as_ref());
+    let delay = backoff(ctx.failures.record(key.clone()));
+    tracing::warn!(function = %key, error = %chain(error), retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
-/// A failed apply as a condition reason and message: `NotOwned`, or `fallback` for API errors.
-fn failure(error: &Error, fallback: &str) -> Failure {
-    let reason = match error {
-        Error::NotOwned { .. } => REASON_NOT_OWNED,
-        _ => fallback,
-    };
-    Failure {
-        reason: reason.to_string(),
+/// A failed apply as a condition reason and message (every error [`apply::apply`] returns has a reason).
+fn failure(error: &FunctionError) -> Option<Failure> {
+    Some(Failure {
+        reason: error.condition_reason()?.to_string(),
         message: chain(error),
-    }
+    })
 }
 
 fn now() -> Time {
@@ -131,77 +126,101 @@ fn now() -> Time {
     Time(jiff::Timestamp::from_second(now.as_second()).unwrap_or(now))
 }
 
-async fn reconcile_function(function: &Function, ctx: &Context) -> Result<Action, Error> {
+async fn reconcile_function(function: &Function, ctx: &Context) -> Result<Action, FunctionError> {
     if function.metadata.deletion_timestamp.is_some() {
         // Owner references let the garbage collector delete the children.
         return Ok(Action::await_change());
     }
-    let resolved = match validate(function) {
-        Ok(resolved) => resolved,
-        Err(invalid) => {
-            let message = invalid.to_string();
-            let deployment = apply::get_deployment(&ctx.client, function).await?;
-            let pods = apply::list_pods(&ctx.client, function).await?;
-            let observed = Observed {
-                deployment: deployment.as_ref(),
-                pods: &pods,
-                spec_error: Some(message),
-                ..Observed::default()
-            };
-            write_status(function, ctx, &observed).await?;
-            let labels = ErrorLabels {
-                kind: KIND,
-                reason: Error::InvalidSpec(invalid).metric_reason(),
-            };
-            ctx.metrics.errors.get_or_create(&labels).inc();
-            return Ok(Action::await_change());
-        }
+    let validated = match validate(function) {
+        Ok(validated) => validated,
+        Err(invalid) => return report_invalid(function, invalid, ctx).await,
     };
-
-    let routes = apply::apply_services(&ctx.client, function, &ctx.build).await;
-    let routes_error = routes.as_ref().err().map(|e| failure(e, REASON_ROUTES_FAILED));
-    let initial = i32::try_from(resolved.initial).unwrap_or(i32::MAX);
-    let applied = apply::apply_deployment(&ctx.client, function, &ctx.build, initial).await;
-    let deployment_error = applied.as_ref().err().map(|e| failure(e, REASON_APPLY_FAILED));
+    let children = build(&validated, &ctx.build);
+    let applied = apply::apply(&ctx.client, &validated, &children).await;
     if let Ok(AppliedDeployment {
         created_with: Some(replicas),
         ..
-    }) = &applied
+    }) = &applied.deployment
     {
-        let note = format!(
-            "created Deployment {} with {replicas} replicas",
-            function.name_any()
-        );
         let note = Note {
             warning: false,
             reason: "Created".into(),
-            note,
+            note: format!("created Deployment {} with {replicas} replicas", validated.name),
             action: "Create",
         };
         events::publish(&ctx.recorder, function, note).await;
     }
-    let pods = apply::list_pods(&ctx.client, function).await?;
-    let observed = Observed {
-        deployment: applied.as_ref().ok().map(|a| &a.deployment),
-        pods: &pods,
-        deployment_error,
-        routes_error,
-        spec_error: None,
-    };
-    write_status(function, ctx, &observed).await?;
-    routes?;
-    applied?;
+    update_status(&validated, &applied, ctx).await?;
+    applied.routes?;
+    applied.deployment?;
     Ok(Action::requeue(RESYNC))
 }
 
+/// The status phase of a valid Function: computed from what [`apply::apply`] returned and the pods.
+async fn update_status(
+    validated: &ValidatedFunction<'_>,
+    applied: &Applied,
+    ctx: &Context,
+) -> Result<(), FunctionError> {
+    let pods = observe::list_pods(&ctx.client, validated.namespace, validated.name).await?;
+    let observed = Observed {
+        deployment: applied.deployment.as_ref().ok().map(|a| &a.deployment),
+        pods: &pods,
+        deployment_error: applied.deployment.as_ref().err().and_then(failure),
+        routes_error: applied.routes.as_ref().err().and_then(failure),
+        spec_error: None,
+    };
+    write_status(
+        validated.function,
+        (validated.name, validated.namespace),
+        ctx,
+        &observed,
+    )
+    .await
+}
+
+/// An invalid spec: nothing is applied; the status says why (`Ready=False/InvalidSpec`) and the
+/// Function is looked at again only when it changes.
+async fn report_invalid(
+    function: &Function,
+    invalid: ValidationError,
+    ctx: &Context,
+) -> Result<Action, FunctionError> {
+    // Without a name or namespace (never the case for objects from the API server) there is nowhere
+    // to write a status.
+    let Ok((name, namespace)) = identity(function) else {
+        return Err(FunctionError::InvalidSpec(invalid));
+    };
+    let deployment = observe::get_deployment(&ctx.client, namespace, name).await?;
+    let pods = observe::list_pods(&ctx.client, namespace, name).await?;
+    let observed = Observed {
+        deployment: deployment.as_ref(),
+        pods: &pods,
+        spec_error: Some(invalid.to_string()),
+        ..Observed::default()
+    };
+    write_status(function, (name, namespace), ctx, &observed).await?;
+    let labels = ErrorLabels {
+        kind: KIND,
+        reason: FunctionError::InvalidSpec(invalid).metric_reason(),
+    };
+    ctx.metrics.errors.get_or_create(&labels).inc();
+    Ok(Action::await_change())
+}
+
 /// Computes the status and writes it only when it differs from the stored one.
-async fn write_status(function: &Function, ctx: &Context, observed: &Observed<'_>) -> Result<(), Error> {
-    let next = status::compute(function, observed, &ctx.domain, &now());
+async fn write_status(
+    function: &Function,
+    (name, namespace): (&str, &str),
+    ctx: &Context,
+    observed: &Observed<'_>,
+) -> Result<(), FunctionError> {
+    let next = status::compute(function, namespace, observed, &ctx.domain, &now());
     let previous = function.status.clone().unwrap_or_default();
     if previous == next {
         return Ok(());
     }
-    patch_status(&ctx.client, function, &next).await?;
+    patch_status(&ctx.client, name, namespace, &next).await?;
     if let Some(note) = events::ready_transition(&previous.conditions, &next.conditions) {
         events::publish(&ctx.recorder, function, note).await;
     }
@@ -209,23 +228,34 @@ async fn write_status(function: &Function, ctx: &Context, observed: &Observed<'_
         events::publish(&ctx.recorder, function, note).await;
     }
     if let Some(platform) = &ctx.platform
-        && let Some(event) = platform::transition(function, &previous.conditions, &next.conditions)
+        && let Some(event) = platform::transition(function, namespace, &previous.conditions, &next.conditions)
     {
         platform.send(event);
     }
     Ok(())
 }
 
-async fn patch_status(client: &Client, function: &Function, status: &FunctionStatus) -> Result<(), Error> {
-    let name = function.name_any();
-    let api: Api<Function> = Api::namespaced(client.clone(), &function.namespace().unwrap_or_default());
+async fn patch_status(
+    client: &Client,
+    name: &str,
+    namespace: &str,
+    status: &FunctionStatus,
+) -> Result<(), FunctionError> {
+    let api: Api<Function> = Api::namespaced(client.clone(), namespace);
     let body = json!({ "apiVersion": "zeroscale.dev/v1alpha1", "kind": "Function", "status": status });
     api.patch_status(
-        &name,
+        name,
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(&body),
     )
     .await
-    .map_err(|source| Error::Status { name, source })?;
+    .map_err(|source| FunctionError::Status {
+        name: name.to_string(),
+        source,
+    })?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

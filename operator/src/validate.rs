@@ -6,6 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
 use zeroscale_crds::function::{MAX_NAME_LENGTH, ResolvedScale, ScaleError};
 use zeroscale_crds::{Function, FunctionSpec};
 
@@ -80,22 +82,63 @@ fn range(field: &'static str, value: i64, min: i64, max: i64) -> Result<(), Vali
     }
 }
 
-/// Checks a Function and resolves its scale settings.
-pub fn validate(function: &Function) -> Result<ResolvedScale, ValidationError> {
+/// A Function that passed [`validate`]: everything the later phases (build, apply, status) read, so
+/// none of them looks at optional metadata again.
+#[derive(Clone, Debug)]
+pub struct ValidatedFunction<'a> {
+    /// The object as read: its stored status (to compare with the next one) and its reference (for
+    /// Events).
+    pub function: &'a Function,
+    /// `metadata.name`, a DNS-1035 label that names the children.
+    pub name: &'a str,
+    /// `metadata.namespace`, where the children live.
+    pub namespace: &'a str,
+    /// The checked spec.
+    pub spec: &'a FunctionSpec,
+    /// `spec.scale` with its defaults resolved.
+    pub scale: ResolvedScale,
+    /// The controller owner reference of every child; `None` only for an object without a uid (never
+    /// one read from the API server), whose children are then not garbage-collected with it.
+    pub owner: Option<OwnerReference>,
+}
+
+impl ValidatedFunction<'_> {
+    /// Replicas of a newly created Deployment.
+    pub fn initial_replicas(&self) -> i32 {
+        i32::try_from(self.scale.initial).unwrap_or(i32::MAX)
+    }
+}
+
+/// The name and namespace of `function`, which every object read from the API server has.
+pub fn identity(function: &Function) -> Result<(&str, &str), ValidationError> {
     let name = function
         .metadata
         .name
         .as_deref()
         .ok_or(ValidationError::MissingMetadata("name"))?;
-    function
+    let namespace = function
         .metadata
         .namespace
         .as_deref()
         .ok_or(ValidationError::MissingMetadata("namespace"))?;
+    Ok((name, namespace))
+}
+
+/// Checks a Function and resolves what the later phases need.
+pub fn validate(function: &Function) -> Result<ValidatedFunction<'_>, ValidationError> {
+    let (name, namespace) = identity(function)?;
     if !is_dns_1035_label(name) {
         return Err(ValidationError::Name(name.to_string()));
     }
-    validate_spec(&function.spec)
+    let scale = validate_spec(&function.spec)?;
+    Ok(ValidatedFunction {
+        function,
+        name,
+        namespace,
+        spec: &function.spec,
+        scale,
+        owner: function.controller_owner_ref(&()),
+    })
 }
 
 /// Checks a Function's spec and resolves its scale settings.
@@ -155,8 +198,12 @@ mod tests {
 
     #[test]
     fn a_minimal_function_is_valid() {
-        let resolved = validate(&function("hello")).expect("valid");
-        assert_eq!(resolved.initial, 1);
+        let f = function("hello");
+        let validated = validate(&f).expect("valid");
+        assert_eq!(validated.scale.initial, 1);
+        assert_eq!(validated.initial_replicas(), 1);
+        assert_eq!((validated.name, validated.namespace), ("hello", "ns"));
+        assert_eq!(validated.owner.map(|o| o.uid).as_deref(), Some("uid-1"));
     }
 
     #[test]
@@ -218,21 +265,27 @@ mod tests {
         let mut f = function("f");
         f.spec.response_start_timeout_seconds = Some(301);
         assert_eq!(
-            validate(&f),
-            Err(ValidationError::AboveTimeout("responseStartTimeoutSeconds"))
+            validate(&f).err(),
+            Some(ValidationError::AboveTimeout("responseStartTimeoutSeconds"))
         );
         let mut f = function("f");
         f.spec.image = " ".into();
-        assert_eq!(validate(&f), Err(ValidationError::EmptyImage));
+        assert_eq!(validate(&f).err(), Some(ValidationError::EmptyImage));
     }
 
     #[test]
     fn reserved_and_duplicate_env_are_rejected() {
         let mut f = function("f");
         f.spec.env = Some(vec![env("PORT")]);
-        assert_eq!(validate(&f), Err(ValidationError::ReservedEnv("PORT".into())));
+        assert_eq!(
+            validate(&f).err(),
+            Some(ValidationError::ReservedEnv("PORT".into()))
+        );
         f.spec.env = Some(vec![env("A"), env("A")]);
-        assert_eq!(validate(&f), Err(ValidationError::DuplicateEnv("A".into())));
+        assert_eq!(
+            validate(&f).err(),
+            Some(ValidationError::DuplicateEnv("A".into()))
+        );
     }
 
     #[test]
@@ -240,7 +293,7 @@ mod tests {
         let mut f = function("f");
         f.spec.concurrency = 5;
         f.spec.scale.target = Some(10.0);
-        assert_eq!(validate(&f), Err(ValidationError::TargetAboveConcurrency));
+        assert_eq!(validate(&f).err(), Some(ValidationError::TargetAboveConcurrency));
         let mut f = function("f");
         f.spec.scale = ScaleSpec {
             min: 2,

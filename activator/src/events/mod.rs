@@ -7,6 +7,7 @@ pub mod schedule_status;
 pub mod sender;
 pub mod sources;
 pub mod static_triggers;
+pub mod store_args;
 pub mod supervisor;
 pub mod triggers;
 
@@ -24,6 +25,12 @@ use zeroscale_eventing::{
     ingress::{self, IngressConfig},
     metrics::EventMetrics,
     router::RoutingTable,
+    store::{
+        Backend, EventStore, StoreConfig,
+        consumer::Consumers,
+        jetstream::{JetStreamError, JetStreamStore},
+        memory::MemoryStore,
+    },
 };
 
 use self::{
@@ -60,6 +67,8 @@ pub struct EventsConfig {
     pub ingress: IngressConfig,
     /// Broker limits.
     pub broker: BrokerConfig,
+    /// Where accepted broker events are kept (`--event-store`).
+    pub store: StoreConfig,
     /// Delivery defaults for Triggers that leave them out, and the outbound allow-list.
     pub defaults: DeliveryDefaults,
     /// Who may post to the broker ingress.
@@ -100,6 +109,9 @@ pub enum EventsError {
     /// Broker authentication needs the Kubernetes API, and there is no client.
     #[error("--broker-auth needs the Kubernetes API to review tokens; it cannot run with static files alone")]
     AuthWithoutCluster,
+    /// The JetStream store cannot be used.
+    #[error(transparent)]
+    JetStream(#[from] JetStreamError),
 }
 
 /// The running eventing data plane.
@@ -109,6 +121,7 @@ pub struct Eventing {
     /// The broker's routes (feed them directly with [`TriggerSource::Manual`]).
     pub routes: RoutingTable,
     broker: Broker<ActivatorSender>,
+    consumers: Option<Consumers>,
     ingress_stop: CancellationToken,
     ingress_task: JoinHandle<()>,
     triggers_task: Option<JoinHandle<()>>,
@@ -136,9 +149,30 @@ impl Eventing {
     ) -> Result<Self, EventsError> {
         let metrics = EventMetrics::register(registry);
         let routes = RoutingTable::default();
-        let sender = ActivatorSender::new(internal, cluster_domain)?;
-        let deliverer = Deliverer::new(Arc::new(sender), metrics.clone());
+        let sender = Arc::new(ActivatorSender::new(internal, cluster_domain)?);
+        let deliverer = Deliverer::new(sender.clone(), metrics.clone());
+        // Sources and, with the memory store, the broker ingress deliver through this broker.
         let broker = Broker::start(routes.clone(), deliverer, config.broker.clone(), metrics.clone());
+        let (store, consumers): (Arc<dyn EventStore>, _) = match config.store.backend {
+            Backend::Memory => {
+                let store = MemoryStore::new(
+                    broker.clone(),
+                    config.store.duplicate_window,
+                    zeroscale_eventing::store::dedup::DEFAULT_DEDUP_CAPACITY,
+                    metrics.clone(),
+                );
+                (Arc::new(store), None)
+            }
+            Backend::JetStream => {
+                let store = Arc::new(
+                    JetStreamStore::connect(config.store.jetstream.clone(), routes.clone(), metrics.clone())
+                        .await?,
+                );
+                let consumers = Consumers::start(store.clone(), sender.clone(), metrics.clone());
+                (store, Some(consumers))
+            }
+        };
+        tracing::info!(store = %config.store.backend, "event store");
         let listener = tokio::net::TcpListener::bind(config.broker_addr)
             .await
             .map_err(|source| EventsError::Bind {
@@ -156,7 +190,7 @@ impl Eventing {
             (IngressAuth::Kubernetes, None) => return Err(EventsError::AuthWithoutCluster),
         };
         tracing::info!(auth = auth.is_some(), allowed_hosts = %config.defaults.allowed_hosts.list(), "broker ingress settings");
-        let router = ingress::router(Arc::new(broker.clone()), config.ingress.clone(), metrics, auth);
+        let router = ingress::router(store, config.ingress.clone(), metrics, auth);
         let ingress_stop = CancellationToken::new();
         let stop = ingress_stop.clone();
         let ingress_task = tokio::spawn(async move {
@@ -218,6 +252,7 @@ impl Eventing {
             broker_addr,
             routes,
             broker,
+            consumers,
             ingress_stop,
             ingress_task,
             triggers_task,
@@ -236,6 +271,10 @@ impl Eventing {
         self.election_stop.cancel();
         if let Some(task) = self.election_task {
             let _ = task.await;
+        }
+        if let Some(consumers) = self.consumers {
+            // Unfinished JetStream messages are not lost: JetStream redelivers them.
+            consumers.shutdown(drain).await;
         }
         let lost = self.broker.shutdown(drain).await;
         if lost > 0 {

@@ -81,6 +81,7 @@ impl Pod {
         );
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true); // paused time: see support::upstream
                 let connection = accepted.fetch_add(1, Ordering::SeqCst);
 
                 let (requests, answered, closed, closed_by_pod) = (

@@ -7,7 +7,7 @@ use std::{
     future::Future,
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, time::Instant};
 use zeroscale_activator::{
     Activator, ActivatorConfig,
     settings::{EndpointInfo, FunctionSettings},
@@ -64,6 +64,9 @@ where
             let Ok((stream, _)) = listener.accept().await else {
                 break;
             };
+            // Paused-time tests need TCP_NODELAY on every test socket: Nagle would hold a small
+            // write until the peer's delayed ACK, a real-time kernel timer the virtual clock skips.
+            let _ = stream.set_nodelay(true);
             let handler = handler.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
@@ -84,9 +87,30 @@ pub async fn ok_upstream(ip: [u8; 4]) -> SocketAddr {
     upstream(ip, |_req| async { Response::new(full("ok")) }).await
 }
 
+/// A connector with TCP_NODELAY (see [`upstream`] for why paused-time tests need it).
+pub fn connector() -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector
+}
+
 /// A pooled HTTP/1.1 client.
 pub fn client() -> Client<HttpConnector, TestBody> {
-    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+    Client::builder(TokioExecutor::new()).build(connector())
+}
+
+/// An HTTP/2 client with prior knowledge (h2c), as gRPC clients connect.
+pub fn h2c_client() -> Client<HttpConnector, TestBody> {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(connector())
+}
+
+/// A TCP connection to `addr` with TCP_NODELAY (see [`upstream`]).
+pub async fn connect(addr: SocketAddr) -> tokio::net::TcpStream {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
 }
 
 /// A GET for [`HOST`] to `addr`.
@@ -111,7 +135,8 @@ pub fn set(activator: &Activator, settings: FunctionSettings, endpoints: Vec<End
     activator.table.apply(&key(), settings, endpoints);
 }
 
-/// Waits until `condition` holds, failing after 10 s.
+/// Waits until `condition` holds, failing after 10 s on tokio's clock (virtual in paused tests: it
+/// moves only while every task, loopback IO included, waits on a timer).
 pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !condition() {
@@ -214,7 +239,7 @@ pub async fn metrics(activator: &Activator) -> String {
 /// of `messages` comes back unchanged (the upstream echoes bytes).
 pub async fn websocket_round_trip(addr: SocketAddr, host: &str, messages: &[&str]) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let stream = connect(addr).await;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();

@@ -13,10 +13,11 @@ use std::{collections::HashMap, sync::Arc, time::Instant};
 
 use prometheus_client::registry::Registry;
 use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 use zeroscale_common::{
     admin::{self, Readiness},
-    lease::{Leadership, LeaseConfig},
-    telemetry,
+    lease::Leadership,
+    shutdown,
 };
 
 use crate::{args::RunArgs, kpa::MultiScaler};
@@ -52,15 +53,15 @@ pub enum ShellError {
     Runtime(#[source] std::io::Error),
 }
 
-/// `zeroscale-autoscaler run`.
+/// `zeroscale-autoscaler run`: logging, the runtime, and the autoscaler until SIGTERM or Ctrl-C.
 pub fn main(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
-    telemetry::init(args.log_format);
+    args.log.init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(ShellError::Runtime)?;
-    runtime.block_on(run(args))?;
+    runtime.block_on(async { run(args, shutdown::on_signal()).await })?;
     Ok(())
 }
 
@@ -72,25 +73,18 @@ fn identity(args: &RunArgs) -> String {
         .unwrap_or_else(|| "zeroscale-autoscaler".to_string())
 }
 
-/// Runs the autoscaler until SIGTERM or Ctrl-C.
-pub async fn run(args: RunArgs) -> Result<(), ShellError> {
+/// Runs the autoscaler until `shutdown` is cancelled (see [`shutdown::on_signal`]).
+pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), ShellError> {
     let client = kube::Client::try_default().await?;
     let identity = identity(&args);
     let mut registry = Registry::with_prefix("zeroscale");
     let metrics = Metrics::register(&mut registry);
     let readiness = Readiness::default();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
     tokio::spawn(admin::serve(
-        args.admin_addr,
+        args.admin.admin_addr,
         readiness.clone(),
         Arc::new(registry),
-        stopped(),
+        shutdown.clone().cancelled_owned(),
     ));
 
     // Listen at once: demand that arrives while the watches sync is recorded, not refused.
@@ -103,7 +97,7 @@ pub async fn run(args: RunArgs) -> Result<(), ShellError> {
         })?;
     tracing::info!(addr = %args.events_addr, "events endpoint listening");
     let router = events::router(tx, args.events_token.clone(), metrics.clone());
-    let events_stop = stopped();
+    let events_stop = shutdown.clone().cancelled_owned();
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router)
             .with_graceful_shutdown(events_stop)
@@ -122,7 +116,7 @@ pub async fn run(args: RunArgs) -> Result<(), ShellError> {
     // Without leader election this replica always leads; the sender must outlive the receivers.
     let (_always_leader, always) = watch::channel(true);
     let (leadership, leader) = if args.leader_elect {
-        let mut config = LeaseConfig::new(args.lease_namespace.clone(), args.lease_name.clone());
+        let mut config = args.lease.config();
         if let Some(id) = &args.identity {
             config.identity = id.clone();
         }
@@ -134,9 +128,13 @@ pub async fn run(args: RunArgs) -> Result<(), ShellError> {
     };
     spawn_leader_metric(leader.clone(), metrics.clone());
 
-    if cluster.ready().await {
-        readiness.set(true);
-        tracing::info!("watches synced; deciding");
+    // `/ready` turns on when both watches report their first full list.
+    tokio::select! {
+        synced = cluster.ready() => if synced {
+            readiness.set(true);
+            tracing::info!("watches synced; deciding");
+        },
+        () = shutdown.cancelled() => {}
     }
     let (failed_tx, failed_rx) = mpsc::unbounded_channel();
     let engine = Engine {
@@ -159,10 +157,9 @@ pub async fn run(args: RunArgs) -> Result<(), ShellError> {
         bad_specs: HashMap::new(),
     };
     engine
-        .run(rx, failed_rx, args.tick_interval, telemetry::shutdown_signal())
+        .run(rx, failed_rx, args.tick_interval, shutdown.cancelled())
         .await;
-    readiness.set(false);
-    let _ = stop_tx.send(true);
+    readiness.drain();
     if let Some(leadership) = leadership {
         leadership.release().await;
     }

@@ -1,5 +1,6 @@
 //! The trace-driven simulator: replays an Azure Functions 2019 sample through a keep-alive policy
-//! and reports cold starts and pod-seconds. See `docs/simulator.md` for the model.
+//! and reports cold starts and pod-seconds. See `docs/simulator.md` for the model; the binary
+//! `zeroscale-simulate` (`src/bin/zeroscale-simulate.rs`) runs it from the command line.
 //!
 //! The `kpa` policy runs the same [`crate::kpa::FunctionScaler`] the autoscaler runs in the cluster.
 
@@ -73,6 +74,14 @@ impl Policy {
             .ok_or_else(|| SimError::UnknownPolicy(name.to_string()))
     }
 
+    /// The policies `name` selects: the one it names, or every one of [`POLICIES`] for `all`.
+    pub fn select(name: &str) -> Result<Vec<Self>, SimError> {
+        match name {
+            "all" => POLICIES.iter().map(|p| Self::parse(p)).collect(),
+            one => Ok(vec![Self::parse(one)?]),
+        }
+    }
+
     /// The policy's name.
     pub fn name(self) -> String {
         match self {
@@ -140,7 +149,8 @@ pub fn simulate(
     Ok(policies.iter().map(|&p| workload.run(p)).collect())
 }
 
-fn write(path: &Path, text: &str) -> Result<(), SimError> {
+/// Writes `text` to `path`, creating its directory first.
+pub fn write(path: &Path, text: &str) -> Result<(), SimError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|source| SimError::Write {
             path: parent.display().to_string(),
@@ -151,58 +161,4 @@ fn write(path: &Path, text: &str) -> Result<(), SimError> {
         path: path.display().to_string(),
         source,
     })
-}
-
-/// `zeroscale-autoscaler simulate`.
-pub fn main(args: &crate::args::SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let policies = if args.policy == "all" {
-        POLICIES
-            .iter()
-            .map(|p| Policy::parse(p))
-            .collect::<Result<Vec<_>, _>>()?
-    } else {
-        vec![Policy::parse(&args.policy)?]
-    };
-    let started = std::time::Instant::now();
-    let reports = simulate(&args.trace, &policies, args.seed, args.cold_start)?;
-    for r in &reports {
-        eprintln!(
-            "{:<10} invocations {:>8}  cold starts {:>7} ({:6.3} %)  p75/function {:6.2} %  idle pod-s {:>12.0}  total pod-s {:>12.0}",
-            r.policy,
-            r.invocations,
-            r.cold_starts,
-            r.cold_start_pct,
-            r.per_function_cold_start_pct_p75,
-            r.idle_pod_seconds,
-            r.total_pod_seconds
-        );
-    }
-    eprintln!(
-        "simulated {} policies in {:.2} s",
-        reports.len(),
-        started.elapsed().as_secs_f64()
-    );
-    let json = match reports.as_slice() {
-        [one] => serde_json::to_string_pretty(one)?,
-        many => serde_json::to_string_pretty(many)?,
-    };
-    match &args.out {
-        Some(path) => write(path, &json)?,
-        None => println!("{json}"),
-    }
-    if let Some(path) = &args.plot {
-        let name = args.trace.file_name().map_or_else(
-            || args.trace.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let title = format!("Keep-alive policies on {name}");
-        write(path, &plot::svg(&reports, &title))?;
-    }
-    if let Some(path) = &args.bench_out {
-        write(
-            path,
-            &serde_json::to_string_pretty(&report::bench_keys(&reports))?,
-        )?;
-    }
-    Ok(())
 }

@@ -33,6 +33,9 @@ pub const MANAGED_FLAGS: &[(&str, &str)] = &[
     ("activator", "broker-auth"),      // broker.auth.enabled (the chart grants the RBAC it needs)
     ("activator", "allowed-hosts"),    // eventing.allowedHosts (shared with the operator)
     ("activator", "autoscaler-token"), // Secret <fullname>-signals, as an environment variable
+    ("activator", "event-store"),      // eventing.store
+    ("activator", "nats-url"),         // eventing.nats.url, or the chart's own NATS Service
+    ("activator", "nats-replicas"),    // eventing.nats.replicas (also the chart's NATS pods)
     ("autoscaler", "events-addr"),     // bindAddress + autoscaler.ports.events
     ("autoscaler", "admin-addr"),      // bindAddress + autoscaler.ports.admin
     ("autoscaler", "events-token"),    // Secret <fullname>-signals, as an environment variable

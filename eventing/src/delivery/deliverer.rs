@@ -1,6 +1,6 @@
 //! The delivery loop: attempt, classify, wait, retry; then the dead-letter sink.
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
 use cloudevents::{AttributesReader, Event};
 
@@ -90,7 +90,7 @@ impl<S: EventSender, C: Clock> Deliverer<S, C> {
         subscriber: &Target,
         config: &DeliveryConfig,
     ) -> Outcome {
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let outcome = match self.attempts(trigger, event.clone(), subscriber, config).await {
             Ok((attempts, answer)) => Outcome::Delivered {
                 attempts,

@@ -7,12 +7,12 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::ResourceExt;
-use zeroscale_crds::Function;
+use zeroscale_crds::FunctionSpec;
 use zeroscale_crds::function::Protocol;
 
 use super::{
-    BuildSettings, child_meta, container_security_context, labels, pod_security_context, selector_labels,
+    BuildSettings, ValidatedFunction, child_meta, container_security_context, labels, pod_security_context,
+    selector_labels,
 };
 
 /// Name of the function's container in every pod.
@@ -45,9 +45,9 @@ pub fn default_readiness_probe(port: i32) -> Probe {
     }
 }
 
-fn readiness_probe(function: &Function) -> Probe {
-    match &function.spec.readiness_probe {
-        None => default_readiness_probe(function.spec.port),
+fn readiness_probe(spec: &FunctionSpec) -> Probe {
+    match &spec.readiness_probe {
+        None => default_readiness_probe(spec.port),
         Some(probe) => {
             let has_handler = probe.tcp_socket.is_some()
                 || probe.http_get.is_some()
@@ -56,14 +56,14 @@ fn readiness_probe(function: &Function) -> Probe {
             let mut probe = probe.clone();
             if !has_handler {
                 // Timings without a handler: probe the port with the user's timings.
-                probe.tcp_socket = default_readiness_probe(function.spec.port).tcp_socket;
+                probe.tcp_socket = default_readiness_probe(spec.port).tcp_socket;
             }
             probe
         }
     }
 }
 
-fn env(function: &Function) -> Vec<EnvVar> {
+fn env(function: &ValidatedFunction<'_>) -> Vec<EnvVar> {
     let value = |name: &str, value: String| EnvVar {
         name: name.into(),
         value: Some(value),
@@ -71,11 +71,8 @@ fn env(function: &Function) -> Vec<EnvVar> {
     };
     let mut env = function.spec.env.clone().unwrap_or_default();
     env.push(value("PORT", function.spec.port.to_string()));
-    env.push(value("ZEROSCALE_FUNCTION", function.name_any()));
-    env.push(value(
-        "ZEROSCALE_NAMESPACE",
-        function.namespace().unwrap_or_default(),
-    ));
+    env.push(value("ZEROSCALE_FUNCTION", function.name.to_string()));
+    env.push(value("ZEROSCALE_NAMESPACE", function.namespace.to_string()));
     env
 }
 
@@ -95,15 +92,19 @@ fn lifecycle(settings: &BuildSettings) -> Option<Lifecycle> {
 
 /// Seconds from the start of a pod's termination to SIGKILL: the `preStop` sleep, then up to
 /// `timeoutSeconds` for the requests in flight (none lasts longer) after SIGTERM.
-pub fn termination_grace_period_seconds(function: &Function, settings: &BuildSettings) -> i64 {
-    settings.pre_stop_sleep_seconds.max(0) + function.spec.timeout_seconds
+pub fn termination_grace_period_seconds(spec: &FunctionSpec, settings: &BuildSettings) -> i64 {
+    settings.pre_stop_sleep_seconds.max(0) + spec.timeout_seconds
 }
 
 /// The Deployment of a Function. `replicas` is `Some` only when the Deployment is created: afterwards
 /// the autoscaler owns `spec.replicas` (through `/scale`) and the operator leaves it out of every apply.
-pub fn build_deployment(function: &Function, settings: &BuildSettings, replicas: Option<i32>) -> Deployment {
-    let name = function.name_any();
-    let spec = &function.spec;
+pub fn build_deployment(
+    function: &ValidatedFunction<'_>,
+    settings: &BuildSettings,
+    replicas: Option<i32>,
+) -> Deployment {
+    let name = function.name.to_string();
+    let spec = function.spec;
     let container = Container {
         name: CONTAINER_NAME.into(),
         image: Some(spec.image.clone()),
@@ -118,9 +119,9 @@ pub fn build_deployment(function: &Function, settings: &BuildSettings, replicas:
             protocol: Some("TCP".into()),
             ..ContainerPort::default()
         }]),
-        readiness_probe: Some(readiness_probe(function)),
+        readiness_probe: Some(readiness_probe(spec)),
         lifecycle: lifecycle(settings),
-        security_context: Some(container_security_context(function)),
+        security_context: Some(container_security_context(spec)),
         ..Container::default()
     };
     let pod = PodSpec {
@@ -129,12 +130,12 @@ pub fn build_deployment(function: &Function, settings: &BuildSettings, replicas:
         service_account_name: spec.service_account_name.clone(),
         image_pull_secrets: spec.image_pull_secrets.clone(),
         // In-flight requests may take up to timeoutSeconds; let them finish on scale-down.
-        termination_grace_period_seconds: Some(termination_grace_period_seconds(function, settings)),
-        security_context: Some(pod_security_context(function)),
+        termination_grace_period_seconds: Some(termination_grace_period_seconds(spec, settings)),
+        security_context: Some(pod_security_context(spec)),
         ..PodSpec::default()
     };
     Deployment {
-        metadata: child_meta(function, name.clone()),
+        metadata: child_meta(function, &name),
         spec: Some(DeploymentSpec {
             replicas,
             selector: LabelSelector {
@@ -158,8 +159,10 @@ pub fn build_deployment(function: &Function, settings: &BuildSettings, replicas:
 
 #[cfg(test)]
 mod tests {
+    use kube::ResourceExt;
+
     use super::*;
-    use crate::build::tests::function;
+    use crate::build::tests::{function, validated};
 
     fn container(d: &Deployment) -> &Container {
         &d.spec
@@ -171,7 +174,7 @@ mod tests {
 
     #[test]
     fn deployment_has_name_labels_owner_and_env() {
-        let d = build_deployment(&function("hello"), &BuildSettings::default(), None);
+        let d = build_deployment(&validated(&function("hello")), &BuildSettings::default(), None);
         assert_eq!(d.metadata.name.as_deref(), Some("hello"));
         assert_eq!(d.metadata.namespace.as_deref(), Some("ns"));
         assert_eq!(
@@ -226,7 +229,7 @@ mod tests {
     fn pods_sleep_before_sigterm_and_get_the_timeout_after_it() {
         let mut f = function("hello");
         f.spec.timeout_seconds = 30;
-        let d = build_deployment(&f, &BuildSettings::default(), None);
+        let d = build_deployment(&validated(&f), &BuildSettings::default(), None);
         let pre_stop = container(&d)
             .lifecycle
             .as_ref()
@@ -241,7 +244,7 @@ mod tests {
             pre_stop_sleep_seconds: 0,
             ..BuildSettings::default()
         };
-        let d = build_deployment(&f, &settings, None);
+        let d = build_deployment(&validated(&f), &settings, None);
         assert!(container(&d).lifecycle.is_none(), "no sleep, no hook");
         let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
         assert_eq!(pod.termination_grace_period_seconds, Some(30));
@@ -250,7 +253,7 @@ mod tests {
     #[test]
     fn pods_are_restricted_by_default_and_read_only_on_request() {
         let mut f = function("hello");
-        let d = build_deployment(&f, &BuildSettings::default(), None);
+        let d = build_deployment(&validated(&f), &BuildSettings::default(), None);
         let json = serde_json::to_value(&d).expect("json");
         let pod = &json["spec"]["template"]["spec"];
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -264,7 +267,7 @@ mod tests {
             serde_json::from_value(serde_json::json!({ "runAsUser": 65532, "readOnlyRootFilesystem": true }))
                 .expect("ctx"),
         );
-        let d = build_deployment(&f, &BuildSettings::default(), None);
+        let d = build_deployment(&validated(&f), &BuildSettings::default(), None);
         let c = container(&d).security_context.clone().expect("ctx");
         assert_eq!(c.read_only_root_filesystem, Some(true));
         let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
@@ -276,15 +279,16 @@ mod tests {
     fn replicas_only_when_asked() {
         let f = function("hello");
         assert_eq!(
-            build_deployment(&f, &BuildSettings::default(), None)
+            build_deployment(&validated(&f), &BuildSettings::default(), None)
                 .spec
                 .and_then(|s| s.replicas),
             None
         );
-        let created = build_deployment(&f, &BuildSettings::default(), Some(3));
+        let created = build_deployment(&validated(&f), &BuildSettings::default(), Some(3));
         assert_eq!(created.spec.and_then(|s| s.replicas), Some(3));
         // Serialised for server-side apply, an absent `replicas` is absent, not null.
-        let json = serde_json::to_value(build_deployment(&f, &BuildSettings::default(), None)).expect("json");
+        let json = serde_json::to_value(build_deployment(&validated(&f), &BuildSettings::default(), None))
+            .expect("json");
         assert!(json["spec"].get("replicas").is_none());
     }
 
@@ -292,7 +296,7 @@ mod tests {
     fn default_probe_is_tcp_on_the_port_every_second() {
         let mut f = function("hello");
         f.spec.port = 9000;
-        let probe = build_deployment(&f, &BuildSettings::default(), None);
+        let probe = build_deployment(&validated(&f), &BuildSettings::default(), None);
         let probe = container(&probe).readiness_probe.clone().expect("probe");
         assert_eq!(probe.tcp_socket.map(|t| t.port), Some(IntOrString::Int(9000)));
         assert_eq!(probe.period_seconds, Some(1));
@@ -305,7 +309,7 @@ mod tests {
             period_seconds: Some(5),
             ..Probe::default()
         });
-        let d = build_deployment(&f, &BuildSettings::default(), None);
+        let d = build_deployment(&validated(&f), &BuildSettings::default(), None);
         let probe = container(&d).readiness_probe.clone().expect("probe");
         assert_eq!(probe.period_seconds, Some(5));
         assert!(probe.tcp_socket.is_some());
@@ -323,7 +327,7 @@ mod tests {
             value: Some("1".into()),
             value_from: None,
         }]);
-        let d = build_deployment(&f, &BuildSettings::default(), None);
+        let d = build_deployment(&validated(&f), &BuildSettings::default(), None);
         let c = container(&d);
         assert_eq!(c.command.as_deref(), Some(&["serve".to_string()][..]));
         assert_eq!(c.args.as_deref(), Some(&["--fast".to_string()][..]));

@@ -1,4 +1,5 @@
-//! Build: the child objects of a Function, as pure functions of the Function and the operator's settings.
+//! Build: the child objects of a validated Function, as pure functions of it and the operator's
+//! settings ([`build`] returns them all as [`Children`]).
 //!
 //! Names, labels and owner references follow `docs/architecture.md`. Nothing here talks to the API
 //! server, so every object is unit-tested.
@@ -9,10 +10,14 @@ mod services;
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 use zeroscale_crds::Function;
 use zeroscale_crds::function::{FUNCTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+
+use crate::validate::ValidatedFunction;
 
 pub use deployment::{CONTAINER_NAME, build_deployment, default_readiness_probe, port_name};
 pub use security::{container_security_context, pod_security_context};
@@ -62,13 +67,43 @@ pub fn owner_reference(function: &Function) -> Option<OwnerReference> {
 }
 
 /// Metadata of a child: name, namespace, labels and the owner reference.
-fn child_meta(function: &Function, name: String) -> ObjectMeta {
+fn child_meta(function: &ValidatedFunction<'_>, name: &str) -> ObjectMeta {
     ObjectMeta {
-        name: Some(name),
-        namespace: function.namespace(),
-        labels: Some(labels(&function.name_any())),
-        owner_references: owner_reference(function).map(|o| vec![o]),
+        name: Some(name.to_string()),
+        namespace: Some(function.namespace.to_string()),
+        labels: Some(labels(function.name)),
+        owner_references: function.owner.clone().map(|o| vec![o]),
         ..ObjectMeta::default()
+    }
+}
+
+/// Every child of a Function, as the operator applies them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Children {
+    /// The Deployment without `spec.replicas`, which the autoscaler owns once it exists.
+    pub deployment: Deployment,
+    /// The Deployment to create when none exists: with `spec.replicas` at the initial scale.
+    pub new_deployment: Deployment,
+    /// The headless Service `<name>-private` that lists the pods.
+    pub private_service: Service,
+    /// The `ExternalName` Service `<name>` that leads to the activator.
+    pub public_service: Service,
+}
+
+impl Children {
+    /// The Services, in the order they are applied (private first).
+    pub fn services(&self) -> [&Service; 2] {
+        [&self.private_service, &self.public_service]
+    }
+}
+
+/// Builds every child of `function` (pure).
+pub fn build(function: &ValidatedFunction<'_>, settings: &BuildSettings) -> Children {
+    Children {
+        deployment: build_deployment(function, settings, None),
+        new_deployment: build_deployment(function, settings, Some(function.initial_replicas())),
+        private_service: build_private_service(function),
+        public_service: build_public_service(function, settings),
     }
 }
 
@@ -76,6 +111,13 @@ fn child_meta(function: &Function, name: String) -> ObjectMeta {
 pub(crate) mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
     use zeroscale_crds::{Function, FunctionSpec};
+
+    use crate::validate::{ValidatedFunction, validate};
+
+    /// `function` through [`validate`], which it must pass.
+    pub(crate) fn validated(function: &Function) -> ValidatedFunction<'_> {
+        validate(function).expect("a valid function")
+    }
 
     /// A Function as read from the API server: with a namespace, uid and generation.
     pub(crate) fn function(name: &str) -> Function {
@@ -91,6 +133,24 @@ pub(crate) mod tests {
             },
             spec,
             status: None,
+        }
+    }
+
+    #[test]
+    fn build_returns_every_child_and_only_a_new_deployment_sets_replicas() {
+        let mut f = function("hello");
+        f.spec.scale.initial = 3;
+        let children = super::build(&validated(&f), &super::BuildSettings::default());
+        let replicas = |d: &k8s_openapi::api::apps::v1::Deployment| d.spec.as_ref().and_then(|s| s.replicas);
+        assert_eq!(replicas(&children.deployment), None);
+        assert_eq!(replicas(&children.new_deployment), Some(3));
+        let names = children
+            .services()
+            .map(|s| s.metadata.name.clone().unwrap_or_default());
+        assert_eq!(names, ["hello-private", "hello"]);
+        for meta in [&children.deployment.metadata, &children.private_service.metadata] {
+            assert_eq!(meta.namespace.as_deref(), Some("ns"));
+            assert_eq!(meta.owner_references.as_ref().map(Vec::len), Some(1));
         }
     }
 

@@ -5,11 +5,11 @@
 //! read-only root filesystem; admission rejects a root user (and [`crate::validate`] checks it again).
 
 use k8s_openapi::api::core::v1::{Capabilities, PodSecurityContext, SeccompProfile, SecurityContext};
-use zeroscale_crds::Function;
+use zeroscale_crds::FunctionSpec;
 
 /// The pod's security context: `runAsNonRoot`, seccomp `RuntimeDefault`, and the Function's ids.
-pub fn pod_security_context(function: &Function) -> PodSecurityContext {
-    let user = function.spec.security_context.clone().unwrap_or_default();
+pub fn pod_security_context(spec: &FunctionSpec) -> PodSecurityContext {
+    let user = spec.security_context.clone().unwrap_or_default();
     PodSecurityContext {
         // Always true: admission refuses `runAsNonRoot: false`, and the kubelet refuses to start an
         // image whose user is root (CreateContainerConfigError) unless `runAsUser` gives another UID.
@@ -28,9 +28,8 @@ pub fn pod_security_context(function: &Function) -> PodSecurityContext {
 
 /// The container's security context: no privilege escalation, no capabilities, and the root
 /// filesystem read-only when the Function asks for it (default writable, as in Knative).
-pub fn container_security_context(function: &Function) -> SecurityContext {
-    let read_only = function
-        .spec
+pub fn container_security_context(spec: &FunctionSpec) -> SecurityContext {
+    let read_only = spec
         .security_context
         .as_ref()
         .is_some_and(|s| s.read_only_root_filesystem());
@@ -56,14 +55,14 @@ mod tests {
     #[test]
     fn defaults_meet_the_restricted_standard() {
         let f = function("hello");
-        let pod = pod_security_context(&f);
+        let pod = pod_security_context(&f.spec);
         assert_eq!(pod.run_as_non_root, Some(true));
         assert_eq!(pod.run_as_user, None);
         assert_eq!(
             pod.seccomp_profile.map(|p| p.type_).as_deref(),
             Some("RuntimeDefault")
         );
-        let c = container_security_context(&f);
+        let c = container_security_context(&f.spec);
         assert_eq!(c.allow_privilege_escalation, Some(false));
         assert_eq!(c.privileged, Some(false));
         assert_eq!(c.capabilities.and_then(|c| c.drop), Some(vec!["ALL".to_string()]));
@@ -80,14 +79,14 @@ mod tests {
             }))
             .expect("ctx"),
         );
-        let pod = pod_security_context(&f);
+        let pod = pod_security_context(&f.spec);
         assert_eq!(
             (pod.run_as_user, pod.run_as_group, pod.fs_group),
             (Some(1000), Some(3000), Some(2000))
         );
         assert_eq!(pod.supplemental_groups, Some(vec![4000]));
         assert_eq!(pod.run_as_non_root, Some(true), "a user id never turns it off");
-        let c = container_security_context(&f);
+        let c = container_security_context(&f.spec);
         assert_eq!(c.read_only_root_filesystem, Some(true));
         assert_eq!(c.allow_privilege_escalation, Some(false));
     }

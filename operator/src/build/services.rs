@@ -3,22 +3,19 @@
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::ResourceExt;
-use zeroscale_crds::Function;
 use zeroscale_crds::function::{Protocol, private_service_name};
 
-use super::{BuildSettings, child_meta, port_name, selector_labels};
+use super::{BuildSettings, ValidatedFunction, child_meta, port_name, selector_labels};
 
 /// The private Service `<name>-private`: headless, selecting the function's pods. Its EndpointSlices
 /// (which carry its labels) are how the activator finds ready pods.
-pub fn build_private_service(function: &Function) -> Service {
-    let name = function.name_any();
-    let spec = &function.spec;
+pub fn build_private_service(function: &ValidatedFunction<'_>) -> Service {
+    let spec = function.spec;
     Service {
-        metadata: child_meta(function, private_service_name(&name)),
+        metadata: child_meta(function, &private_service_name(function.name)),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
-            selector: Some(selector_labels(&name)),
+            selector: Some(selector_labels(function.name)),
             ports: Some(vec![ServicePort {
                 name: Some(port_name(spec.protocol).into()),
                 port: spec.port,
@@ -39,9 +36,9 @@ pub fn build_private_service(function: &Function) -> Service {
 
 /// The public Service `<name>`: an `ExternalName` alias of the activator's Service, so in-cluster
 /// clients calling `http://<name>.<namespace>.svc` reach the activator, which routes by `Host`.
-pub fn build_public_service(function: &Function, settings: &BuildSettings) -> Service {
+pub fn build_public_service(function: &ValidatedFunction<'_>, settings: &BuildSettings) -> Service {
     Service {
-        metadata: child_meta(function, function.name_any()),
+        metadata: child_meta(function, function.name),
         spec: Some(ServiceSpec {
             type_: Some("ExternalName".into()),
             external_name: Some(settings.activator_service.clone()),
@@ -53,12 +50,14 @@ pub fn build_public_service(function: &Function, settings: &BuildSettings) -> Se
 
 #[cfg(test)]
 mod tests {
+    use kube::ResourceExt;
+
     use super::*;
-    use crate::build::tests::function;
+    use crate::build::tests::{function, validated};
 
     #[test]
     fn private_service_is_headless_and_selects_the_pods() {
-        let s = build_private_service(&function("hello"));
+        let s = build_private_service(&validated(&function("hello")));
         assert_eq!(s.metadata.name.as_deref(), Some("hello-private"));
         assert_eq!(
             s.labels().get("zeroscale.dev/function").map(String::as_str),
@@ -78,7 +77,7 @@ mod tests {
             activator_service: "act.sys.svc.cluster.local".into(),
             ..Default::default()
         };
-        let s = build_public_service(&function("hello"), &settings);
+        let s = build_public_service(&validated(&function("hello")), &settings);
         assert_eq!(s.metadata.name.as_deref(), Some("hello"));
         assert_eq!(s.owner_references()[0].controller, Some(true));
         let spec = s.spec.expect("spec");

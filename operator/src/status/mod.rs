@@ -126,10 +126,16 @@ fn active(observed: &Observed<'_>, failure: Option<&Failure>) -> DesiredConditio
     }
 }
 
-/// Computes the status of `function`. `domain` makes the external URL; `now` stamps new transitions.
-pub fn compute(function: &Function, observed: &Observed<'_>, domain: &str, now: &Time) -> FunctionStatus {
+/// Computes the status of `function` (of `namespace`) from what was applied and observed. `domain` makes
+/// the external URL; `now` stamps new transitions.
+pub fn compute(
+    function: &Function,
+    namespace: &str,
+    observed: &Observed<'_>,
+    domain: &str,
+    now: &Time,
+) -> FunctionStatus {
     let name = function.name_any();
-    let namespace = function.namespace().unwrap_or_default();
     let failure = startup_failure(observed.deployment, observed.pods);
     let deployment = deployment_ready(function, observed, failure.as_ref());
     let routes = match &observed.routes_error {

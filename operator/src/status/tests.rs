@@ -36,6 +36,7 @@ fn deployment(replicas: i32, ready: i32, updated: i32, generation: i64, observed
 fn observe(f: &Function, d: &Deployment, second: i64) -> FunctionStatus {
     compute(
         f,
+        "ns",
         &Observed {
             deployment: Some(d),
             ..Observed::default()
@@ -72,6 +73,7 @@ fn urls_counts_and_summary() {
     let d = deployment(2, 1, 2, 3, 3);
     let s = compute(
         &f,
+        "ns",
         &Observed {
             deployment: Some(&d),
             ..Observed::default()
@@ -103,6 +105,7 @@ fn ready_when_a_pod_is_ready_and_routes_exist() {
     let d = deployment(1, 1, 1, 1, 1);
     let s = compute(
         &f,
+        "ns",
         &Observed {
             deployment: Some(&d),
             ..Observed::default()
@@ -120,6 +123,7 @@ fn first_start_is_progressing_and_a_crash_is_reported() {
     let d = deployment(1, 0, 1, 1, 1);
     let s = compute(
         &f,
+        "ns",
         &Observed {
             deployment: Some(&d),
             ..Observed::default()
@@ -135,7 +139,7 @@ fn first_start_is_progressing_and_a_crash_is_reported() {
         pods: &pods,
         ..Observed::default()
     };
-    let s = compute(&f, &observed, "example.com", &time(1));
+    let s = compute(&f, "ns", &observed, "example.com", &time(1));
     assert_eq!(condition(&s, "Ready"), ("False", "CrashLoopBackOff"));
     assert_eq!(condition(&s, "Active"), ("False", "CrashLoopBackOff"));
 }
@@ -182,7 +186,7 @@ fn a_new_template_rolls_out() {
 #[test]
 fn missing_deployment_routes_failure_and_invalid_spec() {
     let f = function("hello");
-    let s = compute(&f, &Observed::default(), "e", &time(1));
+    let s = compute(&f, "ns", &Observed::default(), "e", &time(1));
     assert_eq!(condition(&s, "Ready"), ("False", "DeploymentMissing"));
     let d = deployment(1, 1, 1, 1, 1);
     let observed = Observed {
@@ -194,7 +198,7 @@ fn missing_deployment_routes_failure_and_invalid_spec() {
         ..Observed::default()
     };
     assert_eq!(
-        condition(&compute(&f, &observed, "e", &time(1)), "Ready"),
+        condition(&compute(&f, "ns", &observed, "e", &time(1)), "Ready"),
         ("False", "RoutesFailed")
     );
     let observed = Observed {
@@ -203,7 +207,7 @@ fn missing_deployment_routes_failure_and_invalid_spec() {
         ..Observed::default()
     };
     assert_eq!(
-        condition(&compute(&f, &observed, "e", &time(1)), "Ready"),
+        condition(&compute(&f, "ns", &observed, "e", &time(1)), "Ready"),
         ("False", "InvalidSpec")
     );
 }
@@ -241,7 +245,7 @@ fn a_child_the_function_does_not_control_is_reported() {
         deployment_error: Some(not_owned),
         ..Observed::default()
     };
-    let s = compute(&f, &observed, "e", &time(1));
+    let s = compute(&f, "ns", &observed, "e", &time(1));
     assert_eq!(condition(&s, "Ready"), ("False", "NotOwned"));
     assert_eq!(condition(&s, "DeploymentReady"), ("False", "NotOwned"));
 }
@@ -259,7 +263,7 @@ fn a_routes_failure_outranks_a_start_under_way() {
         routes_error: Some(not_owned),
         ..Observed::default()
     };
-    let s = compute(&f, &observed, "e", &time(1));
+    let s = compute(&f, "ns", &observed, "e", &time(1));
     assert_eq!(condition(&s, "DeploymentReady"), ("False", "Progressing"));
     assert_eq!(condition(&s, "Ready"), ("False", "NotOwned"));
 }
@@ -286,6 +290,7 @@ fn a_pod_that_keeps_being_oom_killed_makes_the_function_fail_with_oom_killed() {
     )];
     let s = compute(
         &f,
+        "ns",
         &Observed {
             deployment: Some(&d),
             pods: &pods,
@@ -317,6 +322,7 @@ fn a_container_restarted_after_an_oom_kill_serves_but_is_not_healthy() {
     )];
     let s = compute(
         &f,
+        "ns",
         &Observed {
             deployment: Some(&d),
             pods: &pods,

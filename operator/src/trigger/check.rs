@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 
-use kube::ResourceExt;
 use kube::api::GroupVersionKind;
 use zeroscale_crds::trigger::{
     Destination, TRIGGER_REASON_HOST_NOT_ALLOWED, TRIGGER_REASON_INVALID_DELIVERY,
@@ -91,14 +90,18 @@ pub struct SpecCheck {
 }
 
 impl SpecCheck {
-    /// Checks `trigger`'s spec with the default allow-list (in-cluster Services only).
-    pub fn of(trigger: &Trigger) -> Self {
-        Self::with_hosts(trigger, &AllowedHosts::new(CLUSTER_DOMAIN))
+    /// Checks the spec of `trigger` (of its namespace) with the default allow-list (in-cluster Services
+    /// only).
+    #[cfg(test)]
+    pub(crate) fn of(trigger: &Trigger) -> Self {
+        let namespace = trigger.metadata.namespace.as_deref().expect("a namespace");
+        Self::with_hosts(trigger, namespace, &AllowedHosts::new(CLUSTER_DOMAIN))
     }
 
-    /// Checks `trigger`'s spec; `uri` destinations must name a host `allowed` contains.
-    pub fn with_hosts(trigger: &Trigger, allowed: &AllowedHosts) -> Self {
-        let namespace = trigger.namespace().unwrap_or_default();
+    /// Checks the spec of `trigger`, which lives in `namespace`; `uri` destinations must name a host
+    /// `allowed` contains.
+    pub fn with_hosts(trigger: &Trigger, namespace: &str, allowed: &AllowedHosts) -> Self {
+        let namespace = namespace.to_string();
         let spec = &trigger.spec;
         let source_kind = spec.source.kind();
         let source = check_source(trigger, &namespace, source_kind);

@@ -150,7 +150,7 @@ fn uris_outside_the_allow_list_are_refused_naming_the_host() {
     let allowed = AllowedHosts::new(CLUSTER_DOMAIN)
         .with_list("169.254.169.254,*.example.com")
         .unwrap();
-    let check = SpecCheck::with_hosts(&t, &allowed);
+    let check = SpecCheck::with_hosts(&t, "shop", &allowed);
     assert_eq!(
         check.subscriber,
         Ok(Dest::Uri("http://169.254.169.254/latest".into()))

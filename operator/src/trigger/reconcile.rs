@@ -1,30 +1,33 @@
-//! The Trigger reconciler: check the spec (pure), look up the Functions it names and the kind its
-//! `kubernetes` source watches, compute the status (pure) and apply it when it changed.
+//! The Trigger reconciler, in typed steps: validate ([`validate`], pure: identity and
+//! [`SpecCheck`](super::check::SpecCheck)) →
+//! look-ups ([`lookup`]: the Functions it names, API discovery of the watched kind) → status
+//! ([`compute`], pure) → server-side apply of the status when it changed, with an Event when `Ready`
+//! changes. Triggers have no children: the activator runs the broker, the delivery and the sources.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{GroupVersionKind, Patch, PatchParams};
-use kube::error::DiscoveryError;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use serde_json::json;
-use zeroscale_crds::Function;
 use zeroscale_crds::trigger::{
     TRIGGER_CONDITION_READY, TRIGGER_REASON_KIND_NOT_FOUND, Trigger, TriggerStatus,
 };
 
 use zeroscale_eventing::outbound::AllowedHosts;
 
-use super::check::{CLUSTER_DOMAIN, SpecCheck};
-use super::status::{Lookups, compute};
+use super::check::CLUSTER_DOMAIN;
+use super::error::TriggerError;
+use super::lookup::lookup;
+use super::status::compute;
+use super::validate::{ValidatedTrigger, validate};
 use crate::apply::FIELD_MANAGER;
-use crate::error::{Error, chain};
+use crate::error::chain;
 use crate::events;
-use crate::failures::{Failures, backoff};
+use crate::failures::{Failures, backoff, key};
 use crate::metrics::{ErrorLabels, KindLabels, Metrics};
 
 /// Periodic re-reconcile, a safety net for missed events.
@@ -66,16 +69,8 @@ impl TriggerContext {
     }
 }
 
-fn key(trigger: &Trigger) -> String {
-    format!(
-        "{}/{}",
-        trigger.namespace().unwrap_or_default(),
-        trigger.name_any()
-    )
-}
-
 /// Reconciles one Trigger, recording metrics.
-pub async fn reconcile(trigger: Arc<Trigger>, ctx: Arc<TriggerContext>) -> Result<Action, Error> {
+pub async fn reconcile(trigger: Arc<Trigger>, ctx: Arc<TriggerContext>) -> Result<Action, TriggerError> {
     let started = Instant::now();
     let kind = KindLabels { kind: KIND };
     ctx.metrics.reconciles.get_or_create(&kind).inc();
@@ -85,7 +80,7 @@ pub async fn reconcile(trigger: Arc<Trigger>, ctx: Arc<TriggerContext>) -> Resul
         .get_or_create(&kind)
         .observe(started.elapsed().as_secs_f64());
     match &result {
-        Ok(_) => ctx.failures.clear(&key(&trigger)),
+        Ok(_) => ctx.failures.clear(&key(trigger.as_ref())),
         Err(e) => {
             let labels = ErrorLabels {
                 kind: KIND,
@@ -98,32 +93,21 @@ pub async fn reconcile(trigger: Arc<Trigger>, ctx: Arc<TriggerContext>) -> Resul
 }
 
 /// Decides when to retry a failed reconciliation: exponential back-off per Trigger.
-pub fn error_policy(trigger: Arc<Trigger>, error: &Error, ctx: Arc<TriggerContext>) -> Action {
-    let delay = backoff(ctx.failures.record(key(&trigger)));
-    tracing::warn!(trigger = %key(&trigger), error = %chain(error), retry_in = ?delay, "reconcile failed");
+pub fn error_policy(trigger: Arc<Trigger>, error: &TriggerError, ctx: Arc<TriggerContext>) -> Action {
+    let key = key(trigger.as_ref());
+    let delay = backoff(ctx.failures.record(key.clone()));
+    tracing::warn!(trigger = %key, error = %chain(error), retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
-async fn reconcile_trigger(trigger: &Trigger, ctx: &TriggerContext) -> Result<Action, Error> {
+async fn reconcile_trigger(trigger: &Trigger, ctx: &TriggerContext) -> Result<Action, TriggerError> {
     if trigger.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let check = SpecCheck::with_hosts(trigger, &ctx.allowed_hosts);
-    let lookups = Lookups {
-        missing_functions: missing_functions(&ctx.client, &check).await?,
-        kind: match check.kind() {
-            Some(gvk) => Some(served(&ctx.client, gvk).await?),
-            None => None,
-        },
-    };
-    let next = compute(trigger, &check, &lookups, &now());
-    let previous = trigger.status.clone().unwrap_or_default();
-    if previous != next {
-        patch_status(&ctx.client, trigger, &next).await?;
-        if let Some(note) = events::trigger_ready_transition(&previous.conditions, &next.conditions) {
-            events::publish(&ctx.recorder, trigger, note).await;
-        }
-    }
+    let validated = validate(trigger, &ctx.allowed_hosts)?;
+    let lookups = lookup(&ctx.client, &validated.check).await?;
+    let next = compute(trigger, &validated.check, &lookups, &now());
+    apply_status(&validated, &next, ctx).await?;
     let kind_missing = next
         .condition(TRIGGER_CONDITION_READY)
         .is_some_and(|c| c.reason == TRIGGER_REASON_KIND_NOT_FOUND);
@@ -131,39 +115,21 @@ async fn reconcile_trigger(trigger: &Trigger, ctx: &TriggerContext) -> Result<Ac
     Ok(Action::requeue(if kind_missing { KIND_RECHECK } else { RESYNC }))
 }
 
-/// The Functions the Trigger names that do not exist. Read uncached: the Function watch that
-/// re-triggers this reconcile may be ahead of any cache.
-async fn missing_functions(client: &Client, check: &SpecCheck) -> Result<BTreeSet<String>, Error> {
-    let api: Api<Function> = Api::namespaced(client.clone(), &check.namespace);
-    let mut missing = BTreeSet::new();
-    for name in check.functions() {
-        let found = api.get_opt(&name).await.map_err(|source| Error::Read {
-            what: format!("function {}/{name}", check.namespace),
-            source,
-        })?;
-        if found.is_none() {
-            missing.insert(name);
-        }
+/// Writes `next` when it differs from the stored status, and publishes an Event when `Ready` changed.
+async fn apply_status(
+    validated: &ValidatedTrigger<'_>,
+    next: &TriggerStatus,
+    ctx: &TriggerContext,
+) -> Result<(), TriggerError> {
+    let previous = validated.trigger.status.clone().unwrap_or_default();
+    if previous == *next {
+        return Ok(());
     }
-    Ok(missing)
-}
-
-/// Whether the API server serves `gvk`, by API discovery: `Err` with the reason when it does not; an
-/// error when discovery itself fails (retried).
-async fn served(client: &Client, gvk: &GroupVersionKind) -> Result<Result<(), String>, Error> {
-    match kube::discovery::pinned_kind(client, gvk).await {
-        Ok(_) => Ok(Ok(())),
-        Err(kube::Error::Discovery(DiscoveryError::MissingKind(_))) => {
-            Ok(Err(format!("its API version serves no kind {}", gvk.kind)))
-        }
-        Err(kube::Error::Api(status)) if status.code == 404 => {
-            Ok(Err(format!("API version {} is not served", gvk.api_version())))
-        }
-        Err(source) => Err(Error::Read {
-            what: format!("API discovery of {}", gvk.api_version()),
-            source,
-        }),
+    patch_status(&ctx.client, validated, next).await?;
+    if let Some(note) = events::trigger_ready_transition(&previous.conditions, &next.conditions) {
+        events::publish(&ctx.recorder, validated.trigger, note).await;
     }
+    Ok(())
 }
 
 fn now() -> Time {
@@ -173,20 +139,31 @@ fn now() -> Time {
 
 /// Server-side applies the status fields the operator owns; `lastScheduleTime` belongs to the component
 /// that runs the schedule and is left out, so this apply never removes it.
-async fn patch_status(client: &Client, trigger: &Trigger, status: &TriggerStatus) -> Result<(), Error> {
-    let name = trigger.name_any();
-    let api: Api<Trigger> = Api::namespaced(client.clone(), &trigger.namespace().unwrap_or_default());
+async fn patch_status(
+    client: &Client,
+    validated: &ValidatedTrigger<'_>,
+    status: &TriggerStatus,
+) -> Result<(), TriggerError> {
+    let name = validated.name;
+    let api: Api<Trigger> = Api::namespaced(client.clone(), validated.namespace);
     let owned = TriggerStatus {
         last_schedule_time: None,
         ..status.clone()
     };
     let body = json!({ "apiVersion": "zeroscale.dev/v1alpha1", "kind": "Trigger", "status": owned });
     api.patch_status(
-        &name,
+        name,
         &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(&body),
     )
     .await
-    .map_err(|source| Error::TriggerStatus { name, source })?;
+    .map_err(|source| TriggerError::Status {
+        name: name.to_string(),
+        source,
+    })?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

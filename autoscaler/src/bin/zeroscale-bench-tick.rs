@@ -1,19 +1,52 @@
-//! `zeroscale-autoscaler bench-tick`: the cost of one decision tick over many busy functions (P7).
+//! `zeroscale-bench-tick`: the cost of one autoscaler decision tick over many busy functions (P7).
 //!
 //! Every function is active (it has ready pods and a report each second), so none is skipped as idle
 //! at zero: this is the worst case for a tick. Reports are recorded outside the timed region; the
 //! tick itself (window averages, decision, bounds, scale-to-zero rules for every function) is timed,
 //! and the median over `runs` ticks is reported.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
+use clap::Parser;
+use zeroscale_autoscaler::kpa::{DeciderSpec, MultiScaler, Observation, TICK_INTERVAL};
 use zeroscale_common::signals::{FunctionKey, Stats};
 
-use crate::kpa::{DeciderSpec, MultiScaler, Observation, TICK_INTERVAL};
+/// Flags of `zeroscale-bench-tick`.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "zeroscale-bench-tick",
+    version,
+    about = "Time one autoscaler decision tick over many synthetic functions"
+)]
+struct BenchTickArgs {
+    /// Functions in the tick.
+    #[arg(long, default_value_t = 1000)]
+    functions: usize,
+    /// Timed ticks; the median is reported.
+    #[arg(long, default_value_t = 501)]
+    runs: usize,
+    /// Also write `{"autoscaler.tick_1000_fns_us": ...}` as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    match bench(&BenchTickArgs::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zeroscale-bench-tick: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Why the benchmark cannot report.
 #[derive(Debug, thiserror::Error)]
-pub enum BenchError {
+enum BenchError {
     /// The output cannot be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -26,7 +59,7 @@ pub enum BenchError {
 }
 
 /// Median wall time of one tick over `functions` busy functions, in microseconds.
-pub fn tick_median_us(functions: usize, runs: usize) -> f64 {
+fn tick_median_us(functions: usize, runs: usize) -> f64 {
     let mut scaler = MultiScaler::new(Duration::from_secs(3));
     let keys: Vec<FunctionKey> = (0..functions)
         .map(|i| FunctionKey::new("bench", format!("fn-{i}")))
@@ -82,8 +115,8 @@ pub fn tick_median_us(functions: usize, runs: usize) -> f64 {
     samples.get(samples.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// `zeroscale-autoscaler bench-tick`.
-pub fn main(args: &crate::args::BenchTickArgs) -> Result<(), Box<dyn std::error::Error>> {
+/// Times the ticks and reports the median.
+fn bench(args: &BenchTickArgs) -> Result<(), Box<dyn std::error::Error>> {
     let median = tick_median_us(args.functions, args.runs.max(1));
     println!(
         "one tick over {} functions: median {median:.1} µs over {} runs",
