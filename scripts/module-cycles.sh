@@ -5,9 +5,12 @@
 # `crate::`, `super::` and `self::` paths of every file (comments stripped), and resolves each to the
 # longest known module. An edge between two modules that are not ancestor and descendant becomes an edge
 # between the two sibling modules under their lowest common ancestor; each set of siblings must form an
-# acyclic graph. With `--graph` it also prints each crate's top-level module graph.
+# acyclic graph. Test-only code (`#[cfg(test)]` modules, inline or in files) is left out unless
+# `--with-tests` is given: a test reusing another module's fixture is not part of the design. With
+# `--graph` it also prints each crate's top-level module graph.
 #
-# Usage: scripts/module-cycles.sh [--graph] [crate-dir ...]   (default: activator autoscaler operator)
+# Usage: scripts/module-cycles.sh [--graph] [--with-tests] [crate-dir ...]
+#        (default crates: activator autoscaler operator)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec python3 - "$@" <<'PY'
@@ -15,11 +18,28 @@ import os, re, sys
 
 args = sys.argv[1:]
 show_graph = "--graph" in args
-crates = [a for a in args if a != "--graph"] or ["activator", "autoscaler", "operator"]
+with_tests = "--with-tests" in args
+crates = [a for a in args if not a.startswith("--")] or ["activator", "autoscaler", "operator"]
 
 COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
 STRING = re.compile(r'r#*"(?:.|\n)*?"#*|"(?:\\.|[^"\\])*"')
-MOD_DECL = re.compile(r'(?:#\[path\s*=\s*"([^"]+)"\]\s*)?(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;')
+MOD_DECL = re.compile(r'((?:#\[[^\]]*\]\s*)*)(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;')
+PATH_ATTR = re.compile(r'#\[path\s*=\s*"([^"]+)"\]')
+TEST_ATTR = re.compile(r'#\[cfg\(test\)\]')
+INLINE_TEST_MOD = re.compile(r'#\[cfg\(test\)\]\s*(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+\w+\s*\{')
+
+
+def strip_inline_tests(src):
+    """Removes `#[cfg(test)] mod name { ... }` blocks (braces matched)."""
+    while True:
+        m = INLINE_TEST_MOD.search(src)
+        if not m:
+            return src
+        depth, i = 1, m.end()
+        while i < len(src) and depth:
+            depth += {"{": 1, "}": -1}.get(src[i], 0)
+            i += 1
+        src = src[: m.start()] + src[i:]
 PATH_START = re.compile(r"\b(crate|super|self)::")
 
 
@@ -62,15 +82,23 @@ def parse_tree(text, i):
 def analyse(crate_dir, root_file):
     files = {}  # module path (tuple) -> file
 
+    def read(path):
+        src = strip(open(path).read())
+        return src if with_tests else strip_inline_tests(src)
+
     def walk(module, path):
         files[module] = path
-        src = strip(open(path).read())
+        src = read(path)
         base = os.path.dirname(path)
         stem = os.path.splitext(os.path.basename(path))[0]
         if stem not in ("lib", "main", "mod"):
             base = os.path.join(base, stem)
         for m in MOD_DECL.finditer(src):
-            explicit, name = m.group(1), m.group(2)
+            attrs, name = m.group(1), m.group(2)
+            if TEST_ATTR.search(attrs) and not with_tests:
+                continue
+            explicit = PATH_ATTR.search(attrs)
+            explicit = explicit.group(1) if explicit else None
             if explicit:
                 child = os.path.join(os.path.dirname(path), explicit)
             else:
@@ -84,7 +112,7 @@ def analyse(crate_dir, root_file):
     modules = set(files)
     edges = set()
     for module, path in files.items():
-        src = strip(open(path).read())
+        src = read(path)
         for m in PATH_START.finditer(src):
             kind = m.group(1)
             for segs in parse_tree(src, m.end())[0]:
