@@ -43,8 +43,9 @@ generate: ## regenerate the CRD YAML (and chart copies) from the Rust types, and
 	bash scripts/gen-deploy.sh
 
 .PHONY: lint
-lint: ## rustfmt, clippy with warnings as errors, generated-file drift
+lint: ## rustfmt, clippy with warnings as errors, module cycles, generated-file drift
 	$(CARGO) fmt --all -- --check
+	bash scripts/module-cycles.sh
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) run -q -p zeroscale-crds --bin crdgen -- --check
 	bash scripts/gen-deploy.sh --check
