@@ -11,11 +11,9 @@ use support::*;
 use zeroscale_activator::settings::{EndpointInfo, FunctionSettings};
 use zeroscale_common::signals::STATS_TYPE;
 
-// Real time until the activator's stats accounting (`stats.rs`, `function.rs`) reads tokio's clock:
-// it integrates concurrency over std::time::Instant today, so on paused time the 150 ms requests
-// would take no time at all. TODO(integrator): after merging helper A's core refactor (tokio's
-// Instant throughout), make this `start_paused = true` like the other tests.
-#[tokio::test]
+// Paused time: the stats accounting integrates concurrency over tokio's clock, so the 150 ms
+// requests take exactly 150 virtual ms and the reported request-seconds are exact.
+#[tokio::test(start_paused = true)]
 async fn stats_report_concurrency_then_one_final_zero() {
     let recorder = SignalRecorder::default();
     let url = recorder.start().await;
