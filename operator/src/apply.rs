@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn only_children_with_the_functions_uid_are_controlled() {
-        let f = crate::build::tests::function("f");
+        let f = crate::test_objects::function("f");
         let ours = crate::build::build_private_service(&crate::build::tests::validated(&f));
         assert!(controlled_by(&ours.metadata, &f));
         assert!(!controlled_by(&ObjectMeta::default(), &f));

@@ -22,6 +22,8 @@ pub mod observe;
 pub mod platform;
 pub mod reconcile;
 pub mod status;
+#[cfg(test)]
+mod test_objects;
 pub mod trigger;
 pub mod validate;
 

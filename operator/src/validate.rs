@@ -186,7 +186,7 @@ mod tests {
     use zeroscale_crds::ScaleSpec;
 
     use super::*;
-    use crate::build::tests::function;
+    use crate::test_objects::function;
 
     fn env(name: &str) -> EnvVar {
         EnvVar {

@@ -109,31 +109,14 @@ pub fn build(function: &ValidatedFunction<'_>, settings: &BuildSettings) -> Chil
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use zeroscale_crds::{Function, FunctionSpec};
+    use zeroscale_crds::Function;
 
+    pub(crate) use crate::test_objects::function;
     use crate::validate::{ValidatedFunction, validate};
 
     /// `function` through [`validate`], which it must pass.
     pub(crate) fn validated(function: &Function) -> ValidatedFunction<'_> {
         validate(function).expect("a valid function")
-    }
-
-    /// A Function as read from the API server: with a namespace, uid and generation.
-    pub(crate) fn function(name: &str) -> Function {
-        let spec: FunctionSpec =
-            serde_json::from_value(serde_json::json!({ "image": "zeroscale/echo" })).expect("minimal spec");
-        Function {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("ns".into()),
-                uid: Some("uid-1".into()),
-                generation: Some(1),
-                ..ObjectMeta::default()
-            },
-            spec,
-            status: None,
-        }
     }
 
     #[test]

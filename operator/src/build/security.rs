@@ -50,7 +50,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::build::tests::function;
+    use crate::test_objects::function;
 
     #[test]
     fn defaults_meet_the_restricted_standard() {

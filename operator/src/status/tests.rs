@@ -4,7 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::json;
 
 use super::*;
-use crate::build::tests::function;
+use crate::test_objects::function;
 
 fn time(second: i64) -> Time {
     Time(jiff::Timestamp::from_second(second).expect("valid time"))
