@@ -8,8 +8,8 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::runtime::controller::{Config, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde::de::DeserializeOwned;
 use zeroscale_common::admin::Readiness;
@@ -21,8 +21,6 @@ use crate::reconcile::{Context, error_policy, reconcile};
 
 /// Pod and Deployment status changes come in bursts; reconcile once per burst.
 const DEBOUNCE: Duration = Duration::from_millis(100);
-/// How often readiness re-checks whether the Function cache has synced.
-const SYNC_POLL: Duration = Duration::from_millis(200);
 /// Functions reconciled in parallel.
 const CONCURRENCY: u16 = 8;
 
@@ -54,35 +52,33 @@ pub async fn run(
     let client = ctx.client.clone();
     let ns = watch_namespace.as_deref();
     let children = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
-    let controller = Controller::new(
+    // Our own reflector rather than `Controller::new`'s: its stream says when the first list is in
+    // the cache (`InitDone`), which is when the operator is ready. (The store's own ready signal
+    // wakes only its latest waiter, the controller's, so it cannot be awaited beside it.)
+    let (reader, writer) = reflector::store();
+    let functions = watcher(
         api::<Function>(&client, ns),
         watcher::Config::default().any_semantic(),
     )
-    .owns(api::<Deployment>(&client, ns), children.clone())
-    .owns(api::<Service>(&client, ns), children)
-    .watches(
-        api::<Pod>(&client, ns),
-        watcher::Config::default().labels(FUNCTION_LABEL),
-        pod_function,
-    )
-    .with_config(Config::default().debounce(DEBOUNCE).concurrency(CONCURRENCY))
-    .graceful_shutdown_on(shutdown);
-    let store = controller.store();
-    let synced = tokio::spawn(async move {
-        // The store's ready signal wakes only its latest waiter (the controller's own), so poll it
-        // again now and then instead of waiting once.
-        loop {
-            match tokio::time::timeout(SYNC_POLL, store.wait_until_ready()).await {
-                Ok(Ok(())) => {
-                    tracing::info!("function cache synced");
-                    readiness.set(true);
-                    break;
-                }
-                Ok(Err(_)) => break,
-                Err(_) => {}
-            }
+    .default_backoff()
+    .reflect(writer)
+    .inspect(move |event| {
+        if matches!(event, Ok(watcher::Event::InitDone)) && !readiness.get() {
+            tracing::info!("function cache synced");
+            readiness.set(true);
         }
-    });
+    })
+    .applied_objects();
+    let controller = Controller::for_stream(functions, reader)
+        .owns(api::<Deployment>(&client, ns), children.clone())
+        .owns(api::<Service>(&client, ns), children)
+        .watches(
+            api::<Pod>(&client, ns),
+            watcher::Config::default().labels(FUNCTION_LABEL),
+            pod_function,
+        )
+        .with_config(Config::default().debounce(DEBOUNCE).concurrency(CONCURRENCY))
+        .graceful_shutdown_on(shutdown);
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -92,7 +88,6 @@ pub async fn run(
             }
         })
         .await;
-    synced.abort();
 }
 
 #[cfg(test)]
