@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use zeroscale_crds::function::ScaleSpec;
+use zeroscale_crds::function::{ScalePolicy, ScaleSpec};
 
 use super::{
     accounting::Tally,
@@ -35,6 +35,14 @@ pub fn default_spec() -> DeciderSpec {
         ..ScaleSpec::default()
     };
     DeciderSpec::resolve(&scale, 1).unwrap_or_default()
+}
+
+/// The same spec with `policy: predictive`.
+pub fn predictive_spec() -> DeciderSpec {
+    DeciderSpec {
+        policy: ScalePolicy::Predictive,
+        ..default_spec()
+    }
 }
 
 struct Function {
@@ -181,7 +189,8 @@ fn next_multiple(now: Micros, step: Micros) -> Micros {
     (now / step + 1) * step
 }
 
-/// Runs `invocations` (sorted by arrival) through the KPA with `spec`.
+/// Runs `invocations` (sorted by arrival) through the KPA with `spec` (and, with `policy:
+/// predictive` in it, the predictive policy on the 0 ↔ 1 boundary).
 pub fn simulate(
     invocations: &[Invocation],
     spec: &DeciderSpec,
@@ -236,7 +245,11 @@ pub fn simulate(
             f.arrival(now, inv);
         }
         if f.quiescent(now) {
-            next_tick = NEVER;
+            // A predictive function at zero is decided again at its pre-warm moment.
+            next_tick = f
+                .scaler
+                .next_wake(Duration::from_micros(now))
+                .map_or(NEVER, |at| (at.as_micros() as Micros).div_ceil(tick) * tick);
             next_second = NEVER;
         }
     }
