@@ -290,6 +290,19 @@ mod tests {
     }
 
     #[test]
+    fn predictive_prewarms_periodic_invocations_the_kpa_finds_cold() {
+        let invs: Vec<_> = (0..12).map(|i| inv(i * 300_000, 100)).collect();
+        let kpa = simulate(&invs, &default_spec(), SECOND, 3600 * SECOND);
+        let predictive = simulate(&invs, &predictive_spec(), SECOND, 3600 * SECOND);
+        // The KPA is at zero 90 s after each request: every one is cold.
+        assert_eq!(kpa.cold_starts, 12);
+        // Two idle times are known after the third request: from the fourth on, a pod is
+        // pre-warmed 216 s after the traffic (bin 4 × 0.9) and is ready before the request.
+        assert_eq!(predictive.cold_starts, 3);
+        assert!(predictive.total_pod_seconds() < 12.0 * 300.0 / 2.0);
+    }
+
+    #[test]
     fn bursts_scale_out() {
         let spec = default_spec();
         let invs: Vec<_> = (0..200).map(|i| inv(1000 + i * 10, 5000)).collect();
