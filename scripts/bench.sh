@@ -84,6 +84,8 @@ TARGETS = [
     ("P7", "autoscaler.tick_1000_fns_us", "<=", 1000, "one tick over 1,000 functions ≤ 1 ms"),
     ("P8", "sim.kpa.cold_start_pct", None, None, "cold-start % per policy (plot)"),
     ("P8", "sim.kpa.idle_pod_seconds", None, None, "idle pod-seconds per policy (plot)"),
+    ("P8", "sim.predictive.cold_start_pct", None, None, "predictive policy: cold-start % (vs kpa, fixed_*)"),
+    ("P8", "sim.predictive.idle_pod_seconds", None, None, "predictive policy: idle pod-seconds"),
     ("P9", "footprint.idle_rss_mib", "<=", 60, "operator + activator + autoscaler ≤ 60 MiB"),
 ]
 

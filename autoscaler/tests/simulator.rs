@@ -82,6 +82,20 @@ fn every_policy_on_sample10_keeps_the_invariants() {
 }
 
 #[test]
+fn predictive_beats_kpa_per_function_on_sample10() {
+    let dir = traces();
+    let policies = ["kpa", "predictive", "fixed_10m"].map(|p| Policy::parse(p).expect("known policy"));
+    let reports = sim::simulate(&dir, &policies, 1, std::time::Duration::from_secs(1)).expect("simulates");
+    let [kpa, predictive, fixed_10m] = [&reports[0], &reports[1], &reports[2]];
+    // The figures of docs/simulator.md: fewer cold starts than the KPA in total and far fewer per
+    // function (the paper's headline statistic), idle time between KPA and the 10-minute keep-alive.
+    assert!(predictive.cold_starts < kpa.cold_starts);
+    assert!(predictive.per_function_cold_start_pct_p75 < kpa.per_function_cold_start_pct_p75 / 1.5);
+    assert!(predictive.per_function_cold_start_pct_p75 < fixed_10m.per_function_cold_start_pct_p75);
+    assert!(predictive.idle_pod_seconds < fixed_10m.idle_pod_seconds);
+}
+
+#[test]
 fn simulate_command_writes_the_documented_json() {
     let dir = traces();
     let out = std::env::temp_dir().join(format!("zeroscale-sim-{}.json", std::process::id()));

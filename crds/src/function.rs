@@ -5,6 +5,7 @@
 //! rejects invalid Functions at admission without a webhook.
 
 mod conditions;
+mod prediction;
 mod resolved;
 mod scale;
 mod security;
@@ -17,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use conditions::*;
+pub use prediction::{IdleBin, Prediction};
 pub use resolved::{
     DEFAULT_CONCURRENCY_TARGET, DEFAULT_RPS_TARGET, MAX_DURATION, MIN_WINDOW, ResolvedScale, ScaleError,
 };
-pub use scale::{DURATION_PATTERN, ScaleMetric, ScaleSpec};
+pub use scale::{DURATION_PATTERN, ScaleMetric, ScalePolicy, ScaleSpec};
 pub use security::{FunctionSecurityContext, RUN_AS_NON_ROOT_MESSAGE, RUN_AS_USER_MESSAGE};
 
 /// A function: a container image serving HTTP on `$PORT`, scaled by demand, to zero when idle.
@@ -186,6 +188,10 @@ pub struct FunctionStatus {
     /// Conditions `Ready`, `DeploymentReady`, `RoutesReady`, `Active` and `ContainerHealthy`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// What the autoscaler learned of a `predictive` function's idle times, so a restart keeps it.
+    /// Written by the autoscaler (field manager `zeroscale-autoscaler`), never by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<Prediction>,
 }
 
 impl Function {

@@ -217,7 +217,13 @@ async fn write_status(
 ) -> Result<(), FunctionError> {
     let next = status::compute(function, namespace, observed, &ctx.domain, &now());
     let previous = function.status.clone().unwrap_or_default();
-    if previous == next {
+    // `prediction` belongs to the autoscaler: it neither makes the operator's status differ nor is
+    // applied by it (the operator's apply leaves it out, so the autoscaler keeps owning it).
+    let ours = FunctionStatus {
+        prediction: None,
+        ..previous.clone()
+    };
+    if ours == next {
         return Ok(());
     }
     patch_status(&ctx.client, name, namespace, &next).await?;

@@ -9,6 +9,7 @@ pub mod collector;
 pub mod decider;
 pub mod max_window;
 pub mod multi;
+pub mod predictive;
 pub mod scaler;
 pub mod spec;
 
@@ -17,5 +18,6 @@ mod tests;
 
 pub use decider::TICK_INTERVAL;
 pub use multi::MultiScaler;
+pub use predictive::{Advice, PredictiveParams, Predictor};
 pub use scaler::{Decision, FunctionScaler, Observation, Reason};
 pub use spec::{DeciderSpec, SpecError};

@@ -58,6 +58,16 @@ impl MultiScaler {
         self.scalers.get(key)
     }
 
+    /// The scaler of `key`, to change, if any.
+    pub fn get_mut(&mut self, key: &FunctionKey) -> Option<&mut FunctionScaler> {
+        self.scalers.get_mut(key)
+    }
+
+    /// Every function's scaler.
+    pub fn iter(&self) -> impl Iterator<Item = (&FunctionKey, &FunctionScaler)> {
+        self.scalers.iter()
+    }
+
     /// Number of functions tracked.
     pub fn len(&self) -> usize {
         self.scalers.len()

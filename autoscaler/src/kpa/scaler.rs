@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use zeroscale_crds::function::ScalePolicy;
+
 use super::{
     collector::Collector,
     decider::{Decider, ScaleResult},
+    predictive::{Advice, PredictiveParams, Predictor},
     spec::DeciderSpec,
 };
 
@@ -33,6 +36,8 @@ pub enum Reason {
     ScaleToZero,
     /// `min`, `max` or `initial` overrode the computed value.
     Bounds,
+    /// The predictive policy pre-warms one pod before the predicted next request.
+    Prewarm,
 }
 
 impl Reason {
@@ -44,6 +49,7 @@ impl Reason {
             Reason::Panic => "panic",
             Reason::ScaleToZero => "scale-to-zero",
             Reason::Bounds => "bounds",
+            Reason::Prewarm => "prewarm",
         }
     }
 
@@ -55,6 +61,7 @@ impl Reason {
             Reason::Panic => "Panic",
             Reason::ScaleToZero => "ScaleToZero",
             Reason::Bounds => "Bounds",
+            Reason::Prewarm => "Prewarm",
         }
     }
 }
@@ -89,6 +96,12 @@ pub struct FunctionScaler {
     /// Whether the function has reached its initial scale (or been scaled below it).
     initialized: bool,
     staleness: Duration,
+    /// The learned idle times of a `predictive` function.
+    predictor: Option<Predictor>,
+}
+
+fn predictor_for(spec: &DeciderSpec) -> Option<Predictor> {
+    (spec.policy == ScalePolicy::Predictive).then(|| Predictor::new(PredictiveParams::default()))
 }
 
 impl FunctionScaler {
@@ -96,6 +109,7 @@ impl FunctionScaler {
     pub fn new(spec: DeciderSpec, now: Duration, staleness: Duration) -> Self {
         Self {
             collector: Collector::new(spec.stable_window, spec.panic_window, staleness),
+            predictor: predictor_for(&spec),
             spec,
             decider: None,
             tracked_since: now,
@@ -115,6 +129,9 @@ impl FunctionScaler {
         if spec == self.spec {
             return;
         }
+        if spec.policy != self.spec.policy {
+            self.predictor = predictor_for(&spec);
+        }
         if spec.stable_window != self.spec.stable_window || spec.panic_window != self.spec.panic_window {
             self.collector = Collector::new(spec.stable_window, spec.panic_window, self.staleness);
             self.decider = None;
@@ -128,12 +145,35 @@ impl FunctionScaler {
     /// Records a stats report of `value` from activator `replica`.
     pub fn record(&mut self, now: Duration, replica: &str, value: f64) {
         self.collector.record(now, replica, value);
+        if value > 0.0
+            && let Some(p) = &mut self.predictor
+        {
+            p.activity(now);
+        }
     }
 
     /// Records demand: `queued` requests wait at `replica` for a function with no ready pod. The
     /// activator's first per-second report for the same second replaces (averages with) it.
     pub fn record_demand(&mut self, now: Duration, replica: &str, queued: u64) {
         self.collector.record(now, replica, queued.max(1) as f64);
+        if let Some(p) = &mut self.predictor {
+            p.activity(now);
+        }
+    }
+
+    /// The predictive policy's state, for a `predictive` function.
+    pub fn predictor(&self) -> Option<&Predictor> {
+        self.predictor.as_ref()
+    }
+
+    /// The predictive policy's state, to restore it after a restart.
+    pub fn predictor_mut(&mut self) -> Option<&mut Predictor> {
+        self.predictor.as_mut()
+    }
+
+    /// When a `predictive` function waiting at zero must be decided again (its pre-warm moment).
+    pub fn next_wake(&self, now: Duration) -> Option<Duration> {
+        self.predictor.as_ref()?.next_prewarm(now)
     }
 
     /// Whether the decider is in panic mode.
@@ -148,7 +188,13 @@ impl FunctionScaler {
 
     /// Whether the function is quiescent at zero: nothing to decide until new traffic arrives.
     pub fn is_idle_at_zero(&self, now: Duration, current: i32) -> bool {
-        current == 0 && self.collector.is_empty(now) && !self.in_panic()
+        current == 0
+            && self.collector.is_empty(now)
+            && !self.in_panic()
+            && self
+                .predictor
+                .as_ref()
+                .is_none_or(|p| p.advise(now) != Advice::Warm)
     }
 
     /// One decision at `now`. `demand` marks a decision made at once for waiting requests: it never
@@ -208,6 +254,9 @@ impl FunctionScaler {
                 desired = 1;
             }
         }
+        if !demand && let Some(p) = &self.predictor {
+            (desired, reason) = apply_advice(p.advise(now), desired, reason, spec, obs);
+        }
         Decision {
             desired,
             reason,
@@ -215,5 +264,24 @@ impl FunctionScaler {
             observed_stable,
             observed_panic,
         }
+    }
+}
+
+/// The predictive policy's say over the 0 ↔ 1 boundary: at least one pod while it advises warm
+/// (the KPA may ask for more), zero while it advises zero (when `min` and the activator allow).
+fn apply_advice(
+    advice: Advice,
+    desired: i32,
+    reason: Reason,
+    spec: &DeciderSpec,
+    obs: Observation,
+) -> (i32, Reason) {
+    let ceiling = if spec.max > 0 { spec.max } else { i32::MAX };
+    match advice {
+        Advice::Kpa => (desired, reason),
+        Advice::Warm if desired < 1 && ceiling >= 1 => (1, Reason::Prewarm),
+        Advice::Warm => (desired, reason),
+        Advice::Zero if spec.min == 0 && obs.activator_ready => (0, Reason::ScaleToZero),
+        Advice::Zero => (desired.min(spec.min.max(1)), reason),
     }
 }

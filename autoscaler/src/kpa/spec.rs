@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use zeroscale_crds::function::{ScaleMetric, ScaleSpec};
+use zeroscale_crds::function::{ScaleMetric, ScalePolicy, ScaleSpec};
 
 /// Knative's smallest allowed `target × utilization`.
 const MIN_TARGET_VALUE: f64 = 0.01;
@@ -41,6 +41,8 @@ pub struct DeciderSpec {
     pub max: i32,
     /// Replicas at creation; a floor until the function first reaches it.
     pub initial: i32,
+    /// Who decides the 0 ↔ 1 boundary.
+    pub policy: ScalePolicy,
 }
 
 impl Default for DeciderSpec {
@@ -60,6 +62,7 @@ impl Default for DeciderSpec {
             min: 0,
             max: 0,
             initial: 1,
+            policy: ScalePolicy::Kpa,
         })
     }
 }
@@ -88,6 +91,7 @@ impl DeciderSpec {
             min: to_i32(r.min),
             max: r.max.map_or(0, to_i32),
             initial: to_i32(r.initial),
+            policy: scale.policy,
         })
     }
 }

@@ -16,9 +16,14 @@ use super::{
     cluster::ClusterView,
     events::Signal,
     metrics::{FunctionLabels, Metrics},
+    prediction::{self, Predictions},
     writer::{ScaleWrite, Writer},
 };
 use crate::kpa::{DeciderSpec, Decision, MultiScaler, Observation};
+
+/// Where the decision clock starts: a day, so that a last-traffic time restored from a Function's
+/// status (up to a day old) is representable on it.
+const CLOCK_ORIGIN: Duration = Duration::from_secs(86_400);
 
 /// A write we sent whose effect the Deployment watch has not shown yet.
 const PENDING_FOR: Duration = Duration::from_secs(10);
@@ -43,6 +48,8 @@ pub struct Engine {
     pub pending: HashMap<FunctionKey, (i32, Instant)>,
     /// Functions whose spec failed to resolve, so the warning is logged once per spec.
     pub bad_specs: HashMap<FunctionKey, String>,
+    /// Restored and written `status.prediction` of predictive functions.
+    pub predictions: Predictions,
 }
 
 fn labels(key: &FunctionKey) -> FunctionLabels {
@@ -51,7 +58,7 @@ fn labels(key: &FunctionKey) -> FunctionLabels {
 
 impl Engine {
     fn now(&self) -> Duration {
-        self.epoch.elapsed()
+        self.epoch.elapsed() + CLOCK_ORIGIN
     }
 
     /// The observation of `key`; `None` while its Deployment is unknown. A write we just sent
@@ -96,6 +103,9 @@ impl Engine {
                 }
             };
             self.scalers.set_spec(&key, spec, now);
+            if let Some(scaler) = self.scalers.get_mut(&key) {
+                self.predictions.restore(&key, f, scaler, now);
+            }
             known.insert(key);
         }
         let metrics = &self.metrics;
@@ -109,6 +119,28 @@ impl Engine {
         });
         self.pending
             .retain(|key, (_, at)| known.contains(key) && at.elapsed() < PENDING_FOR);
+        self.predictions.retain(|key| known.contains(key));
+    }
+
+    /// Writes the predictions that changed (leader only: one writer, like `/scale`).
+    fn persist_predictions(&mut self) {
+        if !*self.leader.borrow() {
+            return;
+        }
+        let now = self.now();
+        let mut due = Vec::new();
+        for (key, scaler) in self.scalers.iter() {
+            if let Some(p) = scaler.predictor()
+                && self.predictions.due(key, p.version())
+                && self.cluster.function(key).is_some()
+            {
+                due.push((key.clone(), p.version(), prediction::state(p, now)));
+            }
+        }
+        for (key, version, state) in due {
+            self.predictions.mark(&key, version);
+            prediction::spawn_write(self.writer.client().clone(), key, state);
+        }
     }
 
     fn record(&self, key: &FunctionKey, obs: Observation, d: &Decision) {
@@ -180,6 +212,7 @@ impl Engine {
         for (key, obs, d) in decisions {
             self.apply(&key, obs, d, None);
         }
+        self.persist_predictions();
     }
 
     /// Runs until `signals` closes or `shutdown` resolves. `failed_writes` names functions whose

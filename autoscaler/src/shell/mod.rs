@@ -7,6 +7,7 @@ pub mod engine;
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod prediction;
 pub mod writer;
 
 use std::{collections::HashMap, sync::Arc, time::Instant};
@@ -155,6 +156,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), Shell
         leader,
         pending: HashMap::new(),
         bad_specs: HashMap::new(),
+        predictions: prediction::Predictions::default(),
     };
     engine
         .run(rx, failed_rx, args.tick_interval, shutdown.cancelled())

@@ -170,6 +170,11 @@ impl Writer {
         self
     }
 
+    /// The Kubernetes client the writer uses.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Applies `write` in a task of its own, so slow API calls never hold up decisions.
     pub fn spawn(&self, write: ScaleWrite, function: Option<Arc<Function>>) {
         let this = self.clone();

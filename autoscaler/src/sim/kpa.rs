@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use zeroscale_crds::function::ScaleSpec;
+use zeroscale_crds::function::{ScalePolicy, ScaleSpec};
 
 use super::{
     accounting::Tally,
@@ -35,6 +35,14 @@ pub fn default_spec() -> DeciderSpec {
         ..ScaleSpec::default()
     };
     DeciderSpec::resolve(&scale, 1).unwrap_or_default()
+}
+
+/// The same spec with `policy: predictive`.
+pub fn predictive_spec() -> DeciderSpec {
+    DeciderSpec {
+        policy: ScalePolicy::Predictive,
+        ..default_spec()
+    }
 }
 
 struct Function {
@@ -181,7 +189,8 @@ fn next_multiple(now: Micros, step: Micros) -> Micros {
     (now / step + 1) * step
 }
 
-/// Runs `invocations` (sorted by arrival) through the KPA with `spec`.
+/// Runs `invocations` (sorted by arrival) through the KPA with `spec` (and, with `policy:
+/// predictive` in it, the predictive policy on the 0 ↔ 1 boundary).
 pub fn simulate(
     invocations: &[Invocation],
     spec: &DeciderSpec,
@@ -236,7 +245,11 @@ pub fn simulate(
             f.arrival(now, inv);
         }
         if f.quiescent(now) {
-            next_tick = NEVER;
+            // A predictive function at zero is decided again at its pre-warm moment.
+            next_tick = f
+                .scaler
+                .next_wake(Duration::from_micros(now))
+                .map_or(NEVER, |at| (at.as_micros() as Micros).div_ceil(tick) * tick);
             next_second = NEVER;
         }
     }
@@ -274,6 +287,19 @@ mod tests {
         // traffic (last report at 21 s, so 81 s) plus the 30 s grace: zero at the 112 s tick.
         assert_eq!(t.total_pod_seconds(), 2.0 * 62.0 + 40.0);
         assert_eq!(t.idle_pod_seconds(), 2.0 * 62.0 + 40.0 - 0.2);
+    }
+
+    #[test]
+    fn predictive_prewarms_periodic_invocations_the_kpa_finds_cold() {
+        let invs: Vec<_> = (0..12).map(|i| inv(i * 300_000, 100)).collect();
+        let kpa = simulate(&invs, &default_spec(), SECOND, 3600 * SECOND);
+        let predictive = simulate(&invs, &predictive_spec(), SECOND, 3600 * SECOND);
+        // The KPA is at zero 90 s after each request: every one is cold.
+        assert_eq!(kpa.cold_starts, 12);
+        // Two idle times are known after the third request: from the fourth on, a pod is
+        // pre-warmed 216 s after the traffic (bin 4 × 0.9) and is ready before the request.
+        assert_eq!(predictive.cold_starts, 3);
+        assert!(predictive.total_pod_seconds() < 12.0 * 300.0 / 2.0);
     }
 
     #[test]

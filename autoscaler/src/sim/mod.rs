@@ -19,8 +19,9 @@ use trace::{MINUTES, TraceFunction};
 use workload::{Invocation, Micros, SECOND};
 
 /// Every policy, in the order `all` runs them.
-pub const POLICIES: [&str; 6] = [
+pub const POLICIES: [&str; 7] = [
     "kpa",
+    "predictive",
     "fixed_1m",
     "fixed_5m",
     "fixed_10m",
@@ -35,7 +36,9 @@ pub enum SimError {
     #[error(transparent)]
     Trace(#[from] trace::TraceError),
     /// The policy name is unknown.
-    #[error("unknown policy {0:?}: use kpa, fixed_1m, fixed_5m, fixed_10m, fixed_20m, fixed_60m or all")]
+    #[error(
+        "unknown policy {0:?}: use kpa, predictive, fixed_1m, fixed_5m, fixed_10m, fixed_20m, fixed_60m or all"
+    )]
     UnknownPolicy(String),
     /// An output cannot be written.
     #[error("cannot write {path}: {source}")]
@@ -56,6 +59,8 @@ pub enum SimError {
 pub enum Policy {
     /// Knative KPA defaults through the real decider.
     Kpa,
+    /// The predictive policy on the 0 ↔ 1 boundary, KPA defaults above, through the real decider.
+    Predictive,
     /// A pod stays this many minutes after its last invocation.
     Fixed(u64),
 }
@@ -63,8 +68,10 @@ pub enum Policy {
 impl Policy {
     /// Parses a policy name.
     pub fn parse(name: &str) -> Result<Self, SimError> {
-        if name == "kpa" {
-            return Ok(Policy::Kpa);
+        match name {
+            "kpa" => return Ok(Policy::Kpa),
+            "predictive" => return Ok(Policy::Predictive),
+            _ => {}
         }
         name.strip_prefix("fixed_")
             .and_then(|m| m.strip_suffix('m'))
@@ -86,6 +93,7 @@ impl Policy {
     pub fn name(self) -> String {
         match self {
             Policy::Kpa => "kpa".to_string(),
+            Policy::Predictive => "predictive".to_string(),
             Policy::Fixed(m) => format!("fixed_{m}m"),
         }
     }
@@ -122,12 +130,14 @@ impl Workload {
     pub fn run(&self, policy: Policy) -> PolicyReport {
         let cold_start = (self.model.cold_start_seconds * SECOND as f64) as Micros;
         let spec = kpa::default_spec();
+        let predictive = kpa::predictive_spec();
         let per_function = self
             .functions
             .iter()
             .map(|(hash, invs)| {
                 let tally = match policy {
                     Policy::Kpa => kpa::simulate(invs, &spec, cold_start, HORIZON),
+                    Policy::Predictive => kpa::simulate(invs, &predictive, cold_start, HORIZON),
                     Policy::Fixed(m) => fixed::simulate(invs, m * 60 * SECOND, cold_start, HORIZON),
                 };
                 FunctionReport::new(hash, &tally)

@@ -89,7 +89,11 @@ pub fn svg(reports: &[PolicyReport], title: &str) -> String {
     );
     for (r, (x, y)) in reports.iter().zip(xs.iter().zip(&ys)) {
         let (cx, cy) = (px(*x), py(*y));
-        let color = if r.policy == "kpa" { "#d62728" } else { "#1f77b4" };
+        let color = match r.policy.as_str() {
+            "kpa" => "#d62728",
+            "predictive" => "#2ca02c",
+            _ => "#1f77b4",
+        };
         let _ = writeln!(
             s,
             r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{color}"/><text x="{:.1}" y="{:.1}">{}</text>"#,

@@ -19,6 +19,18 @@ pub enum ScaleMetric {
     Rps,
 }
 
+/// Who decides when a function goes to zero and comes back (`spec.scale.policy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScalePolicy {
+    /// Knative KPA: one pod stays for the stable window plus the grace period after the last request.
+    #[default]
+    Kpa,
+    /// Learn the function's idle times: scale to zero between requests and pre-warm one pod shortly
+    /// before the predicted next one; KPA above one pod and while the history is not representative.
+    Predictive,
+}
+
 /// How a function scales (Knative KPA semantics and defaults).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -74,6 +86,10 @@ pub struct ScaleSpec {
     /// Largest factor by which one decision may divide the ready pods; greater than 1.
     #[serde(default = "default_max_scale_down_rate")]
     pub max_scale_down_rate: f64,
+    /// Who decides the 0 ↔ 1 boundary: `kpa` (default) or `predictive` (learned keep-alive and
+    /// pre-warming, see docs/autoscaler.md).
+    #[serde(default)]
+    pub policy: ScalePolicy,
 }
 
 impl Default for ScaleSpec {
@@ -92,6 +108,7 @@ impl Default for ScaleSpec {
             scale_down_delay: default_scale_down_delay(),
             max_scale_up_rate: default_max_scale_up_rate(),
             max_scale_down_rate: default_max_scale_down_rate(),
+            policy: ScalePolicy::default(),
         }
     }
 }

@@ -319,6 +319,17 @@ pub async fn check_rbac(ns: &str) {
             vec!["create", "events.events.k8s.io", "-n", "default"],
         ),
         ("autoscaler", vec!["get", &as_lease, "-n", ns]),
+        // `status.prediction` of `policy: predictive` functions.
+        (
+            "autoscaler",
+            vec![
+                "patch",
+                "functions.zeroscale.dev",
+                "--subresource=status",
+                "-n",
+                "default",
+            ],
+        ),
     ];
     let denied: Vec<(&str, Vec<&str>)> = vec![
         ("operator", vec!["delete", "deployments.apps", "-n", "default"]),
@@ -357,15 +368,10 @@ pub async fn check_rbac(ns: &str) {
                 "default",
             ],
         ),
+        // Only the status (`status.prediction`), never the Function itself.
         (
             "autoscaler",
-            vec![
-                "patch",
-                "functions.zeroscale.dev",
-                "--subresource=status",
-                "-n",
-                "default",
-            ],
+            vec!["patch", "functions.zeroscale.dev", "-n", "default"],
         ),
         ("autoscaler", vec!["patch", &op_lease, "-n", ns]),
     ];

@@ -194,6 +194,8 @@ pub fn compute(
         desired_replicas: desired,
         replicas_summary: Some(format!("{ready_replicas}/{desired}")),
         conditions,
+        // The autoscaler's field (server-side apply keeps it under its own field manager).
+        prediction: None,
     }
 }
 
