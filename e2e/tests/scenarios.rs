@@ -20,8 +20,6 @@ mod ha;
 mod lifecycle;
 #[path = "scenarios/load.rs"]
 mod load;
-#[path = "scenarios/predictive.rs"]
-mod predictive;
 #[path = "scenarios/scale.rs"]
 mod scale;
 #[path = "scenarios/support.rs"]
