@@ -48,6 +48,16 @@ pub trait Wakeups: Send + Sync + 'static {
 /// How a waiting request is handed its outcome.
 type Waiter = oneshot::Sender<Outcome>;
 
+/// Makes a waiter's channel when the core queues the request (and only then: the warm path pays for
+/// no channel), leaving the receiving end in `slot`.
+fn waiter_channel(slot: &mut Option<oneshot::Receiver<Outcome>>) -> impl FnOnce() -> Waiter + '_ {
+    move || {
+        let (sender, receiver) = oneshot::channel();
+        *slot = Some(receiver);
+        sender
+    }
+}
+
 /// Everything the activator knows and tracks about one function.
 pub struct FunctionState {
     key: FunctionKey,
@@ -167,11 +177,7 @@ impl FunctionState {
     ) -> Result<Admission, ProxyError> {
         let arrived = arrived.into();
         let mut receiver = None;
-        let waiter = || {
-            let (sender, r) = oneshot::channel();
-            receiver = Some(r);
-            sender
-        };
+        let waiter = waiter_channel(&mut receiver);
         let mut rng = rand::rng();
         let admit = self.transition(|core, fx| core.admit(port, arrived, bytes, waiter, &mut rng, fx))?;
         self.admission(admit, arrived, receiver)
@@ -191,11 +197,7 @@ impl FunctionState {
         let arrived = lease.arrived;
         let now = Instant::now();
         let mut receiver = None;
-        let waiter = || {
-            let (sender, r) = oneshot::channel();
-            receiver = Some(r);
-            sender
-        };
+        let waiter = waiter_channel(&mut receiver);
         let mut rng = rand::rng();
         let admit = self.transition(|core, fx| {
             core.retry(
