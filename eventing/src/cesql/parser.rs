@@ -1,0 +1,392 @@
+//! Parses CESQL tokens into a syntax tree.
+//!
+//! Precedence, tightest first (CESQL v1 section 3.6 and its grammar): function calls and literals; `NOT`
+//! and unary `-`; `LIKE` and `IN`; `*` `/` `%`; `+` `-`; comparisons; `AND` `OR` `XOR`. Operators of equal
+//! precedence group left to right, as the specification's text says; `AND`, `OR` and `XOR` share one
+//! level, so `a AND b OR c` is `(a AND b) OR c` (unlike SQL). [`Parsed::mixed_logic`] remembers where such
+//! a chain mixes them without parentheses, so a filter can refuse the ambiguity.
+
+use super::lexer::{Token, tokenize};
+use super::types::{BinaryOp, Node, NodeKind, PatternItem, Position, Value};
+
+/// Deepest nesting of parentheses, function calls and unary operators accepted: keeps recursion (and
+/// so the stack) bounded whatever the input.
+pub const MAX_NESTING: usize = 64;
+
+/// Text that is not a valid CESQL expression.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message} at {position}")]
+pub struct ParseError {
+    /// Where the problem is.
+    pub position: Position,
+    /// What was found and what was expected.
+    pub message: String,
+}
+
+/// A parsed expression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Parsed {
+    /// The syntax tree.
+    pub root: Node,
+    /// Where a chain of `AND`/`OR`/`XOR` first mixes two of them without parentheses, if it does.
+    pub mixed_logic: Option<Position>,
+}
+
+/// Parses `text` as one CESQL expression.
+pub fn parse(text: &str) -> Result<Parsed, ParseError> {
+    let (tokens, end) = tokenize(text).map_err(|e| ParseError {
+        position: e.position,
+        message: e.message,
+    })?;
+    let mut parser = Parser {
+        tokens,
+        next: 0,
+        end,
+        depth: 0,
+        mixed_logic: None,
+    };
+    let root = parser.logic()?;
+    if let Some((token, position)) = parser.tokens.get(parser.next) {
+        return Err(ParseError {
+            position: *position,
+            message: format!(
+                "unexpected {}: expected an operator or the end of the expression",
+                token.describe()
+            ),
+        });
+    }
+    Ok(Parsed {
+        root,
+        mixed_logic: parser.mixed_logic,
+    })
+}
+
+struct Parser {
+    tokens: Vec<(Token, Position)>,
+    next: usize,
+    end: Position,
+    depth: usize,
+    mixed_logic: Option<Position>,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.next).map(|(t, _)| t)
+    }
+
+    fn position(&self) -> Position {
+        self.tokens.get(self.next).map_or(self.end, |(_, p)| *p)
+    }
+
+    fn keyword(&self, word: &str) -> bool {
+        matches!(self.peek(), Some(Token::Word(w)) if w.eq_ignore_ascii_case(word))
+    }
+
+    fn error(&self, expected: &str) -> ParseError {
+        let found = self
+            .peek()
+            .map_or_else(|| "end of expression".to_string(), Token::describe);
+        ParseError {
+            position: self.position(),
+            message: format!("unexpected {found}: expected {expected}"),
+        }
+    }
+
+    fn expect(&mut self, token: &Token, expected: &str) -> Result<(), ParseError> {
+        if self.peek() == Some(token) {
+            self.next += 1;
+            Ok(())
+        } else {
+            Err(self.error(expected))
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(ParseError {
+                position: self.position(),
+                message: format!("expression nests deeper than {MAX_NESTING} levels"),
+            });
+        }
+        Ok(())
+    }
+
+    fn logic(&mut self) -> Result<Node, ParseError> {
+        let mut left = self.comparison()?;
+        let mut first: Option<BinaryOp> = None;
+        loop {
+            let op = if self.keyword("AND") {
+                BinaryOp::And
+            } else if self.keyword("OR") {
+                BinaryOp::Or
+            } else if self.keyword("XOR") {
+                BinaryOp::Xor
+            } else {
+                return Ok(left);
+            };
+            let position = self.position();
+            match first {
+                Some(f) if f != op && self.mixed_logic.is_none() => self.mixed_logic = Some(position),
+                None => first = Some(op),
+                _ => {}
+            }
+            self.next += 1;
+            let right = self.comparison()?;
+            left = binary(op, left, right);
+        }
+    }
+
+    fn comparison(&mut self) -> Result<Node, ParseError> {
+        let mut left = self.additive()?;
+        loop {
+            let op = match self.peek() {
+                Some(Token::Eq) => BinaryOp::Eq,
+                Some(Token::NotEq) => BinaryOp::NotEq,
+                Some(Token::Lt) => BinaryOp::Lt,
+                Some(Token::Le) => BinaryOp::Le,
+                Some(Token::Gt) => BinaryOp::Gt,
+                Some(Token::Ge) => BinaryOp::Ge,
+                _ => return Ok(left),
+            };
+            self.next += 1;
+            let right = self.additive()?;
+            left = binary(op, left, right);
+        }
+    }
+
+    fn additive(&mut self) -> Result<Node, ParseError> {
+        let mut left = self.multiplicative()?;
+        loop {
+            let op = match self.peek() {
+                Some(Token::Plus) => BinaryOp::Add,
+                Some(Token::Minus) => BinaryOp::Sub,
+                _ => return Ok(left),
+            };
+            self.next += 1;
+            let right = self.multiplicative()?;
+            left = binary(op, left, right);
+        }
+    }
+
+    fn multiplicative(&mut self) -> Result<Node, ParseError> {
+        let mut left = self.postfix()?;
+        loop {
+            let op = match self.peek() {
+                Some(Token::Star) => BinaryOp::Mul,
+                Some(Token::Slash) => BinaryOp::Div,
+                Some(Token::Percent) => BinaryOp::Rem,
+                _ => return Ok(left),
+            };
+            self.next += 1;
+            let right = self.postfix()?;
+            left = binary(op, left, right);
+        }
+    }
+
+    /// `x [NOT] LIKE 'pattern'` and `x [NOT] IN (set)`.
+    fn postfix(&mut self) -> Result<Node, ParseError> {
+        let mut value = self.unary()?;
+        loop {
+            let start = self.next;
+            let negated = self.keyword("NOT");
+            if negated {
+                self.next += 1;
+            }
+            let position = value.position;
+            if self.keyword("LIKE") {
+                self.next += 1;
+                let Some(Token::Str(pattern)) = self.peek().cloned() else {
+                    return Err(self.error("a string literal (the pattern of LIKE)"));
+                };
+                self.next += 1;
+                let kind = NodeKind::Like {
+                    value: Box::new(value),
+                    pattern: compile_pattern(&pattern),
+                    negated,
+                };
+                value = Node { kind, position };
+            } else if self.keyword("IN") {
+                self.next += 1;
+                self.expect(&Token::LParen, "'(' opening the set of IN")?;
+                let set = self.list("an expression of the set of IN")?;
+                value = Node {
+                    kind: NodeKind::In {
+                        value: Box::new(value),
+                        set,
+                        negated,
+                    },
+                    position,
+                };
+            } else if negated {
+                self.next = start;
+                return Err(self.error_after_not());
+            } else {
+                return Ok(value);
+            }
+        }
+    }
+
+    fn error_after_not(&mut self) -> ParseError {
+        self.next += 1;
+        self.error("LIKE or IN after NOT")
+    }
+
+    /// A non-empty, comma-separated list of expressions after its `(`, through its `)`.
+    fn list(&mut self, what: &str) -> Result<Vec<Node>, ParseError> {
+        let mut items = Vec::new();
+        loop {
+            if self.peek().is_none() || self.peek() == Some(&Token::RParen) {
+                return Err(self.error(what));
+            }
+            items.push(self.nested()?);
+            match self.peek() {
+                Some(Token::Comma) => self.next += 1,
+                _ => break,
+            }
+        }
+        self.expect(&Token::RParen, "',' or ')'")?;
+        Ok(items)
+    }
+
+    fn nested(&mut self) -> Result<Node, ParseError> {
+        self.enter()?;
+        let node = self.logic();
+        self.depth -= 1;
+        node
+    }
+
+    fn unary(&mut self) -> Result<Node, ParseError> {
+        let position = self.position();
+        if self.keyword("NOT") {
+            self.next += 1;
+            self.enter()?;
+            let operand = self.unary();
+            self.depth -= 1;
+            return Ok(Node {
+                kind: NodeKind::Not(Box::new(operand?)),
+                position,
+            });
+        }
+        if matches!(self.peek(), Some(Token::Minus | Token::Plus)) {
+            let minus = self.peek() == Some(&Token::Minus);
+            self.next += 1;
+            // A sign directly before digits is part of the literal, so -2147483648 is in range.
+            if let Some(Token::Digits(digits)) = self.peek().cloned() {
+                self.next += 1;
+                return integer(&digits, minus, position);
+            }
+            if !minus {
+                return Err(self.error("digits after '+'"));
+            }
+            self.enter()?;
+            let operand = self.unary();
+            self.depth -= 1;
+            return Ok(Node {
+                kind: NodeKind::Negate(Box::new(operand?)),
+                position,
+            });
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Node, ParseError> {
+        let position = self.position();
+        let Some(token) = self.peek().cloned() else {
+            return Err(self.error("an expression"));
+        };
+        self.next += 1;
+        let kind = match token {
+            Token::Digits(digits) => return integer(&digits, false, position),
+            Token::Str(s) => NodeKind::Literal(Value::String(s)),
+            Token::LParen => {
+                let inner = self.nested()?;
+                self.expect(&Token::RParen, "')'")?;
+                return Ok(inner);
+            }
+            Token::Word(w) if w.eq_ignore_ascii_case("TRUE") => NodeKind::Literal(Value::Boolean(true)),
+            Token::Word(w) if w.eq_ignore_ascii_case("FALSE") => NodeKind::Literal(Value::Boolean(false)),
+            Token::Word(w) if w.eq_ignore_ascii_case("EXISTS") => match self.peek().cloned() {
+                Some(Token::Word(name)) if is_identifier(&name) => {
+                    self.next += 1;
+                    NodeKind::Exists(name.to_ascii_lowercase())
+                }
+                _ => return Err(self.error("an attribute name after EXISTS")),
+            },
+            Token::Word(w) if self.peek() == Some(&Token::LParen) => {
+                if !w.starts_with(|c: char| c.is_ascii_alphabetic())
+                    || !w.chars().all(|c| c.is_ascii_alphabetic() || c == '_')
+                {
+                    self.next -= 1;
+                    return Err(self.error("a function name (letters and '_')"));
+                }
+                self.next += 1;
+                let args = if self.peek() == Some(&Token::RParen) {
+                    self.next += 1;
+                    Vec::new()
+                } else {
+                    self.list("an argument")?
+                };
+                NodeKind::Call(w.to_ascii_uppercase(), args)
+            }
+            Token::Word(w) if is_identifier(&w) => NodeKind::Attribute(w.to_ascii_lowercase()),
+            _ => {
+                self.next -= 1;
+                return Err(self.error("a literal, an attribute name, a function call or '('"));
+            }
+        };
+        Ok(Node { kind, position })
+    }
+}
+
+/// Attribute names are letters and digits; CESQL keywords and names are case-insensitive and
+/// CloudEvents names lowercase, so the parser lowercases them.
+fn is_identifier(word: &str) -> bool {
+    !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn binary(op: BinaryOp, left: Node, right: Node) -> Node {
+    let position = left.position;
+    Node {
+        kind: NodeKind::Binary(op, Box::new(left), Box::new(right)),
+        position,
+    }
+}
+
+fn integer(digits: &str, negative: bool, position: Position) -> Result<Node, ParseError> {
+    let text = if negative {
+        format!("-{digits}")
+    } else {
+        digits.to_string()
+    };
+    let value = text.parse::<i32>().map_err(|_| ParseError {
+        position,
+        message: format!("integer literal {text} is outside the 32-bit range"),
+    })?;
+    Ok(Node {
+        kind: NodeKind::Literal(Value::Integer(value)),
+        position,
+    })
+}
+
+/// `%` is any run of characters, `_` one character; `\%` and `\_` are themselves, and a backslash
+/// before anything else is a backslash.
+fn compile_pattern(pattern: &str) -> Vec<PatternItem> {
+    let mut items = Vec::new();
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        items.push(match c {
+            '%' => PatternItem::AnyRun,
+            '_' => PatternItem::AnyOne,
+            '\\' => match chars.peek() {
+                Some(&e @ ('%' | '_')) => {
+                    chars.next();
+                    PatternItem::Char(e)
+                }
+                _ => PatternItem::Char('\\'),
+            },
+            c => PatternItem::Char(c),
+        });
+    }
+    items
+}
