@@ -12,7 +12,8 @@ use cloudevents::event::{AttributeValue, ExtensionValue};
 
 use super::cast;
 use super::functions::{self, Param};
-use super::types::{BinaryOp, ErrorKind, EvalError, Node, NodeKind, PatternItem, Position, Type, Value};
+use super::like;
+use super::types::{BinaryOp, ErrorKind, EvalError, Node, NodeKind, Position, Type, Value};
 
 /// A failed subexpression: the value it returns anyway and its errors (never empty).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,7 +89,7 @@ pub fn evaluate(node: &Node, event: &Event) -> Outcome {
                 Value::String(s) => s,
                 other => other.to_string(),
             };
-            Value::Boolean(like(&text, pattern) != *negated)
+            Value::Boolean(like::matches(&text, pattern) != *negated)
         }
         NodeKind::In { value, set, negated } => {
             let x = evaluate(value, event).map_err(fail_with)?;
@@ -281,29 +282,4 @@ pub fn attribute(event: &Event, name: &str) -> Option<Value> {
                 other => other.to_string(),
             })
         })
-}
-
-/// Whether `text` matches `pattern`: linear scan, backtracking only to the last `%`.
-pub fn like(text: &str, pattern: &[PatternItem]) -> bool {
-    let text: Vec<char> = text.chars().collect();
-    let (mut t, mut p) = (0, 0);
-    let mut resume: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some(PatternItem::AnyRun) => {
-                resume = Some((p, t));
-                p += 1;
-            }
-            Some(PatternItem::AnyOne) => (t, p) = (t + 1, p + 1),
-            Some(PatternItem::Char(c)) if *c == text[t] => (t, p) = (t + 1, p + 1),
-            _ => match resume {
-                Some((rp, rt)) => {
-                    resume = Some((rp, rt + 1));
-                    (p, t) = (rp + 1, rt + 1);
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|i| *i == PatternItem::AnyRun)
 }

@@ -11,6 +11,7 @@ pub mod check;
 pub mod eval;
 pub mod functions;
 pub mod lexer;
+pub mod like;
 pub mod parser;
 pub mod types;
 
@@ -20,8 +21,8 @@ pub use check::TypeError;
 pub use parser::ParseError;
 pub use types::{ErrorKind, EvalError, Position, Type, Value};
 
-/// Longest expression text accepted, in bytes (the CRD bounds it too).
-pub const MAX_EXPRESSION_LENGTH: usize = 4096;
+/// Longest expression text accepted, in bytes (the CRD's bound).
+pub const MAX_EXPRESSION_LENGTH: usize = zeroscale_crds::trigger::MAX_CESQL_LENGTH;
 
 /// Why an expression cannot be used as a filter.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,8 @@
 //! a chain mixes them without parentheses, so a filter can refuse the ambiguity.
 
 use super::lexer::{Token, tokenize};
-use super::types::{BinaryOp, Node, NodeKind, PatternItem, Position, Value};
+use super::like;
+use super::types::{BinaryOp, Node, NodeKind, Position, Value};
 
 /// Deepest nesting of parentheses, function calls and unary operators accepted: keeps recursion (and
 /// so the stack) bounded whatever the input.
@@ -202,7 +203,7 @@ impl Parser {
                 self.next += 1;
                 let kind = NodeKind::Like {
                     value: Box::new(value),
-                    pattern: compile_pattern(&pattern),
+                    pattern: like::compile(&pattern),
                     negated,
                 };
                 value = Node { kind, position };
@@ -367,26 +368,4 @@ fn integer(digits: &str, negative: bool, position: Position) -> Result<Node, Par
         kind: NodeKind::Literal(Value::Integer(value)),
         position,
     })
-}
-
-/// `%` is any run of characters, `_` one character; `\%` and `\_` are themselves, and a backslash
-/// before anything else is a backslash.
-fn compile_pattern(pattern: &str) -> Vec<PatternItem> {
-    let mut items = Vec::new();
-    let mut chars = pattern.chars().peekable();
-    while let Some(c) = chars.next() {
-        items.push(match c {
-            '%' => PatternItem::AnyRun,
-            '_' => PatternItem::AnyOne,
-            '\\' => match chars.peek() {
-                Some(&e @ ('%' | '_')) => {
-                    chars.next();
-                    PatternItem::Char(e)
-                }
-                _ => PatternItem::Char('\\'),
-            },
-            c => PatternItem::Char(c),
-        });
-    }
-    items
 }
