@@ -14,6 +14,8 @@ use super::types::{BinaryOp, Node, NodeKind, Position, Value};
 /// so the stack) bounded whatever the input.
 pub const MAX_NESTING: usize = 64;
 
+const EXPECTED_OPERAND: &str = "a literal, an attribute name, a function call or '('";
+
 /// Text that is not a valid CESQL expression.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message} at {position}")]
@@ -294,7 +296,7 @@ impl Parser {
     fn primary(&mut self) -> Result<Node, ParseError> {
         let position = self.position();
         let Some(token) = self.peek().cloned() else {
-            return Err(self.error("an expression"));
+            return Err(self.error(EXPECTED_OPERAND));
         };
         self.next += 1;
         let kind = match token {
@@ -333,7 +335,7 @@ impl Parser {
             Token::Word(w) if is_identifier(&w) => NodeKind::Attribute(w.to_ascii_lowercase()),
             _ => {
                 self.next -= 1;
-                return Err(self.error("a literal, an attribute name, a function call or '('"));
+                return Err(self.error(EXPECTED_OPERAND));
             }
         };
         Ok(Node { kind, position })
