@@ -14,6 +14,10 @@ use super::types::{BinaryOp, Node, NodeKind, Position, Value};
 /// so the stack) bounded whatever the input.
 pub const MAX_NESTING: usize = 64;
 
+/// Deepest syntax tree accepted: evaluation recurses once per level, and operators of a chain group
+/// left to right, so `1+1+1...` nests one level per operator.
+pub const MAX_DEPTH: usize = 64;
+
 const EXPECTED_OPERAND: &str = "a literal, an attribute name, a function call or '('";
 
 /// Text that is not a valid CESQL expression.
@@ -136,7 +140,7 @@ impl Parser {
             }
             self.next += 1;
             let right = self.comparison()?;
-            left = binary(op, left, right);
+            left = binary(op, left, right)?;
         }
     }
 
@@ -154,7 +158,7 @@ impl Parser {
             };
             self.next += 1;
             let right = self.additive()?;
-            left = binary(op, left, right);
+            left = binary(op, left, right)?;
         }
     }
 
@@ -168,7 +172,7 @@ impl Parser {
             };
             self.next += 1;
             let right = self.multiplicative()?;
-            left = binary(op, left, right);
+            left = binary(op, left, right)?;
         }
     }
 
@@ -183,7 +187,7 @@ impl Parser {
             };
             self.next += 1;
             let right = self.postfix()?;
-            left = binary(op, left, right);
+            left = binary(op, left, right)?;
         }
     }
 
@@ -208,19 +212,17 @@ impl Parser {
                     pattern: like::compile(&pattern),
                     negated,
                 };
-                value = Node { kind, position };
+                value = build(kind, position)?;
             } else if self.keyword("IN") {
                 self.next += 1;
                 self.expect(&Token::LParen, "'(' opening the set of IN")?;
                 let set = self.list("an expression of the set of IN")?;
-                value = Node {
-                    kind: NodeKind::In {
-                        value: Box::new(value),
-                        set,
-                        negated,
-                    },
-                    position,
+                let kind = NodeKind::In {
+                    value: Box::new(value),
+                    set,
+                    negated,
                 };
+                value = build(kind, position)?;
             } else if negated {
                 self.next = start;
                 return Err(self.error_after_not());
@@ -266,10 +268,7 @@ impl Parser {
             self.enter()?;
             let operand = self.unary();
             self.depth -= 1;
-            return Ok(Node {
-                kind: NodeKind::Not(Box::new(operand?)),
-                position,
-            });
+            return build(NodeKind::Not(Box::new(operand?)), position);
         }
         if matches!(self.peek(), Some(Token::Minus | Token::Plus)) {
             let minus = self.peek() == Some(&Token::Minus);
@@ -285,10 +284,7 @@ impl Parser {
             self.enter()?;
             let operand = self.unary();
             self.depth -= 1;
-            return Ok(Node {
-                kind: NodeKind::Negate(Box::new(operand?)),
-                position,
-            });
+            return build(NodeKind::Negate(Box::new(operand?)), position);
         }
         self.primary()
     }
@@ -338,7 +334,7 @@ impl Parser {
                 return Err(self.error(EXPECTED_OPERAND));
             }
         };
-        Ok(Node { kind, position })
+        build(kind, position)
     }
 }
 
@@ -348,12 +344,23 @@ fn is_identifier(word: &str) -> bool {
     !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-fn binary(op: BinaryOp, left: Node, right: Node) -> Node {
+fn binary(op: BinaryOp, left: Node, right: Node) -> Result<Node, ParseError> {
     let position = left.position;
-    Node {
-        kind: NodeKind::Binary(op, Box::new(left), Box::new(right)),
-        position,
+    build(NodeKind::Binary(op, Box::new(left), Box::new(right)), position)
+}
+
+/// A node, unless the tree gets deeper than [`MAX_DEPTH`].
+fn build(kind: NodeKind, position: Position) -> Result<Node, ParseError> {
+    let node = Node::new(kind, position);
+    if node.depth > MAX_DEPTH {
+        return Err(ParseError {
+            position,
+            message: format!(
+                "expression is deeper than {MAX_DEPTH} levels (each operator of a chain is a level; use IN for long lists of alternatives)"
+            ),
+        });
     }
+    Ok(node)
 }
 
 fn integer(digits: &str, negative: bool, position: Position) -> Result<Node, ParseError> {
@@ -366,8 +373,5 @@ fn integer(digits: &str, negative: bool, position: Position) -> Result<Node, Par
         position,
         message: format!("integer literal {text} is outside the 32-bit range"),
     })?;
-    Ok(Node {
-        kind: NodeKind::Literal(Value::Integer(value)),
-        position,
-    })
+    Ok(Node::new(NodeKind::Literal(Value::Integer(value)), position))
 }

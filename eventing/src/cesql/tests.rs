@@ -188,3 +188,91 @@ fn string_functions_count_characters() {
         ErrorKind::FunctionEvaluation
     );
 }
+
+#[test]
+fn deep_trees_are_refused_and_the_deepest_accepted_evaluate_within_a_small_stack() {
+    // Operators group left to right, so `1+1+...` nests one level per operator.
+    let too_deep = format!("{}1 > 0", "1+".repeat(64));
+    assert_eq!(
+        rejected(&too_deep),
+        "syntax error: expression is deeper than 64 levels (each operator of a chain is a level; use IN for long lists of alternatives) at 1:1"
+    );
+    // The deepest accepted trees, on a thread with a 512 KiB stack (a quarter of a tokio worker's), in
+    // a debug build (whose frames are far larger than a release build's).
+    let sum = format!("{}1 > 0", "1+".repeat(62));
+    let ands = format!("{}true", "true AND ".repeat(63));
+    let nested = format!("{}true{}", "NOT (".repeat(32), ")".repeat(32));
+    for text in [sum, ands, nested] {
+        let handle = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                let expression = Expression::compile_filter(&text).expect("valid");
+                expression.evaluate(&event()).errors.is_empty()
+            })
+            .expect("thread");
+        assert!(handle.join().expect("no stack overflow"));
+    }
+}
+
+const WORDS: &[&str] = &[
+    "count",
+    "region",
+    "vip",
+    "big",
+    "missing",
+    "1",
+    "0",
+    "-2147483648",
+    "2147483647",
+    "'eu-west'",
+    "'%'",
+    "\"7\"",
+    "true",
+    "(",
+    ")",
+    ",",
+    "AND",
+    "OR",
+    "XOR",
+    "NOT",
+    "LIKE",
+    "IN",
+    "EXISTS",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "=",
+    "<>",
+    "<",
+    ">=",
+    "LENGTH",
+    "SUBSTRING",
+    "ABS",
+    "INT",
+    "BOOL",
+    "CONCAT_WS",
+];
+
+proptest::proptest! {
+    #[test]
+    fn any_text_is_parsed_or_refused_without_panicking(text in "[a-zA-Z0-9_ '\"\\\\()%,+*/<>=!-]{0,64}") {
+        if let Ok(expression) = Expression::parse(&text) {
+            let _ = expression.evaluate(&event());
+        }
+        let _ = Expression::compile_filter(&text);
+    }
+
+    #[test]
+    fn token_soup_evaluates_without_panicking_and_matches_only_true_without_errors(
+        words in proptest::collection::vec(proptest::sample::select(WORDS), 1..24)
+    ) {
+        let text = words.join(" ");
+        if let Ok(expression) = Expression::parse(&text) {
+            let evaluation = expression.evaluate(&event());
+            let clean_true = evaluation.errors.is_empty() && evaluation.value == Value::Boolean(true);
+            proptest::prop_assert_eq!(expression.matches(&event()), clean_true);
+        }
+    }
+}

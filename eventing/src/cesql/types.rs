@@ -163,6 +163,27 @@ pub struct Node {
     pub kind: NodeKind,
     /// Where it starts in the text.
     pub position: Position,
+    /// Levels of the tree from this node down (1 for a leaf): evaluation recurses that deep.
+    pub depth: usize,
+}
+
+impl Node {
+    /// A node over `kind`, its depth one more than its deepest child's.
+    pub fn new(kind: NodeKind, position: Position) -> Node {
+        let children = match &kind {
+            NodeKind::Literal(_) | NodeKind::Attribute(_) | NodeKind::Exists(_) => 0,
+            NodeKind::Not(x) | NodeKind::Negate(x) => x.depth,
+            NodeKind::Like { value, .. } => value.depth,
+            NodeKind::Binary(_, x, y) => x.depth.max(y.depth),
+            NodeKind::In { value, set, .. } => set.iter().map(|n| n.depth).fold(value.depth, usize::max),
+            NodeKind::Call(_, args) => args.iter().map(|n| n.depth).max().unwrap_or(0),
+        };
+        Node {
+            kind,
+            position,
+            depth: children + 1,
+        }
+    }
 }
 
 /// The kinds of syntax tree node.
