@@ -113,9 +113,7 @@ macro_rules! nesting_filter {
             /// A filter that must not match.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub not: Option<Box<$child>>,
-            /// A CloudEvents SQL (CESQL v1) expression over the event's attributes and extensions, such as
-            /// `type LIKE 'order.%' AND amount > 100`: the event matches when it evaluates to `true` without
-            /// error. Parsed and type-checked when the Trigger is reconciled (see `docs/eventing.md`).
+            /// A CloudEvents SQL (CESQL v1) expression; matches when it is `true` without error.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             #[schemars(length(min = 1, max = MAX_CESQL_LENGTH))]
             pub cesql: Option<String>,
@@ -185,9 +183,7 @@ pub struct LeafFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = attribute_map_bounds)]
     pub suffix: Option<BTreeMap<String, String>>,
-    /// A CloudEvents SQL (CESQL v1) expression over the event's attributes and extensions, such as
-    /// `type LIKE 'order.%' AND amount > 100`: the event matches when it evaluates to `true` without
-    /// error. Parsed and type-checked when the Trigger is reconciled (see `docs/eventing.md`).
+    /// A CloudEvents SQL (CESQL v1) expression; matches when it is `true` without error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_CESQL_LENGTH))]
     pub cesql: Option<String>,
