@@ -20,8 +20,8 @@ pub use delivery::{
     BackoffPolicy, DEFAULT_BACKOFF_DELAY, DEFAULT_RETRIES, DeliverySpec, Destination, MAX_RETRIES,
 };
 pub use filters::{
-    FilterNode, LeafFilter, MAX_FILTER_DEPTH, MAX_FILTER_VALUE_LENGTH, MAX_FILTERS, NestedFilter1,
-    NestedFilter2, TriggerFilter,
+    FilterNode, LeafFilter, MAX_CESQL_LENGTH, MAX_FILTER_DEPTH, MAX_FILTER_VALUE_LENGTH, MAX_FILTERS,
+    NestedFilter1, NestedFilter2, TriggerFilter,
 };
 pub use status::*;
 

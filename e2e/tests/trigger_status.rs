@@ -5,7 +5,8 @@
 //! - Trigger status: a Trigger to an existing Function is `Ready` with its `subscriberUri`; to a missing
 //!   Function it is `FunctionNotFound` until the Function is created; a cron value that passes admission
 //!   but not the parser is `InvalidSchedule`; a `kubernetes` source on Secrets is `SourceNotAllowed`; an
-//!   unknown kind is `KindNotFound`.
+//!   unknown kind is `KindNotFound`; a `cesql` filter is admitted, and one with a syntax error is
+//!   `InvalidFilter` with the position.
 //! - Platform events: with `--events-sink` pointing at a tiny HTTP server of the test, a Function that
 //!   becomes ready produces a `dev.zeroscale.function.ready` CloudEvent POSTed to `/<namespace>`.
 
@@ -302,4 +303,40 @@ async fn a_uri_outside_the_allow_list_is_not_ready_and_names_the_host() {
     })
     .await;
     assert!(events.contains("169.254.169.254"), "{events}");
+}
+
+#[tokio::test]
+async fn a_cesql_filter_is_admitted_and_checked_when_reconciled() {
+    let client = zeroscale_e2e::client().await;
+    install_eventing_crds().await;
+    let ns = TestNamespace::new(&client, "trig-cesql").await;
+    let ns = ns.name();
+    let _operator = operator(ns, None).await;
+    let at_zero = json!({"image": ECHO_IMAGE, "scale": {"min": 0, "initial": 0}});
+    create_function(&client, ns, "hello", at_zero).await;
+    let api: Api<Trigger> = Api::namespaced(client.clone(), ns);
+
+    // Admission accepts `cesql` at the top level and nested; the operator parses it.
+    create_trigger(
+        &api,
+        "valid",
+        json!({"source": {"broker": {}}, "subscriber": {"function": "hello"},
+               "filters": [{"cesql": "type LIKE 'e2e.%' AND INT(amount) > 10"},
+                           {"not": {"cesql": "EXISTS environment AND environment = 'test'"}}]}),
+    )
+    .await;
+    wait_trigger(&api, "valid", "True", "Ready").await;
+
+    create_trigger(
+        &api,
+        "broken",
+        json!({"source": {"broker": {}}, "subscriber": {"function": "hello"},
+               "filters": [{"cesql": "type LIKE"}]}),
+    )
+    .await;
+    let t = wait_trigger(&api, "broken", "False", "InvalidFilter").await;
+    assert_eq!(
+        ready(&t).expect("ready").message,
+        "spec.filters[0]: cesql: syntax error: unexpected end of expression: expected a string literal (the pattern of LIKE) at 1:10"
+    );
 }

@@ -7,18 +7,24 @@
 //!   `time`, decimal for integer extensions, `true`/`false` for booleans).
 //! - `all` matches when every filter matches, `any` when at least one does, `not` when its filter does
 //!   not.
+//! - `cesql` holds a CloudEvents SQL expression ([`crate::cesql`]), parsed and type-checked once when
+//!   the filter is compiled (each routing-table update), evaluated per event: it matches when it
+//!   evaluates to `true` without error.
 //! - A Trigger's list of filters behaves like `all`; an empty list matches every event.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use cloudevents::{AttributesReader, Event, event::AttributeValue};
 use zeroscale_crds::trigger::FilterNode;
+
+use crate::cesql::{CesqlError, Expression};
 
 /// A filter that is not valid.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FilterError {
     /// The filter sets none of the dialects.
-    #[error("a filter must set one of exact, prefix, suffix, all, any or not")]
+    #[error("a filter must set one of exact, prefix, suffix, all, any, not or cesql")]
     NoDialect,
     /// The filter sets more than one dialect.
     #[error("a filter must set exactly one dialect, found {0}")]
@@ -29,6 +35,9 @@ pub enum FilterError {
     /// An attribute name that CloudEvents does not allow (lowercase letters and digits only).
     #[error("invalid attribute name {0:?}: CloudEvents attribute names are lowercase letters and digits")]
     AttributeName(String),
+    /// A `cesql` expression that does not parse or type-check; the message gives the position.
+    #[error("cesql: {0}")]
+    Cesql(#[from] CesqlError),
 }
 
 /// One compiled filter expression.
@@ -46,6 +55,8 @@ pub enum Filter {
     Any(Vec<Filter>),
     /// The filter does not match.
     Not(Box<Filter>),
+    /// A CESQL expression evaluates to `true` without error (shared: routing tables are cloned).
+    Cesql(Arc<Expression>),
 }
 
 impl Filter {
@@ -71,6 +82,12 @@ impl Filter {
         if let Some(inner) = node.not() {
             found.push(("not", Filter::Not(Box::new(Filter::compile(inner)?))));
         }
+        if let Some(text) = node.cesql() {
+            found.push((
+                "cesql",
+                Filter::Cesql(Arc::new(Expression::compile_filter(text)?)),
+            ));
+        }
         match found.len() {
             0 => Err(FilterError::NoDialect),
             1 => Ok(found.remove(0).1),
@@ -89,6 +106,7 @@ impl Filter {
             Filter::All(filters) => filters.iter().all(|f| f.matches(event)),
             Filter::Any(filters) => filters.iter().any(|f| f.matches(event)),
             Filter::Not(filter) => !filter.matches(event),
+            Filter::Cesql(expression) => expression.matches(event),
         }
     }
 }

@@ -165,3 +165,47 @@ fn invalid_filters_are_rejected_with_a_reason() {
         "checked when nested"
     );
 }
+
+#[test]
+fn cesql_filters_evaluate_attributes_and_typed_extensions() {
+    assert!(matches(
+        json!({"cesql": "type LIKE 'com.example.order.%' AND priority > 5"})
+    ));
+    assert!(matches(
+        json!({"cesql": "urgent AND region IN ('eu-west', 'eu-north')"})
+    ));
+    assert!(matches(
+        json!({"cesql": "subject LIKE 'images/%.png' AND EXISTS time"})
+    ));
+    assert!(!matches(json!({"cesql": "priority > 7"})));
+    assert!(
+        !matches(json!({"cesql": "missing = 'x' OR true"})),
+        "an error never matches"
+    );
+    assert!(matches(
+        json!({"any": [{"cesql": "false"}, {"not": {"cesql": "region = 'us'"}}]})
+    ));
+    // Like `not: {exact: {missing: ...}}`, `not` around a failing expression matches.
+    assert!(!matches(json!({"cesql": "missing = 'x'"})));
+    assert!(matches(json!({"not": {"cesql": "missing = 'x'"}})));
+}
+
+#[test]
+fn invalid_cesql_is_rejected_with_its_position() {
+    let compile = |value: Value| {
+        let node: TriggerFilter = serde_json::from_value(value).unwrap();
+        Filter::compile(&node).map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        compile(json!({"cesql": "type LIKE"})),
+        Err("cesql: syntax error: unexpected end of expression: expected a string literal (the pattern of LIKE) at 1:10".into())
+    );
+    assert_eq!(
+        compile(json!({"all": [{"cesql": "UPPERCASE(type) = 'X'"}]})),
+        Err("cesql: type error: unknown function UPPERCASE with 1 argument at 1:1".into())
+    );
+    assert_eq!(
+        compile(json!({"cesql": "true", "exact": {"a": "b"}})),
+        Err("a filter must set exactly one dialect, found exact, cesql".into())
+    );
+}

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod auth_kube;
 pub mod broker;
+pub mod cesql;
 pub mod delivery;
 pub mod filter;
 pub mod ingress;

@@ -35,5 +35,5 @@ fn example_triggers_compile() {
             triggers += 1;
         }
     }
-    assert_eq!(triggers, 4, "one Trigger per example file");
+    assert_eq!(triggers, 5, "one Trigger per example file");
 }

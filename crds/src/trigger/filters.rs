@@ -1,4 +1,4 @@
-//! Filters of the CloudEvents Subscriptions API (`exact`, `prefix`, `suffix`, `all`, `any`, `not`).
+//! Filters of the CloudEvents Subscriptions API (`exact`, `prefix`, `suffix`, `all`, `any`, `not`, `cesql`).
 //!
 //! The dialects nest (`all`, `any` and `not` hold filters), but a Kubernetes structural schema cannot be
 //! recursive. Rather than stop validating below the first level (`x-kubernetes-preserve-unknown-fields`,
@@ -29,6 +29,9 @@ pub const MAX_FILTERS: usize = 16;
 /// and `dataschema` are URIs).
 pub const MAX_FILTER_VALUE_LENGTH: usize = 2048;
 
+/// Longest `cesql` expression, in bytes (the eventing crate's CESQL parser refuses longer text too).
+pub const MAX_CESQL_LENGTH: usize = 4096;
+
 /// Read access to one filter of any nesting level.
 pub trait FilterNode {
     /// `exact`: attribute name → value the attribute must equal.
@@ -43,6 +46,8 @@ pub trait FilterNode {
     fn any(&self) -> Option<Vec<&dyn FilterNode>>;
     /// `not`: a filter that must not match.
     fn not(&self) -> Option<&dyn FilterNode>;
+    /// `cesql`: a CloudEvents SQL expression that must evaluate to `true` without error.
+    fn cesql(&self) -> Option<&str>;
 }
 
 /// Bounds an `exact`/`prefix`/`suffix` map: 1 to [`MAX_FILTERS`] attributes, each value at most
@@ -60,8 +65,8 @@ fn one_dialect_rule(schema: &mut Schema) {
     add_rules(
         schema,
         [cel_rule(
-            exactly_one(&["exact", "prefix", "suffix", "all", "any", "not"]),
-            "a filter must set exactly one of exact, prefix, suffix, all, any or not",
+            exactly_one(&["exact", "prefix", "suffix", "all", "any", "not", "cesql"]),
+            "a filter must set exactly one of exact, prefix, suffix, all, any, not or cesql",
         )],
     );
 }
@@ -70,8 +75,8 @@ fn leaf_dialect_rule(schema: &mut Schema) {
     add_rules(
         schema,
         [cel_rule(
-            exactly_one(&["exact", "prefix", "suffix"]),
-            "a filter nested four levels deep must set exactly one of exact, prefix or suffix (all, any and not nest at most four levels)",
+            exactly_one(&["exact", "prefix", "suffix", "cesql"]),
+            "a filter nested four levels deep must set exactly one of exact, prefix, suffix or cesql (all, any and not nest at most four levels)",
         )],
     );
 }
@@ -108,6 +113,10 @@ macro_rules! nesting_filter {
             /// A filter that must not match.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub not: Option<Box<$child>>,
+            /// A CloudEvents SQL (CESQL v1) expression; matches when it is `true` without error.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[schemars(length(min = 1, max = MAX_CESQL_LENGTH))]
+            pub cesql: Option<String>,
         }
 
         impl FilterNode for $name {
@@ -129,27 +138,34 @@ macro_rules! nesting_filter {
             fn not(&self) -> Option<&dyn FilterNode> {
                 self.not.as_deref().map(|f| f as &dyn FilterNode)
             }
+            fn cesql(&self) -> Option<&str> {
+                self.cesql.as_deref()
+            }
         }
     };
 }
 
 nesting_filter!(
-    /// A filter of `spec.filters`: exactly one of `exact`, `prefix`, `suffix`, `all`, `any`, `not`.
+    /// A filter of `spec.filters`: exactly one of `exact`, `prefix`, `suffix`, `all`, `any`, `not`,
+    /// `cesql`.
     TriggerFilter,
     NestedFilter1
 );
 nesting_filter!(
-    /// A filter nested one level deep: exactly one of `exact`, `prefix`, `suffix`, `all`, `any`, `not`.
+    /// A filter nested one level deep: exactly one of `exact`, `prefix`, `suffix`, `all`, `any`, `not`,
+    /// `cesql`.
     NestedFilter1,
     NestedFilter2
 );
 nesting_filter!(
-    /// A filter nested two levels deep: exactly one of `exact`, `prefix`, `suffix`, `all`, `any`, `not`.
+    /// A filter nested two levels deep: exactly one of `exact`, `prefix`, `suffix`, `all`, `any`, `not`,
+    /// `cesql`.
     NestedFilter2,
     LeafFilter
 );
 
-/// A filter nested three levels deep, the deepest allowed: exactly one of `exact`, `prefix`, `suffix`.
+/// A filter nested three levels deep, the deepest allowed: exactly one of `exact`, `prefix`, `suffix`,
+/// `cesql`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = leaf_dialect_rule)]
@@ -167,6 +183,10 @@ pub struct LeafFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(transform = attribute_map_bounds)]
     pub suffix: Option<BTreeMap<String, String>>,
+    /// A CloudEvents SQL (CESQL v1) expression; matches when it is `true` without error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_CESQL_LENGTH))]
+    pub cesql: Option<String>,
 }
 
 impl FilterNode for LeafFilter {
@@ -187,5 +207,8 @@ impl FilterNode for LeafFilter {
     }
     fn not(&self) -> Option<&dyn FilterNode> {
         None
+    }
+    fn cesql(&self) -> Option<&str> {
+        self.cesql.as_deref()
     }
 }

@@ -107,7 +107,7 @@ fn nested_filters_decode_to_four_levels_and_read_through_filter_node() {
 #[test]
 fn a_fifth_level_is_not_part_of_the_type() {
     // The leaf has no `all`/`any`/`not`: serde ignores the field (the API server prunes it), and the
-    // leaf's "exactly one of exact, prefix or suffix" rule then rejects the empty filter.
+    // leaf's "exactly one of exact, prefix, suffix or cesql" rule then rejects the empty filter.
     let leaf: LeafFilter = serde_json::from_value(json!({"not": {"exact": {"a": "b"}}})).unwrap();
     assert_eq!(leaf, LeafFilter::default());
 }
@@ -198,7 +198,7 @@ fn schema_unrolls_filters_to_four_levels() {
         assert!(
             rules(level)
                 .iter()
-                .any(|m| m.contains("exactly one of exact, prefix, suffix, all, any or not"))
+                .any(|m| m.contains("exactly one of exact, prefix, suffix, all, any, not or cesql"))
         );
     }
     assert!(level4["properties"]["exact"].is_object());
@@ -211,6 +211,29 @@ fn schema_unrolls_filters_to_four_levels() {
             .iter()
             .any(|m| m.contains("nested four levels deep"))
     );
+    for level in [level1, level2, level3, level4] {
+        let cesql = &level["properties"]["cesql"];
+        assert_eq!(cesql["type"], "string");
+        assert_eq!(cesql["maxLength"], MAX_CESQL_LENGTH);
+        assert_eq!(cesql["minLength"], 1);
+    }
+}
+
+#[test]
+fn a_cesql_filter_reads_at_every_level() {
+    let spec = spec(json!({
+        "source": {"broker": {}},
+        "subscriber": {"function": "f"},
+        "filters": [
+            {"cesql": "type LIKE 'order.%'"},
+            {"all": [{"any": [{"not": {"cesql": "EXISTS region"}}]}]},
+        ],
+    }));
+    assert_eq!(spec.filters[0].cesql(), Some("type LIKE 'order.%'"));
+    assert!(spec.filters[0].exact().is_none());
+    let all = spec.filters[1].all().unwrap();
+    let any = all[0].any().unwrap();
+    assert_eq!(any[0].not().unwrap().cesql(), Some("EXISTS region"));
 }
 
 #[test]

@@ -105,9 +105,13 @@ impl SpecCheck {
         let spec = &trigger.spec;
         let source_kind = spec.source.kind();
         let source = check_source(trigger, &namespace, source_kind);
-        let filters = Filters::compile(&spec.filters)
-            .map(|_| ())
-            .map_err(|e| Problem::new(TRIGGER_REASON_INVALID_FILTER, format!("spec.filters: {e}")));
+        // Each filter on its own, so the message names the one at fault (`cesql` errors add the line
+        // and column inside the expression).
+        let filters = spec.filters.iter().enumerate().try_for_each(|(i, f)| {
+            Filters::compile(std::slice::from_ref(f))
+                .map(|_| ())
+                .map_err(|e| Problem::new(TRIGGER_REASON_INVALID_FILTER, format!("spec.filters[{i}]: {e}")))
+        });
         // The sink is resolved on its own below, so only the other delivery settings are judged here.
         let delivery =
             match DeliveryConfig::from_spec(&namespace, &spec.delivery, &DeliveryDefaults::default()) {

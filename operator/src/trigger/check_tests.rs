@@ -93,6 +93,15 @@ fn filters_and_delivery_are_checked() {
         SpecCheck::of(&trigger(filter)).routing.map_err(|p| p.reason),
         Err("InvalidFilter")
     );
+    let cesql = json!({"source": {"broker": {}}, "subscriber": {"function": "f"},
+                       "filters": [{"cesql": "true"}, {"not": {"cesql": "NOT 10"}}]});
+    assert_eq!(
+        SpecCheck::of(&trigger(cesql)).routing.map_err(|p| (p.reason, p.message)),
+        Err((
+            "InvalidFilter",
+            "spec.filters[1]: cesql: type error: cannot use Integer 10 as a Boolean (write BOOL(x) to convert) at 1:5".to_string()
+        ))
+    );
     let delivery = json!({"source": {"broker": {}}, "subscriber": {"function": "f"},
                           "delivery": {"timeout": "0s"}});
     assert_eq!(

@@ -189,3 +189,61 @@ async fn a_trigger_being_deleted_is_left_alone() {
     assert!(server.finish().is_empty());
     assert_eq!(action.expect("reconciled"), Action::await_change());
 }
+
+#[tokio::test]
+async fn a_cesql_filter_that_does_not_parse_makes_the_trigger_not_ready_with_its_position() {
+    let spec = |cesql: &str| {
+        json!({
+            "source": {"broker": {}}, "subscriber": {"function": "orders"},
+            "filters": [{"exact": {"type": "order.created"}}, {"any": [{"cesql": cesql}]}],
+        })
+    };
+    let t = trigger(spec("region = 'eu' AND\n  amount >"));
+    let script = vec![
+        Step::get(ORDERS).answer(orders()),
+        apply_status(&t),
+        Step::event("shop"),
+    ];
+    let (client, server) = ApiServer::new(script);
+    let action = reconcile(Arc::new(t), context(client)).await;
+    let seen = server.finish();
+
+    assert_eq!(action.expect("reconciled"), Action::requeue(RESYNC));
+    let status = requests_to(&seen, STATUS)[0];
+    assert_eq!(condition(status, "Ready"), pair("False", "InvalidFilter"));
+    let ready = status.body["status"]["conditions"]
+        .as_array()
+        .expect("conditions")
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .expect("Ready");
+    assert_eq!(
+        ready["message"],
+        "spec.filters[1]: cesql: syntax error: unexpected end of expression: expected a literal, an attribute name, a function call or '(' at 2:11"
+    );
+    assert_eq!(events(&seen), [pair("Warning", "InvalidFilter")]);
+
+    // A type error is refused the same way; a valid expression makes the Trigger ready.
+    let t = trigger(spec("LENGTH(type) + 1"));
+    let (client, server) = ApiServer::new(vec![
+        Step::get(ORDERS).answer(orders()),
+        apply_status(&t),
+        Step::event("shop"),
+    ]);
+    reconcile(Arc::new(t), context(client)).await.expect("reconciled");
+    let seen = server.finish();
+    let status = requests_to(&seen, STATUS)[0];
+    assert_eq!(condition(status, "Ready"), pair("False", "InvalidFilter"));
+    let t = trigger(spec("region = 'eu' AND amount > 100"));
+    let (client, server) = ApiServer::new(vec![
+        Step::get(ORDERS).answer(orders()),
+        apply_status(&t),
+        Step::event("shop"),
+    ]);
+    reconcile(Arc::new(t), context(client)).await.expect("reconciled");
+    let seen = server.finish();
+    assert_eq!(
+        condition(requests_to(&seen, STATUS)[0], "Ready"),
+        pair("True", "Ready")
+    );
+}
