@@ -6,7 +6,7 @@ use clap::Parser;
 use zeroscale_autoscaler::{args::Cli, shell};
 
 fn main() -> ExitCode {
-    match shell::main(Cli::parse().run_args()) {
+    match shell::run_blocking(Cli::parse().run_args()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zeroscale-autoscaler: {e}");

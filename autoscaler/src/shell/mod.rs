@@ -55,7 +55,7 @@ pub enum ShellError {
 }
 
 /// `zeroscale-autoscaler run`: logging, the runtime, and the autoscaler until SIGTERM or Ctrl-C.
-pub fn main(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run_blocking(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     args.log.init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
