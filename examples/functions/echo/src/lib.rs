@@ -8,6 +8,7 @@
 //! | `GET /healthz` | `200 ok` |
 //! | `/ws` with a WebSocket upgrade | echoes every text and binary message |
 //! | `GET /call?url=<http-url>` | calls the URL from inside the pod; JSON `url`, `status`, `body` of the answer (502 when the call fails) |
+//! | `GET /ids` with `ECHO_RECORD_IDS=1` | JSON `pod`, `requests`, `ids`: the `ce-id`s received (module [`ids`]) |
 //! | anything else | JSON with `method`, `path`, `query`, `version`, `headers`, `body`, `pod`, `function`, `in_flight`, `status` |
 //!
 //! Query controls: `?sleep=<ms>` waits before answering, `?status=<code>` sets the status,
@@ -29,6 +30,7 @@ pub mod alloc;
 pub mod call;
 pub mod config;
 pub mod handler;
+pub mod ids;
 pub mod inflight;
 pub mod options;
 pub mod server;
