@@ -53,7 +53,7 @@ fn manifests() -> String {
     let env = r#"env: [{name: ECHO_RECORD_IDS, value: "1"}]"#;
     format!(
         "apiVersion: zeroscale.dev/v1alpha1\nkind: Function\nmetadata: {{name: {SUBSCRIBER}}}\n\
-         spec: {{image: {ECHO_IMAGE}, {env}, timeoutSeconds: 60, scale: {{initial: 0, max: 1, window: 60s}}}}\n\
+         spec: {{image: {ECHO_IMAGE}, {env}, timeoutSeconds: 60, concurrency: 1, scale: {{initial: 0, max: 1, window: 60s}}}}\n\
          ---\napiVersion: zeroscale.dev/v1alpha1\nkind: Function\nmetadata: {{name: {DEAD_LETTER}}}\n\
          spec: {{image: {ECHO_IMAGE}, {env}, scale: {{initial: 1, min: 1, max: 1}}}}\n\
          ---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: producer}}\n\
