@@ -5,7 +5,8 @@
 //! [`EVENTS`] events are posted to the broker, each retried until it is answered 202, for a Trigger
 //! whose subscriber Function is at zero and whose dead-letter sink is another Function; both run the
 //! echo image with `ECHO_RECORD_IDS=1` and are counted by the ids they received (`sinks`). Once
-//! deliveries run, the activator replica that sorts first is `kill -9`ed (its container's process),
+//! deliveries run, the activator replica holding the most events in memory (the first by name
+//! when none does, as with JetStream) is `kill -9`ed (its container's process),
 //! then, with JetStream, the NATS server's process. Every accepted event must reach the subscriber or
 //! the dead-letter sink with JetStream (0 lost); with the memory store the loss is recorded as a
 //! figure (`.zeroscale/logs/timings.log`). The two tests switch the install between the stores (a
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use zeroscale_e2e::installed::{install_with_event_store, ready_component_pods};
+use zeroscale_e2e::installed::install_with_event_store;
 use zeroscale_e2e::{ECHO_IMAGE, TestNamespace, apply_yaml, client, kubectl_ok, record_figure, wait_for};
 
 use producer::{Producer, event_id};
@@ -51,9 +52,12 @@ const DEAD_LETTER: &str = "dead";
 
 fn manifests() -> String {
     let env = r#"env: [{name: ECHO_RECORD_IDS, value: "1"}]"#;
+    // A slow subscriber (4 at a time, 20 ms each: at most 200 events/s) against a producer several
+    // times faster: a backlog builds, so the killed activator holds events when it dies.
+    let slow = r#"env: [{name: ECHO_RECORD_IDS, value: "1"}, {name: ECHO_SLEEP_MS, value: "20"}]"#;
     format!(
         "apiVersion: zeroscale.dev/v1alpha1\nkind: Function\nmetadata: {{name: {SUBSCRIBER}}}\n\
-         spec: {{image: {ECHO_IMAGE}, {env}, timeoutSeconds: 60, concurrency: 1, scale: {{initial: 0, max: 1, window: 60s}}}}\n\
+         spec: {{image: {ECHO_IMAGE}, {slow}, timeoutSeconds: 60, concurrency: 4, scale: {{initial: 0, max: 1, window: 60s}}}}\n\
          ---\napiVersion: zeroscale.dev/v1alpha1\nkind: Function\nmetadata: {{name: {DEAD_LETTER}}}\n\
          spec: {{image: {ECHO_IMAGE}, {env}, scale: {{initial: 1, min: 1, max: 1}}}}\n\
          ---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: producer}}\n\
@@ -158,12 +162,8 @@ async fn run(store: &str, kill_nats: bool) -> Outcome {
 
     let sending = tokio::spawn(producer.clone().produce(EVENTS, PARALLEL));
     let mut sinks = Sinks::default();
-    let activator = ready_component_pods("activator")
-        .await
-        .into_iter()
-        .min()
-        .expect("a ready activator pod");
     wait_delivered(&mut sinks, &namespace, KILL_ACTIVATOR_AT).await;
+    let (activator, held_bytes) = chaos::fullest_activator().await;
     let activator_restarts = chaos::kill_container(&activator, "activator").await;
     let activator_killed = Instant::now();
     let at_activator_kill = sinks.delivered.ids.len();
@@ -211,7 +211,7 @@ async fn run(store: &str, kill_nats: bool) -> Outcome {
     let nats = nats_restart.map_or(String::new(), |d| format!(", NATS back in {d:.1?}"));
     record_figure(&format!(
         "event stores: {store}: {EVENTS} events posted, {accepted} accepted (202; {} refusals retried, \
-         {} abandoned) in {:.1?}; activator {activator} killed at {at_activator_kill} delivered, ready again \
+         {} abandoned) in {:.1?}; activator {activator} killed at {at_activator_kill} delivered (holding {held_bytes} bytes of events in memory), ready again \
          within {activator_restart:.1?}{nats}; {delivered} delivered ({} requests), {dead_lettered} dead-lettered \
          ({} requests), {lost} lost; run {:.1?}",
         produced.refused,

@@ -50,3 +50,23 @@ pub async fn wait_restarted(pod: &str, container: &str, before: i32) {
     })
     .await;
 }
+
+/// The ready activator pod holding the most accepted events in memory (the largest
+/// `zeroscale_broker_buffered_bytes`, read through the API server's pod proxy; the first by name on
+/// a tie, as with JetStream, where no replica holds any) and that figure.
+pub async fn fullest_activator() -> (String, f64) {
+    let mut pods = zeroscale_e2e::installed::ready_component_pods("activator").await;
+    pods.sort();
+    let mut fullest: Option<(String, f64)> = None;
+    for pod in pods {
+        let path = format!("/api/v1/namespaces/{SYSTEM_NAMESPACE}/pods/{pod}:9090/proxy/metrics");
+        let text = zeroscale_e2e::try_kubectl(&["get", "--raw", &path], None)
+            .await
+            .unwrap_or_default();
+        let bytes = zeroscale_e2e::metric_value(&text, "zeroscale_broker_buffered_bytes").unwrap_or(0.0);
+        if fullest.as_ref().is_none_or(|(_, most)| bytes > *most) {
+            fullest = Some((pod, bytes));
+        }
+    }
+    fullest.expect("a ready activator pod")
+}

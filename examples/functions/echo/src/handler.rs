@@ -114,7 +114,7 @@ impl Echo {
             Ok(collected) => collected.to_bytes(),
             Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}\n")),
         };
-        if let Some(sleep) = options.sleep {
+        if let Some(sleep) = options.sleep.or(self.config.sleep) {
             tokio::time::sleep(sleep).await;
         }
         let status = options

@@ -18,7 +18,8 @@
 //! memory while the request is handled (the answer's `allocated`), so a memory limit really bites;
 //! `?write=<absolute path>` tries to write and remove a file there (200, or 500 naming the error, such as
 //! `Read-only file system`); a bad value of either is a 400 naming it. Nothing else writes to the
-//! filesystem. `ECHO_START_DELAY_MS=<ms>` delays listening (a slow-starting function);
+//! filesystem. `ECHO_SLEEP_MS=<ms>` is the default `?sleep` of every echoed request (a slow subscriber);
+//! `ECHO_START_DELAY_MS=<ms>` delays listening (a slow-starting function);
 //! `ECHO_ALLOC_AT_START=<size>` allocates and holds memory before listening (a function that cannot
 //! start within its limit). `pod` is `$POD_NAME` or `$HOSTNAME`; `function` is `$ZEROSCALE_FUNCTION`.
 //!
