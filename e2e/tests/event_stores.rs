@@ -69,8 +69,7 @@ fn manifests() -> String {
     )
 }
 
-fn trigger(namespace: &str) -> String {
-    let _ = namespace;
+fn trigger() -> String {
     format!(
         "apiVersion: zeroscale.dev/v1alpha1\nkind: Trigger\nmetadata: {{name: to-counter}}\n\
          spec: {{source: {{broker: {{}}}}, filters: [{{exact: {{type: {ty}}}}}], subscriber: {{function: {SUBSCRIBER}}},\n\
@@ -113,7 +112,7 @@ async fn run(store: &str, kill_nats: bool) -> Outcome {
         },
     )
     .await;
-    apply_yaml(&namespace, &trigger(&namespace)).await;
+    apply_yaml(&namespace, &trigger()).await;
     let token = kubectl_ok(&[
         "-n",
         &namespace,
