@@ -7,8 +7,10 @@
 #      `images`): they start the components they need as host processes, scoped to their own
 #      namespaces, and must not see an installed Zeroscale; their pods run the registry's images;
 #   3. install Zeroscale from the chart (scripts/install.sh, the components' registry images), run the
-#      `scenarios` suite (e2e/tests/scenarios.rs, listed in docs/testing.md) and the `images`
-#      acceptance tests against it, then uninstall it;
+#      `scenarios` suite (e2e/tests/scenarios.rs, listed in docs/testing.md), the `images` and
+#      `protocols` acceptance tests against it, then `event_stores`, which upgrades the install to the
+#      JetStream store and back to memory itself (ZEROSCALE_EVENT_STORE of scripts/install.sh), then
+#      uninstall it;
 #   4. run the README's newcomer path (scripts/newcomer.sh: `make up`, the printed curl answers 200 from
 #      a cold start, `make down`);
 #   5. always tear the cluster down, check that nothing of it is left, and prove up → down → up works.
@@ -41,7 +43,8 @@ rm -f .zeroscale/logs/timings.log
 
 # Step 2: the binaries that bring their own components. A Zeroscale left installed (by `make up`, say)
 # would reconcile and scale their Functions too, so it goes first.
-installed_suites=(scenarios images protocols)
+# event_stores last: it switches the install's event store (and leaves the default, memory).
+installed_suites=(scenarios images protocols event_stores)
 bash scripts/uninstall.sh || status=1
 targets=(--lib)
 for test in e2e/tests/*.rs; do

@@ -12,6 +12,11 @@
 # the chart, the values and the three images' digests are stamped; a pushed image (a new digest under
 # the same tag) rolls its Deployment, and values-local.yaml's pullPolicy Always makes the kubelet pull it.
 #
+# ZEROSCALE_EVENT_STORE=jetstream installs the JetStream event store: the chart's NATS server from the
+# registry's `zeroscale/nats` image, with e2e/cluster/values-jetstream.yaml over values-local.yaml (an
+# emptyDir store: the local cluster has no storage provisioner); `memory` (the default) is the chart's
+# default. Switching stores is a `helm upgrade` of the same release.
+#
 # ZEROSCALE_REGISTRY (default localhost:5000) is where the images are; CRANE (default $ZS_BIN/crane)
 # reads their digests. ZEROSCALE_INSTALL_LOCK_HELD=1: the caller already holds the install lock
 # (bench/coldstart/bench.sh keeps it for its whole measurement, so no concurrent install rolls the
@@ -30,6 +35,17 @@ fi
 NS=zeroscale-system
 RELEASE=zeroscale
 VALUES=e2e/cluster/values-local.yaml
+store=${ZEROSCALE_EVENT_STORE:-memory}
+images=(operator activator autoscaler)
+value_files=(-f "$VALUES")
+case $store in
+  memory) ;;
+  jetstream)
+    images+=(nats)
+    value_files+=(-f e2e/cluster/values-jetstream.yaml)
+    ;;
+  *) die "ZEROSCALE_EVENT_STORE must be memory or jetstream, not '$store'" ;;
+esac
 STAMP="$ZS_RUN/install.stamp"
 registry=${ZEROSCALE_REGISTRY:-localhost:5000}
 crane=${CRANE:-$ZS_BIN/crane}
@@ -46,7 +62,7 @@ fi
 
 # The digest of each component's image; a missing image is built and pushed first (once).
 digest() { "$crane" digest --insecure "$registry/zeroscale/$1:$version" 2>/dev/null; }
-for c in operator activator autoscaler; do
+for c in "${images[@]}"; do
   if ! digest "$c" >/dev/null; then
     log "$registry/zeroscale/$c:$version is not in the registry: running scripts/images.sh (make images)"
     ZEROSCALE_REGISTRY=$registry bash scripts/images.sh || die "scripts/images.sh failed"
@@ -58,7 +74,7 @@ for c in operator activator autoscaler; do
   d=$(digest "$c") || die "$registry/zeroscale/$c:$version is not in the registry after scripts/images.sh"
   values+=(--set-string "$c.podAnnotations.zeroscale\\.dev/image-digest=$d")
 done
-stamp=$( (find charts/zeroscale crds/yaml "$VALUES" -type f -print0 | sort -z | xargs -0 sha256sum; echo "${values[*]}") | sha256sum | cut -d' ' -f1)
+stamp=$( (find charts/zeroscale crds/yaml "$VALUES" e2e/cluster/values-jetstream.yaml -type f -print0 | sort -z | xargs -0 sha256sum; echo "${values[*]} ${value_files[*]}") | sha256sum | cut -d' ' -f1)
 
 healthy() {
   local out
@@ -70,6 +86,11 @@ healthy() {
     IFS=/ read -r updated available wanted <<<"$d"
     [[ $wanted -gt 0 && $updated == "$wanted" && $available == "$wanted" ]] || return 1
   done
+  if [[ $store == jetstream ]]; then
+    local nats
+    nats=$(kubectl -n "$NS" get statefulset zeroscale-nats -o jsonpath='{.status.readyReplicas}/{.spec.replicas}' 2>/dev/null) || return 1
+    [[ $nats == "${nats#*/}/${nats#*/}" && ${nats#*/} -gt 0 ]] || return 1
+  fi
 }
 
 cluster_ip() { kubectl -n "$NS" get service "$1" -o jsonpath='{.spec.clusterIP}'; }
@@ -92,8 +113,8 @@ metadata:
     pod-security.kubernetes.io/warn: restricted
     pod-security.kubernetes.io/audit: restricted
 YAML
-  log "installing the chart (release $RELEASE in $NS, images $registry/zeroscale/*:$version)"
-  "$helm" upgrade --install "$RELEASE" charts/zeroscale -n "$NS" --skip-crds -f "$VALUES" \
+  log "installing the chart (release $RELEASE in $NS, images $registry/zeroscale/*:$version, event store $store)"
+  "$helm" upgrade --install "$RELEASE" charts/zeroscale -n "$NS" --skip-crds "${value_files[@]}" \
     "${values[@]}" --wait --timeout 300s >/dev/null ||
     die "helm upgrade failed; see: kubectl -n $NS get pods; kubectl -n $NS logs deploy/zeroscale-activator"
   healthy || die "Zeroscale is not ready after helm --wait (kubectl -n $NS get pods)"

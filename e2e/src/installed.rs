@@ -84,8 +84,14 @@ pub fn parse_env(text: &str) -> BTreeMap<String, String> {
 
 /// Runs `bash scripts/install.sh` (output tail kept for the error).
 async fn run_install_script() -> Result<(), InstallError> {
+    run_install_script_with(&[]).await
+}
+
+/// Runs `bash scripts/install.sh` with `env` added to its environment.
+async fn run_install_script_with(env: &[(&str, &str)]) -> Result<(), InstallError> {
     let out = tokio::process::Command::new("bash")
         .arg("scripts/install.sh")
+        .envs(env.iter().copied())
         .current_dir(repo_root())
         .kill_on_drop(true)
         .output()
@@ -160,6 +166,14 @@ pub async fn try_ensure_installed() -> Result<&'static Installed, InstallError> 
             read_installed().await
         })
         .await
+}
+
+/// Installs (or `helm upgrade`s) Zeroscale with event store `store` (`memory` or `jetstream`:
+/// `ZEROSCALE_EVENT_STORE` of `scripts/install.sh`), whatever is installed now, and returns where it is
+/// reached. Not cached: each call runs the (idempotent) script, so a test binary may switch stores.
+pub async fn install_with_event_store(store: &str) -> Result<Installed, InstallError> {
+    run_install_script_with(&[("ZEROSCALE_EVENT_STORE", store)]).await?;
+    read_installed().await
 }
 
 /// Like [`try_ensure_installed`] but panics with the reason.

@@ -17,6 +17,12 @@ pub struct Config {
     /// `200Mi`), to play a function that cannot start within its memory limit; parsed by
     /// [`Config::alloc_at_start`].
     pub alloc_at_start: Option<String>,
+    /// Record the `ce-id` of every request and serve them on `GET /ids` (`ECHO_RECORD_IDS=1`),
+    /// so a test can count event deliveries ([`crate::ids`]).
+    pub record_ids: bool,
+    /// Wait this long before answering each echoed request that has no `?sleep=` of its own
+    /// (`ECHO_SLEEP_MS`), to play a slow subscriber.
+    pub sleep: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -34,6 +40,11 @@ impl Config {
                     .unwrap_or(0),
             ),
             alloc_at_start: non_empty("ECHO_ALLOC_AT_START"),
+            sleep: non_empty("ECHO_SLEEP_MS")
+                .and_then(|v| v.parse().ok())
+                .map(std::time::Duration::from_millis),
+            record_ids: non_empty("ECHO_RECORD_IDS")
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
         }
     }
 
@@ -67,6 +78,8 @@ mod tests {
                 function: None,
                 start_delay: std::time::Duration::ZERO,
                 alloc_at_start: None,
+                record_ids: false,
+                sleep: None,
             }
         );
         let c = Config::from_lookup(|k| match k {
@@ -76,6 +89,8 @@ mod tests {
             "ZEROSCALE_FUNCTION" => Some("f".into()),
             "ECHO_START_DELAY_MS" => Some("1500".into()),
             "ECHO_ALLOC_AT_START" => Some("1Mi".into()),
+            "ECHO_RECORD_IDS" => Some("true".into()),
+            "ECHO_SLEEP_MS" => Some("20".into()),
             _ => None,
         });
         assert_eq!(
@@ -87,6 +102,8 @@ mod tests {
                 function: Some("f".into()),
                 start_delay: std::time::Duration::from_millis(1500),
                 alloc_at_start: Some("1Mi".into()),
+                record_ids: true,
+                sleep: Some(std::time::Duration::from_millis(20)),
             }
         );
         assert_eq!(c.alloc_at_start(), Ok(Some(1 << 20)));

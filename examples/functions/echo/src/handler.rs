@@ -29,6 +29,8 @@ pub struct Echo {
     pub config: Arc<Config>,
     /// Requests being handled.
     pub in_flight: InFlight,
+    /// The CloudEvent ids received, when `ECHO_RECORD_IDS=1`.
+    pub ids: Option<crate::ids::IdLog>,
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
@@ -44,9 +46,11 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 impl Echo {
     /// An echo server's state.
     pub fn new(config: Config) -> Self {
+        let ids = config.record_ids.then(crate::ids::IdLog::default);
         Self {
             config: Arc::new(config),
             in_flight: InFlight::default(),
+            ids,
         }
     }
 
@@ -56,8 +60,28 @@ impl Echo {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/ws" if crate::ws::is_upgrade(&req) => crate::ws::upgrade(req),
             "/call" => crate::call::call(req.uri().query()).await,
-            _ => self.echo(req).await,
+            "/ids" if self.ids.is_some() && req.method() == hyper::Method::GET => self.ids().await,
+            _ => {
+                if let (Some(ids), Some(id)) = (&self.ids, req.headers().get("ce-id")) {
+                    ids.record(&String::from_utf8_lossy(id.as_bytes())).await;
+                }
+                self.echo(req).await
+            }
         }
+    }
+
+    /// `GET /ids`: the CloudEvent ids received ([`crate::ids`]).
+    async fn ids(&self) -> Response<Body> {
+        let doc = match &self.ids {
+            Some(ids) => ids.document(self.config.pod.as_deref()).await,
+            None => serde_json::Value::Null,
+        };
+        let mut response = Response::new(Full::new(Bytes::from(format!("{doc}\n"))).boxed());
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        response
     }
 
     async fn echo(&self, req: Request<Incoming>) -> Response<Body> {
@@ -90,7 +114,7 @@ impl Echo {
             Ok(collected) => collected.to_bytes(),
             Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}\n")),
         };
-        if let Some(sleep) = options.sleep {
+        if let Some(sleep) = options.sleep.or(self.config.sleep) {
             tokio::time::sleep(sleep).await;
         }
         let status = options

@@ -8,6 +8,7 @@
 //! | `GET /healthz` | `200 ok` |
 //! | `/ws` with a WebSocket upgrade | echoes every text and binary message |
 //! | `GET /call?url=<http-url>` | calls the URL from inside the pod; JSON `url`, `status`, `body` of the answer (502 when the call fails) |
+//! | `GET /ids` with `ECHO_RECORD_IDS=1` | JSON `pod`, `requests`, `ids`: the `ce-id`s received (module [`ids`]) |
 //! | anything else | JSON with `method`, `path`, `query`, `version`, `headers`, `body`, `pod`, `function`, `in_flight`, `status` |
 //!
 //! Query controls: `?sleep=<ms>` waits before answering, `?status=<code>` sets the status,
@@ -17,7 +18,8 @@
 //! memory while the request is handled (the answer's `allocated`), so a memory limit really bites;
 //! `?write=<absolute path>` tries to write and remove a file there (200, or 500 naming the error, such as
 //! `Read-only file system`); a bad value of either is a 400 naming it. Nothing else writes to the
-//! filesystem. `ECHO_START_DELAY_MS=<ms>` delays listening (a slow-starting function);
+//! filesystem. `ECHO_SLEEP_MS=<ms>` is the default `?sleep` of every echoed request (a slow subscriber);
+//! `ECHO_START_DELAY_MS=<ms>` delays listening (a slow-starting function);
 //! `ECHO_ALLOC_AT_START=<size>` allocates and holds memory before listening (a function that cannot
 //! start within its limit). `pod` is `$POD_NAME` or `$HOSTNAME`; `function` is `$ZEROSCALE_FUNCTION`.
 //!
@@ -29,6 +31,7 @@ pub mod alloc;
 pub mod call;
 pub mod config;
 pub mod handler;
+pub mod ids;
 pub mod inflight;
 pub mod options;
 pub mod server;

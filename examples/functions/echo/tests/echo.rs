@@ -12,6 +12,10 @@ use hyper_util::rt::TokioExecutor;
 use zeroscale_echo::{Config, server};
 
 async fn start(single: bool) -> String {
+    start_with(single, false).await
+}
+
+async fn start_with(single: bool, record_ids: bool) -> String {
     let config = Config {
         port: 0,
         single,
@@ -19,6 +23,8 @@ async fn start(single: bool) -> String {
         function: Some("fn-a".into()),
         start_delay: Duration::ZERO,
         alloc_at_start: None,
+        record_ids,
+        sleep: None,
     };
     let listener = server::bind(&config).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -225,4 +231,37 @@ async fn calls_another_url_from_inside() {
     let (status, _, body) = send(&caller, "GET", &path, "", false).await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(send(&caller, "GET", "/call?url=ftp://x/", "", false).await.0, 400);
+}
+
+async fn post_event(addr: &str, id: &str) -> u16 {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/"))
+        .header("ce-id", id)
+        .header("ce-specversion", "1.0")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .expect("request");
+    client.request(req).await.expect("response").status().as_u16()
+}
+
+#[tokio::test]
+async fn records_cloudevent_ids_only_when_asked() {
+    let addr = start_with(false, true).await;
+    for id in ["e-2", "e-1", "e-2"] {
+        assert_eq!(post_event(&addr, id).await, 200);
+    }
+    let (status, _, body) = send(&addr, "GET", "/ids", "", false).await;
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["requests"], 3);
+    assert_eq!(doc["ids"], serde_json::json!(["e-1", "e-2"]));
+    assert_eq!(doc["pod"], "pod-a");
+
+    // Without ECHO_RECORD_IDS, /ids is an ordinary echo and nothing is kept.
+    let plain = start(false).await;
+    assert_eq!(post_event(&plain, "e-1").await, 200);
+    let (_, _, body) = send(&plain, "GET", "/ids", "", false).await;
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(doc["path"], "/ids");
 }
