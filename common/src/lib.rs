@@ -10,4 +10,6 @@ pub mod metrics;
 pub mod shutdown;
 pub mod signals;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token_file;
