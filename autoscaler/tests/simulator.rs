@@ -38,7 +38,7 @@ fn every_policy_on_sample10_keeps_the_invariants() {
         for (f, want) in r.per_function.iter().zip(&expected) {
             assert_eq!(f.invocations, *want, "{} {}", r.policy, f.hash);
             assert!(
-                f.cold_starts >= 1 && f.cold_starts <= f.invocations,
+                f.cold_starts >= 1 && f.cold_starts + f.queued <= f.invocations,
                 "{} {}",
                 r.policy,
                 f.hash
@@ -82,17 +82,17 @@ fn every_policy_on_sample10_keeps_the_invariants() {
 }
 
 #[test]
-fn predictive_beats_kpa_per_function_on_sample10() {
+fn predictive_meets_p8_on_sample10() {
     let dir = traces();
     let policies = ["kpa", "predictive", "fixed_10m"].map(|p| Policy::parse(p).expect("known policy"));
     let reports = sim::simulate(&dir, &policies, 1, std::time::Duration::from_secs(1)).expect("simulates");
     let [kpa, predictive, fixed_10m] = [&reports[0], &reports[1], &reports[2]];
-    // The figures of docs/simulator.md: fewer cold starts than the KPA in total and far fewer per
-    // function (the paper's headline statistic), idle time between KPA and the 10-minute keep-alive.
+    // The figures of docs/simulator.md: fewer cold starts than both the KPA and the 10-minute
+    // keep-alive, at less idle time than the 10-minute keep-alive, and far fewer per function.
     assert!(predictive.cold_starts < kpa.cold_starts);
-    assert!(predictive.per_function_cold_start_pct_p75 < kpa.per_function_cold_start_pct_p75 / 1.5);
-    assert!(predictive.per_function_cold_start_pct_p75 < fixed_10m.per_function_cold_start_pct_p75);
+    assert!(predictive.cold_starts < fixed_10m.cold_starts);
     assert!(predictive.idle_pod_seconds < fixed_10m.idle_pod_seconds);
+    assert!(predictive.per_function_cold_start_pct_p75 < kpa.per_function_cold_start_pct_p75 / 1.2);
 }
 
 #[test]
@@ -116,6 +116,8 @@ fn simulate_command_writes_the_documented_json() {
         "invocations",
         "cold_starts",
         "cold_start_pct",
+        "queued",
+        "queued_pct",
         "idle_pod_seconds",
         "total_pod_seconds",
         "per_function_cold_start_pct_p50",

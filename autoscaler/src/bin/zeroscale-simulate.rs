@@ -58,11 +58,12 @@ fn simulate(args: &SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
     let reports = sim::simulate(&args.trace, &policies, args.seed, args.cold_start)?;
     for r in &reports {
         eprintln!(
-            "{:<10} invocations {:>8}  cold starts {:>7} ({:6.3} %)  p75/function {:6.2} %  idle pod-s {:>12.0}  total pod-s {:>12.0}",
+            "{:<10} invocations {:>8}  cold starts {:>7} ({:6.3} %)  queued {:6.3} %  p75/function {:6.2} %  idle pod-s {:>12.0}  total pod-s {:>12.0}",
             r.policy,
             r.invocations,
             r.cold_starts,
             r.cold_start_pct,
+            r.queued_pct,
             r.per_function_cold_start_pct_p75,
             r.idle_pod_seconds,
             r.total_pod_seconds

@@ -4,7 +4,8 @@
 //! It learns a histogram of the function's idle times (time from its last traffic to its next) in
 //! 1-minute bins over a few hours. From the head and tail percentiles it derives a **pre-warm
 //! window** (how long after the last traffic the function may sit at zero) and a **keep-alive
-//! window** (how long one pod then stays warm). When most idle times fall beyond the histogram's
+//! window** (how long one pod then stays warm, at most `max_keep_alive`: our addition, see
+//! `docs/simulator.md`). When most idle times fall beyond the histogram's
 //! range it forecasts the next one from their moving average instead. When the history is not
 //! representative (too few idle times, or bin counts too flat: a low coefficient of variation) it
 //! says nothing and the KPA decides, as for any other function. Pure: `now` is always a parameter.
@@ -40,6 +41,9 @@ pub struct PredictiveParams {
     pub quiet: Duration,
     /// When the total count reaches this, every count halves (older idle times weigh less).
     pub decay_at: u32,
+    /// Longest time one pod stays warm in one window: a wider spread of idle times than this is
+    /// covered from its head only (the rest would cost more pod time than the cold starts it saves).
+    pub max_keep_alive: Duration,
 }
 
 impl Default for PredictiveParams {
@@ -57,6 +61,7 @@ impl Default for PredictiveParams {
             min_gap: Duration::from_millis(1500),
             quiet: Duration::from_secs(2),
             decay_at: 10_000,
+            max_keep_alive: Duration::from_secs(600),
         }
     }
 }
@@ -207,10 +212,12 @@ impl Predictor {
             return Windows::Fallback;
         }
         if u64::from(self.out_of_range) as f64 > p.max_out_of_range * total as f64 && self.forecast > 0.0 {
-            let m = p.forecast_margin;
+            // Warm from `1 − m` to `1 + m` of the forecast; a window wider than `max_keep_alive`
+            // is narrowed around the forecast moment, where the next request is likeliest.
+            let half = (self.forecast * p.forecast_margin).min(p.max_keep_alive.as_secs_f64() / 2.0);
             return Windows::Predicted {
-                prewarm: Duration::from_secs_f64(self.forecast * (1.0 - m)),
-                keep_alive: Duration::from_secs_f64(self.forecast * 2.0 * m),
+                prewarm: Duration::from_secs_f64(self.forecast - half),
+                keep_alive: Duration::from_secs_f64(2.0 * half),
             };
         }
         let n = self.in_range();
@@ -221,9 +228,11 @@ impl Predictor {
         let head = self.percentile_bin(p.head, n) as f64 * bin;
         let tail = (self.percentile_bin(p.tail, n) + 1) as f64 * bin;
         let prewarm = head * (1.0 - p.margin);
+        // The head is where most of a wide spread's requests are (the pre-warm window is its 5th
+        // percentile); past `max_keep_alive` more warmth costs more than the cold starts it saves.
         Windows::Predicted {
             prewarm: Duration::from_secs_f64(prewarm),
-            keep_alive: Duration::from_secs_f64(tail * (1.0 + p.margin) - prewarm),
+            keep_alive: Duration::from_secs_f64(tail * (1.0 + p.margin) - prewarm).min(p.max_keep_alive),
         }
     }
 

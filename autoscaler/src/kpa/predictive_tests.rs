@@ -89,19 +89,46 @@ fn a_noisy_function_falls_back() {
 }
 
 #[test]
-fn idle_times_beyond_the_range_are_forecast() {
+fn a_wide_spread_is_kept_warm_from_its_head_for_at_most_max_keep_alive() {
     let mut p = Predictor::new(PredictiveParams::default());
-    let last = periodic(&mut p, 0, 6 * 3600, 4);
-    // Three idle times of 6 h, beyond the 4 h histogram: pre-warm at 85 %, warm until 115 %.
+    // Idle times alternating 30 min and 2 h: head bin 30, tail bin 120.
+    let mut last = secs(0);
+    for i in 0..40u64 {
+        p.activity(last);
+        last += secs(if i % 2 == 0 { 1800 } else { 7200 });
+    }
+    p.activity(last);
+    // Pre-warm at 30 min × 0.9 = 1620 s; the tail (121 min × 1.1) is cut to 10 minutes of warmth.
     assert_eq!(
         p.windows(),
         Windows::Predicted {
-            prewarm: secs(18_360),
-            keep_alive: secs(6_480),
+            prewarm: secs(1620),
+            keep_alive: secs(600),
+        }
+    );
+    assert_eq!(p.advise(last + secs(1619)), Advice::Zero);
+    assert_eq!(p.advise(last + secs(1800)), Advice::Warm);
+    assert_eq!(p.advise(last + secs(2220)), Advice::Zero);
+    assert_eq!(p.advise(last + secs(7200)), Advice::Zero);
+}
+
+#[test]
+fn idle_times_beyond_the_range_are_forecast() {
+    let mut p = Predictor::new(PredictiveParams::default());
+    let last = periodic(&mut p, 0, 6 * 3600, 4);
+    // Three idle times of 6 h, beyond the 4 h histogram: warm from 85 % to 115 % of the forecast,
+    // a window cut to `max_keep_alive` (10 min) centred on the forecast moment.
+    assert_eq!(
+        p.windows(),
+        Windows::Predicted {
+            prewarm: secs(21_300),
+            keep_alive: secs(600),
         }
     );
     assert_eq!(p.advise(last + secs(3 * 3600)), Advice::Zero);
+    assert_eq!(p.advise(last + secs(21_299)), Advice::Zero);
     assert_eq!(p.advise(last + secs(6 * 3600)), Advice::Warm);
+    assert_eq!(p.advise(last + secs(21_900)), Advice::Zero);
 }
 
 #[test]

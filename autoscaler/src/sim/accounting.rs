@@ -1,4 +1,9 @@
-//! What a policy run measures for one function: cold starts and pod time.
+//! What a policy run measures for one function: cold starts, queued invocations and pod time.
+//!
+//! An invocation is **cold** when it waited for a pod to start: it was served by a pod that became
+//! ready after the invocation arrived (or by none before the end of the day). It is **queued** when
+//! it found no free ready pod but was served by a pod that was already up, once that pod finished
+//! its invocation: a wait behind busy pods, not a cold start. Otherwise it is **warm**.
 //!
 //! A pod counts from its creation until its removal (or the end of the trace's day). It is
 //! *serving* while it runs an invocation and *idle* otherwise, start-up time included (a starting
@@ -6,13 +11,26 @@
 
 use super::workload::{Micros, SECOND};
 
+/// How an invocation found its pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// A free ready pod took it on arrival.
+    Warm,
+    /// It waited for a pod that was already up to finish another invocation.
+    Queued,
+    /// It waited for a pod to start.
+    Cold,
+}
+
 /// Counters of one function under one policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
     /// Invocations seen.
     pub invocations: u64,
-    /// Invocations that found no ready pod with free capacity.
+    /// Invocations served by a pod that became ready after they arrived.
     pub cold_starts: u64,
+    /// Invocations that waited only for a busy pod to finish.
+    pub queued: u64,
     /// Σ removal − Σ creation over pods, in µs (signed while pods are alive).
     pod_time: i128,
     /// Σ time pods spent running invocations, in µs.
@@ -29,10 +47,14 @@ impl Tally {
         }
     }
 
-    /// An invocation arrived; `cold` when no ready pod could take it at once.
-    pub fn invocation(&mut self, cold: bool) {
+    /// An invocation started (or the day ended before it could) the way `start` says.
+    pub fn invocation(&mut self, start: Start) {
         self.invocations += 1;
-        self.cold_starts += u64::from(cold);
+        match start {
+            Start::Warm => {}
+            Start::Queued => self.queued += 1,
+            Start::Cold => self.cold_starts += 1,
+        }
     }
 
     /// A pod was created at `at`.

@@ -1,15 +1,74 @@
 //! Fixed keep-alive: a pod stays after its last invocation for a fixed time, then goes away.
 //!
 //! One invocation per pod at a time (the simulator's capacity model). An invocation that finds an
-//! idle pod runs on the one that became idle most recently; otherwise a new pod is created at once
-//! and the invocation runs once the pod has started (`cold_start` later).
+//! idle pod runs on the one that became idle most recently. Otherwise a new pod is created at once
+//! (`cold_start` until it is ready) and the invocation waits in a first-come, first-served queue for
+//! the first pod to become free: the new one when it is ready (a cold start), or a busy one when it
+//! finishes first (a queued invocation; the new pod then starts idle). Every waiting invocation
+//! still gets its own new pod, so the pods created are those of the textbook model where each
+//! invocation that finds no idle pod starts one.
 
-use std::{cmp::Reverse, collections::BinaryHeap, collections::VecDeque};
+use std::{
+    cmp::Reverse,
+    collections::{BinaryHeap, VecDeque},
+};
 
 use super::{
-    accounting::Tally,
+    accounting::{Start, Tally},
     workload::{Invocation, Micros},
 };
+
+const NEVER: Micros = Micros::MAX;
+
+/// The pods and the waiting invocations of one function.
+struct Pods {
+    tally: Tally,
+    keep_alive: Micros,
+    /// End times of busy pods.
+    busy: BinaryHeap<Reverse<Micros>>,
+    /// Ready times of starting pods (non-decreasing: every pod starts in the same time).
+    starting: VecDeque<Micros>,
+    /// Idle pods by the time they became idle (oldest first).
+    idle: VecDeque<Micros>,
+    queue: VecDeque<Invocation>,
+}
+
+impl Pods {
+    /// A pod became free at `now`, `fresh` from starting: it serves the queue or goes idle.
+    fn free(&mut self, now: Micros, fresh: bool) {
+        match self.queue.pop_front() {
+            Some(inv) => {
+                self.tally
+                    .invocation(if fresh { Start::Cold } else { Start::Queued });
+                self.serve(now, inv);
+            }
+            None => self.idle.push_back(now),
+        }
+    }
+
+    fn serve(&mut self, now: Micros, inv: Invocation) {
+        self.tally.served(now, now + inv.duration);
+        self.busy.push(Reverse(now + inv.duration));
+    }
+
+    fn arrival(&mut self, now: Micros, inv: Invocation, cold_start: Micros) {
+        while let Some(&since) = self.idle.front() {
+            if since + self.keep_alive > now {
+                break;
+            }
+            self.idle.pop_front();
+            self.tally.pod_removed(since + self.keep_alive);
+        }
+        if self.idle.pop_back().is_some() {
+            self.tally.invocation(Start::Warm);
+            self.serve(now, inv);
+        } else {
+            self.tally.pod_created(now);
+            self.starting.push_back(now + cold_start);
+            self.queue.push_back(inv);
+        }
+    }
+}
 
 /// Runs `invocations` (sorted by arrival) under a keep-alive of `keep_alive`.
 pub fn simulate(
@@ -18,45 +77,37 @@ pub fn simulate(
     cold_start: Micros,
     horizon: Micros,
 ) -> Tally {
-    let mut tally = Tally::new(horizon);
-    // End times of busy pods, and idle pods by the time they became idle (oldest first).
-    let mut busy: BinaryHeap<Reverse<Micros>> = BinaryHeap::new();
-    let mut idle: VecDeque<Micros> = VecDeque::new();
-    for inv in invocations {
-        let now = inv.arrival;
-        while let Some(&Reverse(end)) = busy.peek() {
-            if end > now {
-                break;
-            }
-            busy.pop();
-            idle.push_back(end);
+    let mut pods = Pods {
+        tally: Tally::new(horizon),
+        keep_alive,
+        busy: BinaryHeap::new(),
+        starting: VecDeque::new(),
+        idle: VecDeque::new(),
+        queue: VecDeque::new(),
+    };
+    let mut next = invocations.iter().copied().peekable();
+    loop {
+        let arrival = next.peek().map_or(NEVER, |i| i.arrival);
+        let ready = pods.starting.front().copied().unwrap_or(NEVER);
+        let done = pods.busy.peek().map_or(NEVER, |r| r.0);
+        let now = arrival.min(ready).min(done);
+        if now == NEVER {
+            break;
         }
-        while let Some(&since) = idle.front() {
-            if since + keep_alive > now {
-                break;
-            }
-            idle.pop_front();
-            tally.pod_removed(since + keep_alive);
+        if now == done {
+            pods.busy.pop();
+            pods.free(now, false);
+        } else if now == ready {
+            pods.starting.pop_front();
+            pods.free(now, true);
+        } else if let Some(inv) = next.next() {
+            pods.arrival(now, inv, cold_start);
         }
-        let start = if idle.pop_back().is_some() {
-            tally.invocation(false);
-            now
-        } else {
-            tally.invocation(true);
-            tally.pod_created(now);
-            now + cold_start
-        };
-        let end = start + inv.duration;
-        tally.served(start, end);
-        busy.push(Reverse(end));
     }
-    for Reverse(end) in busy.into_sorted_vec().into_iter().rev() {
-        tally.pod_removed(end + keep_alive);
+    for since in std::mem::take(&mut pods.idle) {
+        pods.tally.pod_removed(since + keep_alive);
     }
-    for since in idle {
-        tally.pod_removed(since + keep_alive);
-    }
-    tally
+    pods.tally
 }
 
 #[cfg(test)]
@@ -75,7 +126,7 @@ mod tests {
     fn reuse_within_keep_alive_and_cold_after() {
         let invs = [inv(0, 1), inv(10, 1), inv(100, 1)];
         let t = simulate(&invs, 60 * SECOND, SECOND, 1000 * SECOND);
-        assert_eq!((t.invocations, t.cold_starts), (3, 2));
+        assert_eq!((t.invocations, t.cold_starts, t.queued), (3, 2, 0));
         // Pod 1: created at 0, idle from 11 s, gone at 71 s; pod 2: 100 s → 102 + 60 = 162 s.
         assert_eq!(t.total_pod_seconds(), 71.0 + 62.0);
         assert_eq!(t.idle_pod_seconds(), 71.0 + 62.0 - 3.0);
@@ -85,7 +136,26 @@ mod tests {
     fn concurrent_invocations_need_their_own_pods() {
         let invs = [inv(0, 10), inv(1, 10), inv(2, 10)];
         let t = simulate(&invs, 60 * SECOND, SECOND, 1000 * SECOND);
-        assert_eq!(t.cold_starts, 3);
+        assert_eq!((t.cold_starts, t.queued), (3, 0));
+    }
+
+    #[test]
+    fn a_busy_pod_finishing_before_the_new_one_is_ready_takes_the_waiting_invocation() {
+        // The second invocation finds the pod busy until 1.5 s; its own pod is ready at 2 s.
+        let invs = [
+            Invocation {
+                arrival: 0,
+                duration: SECOND / 2,
+            },
+            Invocation {
+                arrival: SECOND,
+                duration: SECOND,
+            },
+        ];
+        let t = simulate(&invs, 60 * SECOND, SECOND, 1000 * SECOND);
+        assert_eq!((t.invocations, t.cold_starts, t.queued), (2, 1, 1));
+        // Two pods were still created: the first idle from 2.5 s, the second from 2 s.
+        assert_eq!(t.total_pod_seconds(), 62.5 + 61.0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::{
 use zeroscale_crds::function::{ScalePolicy, ScaleSpec};
 
 use super::{
-    accounting::Tally,
+    accounting::{Start, Tally},
     workload::{Invocation, Micros, SECOND},
 };
 use crate::kpa::{DeciderSpec, FunctionScaler, Observation, TICK_INTERVAL};
@@ -97,10 +97,15 @@ impl Function {
         self.busy.push(Reverse(now + inv.duration));
     }
 
-    /// A pod became free (ready or done) at `now`: serve the queue or go idle.
-    fn pod_free(&mut self, now: Micros) {
+    /// A pod became free at `now`, `fresh` from starting or else from finishing an invocation:
+    /// it serves the queue (a cold start if fresh, a queued invocation if not) or goes idle.
+    fn pod_free(&mut self, now: Micros, fresh: bool) {
         match self.queue.pop_front() {
-            Some(inv) => self.start(now, inv),
+            Some(inv) => {
+                self.tally
+                    .invocation(if fresh { Start::Cold } else { Start::Queued });
+                self.start(now, inv);
+            }
             None => self.idle.push(now),
         }
     }
@@ -139,11 +144,10 @@ impl Function {
 
     fn arrival(&mut self, now: Micros, inv: Invocation) {
         if self.idle.pop().is_some() {
-            self.tally.invocation(false);
+            self.tally.invocation(Start::Warm);
             self.start(now, inv);
             return;
         }
-        self.tally.invocation(true);
         self.queue.push_back(inv);
         if self.pods() == 0 {
             let queued = self.queue.len() as u64;
@@ -159,7 +163,7 @@ impl Function {
             self.terminating -= 1;
             self.tally.pod_removed(now);
         } else {
-            self.pod_free(now);
+            self.pod_free(now, false);
         }
     }
 
@@ -234,7 +238,7 @@ pub fn simulate(
             f.completion(now);
         } else if now == ready {
             f.starting.pop_front();
-            f.pod_free(now);
+            f.pod_free(now, true);
         } else if now == next_second {
             f.report(now);
             next_second += SECOND;
@@ -257,10 +261,10 @@ pub fn simulate(
     for _ in 0..alive {
         f.tally.pod_removed(horizon);
     }
-    // Invocations that never arrived before the horizon are still counted, as cold starts (the
-    // horizon is the end of the last minute, so there are none with real traces).
-    for _ in next {
-        f.tally.invocation(true);
+    // Invocations still waiting, or that never arrived, before the horizon are still counted, as
+    // cold starts (the horizon is the end of the last minute, so there are next to none).
+    for _ in 0..f.queue.len() + next.count() {
+        f.tally.invocation(Start::Cold);
     }
     f.tally
 }
@@ -300,6 +304,17 @@ mod tests {
         // pre-warmed 216 s after the traffic (bin 4 × 0.9) and is ready before the request.
         assert_eq!(predictive.cold_starts, 3);
         assert!(predictive.total_pod_seconds() < 12.0 * 300.0 / 2.0);
+    }
+
+    #[test]
+    fn a_request_behind_a_busy_pod_is_queued_not_cold() {
+        let spec = default_spec();
+        // The first request starts two pods (demand at zero asks ceil(1 / 0.7)); both are ready
+        // at 11 s. The second and third arrive while one is busy and the other takes the second:
+        // the third waits for the first to finish, with no pod starting for it.
+        let invs = [inv(10_000, 3000), inv(12_000, 3000), inv(12_500, 100)];
+        let t = simulate(&invs, &spec, SECOND, 600 * SECOND);
+        assert_eq!((t.invocations, t.cold_starts, t.queued), (3, 1, 1));
     }
 
     #[test]

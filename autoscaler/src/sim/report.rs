@@ -11,10 +11,12 @@ pub struct FunctionReport {
     pub hash: String,
     /// Invocations.
     pub invocations: u64,
-    /// Invocations that found no ready pod with free capacity.
+    /// Invocations that waited for a pod to start.
     pub cold_starts: u64,
     /// `cold_starts / invocations × 100`.
     pub cold_start_pct: f64,
+    /// Invocations that waited only for a busy pod to finish (not cold starts).
+    pub queued: u64,
     /// Pod-seconds without an invocation running (start-up included).
     pub idle_pod_seconds: f64,
     /// All pod-seconds.
@@ -29,6 +31,7 @@ impl FunctionReport {
             invocations: tally.invocations,
             cold_starts: tally.cold_starts,
             cold_start_pct: pct(tally.cold_starts, tally.invocations),
+            queued: tally.queued,
             idle_pod_seconds: tally.idle_pod_seconds(),
             total_pod_seconds: tally.total_pod_seconds(),
         }
@@ -61,10 +64,14 @@ pub struct PolicyReport {
     pub functions: usize,
     /// Invocations.
     pub invocations: u64,
-    /// Cold starts.
+    /// Cold starts: invocations that waited for a pod to start.
     pub cold_starts: u64,
     /// `cold_starts / invocations × 100`.
     pub cold_start_pct: f64,
+    /// Invocations that waited only for a busy pod to finish.
+    pub queued: u64,
+    /// `queued / invocations × 100`.
+    pub queued_pct: f64,
     /// Idle pod-seconds, all functions.
     pub idle_pod_seconds: f64,
     /// Pod-seconds, all functions.
@@ -106,6 +113,7 @@ impl PolicyReport {
     pub fn new(policy: &str, model: Model, per_function: Vec<FunctionReport>) -> Self {
         let invocations = per_function.iter().map(|f| f.invocations).sum();
         let cold_starts = per_function.iter().map(|f| f.cold_starts).sum();
+        let queued = per_function.iter().map(|f| f.queued).sum();
         let pcts: Vec<f64> = per_function.iter().map(|f| f.cold_start_pct).collect();
         Self {
             policy: policy.to_string(),
@@ -113,6 +121,8 @@ impl PolicyReport {
             invocations,
             cold_starts,
             cold_start_pct: pct(cold_starts, invocations),
+            queued,
+            queued_pct: pct(queued, invocations),
             idle_pod_seconds: per_function.iter().map(|f| f.idle_pod_seconds).sum(),
             total_pod_seconds: per_function.iter().map(|f| f.total_pod_seconds).sum(),
             per_function_cold_start_pct_p50: quantile(&pcts, 0.5),
@@ -124,7 +134,7 @@ impl PolicyReport {
 }
 
 /// The flat benchmark keys of `reports`: `sim.<policy>.cold_start_pct` and
-/// `sim.<policy>.idle_pod_seconds` (plus the per-function p75 and total pod-seconds).
+/// `sim.<policy>.idle_pod_seconds` (plus the queued %, the per-function p75 and total pod-seconds).
 pub fn bench_keys(reports: &[PolicyReport]) -> serde_json::Map<String, serde_json::Value> {
     let mut out = serde_json::Map::new();
     for r in reports {
@@ -133,6 +143,7 @@ pub fn bench_keys(reports: &[PolicyReport]) -> serde_json::Map<String, serde_jso
             out.insert(format!("sim.{}.{key}", r.policy), serde_json::json!(rounded));
         };
         put("cold_start_pct", r.cold_start_pct);
+        put("queued_pct", r.queued_pct);
         put("idle_pod_seconds", r.idle_pod_seconds);
         put("total_pod_seconds", r.total_pod_seconds);
         put(
