@@ -6,12 +6,12 @@
 #   2. run every zeroscale-e2e test binary except the ones that need the install (`scenarios`,
 #      `images`): they start the components they need as host processes, scoped to their own
 #      namespaces, and must not see an installed Zeroscale; their pods run the registry's images;
-#   3. install Zeroscale from the chart (scripts/install.sh, the components' registry images); start
-#      the `predictive` suite (9½ minutes) in the background and run the `images` and `protocols`
-#      acceptance tests beside it; once it has finished, the `scenarios` suite (e2e/tests/scenarios.rs,
-#      listed in docs/testing.md, which kills the autoscaler), then `event_stores`, which upgrades the
-#      install to the JetStream store and back to memory itself (ZEROSCALE_EVENT_STORE of
-#      scripts/install.sh), then uninstall it;
+#   3. install Zeroscale from the chart (scripts/install.sh, the components' registry images), run the
+#      `scenarios` suite (e2e/tests/scenarios.rs, listed in docs/testing.md), then start the
+#      `predictive` suite (9½ minutes) in the background and run beside it the `images` and
+#      `protocols` acceptance tests and `event_stores`, which upgrades the install to the JetStream
+#      store and back to memory itself (ZEROSCALE_EVENT_STORE of scripts/install.sh); wait for
+#      `predictive`, then uninstall;
 #   4. run the README's newcomer path (scripts/newcomer.sh: `make up`, the printed curl answers 200 from
 #      a cold start, `make down`);
 #   5. always tear the cluster down, check that nothing of it is left, and prove up → down → up works.
@@ -45,10 +45,11 @@ rm -f .zeroscale/logs/timings.log
 # Step 2: the binaries that bring their own components. A Zeroscale left installed (by `make up`, say)
 # would reconcile and scale their Functions too, so it goes first.
 # event_stores last: it switches the install's event store (and leaves the default, memory).
-# predictive (9½ minutes, mostly asleep, a namespace of its own) runs in the background beside
-# images and protocols, which never restart the autoscaler; scenarios (churn and ha kill it) and
-# event_stores (a helm upgrade) start only once it has finished.
-installed_suites=(predictive images protocols scenarios event_stores)
+# predictive (9½ minutes, mostly asleep, a namespace and a Function of its own) runs in the
+# background beside images, protocols and event_stores, which never restart the autoscaler (the
+# upgrade between event stores changes only the activator and NATS); it starts once scenarios, whose
+# churn and ha tests kill the autoscaler, is done, and is waited for before the uninstall.
+installed_suites=(scenarios predictive images protocols event_stores)
 background_suite=predictive
 bash scripts/uninstall.sh || status=1
 targets=(--lib)
@@ -63,32 +64,34 @@ step host-process-tests
 # Step 3: the suites on the installed system.
 if bash scripts/install.sh; then
   step install
-  # The test binary runs by itself, not under `cargo test`, which would hold the build directory's
-  # lock for as long as it runs and so keep the foreground suites from building.
-  background_bin=$(cargo test -p zeroscale-e2e --test "$background_suite" --no-run --message-format=json |
-    jq -r "select(.profile.test and .target.name == \"$background_suite\") | .executable // empty")
-  background_log=.zeroscale/logs/e2e-$background_suite.log
   background_pid=
-  if [[ -x $background_bin ]]; then
-    (cd e2e && ZEROSCALE_E2E_INSTALLED=1 "$background_bin" --test-threads=1 --nocapture "$@") \
-      >"$background_log" 2>&1 &
-    background_pid=$!
-  else
-    echo "e2e: the $background_suite suite did not build"
-    status=1
-  fi
+  background_log=.zeroscale/logs/e2e-$background_suite.log
   for suite in "${installed_suites[@]}"; do
-    [[ $suite == "$background_suite" ]] && continue
-    if [[ $suite == scenarios && -n $background_pid ]]; then
-      wait "$background_pid" || status=1
-      echo "e2e: the $background_suite suite (in the background since the install):"
-      sed 's/^/  /' "$background_log"
-      background_pid=
-      step "$background_suite (waited for)"
+    if [[ $suite == "$background_suite" ]]; then
+      # The test binary runs by itself, not under `cargo test`, which would hold the build
+      # directory's lock for as long as it runs and so keep the next suites from building.
+      background_bin=$(cargo test -p zeroscale-e2e --test "$suite" --no-run --message-format=json |
+        jq -r "select(.profile.test and .target.name == \"$suite\") | .executable // empty")
+      if [[ -x $background_bin ]]; then
+        (cd e2e && ZEROSCALE_E2E_INSTALLED=1 "$background_bin" --test-threads=1 --nocapture "$@") \
+          >"$background_log" 2>&1 &
+        background_pid=$!
+        step "$suite (started in the background)"
+      else
+        echo "e2e: the $suite suite did not build"
+        status=1
+      fi
+      continue
     fi
     ZEROSCALE_E2E_INSTALLED=1 cargo test -p zeroscale-e2e --test "$suite" -- --test-threads=1 "$@" || status=1
     step "$suite"
   done
+  if [[ -n $background_pid ]]; then
+    wait "$background_pid" || status=1
+    echo "e2e: the $background_suite suite (in the background):"
+    sed 's/^/  /' "$background_log"
+    step "$background_suite (waited for)"
+  fi
 else
   echo "e2e: scripts/install.sh failed; the installed suites (${installed_suites[*]}) did not run"
   status=1

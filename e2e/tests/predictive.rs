@@ -4,10 +4,10 @@
 //! `status.prediction`).
 //!
 //! Slow by nature: seven requests 90 s apart, about 9½ minutes, mostly asleep. It has a namespace
-//! and a Function of its own, so `scripts/e2e.sh` runs it in the background beside the `images` and
-//! `protocols` suites, which never restart the autoscaler (`scenarios` kills it in `churn` and `ha`,
-//! `event_stores` upgrades the install): a foreign restart just before a pre-warm moment would make
-//! a request cold for reasons this test does not control. Run it alone with
+//! and a Function of its own, so `scripts/e2e.sh` runs it in the background beside the `images`,
+//! `protocols` and `event_stores` suites, which never restart the autoscaler, after `scenarios`,
+//! whose `churn` and `ha` tests kill it: a foreign restart just before a pre-warm moment would make a
+//! request cold for reasons this test does not control. Run it alone with
 //! `ZEROSCALE_E2E_INSTALLED=1 cargo test -p zeroscale-e2e --test predictive`.
 
 // The scenario suite's fixture; this binary uses only part of it.
@@ -39,12 +39,28 @@ struct Gap {
     ready_at: Option<Duration>,
 }
 
-/// Sends request `n` and checks the function answered it; returns how long it took.
+/// Sends request `n` and checks the function answered it; returns how long it took. A connection
+/// that fails is tried again (3 attempts in all): `event_stores`, running beside this suite, kills
+/// and rolls activator pods, and the Service may still route to a dead one for a moment. Whether the
+/// request was warm is judged from the replicas before it, not from its latency.
 async fn request(s: &Scenario, host: &str, n: usize) -> Duration {
     let started = Instant::now();
-    let (status, body) = s.get_ok(host, &format!("/tick-{n}"), COLD_REQUEST_TIMEOUT).await;
-    assert_eq!(status, 200, "request {n}: {body}");
-    started.elapsed()
+    let path = format!("/tick-{n}");
+    let mut attempt = 1;
+    loop {
+        match s.get(host, &path, COLD_REQUEST_TIMEOUT).await {
+            Ok(r) => {
+                assert_eq!(r.status, 200, "request {n}: {}", r.text());
+                return started.elapsed();
+            }
+            Err(e) if attempt < 3 => {
+                println!("predictive: request {n}, attempt {attempt}: {e}; trying again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("request {n} through the activator failed {attempt} times: {e}"),
+        }
+    }
 }
 
 /// Waits out the rest of a period since `started`, sampling the replicas.
