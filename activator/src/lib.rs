@@ -6,6 +6,7 @@
 //! network or Kubernetes IO; [`proxy`], [`server`], [`probe`], [`signal_sender`] and [`kube_watch`] are
 //! the IO edges.
 
+pub mod access_log;
 pub mod args;
 pub mod balancer;
 pub mod body;
@@ -17,6 +18,7 @@ pub mod headers;
 pub mod host;
 pub mod kube_watch;
 pub mod lease;
+pub mod metering;
 pub mod metrics;
 pub mod peers;
 pub mod probe;

@@ -281,6 +281,13 @@ impl<W> Core<W> {
         self.endpoints.routable().iter().map(|e| e.address).collect()
     }
 
+    /// Routable pods with at least one request in flight from here, and with none.
+    pub fn instance_states(&self) -> (u64, u64) {
+        let routable = self.endpoints.routable();
+        let busy = routable.iter().filter(|e| e.in_flight() > 0).count() as u64;
+        (busy, routable.len() as u64 - busy)
+    }
+
     /// Whether a cold episode is open (demand was sent and no pod is routable yet).
     pub fn is_cold(&self) -> bool {
         self.cold
