@@ -7,6 +7,7 @@
 //! the IO edges.
 
 pub mod access_log;
+pub mod anatomy;
 pub mod args;
 pub mod balancer;
 pub mod body;

@@ -42,6 +42,8 @@ pub struct FunctionSettings {
     pub failure: Option<StartupFailure>,
     /// The memory and CPU its container declares (for metering).
     pub declared: Declared,
+    /// The Function object's uid (Events name it), when it came from Kubernetes.
+    pub uid: Option<String>,
 }
 
 impl Default for FunctionSettings {
@@ -56,6 +58,7 @@ impl Default for FunctionSettings {
             port: 8080,
             failure: None,
             declared: Declared::default(),
+            uid: None,
         }
     }
 }
@@ -88,6 +91,7 @@ impl FunctionSettings {
                     message: message.to_string(),
                 }),
             declared: Declared::of(function),
+            uid: function.metadata.uid.clone(),
         }
     }
 }

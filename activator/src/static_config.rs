@@ -124,6 +124,7 @@ impl StaticFunction {
                     .and_then(quantity)
                     .map(|v| (v * 1000.0).ceil() as u64),
             },
+            uid: None,
         }
     }
 }

@@ -51,6 +51,7 @@ impl FunctionState {
             drop(grant.waiter.send(Ok(lease)));
         }
         if let Some(queued) = fx.demand {
+            *relock(&self.demand_sent) = Some(tokio::time::Instant::now());
             self.wakeups.demand(self, queued);
         }
         if fx.probe {

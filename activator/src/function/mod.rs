@@ -81,6 +81,8 @@ pub struct FunctionState {
     // Apart from the core and the request metrics: records are metered after the response ended.
     meter: Mutex<FunctionMeter>,
     defaults: ResourceDefaults,
+    // When the latest demand signal was sent (the cold-start anatomy's second stamp).
+    demand_sent: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for FunctionState {
@@ -143,7 +145,18 @@ impl FunctionState {
             recorder: hooks.recorder.clone(),
             meter: Mutex::new(meter),
             defaults: hooks.meter.defaults,
+            demand_sent: Mutex::new(None),
         })
+    }
+
+    /// When the latest demand signal was sent for this function.
+    pub fn demand_sent(&self) -> Option<Instant> {
+        *relock(&self.demand_sent)
+    }
+
+    /// The Function object's uid, when it came from Kubernetes.
+    pub fn uid(&self) -> Option<String> {
+        self.lock().settings().uid.clone()
     }
 
     /// Meters one finished request of this function (see [`crate::metering`]).

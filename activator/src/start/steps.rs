@@ -12,6 +12,7 @@ use zeroscale_common::admin::{self, Readiness};
 use super::{ActivatorConfig, FunctionSource, StartError};
 use crate::{
     access_log::AccessLog,
+    anatomy::AnatomySink,
     events::{Eventing, IngressAuth, TriggerSource as EventTriggerSource},
     function::Hooks,
     metering::{
@@ -113,14 +114,14 @@ impl Wiring {
         );
         let wakeups = Arc::new(ActivatorWakeups::new(Arc::clone(&signals), config.probe_interval));
         let budget = BufferBudget::new(config.buffer_memory_limit);
-        let hooks = hooks(&config, &mut registry);
-        let table = Arc::new(
-            RoutingTable::new(config.queue_limits, budget, Arc::clone(&metrics), wakeups).with_hooks(hooks),
-        );
         let client = match wants_client(&config) {
             true => Some(kube::Client::try_default().await?),
             false => None,
         };
+        let hooks = hooks(&config, client.as_ref(), &mut registry);
+        let table = Arc::new(
+            RoutingTable::new(config.queue_limits, budget, Arc::clone(&metrics), wakeups).with_hooks(hooks),
+        );
         Ok(Self {
             config,
             registry,
@@ -310,11 +311,19 @@ impl Wiring {
 
 /// The record sinks (metering always, the access log when on) and the meters' configuration;
 /// registers the metering families in `registry`. Other sinks are added here.
-fn hooks(config: &ActivatorConfig, registry: &mut Registry) -> Hooks {
+fn hooks(config: &ActivatorConfig, client: Option<&kube::Client>, registry: &mut Registry) -> Hooks {
     let families = MeterFamilies::register(registry);
     let mut sinks: Vec<Arc<dyn RecordSink>> = vec![Arc::new(MeterSink)];
     if config.access_log {
         sinks.push(Arc::new(AccessLog));
+    }
+    // The cluster's stamps of a cold start come from the Kubernetes API.
+    if let (Some(client), FunctionSource::Kubernetes) = (client, &config.source) {
+        sinks.push(Arc::new(AnatomySink::new(
+            client.clone(),
+            &config.pod_name,
+            registry,
+        )));
     }
     Hooks {
         recorder: Recorder::new(sinks),

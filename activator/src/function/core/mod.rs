@@ -63,6 +63,11 @@ impl<W> Core<W> {
         !self.deleted && !hidden
     }
 
+    /// The function's settings now.
+    pub fn settings(&self) -> &FunctionSettings {
+        &self.settings
+    }
+
     /// The function's timeouts and protocol now.
     pub fn limits(&self) -> Limits {
         Limits::of(&self.settings)
