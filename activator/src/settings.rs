@@ -4,6 +4,8 @@
 use std::{net::SocketAddr, time::Duration};
 
 use serde::Deserialize;
+
+use crate::metering::Declared;
 use zeroscale_crds::{
     Function,
     function::{Protocol, Visibility},
@@ -38,6 +40,10 @@ pub struct FunctionSettings {
     pub port: u16,
     /// Set when the function cannot start.
     pub failure: Option<StartupFailure>,
+    /// The memory and CPU its container declares (for metering).
+    pub declared: Declared,
+    /// The Function object's uid (Events name it), when it came from Kubernetes.
+    pub uid: Option<String>,
 }
 
 impl Default for FunctionSettings {
@@ -51,6 +57,8 @@ impl Default for FunctionSettings {
             protocol: Protocol::Http1,
             port: 8080,
             failure: None,
+            declared: Declared::default(),
+            uid: None,
         }
     }
 }
@@ -82,6 +90,8 @@ impl FunctionSettings {
                     reason: reason.to_string(),
                     message: message.to_string(),
                 }),
+            declared: Declared::of(function),
+            uid: function.metadata.uid.clone(),
         }
     }
 }

@@ -167,6 +167,7 @@ impl Engine {
             to: d.desired,
             reason: d.reason,
             demand_arrived,
+            decided: jiff::Timestamp::now(),
         };
         self.writer.spawn(write, self.cluster.function(key));
     }

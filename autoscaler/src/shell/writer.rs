@@ -115,6 +115,23 @@ pub struct ScaleWrite {
     pub reason: Reason,
     /// When the demand event that caused this write arrived (demand decisions only).
     pub demand_arrived: Option<Instant>,
+    /// When the decision was taken (wall clock), for the cold-start anatomy.
+    pub decided: jiff::Timestamp,
+}
+
+/// Annotation a scale-from-zero leaves on the Deployment: when the autoscaler decided it
+/// (RFC 3339, millisecond precision), read by the activator's cold-start anatomy.
+pub const DECIDED_ANNOTATION: &str = "zeroscale.dev/scale-decided-at";
+/// Annotation a scale-from-zero leaves on the Deployment: when its `/scale` patch was answered.
+pub const PATCHED_ANNOTATION: &str = "zeroscale.dev/scale-patched-at";
+
+/// The annotation patch recording a scale-from-zero's decision and patch times.
+pub fn stamps_patch(decided: jiff::Timestamp, patched: jiff::Timestamp) -> serde_json::Value {
+    let ms = |t: jiff::Timestamp| t.round(jiff::Unit::Millisecond).unwrap_or(t).to_string();
+    serde_json::json!({ "metadata": { "annotations": {
+        DECIDED_ANNOTATION: ms(decided),
+        PATCHED_ANNOTATION: ms(patched),
+    } } })
 }
 
 /// Applies scale changes; cheap to clone.
@@ -204,6 +221,13 @@ impl Writer {
                     function = %key, from = w.from, to = w.to, reason = w.reason.as_str(),
                     demand_to_patch_us, patch_rtt_us = rtt_us, "scaled"
                 );
+                if w.from == 0 && w.to > 0 {
+                    // Off the cold path: the pod is being created meanwhile.
+                    let stamps = stamps_patch(w.decided, jiff::Timestamp::now());
+                    if let Err(e) = api.patch(&key.name, &PatchParams::default(), &Patch::Merge(&stamps)).await {
+                        tracing::warn!(function = %key, error = %e, "cannot annotate the deployment with the scale stamps");
+                    }
+                }
             }
             Err(e) => {
                 self.metrics
@@ -298,5 +322,15 @@ mod tests {
             "http://zeroscale-broker.zeroscale-system.svc.cluster.local/shop"
         );
         assert_eq!(sink_url("http://127.0.0.1:8082/", "a"), "http://127.0.0.1:8082/a");
+    }
+
+    #[test]
+    fn scale_stamps_are_millisecond_rfc3339_annotations() {
+        let decided: jiff::Timestamp = "2026-12-03T14:00:00.123456Z".parse().expect("time");
+        let patched: jiff::Timestamp = "2026-12-03T14:00:00.140999Z".parse().expect("time");
+        let patch = stamps_patch(decided, patched);
+        let annotations = &patch["metadata"]["annotations"];
+        assert_eq!(annotations[DECIDED_ANNOTATION], "2026-12-03T14:00:00.123Z");
+        assert_eq!(annotations[PATCHED_ANNOTATION], "2026-12-03T14:00:00.141Z");
     }
 }
