@@ -52,8 +52,8 @@ lint: ## rustfmt, clippy with warnings as errors, module cycles, generated-file 
 	bash images/check.sh
 
 .PHONY: unit
-unit: ## tests that need no cluster (eventing's JetStream tests start a real nats-server, built first)
-	bash e2e/cluster/build.sh nats
+unit: ## tests that need no cluster (the JetStream tests start a real nats-server, the tracing tests an OpenTelemetry Collector; both built first)
+	bash e2e/cluster/build.sh nats otelcol
 	$(CARGO) test --workspace --exclude zeroscale-e2e
 
 .PHONY: e2e
