@@ -17,6 +17,25 @@ fn duration(value: &str) -> Result<Duration, String> {
     zeroscale_crds::duration::parse(value).map_err(|e| e.to_string())
 }
 
+fn usage_sink(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|e| format!("invalid usage sink {value:?}: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http"), Some(_)) => Ok(value.to_string()),
+        _ => Err(format!("usage sink {value:?} must be an http:// URI with a host")),
+    }
+}
+
+fn quantity(value: &str) -> Result<f64, String> {
+    crate::metering::resources::quantity(value)
+        .ok_or_else(|| format!("{value:?} is not a Kubernetes quantity (such as 128Mi or 500m)"))
+}
+
 fn allowed_hosts(value: &str) -> Result<String, String> {
     AllowedHosts::default()
         .with_list(value)
@@ -143,6 +162,36 @@ pub struct Args {
     /// Period of the stats signal.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_STATS_INTERVAL", default_value = "1s", value_parser = duration)]
     pub stats_interval: Duration,
+    /// Where usage records (`dev.zeroscale.usage` CloudEvents) are sent: an HTTP URI such as a
+    /// namespace's broker; empty sends none (the `zeroscale_faas_*` metrics are kept either way).
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_USAGE_SINK", default_value = "", value_parser = usage_sink)]
+    pub usage_sink: String,
+    /// Period of usage records: each function's usage is flushed this often (and on shutdown).
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_USAGE_FLUSH_INTERVAL", default_value = "10s", value_parser = duration)]
+    pub usage_flush_interval: Duration,
+    /// Most usage records kept while the sink does not take them; beyond it the oldest is dropped
+    /// and counted in `zeroscale_usage_records_dropped_total`.
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_USAGE_BUFFER_RECORDS",
+        default_value_t = 10_000
+    )]
+    pub usage_buffer_records: usize,
+    /// Memory a function without a memory limit or request is billed for (a Kubernetes quantity).
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_METERING_DEFAULT_MEMORY", default_value = "128Mi", value_parser = quantity)]
+    pub metering_default_memory: f64,
+    /// CPU a function without a CPU limit or request is billed for (a Kubernetes quantity).
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_METERING_DEFAULT_CPU", default_value = "100m", value_parser = quantity)]
+    pub metering_default_cpu: f64,
+    /// Log one JSON line per request (target `access`: function, revision, status, duration,
+    /// queued time, cold or warm, pod, request id).
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_ACCESS_LOG",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub access_log: bool,
     /// Tokio worker threads: 1 runs everything on one thread (lowest latency and memory; scale out
     /// with replicas), more add throughput per replica, 0 means one per CPU.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_WORKER_THREADS", default_value_t = 1)]

@@ -6,6 +6,7 @@
 //! network or Kubernetes IO; [`proxy`], [`server`], [`probe`], [`signal_sender`] and [`kube_watch`] are
 //! the IO edges.
 
+pub mod access_log;
 pub mod args;
 pub mod balancer;
 pub mod body;
@@ -17,11 +18,13 @@ pub mod headers;
 pub mod host;
 pub mod kube_watch;
 pub mod lease;
+pub mod metering;
 pub mod metrics;
 pub mod peers;
 pub mod probe;
 pub mod proxy;
 pub mod queue;
+pub mod record;
 pub mod respond;
 pub mod rewrite;
 pub mod server;

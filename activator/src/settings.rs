@@ -4,6 +4,8 @@
 use std::{net::SocketAddr, time::Duration};
 
 use serde::Deserialize;
+
+use crate::metering::Declared;
 use zeroscale_crds::{
     Function,
     function::{Protocol, Visibility},
@@ -38,6 +40,8 @@ pub struct FunctionSettings {
     pub port: u16,
     /// Set when the function cannot start.
     pub failure: Option<StartupFailure>,
+    /// The memory and CPU its container declares (for metering).
+    pub declared: Declared,
 }
 
 impl Default for FunctionSettings {
@@ -51,6 +55,7 @@ impl Default for FunctionSettings {
             protocol: Protocol::Http1,
             port: 8080,
             failure: None,
+            declared: Declared::default(),
         }
     }
 }
@@ -82,6 +87,7 @@ impl FunctionSettings {
                     reason: reason.to_string(),
                     message: message.to_string(),
                 }),
+            declared: Declared::of(function),
         }
     }
 }

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use zeroscale_common::{admin::Readiness, shutdown};
 
-pub use config::{ActivatorConfig, FunctionSource};
+pub use config::{ActivatorConfig, FunctionSource, MeteringConfig};
 
 use crate::{
     events::{Eventing, EventsError},
@@ -74,6 +74,8 @@ pub struct Activator {
     tasks: Vec<JoinHandle<()>>,
     admin_task: JoinHandle<()>,
     eventing: Option<Eventing>,
+    /// Stops the usage reporter (which then flushes) and its task; stopped after the data ports.
+    usage: Option<(CancellationToken, JoinHandle<()>)>,
     drain_timeout: Duration,
 }
 
@@ -90,6 +92,7 @@ impl Activator {
         let proxy = wiring.proxy(peers.as_ref());
         wiring.serve(listeners.external, listeners.internal, &proxy);
         wiring.report_stats();
+        let usage = wiring.report_usage(peers.as_ref());
         wiring.signal_readiness();
         let Wiring {
             config,
@@ -126,6 +129,7 @@ impl Activator {
             tasks,
             admin_task,
             eventing,
+            usage,
             drain_timeout: config.drain_timeout,
         })
     }
@@ -170,6 +174,11 @@ impl Activator {
         }
         self.internal_stop.cancel();
         for task in self.tasks {
+            let _ = task.await;
+        }
+        // Every request has ended: the last usage goes out before the process does.
+        if let Some((stop, task)) = self.usage {
+            stop.cancel();
             let _ = task.await;
         }
         self.admin_stop.cancel();

@@ -25,6 +25,7 @@ use zeroscale_common::signals::FunctionKey;
 use zeroscale_crds::function::{Protocol, Visibility};
 
 use crate::{
+    metering::{Declared, resources::quantity},
     settings::{EndpointInfo, FunctionSettings, StartupFailure},
     table::RoutingTable,
 };
@@ -87,6 +88,12 @@ pub struct StaticFunction {
     /// Pod addresses.
     #[serde(default)]
     pub endpoints: Vec<EndpointInfo>,
+    /// Memory one pod is billed for (a Kubernetes quantity such as `128Mi`).
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// CPU one pod is billed for (a Kubernetes quantity such as `500m`).
+    #[serde(default)]
+    pub cpu: Option<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -109,6 +116,14 @@ impl StaticFunction {
             protocol: self.protocol,
             port: self.endpoints.first().map_or(8080, |e| e.address.port()),
             failure: self.failure.clone(),
+            declared: Declared {
+                memory_bytes: self.memory.as_deref().and_then(quantity).map(|v| v.ceil() as u64),
+                cpu_millis: self
+                    .cpu
+                    .as_deref()
+                    .and_then(quantity)
+                    .map(|v| (v * 1000.0).ceil() as u64),
+            },
         }
     }
 }

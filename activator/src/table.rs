@@ -10,10 +10,12 @@ use std::{
 use zeroscale_common::signals::FunctionKey;
 
 use crate::{
-    function::{FunctionState, Wakeups},
+    function::{FunctionState, Hooks, Wakeups},
     host::key_of,
+    metering::{MeterConfig, ResourceDefaults},
     metrics::Metrics,
     queue::{BufferBudget, QueueLimits},
+    record::Recorder,
     settings::{EndpointInfo, FunctionSettings},
 };
 
@@ -24,6 +26,7 @@ pub struct RoutingTable {
     budget: BufferBudget,
     metrics: Arc<Metrics>,
     wakeups: Arc<dyn Wakeups>,
+    hooks: Hooks,
 }
 
 impl std::fmt::Debug for RoutingTable {
@@ -46,7 +49,28 @@ impl RoutingTable {
             budget,
             metrics,
             wakeups,
+            hooks: Hooks {
+                recorder: Recorder::default(),
+                meter: MeterConfig {
+                    families: Arc::default(),
+                    defaults: ResourceDefaults::default(),
+                    keep_usage: false,
+                },
+            },
         }
+    }
+
+    /// This table with the records of every request going to `hooks.recorder` (see
+    /// [`crate::record`]) and functions metered per `hooks.meter` (see [`crate::metering`]).
+    #[must_use]
+    pub fn with_hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// Where request records go.
+    pub fn recorder(&self) -> &Recorder {
+        &self.hooks.recorder
     }
 
     /// The function for a routing key.
@@ -72,13 +96,14 @@ impl RoutingTable {
             None => {
                 let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
                 Arc::clone(map.entry(route.into_boxed_str()).or_insert_with(|| {
-                    FunctionState::new(
+                    FunctionState::hooked(
                         key.clone(),
                         settings.clone(),
                         self.queue_limits,
                         self.budget.clone(),
                         self.metrics.for_function(key),
                         Arc::clone(&self.wakeups),
+                        &self.hooks,
                     )
                 }))
             }

@@ -31,8 +31,10 @@ use self::{
 use crate::{
     endpoints::Endpoint,
     error::ProxyError,
+    metering::{FunctionMeter, MeterConfig, ResourceDefaults, Resources, usage::UsageTotals},
     metrics::FunctionMetrics,
     queue::{BufferBudget, QueueLimits},
+    record::{Recorder, RequestRecord},
     settings::{EndpointInfo, FunctionSettings, Limits, Port},
     stats::PeriodReport,
 };
@@ -43,6 +45,15 @@ pub trait Wakeups: Send + Sync + 'static {
     fn demand(&self, function: &Arc<FunctionState>, queued: u64);
     /// Requests wait and some pods are known but not ready: probe them until one answers.
     fn probe(&self, function: &Arc<FunctionState>);
+}
+
+/// What a function's requests are recorded and metered with (the same for every function).
+#[derive(Clone, Debug)]
+pub struct Hooks {
+    /// Where request records go.
+    pub recorder: Recorder,
+    /// How each function's meter is built.
+    pub meter: MeterConfig,
 }
 
 /// How a waiting request is handed its outcome.
@@ -66,6 +77,10 @@ pub struct FunctionState {
     // Apart from the core: metrics are updated after the core's lock is released.
     metrics: Mutex<FunctionMetrics>,
     wakeups: Arc<dyn Wakeups>,
+    recorder: Recorder,
+    // Apart from the core and the request metrics: records are metered after the response ended.
+    meter: Mutex<FunctionMeter>,
+    defaults: ResourceDefaults,
 }
 
 impl std::fmt::Debug for FunctionState {
@@ -92,6 +107,31 @@ impl FunctionState {
         metrics: FunctionMetrics,
         wakeups: Arc<dyn Wakeups>,
     ) -> Arc<Self> {
+        let meter = MeterConfig {
+            families: Arc::default(),
+            defaults: ResourceDefaults::default(),
+            keep_usage: false,
+        };
+        let hooks = Hooks {
+            recorder: Recorder::default(),
+            meter,
+        };
+        Self::hooked(key, settings, limits, budget, metrics, wakeups, &hooks)
+    }
+
+    /// A function with no endpoints yet whose requests' records go to `hooks.recorder`, metered
+    /// on a meter from `hooks.meter`.
+    pub fn hooked(
+        key: FunctionKey,
+        settings: FunctionSettings,
+        limits: QueueLimits,
+        budget: BufferBudget,
+        metrics: FunctionMetrics,
+        wakeups: Arc<dyn Wakeups>,
+        hooks: &Hooks,
+    ) -> Arc<Self> {
+        let mut meter = hooks.meter.for_function(&key);
+        meter.resources = settings.declared.or(hooks.meter.defaults);
         let display = key.to_string();
         let core = Core::new(display.clone(), settings, limits, budget, Instant::now());
         Arc::new(Self {
@@ -100,7 +140,41 @@ impl FunctionState {
             core: Mutex::new(core),
             metrics: Mutex::new(metrics),
             wakeups,
+            recorder: hooks.recorder.clone(),
+            meter: Mutex::new(meter),
+            defaults: hooks.meter.defaults,
         })
+    }
+
+    /// Meters one finished request of this function (see [`crate::metering`]).
+    pub fn meter(&self, record: &RequestRecord<'_>) {
+        relock(&self.meter).record(record);
+    }
+
+    /// Takes the usage not flushed yet, per revision.
+    pub fn take_usage(&self) -> Vec<(Option<Arc<str>>, UsageTotals)> {
+        relock(&self.meter).take_usage()
+    }
+
+    /// Adds `elapsed` to the busy or idle instance time of each routable pod, by whether this
+    /// activator has a request in flight to it.
+    pub fn sample_instances(&self, elapsed: std::time::Duration) {
+        let (busy, idle) = self.lock().instance_states();
+        if busy + idle == 0 {
+            return;
+        }
+        let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        relock(&self.meter).instances(None, busy * ms, idle * ms);
+    }
+
+    /// What one pod of this function is billed for now.
+    pub fn resources(&self) -> Resources {
+        relock(&self.meter).resources
+    }
+
+    /// Where the records of this function's requests go.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     /// Namespace and name.
@@ -139,6 +213,7 @@ impl FunctionState {
             arrived,
             limits,
             status: 502,
+            cold: false,
             returned: false,
         }
     }
@@ -250,6 +325,7 @@ impl FunctionState {
 
     /// Replaces the function's settings and endpoints with what was last reported.
     pub fn update(self: &Arc<Self>, settings: FunctionSettings, endpoints: Vec<EndpointInfo>) {
+        relock(&self.meter).resources = settings.declared.or(self.defaults);
         let now = Instant::now();
         let mut rng = rand::rng();
         self.transition(|core, fx| core.update(settings, endpoints, now, &mut rng, fx));

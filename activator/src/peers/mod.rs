@@ -182,6 +182,13 @@ impl Peering {
         })
     }
 
+    /// Whether this activator owns the function `display` (`<namespace>/<name>`): it is the one
+    /// serving its requests, or no peer is known.
+    pub fn owns(&self, display: &str) -> bool {
+        let peers = self.peers.read().unwrap_or_else(|e| e.into_inner());
+        peers.is_empty() || peers.owner(display).is_none_or(|owner| owner == self.self_addr)
+    }
+
     /// Removes the hop marker (pods never see it) and says whether it came from a known peer, whose
     /// forwarding headers are already there.
     pub fn take_hop(&self, headers: &mut HeaderMap, remote: SocketAddr) -> bool {

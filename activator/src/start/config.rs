@@ -8,6 +8,7 @@ use crate::{
     Args,
     events::{EventsConfig, IngressAuth, TriggerSource as EventTriggerSource},
     host::Domains,
+    metering::ResourceDefaults,
     peers::{PeerSource, PeersConfig},
     probe::PROBE_INTERVAL,
     queue::QueueLimits,
@@ -63,6 +64,34 @@ pub struct ActivatorConfig {
     pub events: Option<EventsConfig>,
     /// Peering with the other replicas; `None`: every function is served here.
     pub peers: Option<PeersConfig>,
+    /// Metering and usage records.
+    pub metering: MeteringConfig,
+    /// Whether one access-log line is written per request.
+    pub access_log: bool,
+}
+
+/// Metering and usage records (see [`crate::metering`]).
+#[derive(Clone, Debug)]
+pub struct MeteringConfig {
+    /// Where usage records go; `None` sends none.
+    pub usage_sink: Option<http::Uri>,
+    /// Period of usage records.
+    pub flush_interval: Duration,
+    /// Most usage records kept while the sink does not take them.
+    pub buffer_records: usize,
+    /// What functions without `resources` are billed for.
+    pub defaults: ResourceDefaults,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        Self {
+            usage_sink: None,
+            flush_interval: Duration::from_secs(10),
+            buffer_records: 10_000,
+            defaults: ResourceDefaults::default(),
+        }
+    }
 }
 
 impl Default for ActivatorConfig {
@@ -90,6 +119,8 @@ impl Default for ActivatorConfig {
             source: FunctionSource::Manual,
             events: None,
             peers: None,
+            metering: MeteringConfig::default(),
+            access_log: false,
         }
     }
 }
@@ -151,6 +182,18 @@ impl From<&Args> for ActivatorConfig {
                 },
             }),
             peers: peers_config(a),
+            metering: MeteringConfig {
+                usage_sink: Some(a.usage_sink.trim())
+                    .filter(|s| !s.is_empty())
+                    .and_then(|s| s.parse().ok()),
+                flush_interval: a.usage_flush_interval,
+                buffer_records: a.usage_buffer_records,
+                defaults: ResourceDefaults {
+                    memory_bytes: a.metering_default_memory.ceil() as u64,
+                    cpu_millis: (a.metering_default_cpu * 1000.0).ceil() as u64,
+                },
+            },
+            access_log: a.access_log,
         }
     }
 }

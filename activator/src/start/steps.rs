@@ -11,12 +11,20 @@ use zeroscale_common::admin::{self, Readiness};
 
 use super::{ActivatorConfig, FunctionSource, StartError};
 use crate::{
+    access_log::AccessLog,
     events::{Eventing, IngressAuth, TriggerSource as EventTriggerSource},
+    function::Hooks,
+    metering::{
+        MeterConfig, MeterFamilies, MeterSink,
+        reporter::{self, HttpSink, Reporter},
+        usage::{Outbox, OutboxMetrics},
+    },
     metrics::Metrics,
     peers::{PeerSet, PeerSource, Peering},
     probe::ActivatorWakeups,
     proxy::Proxy,
     queue::BufferBudget,
+    record::{RecordSink, Recorder},
     server,
     settings::Port,
     signal_sender::SignalSender,
@@ -105,12 +113,10 @@ impl Wiring {
         );
         let wakeups = Arc::new(ActivatorWakeups::new(Arc::clone(&signals), config.probe_interval));
         let budget = BufferBudget::new(config.buffer_memory_limit);
-        let table = Arc::new(RoutingTable::new(
-            config.queue_limits,
-            budget,
-            Arc::clone(&metrics),
-            wakeups,
-        ));
+        let hooks = hooks(&config, &mut registry);
+        let table = Arc::new(
+            RoutingTable::new(config.queue_limits, budget, Arc::clone(&metrics), wakeups).with_hooks(hooks),
+        );
         let client = match wants_client(&config) {
             true => Some(kube::Client::try_default().await?),
             false => None,
@@ -256,6 +262,39 @@ impl Wiring {
         self.tasks.push(tokio::spawn(stats));
     }
 
+    /// Samples instance-seconds until the second shutdown stage and, with a usage sink, starts the
+    /// usage reporter, which is stopped (and flushes) only after the data ports drained: the
+    /// returned token stops it.
+    pub(super) fn report_usage(
+        &mut self,
+        peers: Option<&Arc<Peering>>,
+    ) -> Option<(CancellationToken, JoinHandle<()>)> {
+        let sample = reporter::sample_instances(
+            Arc::clone(&self.table),
+            peers.cloned(),
+            self.internal_stop.clone(),
+        );
+        self.tasks.push(tokio::spawn(sample));
+        let metering = &self.config.metering;
+        let uri = metering.usage_sink.clone()?;
+        let outbox = Outbox::new(
+            metering.buffer_records,
+            OutboxMetrics::register(&mut self.registry),
+        );
+        let sink = HttpSink::new(uri, &self.config.pod_name);
+        let reporter = Reporter::new(sink, &self.config.pod_name, outbox);
+        let stop = CancellationToken::new();
+        // The final flush retries for at most the drain timeout (bounded by the pod's grace period).
+        let run = reporter::run(
+            reporter,
+            Arc::clone(&self.table),
+            metering.flush_interval,
+            stop.clone(),
+            self.config.drain_timeout.min(Duration::from_secs(10)),
+        );
+        Some((stop, tokio::spawn(run)))
+    }
+
     /// Turns `/ready` on: at once without watches, else once every watch has synced (signalled by
     /// each watch, not polled), unless shutdown began first.
     pub(super) fn signal_readiness(&mut self) {
@@ -266,6 +305,24 @@ impl Wiring {
         let synced = std::mem::take(&mut self.synced);
         let gate = admin::ready_when_all(synced, self.readiness.clone(), self.internal_stop.clone());
         self.tasks.push(tokio::spawn(gate));
+    }
+}
+
+/// The record sinks (metering always, the access log when on) and the meters' configuration;
+/// registers the metering families in `registry`. Other sinks are added here.
+fn hooks(config: &ActivatorConfig, registry: &mut Registry) -> Hooks {
+    let families = MeterFamilies::register(registry);
+    let mut sinks: Vec<Arc<dyn RecordSink>> = vec![Arc::new(MeterSink)];
+    if config.access_log {
+        sinks.push(Arc::new(AccessLog));
+    }
+    Hooks {
+        recorder: Recorder::new(sinks),
+        meter: MeterConfig {
+            families,
+            defaults: config.metering.defaults,
+            keep_usage: config.metering.usage_sink.is_some(),
+        },
     }
 }
 

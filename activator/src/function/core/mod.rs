@@ -209,6 +209,7 @@ impl<W> Core<W> {
                 endpoint,
                 arrived: waiter.enqueued,
                 limits,
+                cold: waiter.cold,
             });
         }
         self.end_episode_if_idle();
@@ -278,6 +279,13 @@ impl<W> Core<W> {
     /// Addresses routable now.
     pub fn routable(&self) -> Vec<SocketAddr> {
         self.endpoints.routable().iter().map(|e| e.address).collect()
+    }
+
+    /// Routable pods with at least one request in flight from here, and with none.
+    pub fn instance_states(&self) -> (u64, u64) {
+        let routable = self.endpoints.routable();
+        let busy = routable.iter().filter(|e| e.in_flight() > 0).count() as u64;
+        (busy, routable.len() as u64 - busy)
     }
 
     /// Whether a cold episode is open (demand was sent and no pod is routable yet).
