@@ -1,7 +1,8 @@
 //! Request spans reach a real OTLP receiver (issue #16): the activator binary, run with
 //! `--otlp-endpoint` at an OpenTelemetry Collector on loopback, continues a caller's `traceparent`
 //! with a server span and a client span for the forward, sends the client span's context to the pod,
-//! and writes the same trace and span ids in its JSON log lines about the request.
+//! and writes the same trace and span ids in its access-log line and its other JSON log lines about
+//! the request.
 #![allow(clippy::unwrap_used)]
 
 #[path = "otlp/collector.rs"]
@@ -39,6 +40,25 @@ impl Process {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }
+
+    /// The first log line matching `wanted`, waiting for it up to 5 s.
+    async fn log_line(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..100 {
+            if let Some(line) = self.log_lines().into_iter().find(&wanted) {
+                return line;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no log line {what} in {:#?}", self.log_lines());
+    }
+
+    /// The access-log line of the request answered `status`.
+    async fn access_line(&self, status: u16) -> Value {
+        self.log_line(&format!("access {status}"), |l| {
+            l["target"] == "access" && l["status"] == status
+        })
+        .await
+    }
 }
 
 impl Drop for Process {
@@ -68,7 +88,12 @@ async fn activator(pod: std::net::SocketAddr, otlp: Option<&str>) -> Process {
     let mut command = Command::new(env!("CARGO_BIN_EXE_zeroscale-activator"));
     command
         .arg(format!("--static-config={}", config.display()))
-        .args(["--autoscaler-url=", "--broker-addr=off", "--log-format=json"])
+        .args([
+            "--autoscaler-url=",
+            "--broker-addr=off",
+            "--log-format=json",
+            "--access-log=true",
+        ])
         .arg(format!("--external-addr=127.0.0.1:{external}"))
         .arg(format!("--internal-addr=127.0.0.1:{internal}"))
         .arg(format!("--admin-addr=127.0.0.1:{admin}"))
@@ -182,6 +207,14 @@ async fn a_callers_trace_reaches_the_collector_the_pod_and_the_logs() {
         started <= client_started && client_ended <= ended,
         "the forward is inside the request"
     );
+    let access = activator.access_line(200).await;
+    assert_eq!(access["request_id"], "req-otlp-1");
+    assert_eq!(access["trace_id"], TRACE);
+    assert_eq!(
+        access["span_id"], server["spanId"],
+        "the access log names the exported server span"
+    );
+    assert_eq!(access["function"], "hello");
 
     // A request for a function nobody serves is refused (404), and its log line names the trace and
     // the activator's span.
@@ -197,22 +230,16 @@ async fn a_callers_trace_reaches_the_collector_the_pod_and_the_logs() {
         .iter()
         .find(|s| s["kind"] == 2 && attribute(s, "http.response.status_code")["intValue"] == "404")
         .expect("the refused request's server span");
-    let mut line = None;
-    for _ in 0..100 {
-        line = activator
-            .log_lines()
-            .into_iter()
-            .find(|l| l["message"] == "request refused");
-        if line.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let line = line.expect("a log line about the refused request");
+    let line = activator
+        .log_line("request refused", |l| l["message"] == "request refused")
+        .await;
     assert_eq!(line["span"]["name"], "request");
     assert_eq!(line["span"]["request_id"], "req-otlp-1");
     assert_eq!(line["span"]["trace_id"], TRACE);
     assert_eq!(line["span"]["span_id"], refused["spanId"]);
+    let access = activator.access_line(404).await;
+    assert_eq!(access["trace_id"], TRACE);
+    assert_eq!(access["span_id"], refused["spanId"]);
 }
 
 #[tokio::test]
@@ -235,6 +262,12 @@ async fn without_an_endpoint_the_pod_still_gets_the_trace_and_the_logs_name_it()
         "the activator's hop has a span id of its own"
     );
     assert_eq!(parts[3], "01");
+    let access = activator.access_line(200).await;
+    assert_eq!(access["trace_id"], TRACE);
+    assert_eq!(
+        access["span_id"], parts[2],
+        "the access log names the span the pod sees as its parent"
+    );
     let (status, _, _) = send(request(
         &activator.internal,
         "nobody.default.svc.cluster.local",
@@ -242,18 +275,10 @@ async fn without_an_endpoint_the_pod_still_gets_the_trace_and_the_logs_name_it()
     ))
     .await;
     assert_eq!(status, 404);
-    let mut line = None;
-    for _ in 0..100 {
-        line = activator
-            .log_lines()
-            .into_iter()
-            .find(|l| l["message"] == "request refused");
-        if line.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let line = line.expect("a log line about the refused request");
+    let line = activator
+        .log_line("request refused", |l| l["message"] == "request refused")
+        .await;
     assert_eq!(line["span"]["trace_id"], TRACE);
     assert_eq!(line["span"]["request_id"], "req-otlp-1");
+    assert_eq!(activator.access_line(404).await["trace_id"], TRACE);
 }
