@@ -43,17 +43,18 @@ generate: ## regenerate the CRD YAML (and chart copies) from the Rust types, and
 	bash scripts/gen-deploy.sh
 
 .PHONY: lint
-lint: ## rustfmt, clippy with warnings as errors, module cycles, generated-file drift
+lint: ## rustfmt, clippy with warnings as errors, module cycles, generated-file drift, dashboard and alert rules (promtool)
 	$(CARGO) fmt --all -- --check
 	bash scripts/module-cycles.sh --with-tests
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) run -q -p zeroscale-crds --bin crdgen -- --check
 	bash scripts/gen-deploy.sh --check
 	bash images/check.sh
+	bash scripts/check-dashboards.sh
 
 .PHONY: unit
-unit: ## tests that need no cluster (eventing's JetStream tests start a real nats-server, built first)
-	bash e2e/cluster/build.sh nats
+unit: ## tests that need no cluster (the JetStream tests start a real nats-server, the tracing tests an OpenTelemetry Collector; both built first)
+	bash e2e/cluster/build.sh nats otelcol
 	$(CARGO) test --workspace --exclude zeroscale-e2e
 
 .PHONY: e2e

@@ -1,6 +1,7 @@
 //! The access log: one line per request (`--access-log`), written from its record ([`crate::record`])
 //! as a `tracing` event with target `access`, so the JSON log format (the chart's default) makes it
-//! one JSON object per line.
+//! one JSON object per line. It names the request's id, trace id and the activator's span id
+//! (`crate::trace`), the same ids the exported spans and the request's other log lines carry.
 
 use crate::record::{RecordSink, RequestRecord};
 
@@ -31,6 +32,8 @@ impl RecordSink for AccessLog {
             cold = r.cold,
             pod = pod.as_deref(),
             request_id = r.request_id,
+            trace_id = r.trace_id(),
+            span_id = r.span_id(),
             request_bytes = r.request_bytes,
             response_bytes = r.response_bytes,
             "request"

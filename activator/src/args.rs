@@ -238,6 +238,9 @@ pub struct Args {
     /// `--log-format`.
     #[command(flatten)]
     pub log: LogArgs<Activator>,
+    /// `--otlp-endpoint`, `--trace-sampling-ratio` (`trace/args.rs`).
+    #[command(flatten)]
+    pub tracing: crate::trace::TracingArgs,
 }
 
 impl Args {

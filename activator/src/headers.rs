@@ -109,7 +109,7 @@ fn is_lower_hex(s: &str) -> bool {
 }
 
 /// Parses `traceparent` version 00: returns the trace id and flags when valid.
-fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
+pub(crate) fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
     let mut parts = value.split('-');
     let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let valid = version.len() == 2

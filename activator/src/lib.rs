@@ -35,6 +35,7 @@ pub mod start;
 pub mod static_config;
 pub mod stats;
 pub mod table;
+pub mod trace;
 pub mod upgrade;
 pub mod upstream;
 

@@ -24,7 +24,14 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let tracing = match runtime.block_on(async { args.tracing.install() }) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot export traces");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(async {
         let shutdown = shutdown::on_signal();
         let activator = match Activator::start(ActivatorConfig::from(&args)).await {
             Ok(a) => a,
@@ -36,5 +43,10 @@ fn main() -> std::process::ExitCode {
         activator.run_until(&shutdown, args.drain_delay).await;
         tracing::info!("drained");
         std::process::ExitCode::SUCCESS
-    })
+    });
+    // The last spans go out before the runtime that sends them stops.
+    if let Some(tracing) = tracing {
+        runtime.block_on(async { tokio::task::spawn_blocking(|| tracing.shutdown()).await.ok() });
+    }
+    code
 }

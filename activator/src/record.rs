@@ -22,7 +22,11 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
-use crate::{error::ProxyError, function::FunctionState, headers::X_REQUEST_ID};
+use crate::{
+    error::ProxyError,
+    function::FunctionState,
+    headers::{TRACEPARENT, X_REQUEST_ID},
+};
 
 /// How a request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +115,9 @@ pub struct RequestRecord<'a> {
     pub pod: Option<SocketAddr>,
     /// Its `x-request-id` (`-` when it had none).
     pub request_id: &'a str,
+    /// The activator's `traceparent` for it: its trace and the activator's span (`crate::trace`);
+    /// empty when it had none.
+    pub traceparent: &'a str,
     /// Request body bytes (as announced or read; 0 when unknown).
     pub request_bytes: u64,
     /// Response body bytes sent to the client.
@@ -144,6 +151,17 @@ impl RequestRecord<'_> {
     /// The function's name (empty when unrouted).
     pub fn function_name(&self) -> &str {
         self.function.map_or("", |f| f.key().name.as_str())
+    }
+
+    /// Its trace id (32 hex digits; empty when unknown).
+    pub fn trace_id(&self) -> &str {
+        self.traceparent.get(3..35).unwrap_or("")
+    }
+
+    /// The activator's span id for it (16 hex digits; empty when unknown): the span exported when
+    /// tracing is on, and the parent the pod sees.
+    pub fn span_id(&self) -> &str {
+        self.traceparent.get(36..52).unwrap_or("")
     }
 }
 
@@ -203,6 +221,8 @@ pub struct RequestMeta {
     pub method: Method,
     /// Its `x-request-id`.
     pub request_id: http::HeaderValue,
+    /// Its `traceparent` as the activator set it (`crate::trace::start`), before the forward's.
+    pub traceparent: http::HeaderValue,
     /// Request body bytes, as announced (0 when unknown).
     pub request_bytes: u64,
     /// When its head was read.
@@ -223,6 +243,10 @@ impl RequestMeta {
                 .get(&X_REQUEST_ID)
                 .cloned()
                 .unwrap_or(http::HeaderValue::from_static("-")),
+            traceparent: headers
+                .get(&TRACEPARENT)
+                .cloned()
+                .unwrap_or(http::HeaderValue::from_static("")),
             request_bytes,
             arrived,
         }
@@ -256,6 +280,7 @@ impl RequestMeta {
             cold: false,
             pod,
             request_id: self.request_id(),
+            traceparent: self.traceparent.to_str().unwrap_or(""),
             request_bytes: self.request_bytes,
             response_bytes: 0,
         }
@@ -332,11 +357,16 @@ mod tests {
             cold: true,
             pod: None,
             request_id: "-",
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             request_bytes: 0,
             response_bytes: 0,
         };
         assert_eq!(r.queued(), Duration::from_millis(40));
         assert_eq!(r.invocation(), Duration::from_millis(60));
         assert_eq!(r.total(), Duration::from_millis(100));
+        assert_eq!(r.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(r.span_id(), "00f067aa0ba902b7");
+        let untraced = RequestRecord { traceparent: "", ..r };
+        assert_eq!((untraced.trace_id(), untraced.span_id()), ("", ""));
     }
 }

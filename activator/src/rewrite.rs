@@ -52,7 +52,7 @@ pub fn prepare(
             h.insert(header::HOST, host);
         }
     }
-    headers::ensure_ids(h);
+    crate::trace::hop(request);
 }
 
 /// Sets the request target: absolute on `authority` (plain HTTP), or origin-form without one.

@@ -22,12 +22,15 @@ use hyper::{
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::{net::TcpListener, net::TcpStream, sync::mpsc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
+    body::ResponseBody,
     headers::ensure_request_id,
     proxy::{Early, Proxy},
     respond::with_request_id,
     settings::Port,
+    trace,
 };
 use head::{Head, Prefixed};
 
@@ -190,11 +193,17 @@ async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early:
         async move {
             let mut request = request;
             let request_id = ensure_request_id(request.headers_mut());
-            let response = match early {
-                Some(early) => proxy.handle_first(port, remote, request, early).await,
-                None => proxy.handle(port, remote, request).await,
-            };
-            response.map(|r| with_request_id(r, &request_id))
+            let trace = trace::start(&mut request, remote, &request_id);
+            let span = trace.log_span(&request_id);
+            let response = async {
+                match early {
+                    Some(early) => proxy.handle_first(port, remote, request, early).await,
+                    None => proxy.handle(port, remote, request).await,
+                }
+            }
+            .instrument(span.clone())
+            .await;
+            response.map(|r| traced(r, &request_id, trace, span))
         }
     });
     let connection = shared
@@ -228,8 +237,10 @@ async fn serve_http2(shared: &Listener, io: Prefixed, remote: SocketAddr) {
         let proxy = Arc::clone(&proxy);
         async move {
             let request_id = ensure_request_id(request.headers_mut());
-            let response = proxy.handle(port, remote, request).await;
-            response.map(|r| with_request_id(r, &request_id))
+            let trace = trace::start(&mut request, remote, &request_id);
+            let span = trace.log_span(&request_id);
+            let response = proxy.handle(port, remote, request).instrument(span.clone()).await;
+            response.map(|r| traced(r, &request_id, trace, span))
         }
     });
     let connection = shared.http2.serve_connection(TokioIo::new(io), service);
@@ -244,6 +255,19 @@ async fn serve_http2(shared: &Listener, io: Prefixed, remote: SocketAddr) {
     if let Err(e) = result {
         tracing::debug!(%remote, error = %e, "connection ended with an error");
     }
+}
+
+/// The answer with its request's trace, which ends when the body is done (see [`trace::Traced`]).
+/// The request id is added (and an error logged) inside the request's log span.
+fn traced(
+    response: http::Response<ResponseBody>,
+    request_id: &http::HeaderValue,
+    mut trace: trace::RequestTrace,
+    span: tracing::Span,
+) -> http::Response<trace::Traced<ResponseBody>> {
+    let response = span.in_scope(|| with_request_id(response, request_id));
+    trace.set_status(response.status().as_u16());
+    response.map(|body| trace::Traced::new(body, trace, span))
 }
 
 /// Binds a data port.

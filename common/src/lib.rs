@@ -13,3 +13,4 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token_file;
+pub mod tracing_otlp;

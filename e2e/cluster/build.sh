@@ -7,6 +7,10 @@
 #   coredns    coredns, with the plugins the Corefile uses (coredns/go.mod)
 #   tools      registry, crictl, crane (tools/go.mod)
 #   nats       nats-server, the JetStream event store (nats/go.mod pins github.com/nats-io/nats-server/v2)
+#   otelcol    otelcol-zeroscale, an OpenTelemetry Collector (OTLP receiver, file exporter) that the
+#              tracing tests and benchmark run (otelcol/main.go, otelcol/go.mod pins the collector)
+#   promtool   promtool, the checker of the chart's alert rules and dashboard expressions
+#              (promtool/go.mod pins github.com/prometheus/prometheus)
 #   pause      pause, the pod sandbox's process (pause/pause.c, gcc -static)
 # Each group is rebuilt only when its pin changes: $ZS_BIN/.stamp-<group> holds a hash of the group's
 # sources (go.mod, go.sum, *.go or *.c), its recipe below and the compiler version. GOCACHE/GOMODCACHE
@@ -60,6 +64,12 @@ build_nats() {
   (cd "$here/nats" && CGO_ENABLED=0 nice go build -ldflags "-s -w" -o "$1/nats-server" \
     github.com/nats-io/nats-server/v2)
 }
+# Static: host processes only (tests, benchmarks, `make lint`).
+build_otelcol() { (cd "$here/otelcol" && CGO_ENABLED=0 nice go build -ldflags "-s -w" -o "$1/otelcol-zeroscale" .); }
+build_promtool() {
+  (cd "$here/promtool" && CGO_ENABLED=0 nice go build -ldflags "-s -w" -o "$1/promtool" \
+    github.com/prometheus/prometheus/cmd/promtool)
+}
 build_pause() { nice gcc -static -Os -s -Wall -Werror -o "$1/pause" "$here/pause/pause.c"; }
 
 declare -A outputs=(
@@ -69,9 +79,11 @@ declare -A outputs=(
   [coredns]="coredns"
   [tools]="registry crictl crane"
   [nats]="nats-server"
+  [otelcol]="otelcol-zeroscale"
+  [promtool]="promtool"
   [pause]="pause"
 )
-groups=(k8s etcd containerd coredns tools nats pause)
+groups=(k8s etcd containerd coredns tools nats otelcol promtool pause)
 [[ $# -gt 0 ]] && groups=("$@")
 
 stamp_of() {

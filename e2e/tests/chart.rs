@@ -44,7 +44,8 @@ async fn chart_passes_helm_lint_with_every_option() {
         "--strict",
         &chart,
         "--set",
-        "networkPolicy.enabled=true,metrics.serviceMonitor.enabled=true,operator.replicas=2,autoscaler.replicas=2",
+        "networkPolicy.enabled=true,metrics.serviceMonitor.enabled=true,operator.replicas=2,autoscaler.replicas=2,\
+         dashboards.enabled=true,alerts.enabled=true,tracing.otlpEndpoint=http://otel.observability:4318",
         "--set",
         "networkPolicy.adminFrom[0].namespaceSelector.matchLabels.name=monitoring",
     ])

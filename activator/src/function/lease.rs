@@ -99,6 +99,7 @@ impl Lease {
             cold: self.cold,
             pod: Some(self.endpoint.address),
             request_id: meta.request_id(),
+            traceparent: meta.traceparent.to_str().unwrap_or(""),
             request_bytes: meta.request_bytes,
             response_bytes,
         });

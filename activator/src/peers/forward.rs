@@ -223,8 +223,8 @@ impl Peering {
             headers::add_forwarding(h, remote.ip(), &host);
             h.insert(header::HOST, host);
         }
-        headers::ensure_ids(h);
         h.insert(&PEER_HOP, self.marker.clone());
+        crate::trace::hop(request);
     }
 }
 

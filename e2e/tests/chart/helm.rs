@@ -36,6 +36,9 @@ pub const MANAGED_FLAGS: &[(&str, &str)] = &[
     ("activator", "event-store"),      // eventing.store
     ("activator", "nats-url"),         // eventing.nats.url, or the chart's own NATS Service
     ("activator", "nats-replicas"),    // eventing.nats.replicas (also the chart's NATS pods)
+    ("activator", "otlp-endpoint"),    // tracing.otlpEndpoint
+    // tracing.samplingRatio (passed with an endpoint only)
+    ("activator", "trace-sampling-ratio"),
     ("autoscaler", "events-addr"),     // bindAddress + autoscaler.ports.events
     ("autoscaler", "admin-addr"),      // bindAddress + autoscaler.ports.admin
     ("autoscaler", "events-token"),    // Secret <fullname>-signals, as an environment variable

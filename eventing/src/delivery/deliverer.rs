@@ -11,6 +11,7 @@ use super::{
     failure::Failure,
     sender::{Answer, EventSender, Outgoing, SendError},
     target::Target,
+    trace::AttemptSpan,
 };
 use crate::{
     metrics::{EventMetrics, TriggerLabels},
@@ -169,7 +170,10 @@ impl<S: EventSender, C: Clock> Deliverer<S, C> {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let sent = tokio::time::timeout(config.attempt_timeout, self.sender.send(request.clone())).await;
+            let mut sending = request.clone();
+            let span = AttemptSpan::start(target, attempt, &mut sending.headers);
+            let sent = tokio::time::timeout(config.attempt_timeout, self.sender.send(sending)).await;
+            span.finish_with(&sent);
             let (failure, asked) = match sent {
                 Ok(Ok(answer)) if answer.status.is_success() => return Ok((attempt, answer)),
                 Ok(Err(SendError::ReplyTooLarge { status, limit })) if status.is_success() => {

@@ -13,6 +13,7 @@ pub mod encoding;
 pub mod failure;
 pub mod sender;
 pub mod target;
+pub mod trace;
 
 pub use clock::{Clock, TokioClock};
 pub use config::{DeliveryConfig, DeliveryConfigError, DeliveryDefaults};

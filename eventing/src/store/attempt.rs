@@ -10,6 +10,7 @@ use cloudevents::Event;
 use crate::{
     delivery::{
         Answer, DeliveryConfig, EventSender, Failure, Outgoing, SendError, Target, dead_letter, encoding,
+        trace::AttemptSpan,
     },
     retry::{RetryPolicy, retry_after},
 };
@@ -83,12 +84,16 @@ pub async fn attempt<S: EventSender>(
 ) -> Result<Answer, (Failure, Option<Duration>)> {
     let (headers, body) =
         encoding::encode(event.clone()).map_err(|e| (Failure::Encoding(e.to_string()), None))?;
-    let request = Outgoing {
+    let mut request = Outgoing {
         target: target.clone(),
         headers,
         body,
     };
-    match tokio::time::timeout(timeout, sender.send(request)).await {
+    // The store's delivery count is the caller's; the span names the attempt without it.
+    let span = AttemptSpan::start(target, 0, &mut request.headers);
+    let sent = tokio::time::timeout(timeout, sender.send(request)).await;
+    span.finish_with(&sent);
+    match sent {
         Ok(Ok(answer)) if answer.status.is_success() => Ok(answer),
         Ok(Err(SendError::ReplyTooLarge { status, .. })) if status.is_success() => Ok(Answer {
             status,
