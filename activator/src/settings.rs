@@ -38,6 +38,12 @@ pub struct FunctionSettings {
     pub port: u16,
     /// Set when the function cannot start.
     pub failure: Option<StartupFailure>,
+    /// Most requests in flight for the function across its pods (`spec.scale.maxConcurrency`,
+    /// enforced by the function's owner activator); 0 means no cap.
+    pub max_concurrency: u32,
+    /// Most requests waiting for the function (`spec.scale.maxQueued`); `None` leaves only
+    /// `--queue-max-requests`.
+    pub max_queued: Option<u32>,
 }
 
 impl Default for FunctionSettings {
@@ -51,6 +57,8 @@ impl Default for FunctionSettings {
             protocol: Protocol::Http1,
             port: 8080,
             failure: None,
+            max_concurrency: 0,
+            max_queued: None,
         }
     }
 }
@@ -82,6 +90,8 @@ impl FunctionSettings {
                     reason: reason.to_string(),
                     message: message.to_string(),
                 }),
+            max_concurrency: u32::try_from(spec.scale.max_concurrency).unwrap_or(0),
+            max_queued: spec.scale.max_queued.and_then(|n| u32::try_from(n).ok()),
         }
     }
 }

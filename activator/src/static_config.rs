@@ -84,6 +84,12 @@ pub struct StaticFunction {
     /// Set to simulate a function that cannot start.
     #[serde(default)]
     pub failure: Option<StartupFailure>,
+    /// Most requests in flight over all pods; 0 = no cap.
+    #[serde(default)]
+    pub max_concurrency: u32,
+    /// Most requests waiting; unset leaves only `--queue-max-requests`.
+    #[serde(default)]
+    pub max_queued: Option<u32>,
     /// Pod addresses.
     #[serde(default)]
     pub endpoints: Vec<EndpointInfo>,
@@ -109,6 +115,8 @@ impl StaticFunction {
             protocol: self.protocol,
             port: self.endpoints.first().map_or(8080, |e| e.address.port()),
             failure: self.failure.clone(),
+            max_concurrency: self.max_concurrency,
+            max_queued: self.max_queued,
         }
     }
 }

@@ -104,7 +104,8 @@ impl Wiring {
                 .with_token(config.autoscaler_token.as_deref()),
         );
         let wakeups = Arc::new(ActivatorWakeups::new(Arc::clone(&signals), config.probe_interval));
-        let budget = BufferBudget::new(config.buffer_memory_limit);
+        let budget = BufferBudget::new(config.buffer_memory_limit)
+            .with_namespace_limit(config.namespace_buffer_memory_limit);
         let table = Arc::new(RoutingTable::new(
             config.queue_limits,
             budget,
