@@ -142,6 +142,15 @@ pub struct Args {
     /// Most bytes accounted to waiting requests over all functions.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_BUFFER_MEMORY_LIMIT", default_value_t = 128 << 20)]
     pub buffer_memory_limit: usize,
+    /// Most bytes accounted to waiting requests over all functions of one namespace, so one
+    /// namespace's burst cannot take the buffer of another; 0 disables the quota (the global
+    /// `--buffer-memory-limit` still applies).
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_NAMESPACE_BUFFER_MEMORY_LIMIT",
+        default_value_t = 64 << 20
+    )]
+    pub namespace_buffer_memory_limit: usize,
     /// How long the activator keeps serving as usual after SIGTERM, reporting not ready, before it
     /// stops accepting connections: the time Services and the other replicas take to stop sending to
     /// it, so no client connects to a closed port and no peer writes onto a connection it closed.

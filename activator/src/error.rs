@@ -34,8 +34,21 @@ pub enum ProxyError {
     QueueFull {
         /// `<namespace>/<name>`.
         function: String,
-        /// Which limit: `queue-max-requests`, `queue-max-bytes` or `buffer-memory-limit`.
+        /// Which limit: `maxQueued`, `queue-max-requests`, `queue-max-bytes` or `buffer-memory-limit`.
         limit: &'static str,
+        /// Seconds until the requests ahead would drain at the observed rate.
+        retry_after: u64,
+    },
+    /// The function's `maxConcurrency` is reached and its queue is full, or its namespace's share of
+    /// the buffer is used up.
+    #[error("too many requests for function {function} ({limit}); retry after {retry_after}s")]
+    Throttled {
+        /// `<namespace>/<name>`.
+        function: String,
+        /// Which limit: `maxConcurrency` or `namespace-buffer-memory-limit`.
+        limit: &'static str,
+        /// Seconds until the requests ahead would drain at the observed rate.
+        retry_after: u64,
     },
     /// `timeoutSeconds` passed, queue time included, before the pod answered.
     #[error("function {0} did not answer within its timeout")]
@@ -73,6 +86,7 @@ impl ProxyError {
             Self::Host(_) => StatusCode::BAD_REQUEST,
             Self::UnknownFunction(_) | Self::FunctionDeleted(_) => StatusCode::NOT_FOUND,
             Self::StartupFailed { .. } | Self::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout(_) | Self::ResponseStartTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { .. } | Self::Lost { .. } => StatusCode::BAD_GATEWAY,
             Self::RequestBody(_) => StatusCode::BAD_REQUEST,
@@ -83,7 +97,7 @@ impl ProxyError {
     /// that was buffered or about to be, or `None` for other errors.
     pub fn rejection_reason(&self) -> Option<&'static str> {
         match self {
-            Self::QueueFull { limit, .. } => Some(limit),
+            Self::QueueFull { limit, .. } | Self::Throttled { limit, .. } => Some(limit),
             Self::Timeout(_) => Some("timeout"),
             Self::StartupFailed { .. } => Some("startup-failed"),
             Self::FunctionDeleted(_) => Some("deleted"),
@@ -106,6 +120,7 @@ impl ProxyError {
             Self::Host(HostError::Missing)
             | Self::FunctionDeleted(_)
             | Self::QueueFull { .. }
+            | Self::Throttled { .. }
             | Self::Timeout(_)
             | Self::ResponseStartTimeout(_)
             | Self::Lost { .. }

@@ -26,6 +26,7 @@ pub mod probe;
 pub mod proxy;
 pub mod queue;
 pub mod record;
+pub mod quota;
 pub mod respond;
 pub mod rewrite;
 pub mod server;

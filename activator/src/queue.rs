@@ -1,5 +1,5 @@
 //! The bounded FIFO queue of requests waiting for a function, and the global buffer budget that all
-//! queues share.
+//! queues share (with, optionally, a quota per namespace: [`crate::quota`]).
 //!
 //! A parked request's body is never read while it waits (bodies stream once a pod is chosen), so the
 //! bytes accounted per request are an estimate of what the activator itself holds for it: the request
@@ -14,6 +14,8 @@ use std::{
 };
 
 use tokio::time::Instant;
+
+use crate::quota::{NamespaceAccount, NamespaceQuotas};
 
 /// Fixed per-request overhead accounted on top of the head: task, channel and queue entry.
 pub const PARKED_OVERHEAD_BYTES: usize = 512;
@@ -46,11 +48,23 @@ pub struct QueueLimits {
     pub max_bytes: usize,
 }
 
-/// The memory cap shared by every function's queue.
+/// The memory cap shared by every function's queue. A handle made with
+/// [`BufferBudget::for_namespace`] also draws on its namespace's quota.
 #[derive(Clone, Debug)]
 pub struct BufferBudget {
     used: Arc<AtomicUsize>,
     limit: usize,
+    quotas: Option<Arc<NamespaceQuotas>>,
+    namespace: Option<NamespaceAccount>,
+}
+
+/// Adds `bytes` to `used` unless that passes `limit`.
+pub(crate) fn reserve_within(used: &AtomicUsize, limit: usize, bytes: usize) -> bool {
+    used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+        let next = now.checked_add(bytes)?;
+        (next <= limit).then_some(next)
+    })
+    .is_ok()
 }
 
 impl BufferBudget {
@@ -59,27 +73,61 @@ impl BufferBudget {
         Self {
             used: Arc::new(AtomicUsize::new(0)),
             limit,
+            quotas: None,
+            namespace: None,
         }
     }
 
-    /// Reserves `bytes`, or returns false when that would pass the limit.
-    pub fn try_reserve(&self, bytes: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                let next = used.checked_add(bytes)?;
-                (next <= self.limit).then_some(next)
-            })
-            .is_ok()
+    /// The same budget where each namespace may hold at most `limit` bytes of it (0: no quota).
+    pub fn with_namespace_limit(mut self, limit: usize) -> Self {
+        self.quotas = (limit > 0).then(|| Arc::new(NamespaceQuotas::new(limit)));
+        self
     }
 
-    /// Reserves `bytes` even past the limit (for a request that was within it once already).
+    /// The handle a queue of a function in `namespace` draws on: the global budget, and that
+    /// namespace's quota when quotas are on.
+    pub fn for_namespace(&self, namespace: &str) -> Self {
+        let mut handle = self.clone();
+        handle.namespace = self.quotas.as_ref().map(|q| q.account(namespace));
+        handle
+    }
+
+    /// Reserves `bytes` from the namespace's quota and the global budget, or says which would pass
+    /// its limit (reserving nothing).
+    pub fn reserve(&self, bytes: usize) -> Result<(), Overflow> {
+        if let Some(ns) = &self.namespace
+            && !ns.try_reserve(bytes)
+        {
+            return Err(Overflow::NamespaceMemory);
+        }
+        if !reserve_within(&self.used, self.limit, bytes) {
+            if let Some(ns) = &self.namespace {
+                ns.release(bytes);
+            }
+            return Err(Overflow::GlobalMemory);
+        }
+        Ok(())
+    }
+
+    /// Reserves `bytes`, or returns false when that would pass a limit.
+    pub fn try_reserve(&self, bytes: usize) -> bool {
+        self.reserve(bytes).is_ok()
+    }
+
+    /// Reserves `bytes` even past the limits (for a request that was within them once already).
     pub fn force_reserve(&self, bytes: usize) {
         self.used.fetch_add(bytes, Ordering::AcqRel);
+        if let Some(ns) = &self.namespace {
+            ns.force_reserve(bytes);
+        }
     }
 
     /// Gives back `bytes` reserved earlier.
     pub fn release(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
+        if let Some(ns) = &self.namespace {
+            ns.release(bytes);
+        }
     }
 
     /// Bytes reserved now.
@@ -97,6 +145,10 @@ pub enum Overflow {
     Bytes,
     /// `--buffer-memory-limit`.
     GlobalMemory,
+    /// `--namespace-buffer-memory-limit`.
+    NamespaceMemory,
+    /// The function's own `spec.scale.maxQueued`.
+    FunctionRequests,
 }
 
 impl Overflow {
@@ -106,6 +158,8 @@ impl Overflow {
             Self::Requests => "queue-max-requests",
             Self::Bytes => "queue-max-bytes",
             Self::GlobalMemory => "buffer-memory-limit",
+            Self::NamespaceMemory => "namespace-buffer-memory-limit",
+            Self::FunctionRequests => "maxQueued",
         }
     }
 }
@@ -180,8 +234,8 @@ impl<T> WaitQueue<T> {
         if self.bytes + bytes > self.limits.max_bytes {
             return Err((Overflow::Bytes, notify));
         }
-        if !self.budget.try_reserve(bytes) {
-            return Err((Overflow::GlobalMemory, notify));
+        if let Err(overflow) = self.budget.reserve(bytes) {
+            return Err((overflow, notify));
         }
         let id = self.next_id;
         self.next_id += 1;

@@ -12,7 +12,10 @@ impl ProxyError {
     /// [`with_request_id`] turns into the final body (request id added) and a log line.
     pub fn into_response(self) -> Response<ResponseBody> {
         let status = self.status();
-        let retry_after = matches!(self, Self::QueueFull { .. });
+        let retry_after = match &self {
+            Self::QueueFull { retry_after, .. } | Self::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
         let public = self.public_message();
         let mut response = Response::new(ResponseBody::text(Bytes::from(format!("{public}\n"))));
         *response.status_mut() = status;
@@ -21,8 +24,8 @@ impl ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        if retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(ErrorReport {
             public,
@@ -81,10 +84,20 @@ mod tests {
         let full = ProxyError::QueueFull {
             function: "ns/f".into(),
             limit: "queue-max-requests",
+            retry_after: 1,
         };
         let response = full.into_response();
         assert_eq!(response.status(), 503);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        // The header carries the computed drain time, not a constant.
+        let throttled = ProxyError::Throttled {
+            function: "ns/f".into(),
+            limit: "maxConcurrency",
+            retry_after: 7,
+        };
+        let response = throttled.into_response();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
         let failed = ProxyError::StartupFailed {
             function: "ns/f".into(),
             reason: "ImagePullBackOff".into(),

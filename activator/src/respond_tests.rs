@@ -97,6 +97,12 @@ async fn every_error() -> Vec<ProxyError> {
         ProxyError::QueueFull {
             function: function.clone(),
             limit: "queue-max-requests",
+            retry_after: 3,
+        },
+        ProxyError::Throttled {
+            function: function.clone(),
+            limit: "maxConcurrency",
+            retry_after: 3,
         },
         ProxyError::Timeout(function.clone()),
         ProxyError::ResponseStartTimeout(function.clone()),
@@ -125,6 +131,7 @@ async fn every_error() -> Vec<ProxyError> {
             | ProxyError::FunctionDeleted(_)
             | ProxyError::StartupFailed { .. }
             | ProxyError::QueueFull { .. }
+            | ProxyError::Throttled { .. }
             | ProxyError::Timeout(_)
             | ProxyError::ResponseStartTimeout(_)
             | ProxyError::Upstream { .. }

@@ -44,6 +44,12 @@ pub struct FunctionSettings {
     pub declared: Declared,
     /// The Function object's uid (Events name it), when it came from Kubernetes.
     pub uid: Option<String>,
+    /// Most requests in flight for the function across its pods (`spec.scale.maxConcurrency`,
+    /// enforced by the function's owner activator); 0 means no cap.
+    pub max_concurrency: u32,
+    /// Most requests waiting for the function (`spec.scale.maxQueued`); `None` leaves only
+    /// `--queue-max-requests`.
+    pub max_queued: Option<u32>,
 }
 
 impl Default for FunctionSettings {
@@ -59,6 +65,8 @@ impl Default for FunctionSettings {
             failure: None,
             declared: Declared::default(),
             uid: None,
+            max_concurrency: 0,
+            max_queued: None,
         }
     }
 }
@@ -92,6 +100,8 @@ impl FunctionSettings {
                 }),
             declared: Declared::of(function),
             uid: function.metadata.uid.clone(),
+            max_concurrency: u32::try_from(spec.scale.max_concurrency).unwrap_or(0),
+            max_queued: spec.scale.max_queued.and_then(|n| u32::try_from(n).ok()),
         }
     }
 }

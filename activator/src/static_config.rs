@@ -85,6 +85,12 @@ pub struct StaticFunction {
     /// Set to simulate a function that cannot start.
     #[serde(default)]
     pub failure: Option<StartupFailure>,
+    /// Most requests in flight over all pods; 0 = no cap.
+    #[serde(default)]
+    pub max_concurrency: u32,
+    /// Most requests waiting; unset leaves only `--queue-max-requests`.
+    #[serde(default)]
+    pub max_queued: Option<u32>,
     /// Pod addresses.
     #[serde(default)]
     pub endpoints: Vec<EndpointInfo>,
@@ -125,6 +131,8 @@ impl StaticFunction {
                     .map(|v| (v * 1000.0).ceil() as u64),
             },
             uid: None,
+            max_concurrency: self.max_concurrency,
+            max_queued: self.max_queued,
         }
     }
 }

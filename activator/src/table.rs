@@ -100,7 +100,7 @@ impl RoutingTable {
                         key.clone(),
                         settings.clone(),
                         self.queue_limits,
-                        self.budget.clone(),
+                        self.budget.for_namespace(&key.namespace),
                         self.metrics.for_function(key),
                         Arc::clone(&self.wakeups),
                         &self.hooks,

@@ -8,6 +8,7 @@ mod conditions;
 mod prediction;
 mod resolved;
 mod scale;
+mod schedule;
 mod security;
 
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, LocalObjectReference, Probe, ResourceRequirements};
@@ -23,6 +24,10 @@ pub use resolved::{
     DEFAULT_CONCURRENCY_TARGET, DEFAULT_RPS_TARGET, MAX_DURATION, MIN_WINDOW, ResolvedScale, ScaleError,
 };
 pub use scale::{DURATION_PATTERN, ScaleMetric, ScalePolicy, ScaleSpec};
+pub use schedule::{
+    MAX_SCHEDULES, ParsedSchedule, SCHEDULE_CRON_PATTERN, ScaleSchedule, ScheduleError, TIME_ZONE_PATTERN,
+    parse_schedules,
+};
 pub use security::{FunctionSecurityContext, RUN_AS_NON_ROOT_MESSAGE, RUN_AS_USER_MESSAGE};
 
 /// A function: a container image serving HTTP on `$PORT`, scaled by demand, to zero when idle.

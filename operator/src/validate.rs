@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
-use zeroscale_crds::function::{MAX_NAME_LENGTH, ResolvedScale, ScaleError};
+use zeroscale_crds::function::{MAX_NAME_LENGTH, ResolvedScale, ScaleError, ScheduleError, parse_schedules};
 use zeroscale_crds::{Function, FunctionSpec};
 
 /// Environment variables the operator sets on every function container.
@@ -56,6 +56,10 @@ pub enum ValidationError {
     /// `spec.scale` is invalid.
     #[error(transparent)]
     Scale(#[from] ScaleError),
+    /// A `spec.scale.schedules` entry cannot run: a cron that does not parse, or a time zone the tz
+    /// database does not know (admission checks only the name's shape).
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
 }
 
 fn is_dns_1035_label(name: &str) -> bool {
@@ -177,6 +181,7 @@ pub fn validate_spec(spec: &FunctionSpec) -> Result<ResolvedScale, ValidationErr
     {
         return Err(ValidationError::TargetAboveConcurrency);
     }
+    parse_schedules(&spec.scale.schedules)?;
     Ok(spec.scale.resolved(spec.concurrency)?)
 }
 
@@ -306,5 +311,23 @@ mod tests {
                 .to_string()
                 .contains("spec.scale.min")
         );
+    }
+
+    #[test]
+    fn an_unknown_time_zone_is_named() {
+        let mut f = function("f");
+        f.spec.scale.schedules = vec![zeroscale_crds::function::ScaleSchedule {
+            start: "0 8 * * *".into(),
+            end: "0 18 * * *".into(),
+            time_zone: Some("Europe/Atlantis".into()),
+            min: 1,
+        }];
+        let message = validate(&f).expect_err("unknown zone").to_string();
+        assert_eq!(
+            message,
+            "spec.scale.schedules[0].timeZone \"Europe/Atlantis\" is not a time zone of the tz database"
+        );
+        f.spec.scale.schedules[0].time_zone = Some("Europe/Berlin".into());
+        assert!(validate(&f).is_ok());
     }
 }

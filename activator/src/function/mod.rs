@@ -14,6 +14,8 @@ pub mod lease;
 
 #[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod throttle_tests;
 
 use std::{
     net::SocketAddr,

@@ -48,6 +48,8 @@ pub struct ActivatorConfig {
     pub queue_limits: QueueLimits,
     /// Global cap on bytes accounted to parked requests.
     pub buffer_memory_limit: usize,
+    /// Cap on bytes accounted to the parked requests of one namespace; 0 disables the quota.
+    pub namespace_buffer_memory_limit: usize,
     /// Time allowed for open requests after shutdown starts.
     pub drain_timeout: Duration,
     /// Protections of the data ports.
@@ -111,6 +113,7 @@ impl Default for ActivatorConfig {
                 max_bytes: 32 << 20,
             },
             buffer_memory_limit: 128 << 20,
+            namespace_buffer_memory_limit: 64 << 20,
             drain_timeout: Duration::from_secs(30),
             server_limits: ServerLimits::default(),
             probe_interval: PROBE_INTERVAL,
@@ -143,6 +146,7 @@ impl From<&Args> for ActivatorConfig {
                 max_bytes: a.queue_max_bytes,
             },
             buffer_memory_limit: a.buffer_memory_limit,
+            namespace_buffer_memory_limit: a.namespace_buffer_memory_limit,
             drain_timeout: a.drain_timeout,
             server_limits: ServerLimits {
                 header_read_timeout: a.header_read_timeout,

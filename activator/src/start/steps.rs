@@ -113,7 +113,8 @@ impl Wiring {
                 .with_token(config.autoscaler_token.as_deref()),
         );
         let wakeups = Arc::new(ActivatorWakeups::new(Arc::clone(&signals), config.probe_interval));
-        let budget = BufferBudget::new(config.buffer_memory_limit);
+        let budget = BufferBudget::new(config.buffer_memory_limit)
+            .with_namespace_limit(config.namespace_buffer_memory_limit);
         let client = match wants_client(&config) {
             true => Some(kube::Client::try_default().await?),
             false => None,

@@ -11,6 +11,7 @@ pub mod max_window;
 pub mod multi;
 pub mod predictive;
 pub mod scaler;
+pub mod schedule;
 pub mod spec;
 
 #[cfg(test)]

@@ -78,6 +78,14 @@ impl MultiScaler {
         self.scalers.is_empty()
     }
 
+    /// Sets every function's schedule floor from its windows at the wall-clock instant `wall`.
+    pub fn apply_schedules(&mut self, wall: jiff::Timestamp) {
+        for scaler in self.scalers.values_mut() {
+            let floor = super::schedule::floor_at(&scaler.spec().schedules, wall);
+            scaler.set_schedule_floor(floor);
+        }
+    }
+
     /// Records a stats report. Stats may arrive before the Function is known (the default spec is
     /// used until it is), so nothing an activator reports is lost at start-up.
     pub fn record_stats(&mut self, now: Duration, stats: &Stats) {
@@ -164,5 +172,36 @@ mod tests {
         assert_eq!(decided, 0);
         m.tick(Duration::from_secs(1002), |_| obs(2), |_, _, _| decided += 1);
         assert_eq!(decided, 1);
+    }
+
+    #[test]
+    fn apply_schedules_reads_each_function_s_windows_at_the_wall_clock() {
+        let mut m = MultiScaler::new(Duration::from_secs(3));
+        let key = FunctionKey::new("ns", "f");
+        let schedules =
+            zeroscale_crds::function::parse_schedules(&[zeroscale_crds::function::ScaleSchedule {
+                start: "0 9 * * *".into(),
+                end: "0 17 * * *".into(),
+                time_zone: Some("America/New_York".into()),
+                min: 2,
+            }])
+            .expect("valid");
+        let spec = DeciderSpec {
+            schedules,
+            ..DeciderSpec::default()
+        };
+        m.set_spec(&key, spec, Duration::ZERO);
+        let wall = |s: &str| s.parse::<jiff::Timestamp>().expect("timestamp");
+        // 09:30 in New York in December is 14:30 UTC.
+        m.apply_schedules(wall("2026-12-03T14:30:00Z"));
+        let mut decided = Vec::new();
+        m.tick(
+            Duration::from_secs(1000),
+            |_| obs(0),
+            |_, _, d| decided.push(d.desired),
+        );
+        assert_eq!(decided, vec![2]);
+        m.apply_schedules(wall("2026-12-03T22:30:00Z"));
+        assert_eq!(m.get(&key).map(FunctionScaler::schedule_floor), Some(0));
     }
 }

@@ -38,6 +38,8 @@ pub enum Reason {
     Bounds,
     /// The predictive policy pre-warms one pod before the predicted next request.
     Prewarm,
+    /// An open `spec.scale.schedules` window raised the floor.
+    Schedule,
 }
 
 impl Reason {
@@ -50,6 +52,7 @@ impl Reason {
             Reason::ScaleToZero => "scale-to-zero",
             Reason::Bounds => "bounds",
             Reason::Prewarm => "prewarm",
+            Reason::Schedule => "schedule",
         }
     }
 
@@ -62,6 +65,7 @@ impl Reason {
             Reason::ScaleToZero => "ScaleToZero",
             Reason::Bounds => "Bounds",
             Reason::Prewarm => "Prewarm",
+            Reason::Schedule => "Schedule",
         }
     }
 }
@@ -98,6 +102,9 @@ pub struct FunctionScaler {
     staleness: Duration,
     /// The learned idle times of a `predictive` function.
     predictor: Option<Predictor>,
+    /// The floor the open schedule windows impose (0 outside every window), set by the caller from
+    /// the wall clock with [`FunctionScaler::set_schedule_floor`].
+    schedule_floor: i32,
 }
 
 fn predictor_for(spec: &DeciderSpec) -> Option<Predictor> {
@@ -116,6 +123,7 @@ impl FunctionScaler {
             idle_since: None,
             initialized: false,
             staleness,
+            schedule_floor: 0,
         }
     }
 
@@ -161,6 +169,17 @@ impl FunctionScaler {
         }
     }
 
+    /// Sets the floor of the open schedule windows ([`super::schedule::floor_at`] of the spec's
+    /// schedules at the wall-clock now); 0 outside every window hands the function back to the KPA.
+    pub fn set_schedule_floor(&mut self, floor: i32) {
+        self.schedule_floor = floor.max(0);
+    }
+
+    /// The floor of the open schedule windows.
+    pub fn schedule_floor(&self) -> i32 {
+        self.schedule_floor
+    }
+
     /// The predictive policy's state, for a `predictive` function.
     pub fn predictor(&self) -> Option<&Predictor> {
         self.predictor.as_ref()
@@ -189,6 +208,7 @@ impl FunctionScaler {
     /// Whether the function is quiescent at zero: nothing to decide until new traffic arrives.
     pub fn is_idle_at_zero(&self, now: Duration, current: i32) -> bool {
         current == 0
+            && self.schedule_floor == 0
             && self.collector.is_empty(now)
             && !self.in_panic()
             && self
@@ -224,12 +244,18 @@ impl FunctionScaler {
         if demand {
             floor = floor.max(1);
         }
+        let scheduled = self.schedule_floor > floor && self.schedule_floor > computed;
+        floor = floor.max(self.schedule_floor);
         let mut desired = computed.max(floor);
         if spec.max > 0 {
             desired = desired.min(spec.max);
         }
         if desired != computed {
-            reason = Reason::Bounds;
+            reason = if scheduled {
+                Reason::Schedule
+            } else {
+                Reason::Bounds
+            };
         }
         if demand && desired > 0 {
             reason = Reason::Demand;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use zeroscale_crds::function::{ScaleMetric, ScalePolicy, ScaleSpec};
+use zeroscale_crds::function::{ParsedSchedule, ScaleMetric, ScalePolicy, ScaleSpec};
 
 /// Knative's smallest allowed `target × utilization`.
 const MIN_TARGET_VALUE: f64 = 0.01;
@@ -43,6 +43,9 @@ pub struct DeciderSpec {
     pub initial: i32,
     /// Who decides the 0 ↔ 1 boundary.
     pub policy: ScalePolicy,
+    /// Windows of warm capacity (`spec.scale.schedules`), parsed by the shell (see
+    /// [`super::schedule`]); empty when there are none or they do not parse.
+    pub schedules: Vec<ParsedSchedule>,
 }
 
 impl Default for DeciderSpec {
@@ -63,6 +66,7 @@ impl Default for DeciderSpec {
             max: 0,
             initial: 1,
             policy: ScalePolicy::Kpa,
+            schedules: Vec::new(),
         })
     }
 }
@@ -92,6 +96,7 @@ impl DeciderSpec {
             max: r.max.map_or(0, to_i32),
             initial: to_i32(r.initial),
             policy: scale.policy,
+            schedules: Vec::new(),
         })
     }
 }

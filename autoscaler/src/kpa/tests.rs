@@ -385,3 +385,40 @@ fn test_autoscaler_silent_replica_carried_forward_then_dropped() {
     let d = decide_at(&mut h, 3 + 1 + 6);
     assert_eq!(d.observed_panic, 5.0);
 }
+
+#[test]
+fn a_schedule_window_raises_the_floor_and_its_end_hands_back_to_the_kpa() {
+    let mut h = Harness::new(ScaleSpec::default(), 0);
+    // Idle at zero: nothing to decide until the window opens.
+    h.quiet(120);
+    assert_eq!(h.current, 0);
+    assert!(h.scaler.is_idle_at_zero(h.now, 0));
+    h.scaler.set_schedule_floor(3);
+    assert!(
+        !h.scaler.is_idle_at_zero(h.now, 0),
+        "an open window is work to do"
+    );
+    assert_eq!(h.quiet(2), 3);
+    assert_eq!(h.last_reason, Reason::Schedule);
+    // Traffic above the floor is the KPA's: 500 in flight at the default target 100 × 70 % wants 8.
+    assert_eq!(h.run(70, 500.0), 8);
+    assert_ne!(h.last_reason, Reason::Schedule);
+    // Quiet again, the window keeps 3.
+    assert_eq!(h.quiet(120), 3);
+    // The window closes: the KPA takes over and, idle, goes to zero after the grace period.
+    h.scaler.set_schedule_floor(0);
+    let after_end = h.quiet(2);
+    assert!(after_end < 3, "lowered at the end of the window, got {after_end}");
+    assert_eq!(h.quiet(40), 0);
+}
+
+#[test]
+fn max_caps_a_schedule_floor() {
+    let scale = ScaleSpec {
+        max: 2,
+        ..ScaleSpec::default()
+    };
+    let mut h = Harness::new(scale, 0);
+    h.scaler.set_schedule_floor(5);
+    assert_eq!(h.quiet(2), 2);
+}

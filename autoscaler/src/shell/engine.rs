@@ -10,6 +10,7 @@ use std::{
 
 use tokio::sync::{mpsc, watch};
 use zeroscale_common::signals::FunctionKey;
+use zeroscale_crds::function::parse_schedules;
 
 use super::{
     activator::ActivatorReadiness,
@@ -88,7 +89,18 @@ impl Engine {
                 continue;
             };
             let key = FunctionKey::new(ns, name);
-            let spec = match DeciderSpec::resolve(&f.spec.scale, f.spec.concurrency) {
+            let resolved = DeciderSpec::resolve(&f.spec.scale, f.spec.concurrency).map(|spec| {
+                // A schedule that cannot run is reported by the operator as `Ready=False`; here the
+                // function keeps its other settings and scales without the windows.
+                match parse_schedules(&f.spec.scale.schedules) {
+                    Ok(schedules) => DeciderSpec { schedules, ..spec },
+                    Err(e) => {
+                        tracing::debug!(function = %key, error = %e, "schedules ignored");
+                        spec
+                    }
+                }
+            });
+            let spec = match resolved {
                 Ok(spec) => {
                     self.bad_specs.remove(&key);
                     spec
@@ -200,6 +212,8 @@ impl Engine {
         let mut decisions = Vec::new();
         // Take the scalers out so the observation closure can borrow the rest of `self`.
         let mut scalers = std::mem::replace(&mut self.scalers, MultiScaler::new(Duration::ZERO));
+        // Schedules are wall-clock windows; the decision clock is monotonic.
+        scalers.apply_schedules(jiff::Timestamp::now());
         let this = &*self;
         scalers.tick(
             now,

@@ -4,6 +4,8 @@ use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::schedule::{MAX_SCHEDULES, ScaleSchedule, schedules_within_max};
+
 /// Durations the API accepts, as a regular expression both CEL (`matches`) and humantime agree on:
 /// whole numbers with the units `ns`, `us`, `ms`, `s`, `m` and `h`, such as `30s`, `500ms` or `1h30m`.
 pub const DURATION_PATTERN: &str = "^([0-9]+(ns|us|ms|s|m|h))+$";
@@ -90,6 +92,22 @@ pub struct ScaleSpec {
     /// pre-warming, see docs/autoscaler.md).
     #[serde(default)]
     pub policy: ScalePolicy,
+    /// Windows of warm capacity (at most 16): from each firing of `start` to the next firing of
+    /// `end`, in `timeZone`, the function keeps at least the entry's `min` replicas.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_SCHEDULES))]
+    pub schedules: Vec<ScaleSchedule>,
+    /// Most requests in flight for the function across all its pods and all activator replicas
+    /// (reserved concurrency); 0 means no cap. Requests over it wait in the function's queue.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub max_concurrency: i32,
+    /// Most requests waiting for the function in the activator; beyond it they are answered 429
+    /// (with `maxConcurrency`) or 503, with a `Retry-After` from the observed drain rate. Default
+    /// (unset) the activator's `--queue-max-requests`, which also caps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_queued: Option<i32>,
 }
 
 impl Default for ScaleSpec {
@@ -109,6 +127,9 @@ impl Default for ScaleSpec {
             max_scale_up_rate: default_max_scale_up_rate(),
             max_scale_down_rate: default_max_scale_down_rate(),
             policy: ScalePolicy::default(),
+            schedules: Vec::new(),
+            max_concurrency: 0,
+            max_queued: None,
         }
     }
 }
@@ -182,6 +203,7 @@ fn scale_rules(schema: &mut Schema) {
             "self.maxScaleDownRate > 1.0",
             "spec.scale.maxScaleDownRate must be greater than 1",
         ),
+        schedules_within_max(),
     ];
     rules.extend(duration_rules("window", "6s", "1h", "60s"));
     rules.extend(duration_rules("scaleToZeroGracePeriod", "0s", "1h", "30s"));

@@ -10,14 +10,16 @@ use rand::Rng;
 use tokio::time::Instant;
 use zeroscale_crds::function::Visibility;
 
+pub mod drain;
 mod sources;
+pub mod throttle;
 
 use super::effects::{Admit, Effects};
 use crate::{
     balancer,
     endpoints::{Endpoint, EndpointSet},
     error::ProxyError,
-    queue::{BufferBudget, QueueLimits, WaitQueue},
+    queue::{BufferBudget, Overflow, QueueLimits, WaitQueue},
     settings::{FunctionSettings, Limits, Port},
     stats::{PeriodReport, Presence},
 };
@@ -33,6 +35,7 @@ pub struct Core<W> {
     probing: bool,
     deleted: bool,
     presence: Presence,
+    throttle: throttle::Throttle,
 }
 
 impl<W> Core<W> {
@@ -53,6 +56,7 @@ impl<W> Core<W> {
             probing: false,
             deleted: false,
             presence: Presence::new(now),
+            throttle: throttle::Throttle::new(now),
         }
     }
 
@@ -86,6 +90,10 @@ impl<W> Core<W> {
     }
 
     fn pick(&self, rng: &mut impl Rng) -> Option<Arc<Endpoint>> {
+        // `maxConcurrency` holds requests in the queue like a full pod does.
+        if !self.throttle.has_room(&self.settings) {
+            return None;
+        }
         let routable = self.endpoints.routable();
         let i = balancer::pick(routable, self.settings.concurrency as usize, rng)?;
         Some(Arc::clone(&routable[i]))
@@ -94,6 +102,7 @@ impl<W> Core<W> {
     fn grant(&mut self, endpoint: Arc<Endpoint>, fx: &mut Effects<W>) -> Arc<Endpoint> {
         // Counted under the state's lock, so the balancer's check-then-take is not racy.
         endpoint.start();
+        self.throttle.started();
         fx.metrics.in_flight += 1;
         endpoint
     }
@@ -136,13 +145,20 @@ impl<W> Core<W> {
             });
         }
         let cold = self.endpoints.routable().is_empty() && !self.cold;
-        let id = match self.queue.push(bytes(), cold, waiter(), arrived) {
+        let pushed = if self.throttle.queue_full(&self.settings, self.queue.len()) {
+            Err(Overflow::FunctionRequests)
+        } else {
+            self.queue
+                .push(bytes(), cold, waiter(), arrived)
+                .map_err(|(overflow, _)| overflow)
+        };
+        let id = match pushed {
             Ok(id) => id,
-            Err((overflow, _)) => {
-                return Err(ProxyError::QueueFull {
-                    function: self.display.clone(),
-                    limit: overflow.limit_name(),
-                });
+            Err(overflow) => {
+                let queued = self.queue.len();
+                return Err(self
+                    .throttle
+                    .refuse(&self.display, &self.settings, overflow, queued, arrived));
             }
         };
         self.presence.enter(arrived);
@@ -171,6 +187,7 @@ impl<W> Core<W> {
         fx: &mut Effects<W>,
     ) -> Result<Admit, ProxyError> {
         endpoint.finish();
+        self.throttle.finished(now, false);
         fx.metrics.in_flight -= 1;
         if pod_failed && self.endpoints.mark_failed(endpoint.address) {
             fx.failed_pod = Some(endpoint.address);
@@ -239,6 +256,7 @@ impl<W> Core<W> {
         fx: &mut Effects<W>,
     ) {
         endpoint.finish();
+        self.throttle.finished(now, true);
         fx.metrics.in_flight -= 1;
         fx.metrics.responses.push(status);
         fx.metrics.duration = Some(now.saturating_duration_since(arrived));
@@ -251,6 +269,7 @@ impl<W> Core<W> {
     /// Frees the slot of a request on `endpoint` that was never sent, counting no response.
     pub fn give_back(&mut self, endpoint: &Endpoint, now: Instant, rng: &mut impl Rng, fx: &mut Effects<W>) {
         endpoint.finish();
+        self.throttle.finished(now, false);
         fx.metrics.in_flight -= 1;
         self.presence.leave(now);
         self.dispatch(now, rng, fx);
@@ -269,6 +288,11 @@ impl<W> Core<W> {
     pub fn take_report(&mut self, now: Instant) -> Option<(PeriodReport, u64)> {
         let queued = self.queue.len() as u64;
         self.presence.report(now).map(|r| (r, queued))
+    }
+
+    /// Requests this activator has on the function's pods now.
+    pub fn in_flight(&self) -> usize {
+        self.throttle.in_flight()
     }
 
     /// Requests queued now.

@@ -139,6 +139,8 @@ impl Echo {
             "pod": self.config.pod,
             "function": self.config.function,
             "in_flight": guard.at_arrival,
+            "started_us": guard.started_us,
+            "answered_us": crate::inflight::unix_micros(),
             "status": status.as_u16(),
             "allocated": memory.len(),
         });

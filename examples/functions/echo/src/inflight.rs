@@ -2,6 +2,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Microseconds since the Unix epoch: pods on one node share the clock, so a client can compute how
+/// many requests overlapped across pods from the `started_us`/`answered_us` of their answers.
+pub fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
 
 /// Counts requests being handled (health checks excluded).
 #[derive(Debug, Clone, Default)]
@@ -13,6 +22,8 @@ pub struct InFlightGuard {
     counter: Arc<AtomicUsize>,
     /// Requests in flight including this one, when it arrived.
     pub at_arrival: usize,
+    /// When it arrived, in [`unix_micros`].
+    pub started_us: u64,
 }
 
 impl InFlight {
@@ -22,6 +33,7 @@ impl InFlight {
         InFlightGuard {
             counter: self.0.clone(),
             at_arrival: before + 1,
+            started_us: unix_micros(),
         }
     }
 

@@ -143,7 +143,26 @@ async fn detects_overlapping_requests() {
     let (status, _, body) = send(&addr, "GET", "/", "", false).await;
     assert_eq!(status, 200);
     assert!(body.contains("\"in_flight\":2"), "{body}");
-    assert_eq!(slow.await.expect("join").0, 200);
+    let (slow_status, _, slow_body) = slow.await.expect("join");
+    assert_eq!(slow_status, 200);
+    // The answers' start and end times show the overlap too (what a client checks across pods).
+    let times = |body: &str| {
+        let doc: serde_json::Value = serde_json::from_str(body).expect("json");
+        (
+            doc["started_us"].as_u64().expect("started_us"),
+            doc["answered_us"].as_u64().expect("answered_us"),
+        )
+    };
+    let (slow_start, slow_end) = times(&slow_body);
+    let (fast_start, fast_end) = times(&body);
+    assert!(
+        slow_end - slow_start >= 500_000,
+        "slept 500 ms: {slow_start}..{slow_end}"
+    );
+    assert!(
+        slow_start < fast_start && fast_end < slow_end,
+        "{fast_start}..{fast_end} inside {slow_start}..{slow_end}"
+    );
 
     let single = start(true).await;
     let slow = tokio::spawn({
