@@ -184,7 +184,11 @@ pub fn event_at(
 fn host<B>(request: &Request<B>) -> String {
     match request.headers().get(http::header::HOST) {
         Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        None => request.uri().authority().map(|a| a.to_string()).unwrap_or_default(),
+        None => request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
     }
 }
 
