@@ -21,7 +21,6 @@ use opentelemetry_sdk::{
 };
 
 use super::Hex;
-use crate::rewrite::host_of;
 
 /// A request's spans, shared by the server side (which ends them) and the forward (which starts the
 /// client span and may add events).
@@ -64,7 +63,7 @@ impl ServerSpan {
         let propagator = TraceContextPropagator::new();
         let parent = propagator.extract(&HeaderExtractor(request.headers()));
         let method = request.method().as_str().to_string();
-        let host = host_of(request).unwrap_or_default().to_string();
+        let host = host(request);
         let name = format!("{method} {host}");
         let attributes = vec![
             KeyValue::new("http.request.method", method),
@@ -177,6 +176,19 @@ pub fn event_at(
         && let Some(span) = lock(&hop.server).as_mut()
     {
         span.add_event_with_timestamp(name, at, attributes);
+    }
+}
+
+/// The request's `Host`, else its target's authority (HTTP/2), as the client sent it; empty if neither
+/// (such a request is refused, and its span says so).
+fn host<B>(request: &Request<B>) -> String {
+    match request.headers().get(http::header::HOST) {
+        Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        None => request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
     }
 }
 
