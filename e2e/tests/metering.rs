@@ -1,6 +1,6 @@
 //! Usage metering and cold-start anatomy on the installed system (issue #16, docs/metering.md): one
 //! cold request's phases from its `ColdStart` Event, then 500 requests of known duration
-//! (`?sleep=200`) to a Function with a 128 MiB memory limit, sent half through each activator replica:
+//! (`?sleep=400`) to a Function with a 128 MiB memory limit, sent half through each activator replica:
 //! the billed milliseconds and memory byte-seconds in the activators' `zeroscale_faas_*` counters and
 //! in the usage records a host sink receives match the expected sums within 2 %, and a graceful
 //! restart of the activator that served them loses no usage record.
@@ -36,9 +36,9 @@ const BRIDGE_IP: &str = "10.244.0.1";
 /// Requests of known duration.
 const REQUESTS: usize = 500;
 /// Each one's sleep at the pod.
-const SLEEP_MS: u64 = 200;
+const SLEEP_MS: u64 = 400;
 /// Requests in flight at once.
-const PARALLEL: usize = 20;
+const PARALLEL: usize = 25;
 /// The Function's memory limit.
 const MEMORY_BYTES: f64 = 128.0 * 1024.0 * 1024.0;
 const ACTIVATOR: &str = "deployment/zeroscale-activator";
@@ -220,6 +220,7 @@ async fn usage_is_billed_exactly_across_replicas_and_restarts_and_cold_starts_ar
     let client_ms = started.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(status, 200);
     let note = cold_start_event(&ns, name).await;
+    record_figure(&format!("metering: cold start (client {client_ms:.1} ms) {note}"));
     let (total, phases) = parse_note(&note).unwrap_or_else(|| panic!("unreadable ColdStart note {note:?}"));
     let names: Vec<&str> = phases.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
@@ -251,7 +252,6 @@ async fn usage_is_billed_exactly_across_replicas_and_restarts_and_cold_starts_ar
         described.contains("ColdStart"),
         "kubectl describe fn shows no ColdStart:\n{described}"
     );
-    record_figure(&format!("metering: cold start {note}"));
 
     // 500 requests of known duration, half through each activator replica.
     let pods = activator_pods().await;
