@@ -1,6 +1,6 @@
 //! Usage metering and cold-start anatomy on the installed system (issue #16, docs/metering.md): one
 //! cold request's phases from its `ColdStart` Event, then 500 requests of known duration
-//! (`?sleep=200`) to a Function with a 128 MiB memory limit, sent half through each activator replica:
+//! (`?sleep=400`) to a Function with a 128 MiB memory limit, sent half through each activator replica:
 //! the billed milliseconds and memory byte-seconds in the activators' `zeroscale_faas_*` counters and
 //! in the usage records a host sink receives match the expected sums within 2 %, and a graceful
 //! restart of the activator that served them loses no usage record.
@@ -36,9 +36,9 @@ const BRIDGE_IP: &str = "10.244.0.1";
 /// Requests of known duration.
 const REQUESTS: usize = 500;
 /// Each one's sleep at the pod.
-const SLEEP_MS: u64 = 200;
+const SLEEP_MS: u64 = 400;
 /// Requests in flight at once.
-const PARALLEL: usize = 20;
+const PARALLEL: usize = 25;
 /// The Function's memory limit.
 const MEMORY_BYTES: f64 = 128.0 * 1024.0 * 1024.0;
 const ACTIVATOR: &str = "deployment/zeroscale-activator";
@@ -62,8 +62,17 @@ async fn start_sink() -> (String, Records) {
                 let service = service_fn(move |req: Request<Incoming>| {
                     let store = Arc::clone(&store);
                     async move {
-                        let id = req.headers().get("ce-id").and_then(|v| v.to_str().ok()).map(String::from);
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let id = req
+                            .headers()
+                            .get("ce-id")
+                            .and_then(|v| v.to_str().ok())
+                            .map(String::from);
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
                         let data: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                         if let Some(id) = id {
                             store.lock().unwrap_or_else(|e| e.into_inner()).insert(id, data);
@@ -102,9 +111,14 @@ fn record_totals(records: &Records, namespace: &str, function: &str) -> (usize, 
 /// The activator pods: (name, IP).
 async fn activator_pods() -> Vec<(String, String)> {
     let out = kubectl_ok(&[
-        "get", "pods", "-n", SYSTEM, "-l",
+        "get",
+        "pods",
+        "-n",
+        SYSTEM,
+        "-l",
         "app.kubernetes.io/component=activator,app.kubernetes.io/part-of=zeroscale",
-        "-o", "json",
+        "-o",
+        "json",
     ])
     .await;
     let doc: Value = serde_json::from_str(&out).unwrap_or_default();
@@ -114,7 +128,12 @@ async fn activator_pods() -> Vec<(String, String)> {
         .unwrap_or_default()
         .iter()
         .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .filter_map(|p| Some((p["metadata"]["name"].as_str()?.to_string(), p["status"]["podIP"].as_str()?.to_string())))
+        .filter_map(|p| {
+            Some((
+                p["metadata"]["name"].as_str()?.to_string(),
+                p["status"]["podIP"].as_str()?.to_string(),
+            ))
+        })
         .collect()
 }
 
@@ -143,29 +162,46 @@ fn parse_note(note: &str) -> Option<(f64, Vec<(String, f64)>)> {
 }
 
 async fn cold_start_event(namespace: &str, function: &str) -> String {
-    wait_for(Duration::from_secs(30), "a ColdStart Event on the Function", || async {
-        let out = try_kubectl(&["get", "events.events.k8s.io", "-n", namespace, "-o", "json"], None)
+    wait_for(
+        Duration::from_secs(30),
+        "a ColdStart Event on the Function",
+        || async {
+            let out = try_kubectl(
+                &["get", "events.events.k8s.io", "-n", namespace, "-o", "json"],
+                None,
+            )
             .await
             .ok()?;
-        let doc: Value = serde_json::from_str(&out).ok()?;
-        doc["items"]
-            .as_array()?
-            .iter()
-            .filter(|e| e["reason"] == "ColdStart" && e["regarding"]["name"] == function)
-            .filter_map(|e| e["note"].as_str().map(str::to_string))
-            .next_back()
-    })
+            let doc: Value = serde_json::from_str(&out).ok()?;
+            doc["items"]
+                .as_array()?
+                .iter()
+                .filter(|e| e["reason"] == "ColdStart" && e["regarding"]["name"] == function)
+                .filter_map(|e| e["note"].as_str().map(str::to_string))
+                .next_back()
+        },
+    )
     .await
 }
 
 #[tokio::test]
 async fn usage_is_billed_exactly_across_replicas_and_restarts_and_cold_starts_are_dissected() {
     let s = Scenario::new("metering").await;
-    s.installed.require_chart("metering (it reconfigures the activator Deployment)");
+    s.installed
+        .require_chart("metering (it reconfigures the activator Deployment)");
     let ns = s.namespace().to_string();
     let (sink, records) = start_sink().await;
     let sink_env = format!("ZEROSCALE_ACTIVATOR_USAGE_SINK={sink}");
-    kubectl_ok(&["set", "env", "-n", SYSTEM, ACTIVATOR, &sink_env, "ZEROSCALE_ACTIVATOR_USAGE_FLUSH_INTERVAL=2s"]).await;
+    kubectl_ok(&[
+        "set",
+        "env",
+        "-n",
+        SYSTEM,
+        ACTIVATOR,
+        &sink_env,
+        "ZEROSCALE_ACTIVATOR_USAGE_FLUSH_INTERVAL=2s",
+    ])
+    .await;
     kubectl_ok(&["rollout", "status", "-n", SYSTEM, ACTIVATOR, "--timeout=120s"]).await;
 
     // A cold request, dissected.
@@ -176,27 +212,46 @@ async fn usage_is_billed_exactly_across_replicas_and_restarts_and_cold_starts_ar
     }));
     s.apply(name, spec).await;
     s.wait_ready(name).await;
-    s.wait_replicas(name, "created at zero", Duration::from_secs(30), |d, _| d == 0).await;
+    s.wait_replicas(name, "created at zero", Duration::from_secs(30), |d, _| d == 0)
+        .await;
     let host = s.host(name).await;
     let started = Instant::now();
     let (status, _) = s.get_ok(&host, "/", COLD_REQUEST_TIMEOUT).await;
     let client_ms = started.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(status, 200);
     let note = cold_start_event(&ns, name).await;
+    record_figure(&format!("metering: cold start (client {client_ms:.1} ms) {note}"));
     let (total, phases) = parse_note(&note).unwrap_or_else(|| panic!("unreadable ColdStart note {note:?}"));
     let names: Vec<&str> = phases.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["queued", "decision", "scale-patch", "scheduled", "container-started", "ready", "forwarded", "first-byte"],
+        [
+            "queued",
+            "decision",
+            "scale-patch",
+            "scheduled",
+            "container-started",
+            "ready",
+            "forwarded",
+            "first-byte"
+        ],
         "{note}"
     );
     assert!(phases.iter().all(|(_, ms)| *ms >= 0.0), "{note}");
     let sum: f64 = phases.iter().map(|(_, ms)| ms).sum();
-    assert!((sum - total).abs() <= 5.0, "phases add up to {sum} ms, not {total} ms: {note}");
-    assert!(total <= client_ms + 5.0, "{total} ms to first byte, the client waited {client_ms} ms");
+    assert!(
+        (sum - total).abs() <= 5.0,
+        "phases add up to {sum} ms, not {total} ms: {note}"
+    );
+    assert!(
+        total <= client_ms + 5.0,
+        "{total} ms to first byte, the client waited {client_ms} ms"
+    );
     let described = kubectl_ok(&["describe", "fn", name, "-n", &ns]).await;
-    assert!(described.contains("ColdStart"), "kubectl describe fn shows no ColdStart:\n{described}");
-    record_figure(&format!("metering: cold start {note}"));
+    assert!(
+        described.contains("ColdStart"),
+        "kubectl describe fn shows no ColdStart:\n{described}"
+    );
 
     // 500 requests of known duration, half through each activator replica.
     let pods = activator_pods().await;
@@ -209,15 +264,24 @@ async fn usage_is_billed_exactly_across_replicas_and_restarts_and_cold_starts_ar
         .map(|url| {
             let host = host.clone();
             async move {
-                http_request(http::Method::GET, &url, &[("host", &host)], "", Duration::from_secs(30))
-                    .await
-                    .map_or(0, |r| r.status)
+                http_request(
+                    http::Method::GET,
+                    &url,
+                    &[("host", &host)],
+                    "",
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_or(0, |r| r.status)
             }
         })
         .buffer_unordered(PARALLEL)
         .collect()
         .await;
-    record_figure(&format!("metering: {REQUESTS} requests in {} ms", started.elapsed().as_millis()));
+    record_figure(&format!(
+        "metering: {REQUESTS} requests in {} ms",
+        started.elapsed().as_millis()
+    ));
     assert!(statuses.iter().all(|s| *s == 200), "every request answered 200");
 
     // The counters of both replicas: the owner served every request, whichever replica got it.
@@ -227,31 +291,53 @@ async fn usage_is_billed_exactly_across_replicas_and_restarts_and_cold_starts_ar
     let mut owner = None;
     for (pod, ip) in &pods {
         let text = scrape(&format!("{ip}:9090")).await.unwrap_or_default();
-        let b = family_sum(&text, "zeroscale_faas_billed_duration_seconds_total", &ns, name, "");
+        let b = family_sum(
+            &text,
+            "zeroscale_faas_billed_duration_seconds_total",
+            &ns,
+            name,
+            "",
+        );
         if b > 0.0 {
             owner = Some(pod.clone());
         }
         billed += b;
         memory += family_sum(&text, "zeroscale_faas_memory_byte_seconds_total", &ns, name, "");
-        ok += family_sum(&text, "zeroscale_faas_invocations_total", &ns, name, "outcome=\"ok\"");
+        ok += family_sum(
+            &text,
+            "zeroscale_faas_invocations_total",
+            &ns,
+            name,
+            "outcome=\"ok\"",
+        );
     }
     let expected = (REQUESTS as u64 * SLEEP_MS) as f64 / 1000.0;
     record_figure(&format!(
         "metering: counters billed {billed:.3} s (expected {expected} s + the cold request), memory {memory:.0} byte-s, {ok} ok"
     ));
     assert_eq!(ok, (REQUESTS + 1) as f64, "every request counted once");
-    assert!((billed - expected).abs() / expected <= 0.02, "billed {billed} s, expected {expected} s");
+    assert!(
+        (billed - expected).abs() / expected <= 0.02,
+        "billed {billed} s, expected {expected} s"
+    );
     let expected_memory = expected * MEMORY_BYTES;
-    assert!((memory - expected_memory).abs() / expected_memory <= 0.02, "memory {memory}, expected {expected_memory}");
+    assert!(
+        (memory - expected_memory).abs() / expected_memory <= 0.02,
+        "memory {memory}, expected {expected_memory}"
+    );
 
     // Restart the replica that served them, gracefully, before its next flush: it flushes on the way out.
     let owner = owner.expect("one replica served the function");
     kubectl_ok(&["delete", "pod", "-n", SYSTEM, &owner, "--wait=false"]).await;
     let wanted = (billed * 1000.0).round() as u64;
-    let totals = wait_for(Duration::from_secs(60), "usage records adding up to the counters", || async {
-        let totals = record_totals(&records, &ns, name);
-        (totals.2 >= wanted).then_some(totals)
-    })
+    let totals = wait_for(
+        Duration::from_secs(60),
+        "usage records adding up to the counters",
+        || async {
+            let totals = record_totals(&records, &ns, name);
+            (totals.2 >= wanted).then_some(totals)
+        },
+    )
     .await;
     let (count, records_ok, records_ms, records_memory) = totals;
     record_figure(&format!(
@@ -259,12 +345,23 @@ async fn usage_is_billed_exactly_across_replicas_and_restarts_and_cold_starts_ar
         records_memory / 1000.0
     ));
     assert_eq!(records_ok, (REQUESTS + 1) as u64);
-    assert_eq!(records_ms, wanted, "the records and the counters agree to the millisecond");
+    assert_eq!(
+        records_ms, wanted,
+        "the records and the counters agree to the millisecond"
+    );
     assert!(((records_memory / 1000.0) - memory).abs() / memory <= 1e-6);
 
     // Restore the installed activators.
     let _ = try_kubectl(
-        &["set", "env", "-n", SYSTEM, ACTIVATOR, "ZEROSCALE_ACTIVATOR_USAGE_SINK-", "ZEROSCALE_ACTIVATOR_USAGE_FLUSH_INTERVAL-"],
+        &[
+            "set",
+            "env",
+            "-n",
+            SYSTEM,
+            ACTIVATOR,
+            "ZEROSCALE_ACTIVATOR_USAGE_SINK-",
+            "ZEROSCALE_ACTIVATOR_USAGE_FLUSH_INTERVAL-",
+        ],
         None,
     )
     .await;
