@@ -1,8 +1,8 @@
-//! The access log: one line per request (`--access-log`), written from its record ([`crate::record`])
+//! The access log: one line per request (`--access-log`), written from its record ([`crate::function::record`])
 //! as a `tracing` event with target `access`, so the JSON log format (the chart's default) makes it
 //! one JSON object per line.
 
-use crate::record::{RecordSink, RequestRecord};
+use crate::function::record::{RecordSink, RequestRecord};
 
 /// The record sink writing the access log.
 #[derive(Clone, Copy, Debug, Default)]

@@ -25,7 +25,6 @@ pub mod peers;
 pub mod probe;
 pub mod proxy;
 pub mod queue;
-pub mod record;
 pub mod respond;
 pub mod rewrite;
 pub mod server;
@@ -37,6 +36,7 @@ pub mod stats;
 pub mod table;
 pub mod upgrade;
 pub mod upstream;
+pub mod usage_report;
 
 pub use args::Args;
 pub use start::{Activator, ActivatorConfig, FunctionSource, StartError};
