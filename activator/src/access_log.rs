@@ -1,9 +1,9 @@
-//! The access log: one line per request (`--access-log`), written from its record ([`crate::record`])
+//! The access log: one line per request (`--access-log`), written from its record ([`crate::function::record`])
 //! as a `tracing` event with target `access`, so the JSON log format (the chart's default) makes it
 //! one JSON object per line. It names the request's id, trace id and the activator's span id
 //! (`crate::trace`), the same ids the exported spans and the request's other log lines carry.
 
-use crate::record::{RecordSink, RequestRecord};
+use crate::function::record::{RecordSink, RequestRecord};
 
 /// The record sink writing the access log.
 #[derive(Clone, Copy, Debug, Default)]

@@ -14,9 +14,9 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use crate::{
+    function::record::{RequestMeta, RequestOutcome},
     lease::Lease,
     metrics::LOST_MID_RESPONSE,
-    record::{RequestMeta, RequestOutcome},
     upstream::PooledConn,
 };
 
@@ -74,7 +74,7 @@ pin_project! {
     }
 }
 
-/// What a pod's response body keeps to make its request's [`crate::record::RequestRecord`] when it
+/// What a pod's response body keeps to make its request's [`crate::function::record::RequestRecord`] when it
 /// ends.
 #[derive(Debug)]
 pub struct Served {

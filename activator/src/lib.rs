@@ -25,7 +25,6 @@ pub mod peers;
 pub mod probe;
 pub mod proxy;
 pub mod queue;
-pub mod record;
 pub mod quota;
 pub mod respond;
 pub mod rewrite;
@@ -39,6 +38,7 @@ pub mod table;
 pub mod trace;
 pub mod upgrade;
 pub mod upstream;
+pub mod usage_report;
 
 pub use args::Args;
 pub use start::{Activator, ActivatorConfig, FunctionSource, StartError};

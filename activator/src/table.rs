@@ -10,12 +10,12 @@ use std::{
 use zeroscale_common::signals::FunctionKey;
 
 use crate::{
+    function::record::Recorder,
     function::{FunctionState, Hooks, Wakeups},
     host::key_of,
     metering::{MeterConfig, ResourceDefaults},
     metrics::Metrics,
     queue::{BufferBudget, QueueLimits},
-    record::Recorder,
     settings::{EndpointInfo, FunctionSettings},
 };
 
@@ -61,7 +61,7 @@ impl RoutingTable {
     }
 
     /// This table with the records of every request going to `hooks.recorder` (see
-    /// [`crate::record`]) and functions metered per `hooks.meter` (see [`crate::metering`]).
+    /// [`crate::function::record`]) and functions metered per `hooks.meter` (see [`crate::metering`]).
     #[must_use]
     pub fn with_hooks(mut self, hooks: Hooks) -> Self {
         self.hooks = hooks;

@@ -26,7 +26,7 @@ use prometheus_client::{
 use tokio::time::Instant;
 
 use self::phases::{PHASES, Stamps};
-use crate::record::{RecordSink, RequestRecord};
+use crate::function::record::{RecordSink, RequestRecord};
 
 /// Labels of the phase histograms.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -6,13 +6,11 @@ use std::sync::Arc;
 
 use tokio::{sync::oneshot, time::Instant};
 
-use super::FunctionState;
-use crate::{
-    endpoints::Endpoint,
-    error::ProxyError,
+use super::{
+    FunctionState,
     record::{RequestMeta, RequestOutcome, RequestRecord},
-    settings::Limits,
 };
+use crate::{endpoints::Endpoint, error::ProxyError, settings::Limits};
 
 /// What a waiting request is eventually handed.
 pub type Outcome = Result<Lease, ProxyError>;
@@ -69,7 +67,7 @@ impl Lease {
         self.cold
     }
 
-    /// Hands the record of the request on this lease to the function's [`crate::record::Recorder`]:
+    /// Hands the record of the request on this lease to the function's [`crate::function::record::Recorder`]:
     /// it was handed to the pod at `forwarded`, got its response head at `first_byte` (if it did),
     /// and ended at `end` with `outcome` after `response_bytes` body bytes.
     #[allow(clippy::too_many_arguments)] // one record: what the lease lacks

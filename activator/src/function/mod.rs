@@ -11,6 +11,7 @@ mod apply;
 pub mod core;
 pub mod effects;
 pub mod lease;
+pub mod record;
 
 #[cfg(test)]
 mod core_tests;
@@ -23,6 +24,7 @@ use std::{
 };
 
 pub use lease::{Admission, Lease, Outcome, Ticket};
+use record::{RecordSink, Recorder, RequestRecord};
 use tokio::{sync::oneshot, time::Instant};
 use zeroscale_common::signals::FunctionKey;
 
@@ -36,7 +38,6 @@ use crate::{
     metering::{FunctionMeter, MeterConfig, ResourceDefaults, Resources, usage::UsageTotals},
     metrics::FunctionMetrics,
     queue::{BufferBudget, QueueLimits},
-    record::{Recorder, RequestRecord},
     settings::{EndpointInfo, FunctionSettings, Limits, Port},
     stats::PeriodReport,
 };
@@ -47,6 +48,18 @@ pub trait Wakeups: Send + Sync + 'static {
     fn demand(&self, function: &Arc<FunctionState>, queued: u64);
     /// Requests wait and some pods are known but not ready: probe them until one answers.
     fn probe(&self, function: &Arc<FunctionState>);
+}
+
+/// The record sink that meters each request on its function ([`FunctionState::meter`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MeterSink;
+
+impl RecordSink for MeterSink {
+    fn record(&self, record: &RequestRecord<'_>) {
+        if let Some(function) = record.function {
+            function.meter(record);
+        }
+    }
 }
 
 /// What a function's requests are recorded and metered with (the same for every function).
@@ -163,7 +176,8 @@ impl FunctionState {
 
     /// Meters one finished request of this function (see [`crate::metering`]).
     pub fn meter(&self, record: &RequestRecord<'_>) {
-        relock(&self.meter).record(record);
+        let invocation = record.forwarded.map(|_| record.invocation());
+        relock(&self.meter).record(record.revision, record.outcome.label(), record.cold, invocation);
     }
 
     /// Takes the usage not flushed yet, per revision.

@@ -16,9 +16,8 @@ use zeroscale_common::signals::FunctionKey;
 
 use super::{
     resources::{Resources, billed_millis},
-    usage::UsageTotals,
+    usage::{OUTCOMES, UsageTotals},
 };
-use crate::record::RequestRecord;
 
 /// Labels of the per-function metering series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,7 +39,7 @@ pub struct OutcomeLabels {
     pub function: String,
     /// Revision that served (empty until revisions exist).
     pub revision: String,
-    /// See [`crate::record::RequestOutcome::label`].
+    /// See [`crate::function::record::RequestOutcome::label`].
     pub outcome: &'static str,
 }
 
@@ -58,15 +57,6 @@ pub struct StateLabels {
 }
 
 type FloatCounter = Counter<f64, std::sync::atomic::AtomicU64>;
-
-/// The outcome labels, in [`UsageTotals::invocations`] order.
-pub const OUTCOMES: [&str; 5] = [
-    "ok",
-    "function-error",
-    "activator-failure",
-    "timeout",
-    "client-gone",
-];
 
 fn outcome_index(label: &str) -> usize {
     OUTCOMES.iter().position(|o| *o == label).unwrap_or(2)
@@ -254,27 +244,33 @@ impl FunctionMeter {
         &mut self.revisions[i]
     }
 
-    /// Meters one finished request.
-    pub fn record(&mut self, record: &RequestRecord<'_>) {
+    /// Meters one finished request of `revision` with outcome label `outcome`; `invocation` is the
+    /// time a pod worked on it (`None`: it never reached one, nothing is billed).
+    pub fn record(
+        &mut self,
+        revision: Option<&str>,
+        outcome: &str,
+        cold: bool,
+        invocation: Option<std::time::Duration>,
+    ) {
         let resources = self.resources;
         let keep = self.keep_usage;
-        let m = self.revision(record.revision);
-        let outcome = outcome_index(record.outcome.label());
+        let m = self.revision(revision);
+        let outcome = outcome_index(outcome);
         m.invocations[outcome].inc();
-        if record.cold {
+        if cold {
             m.coldstarts.inc();
         }
-        let billed = record.forwarded.map(|_| billed_millis(record.invocation()));
-        if let Some(billed) = billed {
-            m.duration.observe(record.invocation().as_secs_f64());
+        let billed = invocation.map(billed_millis);
+        if let (Some(billed), Some(invocation)) = (billed, invocation) {
+            m.duration.observe(invocation.as_secs_f64());
             let seconds = billed as f64 / 1000.0;
             m.billed.inc_by(seconds);
             m.memory.inc_by(seconds * resources.memory_bytes as f64);
             m.cpu.inc_by(seconds * resources.cpu_millis as f64 / 1000.0);
         }
         if keep {
-            m.pending
-                .add(outcome, record.cold, billed.unwrap_or(0), resources);
+            m.pending.add(outcome, cold, billed.unwrap_or(0), resources);
         }
     }
 

@@ -1,4 +1,4 @@
-//! Usage metering (see `docs/metering.md`): every request record ([`crate::record`]) is metered on
+//! Usage metering (see `docs/metering.md`): every request record ([`crate::function::record`]) is metered on
 //! its function — invocations by outcome, invocation duration, billed milliseconds, memory
 //! byte-seconds and CPU-seconds allocated — in Prometheus counters (`zeroscale_faas_*`, for
 //! dashboards; per replica, reset by a restart) and, when a usage sink is configured, in usage
@@ -17,7 +17,6 @@ pub use self::{
     meter::{FunctionMeter, MeterFamilies},
     resources::{Declared, ResourceDefaults, Resources},
 };
-use crate::record::{RecordSink, RequestRecord};
 
 /// How the table builds each function's meter.
 #[derive(Clone, Debug)]
@@ -39,17 +38,5 @@ impl MeterConfig {
             self.defaults.into(),
             self.keep_usage,
         )
-    }
-}
-
-/// The record sink that meters each request on its function.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct MeterSink;
-
-impl RecordSink for MeterSink {
-    fn record(&self, record: &RequestRecord<'_>) {
-        if let Some(function) = record.function {
-            function.meter(record);
-        }
     }
 }

@@ -1,10 +1,9 @@
-//! The usage reporter task: every flush interval it takes each function's pending usage into
-//! numbered records ([`super::usage`]) and sends what waits in the outbox, oldest first, stopping at
-//! the first failure (the rest wait for the next round, so records reach the sink in order). On
-//! shutdown, after the data ports drained, it flushes once more and keeps retrying until its
-//! deadline. It also samples instance-seconds once a second (see [`sample_instances`]).
+//! The usage reporter: it numbers each window's usage into records ([`super::usage`]) and sends what
+//! waits in the outbox, oldest first, stopping at the first failure (the rest wait for the next
+//! round, so records reach the sink in order); on shutdown it retries until a deadline. The task
+//! driving it over the routing table is `crate::usage_report`.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, time::Duration};
 
 use bytes::Bytes;
 use http::{Request, Uri};
@@ -15,10 +14,8 @@ use hyper_util::{
 };
 use jiff::Timestamp;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::usage::{Outbox, RecordIds, UsageRecord, Window};
-use crate::{peers::Peering, table::RoutingTable};
 
 /// CloudEvent type of usage records.
 pub const USAGE_TYPE: &str = "dev.zeroscale.usage";
@@ -161,79 +158,9 @@ impl<S: UsageSink> Reporter<S> {
     }
 }
 
-/// Every function's pending usage, as windows.
-pub fn take_windows(table: &RoutingTable) -> Vec<Window> {
-    let mut windows = Vec::new();
-    for function in table.all() {
-        for (revision, totals) in function.take_usage() {
-            windows.push(Window {
-                namespace: function.key().namespace.clone(),
-                function: function.key().name.clone(),
-                revision,
-                totals,
-            });
-        }
-    }
-    windows
-}
-
-/// Flushes every `interval` until `stop`, then flushes once more and retries until `final_deadline`
-/// after the stop.
-pub async fn run<S: UsageSink>(
-    mut reporter: Reporter<S>,
-    table: Arc<RoutingTable>,
-    interval: Duration,
-    stop: CancellationToken,
-    final_wait: Duration,
-) {
-    let mut tick = tokio::time::interval_at(Instant::now() + interval, interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                reporter.collect(take_windows(&table));
-                reporter.send_pending().await;
-            }
-            () = stop.cancelled() => break,
-        }
-    }
-    reporter.collect(take_windows(&table));
-    if !reporter.drain(Instant::now() + final_wait).await {
-        tracing::error!(
-            pending = reporter.pending(),
-            "shutting down with usage records the sink did not take"
-        );
-    }
-}
-
-/// Adds the time since the last sample to each function's busy and idle instance-seconds, once a
-/// second until `stop`. Only the function's owning activator counts (every replica sees every pod).
-pub async fn sample_instances(
-    table: Arc<RoutingTable>,
-    peers: Option<Arc<Peering>>,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last = Instant::now();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = stop.cancelled() => break,
-        }
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(last);
-        last = now;
-        for function in table.all() {
-            if peers.as_ref().is_none_or(|p| p.owns(function.display())) {
-                function.sample_instances(elapsed);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use super::*;
     use crate::metering::usage::{OutboxMetrics, UsageTotals};

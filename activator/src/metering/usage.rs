@@ -12,7 +12,16 @@ use jiff::Timestamp;
 use prometheus_client::{metrics::counter::Counter, metrics::gauge::Gauge, registry::Registry};
 use serde::Serialize;
 
-use super::{meter::OUTCOMES, resources::Resources};
+use super::resources::Resources;
+
+/// The outcome labels, in [`UsageTotals::invocations`] order.
+pub const OUTCOMES: [&str; 5] = [
+    "ok",
+    "function-error",
+    "activator-failure",
+    "timeout",
+    "client-gone",
+];
 
 /// Usage of one function revision over a window, in exact integers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -15,10 +15,10 @@ use super::{Counted, Proxy, wait_for_lease};
 use crate::{
     body::{ResponseBody, Served},
     error::ProxyError,
+    function::record::{RequestMeta, RequestOutcome},
     headers,
     lease::Lease,
     metrics::{LOST_BEFORE_RESPONSE, RETRY_NOT_SENT, RETRY_POD_GONE, RETRY_REPLAYED},
-    record::{RequestMeta, RequestOutcome},
     rewrite::{host_of, prepare, set_target},
     upgrade,
     upstream::{OutBody, Outgoing, SendError, Sent},

@@ -14,10 +14,11 @@ use crate::{
     access_log::AccessLog,
     anatomy::AnatomySink,
     events::{Eventing, IngressAuth, TriggerSource as EventTriggerSource},
-    function::Hooks,
+    function::record::{RecordSink, Recorder},
+    function::{Hooks, MeterSink},
     metering::{
-        MeterConfig, MeterFamilies, MeterSink,
-        reporter::{self, HttpSink, Reporter},
+        MeterConfig, MeterFamilies,
+        reporter::{HttpSink, Reporter},
         usage::{Outbox, OutboxMetrics},
     },
     metrics::Metrics,
@@ -25,13 +26,13 @@ use crate::{
     probe::ActivatorWakeups,
     proxy::Proxy,
     queue::BufferBudget,
-    record::{RecordSink, Recorder},
     server,
     settings::Port,
     signal_sender::SignalSender,
     static_config::StaticConfig,
     table::RoutingTable,
     upstream::Upstreams,
+    usage_report,
 };
 
 /// The activator while it starts.
@@ -271,7 +272,7 @@ impl Wiring {
         &mut self,
         peers: Option<&Arc<Peering>>,
     ) -> Option<(CancellationToken, JoinHandle<()>)> {
-        let sample = reporter::sample_instances(
+        let sample = usage_report::sample_instances(
             Arc::clone(&self.table),
             peers.cloned(),
             self.internal_stop.clone(),
@@ -287,7 +288,7 @@ impl Wiring {
         let reporter = Reporter::new(sink, &self.config.pod_name, outbox);
         let stop = CancellationToken::new();
         // The final flush retries for at most the drain timeout (bounded by the pod's grace period).
-        let run = reporter::run(
+        let run = usage_report::run(
             reporter,
             Arc::clone(&self.table),
             metering.flush_interval,

@@ -303,7 +303,17 @@ pub async fn check_rbac(ns: &str) {
             vec!["create", "leases.coordination.k8s.io", "-n", ns],
         ),
         ("activator", vec!["patch", &src_lease, "-n", ns]),
+        // The cold-start anatomy (docs/metering.md): the autoscaler's stamps on the Deployment, the
+        // served pod's status, and a `ColdStart` Event on the Function.
+        ("activator", vec!["get", "deployments.apps", "-n", "default"]),
+        ("activator", vec!["list", "pods", "-A"]),
+        (
+            "activator",
+            vec!["create", "events.events.k8s.io", "-n", "default"],
+        ),
         ("autoscaler", vec!["list", "deployments.apps", "-A"]),
+        // Two annotations after a scale from zero (the decision and patch times).
+        ("autoscaler", vec!["patch", "deployments.apps", "-n", "default"]),
         (
             "autoscaler",
             vec![
@@ -353,11 +363,10 @@ pub async fn check_rbac(ns: &str) {
             "operator",
             vec!["create", "leases.coordination.k8s.io", "-n", "default"],
         ),
-        ("activator", vec!["list", "pods", "-A"]),
+        ("activator", vec!["patch", "deployments.apps", "-n", "default"]),
         ("activator", vec!["get", "secrets", "-A"]),
         ("activator", vec!["patch", &op_lease, "-n", ns]),
         ("activator", vec!["watch", "secrets", "-A"]),
-        ("autoscaler", vec!["patch", "deployments.apps", "-n", "default"]),
         (
             "autoscaler",
             vec![

@@ -2,6 +2,8 @@
 //! that served it, where the request's life ends, and handed to every [`RecordSink`] of the
 //! [`Recorder`] (metering, the access log, and whatever else is wired in `start`).
 //!
+//! A child of [`crate::function`] (records name their function; functions hold the recorder).
+//!
 //! Where records are made (and nowhere else):
 //! - the end of a pod's response body: the body ended, failed, timed out, or the client dropped it
 //!   (`body.rs`);
@@ -22,9 +24,9 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
+use super::FunctionState;
 use crate::{
     error::ProxyError,
-    function::FunctionState,
     headers::{TRACEPARENT, X_REQUEST_ID},
 };
 
