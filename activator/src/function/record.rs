@@ -74,7 +74,9 @@ impl RequestOutcome {
             ProxyError::UnknownFunction(_) => Self::ActivatorFailure("unknown-function"),
             ProxyError::FunctionDeleted(_) => Self::ActivatorFailure("deleted"),
             ProxyError::StartupFailed { .. } => Self::ActivatorFailure("startup-failed"),
-            ProxyError::QueueFull { limit, .. } => Self::ActivatorFailure(limit),
+            ProxyError::QueueFull { limit, .. } | ProxyError::Throttled { limit, .. } => {
+                Self::ActivatorFailure(limit)
+            }
             ProxyError::Upstream { .. } => Self::ActivatorFailure("upstream"),
             ProxyError::Lost { .. } => Self::ActivatorFailure("lost"),
             ProxyError::RequestBody(_) => Self::ActivatorFailure("request-body"),
@@ -335,12 +337,22 @@ mod tests {
         let full = ProxyError::QueueFull {
             function: "ns/f".into(),
             limit: "queue-max-requests",
+            retry_after: 1,
         };
         assert_eq!(
             RequestOutcome::of_error(&full).reason(),
             Some("queue-max-requests")
         );
         assert_eq!(RequestOutcome::of_error(&full).label(), "activator-failure");
+        let throttled = ProxyError::Throttled {
+            function: "ns/f".into(),
+            limit: "maxConcurrency",
+            retry_after: 3,
+        };
+        assert_eq!(
+            RequestOutcome::of_error(&throttled).reason(),
+            Some("maxConcurrency")
+        );
     }
 
     #[test]

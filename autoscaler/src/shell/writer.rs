@@ -224,7 +224,10 @@ impl Writer {
                 if w.from == 0 && w.to > 0 {
                     // Off the cold path: the pod is being created meanwhile.
                     let stamps = stamps_patch(w.decided, jiff::Timestamp::now());
-                    if let Err(e) = api.patch(&key.name, &PatchParams::default(), &Patch::Merge(&stamps)).await {
+                    if let Err(e) = api
+                        .patch(&key.name, &PatchParams::default(), &Patch::Merge(&stamps))
+                        .await
+                    {
                         tracing::warn!(function = %key, error = %e, "cannot annotate the deployment with the scale stamps");
                     }
                 }
