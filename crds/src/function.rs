@@ -7,6 +7,8 @@
 mod conditions;
 mod prediction;
 mod resolved;
+mod rollout;
+mod rollout_status;
 mod scale;
 mod security;
 
@@ -22,6 +24,11 @@ pub use prediction::{IdleBin, Prediction};
 pub use resolved::{
     DEFAULT_CONCURRENCY_TARGET, DEFAULT_RPS_TARGET, MAX_DURATION, MIN_WINDOW, ResolvedScale, ScaleError,
 };
+pub use rollout::{
+    ERROR_RATE_PATTERN, MAX_INTERVAL, MAX_STEPS, MIN_INTERVAL, ResolvedRollout, RolloutError, RolloutSpec,
+    parse_percent,
+};
+pub use rollout_status::{RolloutPhase, RolloutStatus};
 pub use scale::{DURATION_PATTERN, ScaleMetric, ScalePolicy, ScaleSpec};
 pub use security::{FunctionSecurityContext, RUN_AS_NON_ROOT_MESSAGE, RUN_AS_USER_MESSAGE};
 
@@ -109,6 +116,11 @@ pub struct FunctionSpec {
     /// How the function scales.
     #[serde(default)]
     pub scale: ScaleSpec,
+    /// Automated canary: when set, a new revision takes the latest revision's traffic in steps, each
+    /// held while the activators' counts stay within the limits, and is rolled back on a breach. Unset:
+    /// the latest ready revision takes it at once. See docs/canary.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
 }
 
 fn default_port() -> i32 {
@@ -192,6 +204,9 @@ pub struct FunctionStatus {
     /// Written by the autoscaler (field manager `zeroscale-autoscaler`), never by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prediction: Option<Prediction>,
+    /// Progress of the latest automated canary (`spec.rollout`), so an operator restart continues it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
 }
 
 impl Function {

@@ -59,6 +59,9 @@ pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 pub const REASON_HAS_READY_PODS: &str = "HasReadyPods";
 /// Reason (on `Active=Unknown`): the function wants pods but none is ready yet, as during a cold start.
 pub const REASON_ACTIVATING: &str = "Activating";
+/// Reason (on `Ready=False`): the automated canary found the new revision breaching
+/// `spec.rollout`'s limits and moved all traffic back to the previous revision.
+pub const REASON_ROLLED_BACK: &str = "RolledBack";
 
 /// Label on every child object and on the function's pods: the Function's name.
 pub const FUNCTION_LABEL: &str = "zeroscale.dev/function";

@@ -196,6 +196,8 @@ pub fn compute(
         conditions,
         // The autoscaler's field (server-side apply keeps it under its own field manager).
         prediction: None,
+        // Kept as it is; the rollout step of the reconcile replaces it (see `crate::rollout`).
+        rollout: function.status.as_ref().and_then(|s| s.rollout.clone()),
     }
 }
 
