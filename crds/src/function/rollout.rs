@@ -85,7 +85,10 @@ fn default_min_requests() -> i64 {
 /// Adds the CEL rules of `spec.rollout`.
 fn rollout_rules(schema: &mut Schema) {
     // CEL has no index range: the literal indices 1..MAX_STEPS compare each step with the one before.
-    let indices = (1..MAX_STEPS).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    let indices = (1..MAX_STEPS)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let interval = format!("self.interval.matches('{DURATION_PATTERN}')");
     let rules = vec![
         rule(
@@ -131,7 +134,9 @@ pub enum RolloutError {
     #[error("spec.rollout.maxErrorRate must be a percentage between 0% and 100% such as 5%, got {0:?}")]
     ErrorRate(String),
     /// `steps` is empty, out of 1–100, not strictly increasing or does not end with 100.
-    #[error("spec.rollout.steps must be strictly increasing percentages from 1 to 100 ending with 100, got {0:?}")]
+    #[error(
+        "spec.rollout.steps must be strictly increasing percentages from 1 to 100 ending with 100, got {0:?}"
+    )]
     Steps(Vec<i32>),
     /// `minRequests` is negative.
     #[error("spec.rollout.minRequests must not be negative, got {0}")]
@@ -157,7 +162,9 @@ pub struct ResolvedRollout {
 pub fn parse_percent(value: &str) -> Option<f64> {
     // The same shape as ERROR_RATE_PATTERN: one or two digits or `100`, then optional decimals.
     let number = value.strip_suffix('%')?;
-    let (int, frac) = number.split_once('.').map_or((number, None), |(i, f)| (i, Some(f)));
+    let (int, frac) = number
+        .split_once('.')
+        .map_or((number, None), |(i, f)| (i, Some(f)));
     let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
     if !(digits(int) && (int.len() <= 2 || int == "100") && frac.is_none_or(digits)) {
         return None;

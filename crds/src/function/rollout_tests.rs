@@ -32,9 +32,14 @@ fn percentages_parse_as_fractions() {
 
 #[test]
 fn bad_steps_are_named() {
-    for steps in [&[][..], &[10, 50][..], &[50, 10, 100][..], &[10, 10, 100][..], &[0, 100][..], &[
-        10, 101,
-    ][..]] {
+    for steps in [
+        &[][..],
+        &[10, 50][..],
+        &[50, 10, 100][..],
+        &[10, 10, 100][..],
+        &[0, 100][..],
+        &[10, 101][..],
+    ] {
         assert_eq!(
             spec(steps, "1m", "5%").resolve(),
             Err(RolloutError::Steps(steps.to_vec())),
@@ -67,7 +72,9 @@ fn the_error_rate_pattern_agrees_with_the_parser() {
     // The CEL rule uses the same pattern; check it against the parser on the edge cases with a
     // hand-rolled matcher of its two alternatives.
     let cel_accepts = |v: &str| {
-        let Some(n) = v.strip_suffix('%') else { return false };
+        let Some(n) = v.strip_suffix('%') else {
+            return false;
+        };
         let (int, frac) = n.split_once('.').map_or((n, None), |(i, f)| (i, Some(f)));
         let frac_ok = frac.is_none_or(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit()));
         let hundred = int == "100" && frac.is_none_or(|f| !f.is_empty() && f.chars().all(|c| c == '0'));
@@ -92,7 +99,10 @@ fn admission_rules_are_in_the_schema_and_name_the_field() {
         .filter_map(|r| r["message"].as_str())
         .collect();
     assert_eq!(messages.len(), 6, "{messages:?}");
-    assert!(messages.iter().all(|m| m.starts_with("spec.rollout.")), "{messages:?}");
+    assert!(
+        messages.iter().all(|m| m.starts_with("spec.rollout.")),
+        "{messages:?}"
+    );
     let increasing = schema["x-kubernetes-validations"][1]["rule"].as_str().unwrap();
     assert!(increasing.contains("19].all("), "{increasing}");
     assert_eq!(schema["properties"]["steps"]["maxItems"], MAX_STEPS);
