@@ -13,7 +13,12 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::{lease::Lease, metrics::LOST_MID_RESPONSE, upstream::PooledConn};
+use crate::{
+    lease::Lease,
+    metrics::LOST_MID_RESPONSE,
+    record::{RequestMeta, RequestOutcome},
+    upstream::PooledConn,
+};
 
 /// Why a streamed response was cut off.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +49,10 @@ pin_project! {
         // The HTTP/1.1 connection the body arrives on, driven from here and returned to the pod's
         // idle pool once the body has ended.
         conn: Option<PooledConn>,
+        // What the request's record needs, until it is made (once: taken when made).
+        served: Option<Served>,
+        // Body bytes passed on to the client.
+        sent: u64,
     }
 
     impl PinnedDrop for ResponseBody {
@@ -55,7 +64,46 @@ pin_project! {
             if ended {
                 checkin(this.conn, this.lease.as_ref(), &mut Context::from_waker(Waker::noop()));
             }
+            // Not ended: the client went away (or the connection failed) mid-response.
+            let outcome = |status| match ended {
+                true => RequestOutcome::of_status(status),
+                false => RequestOutcome::ClientGone,
+            };
+            finish(this.served, this.lease.as_ref(), *this.sent, outcome);
         }
+    }
+}
+
+/// What a pod's response body keeps to make its request's [`crate::record::RequestRecord`] when it
+/// ends.
+#[derive(Debug)]
+pub struct Served {
+    /// The request's method, id and size.
+    pub meta: RequestMeta,
+    /// When the request was handed to the pod.
+    pub forwarded: Instant,
+    /// When the pod's response head came back.
+    pub first_byte: Instant,
+}
+
+/// Makes the record of a served request, once, with the outcome `outcome(status)`.
+fn finish(
+    served: &mut Option<Served>,
+    lease: Option<&Lease>,
+    sent: u64,
+    outcome: impl FnOnce(u16) -> RequestOutcome,
+) {
+    if let (Some(served), Some(lease)) = (served.take(), lease) {
+        let outcome = outcome(lease.status);
+        let end = Instant::now();
+        lease.record(
+            &served.meta,
+            served.forwarded,
+            Some(served.first_byte),
+            end,
+            outcome,
+            sent,
+        );
     }
 }
 
@@ -79,6 +127,8 @@ impl ResponseBody {
             idle: None,
             timer: None,
             conn: None,
+            served: None,
+            sent: 0,
         }
     }
 
@@ -88,13 +138,15 @@ impl ResponseBody {
     }
 
     /// A pod's body; `lease` is released when it ends or is dropped. `conn` is the HTTP/1.1
-    /// connection the body arrives on, driven by this body and pooled again once it ends.
+    /// connection the body arrives on, driven by this body and pooled again once it ends. The
+    /// request's record is made from `served` when the body ends, fails or is dropped.
     pub fn upstream(
         body: Incoming,
         lease: Lease,
         deadline: Instant,
         idle: Option<Duration>,
         conn: Option<PooledConn>,
+        served: Served,
     ) -> Self {
         Self {
             upstream: Some(body),
@@ -104,6 +156,8 @@ impl ResponseBody {
             idle,
             timer: None,
             conn,
+            served: Some(served),
+            sent: 0,
         }
     }
 
@@ -119,6 +173,8 @@ impl ResponseBody {
             idle: None,
             timer: None,
             conn,
+            served: None,
+            sent: 0,
         }
     }
 
@@ -160,9 +216,14 @@ impl Body for ResponseBody {
                 if this.idle.is_some() && this.timer.is_some() {
                     *this.timer = None;
                 }
+                if let Some(data) = frame.data_ref() {
+                    *this.sent += data.len() as u64;
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
+                let failed = |_| RequestOutcome::ActivatorFailure(LOST_MID_RESPONSE);
+                finish(this.served, this.lease.as_ref(), *this.sent, failed);
                 if let Some(lease) = this.lease.take() {
                     lease.function().record_lost(LOST_MID_RESPONSE);
                 }
@@ -170,6 +231,12 @@ impl Body for ResponseBody {
             }
             Poll::Ready(None) => {
                 checkin(this.conn, this.lease.as_ref(), cx);
+                finish(
+                    this.served,
+                    this.lease.as_ref(),
+                    *this.sent,
+                    RequestOutcome::of_status,
+                );
                 this.lease.take();
                 Poll::Ready(None)
             }
@@ -183,6 +250,9 @@ impl Body for ResponseBody {
                 if let Some(timer) = this.timer.as_mut() {
                     ready!(timer.as_mut().poll(cx));
                 }
+                finish(this.served, this.lease.as_ref(), *this.sent, |_| {
+                    RequestOutcome::Timeout
+                });
                 this.lease.take();
                 let deadline_passed = this.deadline.is_some_and(|d| Instant::now() >= d);
                 Poll::Ready(Some(Err(if deadline_passed {

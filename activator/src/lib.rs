@@ -22,6 +22,7 @@ pub mod peers;
 pub mod probe;
 pub mod proxy;
 pub mod queue;
+pub mod record;
 pub mod respond;
 pub mod rewrite;
 pub mod server;

@@ -14,6 +14,7 @@ use crate::{
     host::key_of,
     metrics::Metrics,
     queue::{BufferBudget, QueueLimits},
+    record::Recorder,
     settings::{EndpointInfo, FunctionSettings},
 };
 
@@ -24,6 +25,7 @@ pub struct RoutingTable {
     budget: BufferBudget,
     metrics: Arc<Metrics>,
     wakeups: Arc<dyn Wakeups>,
+    recorder: Recorder,
 }
 
 impl std::fmt::Debug for RoutingTable {
@@ -46,7 +48,20 @@ impl RoutingTable {
             budget,
             metrics,
             wakeups,
+            recorder: Recorder::default(),
         }
+    }
+
+    /// This table with the records of every request going to `recorder` (see [`crate::record`]).
+    #[must_use]
+    pub fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.recorder = recorder;
+        self
+    }
+
+    /// Where request records go.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     /// The function for a routing key.
@@ -72,13 +87,14 @@ impl RoutingTable {
             None => {
                 let mut map = self.functions.write().unwrap_or_else(|e| e.into_inner());
                 Arc::clone(map.entry(route.into_boxed_str()).or_insert_with(|| {
-                    FunctionState::new(
+                    FunctionState::recorded(
                         key.clone(),
                         settings.clone(),
                         self.queue_limits,
                         self.budget.clone(),
                         self.metrics.for_function(key),
                         Arc::clone(&self.wakeups),
+                        self.recorder.clone(),
                     )
                 }))
             }

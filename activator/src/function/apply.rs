@@ -45,7 +45,8 @@ impl FunctionState {
             let _ = waiter.send(Err(error));
         }
         for grant in fx.grants {
-            let lease = self.lease(grant.endpoint, grant.arrived, grant.limits);
+            let mut lease = self.lease(grant.endpoint, grant.arrived, grant.limits);
+            lease.cold = grant.cold;
             // A waiter that has gone meanwhile drops the lease here, which gives the slot back.
             drop(grant.waiter.send(Ok(lease)));
         }

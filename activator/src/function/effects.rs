@@ -37,6 +37,8 @@ pub struct Grant<W> {
     pub arrived: Instant,
     /// The function's timeouts and protocol as of the grant.
     pub limits: Limits,
+    /// Whether the waiter started a cold episode.
+    pub cold: bool,
 }
 
 /// Metric changes, applied by the shell outside the state's lock.

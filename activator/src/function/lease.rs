@@ -7,7 +7,12 @@ use std::sync::Arc;
 use tokio::{sync::oneshot, time::Instant};
 
 use super::FunctionState;
-use crate::{endpoints::Endpoint, error::ProxyError, settings::Limits};
+use crate::{
+    endpoints::Endpoint,
+    error::ProxyError,
+    record::{RequestMeta, RequestOutcome, RequestRecord},
+    settings::Limits,
+};
 
 /// What a waiting request is eventually handed.
 pub type Outcome = Result<Lease, ProxyError>;
@@ -21,6 +26,8 @@ pub struct Lease {
     pub(crate) arrived: Instant,
     pub(crate) limits: Limits,
     pub(crate) status: u16,
+    /// Whether the request waited through a cold start (for its record).
+    pub(crate) cold: bool,
     // Set when the slot was handed back for a retry, which does its own accounting.
     pub(crate) returned: bool,
 }
@@ -55,6 +62,46 @@ impl Lease {
     /// Records the status code the client got, for the request metrics.
     pub fn set_status(&mut self, status: u16) {
         self.status = status;
+    }
+
+    /// Whether the request waited through a cold start.
+    pub fn cold(&self) -> bool {
+        self.cold
+    }
+
+    /// Hands the record of the request on this lease to the function's [`crate::record::Recorder`]:
+    /// it was handed to the pod at `forwarded`, got its response head at `first_byte` (if it did),
+    /// and ended at `end` with `outcome` after `response_bytes` body bytes.
+    #[allow(clippy::too_many_arguments)] // one record: what the lease lacks
+    pub fn record(
+        &self,
+        meta: &RequestMeta,
+        forwarded: Instant,
+        first_byte: Option<Instant>,
+        end: Instant,
+        outcome: RequestOutcome,
+        response_bytes: u64,
+    ) {
+        let recorder = self.function.recorder();
+        if recorder.is_empty() {
+            return;
+        }
+        recorder.emit(&RequestRecord {
+            function: Some(&self.function),
+            revision: None,
+            method: &meta.method,
+            status: self.status,
+            outcome,
+            arrived: self.arrived,
+            forwarded: Some(forwarded),
+            first_byte,
+            end,
+            cold: self.cold,
+            pod: Some(self.endpoint.address),
+            request_id: meta.request_id(),
+            request_bytes: meta.request_bytes,
+            response_bytes,
+        });
     }
 }
 

@@ -33,6 +33,7 @@ use crate::{
     error::ProxyError,
     metrics::FunctionMetrics,
     queue::{BufferBudget, QueueLimits},
+    record::Recorder,
     settings::{EndpointInfo, FunctionSettings, Limits, Port},
     stats::PeriodReport,
 };
@@ -66,6 +67,7 @@ pub struct FunctionState {
     // Apart from the core: metrics are updated after the core's lock is released.
     metrics: Mutex<FunctionMetrics>,
     wakeups: Arc<dyn Wakeups>,
+    recorder: Recorder,
 }
 
 impl std::fmt::Debug for FunctionState {
@@ -92,6 +94,27 @@ impl FunctionState {
         metrics: FunctionMetrics,
         wakeups: Arc<dyn Wakeups>,
     ) -> Arc<Self> {
+        Self::recorded(
+            key,
+            settings,
+            limits,
+            budget,
+            metrics,
+            wakeups,
+            Recorder::default(),
+        )
+    }
+
+    /// A function with no endpoints yet whose requests' records go to `recorder`.
+    pub fn recorded(
+        key: FunctionKey,
+        settings: FunctionSettings,
+        limits: QueueLimits,
+        budget: BufferBudget,
+        metrics: FunctionMetrics,
+        wakeups: Arc<dyn Wakeups>,
+        recorder: Recorder,
+    ) -> Arc<Self> {
         let display = key.to_string();
         let core = Core::new(display.clone(), settings, limits, budget, Instant::now());
         Arc::new(Self {
@@ -100,7 +123,13 @@ impl FunctionState {
             core: Mutex::new(core),
             metrics: Mutex::new(metrics),
             wakeups,
+            recorder,
         })
+    }
+
+    /// Where the records of this function's requests go.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     /// Namespace and name.
@@ -139,6 +168,7 @@ impl FunctionState {
             arrived,
             limits,
             status: 502,
+            cold: false,
             returned: false,
         }
     }

@@ -80,7 +80,7 @@ pub(super) async fn wait_for_lease(
             match timeout_at(deadline, ticket.wait()).await {
                 Ok(Ok(lease)) => Ok(lease),
                 // Errors handed to waiters were already counted by the function.
-                Ok(Err(e)) => Err((Counted::Already, e)),
+                Ok(Err(e)) => Err((Counted::Already(function), e)),
                 Err(_) => {
                     // Leave the queue before counting, so the depth gauge is right at once.
                     drop(ticket);

@@ -23,6 +23,7 @@ use crate::{
     metrics::Metrics,
     peers::{self, Peering},
     queue::parked_head_bytes,
+    record::RequestMeta,
     rewrite::host_of,
     settings::Port,
     table::RoutingTable,
@@ -51,7 +52,7 @@ enum Counted {
     /// Count it on this function.
     ByFunction(Arc<FunctionState>),
     /// The function counted it when it answered the waiter.
-    Already,
+    Already(Arc<FunctionState>),
 }
 
 /// An error before a lease, with who counts it.
@@ -148,16 +149,30 @@ impl Proxy {
             // Boxed so a parked request's future stays small: the forwarding state is only
             // allocated once a pod has been chosen (one small allocation on the warm path).
             Ok(lease) => Box::pin(self.forward(lease, remote, request, arrived)).await,
-            Err((counted, error)) => self.reject(counted, error),
+            Err((counted, error)) => {
+                let meta = RequestMeta::of(request.method(), request.headers(), arrived);
+                self.reject(counted, error, &meta)
+            }
         };
         Ok(response)
     }
 
-    fn reject(&self, counted: Counted, error: ProxyError) -> Response<ResponseBody> {
-        match counted {
-            Counted::ByFunction(f) => f.record_error(&error),
-            Counted::Unrouted => self.metrics.count_unrouted(error.status().as_u16()),
-            Counted::Already => {}
+    /// The activator's answer for a request refused before it reached a pod; makes its record.
+    fn reject(&self, counted: Counted, error: ProxyError, meta: &RequestMeta) -> Response<ResponseBody> {
+        let function = match counted {
+            Counted::ByFunction(f) => {
+                f.record_error(&error);
+                Some(f)
+            }
+            Counted::Unrouted => {
+                self.metrics.count_unrouted(error.status().as_u16());
+                None
+            }
+            Counted::Already(f) => Some(f),
+        };
+        let recorder = self.table.recorder();
+        if !recorder.is_empty() {
+            recorder.emit(&meta.failed(function.as_ref(), &error, None, None, Instant::now()));
         }
         // Logged with the request id by `respond::with_request_id`.
         error.into_response()
@@ -199,7 +214,10 @@ impl Proxy {
         }
         let response = match early.outcome.take() {
             Some(Ok(lease)) => Box::pin(self.forward(lease, remote, request, early.arrived)).await,
-            Some(Err((counted, error))) => self.reject(counted, error),
+            Some(Err((counted, error))) => {
+                let meta = RequestMeta::of(request.method(), request.headers(), early.arrived);
+                self.reject(counted, error, &meta)
+            }
             None => return self.handle(port, remote, request).await,
         };
         Ok(response)

@@ -13,11 +13,12 @@ use zeroscale_crds::function::Protocol;
 
 use super::{Counted, Proxy, wait_for_lease};
 use crate::{
-    body::ResponseBody,
+    body::{ResponseBody, Served},
     error::ProxyError,
     headers,
     lease::Lease,
     metrics::{LOST_BEFORE_RESPONSE, RETRY_NOT_SENT, RETRY_POD_GONE, RETRY_REPLAYED},
+    record::{RequestMeta, RequestOutcome},
     rewrite::{host_of, prepare, set_target},
     upgrade,
     upstream::{OutBody, Outgoing, SendError, Sent},
@@ -36,6 +37,8 @@ impl Proxy {
         arrived: Instant,
     ) -> Response<ResponseBody> {
         let protocol = lease.limits().protocol;
+        let meta = RequestMeta::of(request.method(), request.headers(), arrived);
+        let mut forwarded = Instant::now();
         let upgrade = headers::is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         // A hop from a peer already carries the forwarding headers the edge added.
@@ -56,11 +59,11 @@ impl Proxy {
             Ok(Err(error)) => {
                 let function = lease.function().display().to_string();
                 tracing::info!(function, error = %error, "request body could not be read");
-                return fail(lease, ProxyError::RequestBody(function));
+                return fail(lease, ProxyError::RequestBody(function), &meta, forwarded);
             }
             Err(_) => {
                 let e = head_timeout(&lease);
-                return fail(lease, e);
+                return fail(lease, e, &meta, forwarded);
             }
         };
         let mut replays = 0;
@@ -74,7 +77,13 @@ impl Proxy {
                 (RETRY_POD_GONE, false)
             } else {
                 let Some(attempt) = outgoing.attempt() else {
-                    return lose(lease, &outgoing, "its body was already sent".into());
+                    return lose(
+                        lease,
+                        &outgoing,
+                        "its body was already sent".into(),
+                        &meta,
+                        forwarded,
+                    );
                 };
                 let sent = timeout_at(head_deadline, self.send(&lease, protocol, attempt, upgrade)).await;
                 match sent {
@@ -88,7 +97,7 @@ impl Proxy {
                             outgoing.unsent(*request);
                         }
                         if !outgoing.can_send() {
-                            return lose(lease, &outgoing, error.to_string());
+                            return lose(lease, &outgoing, error.to_string(), &meta, forwarded);
                         }
                         tracing::info!(
                             function = lease.function().display(),
@@ -100,7 +109,7 @@ impl Proxy {
                     }
                     Ok(Err(SendError::Broken { fresh, error })) => {
                         if !outgoing.replayable() || replays >= MAX_REPLAYS {
-                            return lose(lease, &outgoing, error.to_string());
+                            return lose(lease, &outgoing, error.to_string(), &meta, forwarded);
                         }
                         replays += 1;
                         // The pod closed a connection it had kept alive: it is most likely shutting
@@ -116,7 +125,7 @@ impl Proxy {
                     }
                     Err(_) => {
                         let e = head_timeout(&lease);
-                        return fail(lease, e);
+                        return fail(lease, e, &meta, forwarded);
                     }
                 }
             };
@@ -128,15 +137,26 @@ impl Proxy {
                 .map_err(|e| (Counted::ByFunction(Arc::clone(&state)), e));
             lease = match wait_for_lease(admitted, arrived).await {
                 Ok(lease) => lease,
-                Err((counted, error)) => return self.reject(counted, error),
+                Err((counted, error)) => return self.reject(counted, error, &meta),
             };
+            forwarded = Instant::now();
         };
+        let first_byte = Instant::now();
         let limits = lease.limits();
         lease.set_status(response.status().as_u16());
         if response.status() == StatusCode::SWITCHING_PROTOCOLS
             && let Some(client_upgrade) = client_upgrade
         {
             let upstream_upgrade = hyper::upgrade::on(&mut response);
+            // The tunnel runs on its own: the request's record ends at the switch.
+            lease.record(
+                &meta,
+                forwarded,
+                Some(first_byte),
+                first_byte,
+                RequestOutcome::Ok,
+                0,
+            );
             let function = lease.function().display().to_string();
             upgrade::spawn_tunnel(function, client_upgrade, upstream_upgrade, lease);
             let (parts, _) = response.into_parts();
@@ -144,7 +164,14 @@ impl Proxy {
         }
         headers::strip_hop_by_hop(response.headers_mut(), false);
         let total_deadline = arrived + limits.timeout;
-        response.map(|body| ResponseBody::upstream(body, lease, total_deadline, limits.idle_timeout, conn))
+        let served = Served {
+            meta,
+            forwarded,
+            first_byte,
+        };
+        response.map(|body| {
+            ResponseBody::upstream(body, lease, total_deadline, limits.idle_timeout, conn, served)
+        })
     }
 
     /// Sends `request` to the lease's pod over `protocol`.
@@ -181,7 +208,13 @@ fn head_timeout(lease: &Lease) -> ProxyError {
 
 /// The 502 for a request whose pod went away with it when it could not be sent again; `detail`
 /// (which may name the pod) goes to the log only.
-fn lose(lease: Lease, outgoing: &Outgoing, detail: String) -> Response<ResponseBody> {
+fn lose(
+    lease: Lease,
+    outgoing: &Outgoing,
+    detail: String,
+    meta: &RequestMeta,
+    forwarded: Instant,
+) -> Response<ResponseBody> {
     let request_id = outgoing
         .head()
         .headers
@@ -200,11 +233,20 @@ fn lose(lease: Lease, outgoing: &Outgoing, detail: String) -> Response<ResponseB
         "the pod went away with a request that cannot be sent again (not idempotent, or its body was streamed)"
     );
     let kind = "its pod went away before answering, and it cannot be sent again";
-    fail(lease, ProxyError::Lost { function, kind })
+    fail(lease, ProxyError::Lost { function, kind }, meta, forwarded)
 }
 
-fn fail(mut lease: Lease, error: ProxyError) -> Response<ResponseBody> {
+/// The activator's answer for a request on `lease`, handed to its pod at `forwarded`, that failed
+/// with `error` before a response head; makes the request's record.
+fn fail(
+    mut lease: Lease,
+    error: ProxyError,
+    meta: &RequestMeta,
+    forwarded: Instant,
+) -> Response<ResponseBody> {
     // Logged with the request id by `respond::with_request_id`.
     lease.set_status(error.status().as_u16());
+    let outcome = RequestOutcome::of_error(&error);
+    lease.record(meta, forwarded, None, Instant::now(), outcome, 0);
     error.into_response()
 }

@@ -209,6 +209,7 @@ impl<W> Core<W> {
                 endpoint,
                 arrived: waiter.enqueued,
                 limits,
+                cold: waiter.cold,
             });
         }
         self.end_episode_if_idle();
