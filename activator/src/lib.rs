@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod queue;
 pub mod record;
 pub mod respond;
+pub mod revision_stats;
 pub mod rewrite;
 pub mod server;
 pub mod settings;

@@ -17,6 +17,8 @@ use crate::{
     probe::ActivatorWakeups,
     proxy::Proxy,
     queue::BufferBudget,
+    record::{RecordSink, Recorder},
+    revision_stats::{self, RevisionStats},
     server,
     settings::Port,
     signal_sender::SignalSender,
@@ -31,6 +33,8 @@ pub(super) struct Wiring {
     pub(super) registry: Registry,
     pub(super) metrics: Arc<Metrics>,
     pub(super) table: Arc<RoutingTable>,
+    /// Per-revision counts for the operator's canary, served on the admin port.
+    pub(super) revision_stats: Arc<RevisionStats>,
     pub(super) signals: Arc<SignalSender>,
     /// Present when anything configured reads the Kubernetes API.
     pub(super) client: Option<kube::Client>,
@@ -105,12 +109,12 @@ impl Wiring {
         );
         let wakeups = Arc::new(ActivatorWakeups::new(Arc::clone(&signals), config.probe_interval));
         let budget = BufferBudget::new(config.buffer_memory_limit);
-        let table = Arc::new(RoutingTable::new(
-            config.queue_limits,
-            budget,
-            Arc::clone(&metrics),
-            wakeups,
-        ));
+        let revision_stats = Arc::new(RevisionStats::new(config.pod_name.clone()));
+        let recorder = Recorder::default().with(Arc::clone(&revision_stats) as Arc<dyn RecordSink>);
+        let table = Arc::new(
+            RoutingTable::new(config.queue_limits, budget, Arc::clone(&metrics), wakeups)
+                .with_recorder(recorder),
+        );
         let client = match wants_client(&config) {
             true => Some(kube::Client::try_default().await?),
             false => None,
@@ -120,6 +124,7 @@ impl Wiring {
             registry,
             metrics,
             table,
+            revision_stats,
             signals,
             client,
             readiness: Readiness::default(),
@@ -278,6 +283,7 @@ pub(super) async fn serve_admin(
     stop: CancellationToken,
     metrics: Arc<Metrics>,
     table: Arc<RoutingTable>,
+    revision_stats: Arc<RevisionStats>,
 ) {
     // Keep the buffered-bytes gauge current without touching it on the request path.
     let gauge = {
@@ -294,7 +300,7 @@ pub(super) async fn serve_admin(
             }
         })
     };
-    let router = admin::router(readiness, Arc::new(registry));
+    let router = admin::router(readiness, Arc::new(registry)).merge(revision_stats::router(revision_stats));
     if let Err(e) = axum::serve(listener, router)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await
