@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod observe;
 pub mod platform;
 pub mod reconcile;
+pub mod rollout;
 pub mod status;
 #[cfg(test)]
 mod test_objects;
