@@ -124,6 +124,13 @@ pub struct RevisionStatus {
     /// Its tag's URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Why its pods cannot start, when they cannot (one of the startup failure reasons, such as
+    /// `ImagePullBackOff`): the activator fails requests for this revision fast with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What happened, for people, with `reason`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The traffic a Function without `spec.traffic` has: everything to the latest ready revision.
