@@ -9,10 +9,16 @@ use std::collections::BTreeSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 use zeroscale_crds::function::{MAX_NAME_LENGTH, ResolvedScale, ScaleError};
+use zeroscale_crds::revision::revision_name;
 use zeroscale_crds::{Function, FunctionSpec};
 
 /// Environment variables the operator sets on every function container.
-pub const RESERVED_ENV: &[&str] = &["PORT", "ZEROSCALE_FUNCTION", "ZEROSCALE_NAMESPACE"];
+pub const RESERVED_ENV: &[&str] = &[
+    "PORT",
+    "ZEROSCALE_FUNCTION",
+    "ZEROSCALE_NAMESPACE",
+    "ZEROSCALE_REVISION",
+];
 
 /// Why a Function cannot be reconciled as written.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -56,6 +62,9 @@ pub enum ValidationError {
     /// `spec.scale` is invalid.
     #[error(transparent)]
     Scale(#[from] ScaleError),
+    /// The revision name could not be computed (the spec does not serialise).
+    #[error("cannot name the revision: {0}")]
+    Revision(String),
 }
 
 fn is_dns_1035_label(name: &str) -> bool {
@@ -97,6 +106,8 @@ pub struct ValidatedFunction<'a> {
     pub spec: &'a FunctionSpec,
     /// `spec.scale` with its defaults resolved.
     pub scale: ResolvedScale,
+    /// The revision the spec makes, `<name>-<hash>`: the name of its Deployment and private Service.
+    pub revision: String,
     /// The controller owner reference of every child; `None` only for an object without a uid (never
     /// one read from the API server), whose children are then not garbage-collected with it.
     pub owner: Option<OwnerReference>,
@@ -131,12 +142,15 @@ pub fn validate(function: &Function) -> Result<ValidatedFunction<'_>, Validation
         return Err(ValidationError::Name(name.to_string()));
     }
     let scale = validate_spec(&function.spec)?;
+    let revision =
+        revision_name(name, &function.spec).map_err(|e| ValidationError::Revision(e.to_string()))?;
     Ok(ValidatedFunction {
         function,
         name,
         namespace,
         spec: &function.spec,
         scale,
+        revision,
         owner: function.controller_owner_ref(&()),
     })
 }

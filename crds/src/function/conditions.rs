@@ -71,10 +71,12 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "zeroscale";
 /// Suffix of the private (headless) Service's name: `<name>-private`.
 pub const PRIVATE_SERVICE_SUFFIX: &str = "-private";
-/// Longest Function name: the private Service's name must stay a 63-character DNS label.
-pub const MAX_NAME_LENGTH: usize = 63 - PRIVATE_SERVICE_SUFFIX.len();
+/// Longest Function name: a revision's name, `<name>-<10 hex digits>`, which also names its
+/// Deployment and private Service, must stay a 63-character DNS label.
+pub const MAX_NAME_LENGTH: usize = crate::revision::MAX_FUNCTION_NAME_LENGTH;
 
-/// Name of a Function's private (headless) Service, whose EndpointSlices list the ready pods.
+/// Name of the private (headless) Service a Function had before revisions (one per Function); the
+/// operator deletes it on upgrade. Revisions' private Services are named like the revision.
 pub fn private_service_name(function: &str) -> String {
     format!("{function}{PRIVATE_SERVICE_SUFFIX}")
 }
