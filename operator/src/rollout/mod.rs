@@ -1,9 +1,12 @@
 //! The built-in automated canary (`spec.rollout`): a pure state machine ([`machine`]) that decides how
-//! the latest revision's share of the traffic is divided between the canary and the stable revision,
-//! fed with the activators' per-revision counts ([`window`] keeps the baselines and subtracts;
-//! [`scrape`] reads the activators). See docs/canary.md.
+//! the latest revision's share of the traffic is divided between the canary and the stable revision
+//! ([`split`] applies it to `status.traffic`), fed with the activators' per-revision counts
+//! ([`scrape`] reads every activator's `GET /revisions/stats`; [`window`] keeps each step's baseline
+//! and subtracts). See docs/canary.md.
 
 pub mod machine;
+pub mod split;
+pub mod window;
 
 #[cfg(test)]
 mod machine_tests;
