@@ -5,6 +5,7 @@
 //! and subtracts). See docs/canary.md.
 
 pub mod machine;
+pub mod scrape;
 pub mod split;
 pub mod window;
 
