@@ -18,7 +18,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::{Api, Client};
 use serde_json::json;
-use zeroscale_crds::function::REASON_REVISION_MISSING;
+use zeroscale_crds::function::{REASON_REVISION_MISSING, REASON_ROLLED_BACK, RolloutPhase};
 use zeroscale_crds::revision::REVISION_LABEL;
 use zeroscale_crds::{Function, FunctionStatus};
 
@@ -31,6 +31,7 @@ use crate::metrics::{ErrorLabels, KindLabels, Metrics};
 use crate::observe;
 use crate::platform::{self, PlatformEvents};
 use crate::revision_sync::{self, Plan};
+use crate::rollout::shell::{self as canary, Canaries};
 use crate::status::{self, Failure, Observed};
 use crate::validate::{ValidatedFunction, ValidationError, identity, validate};
 
@@ -54,6 +55,8 @@ pub struct Context {
     pub platform: Option<PlatformEvents>,
     /// Consecutive failures per Function (`namespace/name`), for back-off.
     failures: Failures,
+    /// The automated canaries' baselines and the client that reads the activators' counts.
+    canaries: Canaries,
 }
 
 impl Context {
@@ -73,6 +76,7 @@ impl Context {
             metrics,
             platform: None,
             failures: Failures::default(),
+            canaries: Canaries::default(),
         }
     }
 
@@ -160,12 +164,58 @@ async fn reconcile_function(function: &Function, ctx: &Context) -> Result<Action
     }
     let deployments = observe::list_deployments(&ctx.client, validated.namespace, validated.name).await?;
     let pods = observe::list_pods(&ctx.client, validated.namespace, validated.name).await?;
-    let plan = revision_sync::plan(&validated, &deployments, &pods, &ctx.domain);
+    let previous_rollout = function.status.as_ref().and_then(|s| s.rollout.as_ref());
+    let observation = ctx
+        .canaries
+        .observe(
+            &ctx.client,
+            &ctx.build.activator_service,
+            (validated.namespace, validated.name),
+            previous_rollout.filter(|_| validated.rollout.is_some()),
+            jiff::Timestamp::now(),
+        )
+        .await;
+    let plan = revision_sync::plan(&validated, &deployments, &pods, &ctx.domain, &observation);
     revision_sync::clean_up(&ctx.client, &validated, &plan).await?;
     update_status(&validated, &applied, &pods, &plan, ctx).await?;
+    announce_rollout(&validated, &plan, ctx).await;
     applied.routes?;
     applied.deployment?;
-    Ok(Action::requeue(RESYNC))
+    // A running canary is looked at again soon: its window grows without any object changing.
+    match (&plan.rollout, &validated.rollout) {
+        (Some(decision), Some(rollout)) if decision.in_progress() => {
+            Ok(Action::requeue(canary::poll_after(rollout)))
+        }
+        _ => Ok(Action::requeue(RESYNC)),
+    }
+}
+
+/// The Event of a rollout step, and on a rollback the `rolledback` CloudEvent.
+async fn announce_rollout(validated: &ValidatedFunction<'_>, plan: &Plan, ctx: &Context) {
+    let Some(decision) = &plan.rollout else {
+        return;
+    };
+    let (Some(transition), Some(status)) = (&decision.transition, &decision.status) else {
+        return;
+    };
+    tracing::info!(function = validated.name, namespace = validated.namespace, ?transition, message = ?status.message, "rollout");
+    if let Some(note) = canary::note(transition, status) {
+        events::publish(&ctx.recorder, validated.function, note).await;
+    }
+    if status.phase == RolloutPhase::RolledBack
+        && let Some(platform) = &ctx.platform
+    {
+        platform.send(canary::rolled_back(validated.namespace, validated.name, status));
+    }
+}
+
+/// `Ready=False/RolledBack` with the measured figure while the canary stays rolled back.
+fn rolled_back(plan: &Plan) -> Option<Failure> {
+    let status = plan.rollout.as_ref()?.status.as_ref()?;
+    (status.phase == RolloutPhase::RolledBack).then(|| Failure {
+        reason: REASON_ROLLED_BACK.into(),
+        message: status.message.clone().unwrap_or_default(),
+    })
 }
 
 /// The status phase of a valid Function: computed from what [`apply::apply`] returned, the current
@@ -190,10 +240,14 @@ async fn update_status(
         deployment_error: applied.deployment.as_ref().err().and_then(failure),
         routes_error: applied.routes.as_ref().err().and_then(failure),
         spec_error: None,
-        traffic_error: plan.missing.as_ref().map(|missing| Failure {
-            reason: REASON_REVISION_MISSING.into(),
-            message: missing.to_string(),
-        }),
+        traffic_error: plan
+            .missing
+            .as_ref()
+            .map(|missing| Failure {
+                reason: REASON_REVISION_MISSING.into(),
+                message: missing.to_string(),
+            })
+            .or_else(|| rolled_back(plan)),
     };
     write_status(
         validated.function,
@@ -261,12 +315,17 @@ async fn write_status(
             next.latest_ready_revision_name = plan.latest_ready.clone();
             next.traffic = plan.traffic.clone();
             next.revisions = plan.revisions.clone();
+            next.rollout = match &plan.rollout {
+                Some(decision) => decision.status.clone(),
+                None => previous.rollout.clone(),
+            };
         }
         None => {
             next.latest_created_revision_name = previous.latest_created_revision_name.clone();
             next.latest_ready_revision_name = previous.latest_ready_revision_name.clone();
             next.traffic = previous.traffic.clone();
             next.revisions = previous.revisions.clone();
+            next.rollout = previous.rollout.clone();
         }
     }
     // `prediction` belongs to the autoscaler: it neither makes the operator's status differ nor is

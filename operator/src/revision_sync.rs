@@ -18,6 +18,7 @@ use zeroscale_crds::revision::{REVISION_LABEL, is_revision_of};
 use crate::apply::controlled_by;
 use crate::error::{Child, FunctionError};
 use crate::revisions::{self, MissingRevisions, Observed};
+use crate::rollout;
 use crate::validate::ValidatedFunction;
 
 /// What the reconciler does about revisions this time.
@@ -37,6 +38,9 @@ pub struct Plan {
     pub collect: Vec<String>,
     /// Whether the Function still has its Deployment from before revisions (to delete).
     pub legacy: bool,
+    /// What the automated canary decided (`None` while no revision is ready or the traffic names a
+    /// missing revision: `status.rollout` then stays as it was).
+    pub rollout: Option<rollout::Decision>,
 }
 
 /// Plans the revisions of `function` from its Deployments and pods (pure).
@@ -45,6 +49,7 @@ pub fn plan(
     deployments: &[Deployment],
     pods: &[Pod],
     domain: &str,
+    canary: &rollout::Observation,
 ) -> Plan {
     let ours = |d: &&Deployment| controlled_by(&d.metadata, function.function);
     let legacy = deployments
@@ -86,7 +91,32 @@ pub fn plan(
         Ok(traffic) => (traffic, None),
         Err(missing) => (previous.traffic.clone(), Some(missing)),
     };
-    let protected = revisions::protected(&traffic, spec_traffic, &[Some(current), latest_ready.as_deref()]);
+    // The canary divides the latest revision's share between itself and the stable revision.
+    let decision = latest_ready
+        .as_deref()
+        .filter(|_| missing.is_none())
+        .map(|latest| {
+            rollout::decide(rollout::Input {
+                rollout: function.rollout.as_ref(),
+                previous: previous.rollout.as_ref(),
+                serving: previous.latest_ready_revision_name.as_deref(),
+                latest_ready: latest,
+                window: &canary.window,
+                now: canary.now,
+            })
+        });
+    let traffic = match (&decision, latest_ready.as_deref()) {
+        (Some(d), Some(latest)) => rollout::split::apply(&traffic, latest, &d.split),
+        _ => traffic,
+    };
+    let mut protected =
+        revisions::protected(&traffic, spec_traffic, &[Some(current), latest_ready.as_deref()]);
+    // Never the canary or its rollback target while a rollout runs or after it rolled back.
+    let rollout_status = match &decision {
+        Some(d) => d.status.as_ref(),
+        None => previous.rollout.as_ref(),
+    };
+    protected.extend(rollout::protected(rollout_status));
     let limit = usize::try_from(function.spec.revision_history_limit).unwrap_or(0);
     let collect = revisions::collectable(&observed, &protected, limit);
     observed.retain(|r| !collect.contains(&r.name));
@@ -98,6 +128,7 @@ pub fn plan(
         missing,
         collect,
         legacy,
+        rollout: decision,
     }
 }
 

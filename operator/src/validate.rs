@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
-use zeroscale_crds::function::{MAX_NAME_LENGTH, ResolvedScale, ScaleError};
+use zeroscale_crds::function::{MAX_NAME_LENGTH, ResolvedRollout, ResolvedScale, RolloutError, ScaleError};
 use zeroscale_crds::revision::revision_name;
 use zeroscale_crds::{Function, FunctionSpec};
 
@@ -62,6 +62,9 @@ pub enum ValidationError {
     /// `spec.scale` is invalid.
     #[error(transparent)]
     Scale(#[from] ScaleError),
+    /// `spec.rollout` is invalid.
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
     /// The revision name could not be computed (the spec does not serialise).
     #[error("cannot name the revision: {0}")]
     Revision(String),
@@ -108,6 +111,9 @@ pub struct ValidatedFunction<'a> {
     pub scale: ResolvedScale,
     /// The revision the spec makes, `<name>-<hash>`: the name of its Deployment and private Service.
     pub revision: String,
+    /// `spec.rollout` checked and parsed; `None` when absent (the latest ready revision takes its
+    /// traffic at once).
+    pub rollout: Option<ResolvedRollout>,
     /// The controller owner reference of every child; `None` only for an object without a uid (never
     /// one read from the API server), whose children are then not garbage-collected with it.
     pub owner: Option<OwnerReference>,
@@ -144,6 +150,7 @@ pub fn validate(function: &Function) -> Result<ValidatedFunction<'_>, Validation
     let scale = validate_spec(&function.spec)?;
     let revision =
         revision_name(name, &function.spec).map_err(|e| ValidationError::Revision(e.to_string()))?;
+    let rollout = function.spec.rollout.as_ref().map(|r| r.resolve()).transpose()?;
     Ok(ValidatedFunction {
         function,
         name,
@@ -151,6 +158,7 @@ pub fn validate(function: &Function) -> Result<ValidatedFunction<'_>, Validation
         spec: &function.spec,
         scale,
         revision,
+        rollout,
         owner: function.controller_owner_ref(&()),
     })
 }
