@@ -18,23 +18,21 @@ use std::{
 };
 
 use axum::{Json, Router, extract::State, routing::get};
-use zeroscale_common::{
-    revision_stats::{Counts, LATENCY_BOUNDS_MS, RevisionCounts, STATS_PATH, StatsReport},
-    signals::FunctionKey,
-};
+use zeroscale_common::revision_stats::{Counts, LATENCY_BOUNDS_MS, RevisionCounts, STATS_PATH, StatsReport};
+use zeroscale_crds::revision::HASH_LENGTH;
 
 use crate::record::{RecordSink, RequestOutcome, RequestRecord};
 
-/// Per function (keyed by `<namespace>/<name>`, so the warm path looks up without allocating): its
-/// key and the counts of each of its revisions.
-type ByFunction = HashMap<String, (FunctionKey, HashMap<String, Counts>)>;
+/// Per routing-table entry (keyed by its `<namespace>/<name>`, so the warm path looks up without
+/// allocating), per revision: the counts, with the function and revision they belong to.
+type ByEntry = HashMap<String, HashMap<String, RevisionCounts>>;
 
 /// The cumulative counts of every revision this activator has served.
 #[derive(Debug)]
 pub struct RevisionStats {
     activator: String,
     instance: String,
-    counts: Mutex<ByFunction>,
+    counts: Mutex<ByEntry>,
 }
 
 impl RevisionStats {
@@ -50,17 +48,7 @@ impl RevisionStats {
     /// The report served at [`STATS_PATH`], revisions sorted by namespace, function and name.
     pub fn report(&self) -> StatsReport {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let mut revisions: Vec<RevisionCounts> = counts
-            .values()
-            .flat_map(|(key, revisions)| {
-                revisions.iter().map(move |(revision, counts)| RevisionCounts {
-                    namespace: key.namespace.clone(),
-                    function: key.name.clone(),
-                    revision: revision.clone(),
-                    counts: counts.clone(),
-                })
-            })
-            .collect();
+        let mut revisions: Vec<RevisionCounts> = counts.values().flat_map(|r| r.values().cloned()).collect();
         drop(counts);
         revisions.sort_by(|a, b| {
             (&a.namespace, &a.function, &a.revision).cmp(&(&b.namespace, &b.function, &b.revision))
@@ -74,6 +62,13 @@ impl RevisionStats {
     }
 }
 
+/// The Function of a revision's routing entry named `<function>-<10 hex digits>`.
+fn function_of(revision: &str) -> Option<&str> {
+    let (function, hash) = revision.rsplit_once('-')?;
+    (!function.is_empty() && hash.len() == HASH_LENGTH && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then_some(function)
+}
+
 /// Whether a finished request counts as failed for the canary.
 fn failed(record: &RequestRecord<'_>) -> bool {
     record.status >= 500 || record.outcome == RequestOutcome::Timeout
@@ -81,9 +76,18 @@ fn failed(record: &RequestRecord<'_>) -> bool {
 
 impl RecordSink for RevisionStats {
     fn record(&self, record: &RequestRecord<'_>) {
-        // Only requests routed to a known revision count: a canary compares revisions.
-        let (Some(function), Some(revision)) = (record.function, record.revision) else {
+        let Some(entry) = record.function else {
             return;
+        };
+        // The routing table keeps one entry per revision, named after it; a record may also name
+        // its revision itself. Only requests of a known revision count: a canary compares revisions.
+        let key = entry.key();
+        let (function, revision) = match record.revision {
+            Some(revision) => (key.name.as_str(), revision),
+            None => match function_of(&key.name) {
+                Some(function) => (function, key.name.as_str()),
+                None => return,
+            },
         };
         let latency = record
             .first_byte
@@ -96,20 +100,22 @@ impl RecordSink for RevisionStats {
         };
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         // Look up before allocating keys: the warm path allocates nothing.
-        let revisions = match counts.get_mut(function.display()) {
-            Some((_, revisions)) => revisions,
-            None => {
-                let entry = (function.key().clone(), HashMap::new());
-                &mut counts.entry(function.display().to_string()).or_insert(entry).1
-            }
+        let revisions = match counts.get_mut(entry.display()) {
+            Some(revisions) => revisions,
+            None => counts.entry(entry.display().to_string()).or_default(),
         };
-        match revisions.get_mut(revision) {
-            Some(c) => c.record(status, latency),
-            None => revisions
-                .entry(revision.to_string())
-                .or_default()
-                .record(status, latency),
+        if let Some(c) = revisions.get_mut(revision) {
+            c.counts.record(status, latency);
+            return;
         }
+        let mut c = RevisionCounts {
+            namespace: key.namespace.clone(),
+            function: function.to_string(),
+            revision: revision.to_string(),
+            counts: Counts::default(),
+        };
+        c.counts.record(status, latency);
+        revisions.insert(revision.to_string(), c);
     }
 }
 

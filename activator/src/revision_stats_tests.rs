@@ -3,7 +3,7 @@ use std::time::Duration;
 use http::Method;
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
-use zeroscale_common::revision_stats::bucket_of;
+use zeroscale_common::{revision_stats::bucket_of, signals::FunctionKey};
 
 use super::*;
 use crate::{
@@ -111,6 +111,25 @@ async fn counts_requests_failures_and_latency_per_revision() {
     assert_eq!(report.revisions[0].namespace, "shop");
     assert_eq!(report.revisions[0].function, "cart");
     assert_eq!(report.revisions[0].counts.requests, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_routing_entry_named_after_a_revision_counts_for_it() {
+    // The routing table keeps one entry per revision (`<function>-<hash>`), and records name no
+    // revision of their own then.
+    let stats = RevisionStats::new("activator-0");
+    let entry = function("shop", "cart-0123456789");
+    stats.record(&record(&entry, None, 503, RequestOutcome::FunctionError, Some(3)));
+    let not_a_revision = function("shop", "cart-v2");
+    stats.record(&record(&not_a_revision, None, 200, RequestOutcome::Ok, Some(3)));
+    let report = stats.report();
+    assert_eq!(report.revisions.len(), 1);
+    let counted = &report.revisions[0];
+    assert_eq!(
+        (counted.function.as_str(), counted.revision.as_str()),
+        ("cart", "cart-0123456789")
+    );
+    assert_eq!((counted.counts.requests, counted.counts.errors), (1, 1));
 }
 
 #[tokio::test(start_paused = true)]

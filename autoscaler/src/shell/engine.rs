@@ -83,11 +83,10 @@ impl Engine {
         let now = self.now();
         let functions = self.cluster.functions();
         let mut known = std::collections::HashSet::with_capacity(functions.len());
-        for f in &functions {
-            let (Some(ns), Some(name)) = (f.metadata.namespace.as_deref(), f.metadata.name.as_deref()) else {
-                continue;
-            };
-            let key = FunctionKey::new(ns, name);
+        for (f, key) in functions
+            .iter()
+            .flat_map(|f| ClusterView::scaled_keys(f).into_iter().map(move |k| (f, k)))
+        {
             let spec = match DeciderSpec::resolve(&f.spec.scale, f.spec.concurrency) {
                 Ok(spec) => {
                     self.bad_specs.remove(&key);
@@ -168,7 +167,7 @@ impl Engine {
             reason: d.reason,
             demand_arrived,
         };
-        self.writer.spawn(write, self.cluster.function(key));
+        self.writer.spawn(write, self.cluster.function_of(key));
     }
 
     fn on_signal(&mut self, signal: Signal) {
