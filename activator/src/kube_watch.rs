@@ -1,6 +1,6 @@
-//! Function knowledge from the Kubernetes API: Functions (settings and startup failures) and the
-//! EndpointSlices of their private Services (label `zeroscale.dev/function`), merged per function and
-//! fed into the routing table.
+//! Function knowledge from the Kubernetes API: Functions (settings, startup failures, revisions and
+//! routes) and the EndpointSlices of their private Services (label `zeroscale.dev/function`, and
+//! `zeroscale.dev/revision` on a revision's), merged per revision and fed into the routing table.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -18,20 +18,29 @@ use zeroscale_common::{admin::Readiness, signals::FunctionKey};
 use zeroscale_crds::Function;
 
 use crate::{
+    revision_settings,
     settings::{EndpointInfo, FunctionSettings},
     table::RoutingTable,
 };
 
 /// Label the EndpointSlices of a function's private Service carry.
 pub const FUNCTION_LABEL: &str = "zeroscale.dev/function";
+/// Label the EndpointSlices of a revision's private Service carry besides [`FUNCTION_LABEL`].
+pub const REVISION_LABEL: &str = zeroscale_crds::revision::REVISION_LABEL;
 
 /// Addresses of one EndpointSlice: IP, ready, terminating.
 type SliceEndpoints = Vec<(IpAddr, bool, bool)>;
 
+/// One EndpointSlice: the table entry it feeds, its port (when it names one) and its addresses.
+type Slice = (FunctionKey, Option<u16>, SliceEndpoints);
+
 #[derive(Default)]
 struct Cache {
+    /// Settings by table entry (a revision, or a function without revisions).
     functions: HashMap<FunctionKey, FunctionSettings>,
-    slices: HashMap<(String, String), (FunctionKey, SliceEndpoints)>,
+    /// The table entries of each Function.
+    owned: HashMap<FunctionKey, Vec<FunctionKey>>,
+    slices: HashMap<(String, String), Slice>,
     functions_synced: bool,
     slices_synced: bool,
 }
@@ -40,9 +49,10 @@ impl Cache {
     fn endpoints(&self, key: &FunctionKey, port: u16) -> Vec<EndpointInfo> {
         self.slices
             .values()
-            .filter(|(k, _)| k == key)
-            .flat_map(|(_, eps)| eps.iter())
-            .map(|&(ip, ready, terminating)| EndpointInfo {
+            .filter(|(k, _, _)| k == key)
+            // A revision's own port (an older revision may listen on another port than the spec's).
+            .flat_map(|(_, slice_port, eps)| eps.iter().map(move |e| (slice_port.unwrap_or(port), e)))
+            .map(|(port, &(ip, ready, terminating))| EndpointInfo {
                 address: SocketAddr::new(ip, port),
                 ready,
                 terminating,
@@ -76,10 +86,42 @@ fn slice_endpoints(slice: &EndpointSlice) -> SliceEndpoints {
         .collect()
 }
 
+fn slice_port(slice: &EndpointSlice) -> Option<u16> {
+    let port = slice.ports.as_ref()?.first()?.port?;
+    u16::try_from(port).ok()
+}
+
+/// The slice's identity and the table entry it feeds: its revision, or its function (from before
+/// revisions).
 fn slice_key(slice: &EndpointSlice) -> Option<(String, String, FunctionKey)> {
     let ns = slice.namespace()?;
-    let function = slice.labels().get(FUNCTION_LABEL)?.clone();
-    Some((ns.clone(), slice.name_any(), FunctionKey::new(ns, function)))
+    let labels = slice.labels();
+    let entry = labels
+        .get(REVISION_LABEL)
+        .or_else(|| labels.get(FUNCTION_LABEL))?
+        .clone();
+    Some((ns.clone(), slice.name_any(), FunctionKey::new(ns, entry)))
+}
+
+/// Replaces the table entries of Function `key` with `entries` and its routes with `routes`.
+fn apply_function(
+    c: &mut Cache,
+    table: &RoutingTable,
+    key: &FunctionKey,
+    entries: Vec<(FunctionKey, FunctionSettings)>,
+    routes: Option<crate::split::Routes>,
+) {
+    let keys: Vec<FunctionKey> = entries.iter().map(|(k, _)| k.clone()).collect();
+    let old = c.owned.insert(key.clone(), keys.clone()).unwrap_or_default();
+    for gone in old.iter().filter(|k| !keys.contains(k)) {
+        c.functions.remove(gone);
+        c.push(gone, table);
+    }
+    for (entry, settings) in entries {
+        c.functions.insert(entry.clone(), settings);
+        c.push(&entry, table);
+    }
+    table.set_routes(key, routes);
 }
 
 /// Watches Functions and EndpointSlices until the streams end, keeping `table` current and setting
@@ -130,22 +172,34 @@ async fn watch_functions(
             watcher::Event::Init => relisted.clear(),
             watcher::Event::Apply(f) | watcher::Event::InitApply(f) => {
                 let Some(ns) = f.namespace() else { continue };
-                let key = FunctionKey::new(ns, f.name_any());
+                let name = f.name_any();
+                let key = FunctionKey::new(&ns, &name);
                 relisted.insert(key.clone());
-                c.functions
-                    .insert(key.clone(), FunctionSettings::from_function(&f));
-                c.push(&key, &table);
+                let entries = revision_settings::entries(&f, &ns, &name);
+                let routes = revision_settings::routes(&f, &ns, &name);
+                apply_function(&mut c, &table, &key, entries, routes);
             }
             watcher::Event::Delete(f) => {
                 let Some(ns) = f.namespace() else { continue };
                 let key = FunctionKey::new(ns, f.name_any());
-                c.functions.remove(&key);
-                c.push(&key, &table);
+                apply_function(&mut c, &table, &key, Vec::new(), None);
+                c.owned.remove(&key);
             }
             watcher::Event::InitDone => {
                 // Functions deleted while the watch was down.
-                c.functions.retain(|k, _| relisted.contains(k));
-                table.retain(&relisted);
+                let gone: Vec<FunctionKey> = c
+                    .owned
+                    .keys()
+                    .filter(|k| !relisted.contains(*k))
+                    .cloned()
+                    .collect();
+                for key in gone {
+                    table.set_routes(&key, None);
+                    c.owned.remove(&key);
+                }
+                let kept: HashSet<FunctionKey> = c.owned.values().flatten().cloned().collect();
+                c.functions.retain(|k, _| kept.contains(k));
+                table.retain(&kept);
                 c.functions_synced = true;
                 mark_synced(&mut c, &synced);
             }
@@ -177,7 +231,8 @@ async fn watch_slices(
                     continue;
                 };
                 relisted.insert((ns.clone(), name.clone()));
-                c.slices.insert((ns, name), (key.clone(), slice_endpoints(&s)));
+                c.slices
+                    .insert((ns, name), (key.clone(), slice_port(&s), slice_endpoints(&s)));
                 c.push(&key, &table);
             }
             watcher::Event::Delete(s) => {
@@ -192,7 +247,7 @@ async fn watch_slices(
                     .slices
                     .iter()
                     .filter(|(id, _)| !relisted.contains(*id))
-                    .map(|(_, (k, _))| k.clone())
+                    .map(|(_, (k, _, _))| k.clone())
                     .collect();
                 c.slices.retain(|id, _| relisted.contains(id));
                 for key in stale {

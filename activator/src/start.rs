@@ -99,6 +99,7 @@ impl Activator {
             registry,
             metrics,
             table,
+            revision_stats,
             readiness,
             stop,
             internal_stop,
@@ -113,6 +114,7 @@ impl Activator {
             admin_stop.clone(),
             metrics,
             Arc::clone(&table),
+            revision_stats,
         ));
         tracing::info!(%external_addr, %internal_addr, %admin_addr, "activator serving");
         Ok(Self {

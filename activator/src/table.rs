@@ -1,6 +1,11 @@
 //! The routing table: function states by routing key (`<name>.<namespace>`). It is also the feed
 //! through which function knowledge arrives — from the Kubernetes watches, from a static file, or
 //! directly from tests.
+//!
+//! With revisions, each revision is a state of its own (key `<revision>.<namespace>`: its own queue,
+//! concurrency limits, failure, peering owner, metrics and autoscaler signals), and a function's
+//! [`Routes`] send each request for `<function>.<namespace>` to one of them by weight, and a tag's
+//! address `<tag>-<function>.<namespace>` to its revision.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -17,16 +22,27 @@ use crate::{
     metrics::Metrics,
     queue::{BufferBudget, QueueLimits},
     settings::{EndpointInfo, FunctionSettings},
+    split::Routes,
 };
 
 /// Every known function.
 pub struct RoutingTable {
     functions: RwLock<HashMap<Box<str>, Arc<FunctionState>>>,
+    routes: RwLock<RouteMap>,
     queue_limits: QueueLimits,
     budget: BufferBudget,
     metrics: Arc<Metrics>,
     wakeups: Arc<dyn Wakeups>,
     hooks: Hooks,
+}
+
+/// Function routes and tag addresses, by routing key.
+#[derive(Default)]
+struct RouteMap {
+    /// Routes by the function's routing key.
+    functions: HashMap<Box<str>, Routes>,
+    /// Revision routing key by tag address routing key.
+    tags: HashMap<Box<str>, Box<str>>,
 }
 
 impl std::fmt::Debug for RoutingTable {
@@ -45,6 +61,7 @@ impl RoutingTable {
     ) -> Self {
         Self {
             functions: RwLock::new(HashMap::new()),
+            routes: RwLock::new(RouteMap::default()),
             queue_limits,
             budget,
             metrics,
@@ -73,8 +90,43 @@ impl RoutingTable {
         &self.hooks.recorder
     }
 
-    /// The function for a routing key.
+    /// The state a request for routing key `key` goes to: a revision picked by weight when `key` is a
+    /// function with routes, the tagged revision when `key` is a tag's address, else the state of
+    /// that key itself (a revision, or a function without routes).
     pub fn lookup(&self, key: &str) -> Option<Arc<FunctionState>> {
+        let routed = {
+            let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+            match routes.functions.get(key) {
+                Some(r) => r.split.pick(&mut rand::rng()).map(str::to_string),
+                None => routes.tags.get(key).map(|r| r.to_string()),
+            }
+        };
+        match routed {
+            Some(revision) => self.lookup_exact(&revision),
+            None => self.lookup_exact(key),
+        }
+    }
+
+    /// Sets the routes of the function `key` (its revisions by weight and its tags); `None` removes
+    /// them, and the function's own key then names its state directly.
+    pub fn set_routes(&self, key: &FunctionKey, routes: Option<Routes>) {
+        let route = key_of(&key.namespace, &key.name);
+        let mut map = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = map.functions.remove(route.as_str()) {
+            for (tag, _) in old.tags {
+                map.tags.remove(tag.as_str());
+            }
+        }
+        if let Some(routes) = routes {
+            for (tag, revision) in &routes.tags {
+                map.tags.insert(tag.as_str().into(), revision.as_str().into());
+            }
+            map.functions.insert(route.into_boxed_str(), routes);
+        }
+    }
+
+    /// The state of exactly this routing key (no weighted pick).
+    pub fn lookup_exact(&self, key: &str) -> Option<Arc<FunctionState>> {
         self.functions
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -84,13 +136,13 @@ impl RoutingTable {
 
     /// The function with this namespace and name.
     pub fn get(&self, key: &FunctionKey) -> Option<Arc<FunctionState>> {
-        self.lookup(&key_of(&key.namespace, &key.name))
+        self.lookup_exact(&key_of(&key.namespace, &key.name))
     }
 
     /// Creates or updates a function with its current settings and endpoints.
     pub fn apply(&self, key: &FunctionKey, settings: FunctionSettings, endpoints: Vec<EndpointInfo>) {
         let route = key_of(&key.namespace, &key.name);
-        let existing = self.lookup(&route);
+        let existing = self.lookup_exact(&route);
         let function = match existing {
             Some(f) => f,
             None => {

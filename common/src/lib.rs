@@ -7,6 +7,7 @@ pub mod admin;
 pub mod cli;
 pub mod lease;
 pub mod metrics;
+pub mod revision_stats;
 pub mod shutdown;
 pub mod signals;
 pub mod telemetry;

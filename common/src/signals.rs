@@ -26,6 +26,8 @@ pub const SCALED_TYPE: &str = "dev.zeroscale.function.scaled";
 pub const READY_TYPE: &str = "dev.zeroscale.function.ready";
 /// Type of the event published when a function fails to start.
 pub const FAILED_TYPE: &str = "dev.zeroscale.function.failed";
+/// Type of the event the operator publishes when the automated canary rolls a revision back.
+pub const ROLLED_BACK_TYPE: &str = "dev.zeroscale.function.rolledback";
 /// `dataschema` of version 1 of the signal payloads.
 pub const SIGNALS_SCHEMA_V1: &str = "https://zeroscale.dev/schemas/signals/v1";
 

@@ -40,7 +40,15 @@ pub fn function_crd() -> CustomResourceDefinition {
     let name_rules = json!([
         {
             "rule": format!("self.metadata.name.size() <= {MAX_NAME_LENGTH}"),
-            "message": format!("metadata.name must be at most {MAX_NAME_LENGTH} characters (the private Service appends -private)"),
+            "message": format!("metadata.name must be at most {MAX_NAME_LENGTH} characters (a revision is named <name>-<10 hex digits>)"),
+        },
+        {
+            "rule": "!has(self.spec.traffic) || self.spec.traffic.all(t, !has(t.revisionName) || t.revisionName.startsWith(self.metadata.name + '-'))",
+            "message": "spec.traffic[].revisionName must name a revision of this Function (<name>-<hash>)",
+        },
+        {
+            "rule": "!has(self.spec.traffic) || self.spec.traffic.all(t, !has(t.tag) || t.tag.size() + self.metadata.name.size() <= 62)",
+            "message": "spec.traffic[].tag: <tag>-<name> must fit a 63-character DNS label",
         },
         {
             "rule": "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
@@ -129,7 +137,7 @@ mod tests {
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(columns, ["URL", "READY", "REPLICAS", "REASON", "AGE"]);
+        assert_eq!(columns, ["URL", "READY", "REPLICAS", "LATEST", "REASON", "AGE"]);
     }
 
     #[test]

@@ -7,9 +7,12 @@
 mod conditions;
 mod prediction;
 mod resolved;
+mod rollout;
+mod rollout_status;
 mod scale;
 mod schedule;
 mod security;
+mod traffic;
 
 use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, LocalObjectReference, Probe, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -23,12 +26,22 @@ pub use prediction::{IdleBin, Prediction};
 pub use resolved::{
     DEFAULT_CONCURRENCY_TARGET, DEFAULT_RPS_TARGET, MAX_DURATION, MIN_WINDOW, ResolvedScale, ScaleError,
 };
+pub use rollout::{
+    ERROR_RATE_PATTERN, MAX_INTERVAL, MAX_STEPS, MIN_INTERVAL, ResolvedRollout, RolloutError, RolloutSpec,
+    parse_percent,
+};
+pub use rollout_status::{RolloutPhase, RolloutStatus};
 pub use scale::{DURATION_PATTERN, ScaleMetric, ScalePolicy, ScaleSpec};
 pub use schedule::{
     MAX_SCHEDULES, ParsedSchedule, SCHEDULE_CRON_PATTERN, ScaleSchedule, ScheduleError, TIME_ZONE_PATTERN,
     parse_schedules,
 };
 pub use security::{FunctionSecurityContext, RUN_AS_NON_ROOT_MESSAGE, RUN_AS_USER_MESSAGE};
+pub use traffic::{
+    DEFAULT_REVISION_HISTORY_LIMIT, DNS_LABEL_PATTERN, MAX_TRAFFIC_TARGETS, ONE_TARGET_MESSAGE,
+    REASON_REVISION_MISSING, RevisionStatus, SUM_MESSAGE, TrafficStatus, TrafficTarget, UNIQUE_TAG_MESSAGE,
+    default_traffic,
+};
 
 /// A function: a container image serving HTTP on `$PORT`, scaled by demand, to zero when idle.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -44,6 +57,7 @@ pub use security::{FunctionSecurityContext, RUN_AS_NON_ROOT_MESSAGE, RUN_AS_USER
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".status.url"}"#,
     printcolumn = r#"{"name":"READY","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"REPLICAS","type":"string","jsonPath":".status.replicasSummary"}"#,
+    printcolumn = r#"{"name":"LATEST","type":"string","jsonPath":".status.latestReadyRevisionName"}"#,
     printcolumn = r#"{"name":"REASON","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"AGE","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -111,9 +125,28 @@ pub struct FunctionSpec {
     /// Who can reach the function: `public` (through the activator's external port) or `cluster-local`.
     #[serde(default)]
     pub visibility: Visibility,
-    /// How the function scales.
+    /// How the function scales (each revision on its own traffic, with these settings).
     #[serde(default)]
     pub scale: ScaleSpec,
+    /// Which revisions take which share of the requests, and tags that give a revision its own
+    /// address. Absent: 100 % to the latest ready revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16))]
+    pub traffic: Option<Vec<TrafficTarget>>,
+    /// Revisions to keep besides those that take traffic, have a tag or are the latest (0–100,
+    /// default 5); older ones are deleted at reconcile time.
+    #[serde(default = "default_revision_history_limit")]
+    #[schemars(range(min = 0, max = 100))]
+    pub revision_history_limit: i32,
+    /// Automated canary: when set, a new revision takes the latest revision's traffic in steps, each
+    /// held while the activators' counts stay within the limits, and is rolled back on a breach. Unset:
+    /// the latest ready revision takes it at once. See docs/canary.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
+}
+
+fn default_revision_history_limit() -> i32 {
+    DEFAULT_REVISION_HISTORY_LIMIT
 }
 
 fn default_port() -> i32 {
@@ -126,7 +159,7 @@ fn default_timeout_seconds() -> i64 {
 
 /// Adds the cross-field CEL rules of `spec`.
 fn spec_rules(schema: &mut Schema) {
-    let rules = vec![
+    let mut rules = vec![
         scale::rule(
             "self.concurrency == 0 || !has(self.scale) || !has(self.scale.target) || self.scale.target <= double(self.concurrency)",
             "spec.scale.target must not exceed spec.concurrency",
@@ -140,6 +173,7 @@ fn spec_rules(schema: &mut Schema) {
             "spec.idleTimeoutSeconds must not exceed spec.timeoutSeconds",
         ),
     ];
+    rules.extend(traffic::traffic_rules());
     schema.insert("x-kubernetes-validations".into(), Value::Array(rules));
 }
 
@@ -193,10 +227,25 @@ pub struct FunctionStatus {
     /// Conditions `Ready`, `DeploymentReady`, `RoutesReady`, `Active` and `ContainerHealthy`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
+    /// The revision the current spec makes (`<name>-<hash>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_created_revision_name: Option<String>,
+    /// The newest revision that became ready: where `latestRevision: true` traffic goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_ready_revision_name: Option<String>,
+    /// `spec.traffic` resolved to concrete revisions: the only routes the activator follows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic: Vec<TrafficStatus>,
+    /// Every revision the Function has, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<RevisionStatus>,
     /// What the autoscaler learned of a `predictive` function's idle times, so a restart keeps it.
     /// Written by the autoscaler (field manager `zeroscale-autoscaler`), never by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prediction: Option<Prediction>,
+    /// Progress of the latest automated canary (`spec.rollout`), so an operator restart continues it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutStatus>,
 }
 
 impl Function {

@@ -6,6 +6,7 @@
 pub mod crd;
 pub mod duration;
 pub mod function;
+pub mod revision;
 pub mod trigger;
 
 pub use function::{Function, FunctionSpec, FunctionStatus, ResolvedScale, ScaleSpec};

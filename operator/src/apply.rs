@@ -138,13 +138,14 @@ pub struct AppliedDeployment {
     pub created_with: Option<i32>,
 }
 
-/// Applies the Deployment, creating it with the initial replicas if it does not exist.
+/// Applies the current revision's Deployment, creating it with the initial replicas if it does not
+/// exist (a revision that exists, such as one a revert brings back, keeps its replicas and pods).
 pub async fn apply_deployment(
     client: &Client,
     function: &ValidatedFunction<'_>,
     children: &Children,
 ) -> Result<AppliedDeployment, FunctionError> {
-    let (name, namespace) = (function.name, function.namespace);
+    let (name, namespace) = (function.revision.as_str(), function.namespace);
     let initial_replicas = function.initial_replicas();
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let apply_error = |source| FunctionError::Apply {

@@ -85,6 +85,17 @@ pub enum FunctionError {
     /// The spec is invalid (reported in the status; retried only when the Function changes).
     #[error("invalid spec")]
     InvalidSpec(#[source] ValidationError),
+    /// A revision past `revisionHistoryLimit`, or a child from before revisions, could not be deleted.
+    #[error("cannot delete {kind} {name}")]
+    Delete {
+        /// Kind of the child.
+        kind: Child,
+        /// Its name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl FunctionError {
@@ -96,6 +107,7 @@ impl FunctionError {
             FunctionError::Status { .. } => "status",
             FunctionError::NotOwned { .. } => "not_owned",
             FunctionError::InvalidSpec(_) => "invalid_spec",
+            FunctionError::Delete { .. } => "delete",
         }
     }
 
@@ -110,7 +122,7 @@ impl FunctionError {
                 Child::Deployment => REASON_APPLY_FAILED,
             }),
             FunctionError::InvalidSpec(_) => Some(REASON_INVALID_SPEC),
-            FunctionError::Read { .. } | FunctionError::Status { .. } => None,
+            FunctionError::Read { .. } | FunctionError::Status { .. } | FunctionError::Delete { .. } => None,
         }
     }
 }

@@ -21,6 +21,9 @@ pub mod metrics;
 pub mod observe;
 pub mod platform;
 pub mod reconcile;
+pub mod revision_sync;
+pub mod revisions;
+pub mod rollout;
 pub mod status;
 #[cfg(test)]
 mod test_objects;

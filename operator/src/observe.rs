@@ -34,3 +34,21 @@ pub async fn get_deployment(
         source,
     })
 }
+
+/// Lists the Deployments labelled with the function `name` (its revisions, and the single Deployment
+/// of a Function from before revisions).
+pub async fn list_deployments(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<Deployment>, FunctionError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let params = ListParams::default().labels(&format!("{FUNCTION_LABEL}={name}"));
+    api.list(&params)
+        .await
+        .map(|list| list.items)
+        .map_err(|source| FunctionError::Read {
+            what: format!("Deployments of function {namespace}/{name}"),
+            source,
+        })
+}

@@ -4,6 +4,8 @@
 //!   goes into `Ready=False/InvalidSpec`;
 //! - [`build`] (pure) returns the [`Children`](crate::build::Children);
 //! - [`apply`] server-side applies them and returns what the API server answered, child by child;
+//! - [`revision_sync::plan`] (pure) reads every revision and resolves the traffic; the revisions past
+//!   `revisionHistoryLimit` (and children from before revisions) are deleted;
 //! - [`status::compute`] (pure) turns that and the pods into the status, written (with its Events and
 //!   platform events) only when it changed.
 
@@ -16,6 +18,8 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
 use kube::{Api, Client};
 use serde_json::json;
+use zeroscale_crds::function::{REASON_REVISION_MISSING, REASON_ROLLED_BACK, RolloutPhase};
+use zeroscale_crds::revision::REVISION_LABEL;
 use zeroscale_crds::{Function, FunctionStatus};
 
 use crate::apply::{self, Applied, AppliedDeployment, FIELD_MANAGER};
@@ -26,6 +30,8 @@ use crate::failures::{Failures, backoff, key};
 use crate::metrics::{ErrorLabels, KindLabels, Metrics};
 use crate::observe;
 use crate::platform::{self, PlatformEvents};
+use crate::revision_sync::{self, Plan};
+use crate::rollout::shell::{self as canary, Canaries};
 use crate::status::{self, Failure, Observed};
 use crate::validate::{ValidatedFunction, ValidationError, identity, validate};
 
@@ -49,6 +55,8 @@ pub struct Context {
     pub platform: Option<PlatformEvents>,
     /// Consecutive failures per Function (`namespace/name`), for back-off.
     failures: Failures,
+    /// The automated canaries' baselines and the client that reads the activators' counts.
+    canaries: Canaries,
 }
 
 impl Context {
@@ -68,6 +76,7 @@ impl Context {
             metrics,
             platform: None,
             failures: Failures::default(),
+            canaries: Canaries::default(),
         }
     }
 
@@ -145,36 +154,107 @@ async fn reconcile_function(function: &Function, ctx: &Context) -> Result<Action
         let note = Note {
             warning: false,
             reason: "Created".into(),
-            note: format!("created Deployment {} with {replicas} replicas", validated.name),
+            note: format!(
+                "created Deployment {} with {replicas} replicas",
+                validated.revision
+            ),
             action: "Create",
         };
         events::publish(&ctx.recorder, function, note).await;
     }
-    update_status(&validated, &applied, ctx).await?;
+    let deployments = observe::list_deployments(&ctx.client, validated.namespace, validated.name).await?;
+    let pods = observe::list_pods(&ctx.client, validated.namespace, validated.name).await?;
+    let previous_rollout = function.status.as_ref().and_then(|s| s.rollout.as_ref());
+    let observation = ctx
+        .canaries
+        .observe(
+            &ctx.client,
+            &ctx.build.activator_service,
+            (validated.namespace, validated.name),
+            previous_rollout.filter(|_| validated.rollout.is_some()),
+            jiff::Timestamp::now(),
+        )
+        .await;
+    let plan = revision_sync::plan(&validated, &deployments, &pods, &ctx.domain, &observation);
+    revision_sync::clean_up(&ctx.client, &validated, &plan).await?;
+    update_status(&validated, &applied, &pods, &plan, ctx).await?;
+    announce_rollout(&validated, &plan, ctx).await;
     applied.routes?;
     applied.deployment?;
-    Ok(Action::requeue(RESYNC))
+    // A running canary is looked at again soon: its window grows without any object changing.
+    match (&plan.rollout, &validated.rollout) {
+        (Some(decision), Some(rollout)) if decision.in_progress() => {
+            Ok(Action::requeue(canary::poll_after(rollout)))
+        }
+        _ => Ok(Action::requeue(RESYNC)),
+    }
 }
 
-/// The status phase of a valid Function: computed from what [`apply::apply`] returned and the pods.
+/// The Event of a rollout step, and on a rollback the `rolledback` CloudEvent.
+async fn announce_rollout(validated: &ValidatedFunction<'_>, plan: &Plan, ctx: &Context) {
+    let Some(decision) = &plan.rollout else {
+        return;
+    };
+    let (Some(transition), Some(status)) = (&decision.transition, &decision.status) else {
+        return;
+    };
+    tracing::info!(function = validated.name, namespace = validated.namespace, ?transition, message = ?status.message, "rollout");
+    if let Some(note) = canary::note(transition, status) {
+        events::publish(&ctx.recorder, validated.function, note).await;
+    }
+    if status.phase == RolloutPhase::RolledBack
+        && let Some(platform) = &ctx.platform
+    {
+        platform.send(canary::rolled_back(validated.namespace, validated.name, status));
+    }
+}
+
+/// `Ready=False/RolledBack` with the measured figure while the canary stays rolled back.
+fn rolled_back(plan: &Plan) -> Option<Failure> {
+    let status = plan.rollout.as_ref()?.status.as_ref()?;
+    (status.phase == RolloutPhase::RolledBack).then(|| Failure {
+        reason: REASON_ROLLED_BACK.into(),
+        message: status.message.clone().unwrap_or_default(),
+    })
+}
+
+/// The status phase of a valid Function: computed from what [`apply::apply`] returned, the current
+/// revision's pods and the revision plan.
 async fn update_status(
     validated: &ValidatedFunction<'_>,
     applied: &Applied,
+    pods: &[k8s_openapi::api::core::v1::Pod],
+    plan: &Plan,
     ctx: &Context,
 ) -> Result<(), FunctionError> {
-    let pods = observe::list_pods(&ctx.client, validated.namespace, validated.name).await?;
+    let current: Vec<_> = pods
+        .iter()
+        .filter(|p| {
+            p.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)) == Some(&validated.revision)
+        })
+        .cloned()
+        .collect();
     let observed = Observed {
         deployment: applied.deployment.as_ref().ok().map(|a| &a.deployment),
-        pods: &pods,
+        pods: &current,
         deployment_error: applied.deployment.as_ref().err().and_then(failure),
         routes_error: applied.routes.as_ref().err().and_then(failure),
         spec_error: None,
+        traffic_error: plan
+            .missing
+            .as_ref()
+            .map(|missing| Failure {
+                reason: REASON_REVISION_MISSING.into(),
+                message: missing.to_string(),
+            })
+            .or_else(|| rolled_back(plan)),
     };
     write_status(
         validated.function,
         (validated.name, validated.namespace),
         ctx,
         &observed,
+        Some(plan),
     )
     .await
 }
@@ -191,15 +271,25 @@ async fn report_invalid(
     let Ok((name, namespace)) = identity(function) else {
         return Err(FunctionError::InvalidSpec(invalid));
     };
-    let deployment = observe::get_deployment(&ctx.client, namespace, name).await?;
+    // Nothing is applied: the status describes the revision that was latest before.
+    let current = function
+        .status
+        .as_ref()
+        .and_then(|s| s.latest_created_revision_name.clone())
+        .unwrap_or_else(|| name.to_string());
+    let deployment = observe::get_deployment(&ctx.client, namespace, &current).await?;
     let pods = observe::list_pods(&ctx.client, namespace, name).await?;
+    let pods: Vec<_> = pods
+        .into_iter()
+        .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)) == Some(&current))
+        .collect();
     let observed = Observed {
         deployment: deployment.as_ref(),
         pods: &pods,
         spec_error: Some(invalid.to_string()),
         ..Observed::default()
     };
-    write_status(function, (name, namespace), ctx, &observed).await?;
+    write_status(function, (name, namespace), ctx, &observed, None).await?;
     let labels = ErrorLabels {
         kind: KIND,
         reason: FunctionError::InvalidSpec(invalid).metric_reason(),
@@ -208,15 +298,36 @@ async fn report_invalid(
     Ok(Action::await_change())
 }
 
-/// Computes the status and writes it only when it differs from the stored one.
+/// Computes the status and writes it only when it differs from the stored one. Without a `plan` (an
+/// invalid spec) the revisions and traffic stay as they were, so routing does not change.
 async fn write_status(
     function: &Function,
     (name, namespace): (&str, &str),
     ctx: &Context,
     observed: &Observed<'_>,
+    plan: Option<&Plan>,
 ) -> Result<(), FunctionError> {
-    let next = status::compute(function, namespace, observed, &ctx.domain, &now());
+    let mut next = status::compute(function, namespace, observed, &ctx.domain, &now());
     let previous = function.status.clone().unwrap_or_default();
+    match plan {
+        Some(plan) => {
+            next.latest_created_revision_name = Some(plan.latest_created.clone());
+            next.latest_ready_revision_name = plan.latest_ready.clone();
+            next.traffic = plan.traffic.clone();
+            next.revisions = plan.revisions.clone();
+            next.rollout = match &plan.rollout {
+                Some(decision) => decision.status.clone(),
+                None => previous.rollout.clone(),
+            };
+        }
+        None => {
+            next.latest_created_revision_name = previous.latest_created_revision_name.clone();
+            next.latest_ready_revision_name = previous.latest_ready_revision_name.clone();
+            next.traffic = previous.traffic.clone();
+            next.revisions = previous.revisions.clone();
+            next.rollout = previous.rollout.clone();
+        }
+    }
     // `prediction` belongs to the autoscaler: it neither makes the operator's status differ nor is
     // applied by it (the operator's apply leaves it out, so the autoscaler keeps owning it).
     let ours = FunctionStatus {

@@ -11,12 +11,28 @@ use crate::build::Children;
 use crate::build::tests::{function, validated};
 use crate::fixtures::{ApiServer, Step, condition, events, pair, requests_to};
 
-const PRIVATE: &str = "/api/v1/namespaces/ns/services/hello-private";
 const PUBLIC: &str = "/api/v1/namespaces/ns/services/hello";
-const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/ns/deployments/hello";
+/// The Deployment of a Function from before revisions (what an invalid spec's status reads).
+const LEGACY_DEPLOYMENT: &str = "/apis/apps/v1/namespaces/ns/deployments/hello";
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/ns/deployments";
 const PODS: &str = "/api/v1/namespaces/ns/pods";
 const STATUS: &str = "/apis/zeroscale.dev/v1alpha1/namespaces/ns/functions/hello/status";
 const INITIAL_SCALE: &str = "zeroscale-operator-initial-scale";
+
+/// The revision `function("hello")` makes.
+fn revision() -> String {
+    validated(&function("hello")).revision
+}
+
+/// The current revision's private Service.
+fn private_path() -> String {
+    format!("/api/v1/namespaces/ns/services/{}", revision())
+}
+
+/// The current revision's Deployment.
+fn deployment_path() -> String {
+    format!("{DEPLOYMENTS}/{}", revision())
+}
 
 fn context(client: Client) -> Arc<Context> {
     let metrics = Metrics::register(&mut Registry::default());
@@ -65,6 +81,13 @@ fn pod_list(pods: Vec<Value>) -> Value {
     json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods })
 }
 
+/// The listing of the function's Deployments (its revisions), by label.
+fn list_deployments(deployments: Vec<Value>) -> Step {
+    Step::get(DEPLOYMENTS)
+        .query("labelSelector=zeroscale.dev%2Ffunction%3Dhello")
+        .answer(json!({ "apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": deployments }))
+}
+
 /// The listing of the function's pods, by label.
 fn list_pods(pods: Vec<Value>) -> Step {
     Step::get(PODS)
@@ -85,13 +108,17 @@ fn apply_status(f: &Function) -> Step {
 /// Reading and applying the Services and the Deployment that already exist, then listing `pods`.
 fn apply_existing(f: &Function, deployment: Value, pods: Vec<Value>) -> Vec<Step> {
     let children = children(f);
+    let revision = validated(f).revision;
+    let private = format!("/api/v1/namespaces/ns/services/{revision}");
+    let deployment_path = format!("{DEPLOYMENTS}/{revision}");
     vec![
-        Step::get(PRIVATE).answer(to_json(&children.private_service)),
-        Step::apply(PRIVATE, FIELD_MANAGER).echo(),
+        Step::get(private.clone()).answer(to_json(&children.private_service)),
+        Step::apply(private, FIELD_MANAGER).echo(),
         Step::get(PUBLIC).answer(to_json(&children.public_service)),
         Step::apply(PUBLIC, FIELD_MANAGER).echo(),
-        Step::get(DEPLOYMENT).answer(deployment.clone()),
-        Step::apply(DEPLOYMENT, FIELD_MANAGER).answer(deployment),
+        Step::get(deployment_path.clone()).answer(deployment.clone()),
+        Step::apply(deployment_path, FIELD_MANAGER).answer(deployment.clone()),
+        list_deployments(vec![deployment]),
         list_pods(pods),
     ]
 }
@@ -100,10 +127,10 @@ fn apply_existing(f: &Function, deployment: Value, pods: Vec<Value>) -> Vec<Step
 fn create_deployment(f: &Function) -> Vec<Step> {
     let created = to_json(&children(f).new_deployment);
     vec![
-        Step::get(DEPLOYMENT).not_found(),
-        Step::apply(DEPLOYMENT, FIELD_MANAGER).echo(),
-        Step::apply(DEPLOYMENT, INITIAL_SCALE).answer(created),
-        Step::apply(DEPLOYMENT, FIELD_MANAGER).echo(),
+        Step::get(deployment_path()).not_found(),
+        Step::apply(deployment_path(), FIELD_MANAGER).echo(),
+        Step::apply(deployment_path(), INITIAL_SCALE).answer(created),
+        Step::apply(deployment_path(), FIELD_MANAGER).echo(),
     ]
 }
 
@@ -111,14 +138,15 @@ fn create_deployment(f: &Function) -> Vec<Step> {
 async fn a_new_function_gets_its_services_and_deployment_then_a_status() {
     let f = function("hello");
     let mut script = vec![
-        Step::get(PRIVATE).not_found(),
-        Step::apply(PRIVATE, FIELD_MANAGER).echo(),
+        Step::get(private_path()).not_found(),
+        Step::apply(private_path(), FIELD_MANAGER).echo(),
         Step::get(PUBLIC).not_found(),
         Step::apply(PUBLIC, FIELD_MANAGER).echo(),
     ];
     script.extend(create_deployment(&f));
     script.extend([
         Step::event("ns"),
+        list_deployments(vec![to_json(&children(&f).new_deployment)]),
         list_pods(vec![]),
         apply_status(&f),
         Step::event("ns"),
@@ -132,7 +160,7 @@ async fn a_new_function_gets_its_services_and_deployment_then_a_status() {
     let services = &seen[1].body;
     assert_eq!(services["spec"]["clusterIP"], "None");
     assert_eq!(seen[3].body["spec"]["type"], "ExternalName");
-    let deployment = requests_to(&seen, DEPLOYMENT);
+    let deployment = requests_to(&seen, &deployment_path());
     assert_eq!(
         deployment[1].body["spec"]["replicas"], 1,
         "created with the initial scale"
@@ -147,7 +175,10 @@ async fn a_new_function_gets_its_services_and_deployment_then_a_status() {
         .iter()
         .find(|s| s.body["reason"] == "Created")
         .expect("event");
-    assert_eq!(created.body["note"], "created Deployment hello with 1 replicas");
+    assert_eq!(
+        created.body["note"],
+        format!("created Deployment {} with 1 replicas", revision())
+    );
     let status = requests_to(&seen, STATUS)[0];
     assert_eq!(status.body["status"]["url"], "http://hello.ns.example.com");
     assert_eq!(condition(status, "RoutesReady"), pair("True", "RoutesCreated"));
@@ -181,7 +212,7 @@ async fn an_unchanged_function_is_applied_again_without_writing_its_status() {
     let second = reconcile(Arc::new(again), context(client)).await;
     let seen = server.finish();
     assert_eq!(second.expect("reconciled"), Action::requeue(RESYNC));
-    assert_eq!(seen.len(), 7, "reads and applies only: {seen:#?}");
+    assert_eq!(seen.len(), 8, "reads and applies only: {seen:#?}");
     assert!(requests_to(&seen, STATUS).is_empty());
     assert!(events(&seen).is_empty());
 }
@@ -191,7 +222,7 @@ async fn an_invalid_spec_applies_nothing_and_reports_why() {
     let mut f = function("hello");
     f.spec.image = " ".into();
     let script = vec![
-        Step::get(DEPLOYMENT).not_found(),
+        Step::get(LEGACY_DEPLOYMENT).not_found(),
         list_pods(vec![]),
         apply_status(&f),
         Step::event("ns"),
@@ -224,7 +255,8 @@ async fn pods_killed_for_memory_make_the_function_fail_with_oom_killed() {
     deployment["status"]["readyReplicas"] = json!(0);
     deployment["status"]["availableReplicas"] = json!(0);
     let pod = json!({
-        "metadata": { "name": "hello-1", "namespace": "ns", "labels": { "zeroscale.dev/function": "hello" } },
+        "metadata": { "name": "hello-1", "namespace": "ns",
+                      "labels": { "zeroscale.dev/function": "hello", "zeroscale.dev/revision": revision() } },
         "spec": { "containers": [{ "name": "function", "resources": { "limits": { "memory": "64Mi" } } }] },
         "status": { "containerStatuses": [{
             "name": "function", "image": "echo", "imageID": "", "ready": false, "restartCount": 3,
@@ -267,10 +299,11 @@ async fn a_service_the_function_does_not_control_is_not_taken_over() {
         .as_object_mut()
         .expect("metadata")
         .remove("ownerReferences");
-    let mut script = vec![Step::get(PRIVATE).answer(foreign)];
+    let mut script = vec![Step::get(private_path()).answer(foreign)];
     script.extend(create_deployment(&f));
     script.extend([
         Step::event("ns"),
+        list_deployments(vec![to_json(&children(&f).new_deployment)]),
         list_pods(vec![]),
         apply_status(&f),
         Step::event("ns"),
@@ -309,17 +342,18 @@ async fn a_deployment_the_api_server_refuses_is_reported_as_apply_failed() {
     let f = function("hello");
     let children = children(&f);
     let script = vec![
-        Step::get(PRIVATE).answer(to_json(&children.private_service)),
-        Step::apply(PRIVATE, FIELD_MANAGER).echo(),
+        Step::get(private_path()).answer(to_json(&children.private_service)),
+        Step::apply(private_path(), FIELD_MANAGER).echo(),
         Step::get(PUBLIC).answer(to_json(&children.public_service)),
         Step::apply(PUBLIC, FIELD_MANAGER).echo(),
-        Step::get(DEPLOYMENT).not_found(),
-        Step::apply(DEPLOYMENT, FIELD_MANAGER).answer_with(|_| {
+        Step::get(deployment_path()).not_found(),
+        Step::apply(deployment_path(), FIELD_MANAGER).answer_with(|_| {
             (
                 http::StatusCode::UNPROCESSABLE_ENTITY,
                 crate::fixtures::status(422, "Invalid", "spec.template: invalid"),
             )
         }),
+        list_deployments(vec![]),
         list_pods(vec![]),
         apply_status(&f),
         Step::event("ns"),
@@ -337,3 +371,6 @@ async fn a_deployment_the_api_server_refuses_is_reported_as_apply_failed() {
     assert_eq!(events(&seen), [pair("Warning", "ApplyFailed")]);
     assert_eq!(errors(&ctx, "apply"), 1);
 }
+
+#[path = "reconcile_revision_tests.rs"]
+mod revisions;

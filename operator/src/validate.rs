@@ -8,11 +8,19 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
-use zeroscale_crds::function::{MAX_NAME_LENGTH, ResolvedScale, ScaleError, ScheduleError, parse_schedules};
+use zeroscale_crds::function::{
+    MAX_NAME_LENGTH, ResolvedRollout, ResolvedScale, RolloutError, ScaleError, ScheduleError, parse_schedules,
+};
+use zeroscale_crds::revision::revision_name;
 use zeroscale_crds::{Function, FunctionSpec};
 
 /// Environment variables the operator sets on every function container.
-pub const RESERVED_ENV: &[&str] = &["PORT", "ZEROSCALE_FUNCTION", "ZEROSCALE_NAMESPACE"];
+pub const RESERVED_ENV: &[&str] = &[
+    "PORT",
+    "ZEROSCALE_FUNCTION",
+    "ZEROSCALE_NAMESPACE",
+    "ZEROSCALE_REVISION",
+];
 
 /// Why a Function cannot be reconciled as written.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -60,6 +68,12 @@ pub enum ValidationError {
     /// database does not know (admission checks only the name's shape).
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
+    /// `spec.rollout` is invalid.
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
+    /// The revision name could not be computed (the spec does not serialise).
+    #[error("cannot name the revision: {0}")]
+    Revision(String),
 }
 
 fn is_dns_1035_label(name: &str) -> bool {
@@ -101,6 +115,11 @@ pub struct ValidatedFunction<'a> {
     pub spec: &'a FunctionSpec,
     /// `spec.scale` with its defaults resolved.
     pub scale: ResolvedScale,
+    /// The revision the spec makes, `<name>-<hash>`: the name of its Deployment and private Service.
+    pub revision: String,
+    /// `spec.rollout` checked and parsed; `None` when absent (the latest ready revision takes its
+    /// traffic at once).
+    pub rollout: Option<ResolvedRollout>,
     /// The controller owner reference of every child; `None` only for an object without a uid (never
     /// one read from the API server), whose children are then not garbage-collected with it.
     pub owner: Option<OwnerReference>,
@@ -135,12 +154,17 @@ pub fn validate(function: &Function) -> Result<ValidatedFunction<'_>, Validation
         return Err(ValidationError::Name(name.to_string()));
     }
     let scale = validate_spec(&function.spec)?;
+    let revision =
+        revision_name(name, &function.spec).map_err(|e| ValidationError::Revision(e.to_string()))?;
+    let rollout = function.spec.rollout.as_ref().map(|r| r.resolve()).transpose()?;
     Ok(ValidatedFunction {
         function,
         name,
         namespace,
         spec: &function.spec,
         scale,
+        revision,
+        rollout,
         owner: function.controller_owner_ref(&()),
     })
 }

@@ -26,6 +26,7 @@ use crate::{
     probe::ActivatorWakeups,
     proxy::Proxy,
     queue::BufferBudget,
+    revision_stats::{self, RevisionStats},
     server,
     settings::Port,
     signal_sender::SignalSender,
@@ -41,6 +42,8 @@ pub(super) struct Wiring {
     pub(super) registry: Registry,
     pub(super) metrics: Arc<Metrics>,
     pub(super) table: Arc<RoutingTable>,
+    /// Per-revision counts for the operator's canary, served on the admin port.
+    pub(super) revision_stats: Arc<RevisionStats>,
     pub(super) signals: Arc<SignalSender>,
     /// Present when anything configured reads the Kubernetes API.
     pub(super) client: Option<kube::Client>,
@@ -116,11 +119,12 @@ impl Wiring {
         let wakeups = Arc::new(ActivatorWakeups::new(Arc::clone(&signals), config.probe_interval));
         let budget = BufferBudget::new(config.buffer_memory_limit)
             .with_namespace_limit(config.namespace_buffer_memory_limit);
+        let revision_stats = Arc::new(RevisionStats::new(config.pod_name.clone()));
         let client = match wants_client(&config) {
             true => Some(kube::Client::try_default().await?),
             false => None,
         };
-        let hooks = hooks(&config, client.as_ref(), &mut registry);
+        let hooks = hooks(&config, client.as_ref(), &mut registry, &revision_stats);
         let table = Arc::new(
             RoutingTable::new(config.queue_limits, budget, Arc::clone(&metrics), wakeups).with_hooks(hooks),
         );
@@ -129,6 +133,7 @@ impl Wiring {
             registry,
             metrics,
             table,
+            revision_stats,
             signals,
             client,
             readiness: Readiness::default(),
@@ -313,9 +318,15 @@ impl Wiring {
 
 /// The record sinks (metering always, the access log when on) and the meters' configuration;
 /// registers the metering families in `registry`. Other sinks are added here.
-fn hooks(config: &ActivatorConfig, client: Option<&kube::Client>, registry: &mut Registry) -> Hooks {
+fn hooks(
+    config: &ActivatorConfig,
+    client: Option<&kube::Client>,
+    registry: &mut Registry,
+    revision_stats: &Arc<RevisionStats>,
+) -> Hooks {
     let families = MeterFamilies::register(registry);
-    let mut sinks: Vec<Arc<dyn RecordSink>> = vec![Arc::new(MeterSink)];
+    // The per-revision counts a canary rollout reads (`GET /revisions/stats`).
+    let mut sinks: Vec<Arc<dyn RecordSink>> = vec![Arc::new(MeterSink), Arc::clone(revision_stats) as Arc<dyn RecordSink>];
     if config.access_log {
         sinks.push(Arc::new(AccessLog));
     }
@@ -346,6 +357,7 @@ pub(super) async fn serve_admin(
     stop: CancellationToken,
     metrics: Arc<Metrics>,
     table: Arc<RoutingTable>,
+    revision_stats: Arc<RevisionStats>,
 ) {
     // Keep the buffered-bytes gauge current without touching it on the request path.
     let gauge = {
@@ -362,7 +374,7 @@ pub(super) async fn serve_admin(
             }
         })
     };
-    let router = admin::router(readiness, Arc::new(registry));
+    let router = admin::router(readiness, Arc::new(registry)).merge(revision_stats::router(revision_stats));
     if let Err(e) = axum::serve(listener, router)
         .with_graceful_shutdown(stop.cancelled_owned())
         .await

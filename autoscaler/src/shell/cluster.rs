@@ -1,5 +1,9 @@
 //! Read-only views of the cluster: Functions (for their scale spec) and the Deployments they own
 //! (for the current scale and the ready pods), kept by kube-runtime reflectors.
+//!
+//! Every revision of a Function (`status.revisions`, one Deployment `<function>-<hash>` each) is
+//! scaled on its own, with the Function's scale settings: the scaler key is the revision's name, as
+//! the activator reports it.
 
 use std::sync::Arc;
 
@@ -16,6 +20,8 @@ use kube::{
 use zeroscale_common::signals::FunctionKey;
 use zeroscale_crds::Function;
 
+/// Label on every Deployment the operator creates: the Function's name.
+const FUNCTION_LABEL: &str = "zeroscale.dev/function";
 /// Label every object the operator creates carries, with the value `zeroscale`.
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by=zeroscale";
 
@@ -88,13 +94,48 @@ impl ClusterView {
         self.functions.state()
     }
 
+    /// The scaler keys of `function`: one per revision in its status, or its own name while its
+    /// status lists none (a Function from before revisions).
+    pub fn scaled_keys(function: &Function) -> Vec<FunctionKey> {
+        let (Some(ns), Some(name)) = (
+            function.metadata.namespace.as_deref(),
+            function.metadata.name.as_deref(),
+        ) else {
+            return Vec::new();
+        };
+        let revisions: Vec<FunctionKey> = function
+            .status
+            .iter()
+            .flat_map(|s| s.revisions.iter())
+            .map(|r| FunctionKey::new(ns, &r.name))
+            .collect();
+        if revisions.is_empty() {
+            vec![FunctionKey::new(ns, name)]
+        } else {
+            revisions
+        }
+    }
+
     /// The Function `key`.
     pub fn function(&self, key: &FunctionKey) -> Option<Arc<Function>> {
         self.functions
             .get(&ObjectRef::new(&key.name).within(&key.namespace))
     }
 
-    /// The scale of the Deployment of `key` (named like the function).
+    /// The Function a scaler key belongs to: the Function of that name, or (for a revision
+    /// `<function>-<hash>`) the Function its Deployment's `zeroscale.dev/function` label names.
+    pub fn function_of(&self, key: &FunctionKey) -> Option<Arc<Function>> {
+        self.function(key).or_else(|| {
+            let d = self
+                .deployments
+                .get(&ObjectRef::new(&key.name).within(&key.namespace))?;
+            let owner = d.metadata.labels.as_ref()?.get(FUNCTION_LABEL)?;
+            self.function(&FunctionKey::new(&key.namespace, owner))
+        })
+    }
+
+    /// The scale of the Deployment of `key`: a revision's Deployment `<function>-<hash>` (or, for a
+    /// Function from before revisions, the Deployment named like it).
     pub fn deployment(&self, key: &FunctionKey) -> Option<DeploymentScale> {
         let d = self
             .deployments
@@ -111,5 +152,34 @@ fn strip_deployment(d: &mut Deployment) {
     d.metadata.annotations = None;
     if let Some(spec) = d.spec.as_mut() {
         spec.template = Default::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_revision_is_scaled_on_its_own_and_a_function_without_revisions_by_name() {
+        let mut f: Function = serde_json::from_value(serde_json::json!({
+            "apiVersion": "zeroscale.dev/v1alpha1", "kind": "Function",
+            "metadata": { "name": "hello", "namespace": "ns" },
+            "spec": { "image": "echo" }
+        }))
+        .expect("function");
+        assert_eq!(ClusterView::scaled_keys(&f), [FunctionKey::new("ns", "hello")]);
+        f.status = Some(
+            serde_json::from_value(serde_json::json!({
+                "revisions": [{ "name": "hello-bbbbbbbbbb" }, { "name": "hello-aaaaaaaaaa" }]
+            }))
+            .expect("status"),
+        );
+        assert_eq!(
+            ClusterView::scaled_keys(&f),
+            [
+                FunctionKey::new("ns", "hello-bbbbbbbbbb"),
+                FunctionKey::new("ns", "hello-aaaaaaaaaa")
+            ]
+        );
     }
 }

@@ -84,11 +84,10 @@ impl Engine {
         let now = self.now();
         let functions = self.cluster.functions();
         let mut known = std::collections::HashSet::with_capacity(functions.len());
-        for f in &functions {
-            let (Some(ns), Some(name)) = (f.metadata.namespace.as_deref(), f.metadata.name.as_deref()) else {
-                continue;
-            };
-            let key = FunctionKey::new(ns, name);
+        for (f, key) in functions
+            .iter()
+            .flat_map(|f| ClusterView::scaled_keys(f).into_iter().map(move |k| (f, k)))
+        {
             let resolved = DeciderSpec::resolve(&f.spec.scale, f.spec.concurrency).map(|spec| {
                 // A schedule that cannot run is reported by the operator as `Ready=False`; here the
                 // function keeps its other settings and scales without the windows.
@@ -181,7 +180,7 @@ impl Engine {
             demand_arrived,
             decided: jiff::Timestamp::now(),
         };
-        self.writer.spawn(write, self.cluster.function(key));
+        self.writer.spawn(write, self.cluster.function_of(key));
     }
 
     fn on_signal(&mut self, signal: Signal) {

@@ -59,6 +59,9 @@ pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 pub const REASON_HAS_READY_PODS: &str = "HasReadyPods";
 /// Reason (on `Active=Unknown`): the function wants pods but none is ready yet, as during a cold start.
 pub const REASON_ACTIVATING: &str = "Activating";
+/// Reason (on `Ready=False`): the automated canary found the new revision breaching
+/// `spec.rollout`'s limits and moved all traffic back to the previous revision.
+pub const REASON_ROLLED_BACK: &str = "RolledBack";
 
 /// Label on every child object and on the function's pods: the Function's name.
 pub const FUNCTION_LABEL: &str = "zeroscale.dev/function";
@@ -68,10 +71,12 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "zeroscale";
 /// Suffix of the private (headless) Service's name: `<name>-private`.
 pub const PRIVATE_SERVICE_SUFFIX: &str = "-private";
-/// Longest Function name: the private Service's name must stay a 63-character DNS label.
-pub const MAX_NAME_LENGTH: usize = 63 - PRIVATE_SERVICE_SUFFIX.len();
+/// Longest Function name: a revision's name, `<name>-<10 hex digits>`, which also names its
+/// Deployment and private Service, must stay a 63-character DNS label.
+pub const MAX_NAME_LENGTH: usize = crate::revision::MAX_FUNCTION_NAME_LENGTH;
 
-/// Name of a Function's private (headless) Service, whose EndpointSlices list the ready pods.
+/// Name of the private (headless) Service a Function had before revisions (one per Function); the
+/// operator deletes it on upgrade. Revisions' private Services are named like the revision.
 pub fn private_service_name(function: &str) -> String {
     format!("{function}{PRIVATE_SERVICE_SUFFIX}")
 }

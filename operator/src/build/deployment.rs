@@ -11,8 +11,8 @@ use zeroscale_crds::FunctionSpec;
 use zeroscale_crds::function::Protocol;
 
 use super::{
-    BuildSettings, ValidatedFunction, child_meta, container_security_context, labels, pod_security_context,
-    selector_labels,
+    BuildSettings, ValidatedFunction, container_security_context, pod_security_context, revision_labels,
+    revision_meta, revision_selector,
 };
 
 /// Name of the function's container in every pod.
@@ -73,6 +73,7 @@ fn env(function: &ValidatedFunction<'_>) -> Vec<EnvVar> {
     env.push(value("PORT", function.spec.port.to_string()));
     env.push(value("ZEROSCALE_FUNCTION", function.name.to_string()));
     env.push(value("ZEROSCALE_NAMESPACE", function.namespace.to_string()));
+    env.push(value("ZEROSCALE_REVISION", function.revision.clone()));
     env
 }
 
@@ -96,14 +97,13 @@ pub fn termination_grace_period_seconds(spec: &FunctionSpec, settings: &BuildSet
     settings.pre_stop_sleep_seconds.max(0) + spec.timeout_seconds
 }
 
-/// The Deployment of a Function. `replicas` is `Some` only when the Deployment is created: afterwards
+/// The Deployment of a Function's current revision, named like the revision. `replicas` is `Some` only when the Deployment is created: afterwards
 /// the autoscaler owns `spec.replicas` (through `/scale`) and the operator leaves it out of every apply.
 pub fn build_deployment(
     function: &ValidatedFunction<'_>,
     settings: &BuildSettings,
     replicas: Option<i32>,
 ) -> Deployment {
-    let name = function.name.to_string();
     let spec = function.spec;
     let container = Container {
         name: CONTAINER_NAME.into(),
@@ -135,16 +135,16 @@ pub fn build_deployment(
         ..PodSpec::default()
     };
     Deployment {
-        metadata: child_meta(function, &name),
+        metadata: revision_meta(function),
         spec: Some(DeploymentSpec {
             replicas,
             selector: LabelSelector {
-                match_labels: Some(selector_labels(&name)),
+                match_labels: Some(revision_selector(function.name, &function.revision)),
                 match_expressions: None,
             },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(labels(&name)),
+                    labels: Some(revision_labels(function.name, &function.revision)),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod),
@@ -174,8 +174,11 @@ mod tests {
 
     #[test]
     fn deployment_has_name_labels_owner_and_env() {
-        let d = build_deployment(&validated(&function("hello")), &BuildSettings::default(), None);
-        assert_eq!(d.metadata.name.as_deref(), Some("hello"));
+        let f = function("hello");
+        let revision = validated(&f).revision;
+        let d = build_deployment(&validated(&f), &BuildSettings::default(), None);
+        assert_eq!(d.metadata.name.as_deref(), Some(revision.as_str()));
+        assert_eq!(d.labels().get("zeroscale.dev/revision"), Some(&revision));
         assert_eq!(d.metadata.namespace.as_deref(), Some("ns"));
         assert_eq!(
             d.labels().get("zeroscale.dev/function").map(String::as_str),
@@ -197,9 +200,10 @@ mod tests {
             pod_labels.get("zeroscale.dev/function").map(String::as_str),
             Some("hello")
         );
+        assert_eq!(pod_labels.get("zeroscale.dev/revision"), Some(&revision));
         assert_eq!(
             spec.selector.match_labels.as_ref(),
-            Some(&selector_labels("hello"))
+            Some(&revision_selector("hello", &revision))
         );
         let pod = spec.template.spec.as_ref().expect("pod");
         assert_eq!(pod.enable_service_links, Some(false));
@@ -219,7 +223,8 @@ mod tests {
             [
                 ("PORT", "8080"),
                 ("ZEROSCALE_FUNCTION", "hello"),
-                ("ZEROSCALE_NAMESPACE", "ns")
+                ("ZEROSCALE_NAMESPACE", "ns"),
+                ("ZEROSCALE_REVISION", revision.as_str())
             ]
         );
         assert_eq!(container(&d).image.as_deref(), Some("zeroscale/echo"));

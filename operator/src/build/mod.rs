@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::Resource;
 use zeroscale_crds::Function;
 use zeroscale_crds::function::{FUNCTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
+use zeroscale_crds::revision::REVISION_LABEL;
 
 use crate::validate::ValidatedFunction;
 
@@ -61,6 +62,20 @@ pub fn selector_labels(function: &str) -> BTreeMap<String, String> {
     BTreeMap::from([(FUNCTION_LABEL.to_string(), function.to_string())])
 }
 
+/// Labels on a revision's Deployment, pods and private Service: [`labels`] plus the revision's name.
+pub fn revision_labels(function: &str, revision: &str) -> BTreeMap<String, String> {
+    let mut labels = labels(function);
+    labels.insert(REVISION_LABEL.to_string(), revision.to_string());
+    labels
+}
+
+/// Labels that select one revision's pods (distinct per revision: Deployment selectors must not overlap).
+pub fn revision_selector(function: &str, revision: &str) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(function);
+    labels.insert(REVISION_LABEL.to_string(), revision.to_string());
+    labels
+}
+
 /// The owner reference (controller=true) that makes a child garbage-collected with its Function.
 pub fn owner_reference(function: &Function) -> Option<OwnerReference> {
     function.controller_owner_ref(&())
@@ -77,14 +92,22 @@ fn child_meta(function: &ValidatedFunction<'_>, name: &str) -> ObjectMeta {
     }
 }
 
+/// Metadata of a child of the current revision: [`child_meta`] with the revision label.
+fn revision_meta(function: &ValidatedFunction<'_>) -> ObjectMeta {
+    ObjectMeta {
+        labels: Some(revision_labels(function.name, &function.revision)),
+        ..child_meta(function, &function.revision)
+    }
+}
+
 /// Every child of a Function, as the operator applies them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Children {
-    /// The Deployment without `spec.replicas`, which the autoscaler owns once it exists.
+    /// The current revision's Deployment `<name>-<hash>` without `spec.replicas`, which the autoscaler owns once it exists.
     pub deployment: Deployment,
     /// The Deployment to create when none exists: with `spec.replicas` at the initial scale.
     pub new_deployment: Deployment,
-    /// The headless Service `<name>-private` that lists the pods.
+    /// The current revision's headless Service `<name>-<hash>` that lists its pods.
     pub private_service: Service,
     /// The `ExternalName` Service `<name>` that leads to the activator.
     pub public_service: Service,
@@ -130,7 +153,8 @@ pub(crate) mod tests {
         let names = children
             .services()
             .map(|s| s.metadata.name.clone().unwrap_or_default());
-        assert_eq!(names, ["hello-private", "hello"]);
+        let revision = validated(&f).revision;
+        assert_eq!(names, [revision.as_str(), "hello"]);
         for meta in [&children.deployment.metadata, &children.private_service.metadata] {
             assert_eq!(meta.namespace.as_deref(), Some("ns"));
             assert_eq!(meta.owner_references.as_ref().map(Vec::len), Some(1));

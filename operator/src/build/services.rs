@@ -3,19 +3,20 @@
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use zeroscale_crds::function::{Protocol, private_service_name};
+use zeroscale_crds::function::Protocol;
 
-use super::{BuildSettings, ValidatedFunction, child_meta, port_name, selector_labels};
+use super::{BuildSettings, ValidatedFunction, child_meta, port_name, revision_meta, revision_selector};
 
-/// The private Service `<name>-private`: headless, selecting the function's pods. Its EndpointSlices
-/// (which carry its labels) are how the activator finds ready pods.
+/// The current revision's private Service, named like the revision: headless, selecting the revision's
+/// pods. Its EndpointSlices (which carry its labels, the revision's included) are how the activator
+/// finds a revision's ready pods.
 pub fn build_private_service(function: &ValidatedFunction<'_>) -> Service {
     let spec = function.spec;
     Service {
-        metadata: child_meta(function, &private_service_name(function.name)),
+        metadata: revision_meta(function),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
-            selector: Some(selector_labels(function.name)),
+            selector: Some(revision_selector(function.name, &function.revision)),
             ports: Some(vec![ServicePort {
                 name: Some(port_name(spec.protocol).into()),
                 port: spec.port,
@@ -57,16 +58,19 @@ mod tests {
 
     #[test]
     fn private_service_is_headless_and_selects_the_pods() {
-        let s = build_private_service(&validated(&function("hello")));
-        assert_eq!(s.metadata.name.as_deref(), Some("hello-private"));
+        let f = function("hello");
+        let revision = validated(&f).revision;
+        let s = build_private_service(&validated(&f));
+        assert_eq!(s.metadata.name.as_deref(), Some(revision.as_str()));
         assert_eq!(
             s.labels().get("zeroscale.dev/function").map(String::as_str),
             Some("hello")
         );
+        assert_eq!(s.labels().get("zeroscale.dev/revision"), Some(&revision));
         assert_eq!(s.owner_references()[0].name, "hello");
         let spec = s.spec.expect("spec");
         assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
-        assert_eq!(spec.selector, Some(selector_labels("hello")));
+        assert_eq!(spec.selector, Some(revision_selector("hello", &revision)));
         let port = &spec.ports.expect("ports")[0];
         assert_eq!((port.name.as_deref(), port.port), (Some("http"), 8080));
     }
@@ -79,6 +83,10 @@ mod tests {
         };
         let s = build_public_service(&validated(&function("hello")), &settings);
         assert_eq!(s.metadata.name.as_deref(), Some("hello"));
+        assert!(
+            s.labels().get("zeroscale.dev/revision").is_none(),
+            "one per function"
+        );
         assert_eq!(s.owner_references()[0].controller, Some(true));
         let spec = s.spec.expect("spec");
         assert_eq!(spec.type_.as_deref(), Some("ExternalName"));

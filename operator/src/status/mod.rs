@@ -8,7 +8,9 @@
 //! - `Active` is `True` with ready pods or at zero by choice, `Unknown`/`Activating` while pods start.
 //! - `ContainerHealthy` is `False`/`OOMKilled` while a current pod's container was last killed for
 //!   exceeding its memory limit (informational: the restarted container may serve again).
-//! - `Ready` is `DeploymentReady ∧ RoutesReady`, carrying the reason of one that is not `True`: a failure
+//! - The conditions and counts describe the latest created revision (its Deployment and pods).
+//! - `Ready` is `False`/`RevisionMissing` while `spec.traffic` names a revision that does not exist;
+//!   otherwise `DeploymentReady ∧ RoutesReady`, carrying the reason of one that is not `True`: a failure
 //!   before a rollout or start that is merely under way.
 
 mod conditions;
@@ -38,6 +40,8 @@ pub struct Observed<'a> {
     pub routes_error: Option<Failure>,
     /// Why the spec is invalid, if it is.
     pub spec_error: Option<String>,
+    /// Why `spec.traffic` cannot be routed (reason `RevisionMissing`), if it cannot.
+    pub traffic_error: Option<Failure>,
 }
 
 fn previous<'a>(function: &'a Function, type_: &str) -> Option<&'a Condition> {
@@ -149,6 +153,8 @@ pub fn compute(
     };
     let ready = if let Some(e) = &observed.spec_error {
         DesiredCondition::no(CONDITION_READY, REASON_INVALID_SPEC, e.clone())
+    } else if let Some(e) = &observed.traffic_error {
+        DesiredCondition::no(CONDITION_READY, &e.reason, e.message.clone())
     } else {
         // A failure (of either) says more than a rollout or start that is merely under way.
         let waiting =
@@ -196,6 +202,8 @@ pub fn compute(
         conditions,
         // The autoscaler's field (server-side apply keeps it under its own field manager).
         prediction: None,
+        // Revisions, traffic and the rollout: filled in by the reconciler from its revision plan.
+        ..FunctionStatus::default()
     }
 }
 

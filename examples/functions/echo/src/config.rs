@@ -23,6 +23,9 @@ pub struct Config {
     /// Wait this long before answering each echoed request that has no `?sleep=` of its own
     /// (`ECHO_SLEEP_MS`), to play a slow subscriber.
     pub sleep: Option<std::time::Duration>,
+    /// Answer `500 injected failure` to this share of the echoed requests (`ECHO_FAIL_PERCENT`, a
+    /// whole number 0–100, parsed by [`Config::fail_percent`]), to play a bad revision.
+    pub fail_percent: Option<String>,
 }
 
 impl Config {
@@ -45,6 +48,7 @@ impl Config {
                 .map(std::time::Duration::from_millis),
             record_ids: non_empty("ECHO_RECORD_IDS")
                 .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            fail_percent: non_empty("ECHO_FAIL_PERCENT"),
         }
     }
 
@@ -54,6 +58,13 @@ impl Config {
             .as_deref()
             .map(crate::alloc::parse_size)
             .transpose()
+    }
+
+    /// The share of requests `ECHO_FAIL_PERCENT` fails (0 when unset), or why it is not one.
+    pub fn fail_percent(&self) -> Result<u8, crate::fail::FailPercentError> {
+        self.fail_percent
+            .as_deref()
+            .map_or(Ok(0), crate::fail::parse_percent)
     }
 
     /// Reads the settings from the process environment.
@@ -80,6 +91,7 @@ mod tests {
                 alloc_at_start: None,
                 record_ids: false,
                 sleep: None,
+                fail_percent: None,
             }
         );
         let c = Config::from_lookup(|k| match k {
@@ -91,6 +103,7 @@ mod tests {
             "ECHO_ALLOC_AT_START" => Some("1Mi".into()),
             "ECHO_RECORD_IDS" => Some("true".into()),
             "ECHO_SLEEP_MS" => Some("20".into()),
+            "ECHO_FAIL_PERCENT" => Some("20".into()),
             _ => None,
         });
         assert_eq!(
@@ -104,8 +117,11 @@ mod tests {
                 alloc_at_start: Some("1Mi".into()),
                 record_ids: true,
                 sleep: Some(std::time::Duration::from_millis(20)),
+                fail_percent: Some("20".into()),
             }
         );
+        assert_eq!(c.fail_percent(), Ok(20));
+        assert_eq!(Config::from_lookup(|_| None).fail_percent(), Ok(0));
         assert_eq!(c.alloc_at_start(), Ok(Some(1 << 20)));
         let bad = Config::from_lookup(|k| (k == "ECHO_ALLOC_AT_START").then(|| "a lot".into()));
         assert!(bad.alloc_at_start().is_err());

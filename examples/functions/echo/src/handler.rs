@@ -31,6 +31,8 @@ pub struct Echo {
     pub in_flight: InFlight,
     /// The CloudEvent ids received, when `ECHO_RECORD_IDS=1`.
     pub ids: Option<crate::ids::IdLog>,
+    /// Which echoed requests fail on purpose (`ECHO_FAIL_PERCENT`).
+    pub failures: Arc<crate::fail::FailPercent>,
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
@@ -47,10 +49,13 @@ impl Echo {
     /// An echo server's state.
     pub fn new(config: Config) -> Self {
         let ids = config.record_ids.then(crate::ids::IdLog::default);
+        // `main` refuses a bad ECHO_FAIL_PERCENT before serving; here it only reads a checked one.
+        let failures = Arc::new(crate::fail::FailPercent::new(config.fail_percent().unwrap_or(0)));
         Self {
             config: Arc::new(config),
             in_flight: InFlight::default(),
             ids,
+            failures,
         }
     }
 
@@ -85,6 +90,12 @@ impl Echo {
     }
 
     async fn echo(&self, req: Request<Incoming>) -> Response<Body> {
+        if self.failures.next() {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "injected failure (ECHO_FAIL_PERCENT)\n",
+            );
+        }
         let guard = self.in_flight.enter();
         let options = match parse(req.uri().query()) {
             Ok(options) => options,

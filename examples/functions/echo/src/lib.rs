@@ -21,7 +21,9 @@
 //! filesystem. `ECHO_SLEEP_MS=<ms>` is the default `?sleep` of every echoed request (a slow subscriber);
 //! `ECHO_START_DELAY_MS=<ms>` delays listening (a slow-starting function);
 //! `ECHO_ALLOC_AT_START=<size>` allocates and holds memory before listening (a function that cannot
-//! start within its limit). `pod` is `$POD_NAME` or `$HOSTNAME`; `function` is `$ZEROSCALE_FUNCTION`.
+//! start within its limit); `ECHO_FAIL_PERCENT=<0-100>` answers `500 injected failure` to that share of
+//! the echoed requests, spread evenly (a bad revision for the canary, module [`fail`]). `pod` is
+//! `$POD_NAME` or `$HOSTNAME`; `function` is `$ZEROSCALE_FUNCTION`.
 //!
 //! It follows Zeroscale's shutdown contract (`docs/api.md`): it keeps serving through the pod's `preStop`
 //! sleep (it sees nothing of it), and on SIGTERM stops accepting connections, closes idle kept-alive
@@ -30,6 +32,7 @@
 pub mod alloc;
 pub mod call;
 pub mod config;
+pub mod fail;
 pub mod handler;
 pub mod ids;
 pub mod inflight;

@@ -5,6 +5,10 @@ use zeroscale_echo::{Config, server};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::from_env();
+    if let Err(e) = config.fail_percent() {
+        eprintln!("zeroscale-echo: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     // Held for the life of the process (ECHO_ALLOC_AT_START): past a memory limit, the kernel kills
     // the container before it ever listens.
     let _held = match config.alloc_at_start() {

@@ -16,6 +16,10 @@ async fn start(single: bool) -> String {
 }
 
 async fn start_with(single: bool, record_ids: bool) -> String {
+    start_config(single, record_ids, None).await
+}
+
+async fn start_config(single: bool, record_ids: bool, fail_percent: Option<&str>) -> String {
     let config = Config {
         port: 0,
         single,
@@ -25,6 +29,7 @@ async fn start_with(single: bool, record_ids: bool) -> String {
         alloc_at_start: None,
         record_ids,
         sleep: None,
+        fail_percent: fail_percent.map(str::to_string),
     };
     let listener = server::bind(&config).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -50,6 +55,24 @@ async fn send(addr: &str, method: &str, path: &str, body: &str, h2: bool) -> (u1
         parts.version,
         String::from_utf8_lossy(&body).into_owned(),
     )
+}
+
+#[tokio::test]
+async fn fails_the_configured_share_of_echoed_requests() {
+    let addr = start_config(false, false, Some("20")).await;
+    let mut failed = 0;
+    for _ in 0..50 {
+        let (status, _, body) = send(&addr, "GET", "/x", "", false).await;
+        if status == 500 {
+            assert!(body.contains("injected failure"), "{body}");
+            failed += 1;
+        } else {
+            assert_eq!(status, 200);
+        }
+    }
+    assert_eq!(failed, 10);
+    // Health checks never fail: the pod stays ready.
+    assert_eq!(send(&addr, "GET", "/healthz", "", false).await.0, 200);
 }
 
 #[tokio::test]
