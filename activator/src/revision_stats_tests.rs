@@ -58,6 +58,7 @@ fn record<'a>(
         cold: false,
         pod: None,
         request_id: "-",
+        traceparent: "",
         request_bytes: 0,
         response_bytes: 0,
     }

@@ -326,7 +326,10 @@ fn hooks(
 ) -> Hooks {
     let families = MeterFamilies::register(registry);
     // The per-revision counts a canary rollout reads (`GET /revisions/stats`).
-    let mut sinks: Vec<Arc<dyn RecordSink>> = vec![Arc::new(MeterSink), Arc::clone(revision_stats) as Arc<dyn RecordSink>];
+    let mut sinks: Vec<Arc<dyn RecordSink>> = vec![
+        Arc::new(MeterSink),
+        Arc::clone(revision_stats) as Arc<dyn RecordSink>,
+    ];
     if config.access_log {
         sinks.push(Arc::new(AccessLog));
     }
