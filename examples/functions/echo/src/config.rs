@@ -23,6 +23,9 @@ pub struct Config {
     /// Wait this long before answering each echoed request that has no `?sleep=` of its own
     /// (`ECHO_SLEEP_MS`), to play a slow subscriber.
     pub sleep: Option<std::time::Duration>,
+    /// Answer echoed requests with this status unless they ask for another with `?status=`
+    /// (`ECHO_STATUS`, 100–599), to play a failing subscriber.
+    pub status: Option<u16>,
 }
 
 impl Config {
@@ -45,6 +48,9 @@ impl Config {
                 .map(std::time::Duration::from_millis),
             record_ids: non_empty("ECHO_RECORD_IDS")
                 .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            status: non_empty("ECHO_STATUS")
+                .and_then(|v| v.parse().ok())
+                .filter(|s| (100..=599).contains(s)),
         }
     }
 
@@ -80,6 +86,7 @@ mod tests {
                 alloc_at_start: None,
                 record_ids: false,
                 sleep: None,
+                status: None,
             }
         );
         let c = Config::from_lookup(|k| match k {
@@ -91,6 +98,7 @@ mod tests {
             "ECHO_ALLOC_AT_START" => Some("1Mi".into()),
             "ECHO_RECORD_IDS" => Some("true".into()),
             "ECHO_SLEEP_MS" => Some("20".into()),
+            "ECHO_STATUS" => Some("500".into()),
             _ => None,
         });
         assert_eq!(
@@ -104,10 +112,13 @@ mod tests {
                 alloc_at_start: Some("1Mi".into()),
                 record_ids: true,
                 sleep: Some(std::time::Duration::from_millis(20)),
+                status: Some(500),
             }
         );
         assert_eq!(c.alloc_at_start(), Ok(Some(1 << 20)));
         let bad = Config::from_lookup(|k| (k == "ECHO_ALLOC_AT_START").then(|| "a lot".into()));
         assert!(bad.alloc_at_start().is_err());
+        let odd = Config::from_lookup(|k| (k == "ECHO_STATUS").then(|| "700".into()));
+        assert_eq!(odd.status, None, "a status outside 100-599 is ignored");
     }
 }

@@ -25,6 +25,7 @@ async fn start_with(single: bool, record_ids: bool) -> String {
         alloc_at_start: None,
         record_ids,
         sleep: None,
+        status: None,
     };
     let listener = server::bind(&config).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
