@@ -105,7 +105,11 @@ async fn run(store: &str, kill_nats: bool) -> Outcome {
     let ns = TestNamespace::new(&client, &format!("store-{store}")).await;
     let namespace = ns.name().to_string();
     apply_yaml(&namespace, &manifests()).await;
-    apply_yaml(&namespace, &delivery::manifests()).await;
+    apply_yaml(
+        &namespace,
+        &delivery::manifests(&delivery::echo_by_digest().await),
+    )
+    .await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     wait_for(
         Duration::from_secs(90),

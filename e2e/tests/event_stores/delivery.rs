@@ -10,7 +10,11 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use zeroscale_e2e::{ECHO_IMAGE, http_get, record_figure, try_kubectl};
+use zeroscale_e2e::{
+    ECHO_IMAGE, http_get,
+    images::{image_digest, repository},
+    record_figure, try_kubectl,
+};
 
 use super::producer::Producer;
 
@@ -29,18 +33,24 @@ const SLACK_MS: u64 = 5_000;
 /// How long to look for a late extra attempt or a second copy after the expected ones arrived.
 const QUIET: Duration = Duration::from_secs(4);
 
-/// The three Functions (one warm pod each, so the spacing is not a cold start's) and the two
-/// Triggers, to be applied with the other manifests.
-pub fn manifests() -> String {
+/// The echo image by digest: these Functions need its `ECHO_STATUS` and `GET /ids/log`, and a node
+/// that ran an older build under the same tag keeps it (`IfNotPresent`).
+pub async fn echo_by_digest() -> String {
+    format!("{}@{}", repository(ECHO_IMAGE), image_digest(ECHO_IMAGE).await)
+}
+
+/// The three Functions (one warm pod each, so the spacing is not a cold start's) running `image`,
+/// and the two Triggers, to be applied with the other manifests.
+pub fn manifests(image: &str) -> String {
     let record = r#"{name: ECHO_RECORD_IDS, value: "1"}"#;
     let warm = "scale: {initial: 1, min: 1, max: 1}";
     format!(
         "apiVersion: zeroscale.dev/v1alpha1\nkind: Function\nmetadata: {{name: {FAILING}}}\n\
-         spec: {{image: {ECHO_IMAGE}, env: [{record}, {{name: ECHO_STATUS, value: \"500\"}}], {warm}}}\n\
+         spec: {{image: {image}, env: [{record}, {{name: ECHO_STATUS, value: \"500\"}}], {warm}}}\n\
          ---\napiVersion: zeroscale.dev/v1alpha1\nkind: Function\nmetadata: {{name: {SINK}}}\n\
-         spec: {{image: {ECHO_IMAGE}, env: [{record}], {warm}}}\n\
+         spec: {{image: {image}, env: [{record}], {warm}}}\n\
          ---\napiVersion: zeroscale.dev/v1alpha1\nkind: Function\nmetadata: {{name: {ONCE}}}\n\
-         spec: {{image: {ECHO_IMAGE}, env: [{record}], {warm}}}\n\
+         spec: {{image: {image}, env: [{record}], {warm}}}\n\
          ---\napiVersion: zeroscale.dev/v1alpha1\nkind: Trigger\nmetadata: {{name: to-failing}}\n\
          spec: {{source: {{broker: {{}}}}, filters: [{{exact: {{type: {FAIL_TYPE}}}}}], subscriber: {{function: {FAILING}}},\n\
          \x20 delivery: {{retries: {RETRIES}, backoffPolicy: linear, backoffDelay: {BACKOFF_MS}ms, timeout: 10s, deadLetterSink: {{function: {SINK}}}}}}}\n\
@@ -76,9 +86,12 @@ async fn try_log(namespace: &str, function: &str) -> Option<Vec<Value>> {
     let mut entries = Vec::new();
     let mut answered = false;
     for ip in pod_ips(namespace, function).await {
-        if let Ok(response) = http_get(&format!("http://{ip}:8080/ids/log")).await {
+        // An echo build without `/ids/log` answers with its JSON echo, which has no `log`.
+        if let Ok(response) = http_get(&format!("http://{ip}:8080/ids/log")).await
+            && let Some(log) = response.json()["log"].as_array()
+        {
             answered = true;
-            entries.extend(response.json()["log"].as_array().cloned().unwrap_or_default());
+            entries.extend(log.iter().cloned());
         }
     }
     entries.sort_by_key(|e| e["at_ms"].as_u64().unwrap_or(0));
@@ -110,27 +123,69 @@ async fn post_accepted(producer: &Producer, id: &str, ty: &str) {
     }
 }
 
-/// The IP of one ready activator pod, whose broker port the memory store's duplicates all reach.
+/// The broker URL of one ready activator pod (not one being replaced by the install's rollout),
+/// which the memory store's duplicates all reach.
 async fn one_activator_broker(port: u16) -> String {
-    let out = try_kubectl(
+    let pods = zeroscale_e2e::installed::ready_component_pods("activator").await;
+    let pod = pods.first().expect("a ready activator pod");
+    let ip = try_kubectl(
         &[
             "get",
-            "pods",
+            "pod",
             "-n",
             zeroscale_e2e::installed::SYSTEM_NAMESPACE,
-            "-l",
-            "app.kubernetes.io/component=activator,app.kubernetes.io/part-of=zeroscale",
-            "--field-selector=status.phase=Running",
+            pod,
             "-o",
-            "jsonpath={.items[0].status.podIP}",
+            "jsonpath={.status.podIP}",
         ],
         None,
     )
     .await
     .unwrap_or_default();
-    let ip = out.trim();
-    assert!(!ip.is_empty(), "no running activator pod");
-    format!("http://{ip}:{port}")
+    assert!(!ip.trim().is_empty(), "no IP for activator pod {pod}");
+    format!("http://{}:{port}", ip.trim())
+}
+
+/// What the test saw and what the components say, for a failure message.
+async fn diagnose(namespace: &str) -> String {
+    let mut report = String::new();
+    for function in [FAILING, SINK, ONCE] {
+        let ids: Vec<_> = log(namespace, function)
+            .await
+            .iter()
+            .map(|e| format!("{}@{}", e["id"], e["at_ms"]))
+            .collect();
+        report += &format!("\n{function} received: {ids:?}");
+    }
+    let triggers = try_kubectl(
+        &[
+            "get",
+            "triggers",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}: {.status.conditions}{\"\\n\"}{end}",
+        ],
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| e.to_string());
+    report += &format!("\ntriggers:\n{triggers}");
+    let logs = try_kubectl(
+        &[
+            "logs",
+            "-n",
+            zeroscale_e2e::installed::SYSTEM_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/component=activator,app.kubernetes.io/part-of=zeroscale",
+            "--tail=30",
+            "--prefix",
+        ],
+        None,
+    )
+    .await
+    .unwrap_or_else(|e| e.to_string());
+    report + "\nactivator logs:\n" + &logs
 }
 
 /// Runs the checks in `namespace` (where [`manifests`] were applied) against `store`.
@@ -142,7 +197,7 @@ pub async fn check(store: &str, producer: &Producer, namespace: &str) {
         while try_log(namespace, function).await.is_none() {
             assert!(
                 waiting.elapsed() < Duration::from_secs(120),
-                "Function {function} not serving within 120 s"
+                "Function {function} not serving GET /ids/log within 120 s (an echo image without it?)"
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -171,10 +226,12 @@ pub async fn check(store: &str, producer: &Producer, namespace: &str) {
         if !of(&dead, "fail-1").is_empty() && !of(&once, "dup-marker").is_empty() {
             break;
         }
-        assert!(
-            waiting.elapsed() < Duration::from_secs(90),
-            "fail-1 not dead-lettered or dup-marker not delivered within 90 s"
-        );
+        if waiting.elapsed() > Duration::from_secs(90) {
+            panic!(
+                "fail-1 not dead-lettered or dup-marker not delivered within 90 s:{}",
+                diagnose(namespace).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(QUIET).await;
