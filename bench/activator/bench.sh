@@ -11,7 +11,7 @@ source "${BENCH_LIB:-scripts/bench-lib.sh}"
 out=${BENCH_OUT:-target/bench}/activator
 fragment=${BENCH_FRAGMENT:-$out/fragment.json}
 mkdir -p "$out"
-duration=${BENCH_DURATION:-5s}
+duration=${BENCH_ACTIVATOR_DURATION:-3s}
 host=hello.bench.svc.cluster.local
 
 oha=$(bench_oha)
@@ -106,21 +106,33 @@ for port in 18080 18081 18091; do
   "$oha" --no-tui -n 2000 -c 16 --host "$host" "http://127.0.0.1:$port/" > /dev/null
 done
 
-# --- P1 and P2, interleaved in rounds so drift in machine load hits every path alike -------
+# --- P1 and P2: rounds, each measuring every system in a rotating order -------------------
 # Latency: 1k rps open loop (oha corrects for coordinated omission). Throughput: 64 connections,
-# closed loop. Each figure is the median over the rounds.
+# closed loop. Within a round the three systems run back to back, the first one rotating from round
+# to round, so drift in the machine's load hits each alike; the comparisons are the per-round ratios
+# (activator against nginx measured seconds apart), reported as their median and their spread
+# (min–max), with the load average sampled at every round. At least 5 rounds of 3 s runs: about the
+# time 3 rounds of 5 s took.
 latency() { run_oha "$1" -z "$duration" -q 1000 -c 16 --latency-correction "http://127.0.0.1:$2/"; }
 throughput() { run_oha "$1" -z "$duration" -c 64 "http://127.0.0.1:$2/"; }
-rounds=${BENCH_ROUNDS:-3}
+rounds=${BENCH_ACTIVATOR_ROUNDS:-5}
+((rounds >= 5)) || rounds=5
+systems=(direct activator nginx)
+declare -A port=([direct]=18080 [activator]=18091 [nginx]=18081)
 : > "$out/rounds.txt"
+: > "$out/loadavg.txt"
 for round in $(seq 1 "$rounds"); do
-  read -r _ d50 d99 _ < <(latency "direct-1k-$round" 18080)
-  read -r _ a50 a99 aerr < <(latency "activator-1k-$round" 18091)
-  read -r _ n50 n99 _ < <(latency "nginx-1k-$round" 18081)
-  read -r arps _ _ arerr < <(throughput "activator-max-$round" 18091)
-  read -r nrps _ _ nrerr < <(throughput "nginx-max-$round" 18081)
-  read -r drps _ _ _ < <(throughput "direct-max-$round" 18080)
-  echo "$d50 $d99 $a50 $a99 $n50 $n99 $aerr $arps $arerr $nrps $nrerr $drps" | tee -a "$out/rounds.txt"
+  order=()
+  for i in 0 1 2; do order+=("${systems[$(((round - 1 + i) % 3))]}"); done
+  declare -A p50 p99 err rps rerr
+  for system in "${order[@]}"; do
+    read -r _ "p50[$system]" "p99[$system]" "err[$system]" < <(latency "$system-1k-$round" "${port[$system]}")
+  done
+  for system in "${order[@]}"; do
+    read -r "rps[$system]" _ _ "rerr[$system]" < <(throughput "$system-max-$round" "${port[$system]}")
+  done
+  cut -d' ' -f1 /proc/loadavg >> "$out/loadavg.txt"
+  echo "${p50[direct]} ${p99[direct]} ${p50[activator]} ${p99[activator]} ${p50[nginx]} ${p99[nginx]}"     "${err[activator]} ${rps[activator]} ${rerr[activator]} ${rps[nginx]} ${rerr[nginx]} ${rps[direct]}"     "# order: ${order[*]}" | tee -a "$out/rounds.txt"
 done
 active_rss_kib=$(bench_rss_kib "$activator_pid")
 
@@ -153,14 +165,33 @@ park() {
 read -r parked_h1 parked_h1_kib < <(park parked-http1 -c 10000)
 read -r parked_h2 parked_h2_kib < <(park parked-h2c --http2 -c 100 -p 100)
 
-python3 - "$fragment" "$out/rounds.txt" <<PY
+python3 - "$fragment" "$out/rounds.txt" "$out/loadavg.txt" <<PY
 import json, statistics, sys
-rows = [list(map(float, l.split())) for l in open(sys.argv[2]) if l.strip()]
+rows = [list(map(float, l.split("#")[0].split())) for l in open(sys.argv[2]) if l.strip()]
+load = [float(l) for l in open(sys.argv[3]) if l.strip()]
 col = lambda i: [r[i] for r in rows]
 med = lambda xs: round(statistics.median(xs), 1)
 added = lambda a, d: med([r[a] - r[d] for r in rows])
 mib = lambda kib: round(kib / 1024, 1)
 act_rps, ngx_rps = med(col(7)), med(col(9))
+# Per-round ratios: activator against nginx within the same round. A round whose nginx hop added
+# nothing measurable (<= 0 µs at the median) has no added-latency ratio.
+rps_ratios = [r[7] / r[9] for r in rows if r[9] > 0]
+added_ratios = [(r[2] - r[0]) / (r[4] - r[0]) for r in rows if r[4] - r[0] > 0]
+
+def ratio_figures(name, ratios, limit, better):
+    """Median, spread and whether the spread decides `better` (<= or >=) against `limit`."""
+    if not ratios:
+        return {name: None, f"{name}_note": "no round measured it"}
+    lo, hi, mid = min(ratios), max(ratios), statistics.median(ratios)
+    if lo <= limit <= hi:
+        note = f"too wide to decide: per-round ratios {lo:.2f}–{hi:.2f} straddle {limit}"
+    else:
+        met = (hi <= limit) if better == "<=" else (lo >= limit)
+        note = f"decided: every round {'meets' if met else 'misses'} {better} {limit}"
+    return {name: round(mid, 3), f"{name}_min": round(lo, 3), f"{name}_max": round(hi, 3),
+            f"{name}_note": note}
+
 figures = {
   "activator": {
     "added_p50_us": added(2, 0),
@@ -171,7 +202,10 @@ figures = {
     "rps": act_rps,
     "rps_errors": int(sum(col(8))),
     "direct_rps": med(col(11)),
-    "rps_ratio_vs_nginx": round(act_rps / ngx_rps, 3) if ngx_rps else None,
+    **ratio_figures("added_p50_ratio_vs_nginx", added_ratios, 1.0, "<="),
+    **ratio_figures("rps_ratio_vs_nginx", rps_ratios, 1.0, ">="),
+    "load_avg_1m_median": round(statistics.median(load), 2) if load else None,
+    "load_avg_1m_max": round(max(load), 2) if load else None,
     "idle_rss_mib": mib($idle_rss_kib),
     "loaded_rss_mib": mib($active_rss_kib),
     "parked_10k_rss_mib": mib($parked_h1_kib),

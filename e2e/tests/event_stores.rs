@@ -9,12 +9,15 @@
 //! when none does, as with JetStream) is `kill -9`ed (its container's process),
 //! then, with JetStream, the NATS server's process. Every accepted event must reach the subscriber or
 //! the dead-letter sink with JetStream (0 lost); with the memory store the loss is recorded as a
-//! figure (`.zeroscale/logs/timings.log`). The two tests switch the install between the stores (a
+//! figure (`.zeroscale/logs/timings.log`). Before the flood, each run checks retries, the dead-letter
+//! sink and duplicates (`delivery`). The two tests switch the install between the stores (a
 //! `helm upgrade`), so they run one at a time, after the other installed suites (`scripts/e2e.sh`);
 //! the memory test leaves the default install behind.
 
 #[path = "event_stores/chaos.rs"]
 mod chaos;
+#[path = "event_stores/delivery.rs"]
+mod delivery;
 #[path = "event_stores/producer.rs"]
 mod producer;
 #[path = "event_stores/sinks.rs"]
@@ -102,6 +105,11 @@ async fn run(store: &str, kill_nats: bool) -> Outcome {
     let ns = TestNamespace::new(&client, &format!("store-{store}")).await;
     let namespace = ns.name().to_string();
     apply_yaml(&namespace, &manifests()).await;
+    apply_yaml(
+        &namespace,
+        &delivery::manifests(&delivery::echo_by_digest().await),
+    )
+    .await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     wait_for(
         Duration::from_secs(90),
@@ -148,6 +156,8 @@ async fn run(store: &str, kill_nats: bool) -> Outcome {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Retries, dead letters and duplicates first, while the store is quiet.
+    delivery::check(store, &producer, &namespace).await;
     let replicas = deployments
         .get(SUBSCRIBER)
         .await

@@ -15,9 +15,13 @@ use std::{
 };
 
 use cloudevents::{AttributesReader, Event};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
+    time::Instant,
+};
 
 use crate::{
+    backlog::pending::{PendingEvent, PendingEvents},
     delivery::{Clock, Deliverer, EventSender, Outcome, TokioClock},
     metrics::EventMetrics,
     reply::prepare_reply,
@@ -99,6 +103,8 @@ struct Accepted {
     /// Set for a schedule or Kubernetes source: deliver to this route only.
     only: Option<Arc<Route>>,
     held: Arc<Held>,
+    /// When it was accepted (the start of its age in the Triggers' backlogs).
+    accepted_at: Instant,
 }
 
 struct Shared<S, C> {
@@ -110,6 +116,7 @@ struct Shared<S, C> {
     closed: AtomicBool,
     in_flight: Arc<AtomicUsize>,
     metrics: EventMetrics,
+    pending: Arc<PendingEvents>,
 }
 
 /// The broker. Cheap to clone; every clone is the same broker.
@@ -145,6 +152,7 @@ impl<S: EventSender, C: Clock> Broker<S, C> {
             closed: AtomicBool::new(false),
             in_flight: Arc::new(AtomicUsize::new(0)),
             metrics,
+            pending: Arc::default(),
         });
         let broker = Self { shared };
         let dispatcher = broker.clone();
@@ -160,14 +168,21 @@ impl<S: EventSender, C: Clock> Broker<S, C> {
     /// (sources can wait; the ingress cannot).
     pub async fn publish_to(&self, route: Arc<Route>, event: Event, size: usize) -> Result<(), PublishError> {
         let namespace = route.trigger.namespace.clone();
+        let accepted_at = Instant::now();
         let held = self.hold_wait(size, None).await?;
         self.enqueue_wait(Accepted {
             namespace,
             event,
             only: Some(route),
             held,
+            accepted_at,
         })
         .await
+    }
+
+    /// The events each Trigger has not finished, for its backlog metrics.
+    pub fn pending(&self) -> Arc<PendingEvents> {
+        self.shared.pending.clone()
     }
 
     /// Events accepted whose deliveries have not all finished.
@@ -256,6 +271,7 @@ impl<S: EventSender, C: Clock> Broker<S, C> {
             event,
             only,
             held,
+            accepted_at,
         } = accepted;
         let routes = match only {
             Some(route) if route.filters.matches(&event) => vec![route],
@@ -269,16 +285,19 @@ impl<S: EventSender, C: Clock> Broker<S, C> {
         for route in routes {
             let broker = self.clone();
             let (event, held) = (event.clone(), held.clone());
-            tokio::spawn(async move { broker.deliver(route, event, held).await });
+            let pending = self.shared.pending.enter(&route.trigger, accepted_at);
+            tokio::spawn(async move { broker.deliver(route, event, held, pending).await });
         }
     }
 
-    async fn deliver(&self, route: Arc<Route>, event: Arc<Event>, held: Arc<Held>) {
+    async fn deliver(&self, route: Arc<Route>, event: Arc<Event>, held: Arc<Held>, pending: PendingEvent) {
         let outcome = self
             .shared
             .deliverer
             .deliver(&route.trigger, &event, &route.subscriber, &route.delivery)
             .await;
+        // Finished for this Trigger; a reply is a new event in the backlogs it fans out to.
+        drop(pending);
         let Outcome::Delivered {
             reply: Some(reply), ..
         } = outcome
@@ -303,6 +322,7 @@ impl<S: EventSender, C: Clock> Broker<S, C> {
                     event: reply,
                     only: None,
                     held: reply_held,
+                    accepted_at: Instant::now(),
                 };
                 self.enqueue_wait(accepted).await
             }
@@ -328,6 +348,7 @@ impl<S: EventSender, C: Clock> Publish for Broker<S, C> {
             event,
             only: None,
             held,
+            accepted_at: Instant::now(),
         };
         self.shared.queue.try_send(accepted).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => PublishError::Full,

@@ -266,3 +266,36 @@ async fn source_events_go_to_their_own_trigger_through_its_filters() {
         "source events do not enter the broker fan-out"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_trigger_counts_an_event_in_its_backlog_until_its_own_delivery_finished() {
+    let s = setup(BrokerConfig::default()).await;
+    s.routes
+        .upsert(route(&s.sub, "fast", json!({"broker": {}}), json!([])));
+    s.routes
+        .upsert(route(&s.sub, "slow", json!({"broker": {}}), json!([])));
+    s.sub.script("/fast", vec![Reply::status(202)]);
+    s.sub
+        .script("/slow", vec![Reply::status(202).delay(Duration::from_secs(3))]);
+    s.broker.publish("shop", event("a"), 10).unwrap();
+    let pending = s.broker.pending();
+    let of = |name: &str| {
+        pending.backlog(
+            &crate::metrics::TriggerLabels {
+                namespace: "shop".into(),
+                trigger: name.into(),
+            },
+            Instant::now(),
+        )
+    };
+    eventually("the slow delivery started", || s.sub.received("/slow").len() == 1).await;
+    eventually("the fast delivery finished", || of("fast").depth == 0).await;
+    assert_eq!(of("slow").depth, 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        of("slow").oldest_age >= Duration::from_secs(1),
+        "{:?}",
+        of("slow")
+    );
+    eventually("the slow delivery finished", || of("slow").depth == 0).await;
+}

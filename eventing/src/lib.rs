@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod auth_kube;
+pub mod backlog;
 pub mod broker;
 pub mod cesql;
 pub mod delivery;

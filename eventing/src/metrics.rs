@@ -9,6 +9,9 @@
 //! | `zeroscale_events_dropped_total` | `reason` | accepted events given up without delivery (`ttl_exhausted`, `reply_overloaded`, `shutdown`) |
 //! | `zeroscale_event_delivery_duration_seconds` | `namespace`, `trigger` | acceptance to final outcome, retries included |
 //! | `zeroscale_broker_buffered_bytes` | — | bytes of accepted events not yet finished |
+//!
+//! Per Trigger and subscriber Function: queue depth, oldest event age, redeliveries and dead letters,
+//! in [`crate::backlog::metrics`].
 
 use std::time::Duration;
 
@@ -22,6 +25,8 @@ use prometheus_client::{
     },
     registry::Registry,
 };
+
+use crate::backlog::metrics::TriggerMetrics;
 
 /// Labels of a per-namespace metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -74,6 +79,7 @@ pub struct EventMetrics {
     dropped: Family<ReasonLabels, Counter>,
     duration: HistogramFamily<TriggerLabels>,
     buffered_bytes: Gauge,
+    triggers: TriggerMetrics,
 }
 
 impl Default for EventMetrics {
@@ -86,6 +92,7 @@ impl Default for EventMetrics {
             dropped: Family::default(),
             duration: Family::new_with_constructor(delivery_histogram),
             buffered_bytes: Gauge::default(),
+            triggers: TriggerMetrics::default(),
         }
     }
 }
@@ -129,7 +136,13 @@ impl EventMetrics {
             "Bytes of accepted events whose deliveries have not finished",
             metrics.buffered_bytes.clone(),
         );
+        metrics.triggers.register(registry);
         metrics
+    }
+
+    /// The per-Trigger, per-subscriber metrics (queue depth, oldest age, redeliveries, dead letters).
+    pub fn triggers(&self) -> &TriggerMetrics {
+        &self.triggers
     }
 
     /// An event was accepted into `namespace`'s broker.

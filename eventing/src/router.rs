@@ -160,6 +160,12 @@ impl RoutingTable {
             .is_some_and(|routes| routes.iter().any(|r| r.source == SourceKind::Broker))
     }
 
+    /// Every route of every namespace.
+    pub fn all(&self) -> Vec<Arc<Route>> {
+        let table = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        table.values().flatten().cloned().collect()
+    }
+
     /// Every broker-source route (each is one durable consumer of a JetStream store).
     pub fn broker_routes(&self) -> Vec<Arc<Route>> {
         let table = self.inner.read().unwrap_or_else(PoisonError::into_inner);

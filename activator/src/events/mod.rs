@@ -20,6 +20,7 @@ use zeroscale_common::lease::LeaseConfig;
 use zeroscale_eventing::{
     auth::{BrokerAuth, CacheConfig},
     auth_kube::KubeVerifier,
+    backlog::sampler::{SAMPLE_INTERVAL, Sampler, StoreBacklog},
     broker::{Broker, BrokerConfig},
     delivery::{Deliverer, DeliveryDefaults, SendError},
     ingress::{self, IngressConfig},
@@ -122,6 +123,7 @@ pub struct Eventing {
     pub routes: RoutingTable,
     broker: Broker<ActivatorSender>,
     consumers: Option<Consumers>,
+    backlog_task: JoinHandle<()>,
     ingress_stop: CancellationToken,
     ingress_task: JoinHandle<()>,
     triggers_task: Option<JoinHandle<()>>,
@@ -153,25 +155,38 @@ impl Eventing {
         let deliverer = Deliverer::new(sender.clone(), metrics.clone());
         // Sources and, with the memory store, the broker ingress deliver through this broker.
         let broker = Broker::start(routes.clone(), deliverer, config.broker.clone(), metrics.clone());
-        let (store, consumers): (Arc<dyn EventStore>, _) = match config.store.backend {
-            Backend::Memory => {
-                let store = MemoryStore::new(
-                    broker.clone(),
-                    config.store.duplicate_window,
-                    zeroscale_eventing::store::dedup::DEFAULT_DEDUP_CAPACITY,
-                    metrics.clone(),
-                );
-                (Arc::new(store), None)
-            }
-            Backend::JetStream => {
-                let store = Arc::new(
-                    JetStreamStore::connect(config.store.jetstream.clone(), routes.clone(), metrics.clone())
+        let (store, consumers, durable): (Arc<dyn EventStore>, _, Option<Arc<dyn StoreBacklog>>) =
+            match config.store.backend {
+                Backend::Memory => {
+                    let store = MemoryStore::new(
+                        broker.clone(),
+                        config.store.duplicate_window,
+                        zeroscale_eventing::store::dedup::DEFAULT_DEDUP_CAPACITY,
+                        metrics.clone(),
+                    );
+                    (Arc::new(store), None, None)
+                }
+                Backend::JetStream => {
+                    let store = Arc::new(
+                        JetStreamStore::connect(
+                            config.store.jetstream.clone(),
+                            routes.clone(),
+                            metrics.clone(),
+                        )
                         .await?,
-                );
-                let consumers = Consumers::start(store.clone(), sender.clone(), metrics.clone());
-                (store, Some(consumers))
-            }
-        };
+                    );
+                    let consumers = Consumers::start(store.clone(), sender.clone(), metrics.clone());
+                    (store.clone(), Some(consumers), Some(store))
+                }
+            };
+        // Queue depth and oldest age per Trigger: the memory broker's, plus the store's own records.
+        let backlog_task = Sampler::new(
+            routes.clone(),
+            broker.pending(),
+            durable,
+            metrics.triggers().clone(),
+        )
+        .spawn(SAMPLE_INTERVAL);
         tracing::info!(store = %config.store.backend, "event store");
         let listener = tokio::net::TcpListener::bind(config.broker_addr)
             .await
@@ -253,6 +268,7 @@ impl Eventing {
             routes,
             broker,
             consumers,
+            backlog_task,
             ingress_stop,
             ingress_task,
             triggers_task,
@@ -264,6 +280,7 @@ impl Eventing {
     /// Stops the sources and releases their Lease, refuses new events (503) and waits up to `drain`
     /// for accepted events to finish delivery; returns how many did not (they are lost).
     pub async fn shutdown(self, drain: Duration) -> usize {
+        self.backlog_task.abort();
         if let Some(task) = self.triggers_task {
             task.abort();
             let _ = task.await;

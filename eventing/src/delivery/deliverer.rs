@@ -14,6 +14,7 @@ use super::{
     trace::AttemptSpan,
 };
 use crate::{
+    backlog::metrics::SubscriberLabels,
     metrics::{EventMetrics, TriggerLabels},
     retry::retry_after,
 };
@@ -92,7 +93,11 @@ impl<S: EventSender, C: Clock> Deliverer<S, C> {
         config: &DeliveryConfig,
     ) -> Outcome {
         let started = tokio::time::Instant::now();
-        let outcome = match self.attempts(trigger, event.clone(), subscriber, config).await {
+        let labels = SubscriberLabels::of(trigger, subscriber);
+        let outcome = match self
+            .attempts(trigger, Some(&labels), event.clone(), subscriber, config)
+            .await
+        {
             Ok((attempts, answer)) => Outcome::Delivered {
                 attempts,
                 reply: self.reply(trigger, event, answer),
@@ -103,6 +108,9 @@ impl<S: EventSender, C: Clock> Deliverer<S, C> {
             }
         };
         self.metrics.finished(trigger, outcome.label(), started.elapsed());
+        if let Outcome::DeadLettered { .. } = &outcome {
+            self.metrics.triggers().dead_lettered(&labels);
+        }
         if let Outcome::Undeliverable {
             attempts,
             failure,
@@ -137,7 +145,7 @@ impl<S: EventSender, C: Clock> Deliverer<S, C> {
         };
         let mut annotated = event.clone();
         dead_letter::annotate(&mut annotated, subscriber, &failure);
-        match self.attempts(trigger, annotated, sink, config).await {
+        match self.attempts(trigger, None, annotated, sink, config).await {
             Ok(_) => {
                 tracing::warn!(
                     namespace = %trigger.namespace, trigger = %trigger.trigger, id = %event.id(),
@@ -153,10 +161,12 @@ impl<S: EventSender, C: Clock> Deliverer<S, C> {
         }
     }
 
-    /// Attempts until a 2xx answer, a final failure, or the retries are used up.
+    /// Attempts until a 2xx answer, a final failure, or the retries are used up. `subscriber`: the
+    /// labels to count redeliveries under when `target` is the Trigger's subscriber.
     async fn attempts(
         &self,
         trigger: &TriggerLabels,
+        subscriber: Option<&SubscriberLabels>,
         event: Event,
         target: &Target,
         config: &DeliveryConfig,
@@ -207,6 +217,9 @@ impl<S: EventSender, C: Clock> Deliverer<S, C> {
             }
             tracing::debug!(%target, attempt, error = %failure.describe(), "delivery attempt failed; retrying");
             self.metrics.retried(trigger);
+            if let Some(labels) = subscriber {
+                self.metrics.triggers().redelivered(labels);
+            }
             self.clock.sleep(config.retry.wait_before(attempt, asked)).await;
         }
     }

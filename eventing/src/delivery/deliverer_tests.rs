@@ -212,6 +212,36 @@ async fn exhausted_retries_dead_letter_after_the_last_attempt() {
         s.sub.received("/dlq")[0].headers[format!("ce-{ERROR_CODE_EXTENSION}").as_str()],
         "500"
     );
+    let subscriber = SubscriberLabels::of(&labels(), &s.sub.target("/in"));
+    assert_eq!(s.metrics.triggers().redeliveries(&subscriber), 2);
+    assert_eq!(s.metrics.triggers().dead_letters(&subscriber), 1);
+}
+
+#[tokio::test]
+async fn retries_of_the_dead_letter_sink_are_not_redeliveries_of_the_subscriber() {
+    let s = setup().await;
+    s.sub.script("/in", vec![Reply::status(400)]);
+    s.sub.script(
+        "/dlq",
+        vec![Reply::status(503), Reply::status(503), Reply::status(200)],
+    );
+    let cfg = config(2, Some(s.sub.target("/dlq")));
+    let outcome = s
+        .deliverer
+        .deliver(&labels(), &event(), &s.sub.target("/in"), &cfg)
+        .await;
+    assert!(
+        matches!(outcome, Outcome::DeadLettered { attempts: 1, .. }),
+        "{outcome:?}"
+    );
+    let subscriber = SubscriberLabels::of(&labels(), &s.sub.target("/in"));
+    assert_eq!(s.metrics.triggers().redeliveries(&subscriber), 0);
+    assert_eq!(s.metrics.triggers().dead_letters(&subscriber), 1);
+    assert_eq!(
+        s.metrics.retry_count("shop", "orders"),
+        2,
+        "the sink's retries still count as retries"
+    );
 }
 
 #[tokio::test]

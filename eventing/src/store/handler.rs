@@ -16,6 +16,7 @@ use super::{
     consumer::{Shape, Shared},
 };
 use crate::{
+    backlog::metrics::SubscriberLabels,
     delivery::{EventSender, encoding},
     metrics::TriggerLabels,
     reply::prepare_reply,
@@ -48,6 +49,11 @@ impl<S: EventSender> Shared<S> {
         if !route.filters.matches(&event) {
             ack(&message, AckKind::Ack).await;
             return;
+        }
+        let labels = SubscriberLabels::of(trigger, &route.subscriber);
+        if delivered > 1 {
+            // A NAK'd retry, or JetStream's redelivery after an expired AckWait (a crash).
+            self.metrics.triggers().redelivered(&labels);
         }
         let _progress = Progress::start(message.clone(), shape.ack_wait / 3);
         let retry = &route.delivery.retry;
@@ -108,6 +114,9 @@ impl<S: EventSender> Shared<S> {
                 // Acknowledged only now: the dead-letter copy is stored (or there is none to store).
                 ack(&message, AckKind::Ack).await;
                 self.metrics.finished(trigger, outcome, elapsed);
+                if outcome == "dead_lettered" {
+                    self.metrics.triggers().dead_lettered(&labels);
+                }
             }
         }
     }

@@ -124,6 +124,11 @@ impl JetStreamStore {
         })
     }
 
+    /// The JetStream context (requests time out after the publish timeout).
+    pub fn context(&self) -> &jetstream::Context {
+        &self.context
+    }
+
     /// The settings.
     pub fn config(&self) -> &JetStreamConfig {
         &self.config

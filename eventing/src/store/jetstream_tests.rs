@@ -18,6 +18,7 @@ use super::{
     nats_server::NatsServer,
 };
 use crate::{
+    backlog::{Backlog, metrics::SubscriberLabels, pending::PendingEvents, sampler::Sampler},
     delivery::{DeliveryConfig, HttpSender},
     filter::Filters,
     ingress::{IngressConfig, router},
@@ -358,6 +359,55 @@ async fn an_activator_started_before_nats_answers_503_until_it_is_up() {
     .await;
     eventually("the event", || async {
         s.ids("/orders").contains(&"late".to_string())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn backlog_metrics_come_from_the_consumer_and_count_redeliveries_and_dead_letters() {
+    let s = setup().await;
+    s.sub.script("/orders", vec![Reply::status(500).body("boom")]);
+    s.trigger("orders", 2, true);
+    let trigger = TriggerLabels {
+        namespace: "shop".into(),
+        trigger: "orders".into(),
+    };
+    let route = s.routes.get("shop", "orders").expect("route");
+    let labels = SubscriberLabels::of(&trigger, &route.subscriber);
+    // The consumer exists but nobody pulls: what is accepted waits in the stream.
+    let idle = s.consumers();
+    s.consumer_ready("orders").await;
+    idle.shutdown(Duration::from_secs(5)).await;
+    for i in 0..3 {
+        assert_eq!(s.post("/shop", &format!("b{i}")).await.0, StatusCode::ACCEPTED);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let metrics = EventMetrics::default();
+    let mut sampler = Sampler::new(
+        s.routes.clone(),
+        Arc::new(PendingEvents::default()),
+        Some(s.store.clone()),
+        metrics.triggers().clone(),
+    );
+    sampler.sample().await;
+    let backlog = metrics.triggers().backlog(&labels).expect("sampled");
+    assert_eq!(backlog.depth, 3, "num_pending of the consumer");
+    assert!(
+        backlog.oldest_age >= Duration::from_secs(1) && backlog.oldest_age < Duration::from_secs(20),
+        "age of the oldest stored message: {backlog:?}"
+    );
+
+    // Now deliver: each event gets 3 attempts (2 redeliveries), then the dead-letter sink.
+    let _consumers = Consumers::start(s.store.clone(), Arc::new(HttpSender::default()), metrics.clone());
+    eventually("3 dead letters", || async { s.sub.received("/dlq").len() >= 3 }).await;
+    assert_eq!(s.ids("/orders").len(), 9);
+    eventually("the dead-letter counter", || async {
+        metrics.triggers().dead_letters(&labels) == 3
+    })
+    .await;
+    assert_eq!(metrics.triggers().redeliveries(&labels), 6);
+    eventually("an empty backlog", || async {
+        s.store.backlog(&trigger).await == Ok(Backlog::default())
     })
     .await;
 }

@@ -13,6 +13,7 @@ pub mod consumer;
 pub mod dedup;
 mod handler;
 pub mod jetstream;
+mod jetstream_backlog;
 pub mod memory;
 
 #[cfg(test)]

@@ -26,6 +26,9 @@ pub struct Config {
     /// Answer `500 injected failure` to this share of the echoed requests (`ECHO_FAIL_PERCENT`, a
     /// whole number 0–100, parsed by [`Config::fail_percent`]), to play a bad revision.
     pub fail_percent: Option<String>,
+    /// Answer echoed requests with this status unless they ask for another with `?status=`
+    /// (`ECHO_STATUS`, 100–599), to play a failing subscriber.
+    pub status: Option<u16>,
 }
 
 impl Config {
@@ -49,6 +52,9 @@ impl Config {
             record_ids: non_empty("ECHO_RECORD_IDS")
                 .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
             fail_percent: non_empty("ECHO_FAIL_PERCENT"),
+            status: non_empty("ECHO_STATUS")
+                .and_then(|v| v.parse().ok())
+                .filter(|s| (100..=599).contains(s)),
         }
     }
 
@@ -92,6 +98,7 @@ mod tests {
                 record_ids: false,
                 sleep: None,
                 fail_percent: None,
+                status: None,
             }
         );
         let c = Config::from_lookup(|k| match k {
@@ -104,6 +111,7 @@ mod tests {
             "ECHO_RECORD_IDS" => Some("true".into()),
             "ECHO_SLEEP_MS" => Some("20".into()),
             "ECHO_FAIL_PERCENT" => Some("20".into()),
+            "ECHO_STATUS" => Some("500".into()),
             _ => None,
         });
         assert_eq!(
@@ -118,6 +126,7 @@ mod tests {
                 record_ids: true,
                 sleep: Some(std::time::Duration::from_millis(20)),
                 fail_percent: Some("20".into()),
+                status: Some(500),
             }
         );
         assert_eq!(c.fail_percent(), Ok(20));
@@ -125,5 +134,7 @@ mod tests {
         assert_eq!(c.alloc_at_start(), Ok(Some(1 << 20)));
         let bad = Config::from_lookup(|k| (k == "ECHO_ALLOC_AT_START").then(|| "a lot".into()));
         assert!(bad.alloc_at_start().is_err());
+        let odd = Config::from_lookup(|k| (k == "ECHO_STATUS").then(|| "700".into()));
+        assert_eq!(odd.status, None, "a status outside 100-599 is ignored");
     }
 }

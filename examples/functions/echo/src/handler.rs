@@ -66,13 +66,29 @@ impl Echo {
             "/ws" if crate::ws::is_upgrade(&req) => crate::ws::upgrade(req),
             "/call" => crate::call::call(req.uri().query()).await,
             "/ids" if self.ids.is_some() && req.method() == hyper::Method::GET => self.ids().await,
+            "/ids/log" if self.ids.is_some() && req.method() == hyper::Method::GET => self.ids_log().await,
             _ => {
                 if let (Some(ids), Some(id)) = (&self.ids, req.headers().get("ce-id")) {
-                    ids.record(&String::from_utf8_lossy(id.as_bytes())).await;
+                    ids.record(&String::from_utf8_lossy(id.as_bytes()), req.headers())
+                        .await;
                 }
                 self.echo(req).await
             }
         }
+    }
+
+    /// `GET /ids/log`: each request with a `ce-id`, in arrival order ([`crate::ids`]).
+    async fn ids_log(&self) -> Response<Body> {
+        let doc = match &self.ids {
+            Some(ids) => ids.log_document().await,
+            None => serde_json::Value::Null,
+        };
+        let mut response = Response::new(Full::new(Bytes::from(format!("{doc}\n"))).boxed());
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        response
     }
 
     /// `GET /ids`: the CloudEvent ids received ([`crate::ids`]).
@@ -130,6 +146,7 @@ impl Echo {
         }
         let status = options
             .status
+            .or(self.config.status)
             .and_then(|s| StatusCode::from_u16(s).ok())
             .unwrap_or(StatusCode::OK);
         if let Some(chunks) = options.stream {

@@ -30,6 +30,7 @@ async fn start_config(single: bool, record_ids: bool, fail_percent: Option<&str>
         record_ids,
         sleep: None,
         fail_percent: fail_percent.map(str::to_string),
+        status: None,
     };
     let listener = server::bind(&config).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
