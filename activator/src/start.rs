@@ -87,7 +87,7 @@ impl Activator {
         let admin_addr = local(&listeners.admin);
         let peers = wiring.start_peering(internal_addr);
         let eventing = wiring.start_eventing(internal_addr).await?;
-        let proxy = wiring.proxy(peers.as_ref());
+        let proxy = wiring.proxy(peers.as_ref(), eventing.as_ref().map(Eventing::invoker));
         wiring.serve(listeners.external, listeners.internal, &proxy);
         wiring.report_stats();
         wiring.signal_readiness();

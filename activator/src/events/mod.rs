@@ -18,10 +18,16 @@ use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use zeroscale_common::lease::LeaseConfig;
 use zeroscale_eventing::{
+    async_invocation::{
+        AsyncFunctions, InvocationStore,
+        jetstream::JetStreamInvocations,
+        jetstream_worker::AsyncWorkers,
+        memory::{self as async_memory, MemoryInvocations},
+    },
     auth::{BrokerAuth, CacheConfig},
     auth_kube::KubeVerifier,
     broker::{Broker, BrokerConfig},
-    delivery::{Deliverer, DeliveryDefaults, SendError},
+    delivery::{Deliverer, DeliveryDefaults, SendError, TokioClock},
     ingress::{self, IngressConfig},
     metrics::EventMetrics,
     router::RoutingTable,
@@ -32,6 +38,8 @@ use zeroscale_eventing::{
         memory::MemoryStore,
     },
 };
+
+use crate::invoke_async::AsyncInvoker;
 
 use self::{
     sender::ActivatorSender, static_triggers::StaticTriggersError, supervisor::Supervisor, triggers::Triggers,
@@ -122,6 +130,9 @@ pub struct Eventing {
     pub routes: RoutingTable,
     broker: Broker<ActivatorSender>,
     consumers: Option<Consumers>,
+    invoker: Arc<AsyncInvoker>,
+    async_workers: Option<AsyncWorkers>,
+    async_watch: Option<JoinHandle<()>>,
     ingress_stop: CancellationToken,
     ingress_task: JoinHandle<()>,
     triggers_task: Option<JoinHandle<()>>,
@@ -153,7 +164,13 @@ impl Eventing {
         let deliverer = Deliverer::new(sender.clone(), metrics.clone());
         // Sources and, with the memory store, the broker ingress deliver through this broker.
         let broker = Broker::start(routes.clone(), deliverer, config.broker.clone(), metrics.clone());
-        let (store, consumers): (Arc<dyn EventStore>, _) = match config.store.backend {
+        let functions = AsyncFunctions::default();
+        let (store, consumers, invocations, async_workers): (
+            Arc<dyn EventStore>,
+            _,
+            Arc<dyn InvocationStore>,
+            _,
+        ) = match config.store.backend {
             Backend::Memory => {
                 let store = MemoryStore::new(
                     broker.clone(),
@@ -161,7 +178,14 @@ impl Eventing {
                     zeroscale_eventing::store::dedup::DEFAULT_DEDUP_CAPACITY,
                     metrics.clone(),
                 );
-                (Arc::new(store), None)
+                let invocations = MemoryInvocations::new(
+                    sender.clone(),
+                    Arc::new(TokioClock),
+                    functions.clone(),
+                    config.store.duplicate_window,
+                    async_memory::DEFAULT_CAPACITY,
+                );
+                (Arc::new(store), None, Arc::new(invocations), None)
             }
             Backend::JetStream => {
                 let store = Arc::new(
@@ -169,8 +193,21 @@ impl Eventing {
                         .await?,
                 );
                 let consumers = Consumers::start(store.clone(), sender.clone(), metrics.clone());
-                (store, Some(consumers))
+                let invocations = Arc::new(JetStreamInvocations::new(store.clone()));
+                let workers = AsyncWorkers::start(invocations.clone(), sender.clone(), functions.clone());
+                (store, Some(consumers), invocations, Some(workers))
             }
+        };
+        let invoker = Arc::new(AsyncInvoker::new(
+            invocations,
+            functions.clone(),
+            config.store.async_max_body,
+        ));
+        let async_watch = match (&config.triggers, &client) {
+            (TriggerSource::Kubernetes { .. }, Some(client)) => Some(tokio::spawn(
+                crate::invoke_async::functions::watch(client.clone(), functions, config.defaults.clone()),
+            )),
+            _ => None,
         };
         tracing::info!(store = %config.store.backend, "event store");
         let listener = tokio::net::TcpListener::bind(config.broker_addr)
@@ -253,12 +290,20 @@ impl Eventing {
             routes,
             broker,
             consumers,
+            invoker,
+            async_workers,
+            async_watch,
             ingress_stop,
             ingress_task,
             triggers_task,
             election_stop,
             election_task,
         })
+    }
+
+    /// Accepts async invocations (`Prefer: respond-async`) into this data plane's event store.
+    pub fn invoker(&self) -> Arc<AsyncInvoker> {
+        Arc::clone(&self.invoker)
     }
 
     /// Stops the sources and releases their Lease, refuses new events (503) and waits up to `drain`
@@ -271,6 +316,13 @@ impl Eventing {
         self.election_stop.cancel();
         if let Some(task) = self.election_task {
             let _ = task.await;
+        }
+        if let Some(task) = self.async_watch {
+            task.abort();
+        }
+        if let Some(workers) = self.async_workers {
+            // Unfinished invocations are redelivered by JetStream.
+            workers.shutdown(drain).await;
         }
         if let Some(consumers) = self.consumers {
             // Unfinished JetStream messages are not lost: JetStream redelivers them.

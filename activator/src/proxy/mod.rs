@@ -5,6 +5,7 @@
 //! [`crate::respond`].
 
 mod admit;
+mod async_hook;
 mod send;
 
 use std::{convert::Infallible, net::SocketAddr, pin::Pin, sync::Arc};
@@ -41,6 +42,7 @@ pub struct Proxy {
     upstreams: Upstreams,
     metrics: Arc<Metrics>,
     peers: Option<Arc<Peering>>,
+    invoker: Option<Arc<crate::invoke_async::AsyncInvoker>>,
 }
 
 /// Who still has to count an error that happened before a lease.
@@ -71,6 +73,7 @@ impl Proxy {
             upstreams,
             metrics,
             peers: None,
+            invoker: None,
         }
     }
 
@@ -127,6 +130,9 @@ impl Proxy {
         remote: SocketAddr,
         mut request: Request<Incoming>,
     ) -> Result<Response<ResponseBody>, Infallible> {
+        if self.invoker.is_some() && crate::invoke_async::wants_async(&request) {
+            return Ok(Box::pin(self.handle_async(request)).await);
+        }
         // Only a box pointer lives across this await, and the request comes back into the same
         // binding, so the future of a parked request does not grow.
         'peer: {

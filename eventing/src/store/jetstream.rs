@@ -124,6 +124,16 @@ impl JetStreamStore {
         })
     }
 
+    /// The JetStream context (asynchronous invocations keep their own stream through it).
+    pub fn context(&self) -> &jetstream::Context {
+        &self.context
+    }
+
+    /// Whether the client is connected to NATS now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+
     /// The settings.
     pub fn config(&self) -> &JetStreamConfig {
         &self.config
