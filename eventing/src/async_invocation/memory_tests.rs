@@ -21,9 +21,9 @@ use crate::{
 };
 
 /// Invokes functions at the loopback subscriber (path `/fn` + the request's path).
-struct Loopback {
-    http: HttpSender,
-    subscriber: Subscriber,
+pub(super) struct Loopback {
+    pub(super) http: HttpSender,
+    pub(super) subscriber: Subscriber,
 }
 
 impl EventSender for Loopback {
@@ -53,7 +53,7 @@ fn invocation(id: &str, key: Option<&str>, accepted: SystemTime) -> Invocation {
 }
 
 struct Setup {
-    subscriber: Subscriber,
+    pub(super) subscriber: Subscriber,
     clock: VirtualClock,
     store: MemoryInvocations<Loopback, VirtualClock>,
 }

@@ -19,6 +19,8 @@ pub mod run;
 pub mod store;
 
 #[cfg(test)]
+mod jetstream_tests;
+#[cfg(test)]
 mod memory_tests;
 
 pub use outcome::{FAILURE_TYPE, Outcome, Record, SUCCESS_TYPE};

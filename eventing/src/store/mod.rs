@@ -20,7 +20,7 @@ mod jetstream_tests;
 #[cfg(test)]
 mod memory_tests;
 #[cfg(test)]
-mod nats_server;
+pub(crate) mod nats_server;
 
 use std::{fmt, future::Future, pin::Pin, str::FromStr, time::Duration};
 
