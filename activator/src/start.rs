@@ -144,6 +144,11 @@ impl Activator {
         self.eventing.as_ref().map(|e| &e.routes)
     }
 
+    /// The Functions' async invocation policies, when eventing runs (tests set them directly).
+    pub fn async_functions(&self) -> Option<&zeroscale_eventing::async_invocation::AsyncFunctions> {
+        self.eventing.as_ref().map(|e| &e.async_functions)
+    }
+
     /// Reports not ready on `/ready` while still serving everything as usual (the drain delay after
     /// SIGTERM, see `--drain-delay`).
     pub fn set_unready(&self) {

@@ -128,6 +128,8 @@ pub struct Eventing {
     pub broker_addr: SocketAddr,
     /// The broker's routes (feed them directly with [`TriggerSource::Manual`]).
     pub routes: RoutingTable,
+    /// The Functions' async invocation policies (kept from the Function watch, or fed directly).
+    pub async_functions: AsyncFunctions,
     broker: Broker<ActivatorSender>,
     consumers: Option<Consumers>,
     invoker: Arc<AsyncInvoker>,
@@ -204,9 +206,13 @@ impl Eventing {
             config.store.async_max_body,
         ));
         let async_watch = match (&config.triggers, &client) {
-            (TriggerSource::Kubernetes { .. }, Some(client)) => Some(tokio::spawn(
-                crate::invoke_async::functions::watch(client.clone(), functions, config.defaults.clone()),
-            )),
+            (TriggerSource::Kubernetes { .. }, Some(client)) => {
+                Some(tokio::spawn(crate::invoke_async::functions::watch(
+                    client.clone(),
+                    functions.clone(),
+                    config.defaults.clone(),
+                )))
+            }
             _ => None,
         };
         tracing::info!(store = %config.store.backend, "event store");
@@ -288,6 +294,7 @@ impl Eventing {
         Ok(Self {
             broker_addr,
             routes,
+            async_functions: functions,
             broker,
             consumers,
             invoker,
