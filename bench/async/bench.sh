@@ -38,11 +38,23 @@ functions:
     endpoints: [{address: "127.0.0.1:18380"}]
 YAML
 
+# A Trigger no event matches: eventing from static files, so no cluster is needed.
+cat > "$out/triggers.yaml" <<YAML
+apiVersion: zeroscale.dev/v1alpha1
+kind: Trigger
+metadata: {name: none, namespace: bench}
+spec:
+  source: {broker: {}}
+  filters: [{exact: {type: bench.none}}]
+  subscriber: {function: work}
+YAML
+
 # start_activator <log> <extra flags...>
 start_activator() {
   local log=$1
   shift
-  RUST_LOG=warn "$activator_bin" --static-config "$out/functions.yaml" --autoscaler-url "" \
+  RUST_LOG=warn "$activator_bin" --static-config "$out/functions.yaml" --static-triggers "$out/triggers.yaml" \
+    --autoscaler-url "" \
     --external-addr 127.0.0.1:18390 --internal-addr 127.0.0.1:18391 --admin-addr 127.0.0.1:18392 \
     --broker-addr 127.0.0.1:18393 "$@" > "$out/$log" 2>&1 &
   pids+=($!)

@@ -57,7 +57,13 @@ struct Invoker {
 
 impl Invoker {
     /// `POST <path>` to `function` with `Prefer: respond-async`; the status and the invocation id.
-    async fn invoke(&self, function: &str, path: &str, ce_id: &str, key: Option<&str>) -> (u16, String, bool) {
+    async fn invoke(
+        &self,
+        function: &str,
+        path: &str,
+        ce_id: &str,
+        key: Option<&str>,
+    ) -> (u16, String, bool) {
         let host = format!("{function}.{}.svc.cluster.local", self.namespace);
         let mut headers = vec![
             ("host", host.as_str()),
@@ -101,26 +107,51 @@ async fn wait_record(namespace: &str, sink: &str, id: &str) -> Counted {
 
 /// The outcome the activators logged for invocation `id`.
 async fn logged_outcome(id: &str) -> String {
-    wait_for(Duration::from_secs(30), &format!("the log line of {id}"), || async {
-        let logs = kubectl_ok(&[
-            "-n",
-            "zeroscale-system",
-            "logs",
-            "-l",
-            "app.kubernetes.io/component=activator",
-            "--tail=-1",
-            "--prefix=false",
-        ])
-        .await;
-        logs.lines()
-            .filter(|l| l.contains("async invocation finished") && l.contains(id))
-            .find_map(|l| {
-                let doc: serde_json::Value = serde_json::from_str(l).ok()?;
-                let fields = doc.get("fields").unwrap_or(&doc);
-                fields["outcome"].as_str().map(str::to_string)
-            })
-    })
+    wait_for(
+        Duration::from_secs(30),
+        &format!("the log line of {id}"),
+        || async {
+            let logs = kubectl_ok(&[
+                "-n",
+                "zeroscale-system",
+                "logs",
+                "-l",
+                "app.kubernetes.io/component=activator",
+                "--tail=-1",
+                "--prefix=false",
+            ])
+            .await;
+            logs.lines()
+                .filter(|l| l.contains("async invocation finished") && l.contains(id))
+                .find_map(outcome_of)
+        },
+    )
     .await
+}
+
+/// The `outcome` field of a log line, in the JSON format (`"outcome":"Success"`) or the text one
+/// (`outcome=Success`, possibly with ANSI colours between the name and the value).
+fn outcome_of(line: &str) -> Option<String> {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An escape sequence: `ESC [ ... <letter>`.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let rest = plain
+        .split_once("\"outcome\":\"")
+        .or_else(|| plain.split_once("outcome="))?
+        .1;
+    let value: String = rest.chars().take_while(char::is_ascii_alphanumeric).collect();
+    (!value.is_empty()).then_some(value)
 }
 
 /// Every acceptance check of async invocation against `store`.
@@ -138,12 +169,16 @@ pub async fn run(store: &str) {
         namespace: namespace.clone(),
     };
     // Every Function is known to the activators once the warm sinks answer through them.
-    wait_for(Duration::from_secs(120), "the sinks ready through the activator", || async {
-        let host = format!("ok.{namespace}.svc.cluster.local");
-        let url = format!("{}/", installed.activator_url.trim_end_matches('/'));
-        let r = http_request(Method::GET, &url, &[("host", &host)], "", Duration::from_secs(5)).await;
-        r.ok().filter(|r| r.status == 200).map(|_| ())
-    })
+    wait_for(
+        Duration::from_secs(120),
+        "the sinks ready through the activator",
+        || async {
+            let host = format!("ok.{namespace}.svc.cluster.local");
+            let url = format!("{}/", installed.activator_url.trim_end_matches('/'));
+            let r = http_request(Method::GET, &url, &[("host", &host)], "", Duration::from_secs(5)).await;
+            r.ok().filter(|r| r.status == 200).map(|_| ())
+        },
+    )
     .await;
     for warm in ["failing", "aged", "failed"] {
         let host = format!("{warm}.{namespace}.svc.cluster.local");
@@ -154,6 +189,21 @@ pub async fn run(store: &str) {
         })
         .await;
     }
+    // `work` is routed once an async invocation over the size limit gets 413 rather than 404: the
+    // function is resolved first, and nothing is stored or woken.
+    wait_for(
+        Duration::from_secs(60),
+        "the activators routing work (413, not 404)",
+        || async {
+            let host = format!("work.{namespace}.svc.cluster.local");
+            let url = format!("{}/", installed.activator_url.trim_end_matches('/'));
+            let headers = [("host", host.as_str()), ("prefer", "respond-async")];
+            let big = vec![b'x'; 1024 * 1024 + 1];
+            let r = http_request(Method::POST, &url, &headers, big, Duration::from_secs(10)).await;
+            r.ok().filter(|r| r.status == 413).map(|_| ())
+        },
+    )
+    .await;
     let mut work = Counted::default();
     work.poll(&namespace, "work").await;
     assert_eq!(work.requests, 0, "work is at zero before the first invocation");
@@ -164,11 +214,21 @@ pub async fn run(store: &str) {
     let answered = sent.elapsed();
     assert_eq!(status, 202, "async invocation of a function at zero");
     let pods = kubectl_ok(&[
-        "-n", &namespace, "get", "pods", "-l", "zeroscale.dev/function=work",
-        "--field-selector=status.phase=Running", "-o", "name",
+        "-n",
+        &namespace,
+        "get",
+        "pods",
+        "-l",
+        "zeroscale.dev/function=work",
+        "--field-selector=status.phase=Running",
+        "-o",
+        "name",
     ])
     .await;
-    assert!(pods.trim().is_empty(), "202 came before work had a running pod: {pods}");
+    assert!(
+        pods.trim().is_empty(),
+        "202 came before work had a running pod: {pods}"
+    );
     // 2. A repeated Idempotency-Key: the same id, stored once.
     let (s1, once, dup1) = invoker.invoke("work", "/", "idem", Some("order-7")).await;
     let (s2, again, dup2) = invoker.invoke("work", "/", "idem", Some("order-7")).await;
@@ -189,7 +249,11 @@ pub async fn run(store: &str) {
     // The duplicate did not run: `work` saw exactly the two invocations.
     tokio::time::sleep(Duration::from_secs(3)).await;
     work.poll(&namespace, "work").await;
-    assert_eq!(work.requests, 2, "work ran {} requests (ids {:?})", work.requests, work.ids);
+    assert_eq!(
+        work.requests, 2,
+        "work ran {} requests (ids {:?})",
+        work.requests, work.ids
+    );
     let mut failing_calls = Counted::default();
     failing_calls.poll(&namespace, "failing").await;
     assert_eq!(failing_calls.requests, 3, "retries: 2 means 3 attempts");
@@ -200,4 +264,14 @@ pub async fn run(store: &str) {
         begun.elapsed()
     ));
     drop(ns);
+}
+
+#[test]
+fn the_outcome_is_read_from_json_and_coloured_text_log_lines() {
+    let json =
+        r#"{"message":"async invocation finished","id":"a","outcome":"RetriesExhausted","attempts":3}"#;
+    assert_eq!(outcome_of(json).as_deref(), Some("RetriesExhausted"));
+    let text = "\u{1b}[2m...\u{1b}[0m async invocation finished \u{1b}[3moutcome\u{1b}[0m\u{1b}[2m=\u{1b}[0mEventAgeExceeded \u{1b}[3mattempts";
+    assert_eq!(outcome_of(text).as_deref(), Some("EventAgeExceeded"));
+    assert_eq!(outcome_of("no such field"), None);
 }
