@@ -130,9 +130,6 @@ impl Proxy {
         remote: SocketAddr,
         mut request: Request<Incoming>,
     ) -> Result<Response<ResponseBody>, Infallible> {
-        if self.invoker.is_some() && crate::invoke_async::wants_async(&request) {
-            return Ok(Box::pin(self.handle_async(request)).await);
-        }
         // Only a box pointer lives across this await, and the request comes back into the same
         // binding, so the future of a parked request does not grow.
         'peer: {
@@ -147,6 +144,11 @@ impl Proxy {
                 Ok(response) => return Ok(response),
                 Err(returned) => request = *returned,
             }
+        }
+        // After the peer hop: the owning activator stores an async invocation, so the memory store's
+        // `Idempotency-Key` window and its worker are the owner's, whichever replica it reached first.
+        if self.invoker.is_some() && crate::invoke_async::wants_async(&request) {
+            return Ok(Box::pin(self.handle_async(request)).await);
         }
         let arrived = Instant::now();
         let admitted = self.admit(port, &request, arrived);
