@@ -35,7 +35,7 @@ cat > "$out/functions.yaml" <<YAML
 functions:
   - namespace: bench
     name: work
-    endpoints: [{address: "127.0.0.1:18380"}]
+    endpoints: [{address: "127.0.0.1:18480"}]
 YAML
 
 # A Trigger no event matches: eventing from static files, so no cluster is needed.
@@ -55,17 +55,17 @@ start_activator() {
   shift
   RUST_LOG=warn "$activator_bin" --static-config "$out/functions.yaml" --static-triggers "$out/triggers.yaml" \
     --autoscaler-url "" \
-    --external-addr 127.0.0.1:18390 --internal-addr 127.0.0.1:18391 --admin-addr 127.0.0.1:18392 \
-    --broker-addr 127.0.0.1:18393 "$@" > "$out/$log" 2>&1 &
+    --external-addr 127.0.0.1:18490 --internal-addr 127.0.0.1:18491 --admin-addr 127.0.0.1:18492 \
+    --broker-addr 127.0.0.1:18493 "$@" > "$out/$log" 2>&1 &
   pids+=($!)
-  bench_wait_http http://127.0.0.1:18392/ready
+  bench_wait_http http://127.0.0.1:18492/ready
 }
 
 # accept <name>: one oha round; prints "<202 per second> <other answers>".
 accept() {
   "$oha" --no-tui --output-format json -z "$duration" -c 64 -m POST \
     -H 'Host: work.bench.svc.cluster.local' -H 'Prefer: respond-async' \
-    -T application/json -d '{"n":1}' http://127.0.0.1:18390/ > "$out/$1.json"
+    -T application/json -d '{"n":1}' http://127.0.0.1:18490/ > "$out/$1.json"
   python3 - "$out/$1.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -80,16 +80,16 @@ PY
 # measure <store>: warm-up, then the rounds into $out/<store>-rounds.txt.
 measure() {
   "$oha" --no-tui -n 2000 -c 16 -m POST -H 'Host: work.bench.svc.cluster.local' \
-    -H 'Prefer: respond-async' http://127.0.0.1:18390/ > /dev/null
+    -H 'Prefer: respond-async' http://127.0.0.1:18490/ > /dev/null
   : > "$out/$1-rounds.txt"
   for round in $(seq 1 "$rounds"); do
     accept "$1-$round" | tee -a "$out/$1-rounds.txt"
   done
 }
 
-PORT=18380 target/release/zeroscale-echo > "$out/echo.log" 2>&1 &
+PORT=18480 target/release/zeroscale-echo > "$out/echo.log" 2>&1 &
 pids+=($!)
-bench_wait_http http://127.0.0.1:18380/
+bench_wait_http http://127.0.0.1:18480/
 
 start_activator activator-memory.log
 measure memory
@@ -103,11 +103,11 @@ if [[ -z $nats ]]; then
 fi
 if [[ -x $nats ]]; then
   store=$(mktemp -d)
-  printf 'listen: 127.0.0.1:18394\njetstream {\n  store_dir: "%s"\n  sync_interval: always\n}\n' "$store" > "$out/nats.conf"
+  printf 'listen: 127.0.0.1:18494\njetstream {\n  store_dir: "%s"\n  sync_interval: always\n}\n' "$store" > "$out/nats.conf"
   "$nats" --config "$out/nats.conf" > "$out/nats.log" 2>&1 &
   pids+=($!)
   sleep 1
-  start_activator activator-jetstream.log --event-store jetstream --nats-url nats://127.0.0.1:18394
+  start_activator activator-jetstream.log --event-store jetstream --nats-url nats://127.0.0.1:18494
   measure jetstream
   cleanup
   rm -rf "$store"
