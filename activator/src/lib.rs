@@ -17,6 +17,7 @@ pub mod events;
 pub mod function;
 pub mod headers;
 pub mod host;
+pub mod invoke_async;
 pub mod kube_watch;
 pub mod lease;
 pub mod metering;

@@ -89,7 +89,7 @@ impl Activator {
         let admin_addr = local(&listeners.admin);
         let peers = wiring.start_peering(internal_addr);
         let eventing = wiring.start_eventing(internal_addr).await?;
-        let proxy = wiring.proxy(peers.as_ref());
+        let proxy = wiring.proxy(peers.as_ref(), eventing.as_ref().map(Eventing::invoker));
         wiring.serve(listeners.external, listeners.internal, &proxy);
         wiring.report_stats();
         let usage = wiring.report_usage(peers.as_ref());
@@ -148,6 +148,11 @@ impl Activator {
     /// The broker's routes, when eventing runs (feed them with [`crate::events::TriggerSource::Manual`]).
     pub fn event_routes(&self) -> Option<&zeroscale_eventing::router::RoutingTable> {
         self.eventing.as_ref().map(|e| &e.routes)
+    }
+
+    /// The Functions' async invocation policies, when eventing runs (tests set them directly).
+    pub fn async_functions(&self) -> Option<&zeroscale_eventing::async_invocation::AsyncFunctions> {
+        self.eventing.as_ref().map(|e| &e.async_functions)
     }
 
     /// Reports not ready on `/ready` while still serving everything as usual (the drain delay after

@@ -4,6 +4,7 @@
 //! cross-field rules are CEL `x-kubernetes-validations` whose messages name the field, so the API server
 //! rejects invalid Functions at admission without a webhook.
 
+mod async_spec;
 mod conditions;
 mod prediction;
 mod resolved;
@@ -21,6 +22,7 @@ use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use async_spec::{AsyncSpec, DEFAULT_ASYNC_RETRIES, DEFAULT_MAX_EVENT_AGE, MAX_ASYNC_RETRIES};
 pub use conditions::*;
 pub use prediction::{IdleBin, Prediction};
 pub use resolved::{
@@ -143,6 +145,10 @@ pub struct FunctionSpec {
     /// the latest ready revision takes it at once. See docs/canary.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutSpec>,
+    /// How asynchronous invocations (requests with `Prefer: respond-async`) are retried, how old they
+    /// may grow and where their results go; defaults apply when omitted.
+    #[serde(default, rename = "async", skip_serializing_if = "Option::is_none")]
+    pub async_: Option<AsyncSpec>,
 }
 
 fn default_revision_history_limit() -> i32 {

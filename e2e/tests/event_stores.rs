@@ -14,6 +14,8 @@
 //! `helm upgrade`), so they run one at a time, after the other installed suites (`scripts/e2e.sh`);
 //! the memory test leaves the default install behind.
 
+#[path = "event_stores/async_invocation.rs"]
+mod async_invocation;
 #[path = "event_stores/chaos.rs"]
 mod chaos;
 #[path = "event_stores/delivery.rs"]
@@ -275,6 +277,18 @@ async fn wait_delivered(sinks: &mut Sinks, namespace: &str, at_least: usize) {
         );
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Asynchronous invocation on the JetStream store (`event_stores/async_invocation.rs`).
+#[tokio::test]
+async fn async_invocation_on_jetstream() {
+    async_invocation::run("jetstream").await;
+}
+
+/// Asynchronous invocation on the memory store.
+#[tokio::test]
+async fn async_invocation_on_memory() {
+    async_invocation::run("memory").await;
 }
 
 /// JetStream: an activator replica and then the NATS server are killed mid-delivery, and not one

@@ -1,6 +1,7 @@
 //! Zeroscale eventing core: everything Triggers need that does not depend on the activator's or the
 //! operator's internals. See `docs/eventing.md`.
 
+pub mod async_invocation;
 pub mod auth;
 pub mod auth_kube;
 pub mod backlog;

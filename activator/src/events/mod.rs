@@ -18,11 +18,17 @@ use tokio::{sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use zeroscale_common::lease::LeaseConfig;
 use zeroscale_eventing::{
+    async_invocation::{
+        AsyncFunctions, InvocationStore,
+        jetstream::JetStreamInvocations,
+        jetstream_worker::AsyncWorkers,
+        memory::{self as async_memory, MemoryInvocations},
+    },
     auth::{BrokerAuth, CacheConfig},
     auth_kube::KubeVerifier,
     backlog::sampler::{SAMPLE_INTERVAL, Sampler, StoreBacklog},
     broker::{Broker, BrokerConfig},
-    delivery::{Deliverer, DeliveryDefaults, SendError},
+    delivery::{Deliverer, DeliveryDefaults, SendError, TokioClock},
     ingress::{self, IngressConfig},
     metrics::EventMetrics,
     router::RoutingTable,
@@ -33,6 +39,8 @@ use zeroscale_eventing::{
         memory::MemoryStore,
     },
 };
+
+use crate::invoke_async::AsyncInvoker;
 
 use self::{
     sender::ActivatorSender, static_triggers::StaticTriggersError, supervisor::Supervisor, triggers::Triggers,
@@ -121,9 +129,14 @@ pub struct Eventing {
     pub broker_addr: SocketAddr,
     /// The broker's routes (feed them directly with [`TriggerSource::Manual`]).
     pub routes: RoutingTable,
+    /// The Functions' async invocation policies (kept from the Function watch, or fed directly).
+    pub async_functions: AsyncFunctions,
     broker: Broker<ActivatorSender>,
     consumers: Option<Consumers>,
     backlog_task: JoinHandle<()>,
+    invoker: Arc<AsyncInvoker>,
+    async_workers: Option<AsyncWorkers>,
+    async_watch: Option<JoinHandle<()>>,
     ingress_stop: CancellationToken,
     ingress_task: JoinHandle<()>,
     triggers_task: Option<JoinHandle<()>>,
@@ -155,30 +168,42 @@ impl Eventing {
         let deliverer = Deliverer::new(sender.clone(), metrics.clone());
         // Sources and, with the memory store, the broker ingress deliver through this broker.
         let broker = Broker::start(routes.clone(), deliverer, config.broker.clone(), metrics.clone());
-        let (store, consumers, durable): (Arc<dyn EventStore>, _, Option<Arc<dyn StoreBacklog>>) =
-            match config.store.backend {
-                Backend::Memory => {
-                    let store = MemoryStore::new(
-                        broker.clone(),
-                        config.store.duplicate_window,
-                        zeroscale_eventing::store::dedup::DEFAULT_DEDUP_CAPACITY,
-                        metrics.clone(),
-                    );
-                    (Arc::new(store), None, None)
-                }
-                Backend::JetStream => {
-                    let store = Arc::new(
-                        JetStreamStore::connect(
-                            config.store.jetstream.clone(),
-                            routes.clone(),
-                            metrics.clone(),
-                        )
+        let functions = AsyncFunctions::default();
+        let (store, consumers, durable, invocations, async_workers): (
+            Arc<dyn EventStore>,
+            _,
+            Option<Arc<dyn StoreBacklog>>,
+            Arc<dyn InvocationStore>,
+            _,
+        ) = match config.store.backend {
+            Backend::Memory => {
+                let store = MemoryStore::new(
+                    broker.clone(),
+                    config.store.duplicate_window,
+                    zeroscale_eventing::store::dedup::DEFAULT_DEDUP_CAPACITY,
+                    metrics.clone(),
+                );
+                let invocations = MemoryInvocations::new(
+                    sender.clone(),
+                    Arc::new(TokioClock),
+                    functions.clone(),
+                    config.store.duplicate_window,
+                    async_memory::DEFAULT_CAPACITY,
+                );
+                (Arc::new(store), None, None, Arc::new(invocations), None)
+            }
+            Backend::JetStream => {
+                let store = Arc::new(
+                    JetStreamStore::connect(config.store.jetstream.clone(), routes.clone(), metrics.clone())
                         .await?,
-                    );
-                    let consumers = Consumers::start(store.clone(), sender.clone(), metrics.clone());
-                    (store.clone(), Some(consumers), Some(store))
-                }
-            };
+                );
+                let consumers = Consumers::start(store.clone(), sender.clone(), metrics.clone());
+                let invocations = Arc::new(JetStreamInvocations::new(store.clone()));
+                let workers = AsyncWorkers::start(invocations.clone(), sender.clone(), functions.clone());
+                let durable: Arc<dyn StoreBacklog> = store.clone();
+                (store, Some(consumers), Some(durable), invocations, Some(workers))
+            }
+        };
         // Queue depth and oldest age per Trigger: the memory broker's, plus the store's own records.
         let backlog_task = Sampler::new(
             routes.clone(),
@@ -187,6 +212,21 @@ impl Eventing {
             metrics.triggers().clone(),
         )
         .spawn(SAMPLE_INTERVAL);
+        let invoker = Arc::new(AsyncInvoker::new(
+            invocations,
+            functions.clone(),
+            config.store.async_max_body,
+        ));
+        let async_watch = match (&config.triggers, &client) {
+            (TriggerSource::Kubernetes { .. }, Some(client)) => {
+                Some(tokio::spawn(crate::invoke_async::functions::watch(
+                    client.clone(),
+                    functions.clone(),
+                    config.defaults.clone(),
+                )))
+            }
+            _ => None,
+        };
         tracing::info!(store = %config.store.backend, "event store");
         let listener = tokio::net::TcpListener::bind(config.broker_addr)
             .await
@@ -266,15 +306,24 @@ impl Eventing {
         Ok(Self {
             broker_addr,
             routes,
+            async_functions: functions,
             broker,
             consumers,
             backlog_task,
+            invoker,
+            async_workers,
+            async_watch,
             ingress_stop,
             ingress_task,
             triggers_task,
             election_stop,
             election_task,
         })
+    }
+
+    /// Accepts async invocations (`Prefer: respond-async`) into this data plane's event store.
+    pub fn invoker(&self) -> Arc<AsyncInvoker> {
+        Arc::clone(&self.invoker)
     }
 
     /// Stops the sources and releases their Lease, refuses new events (503) and waits up to `drain`
@@ -288,6 +337,13 @@ impl Eventing {
         self.election_stop.cancel();
         if let Some(task) = self.election_task {
             let _ = task.await;
+        }
+        if let Some(task) = self.async_watch {
+            task.abort();
+        }
+        if let Some(workers) = self.async_workers {
+            // Unfinished invocations are redelivered by JetStream.
+            workers.shutdown(drain).await;
         }
         if let Some(consumers) = self.consumers {
             // Unfinished JetStream messages are not lost: JetStream redelivers them.

@@ -6,8 +6,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use http::{HeaderValue, header};
-use zeroscale_eventing::delivery::{
-    Answer, EventSender, HttpSender, Outgoing, SendError, Target, sender::DEFAULT_MAX_REPLY_BYTES,
+use zeroscale_eventing::{
+    async_invocation::{Invocation, InvocationSender},
+    delivery::{
+        Answer, EventSender, HttpSender, Outgoing, SendError, Target, sender::DEFAULT_MAX_REPLY_BYTES,
+    },
 };
 
 /// Longest part of an answer's body written to the debug log.
@@ -49,6 +52,32 @@ impl ActivatorSender {
             request.target = Target::Uri(self.internal.clone());
         }
         Ok(request)
+    }
+}
+
+impl InvocationSender for ActivatorSender {
+    /// Replays the stored request to the data port with the function's cluster host, like a
+    /// delivery: it wakes the function at zero and waits within its concurrency limit.
+    async fn invoke(&self, invocation: &Invocation) -> Result<Answer, SendError> {
+        let key = &invocation.function;
+        let host = format!("{}.{}.svc.{}", key.name, key.namespace, self.cluster_domain);
+        let host = HeaderValue::from_str(&host).map_err(|_| SendError::Unsupported(host.clone()))?;
+        let authority = self
+            .internal
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        let request = invocation.http_request(&authority, Some(host))?;
+        let result = self.inner.exchange(request).await;
+        match &result {
+            Ok(answer) => {
+                tracing::debug!(function = %key, id = %invocation.id, status = answer.status.as_u16(), "async invocation answered")
+            }
+            Err(error) => {
+                tracing::debug!(function = %key, id = %invocation.id, %error, "async invocation not answered")
+            }
+        }
+        result
     }
 }
 

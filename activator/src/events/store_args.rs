@@ -40,6 +40,9 @@ pub struct EventStoreArgs {
     /// Replicas of the stream: 1 with one NATS server, 3 with a cluster of three.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub nats_replicas: u8,
+    /// Largest body of an async invocation (`Prefer: respond-async`), in bytes; larger ones get 413.
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_ASYNC_MAX_BODY_BYTES", default_value_t = zeroscale_eventing::store::DEFAULT_ASYNC_MAX_BODY)]
+    pub async_max_body_bytes: usize,
 }
 
 impl EventStoreArgs {
@@ -56,6 +59,7 @@ impl EventStoreArgs {
                 cold_start_budget: self.event_cold_start_budget,
                 ..JetStreamConfig::default()
             },
+            async_max_body: self.async_max_body_bytes,
         }
     }
 }
@@ -96,6 +100,8 @@ mod tests {
             "5m",
             "--event-cold-start-budget",
             "30s",
+            "--async-max-body-bytes",
+            "4096",
         ]);
         let config = cli.store.config();
         assert_eq!(config.backend, Backend::JetStream);
@@ -103,6 +109,7 @@ mod tests {
         assert_eq!(config.jetstream.replicas, 3);
         assert_eq!(config.jetstream.duplicate_window, Duration::from_secs(300));
         assert_eq!(config.jetstream.cold_start_budget, Duration::from_secs(30));
+        assert_eq!(config.async_max_body, 4096);
         let error = Cli::try_parse_from(["activator", "--event-store", "kafka"])
             .err()
             .expect("refused");

@@ -5,6 +5,7 @@
 //! [`crate::respond`].
 
 mod admit;
+mod async_hook;
 mod send;
 
 use std::{convert::Infallible, net::SocketAddr, pin::Pin, sync::Arc};
@@ -42,6 +43,7 @@ pub struct Proxy {
     upstreams: Upstreams,
     metrics: Arc<Metrics>,
     peers: Option<Arc<Peering>>,
+    invoker: Option<Arc<crate::invoke_async::AsyncInvoker>>,
 }
 
 /// Who still has to count an error that happened before a lease.
@@ -72,6 +74,7 @@ impl Proxy {
             upstreams,
             metrics,
             peers: None,
+            invoker: None,
         }
     }
 
@@ -142,6 +145,11 @@ impl Proxy {
                 Ok(response) => return Ok(response),
                 Err(returned) => request = *returned,
             }
+        }
+        // After the peer hop: the owning activator stores an async invocation, so the memory store's
+        // `Idempotency-Key` window and its worker are the owner's, whichever replica it reached first.
+        if self.invoker.is_some() && crate::invoke_async::wants_async(&request) {
+            return Ok(Box::pin(self.handle_async(request)).await);
         }
         let arrived = Instant::now();
         let admitted = self.admit(port, &request, arrived);

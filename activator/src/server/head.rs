@@ -36,7 +36,8 @@ pub enum Head {
     Http2,
     /// Not complete yet.
     Partial,
-    /// Something hyper should parse and answer itself: malformed, no `Host`, too many headers.
+    /// Something hyper should parse and answer itself: malformed, no `Host`, too many headers; or an
+    /// async invocation (`Prefer: respond-async`), which is stored at once rather than admitted.
     Other,
 }
 
@@ -53,6 +54,7 @@ pub fn classify(bytes: &[u8]) -> Head {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) if prefers_async(request.headers) => Head::Other,
         Ok(httparse::Status::Complete(_)) => request
             .headers
             .iter()
@@ -64,6 +66,15 @@ pub fn classify(bytes: &[u8]) -> Head {
         Ok(httparse::Status::Partial) => Head::Partial,
         Err(_) => Head::Other,
     }
+}
+
+/// Whether a head asks for an async invocation, which must not wait for a pod.
+fn prefers_async(headers: &[httparse::Header<'_>]) -> bool {
+    headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("prefer")
+            && std::str::from_utf8(h.value)
+                .is_ok_and(zeroscale_eventing::async_invocation::prefer::value_prefers_async)
+    })
 }
 
 /// Whether `bytes` contain an empty line (`\n\n` or `\n\r\n`): the end of a head.
@@ -216,5 +227,13 @@ mod tests {
         let many: String = (0..100).map(|i| format!("x-{i}: 1\r\n")).collect();
         let head = format!("GET / HTTP/1.1\r\nHost: f.ns\r\n{many}\r\n");
         assert_eq!(classify(head.as_bytes()), Head::Other, "too many headers");
+    }
+
+    #[test]
+    fn an_async_invocation_is_left_to_hyper_rather_than_admitted_early() {
+        let head = b"POST / HTTP/1.1\r\nHost: f.ns\r\nPrefer: wait=1, Respond-Async\r\n\r\n";
+        assert_eq!(classify(head), Head::Other);
+        let other = b"POST / HTTP/1.1\r\nHost: f.ns\r\nPrefer: return=minimal\r\n\r\n";
+        assert_eq!(classify(other), Head::Http1 { host: "f.ns".into() });
     }
 }

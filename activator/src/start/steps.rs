@@ -226,7 +226,11 @@ impl Wiring {
     }
 
     /// The request path: routes, queues and forwards to pods, or to the owning peer.
-    pub(super) fn proxy(&self, peers: Option<&Arc<Peering>>) -> Arc<Proxy> {
+    pub(super) fn proxy(
+        &self,
+        peers: Option<&Arc<Peering>>,
+        invoker: Option<Arc<crate::invoke_async::AsyncInvoker>>,
+    ) -> Arc<Proxy> {
         let upstreams = Upstreams::new(self.config.upstream);
         let mut proxy = Proxy::new(
             Arc::clone(&self.table),
@@ -236,6 +240,9 @@ impl Wiring {
         );
         if let Some(peers) = peers {
             proxy = proxy.with_peers(Arc::clone(peers));
+        }
+        if let Some(invoker) = invoker {
+            proxy = proxy.with_async(invoker);
         }
         Arc::new(proxy)
     }

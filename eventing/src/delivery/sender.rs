@@ -127,6 +127,14 @@ impl EventSender for HttpSender {
         let req = builder
             .body(Full::new(request.body))
             .map_err(|e| SendError::Transport(e.to_string()))?;
+        self.exchange(req).await
+    }
+}
+
+impl HttpSender {
+    /// Sends any request (an async invocation replays its own method, path and headers) and reads
+    /// the answer, at most the reply limit of its body.
+    pub async fn exchange(&self, req: Request<Full<Bytes>>) -> Result<Answer, SendError> {
         let response = self
             .client
             .request(req)

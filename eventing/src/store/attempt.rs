@@ -93,6 +93,15 @@ pub async fn attempt<S: EventSender>(
     let span = AttemptSpan::start(target, 0, &mut request.headers);
     let sent = tokio::time::timeout(timeout, sender.send(request)).await;
     span.finish_with(&sent);
+    judge(sent, timeout)
+}
+
+/// What an attempt's answer (or its failure, or the timeout after `timeout`) means: `Ok` for a 2xx,
+/// otherwise the failure with the server's `Retry-After`.
+pub fn judge(
+    sent: Result<Result<Answer, SendError>, tokio::time::error::Elapsed>,
+    timeout: Duration,
+) -> Result<Answer, (Failure, Option<Duration>)> {
     match sent {
         Ok(Ok(answer)) if answer.status.is_success() => Ok(answer),
         Ok(Err(SendError::ReplyTooLarge { status, .. })) if status.is_success() => Ok(Answer {
@@ -132,13 +141,26 @@ pub async fn dead_letter<S: EventSender>(
     };
     let mut annotated = event.clone();
     dead_letter::annotate(&mut annotated, subscriber, failure);
+    send_retrying(sender, &annotated, sink, &config.retry, config.attempt_timeout).await?;
+    Ok(true)
+}
+
+/// Sends `event` to `target`, retrying retryable failures with `retry`'s back-off in process (the
+/// caller keeps a stored message alive with in-progress acks meanwhile).
+pub async fn send_retrying<S: EventSender>(
+    sender: &S,
+    event: &Event,
+    target: &Target,
+    retry: &RetryPolicy,
+    timeout: Duration,
+) -> Result<(), Failure> {
     let mut tried: u32 = 0;
     loop {
         tried += 1;
-        match attempt(sender, &annotated, sink, config.attempt_timeout).await {
-            Ok(_) => return Ok(true),
-            Err((failure, asked)) if failure.is_retryable() && tried <= config.retry.retries => {
-                tokio::time::sleep(config.retry.wait_before(tried, asked)).await;
+        match attempt(sender, event, target, timeout).await {
+            Ok(_) => return Ok(()),
+            Err((failure, asked)) if failure.is_retryable() && tried <= retry.retries => {
+                tokio::time::sleep(retry.wait_before(tried, asked)).await;
             }
             Err((failure, _)) => return Err(failure),
         }

@@ -55,6 +55,11 @@ impl DedupWindow {
         self.seen.remove(id);
     }
 
+    /// Whether `id` is remembered (without expiring anything).
+    pub fn contains(&self, id: &str) -> bool {
+        self.seen.contains_key(id)
+    }
+
     /// Ids remembered now.
     pub fn len(&self) -> usize {
         self.seen.len()

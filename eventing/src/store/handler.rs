@@ -145,7 +145,8 @@ impl<S: EventSender> Shared<S> {
     }
 }
 
-async fn ack(message: &jetstream::Message, kind: AckKind) {
+/// Tells JetStream `kind` about `message`; a plain ack waits for the server's confirmation.
+pub(crate) async fn ack(message: &jetstream::Message, kind: AckKind) {
     let result = match kind {
         // Wait for the server's confirmation: an acknowledgement lost in transit would redeliver.
         AckKind::Ack => message.double_ack().await,
@@ -157,10 +158,11 @@ async fn ack(message: &jetstream::Message, kind: AckKind) {
 }
 
 /// Sends in-progress acks every `every` until dropped.
-struct Progress(JoinHandle<()>);
+pub(crate) struct Progress(JoinHandle<()>);
 
 impl Progress {
-    fn start(message: Arc<jetstream::Message>, every: Duration) -> Self {
+    /// Starts acking `message` as in progress every `every` (at least 100 ms).
+    pub(crate) fn start(message: Arc<jetstream::Message>, every: Duration) -> Self {
         let every = every.max(Duration::from_millis(100));
         Self(tokio::spawn(async move {
             loop {

@@ -124,9 +124,15 @@ impl JetStreamStore {
         })
     }
 
-    /// The JetStream context (requests time out after the publish timeout).
+    /// The JetStream context (requests time out after the publish timeout; asynchronous invocations
+    /// keep their own stream through it).
     pub fn context(&self) -> &jetstream::Context {
         &self.context
+    }
+
+    /// Whether the client is connected to NATS now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
     }
 
     /// The settings.

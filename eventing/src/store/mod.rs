@@ -11,7 +11,7 @@
 pub mod attempt;
 pub mod consumer;
 pub mod dedup;
-mod handler;
+pub(crate) mod handler;
 pub mod jetstream;
 mod jetstream_backlog;
 pub mod memory;
@@ -21,7 +21,7 @@ mod jetstream_tests;
 #[cfg(test)]
 mod memory_tests;
 #[cfg(test)]
-mod nats_server;
+pub(crate) mod nats_server;
 
 use std::{fmt, future::Future, pin::Pin, str::FromStr, time::Duration};
 
@@ -35,6 +35,9 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Default time within which a second event with the same `source` and `id` is stored once
 /// (JetStream's own default, and Knative's habit of retrying within a minute or two).
 pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Default largest body of an async invocation: 1 MiB.
+pub const DEFAULT_ASYNC_MAX_BODY: usize = 1024 * 1024;
 
 /// Accepts events for a namespace's broker and keeps them until delivered.
 pub trait EventStore: Send + Sync + 'static {
@@ -78,6 +81,8 @@ pub struct StoreConfig {
     pub duplicate_window: Duration,
     /// Settings of the JetStream backend, used when it is chosen.
     pub jetstream: jetstream::JetStreamConfig,
+    /// Largest body of an async invocation (`--async-max-body-bytes`); larger ones get 413.
+    pub async_max_body: usize,
 }
 
 impl Default for StoreConfig {
@@ -86,6 +91,7 @@ impl Default for StoreConfig {
             backend: Backend::Memory,
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             jetstream: jetstream::JetStreamConfig::default(),
+            async_max_body: DEFAULT_ASYNC_MAX_BODY,
         }
     }
 }
