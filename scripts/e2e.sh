@@ -44,7 +44,7 @@ rm -f .zeroscale/logs/timings.log
 # Step 2: the binaries that bring their own components. A Zeroscale left installed (by `make up`, say)
 # would reconcile and scale their Functions too, so it goes first.
 # event_stores last: it switches the install's event store (and leaves the default, memory).
-installed_suites=(scenarios images protocols event_stores)
+installed_suites=(scenarios images protocols event_stores revisions)
 bash scripts/uninstall.sh || status=1
 targets=(--lib)
 for test in e2e/tests/*.rs; do

@@ -83,11 +83,19 @@ impl Engine {
         let now = self.now();
         let functions = self.cluster.functions();
         let mut known = std::collections::HashSet::with_capacity(functions.len());
-        for (f, key) in functions
+        for (f, (key, reachable)) in functions
             .iter()
             .flat_map(|f| ClusterView::scaled_keys(f).into_iter().map(move |k| (f, k)))
         {
-            let spec = match DeciderSpec::resolve(&f.spec.scale, f.spec.concurrency) {
+            let scale = if reachable {
+                f.spec.scale.clone()
+            } else {
+                zeroscale_crds::ScaleSpec {
+                    min: 0,
+                    ..f.spec.scale.clone()
+                }
+            };
+            let spec = match DeciderSpec::resolve(&scale, f.spec.concurrency) {
                 Ok(spec) => {
                     self.bad_specs.remove(&key);
                     spec
