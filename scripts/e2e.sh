@@ -49,7 +49,7 @@ rm -f .zeroscale/logs/timings.log
 # background beside images, protocols and event_stores, which never restart the autoscaler (the
 # upgrade between event stores changes only the activator and NATS); it starts once scenarios, whose
 # churn and ha tests kill the autoscaler, is done, and is waited for before the uninstall.
-installed_suites=(scenarios predictive images protocols event_stores metering throttle rollout)
+installed_suites=(scenarios predictive images protocols event_stores revisions rollout metering throttle)
 background_suite=predictive
 bash scripts/uninstall.sh || status=1
 targets=(--lib)

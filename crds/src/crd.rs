@@ -43,14 +43,6 @@ pub fn function_crd() -> CustomResourceDefinition {
             "message": format!("metadata.name must be at most {MAX_NAME_LENGTH} characters (a revision is named <name>-<10 hex digits>)"),
         },
         {
-            "rule": "!has(self.spec.traffic) || self.spec.traffic.all(t, !has(t.revisionName) || t.revisionName.startsWith(self.metadata.name + '-'))",
-            "message": "spec.traffic[].revisionName must name a revision of this Function (<name>-<hash>)",
-        },
-        {
-            "rule": "!has(self.spec.traffic) || self.spec.traffic.all(t, !has(t.tag) || t.tag.size() + self.metadata.name.size() <= 62)",
-            "message": "spec.traffic[].tag: <tag>-<name> must fit a 63-character DNS label",
-        },
-        {
             "rule": "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
             "message": "metadata.name must start with a letter and contain only lowercase letters, digits and '-' (it names a Service)",
         },

@@ -3,6 +3,7 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
+use kube::api::ListParams;
 use serde_json::{Value, json};
 use zeroscale_crds::Function;
 
@@ -28,10 +29,35 @@ pub fn function_condition(f: &Function, type_: &str) -> Option<Condition> {
         .cloned()
 }
 
-/// Deployment `name`'s `(spec.replicas, status.readyReplicas)`; `None` when it (or its desired
-/// count) does not exist yet.
+/// The Deployment that runs Function `name`'s current pods: its newest revision's (`<name>-<hash>`,
+/// labelled `zeroscale.dev/function=<name>`), or a Deployment named `name` (from before revisions, or
+/// a revision named directly).
+pub async fn function_deployment(api: &Api<Deployment>, name: &str) -> Option<Deployment> {
+    if let Some(d) = api.get_opt(name).await.ok().flatten() {
+        return Some(d);
+    }
+    let params = ListParams::default().labels(&format!("zeroscale.dev/function={name}"));
+    let list = api.list(&params).await.ok()?;
+    list.items
+        .into_iter()
+        .filter(|d| {
+            d.metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("zeroscale.dev/revision"))
+        })
+        .max_by(|a, b| {
+            let created = |d: &Deployment| d.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            created(a)
+                .cmp(&created(b))
+                .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+        })
+}
+
+/// The `(spec.replicas, status.readyReplicas)` of Function (or revision) `name`'s Deployment (see
+/// [`function_deployment`]); `None` when it (or its desired count) does not exist yet.
 pub async fn deployment_replicas(api: &Api<Deployment>, name: &str) -> Option<(i32, i32)> {
-    let d = api.get_opt(name).await.ok().flatten()?;
+    let d = function_deployment(api, name).await?;
     let desired = d.spec.as_ref()?.replicas?;
     let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
     Some((desired, ready))

@@ -43,7 +43,9 @@ pub mod wait;
 pub use cluster::{ClusterError, client, try_client};
 pub use components::{Activator, Autoscaler, json_log_lines};
 pub use crds::{FUNCTION_CRD, TRIGGER_CRD, install_eventing_crds, install_function_crd};
-pub use functions::{deployment_image, deployment_replicas, function_condition, function_manifest};
+pub use functions::{
+    deployment_image, deployment_replicas, function_condition, function_deployment, function_manifest,
+};
 pub use http::{HttpError, HttpResponse, http_get, http_request};
 pub use images::{
     BUSYBOX_IMAGE, ECHO_IMAGE, ECHO_NODE_IMAGE, ECHO_PYTHON_IMAGE, KUBECTL_IMAGE, MISSING_IMAGE, REGISTRY,

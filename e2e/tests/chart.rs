@@ -505,15 +505,26 @@ async fn chart_components_run_as_pods_under_their_service_accounts() {
             )
             .await
             .ok()?;
-            let children = try_kubectl(
+            // The revision the operator made: a Deployment and a private Service named like it.
+            let revision = try_kubectl(
                 &[
                     "get",
-                    "deployment/hello",
-                    "service/hello",
-                    "service/hello-private",
+                    "fn",
+                    "hello",
                     "-n",
                     &release,
+                    "-o",
+                    "jsonpath={.status.latestCreatedRevisionName}",
                 ],
+                None,
+            )
+            .await
+            .ok()
+            .filter(|r| !r.is_empty())?;
+            let deployment = format!("deployment/{revision}");
+            let private = format!("service/{revision}");
+            let children = try_kubectl(
+                &["get", &deployment, "service/hello", &private, "-n", &release],
                 None,
             )
             .await;

@@ -117,7 +117,7 @@ async fn run(store: &str, kill_nats: bool) -> Outcome {
         Duration::from_secs(90),
         "the subscriber's Deployment at zero",
         || async {
-            let d = deployments.get_opt(SUBSCRIBER).await.ok().flatten()?;
+            let d = zeroscale_e2e::function_deployment(&deployments, SUBSCRIBER).await?;
             (d.spec?.replicas == Some(0)).then_some(())
         },
     )

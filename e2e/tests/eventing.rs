@@ -112,7 +112,10 @@ fn function(name: &str) -> String {
 }
 
 async fn desired_replicas(api: &Api<Deployment>, name: &str) -> Option<i32> {
-    api.get_opt(name).await.ok().flatten()?.spec?.replicas
+    zeroscale_e2e::function_deployment(api, name)
+        .await?
+        .spec?
+        .replicas
 }
 
 #[tokio::test]

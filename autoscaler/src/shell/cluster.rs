@@ -94,23 +94,25 @@ impl ClusterView {
         self.functions.state()
     }
 
-    /// The scaler keys of `function`: one per revision in its status, or its own name while its
-    /// status lists none (a Function from before revisions).
-    pub fn scaled_keys(function: &Function) -> Vec<FunctionKey> {
+    /// The scaler keys of `function`, each with whether it is reachable: one per revision in its
+    /// status (reachable when it has a share of the traffic or a tag), or its own name while its status
+    /// lists none (a Function from before revisions). An unreachable revision ignores `scale.min`, as
+    /// in Knative: nothing can call it, so it goes to zero.
+    pub fn scaled_keys(function: &Function) -> Vec<(FunctionKey, bool)> {
         let (Some(ns), Some(name)) = (
             function.metadata.namespace.as_deref(),
             function.metadata.name.as_deref(),
         ) else {
             return Vec::new();
         };
-        let revisions: Vec<FunctionKey> = function
+        let revisions: Vec<(FunctionKey, bool)> = function
             .status
             .iter()
             .flat_map(|s| s.revisions.iter())
-            .map(|r| FunctionKey::new(ns, &r.name))
+            .map(|r| (FunctionKey::new(ns, &r.name), r.percent > 0 || r.tag.is_some()))
             .collect();
         if revisions.is_empty() {
-            vec![FunctionKey::new(ns, name)]
+            vec![(FunctionKey::new(ns, name), true)]
         } else {
             revisions
         }
@@ -167,18 +169,23 @@ mod tests {
             "spec": { "image": "echo" }
         }))
         .expect("function");
-        assert_eq!(ClusterView::scaled_keys(&f), [FunctionKey::new("ns", "hello")]);
+        assert_eq!(
+            ClusterView::scaled_keys(&f),
+            [(FunctionKey::new("ns", "hello"), true)]
+        );
         f.status = Some(
             serde_json::from_value(serde_json::json!({
-                "revisions": [{ "name": "hello-bbbbbbbbbb" }, { "name": "hello-aaaaaaaaaa" }]
+                "revisions": [{ "name": "hello-bbbbbbbbbb", "percent": 100 }, { "name": "hello-aaaaaaaaaa" },
+                              { "name": "hello-cccccccccc", "tag": "old" }]
             }))
             .expect("status"),
         );
         assert_eq!(
             ClusterView::scaled_keys(&f),
             [
-                FunctionKey::new("ns", "hello-bbbbbbbbbb"),
-                FunctionKey::new("ns", "hello-aaaaaaaaaa")
+                (FunctionKey::new("ns", "hello-bbbbbbbbbb"), true),
+                (FunctionKey::new("ns", "hello-aaaaaaaaaa"), false),
+                (FunctionKey::new("ns", "hello-cccccccccc"), true)
             ]
         );
     }

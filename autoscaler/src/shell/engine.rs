@@ -84,15 +84,25 @@ impl Engine {
         let now = self.now();
         let functions = self.cluster.functions();
         let mut known = std::collections::HashSet::with_capacity(functions.len());
-        for (f, key) in functions
+        for (f, (key, reachable)) in functions
             .iter()
             .flat_map(|f| ClusterView::scaled_keys(f).into_iter().map(move |k| (f, k)))
         {
-            let resolved = DeciderSpec::resolve(&f.spec.scale, f.spec.concurrency).map(|spec| {
+            let scale = if reachable {
+                f.spec.scale.clone()
+            } else {
+                zeroscale_crds::ScaleSpec {
+                    min: 0,
+                    ..f.spec.scale.clone()
+                }
+            };
+            let resolved = DeciderSpec::resolve(&scale, f.spec.concurrency).map(|spec| {
                 // A schedule that cannot run is reported by the operator as `Ready=False`; here the
-                // function keeps its other settings and scales without the windows.
+                // function keeps its other settings and scales without the windows. A revision that
+                // takes no traffic gets no warm capacity from them either, as it gets no `min`.
                 match parse_schedules(&f.spec.scale.schedules) {
-                    Ok(schedules) => DeciderSpec { schedules, ..spec },
+                    Ok(schedules) if reachable => DeciderSpec { schedules, ..spec },
+                    Ok(_) => spec,
                     Err(e) => {
                         tracing::debug!(function = %key, error = %e, "schedules ignored");
                         spec

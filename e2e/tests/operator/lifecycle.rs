@@ -98,7 +98,7 @@ async fn children_follow_the_function_through_create_update_and_delete() {
     wait_ready(&api, "hello", "True", &["Ready"], SETTLE).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
     wait_for(SETTLE, "the new image to roll out", || async {
-        let d = deployments.get("hello").await.ok()?;
+        let d = zeroscale_e2e::function_deployment(&deployments, "hello").await?;
         let s = d.status.as_ref()?;
         let done = image(&d).as_deref() == Some(v2.as_str())
             && s.updated_replicas == Some(1)
@@ -134,7 +134,9 @@ async fn replicas_written_through_scale_survive_reconciles_and_restarts() {
     .await;
     wait_ready(&api, "scaled", "True", &["Ready"], SETTLE).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
-    let d = deployments.get("scaled").await.expect("deployment");
+    let d = zeroscale_e2e::function_deployment(&deployments, "scaled")
+        .await
+        .expect("deployment");
     assert_eq!(replicas(&d), Some(1));
     assert!(
         !operator_owns_replicas(&d),
@@ -158,7 +160,7 @@ async fn replicas_written_through_scale_survive_reconciles_and_restarts() {
         .await
         .expect("env changed");
     let d = wait_for(SETTLE, "the operator to apply the new env", || async {
-        let d = deployments.get("scaled").await.ok()?;
+        let d = zeroscale_e2e::function_deployment(&deployments, "scaled").await?;
         let pod = d.spec.as_ref()?.template.spec.as_ref()?;
         pod.containers[0]
             .env
@@ -183,7 +185,9 @@ async fn replicas_written_through_scale_survive_reconciles_and_restarts() {
         (operator.reconciles().await > before).then_some(())
     })
     .await;
-    let d = deployments.get("scaled").await.expect("deployment");
+    let d = zeroscale_e2e::function_deployment(&deployments, "scaled")
+        .await
+        .expect("deployment");
     assert_eq!(replicas(&d), Some(3));
     assert!(!operator_owns_replicas(&d));
 }
@@ -201,13 +205,15 @@ async fn applying_the_same_manifest_twice_changes_nothing() {
     wait_ready(&api, "hello", "True", &["Ready"], SETTLE).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
     wait_for(SETTLE, "the Deployment to settle", || async {
-        let d = deployments.get("hello").await.ok()?;
+        let d = zeroscale_e2e::function_deployment(&deployments, "hello").await?;
         let s = d.status.as_ref()?;
         (s.observed_generation == d.metadata.generation && s.ready_replicas == Some(1)).then_some(())
     })
     .await;
     let settled = api.get("hello").await.expect("function");
-    let deployment = deployments.get("hello").await.expect("deployment");
+    let deployment = zeroscale_e2e::function_deployment(&deployments, "hello")
+        .await
+        .expect("deployment");
 
     let out = kubectl_ok(&["apply", "-n", ns.name(), "-f", manifest]).await;
     assert!(out.contains("unchanged"), "second apply: {out}");
@@ -216,8 +222,9 @@ async fn applying_the_same_manifest_twice_changes_nothing() {
     let before = operator.reconciles().await;
     let services: Api<Service> = Api::namespaced(client.clone(), ns.name());
     let touch = json!({ "metadata": { "annotations": { "e2e/touched": "yes" } } });
+    let private = deployment.metadata.name.clone().expect("the revision's name");
     services
-        .patch("hello-private", &PatchParams::default(), &Patch::Merge(&touch))
+        .patch(&private, &PatchParams::default(), &Patch::Merge(&touch))
         .await
         .expect("touched");
     wait_for(SETTLE, "a reconcile after the touch", || async {
@@ -235,7 +242,9 @@ async fn applying_the_same_manifest_twice_changes_nothing() {
         settled.resource_version(),
         "the status churned"
     );
-    let d = deployments.get("hello").await.expect("deployment");
+    let d = zeroscale_e2e::function_deployment(&deployments, "hello")
+        .await
+        .expect("deployment");
     assert_eq!(
         d.metadata.generation, deployment.metadata.generation,
         "the Deployment spec changed"

@@ -43,7 +43,8 @@ pub async fn wait_ready(
     .await
 }
 
-/// The Function's Deployment, public Service and `-private` Service, where they exist.
+/// The Function's (latest revision's) Deployment, public Service and private Service (named like the
+/// revision), where they exist.
 pub async fn children(
     client: &Client,
     ns: &str,
@@ -51,11 +52,12 @@ pub async fn children(
 ) -> (Option<Deployment>, Option<Service>, Option<Service>) {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
-    (
-        deployments.get_opt(name).await.ok().flatten(),
-        services.get_opt(name).await.ok().flatten(),
-        services.get_opt(&format!("{name}-private")).await.ok().flatten(),
-    )
+    let deployment = zeroscale_e2e::function_deployment(&deployments, name).await;
+    let private = match deployment.as_ref().and_then(|d| d.metadata.name.clone()) {
+        Some(revision) => services.get_opt(&revision).await.ok().flatten(),
+        None => None,
+    };
+    (deployment, services.get_opt(name).await.ok().flatten(), private)
 }
 
 /// Asserts that `object` is owned (as controller) and labelled by `function`.

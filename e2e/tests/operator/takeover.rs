@@ -28,7 +28,7 @@ async fn a_restarted_operator_converges_to_the_same_children_and_status() {
     // Kill the operator (no graceful shutdown, no Lease release) as soon as it has started on the children.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
     wait_for(SETTLE, "the Deployment to appear", || async {
-        deployments.get_opt("phoenix").await.ok().flatten()
+        zeroscale_e2e::function_deployment(&deployments, "phoenix").await
     })
     .await;
     operator.process.signal("KILL");
@@ -51,12 +51,13 @@ async fn a_restarted_operator_converges_to_the_same_children_and_status() {
         .expect("listed");
     let mut names: Vec<_> = list.lines().collect();
     names.sort_unstable();
+    let revision = d.metadata.name.clone().expect("the revision's name");
     assert_eq!(
         names,
         [
-            "deployment.apps/phoenix",
-            "service/phoenix",
-            "service/phoenix-private"
+            format!("deployment.apps/{revision}"),
+            "service/phoenix".to_string(),
+            format!("service/{revision}")
         ]
     );
     let status = f.status.expect("status");

@@ -40,7 +40,7 @@ async fn update_under_traffic_loses_no_request() {
         Duration::from_secs(120),
         "the rollout to v2 to finish",
         || async {
-            let d = s.deployments.get_opt("rolling").await.ok().flatten()?;
+            let d = zeroscale_e2e::function_deployment(&s.deployments, "rolling").await?;
             let image = deployment_image(&d)?;
             let st = d.status.as_ref()?;
             let done = image == v2
