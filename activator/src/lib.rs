@@ -26,7 +26,6 @@ pub mod peers;
 pub mod probe;
 pub mod proxy;
 pub mod queue;
-pub mod quota;
 pub mod respond;
 pub mod revision_settings;
 pub mod revision_stats;

@@ -1,5 +1,5 @@
 //! The bounded FIFO queue of requests waiting for a function, and the global buffer budget that all
-//! queues share (with, optionally, a quota per namespace: [`crate::quota`]).
+//! queues share (with, optionally, a quota per namespace: [`quota`]).
 //!
 //! A parked request's body is never read while it waits (bodies stream once a pod is chosen), so the
 //! bytes accounted per request are an estimate of what the activator itself holds for it: the request
@@ -13,9 +13,11 @@ use std::{
     },
 };
 
+pub mod quota;
+
 use tokio::time::Instant;
 
-use crate::quota::{NamespaceAccount, NamespaceQuotas};
+use quota::{NamespaceAccount, NamespaceQuotas};
 
 /// Fixed per-request overhead accounted on top of the head: task, channel and queue entry.
 pub const PARKED_OVERHEAD_BYTES: usize = 512;

@@ -152,6 +152,16 @@ impl std::fmt::Debug for Eventing {
     }
 }
 
+/// What the configured event store backend provides: the Triggers' store (and its consumers and
+/// backlog records when durable) and the asynchronous invocations' store (and its workers).
+struct Backends {
+    store: Arc<dyn EventStore>,
+    consumers: Option<Consumers>,
+    durable: Option<Arc<dyn StoreBacklog>>,
+    invocations: Arc<dyn InvocationStore>,
+    async_workers: Option<AsyncWorkers>,
+}
+
 impl Eventing {
     /// Binds the broker port and starts the broker, the ingress and the Trigger source. Deliveries
     /// to Functions go to the data port bound at `internal` with hosts in `cluster_domain`.
@@ -169,13 +179,13 @@ impl Eventing {
         // Sources and, with the memory store, the broker ingress deliver through this broker.
         let broker = Broker::start(routes.clone(), deliverer, config.broker.clone(), metrics.clone());
         let functions = AsyncFunctions::default();
-        let (store, consumers, durable, invocations, async_workers): (
-            Arc<dyn EventStore>,
-            _,
-            Option<Arc<dyn StoreBacklog>>,
-            Arc<dyn InvocationStore>,
-            _,
-        ) = match config.store.backend {
+        let Backends {
+            store,
+            consumers,
+            durable,
+            invocations,
+            async_workers,
+        } = match config.store.backend {
             Backend::Memory => {
                 let store = MemoryStore::new(
                     broker.clone(),
@@ -190,7 +200,13 @@ impl Eventing {
                     config.store.duplicate_window,
                     async_memory::DEFAULT_CAPACITY,
                 );
-                (Arc::new(store), None, None, Arc::new(invocations), None)
+                Backends {
+                    store: Arc::new(store),
+                    consumers: None,
+                    durable: None,
+                    invocations: Arc::new(invocations),
+                    async_workers: None,
+                }
             }
             Backend::JetStream => {
                 let store = Arc::new(
@@ -201,7 +217,13 @@ impl Eventing {
                 let invocations = Arc::new(JetStreamInvocations::new(store.clone()));
                 let workers = AsyncWorkers::start(invocations.clone(), sender.clone(), functions.clone());
                 let durable: Arc<dyn StoreBacklog> = store.clone();
-                (store, Some(consumers), Some(durable), invocations, Some(workers))
+                Backends {
+                    store,
+                    consumers: Some(consumers),
+                    durable: Some(durable),
+                    invocations,
+                    async_workers: Some(workers),
+                }
             }
         };
         // Queue depth and oldest age per Trigger: the memory broker's, plus the store's own records.

@@ -10,7 +10,7 @@ use std::{
     },
 };
 
-use crate::queue::reserve_within;
+use super::reserve_within;
 
 /// One namespace's share of the buffer: the bytes its queues hold, and the most they may.
 #[derive(Clone, Debug)]
@@ -79,7 +79,7 @@ impl NamespaceQuotas {
 
 #[cfg(test)]
 mod tests {
-    use crate::queue::{BufferBudget, Overflow};
+    use super::super::{BufferBudget, Overflow};
 
     #[test]
     fn one_namespace_cannot_take_another_s_share() {
