@@ -44,11 +44,12 @@ rm -f .zeroscale/logs/timings.log
 
 # Step 2: the binaries that bring their own components. A Zeroscale left installed (by `make up`, say)
 # would reconcile and scale their Functions too, so it goes first.
-# event_stores last: it switches the install's event store (and leaves the default, memory).
-# predictive (9½ minutes, mostly asleep, a namespace and a Function of its own) runs in the
-# background beside images, protocols and event_stores, which never restart the autoscaler (the
-# upgrade between event stores changes only the activator and NATS); it starts once scenarios, whose
-# churn and ha tests kill the autoscaler, is done, and is waited for before the uninstall.
+# event_stores switches the install's event store to JetStream and back (it leaves the default,
+# memory). predictive (9½ minutes, mostly asleep, a namespace and a Function of its own) runs in the
+# background beside every later suite, none of which restarts the autoscaler (the upgrade between event
+# stores changes only the activator and NATS; metering restarts one activator replica, which the
+# predictive test's requests retry through); it starts once scenarios, whose churn and ha tests kill
+# the autoscaler, is done, and is waited for before the uninstall.
 installed_suites=(scenarios predictive images protocols event_stores revisions rollout metering throttle)
 background_suite=predictive
 bash scripts/uninstall.sh || status=1
