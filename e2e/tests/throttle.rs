@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use support::{Scenario, echo_spec};
-use zeroscale_e2e::{HttpResponse, http_request, record_timing};
+use zeroscale_e2e::{ECHO_IMAGE, HttpResponse, http_request, image_digest, record_timing};
 
 /// The most intervals that contain one instant: how many requests were in flight at once.
 fn max_overlap(intervals: &[(u64, u64)]) -> usize {
@@ -174,10 +174,19 @@ async fn client_loop(url: String, host: String, began: Instant, until: Instant) 
     flood
 }
 
+/// The echo image by digest: the node may hold an older image under the same tag, and this test
+/// needs the pushed one (its answers carry `started_us` and `answered_us`).
+async fn pinned_echo() -> String {
+    let digest = image_digest(ECHO_IMAGE).await;
+    let repository = ECHO_IMAGE.rsplit_once(':').map_or(ECHO_IMAGE, |(r, _)| r);
+    format!("{repository}@{}", digest.trim())
+}
+
 /// Reserved concurrency and namespace isolation, returning the figures for the report.
 async fn throttling(flooded: &Scenario, neighbour: &Scenario) -> String {
     // Three pods with no per-pod limit: only maxConcurrency can hold requests back.
     let spec = echo_spec(json!({
+        "image": pinned_echo().await,
         "scale": {"initial": 3, "min": 3, "maxConcurrency": 10, "maxQueued": 10},
     }));
     flooded.apply("capped", spec).await;
