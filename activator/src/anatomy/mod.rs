@@ -6,10 +6,12 @@
 //!
 //! Made by a [`RecordSink`] off the request path, in a task: one histogram per phase
 //! (`zeroscale_activator_cold_start_phase_seconds{phase}`), a `ColdStart` Event on the Function
-//! (`kubectl describe fn`), and a log line.
+//! (`kubectl describe fn`), a log line, and, when traces are exported, a `cold start` span on the
+//! request's trace with one event per phase ([`span`]).
 
 pub mod phases;
 mod sources;
+pub mod span;
 
 use std::{sync::Arc, time::Duration};
 
@@ -111,6 +113,7 @@ impl RecordSink for AnatomySink {
         let shared = Arc::clone(&self.shared);
         let function = Arc::clone(function);
         let request_id = r.request_id.to_string();
+        let traceparent = r.traceparent.to_string();
         tokio::spawn(async move {
             let key = function.key();
             let stamps = sources::complete(&shared.client, key, pod.ip(), stamps).await;
@@ -125,6 +128,10 @@ impl RecordSink for AnatomySink {
                     .phases
                     .get_or_create(&labels)
                     .observe(Duration::from_micros(micros).as_secs_f64());
+            }
+            // On the request's trace too, when traces are exported.
+            if let Some(tracer) = zeroscale_common::tracing_otlp::tracer() {
+                span::export(tracer, &traceparent, &stamps, &phases);
             }
             let note = note(&stamps, &phases);
             tracing::info!(
