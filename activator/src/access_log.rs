@@ -21,7 +21,7 @@ impl RecordSink for AccessLog {
             target: "access",
             namespace = r.namespace(),
             function = r.function_name(),
-            revision = r.revision.unwrap_or(""),
+            revision = r.revision_name().unwrap_or(""),
             method = r.method.as_str(),
             status = r.status,
             outcome = r.outcome.label(),

@@ -19,7 +19,7 @@ use std::{
 
 use axum::{Json, Router, extract::State, routing::get};
 use zeroscale_common::revision_stats::{Counts, LATENCY_BOUNDS_MS, RevisionCounts, STATS_PATH, StatsReport};
-use zeroscale_crds::revision::HASH_LENGTH;
+use zeroscale_crds::revision::split_revision_name;
 
 use crate::function::record::{RecordSink, RequestOutcome, RequestRecord};
 
@@ -62,13 +62,6 @@ impl RevisionStats {
     }
 }
 
-/// The Function of a revision's routing entry named `<function>-<10 hex digits>`.
-fn function_of(revision: &str) -> Option<&str> {
-    let (function, hash) = revision.rsplit_once('-')?;
-    (!function.is_empty() && hash.len() == HASH_LENGTH && hash.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then_some(function)
-}
-
 /// Whether a finished request counts as failed for the canary.
 fn failed(record: &RequestRecord<'_>) -> bool {
     record.status >= 500 || record.outcome == RequestOutcome::Timeout
@@ -84,9 +77,9 @@ impl RecordSink for RevisionStats {
         let key = entry.key();
         let (function, revision) = match record.revision {
             Some(revision) => (key.name.as_str(), revision),
-            None => match function_of(&key.name) {
-                Some(function) => (function, key.name.as_str()),
-                None => return,
+            None => match split_revision_name(&key.name) {
+                (function, Some(revision)) => (function, revision),
+                (_, None) => return,
             },
         };
         let latency = record

@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use zeroscale_crds::revision::split_revision_name;
 
 use crate::{
     metering::{
@@ -20,11 +21,13 @@ use crate::{
 pub fn take_windows(table: &RoutingTable) -> Vec<Window> {
     let mut windows = Vec::new();
     for function in table.all() {
+        // A routing entry per revision: its name is the revision's, its Function the prefix.
+        let (name, own) = split_revision_name(&function.key().name);
         for (revision, totals) in function.take_usage() {
             windows.push(Window {
                 namespace: function.key().namespace.clone(),
-                function: function.key().name.clone(),
-                revision,
+                function: name.to_string(),
+                revision: revision.or_else(|| own.map(Arc::from)),
                 totals,
             });
         }

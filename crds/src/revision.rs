@@ -101,6 +101,18 @@ pub fn is_revision_of(name: &str, function: &str) -> bool {
         .is_some_and(|hash| hash.len() == HASH_LENGTH && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// The Function and the revision a name stands for: `(function, Some(name))` when `name` has the form
+/// of a revision (`<function>-<hash>`), else `(name, None)`: a Function without revisions. The
+/// activator keys its routing entries this way, and labels metrics and records from it.
+pub fn split_revision_name(name: &str) -> (&str, Option<&str>) {
+    match name.rsplit_once('-') {
+        Some((function, _)) if !function.is_empty() && is_revision_of(name, function) => {
+            (function, Some(name))
+        }
+        _ => (name, None),
+    }
+}
+
 #[cfg(test)]
 #[path = "revision_tests.rs"]
 mod tests;

@@ -96,3 +96,18 @@ fn revision_names_are_recognised_only_with_a_hex_hash() {
     assert!(!is_revision_of("hello-0123456789a", "hello"));
     assert!(!is_revision_of("hellox-0123456789", "hello"));
 }
+
+#[test]
+fn a_revision_name_splits_into_its_function() {
+    assert_eq!(
+        split_revision_name("hello-0123456789"),
+        ("hello", Some("hello-0123456789"))
+    );
+    assert_eq!(
+        split_revision_name("my-fn-abcdef0123"),
+        ("my-fn", Some("my-fn-abcdef0123"))
+    );
+    assert_eq!(split_revision_name("hello"), ("hello", None));
+    assert_eq!(split_revision_name("hello-world"), ("hello-world", None));
+    assert_eq!(split_revision_name("-0123456789"), ("-0123456789", None));
+}

@@ -24,6 +24,8 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
+use zeroscale_crds::revision::split_revision_name;
+
 use super::FunctionState;
 use crate::{
     error::ProxyError,
@@ -97,7 +99,7 @@ impl RequestOutcome {
 pub struct RequestRecord<'a> {
     /// The function it was for; `None` when no function matched its host.
     pub function: Option<&'a Arc<FunctionState>>,
-    /// The function's revision that served it; `None` until revisions exist.
+    /// The revision that served it, when the request path knows it; else see [`Self::revision_name`].
     pub revision: Option<&'a str>,
     /// The request method.
     pub method: &'a Method,
@@ -152,9 +154,17 @@ impl RequestRecord<'_> {
         self.function.map_or("", |f| f.key().namespace.as_str())
     }
 
-    /// The function's name (empty when unrouted).
+    /// The Function's name (empty when unrouted): the routing entry's own name, or the Function of
+    /// the revision it stands for.
     pub fn function_name(&self) -> &str {
-        self.function.map_or("", |f| f.key().name.as_str())
+        self.function.map_or("", |f| split_revision_name(&f.key().name).0)
+    }
+
+    /// The revision that served it: the one the record names, else the routing entry's when that
+    /// stands for a revision (`<function>-<hash>`); `None` for a Function without revisions.
+    pub fn revision_name(&self) -> Option<&str> {
+        self.revision
+            .or_else(|| self.function.and_then(|f| split_revision_name(&f.key().name).1))
     }
 
     /// Its trace id (32 hex digits; empty when unknown).

@@ -13,6 +13,7 @@ use prometheus_client::{
     registry::Registry,
 };
 use zeroscale_common::signals::FunctionKey;
+use zeroscale_crds::revision::split_revision_name;
 
 use super::{
     resources::{Resources, billed_millis},
@@ -26,7 +27,7 @@ pub struct RevisionLabels {
     pub namespace: String,
     /// Name of the function.
     pub function: String,
-    /// Revision that served (empty until revisions exist).
+    /// Revision that served (empty for a Function without revisions).
     pub revision: String,
 }
 
@@ -37,7 +38,7 @@ pub struct OutcomeLabels {
     pub namespace: String,
     /// Name of the function.
     pub function: String,
-    /// Revision that served (empty until revisions exist).
+    /// Revision that served (empty for a Function without revisions).
     pub revision: String,
     /// See [`crate::function::record::RequestOutcome::label`].
     pub outcome: &'static str,
@@ -50,7 +51,7 @@ pub struct StateLabels {
     pub namespace: String,
     /// Name of the function.
     pub function: String,
-    /// Revision of the pods (empty until revisions exist).
+    /// Revision of the pods (empty for a Function without revisions).
     pub revision: String,
     /// `busy` (≥ 1 request in flight) or `idle` (ready, none in flight).
     pub state: &'static str,
@@ -200,10 +201,12 @@ impl FunctionMeter {
         {
             Some(i) => i,
             None => {
+                // A routing entry per revision: its name is the revision's, its Function the prefix.
+                let (function, own) = split_revision_name(&self.key.name);
                 let labels = RevisionLabels {
                     namespace: self.key.namespace.clone(),
-                    function: self.key.name.clone(),
-                    revision: revision.unwrap_or_default().to_string(),
+                    function: function.to_string(),
+                    revision: revision.or(own).unwrap_or_default().to_string(),
                 };
                 let f = &self.families;
                 let outcome = |outcome| {
@@ -295,3 +298,7 @@ impl FunctionMeter {
             .collect()
     }
 }
+
+#[cfg(test)]
+#[path = "meter_tests.rs"]
+mod tests;

@@ -88,7 +88,7 @@ pub struct UsageRecord {
     pub namespace: String,
     /// Name of the function.
     pub function: String,
-    /// Revision (empty until revisions exist).
+    /// Revision (empty for a Function without revisions).
     pub revision: String,
     /// Start of the window (the previous flush), RFC 3339.
     pub window_start: String,
