@@ -217,4 +217,43 @@ mod tests {
             assert_eq!(back, generated.crd);
         }
     }
+
+    /// Every CEL rule's text in `value`, depth first.
+    fn rules(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::String(rule)) = map.get("rule") {
+                    out.push(rule.clone());
+                }
+                map.values().for_each(|v| rules(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| rules(v, out)),
+            _ => {}
+        }
+    }
+
+    /// CEL string literals accept only these escapes after a backslash (a regular expression's `\.`
+    /// must be written `\\.` or `[.]`); the API server refuses the whole CRD otherwise.
+    #[test]
+    fn cel_rules_use_only_valid_string_escapes() {
+        for generated in all() {
+            let json = serde_json::to_value(&generated.crd).expect("serialises");
+            let mut found = Vec::new();
+            rules(&json, &mut found);
+            assert!(!found.is_empty());
+            for rule in found {
+                let mut chars = rule.chars();
+                while let Some(c) = chars.next() {
+                    if c == '\\' {
+                        let next = chars.next();
+                        assert!(
+                            next.is_some_and(|n| "\\'\"`?abfnrtvxuU0123".contains(n)),
+                            "invalid CEL escape \\{} in rule {rule}",
+                            next.map(String::from).unwrap_or_default()
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

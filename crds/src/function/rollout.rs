@@ -22,7 +22,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest step interval.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 /// What `maxErrorRate` accepts: a percentage from `0%` to `100%`, decimals allowed (`0.5%`).
-pub const ERROR_RATE_PATTERN: &str = "^(100(\\.0+)?|[0-9]{1,2}(\\.[0-9]+)?)%$";
+pub const ERROR_RATE_PATTERN: &str = "^(100([.]0+)?|[0-9]{1,2}([.][0-9]+)?)%$";
 
 /// How a new revision takes over: steps of traffic, each held for `interval` while it stays healthy.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
