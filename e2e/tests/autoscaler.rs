@@ -17,7 +17,7 @@ use kube::{
     api::{ListParams, PostParams},
 };
 use serde_json::json;
-use zeroscale_crds::Function;
+use zeroscale_crds::{Function, revision::split_revision_name};
 use zeroscale_e2e::{
     Activator, Autoscaler, ECHO_IMAGE, Operator, TestNamespace, deployment_replicas as replicas, free_addr,
     function_manifest, http_request, install_function_crd, json_log_lines, try_wait_for, wait_for,
@@ -78,10 +78,17 @@ impl Stack {
     }
 
     /// The autoscaler's `scaled` log lines for `function` (`<namespace>/<name>`).
+    /// The `scaled` log lines of `function` (`<namespace>/<name>`): the autoscaler scales each
+    /// revision, so its lines name `<namespace>/<revision>` (`<name>-<hash>`).
     fn scaled_lines(&self, function: &str) -> Vec<serde_json::Value> {
         json_log_lines(&self.autoscaler.process, "scaled")
             .into_iter()
-            .filter(|v| v["function"] == function)
+            .filter(|v| {
+                v["function"].as_str().is_some_and(|f| {
+                    f.split_once('/')
+                        .is_some_and(|(ns, name)| format!("{ns}/{}", split_revision_name(name).0) == function)
+                })
+            })
             .collect()
     }
 }

@@ -143,33 +143,30 @@ async fn replicas_written_through_scale_survive_reconciles_and_restarts() {
         "the operator must not own spec.replicas"
     );
 
-    // The autoscaler's way: a patch of the /scale subresource.
+    // The autoscaler's way: a patch of the /scale subresource of the revision's Deployment.
+    let revision = d.metadata.name.clone().expect("the revision's name");
     let scale = json!({ "spec": { "replicas": 3 } });
     let params = PatchParams {
         field_manager: Some("e2e-autoscaler".into()),
         ..PatchParams::default()
     };
     deployments
-        .patch_scale("scaled", &params, &Patch::Merge(&scale))
+        .patch_scale(&revision, &params, &Patch::Merge(&scale))
         .await
         .expect("scaled");
 
-    // A spec change makes the operator apply the Deployment again.
-    let patch = json!({ "spec": { "env": [{ "name": "GREETING", "value": "hi" }] } });
+    // A spec change that makes no new revision (scale settings) makes the operator reconcile and
+    // apply the same Deployment again.
+    let before = operator.reconciles().await;
+    let patch = json!({ "spec": { "scale": { "initial": 1, "window": "10s" } } });
     api.patch("scaled", &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .expect("env changed");
-    let d = wait_for(SETTLE, "the operator to apply the new env", || async {
-        let d = zeroscale_e2e::function_deployment(&deployments, "scaled").await?;
-        let pod = d.spec.as_ref()?.template.spec.as_ref()?;
-        pod.containers[0]
-            .env
-            .iter()
-            .flatten()
-            .any(|e| e.name == "GREETING")
-            .then_some(d)
+        .expect("scale settings changed");
+    wait_for(SETTLE, "the operator to reconcile the change", || async {
+        (operator.reconciles().await > before).then_some(())
     })
     .await;
+    let d = deployments.get(&revision).await.expect("the same revision");
     assert_eq!(
         replicas(&d),
         Some(3),
@@ -260,7 +257,7 @@ async fn applying_the_same_manifest_twice_changes_nothing() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "URL", "READY", "REPLICAS", "REASON", "AGE"],
+        ["NAME", "URL", "READY", "REPLICAS", "LATEST", "REASON", "AGE"],
         "{table}"
     );
     let row: Vec<_> = table
