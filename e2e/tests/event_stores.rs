@@ -160,10 +160,8 @@ async fn run(store: &str, kill_nats: bool) -> Outcome {
     }
     // Retries, dead letters and duplicates first, while the store is quiet.
     delivery::check(store, &producer, &namespace).await;
-    let replicas = deployments
-        .get(SUBSCRIBER)
+    let replicas = zeroscale_e2e::function_deployment(&deployments, SUBSCRIBER)
         .await
-        .ok()
         .and_then(|d| d.spec?.replicas);
     assert_eq!(
         replicas,

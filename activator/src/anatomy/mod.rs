@@ -26,6 +26,7 @@ use prometheus_client::{
     registry::Registry,
 };
 use tokio::time::Instant;
+use zeroscale_crds::revision::split_revision_name;
 
 use self::phases::{PHASES, Stamps};
 use crate::function::record::{RecordSink, RequestRecord};
@@ -121,7 +122,7 @@ impl RecordSink for AnatomySink {
             for (phase, micros) in PHASES.iter().zip(phases) {
                 let labels = PhaseLabels {
                     namespace: key.namespace.clone(),
-                    function: key.name.clone(),
+                    function: split_revision_name(&key.name).0.to_string(),
                     phase,
                 };
                 shared

@@ -11,6 +11,7 @@ use kube::{
     runtime::events::{Event, EventType, Recorder, Reporter},
 };
 use zeroscale_common::signals::FunctionKey;
+use zeroscale_crds::revision::split_revision_name;
 
 use super::phases::Stamps;
 use crate::kube_watch::FUNCTION_LABEL;
@@ -124,20 +125,30 @@ pub async fn publish_event(
     // A recorder of its own: kube's folds Events with the same reason into a series keeping the
     // first note, and every cold start's note differs.
     let recorder = Recorder::new(client.clone(), reporter);
+    // The routing entry is a revision (`<function>-<hash>`): the Event is the Function's, and names
+    // the revision's Deployment as its secondary object.
+    let (function, revision) = split_revision_name(&key.name);
     let reference = ObjectReference {
         api_version: Some("zeroscale.dev/v1alpha1".into()),
         kind: Some("Function".into()),
-        name: Some(key.name.clone()),
+        name: Some(function.to_string()),
         namespace: Some(key.namespace.clone()),
         uid,
         ..ObjectReference::default()
     };
+    let secondary = revision.map(|revision| ObjectReference {
+        api_version: Some("apps/v1".into()),
+        kind: Some("Deployment".into()),
+        name: Some(revision.to_string()),
+        namespace: Some(key.namespace.clone()),
+        ..ObjectReference::default()
+    });
     let event = Event {
         type_: EventType::Normal,
         reason: "ColdStart".into(),
         note: Some(note),
         action: "ColdStart".into(),
-        secondary: None,
+        secondary,
     };
     if let Err(e) = recorder.publish(&event, &reference).await {
         tracing::warn!(function = %key, error = %e, "cannot publish the cold-start event");

@@ -3,6 +3,8 @@
 
 use http::{Request, Response};
 use hyper::body::Incoming;
+use zeroscale_common::signals::FunctionKey;
+use zeroscale_crds::revision::split_revision_name;
 
 use super::Proxy;
 use crate::{body::ResponseBody, error::ProxyError, rewrite::host_of};
@@ -25,7 +27,12 @@ impl Proxy {
                 .ok()
                 .flatten()
                 .and_then(|key| self.table.lookup(&key))
-                .map(|f| f.key().clone())
+                // The table answers with one of the Function's revisions; an invocation is of the
+                // Function (its policy, its consumer), and its revision is picked when it runs.
+                .map(|f| {
+                    let key = f.key();
+                    FunctionKey::new(&key.namespace, split_revision_name(&key.name).0)
+                })
                 .ok_or_else(|| ProxyError::UnknownFunction(host.to_string())),
             Err(error) => Err(error.into()),
         };
