@@ -12,7 +12,7 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use zeroscale_common::signals::FunctionKey;
-use zeroscale_crds::{Function, function::Prediction};
+use zeroscale_crds::{Function, function::Prediction, revision::split_revision_name};
 
 use crate::kpa::{FunctionScaler, Predictor};
 
@@ -103,10 +103,12 @@ impl Predictions {
     }
 }
 
-/// Applies `state` as `status.prediction` of `key`, in a task of its own; a failure is logged and
-/// retried with the next change.
+/// Applies `state` as `status.prediction` of `key`'s Function (the autoscaler scales each revision,
+/// `<function>-<hash>`; the status is the Function's, and a new revision starts from what it holds),
+/// in a task of its own; a failure is logged and retried with the next change.
 pub fn spawn_write(client: Client, key: FunctionKey, state: Prediction) {
     tokio::spawn(async move {
+        let function = split_revision_name(&key.name).0;
         let api: Api<Function> = Api::namespaced(client, &key.namespace);
         let body = serde_json::json!({
             "apiVersion": "zeroscale.dev/v1alpha1",
@@ -114,7 +116,7 @@ pub fn spawn_write(client: Client, key: FunctionKey, state: Prediction) {
             "status": { "prediction": state },
         });
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        if let Err(e) = api.patch_status(&key.name, &params, &Patch::Apply(&body)).await {
+        if let Err(e) = api.patch_status(function, &params, &Patch::Apply(&body)).await {
             tracing::warn!(function = %key, error = %e, "cannot write status.prediction");
         }
     });
