@@ -27,7 +27,9 @@ log "newcomer: running the printed command: $curl_line"
 
 # shellcheck disable=SC1091
 source "$ZS_STATE/env"
-replicas=$(kubectl get deployment hello -o jsonpath='{.spec.replicas}')
+# hello's pods belong to its revision's Deployment, `hello-<hash>`: the sum over its revisions.
+replicas=$(kubectl get deployment -l zeroscale.dev/function=hello -o jsonpath='{.items[*].spec.replicas}' |
+  tr ' ' '\n' | awk 'NF { n++; s += $1 } END { print (n ? s : "?") }')
 [[ $replicas == 0 ]] || die "newcomer: hello should be at zero before the curl (replicas=$replicas)"
 
 containers=$(running_containers)

@@ -20,7 +20,10 @@ kubectl apply -f examples/functions/hello.yaml >/dev/null
 log "waiting for hello to become ready, then to scale to zero (stable window + grace period)"
 kubectl wait --for condition=Ready --timeout=180s function/hello >/dev/null
 for _ in $(seq 300); do
-  replicas=$(kubectl get deployment hello -o jsonpath='{.spec.replicas}' 2>/dev/null || echo "?")
+  # hello's pods belong to its revision's Deployment, `hello-<hash>` (docs/revisions.md): the sum over
+  # the Function's revisions (there is one here).
+  replicas=$(kubectl get deployment -l zeroscale.dev/function=hello -o jsonpath='{.items[*].spec.replicas}' 2>/dev/null |
+    tr ' ' '\n' | awk 'NF { n++; s += $1 } END { print (n ? s : "?") }')
   [[ $replicas == 0 ]] && break
   sleep 1
 done

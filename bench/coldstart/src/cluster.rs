@@ -12,6 +12,7 @@ use kube::Api;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use zeroscale_crds::revision::split_revision_name;
 
 use crate::BenchError;
 
@@ -52,11 +53,13 @@ pub async fn create_at_zero(
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let list = api.list(&Default::default()).await?;
+        // Each Function's pods are its revision's Deployment, `<function>-<hash>`.
         let at_zero = list
             .items
             .iter()
             .filter(|d| d.spec.as_ref().and_then(|s| s.replicas) == Some(0))
-            .filter_map(|d| d.metadata.name.clone())
+            .filter_map(|d| d.metadata.name.as_deref())
+            .map(|name| split_revision_name(name).0.to_string())
             .collect::<HashSet<_>>();
         if names.iter().all(|n| at_zero.contains(n)) {
             return Ok(());
