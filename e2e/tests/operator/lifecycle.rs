@@ -267,9 +267,10 @@ async fn applying_the_same_manifest_twice_changes_nothing() {
         .split_whitespace()
         .collect();
     let url = format!("http://hello.{}.example.com", ns.name());
+    let latest = deployment.metadata.name.clone().expect("the revision's name");
     assert_eq!(
-        row[..5],
-        ["hello", url.as_str(), "True", "1/1", "Ready"],
+        row[..6],
+        ["hello", url.as_str(), "True", "1/1", latest.as_str(), "Ready"],
         "{table}"
     );
 }
