@@ -205,7 +205,13 @@ async fn a_repeated_idempotency_key_is_stored_and_run_once() {
 async fn nats_down_is_a_store_unavailable_error_naming_jetstream() {
     let mut s = setup(fast).await;
     s.nats.kill().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Until the client has seen the server go (at most 5 s).
+    for _ in 0..200 {
+        if !s.store.events().is_connected() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     let error = s
         .store
         .append(invocation("d1", None, SystemTime::now()))
