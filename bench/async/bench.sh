@@ -21,7 +21,7 @@ rounds=${BENCH_ROUNDS:-3}
 
 oha=$(bench_oha)
 cargo build -q --release -p zeroscale-activator -p zeroscale-echo
-activator_bin=target/release/zeroscale-activator
+activator_bin=${CARGO_TARGET_DIR:-target}/release/zeroscale-activator
 
 pids=()
 cleanup() {
@@ -87,7 +87,7 @@ measure() {
   done
 }
 
-PORT=18480 target/release/zeroscale-echo > "$out/echo.log" 2>&1 &
+PORT=18480 "${CARGO_TARGET_DIR:-target}"/release/zeroscale-echo > "$out/echo.log" 2>&1 &
 pids+=($!)
 bench_wait_http http://127.0.0.1:18480/
 

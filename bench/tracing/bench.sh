@@ -22,7 +22,7 @@ oha=$(bench_oha)
 nginx=$(bench_nginx)
 bash e2e/cluster/build.sh otelcol >&2
 otelcol=$ZS_BIN/otelcol-zeroscale
-activator_bin=${BENCH_ACTIVATOR_BIN:-target/release/zeroscale-activator}
+activator_bin=${BENCH_ACTIVATOR_BIN:-${CARGO_TARGET_DIR:-target}/release/zeroscale-activator}
 [[ -n ${BENCH_ACTIVATOR_BIN:-} ]] || cargo build -q --release -p zeroscale-activator
 
 pids=()
