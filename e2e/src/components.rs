@@ -36,7 +36,7 @@ impl Autoscaler {
             args.extend(["--activator-ready-url", url]);
         }
         let process = spawn_component("zeroscale-autoscaler", &args, &[]);
-        wait_admin_ready(&process, &admin, Some("zeroscale_autoscaler_leader 1")).await;
+        wait_admin_ready(&process, &admin, Some(("zeroscale_autoscaler_leader", 1.0))).await;
         Self {
             process,
             admin,

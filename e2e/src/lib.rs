@@ -53,7 +53,7 @@ pub use images::{
 };
 pub use installed::{Installed, ensure_installed, try_ensure_installed};
 pub use kubectl::{KubectlError, apply_yaml, apply_yaml_cluster, kubectl, kubectl_ok, try_kubectl};
-pub use metrics::{admin_ready, counter_value, metric_value, scrape, wait_admin_ready};
+pub use metrics::{admin_ready, counter_value, has_sample, metric_value, scrape, wait_admin_ready};
 pub use namespace::TestNamespace;
 pub use node::{
     CriContainer, container_pid, containerd_socket, containers, pod_logs, process_alive, running_containers,

@@ -39,14 +39,22 @@ pub async fn admin_ready(admin: &str) -> bool {
         .is_ok_and(|r| r.status == 200)
 }
 
+/// Whether the sample `series` in Prometheus text has exactly `value`. A series' `# HELP` line may start
+/// like a sample (`# HELP zeroscale_operator_leader 1 while ...`), so text search is not enough.
+pub fn has_sample(text: &str, series: &str, value: f64) -> bool {
+    metric_value(text, series) == Some(value)
+}
+
 /// Waits up to 60 s until `process`'s admin endpoint at `admin` is ready and, when given, its
-/// `/metrics` contains `metric` (e.g. `zeroscale_autoscaler_leader 1`). Panics naming the log.
-pub async fn wait_admin_ready(process: &ProcessGuard, admin: &str, metric: Option<&str>) {
+/// `/metrics` has the sample `(series, value)` (e.g. `("zeroscale_autoscaler_leader", 1.0)`). Panics
+/// naming the log.
+pub async fn wait_admin_ready(process: &ProcessGuard, admin: &str, sample: Option<(&str, f64)>) {
     let what = format!("{} ready (log: {})", process.name(), process.log_path().display());
     wait_for(Duration::from_secs(60), &what, || async {
         let ready = admin_ready(admin).await;
         let metrics = scrape(admin).await?;
-        (ready && metric.is_none_or(|m| metrics.contains(m))).then_some(())
+        let has = sample.is_none_or(|(series, value)| has_sample(&metrics, series, value));
+        (ready && has).then_some(())
     })
     .await;
 }
@@ -69,6 +77,19 @@ mod tests {
     fn a_prefix_of_a_series_is_not_a_match() {
         assert_eq!(metric_value(TEXT, "x_total"), None);
         assert_eq!(metric_value(TEXT, "x_total{kind=\"Func"), None);
+    }
+
+    #[test]
+    fn a_help_line_is_not_a_sample() {
+        let text = "# HELP zeroscale_operator_leader 1 while this replica holds the leader Lease.\n\
+            # TYPE zeroscale_operator_leader gauge\nzeroscale_operator_leader 0\n";
+        assert!(
+            text.contains("zeroscale_operator_leader 1"),
+            "the trap this guards against"
+        );
+        assert!(!has_sample(text, "zeroscale_operator_leader", 1.0));
+        assert!(has_sample(text, "zeroscale_operator_leader", 0.0));
+        assert!(!has_sample(text, "zeroscale_autoscaler_leader", 0.0), "absent");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::metrics::{admin_ready, counter_value, scrape};
+use crate::metrics::{admin_ready, counter_value, metric_value, scrape};
 use crate::{ProcessGuard, free_addr, spawn_component, wait_for};
 
 /// An operator process reconciling only `namespace`.
@@ -55,11 +55,14 @@ impl Operator {
         admin_ready(&self.admin).await
     }
 
-    /// Whether it reports holding the Lease.
+    /// Whether it reports holding the Lease (`zeroscale_operator_leader 1`).
     pub async fn leading(&self) -> bool {
-        self.metrics()
-            .await
-            .is_some_and(|m| m.contains("zeroscale_operator_leader 1"))
+        self.leader_gauge().await == Some(1.0)
+    }
+
+    /// The value of its `zeroscale_operator_leader` gauge, if it answers.
+    pub async fn leader_gauge(&self) -> Option<f64> {
+        metric_value(&self.metrics().await?, "zeroscale_operator_leader")
     }
 
     /// Waits up to 60 s until it leads and is ready.

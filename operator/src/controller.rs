@@ -12,10 +12,12 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
 use zeroscale_common::admin::Readiness;
 use zeroscale_crds::Function;
 use zeroscale_crds::function::{FUNCTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 
+use crate::drain::{Stopped, until_stopped};
 use crate::error::chain;
 use crate::reconcile::{Context, error_policy, reconcile};
 
@@ -42,12 +44,14 @@ pub fn pod_function(pod: Pod) -> Option<ObjectRef<Function>> {
     Some(ObjectRef::new(name).within(&pod.namespace()?))
 }
 
-/// Runs the controller until `shutdown` resolves. `readiness` turns true once the Function cache has synced.
+/// Runs the controller until `shutdown` is cancelled and the reconciles in flight have finished (at once
+/// when the Function cache never synced, see [`until_stopped`]). `readiness` turns true once the Function
+/// cache has synced.
 pub async fn run(
     ctx: Arc<Context>,
     watch_namespace: Option<String>,
     readiness: Readiness,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    shutdown: CancellationToken,
 ) {
     let client = ctx.client.clone();
     let ns = watch_namespace.as_deref();
@@ -56,6 +60,7 @@ pub async fn run(
     // the cache (`InitDone`), which is when the operator is ready. (The store's own ready signal
     // wakes only its latest waiter, the controller's, so it cannot be awaited beside it.)
     let (reader, writer) = reflector::store();
+    let synced = reader.clone();
     let functions = watcher(
         api::<Function>(&client, ns),
         watcher::Config::default().any_semantic(),
@@ -78,16 +83,26 @@ pub async fn run(
             pod_function,
         )
         .with_config(Config::default().debounce(DEBOUNCE).concurrency(CONCURRENCY))
-        .graceful_shutdown_on(shutdown);
-    controller
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned());
+    let controller = controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((function, _)) => tracing::debug!(function = %function, "reconciled"),
                 Err(e) => tracing::debug!(error = %chain(&e), "controller error"),
             }
-        })
-        .await;
+        });
+    // The store's ready signal wakes only its latest waiter; this one and the runner's are polled by
+    // the same task (both inside `until_stopped`), so the wake-up reaches both.
+    let synced = async {
+        // An error means the writer is gone, and with it the watch: it will never sync.
+        if synced.wait_until_ready().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    if until_stopped(controller, synced, &shutdown).await == Stopped::BeforeSync {
+        tracing::warn!("function controller stopped before its first sync");
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod args;
 pub mod build;
 pub mod controller;
+pub mod drain;
 pub mod error;
 pub mod events;
 pub mod failures;
@@ -144,17 +145,18 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), RunError
         let ns = args.watch_namespace.clone();
         let controllers = async {
             tokio::join!(
-                controller::run(
-                    ctx,
-                    ns.clone(),
-                    readiness.clone(),
-                    shutdown.clone().cancelled_owned()
-                ),
-                trigger::controller::run(triggers, ns.clone(), shutdown.clone().cancelled_owned()),
+                controller::run(ctx, ns.clone(), readiness.clone(), shutdown.clone()),
+                trigger::controller::run(triggers, ns.clone(), shutdown.clone()),
             );
         };
+        // The Lease is renewed until the controllers end, so they get a bounded time to drain.
+        let drained = async {
+            if !drain::within_grace(controllers, &shutdown, drain::SHUTDOWN_GRACE).await {
+                tracing::warn!(grace = ?drain::SHUTDOWN_GRACE, "reconciles still running at the end of the shutdown grace period; stopping anyway");
+            }
+        };
         result = tokio::select! {
-            () = controllers => Ok(()),
+            () = drained => Ok(()),
             () = leadership.lost() => Err(RunError::LostLeadership),
         };
         metrics.leader.set(0);

@@ -175,7 +175,18 @@ async fn replicas_written_through_scale_survive_reconciles_and_restarts() {
     wait_ready(&api, "scaled", "True", &["Ready"], SETTLE).await;
 
     // A restarted operator does not touch replicas either.
-    operator.process.terminate(Duration::from_secs(10)).await;
+    // It exits promptly and releases its Lease, or the new operator would wait for the Lease to expire.
+    assert!(
+        operator.process.terminate(Duration::from_secs(10)).await,
+        "the operator did not exit within 10 s of SIGTERM (log: {})",
+        operator.process.log_path().display()
+    );
+    assert!(
+        operator.process.log().contains("released lease"),
+        "{}",
+        operator.process.log()
+    );
+    drop(operator);
     let operator = Operator::start(ns.name()).await;
     // A new process counts from zero: its first reconcile may come before any reading of the counter.
     wait_for(SETTLE, "the new operator to reconcile", || async {

@@ -107,22 +107,11 @@ async fn a_standby_takes_over_when_the_leader_shuts_down() {
     let mut leader = Operator::start(ns.name()).await;
     let standby = Operator::spawn(ns.name());
     wait_for(Duration::from_secs(30), "the standby to be ready", || async {
-        (standby.ready().await
-            && standby
-                .metrics()
-                .await
-                .is_some_and(|m| m.contains("zeroscale_operator_leader 0")))
-        .then_some(())
+        (standby.ready().await && standby.leader_gauge().await == Some(0.0)).then_some(())
     })
     .await;
-    let (a, b) = (
-        leader.metrics().await.unwrap_or_default(),
-        standby.metrics().await.unwrap_or_default(),
-    );
-    assert!(
-        a.contains("zeroscale_operator_leader 1") && b.contains("zeroscale_operator_leader 0"),
-        "exactly one leader expected:\n{a}\n{b}"
-    );
+    let (a, b) = (leader.leader_gauge().await, standby.leader_gauge().await);
+    assert_eq!((a, b), (Some(1.0), Some(0.0)), "exactly one leader expected");
 
     assert!(
         leader.process.terminate(Duration::from_secs(20)).await,

@@ -9,11 +9,13 @@ use kube::runtime::controller::{Config, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
+use tokio_util::sync::CancellationToken;
 use zeroscale_crds::Function;
 use zeroscale_crds::trigger::Trigger;
 
 use super::check::references_function;
 use super::reconcile::{TriggerContext, error_policy, reconcile};
+use crate::drain::{Stopped, until_stopped};
 use crate::error::chain;
 
 /// Triggers reconciled in parallel; each reconcile is a few reads and at most one status write.
@@ -44,12 +46,9 @@ pub fn triggers_of<'a>(
         .map(|t| ObjectRef::from_obj(t.as_ref()))
 }
 
-/// Runs the Trigger controller until `shutdown` resolves.
-pub async fn run(
-    ctx: Arc<TriggerContext>,
-    watch_namespace: Option<String>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) {
+/// Runs the Trigger controller until `shutdown` is cancelled and the reconciles in flight have finished
+/// (at once when the Trigger cache never synced, e.g. without the Trigger CRD; see [`until_stopped`]).
+pub async fn run(ctx: Arc<TriggerContext>, watch_namespace: Option<String>, shutdown: CancellationToken) {
     let client = ctx.client.clone();
     let ns = watch_namespace.as_deref();
     let controller = Controller::new(
@@ -57,22 +56,33 @@ pub async fn run(
         watcher::Config::default().any_semantic(),
     );
     let store: Store<Trigger> = controller.store();
-    controller
+    let synced = store.clone();
+    let controller = controller
         .watches(
             api::<Function>(&client, ns),
             watcher::Config::default().any_semantic(),
             move |function: Function| triggers_of(&function, store.state()).collect::<Vec<_>>(),
         )
         .with_config(Config::default().concurrency(CONCURRENCY))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((trigger, _)) => tracing::debug!(trigger = %trigger, "reconciled"),
                 Err(e) => tracing::debug!(error = %chain(&e), "trigger controller error"),
             }
-        })
-        .await;
+        });
+    // The store's ready signal wakes only its latest waiter; this one and the runner's are polled by
+    // the same task (both inside `until_stopped`), so the wake-up reaches both.
+    let synced = async {
+        // An error means the writer is gone, and with it the watch: it will never sync.
+        if synced.wait_until_ready().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    if until_stopped(controller, synced, &shutdown).await == Stopped::BeforeSync {
+        tracing::warn!("trigger controller stopped before its first sync (is the Trigger CRD installed?)");
+    }
 }
 
 #[cfg(test)]
