@@ -143,7 +143,9 @@ impl Engine {
         self.predictions.retain(|key| known.contains(key));
     }
 
-    /// Writes the predictions that changed (leader only: one writer, like `/scale`).
+    /// Writes the predictions that changed (leader only: one writer, like `/scale`). A scaler is a
+    /// revision (`<function>-<hash>`): its Function is found through its Deployment's label, and only
+    /// the Function's [`prediction::keeper`] writes.
     fn persist_predictions(&mut self) {
         if !*self.leader.borrow() {
             return;
@@ -153,14 +155,16 @@ impl Engine {
         for (key, scaler) in self.scalers.iter() {
             if let Some(p) = scaler.predictor()
                 && self.predictions.due(key, p.version())
-                && self.cluster.function(key).is_some()
+                && let Some(function) = self.cluster.function_of(key)
+                && prediction::keeper(&function) == Some(key.name.as_str())
+                && let Some(name) = function.metadata.name.clone()
             {
-                due.push((key.clone(), p.version(), prediction::state(p, now)));
+                due.push((key.clone(), name, p.version(), prediction::state(p, now)));
             }
         }
-        for (key, version, state) in due {
+        for (key, function, version, state) in due {
             self.predictions.mark(&key, version);
-            prediction::spawn_write(self.writer.client().clone(), key, state);
+            prediction::spawn_write(self.writer.client().clone(), key, function, state);
         }
     }
 

@@ -1,6 +1,10 @@
 //! Keeping a `predictive` function's learned idle times across autoscaler restarts: restored from
 //! `status.prediction` when its scaler is created, written back by server-side apply (field manager
 //! `zeroscale-autoscaler`) when it changed, at most every [`WRITE_EVERY`] per function.
+//!
+//! Each revision (`<function>-<hash>`) has a scaler, and so a predictor, of its own; the Function has
+//! one `status.prediction`. Every revision starts from it; only one revision, the [`keeper`], writes it
+//! back, so two revisions serving at once never overwrite each other's learning.
 
 use std::{
     collections::HashMap,
@@ -12,7 +16,7 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use zeroscale_common::signals::FunctionKey;
-use zeroscale_crds::{Function, function::Prediction, revision::split_revision_name};
+use zeroscale_crds::{Function, function::Prediction};
 
 use crate::kpa::{FunctionScaler, Predictor};
 
@@ -29,6 +33,27 @@ pub struct Predictions {
     restored: HashMap<FunctionKey, ()>,
     /// Last written version and when.
     written: HashMap<FunctionKey, (u64, Instant)>,
+}
+
+/// The scaler that keeps `function`'s `status.prediction`: the Function itself while its status lists
+/// no revision (a Function from before revisions), else the revision with the largest share of the
+/// traffic (the newest on a tie: the one the traffic moves to), else, when no revision has a share,
+/// the latest ready one.
+pub fn keeper(function: &Function) -> Option<&str> {
+    let name = function.metadata.name.as_deref()?;
+    let Some(status) = function.status.as_ref().filter(|s| !s.revisions.is_empty()) else {
+        return Some(name);
+    };
+    // `revisions` lists the newest first; `max_by_key` keeps the last of equal shares.
+    let busiest = status
+        .revisions
+        .iter()
+        .rev()
+        .max_by_key(|r| r.percent)
+        .filter(|r| r.percent > 0);
+    busiest
+        .map(|r| r.name.as_str())
+        .or(status.latest_ready_revision_name.as_deref())
 }
 
 /// The wall-clock time `ago` before now, in RFC 3339.
@@ -103,21 +128,22 @@ impl Predictions {
     }
 }
 
-/// Applies `state` as `status.prediction` of `key`'s Function (the autoscaler scales each revision,
-/// `<function>-<hash>`; the status is the Function's, and a new revision starts from what it holds),
-/// in a task of its own; a failure is logged and retried with the next change.
-pub fn spawn_write(client: Client, key: FunctionKey, state: Prediction) {
+/// Applies `state`, learned by the scaler `key` (the Function's [`keeper`]), as `status.prediction` of
+/// the Function `function` in `key`'s namespace, in a task of its own; a failure is logged and retried
+/// with the next change.
+pub fn spawn_write(client: Client, key: FunctionKey, function: String, state: Prediction) {
     tokio::spawn(async move {
-        let function = split_revision_name(&key.name).0;
         let api: Api<Function> = Api::namespaced(client, &key.namespace);
+        let idle_times: u64 = state.bins.iter().map(|b| u64::from(b.count)).sum();
         let body = serde_json::json!({
             "apiVersion": "zeroscale.dev/v1alpha1",
             "kind": "Function",
             "status": { "prediction": state },
         });
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        if let Err(e) = api.patch_status(function, &params, &Patch::Apply(&body)).await {
-            tracing::warn!(function = %key, error = %e, "cannot write status.prediction");
+        match api.patch_status(&function, &params, &Patch::Apply(&body)).await {
+            Ok(_) => tracing::debug!(%function, scaler = %key, idle_times, "status.prediction written"),
+            Err(e) => tracing::warn!(%function, scaler = %key, error = %e, "cannot write status.prediction"),
         }
     });
 }
@@ -135,6 +161,50 @@ mod tests {
         assert!((39.0..=41.0).contains(&diff), "{diff}");
         assert_eq!(clock_time(now, "not a time"), None);
         assert_eq!(clock_time(Duration::from_secs(5), &wall), None);
+    }
+
+    fn function(status: serde_json::Value) -> Function {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "zeroscale.dev/v1alpha1", "kind": "Function",
+            "metadata": { "name": "hello", "namespace": "ns" },
+            "spec": { "image": "echo" },
+            "status": status,
+        }))
+        .expect("function")
+    }
+
+    #[test]
+    fn a_function_without_revisions_keeps_its_own_prediction() {
+        assert_eq!(keeper(&function(serde_json::json!({}))), Some("hello"));
+        let mut f = function(serde_json::json!({}));
+        f.status = None;
+        assert_eq!(keeper(&f), Some("hello"));
+    }
+
+    #[test]
+    fn the_revision_with_the_most_traffic_keeps_the_prediction() {
+        let f = function(serde_json::json!({
+            "latestReadyRevisionName": "hello-bbbbbbbbbb",
+            "revisions": [{ "name": "hello-bbbbbbbbbb", "percent": 10 },
+                          { "name": "hello-aaaaaaaaaa", "percent": 90 }]
+        }));
+        assert_eq!(keeper(&f), Some("hello-aaaaaaaaaa"), "a canary at 10 % does not");
+        let f = function(serde_json::json!({
+            "revisions": [{ "name": "hello-bbbbbbbbbb", "percent": 50 },
+                          { "name": "hello-aaaaaaaaaa", "percent": 50 }]
+        }));
+        assert_eq!(keeper(&f), Some("hello-bbbbbbbbbb"), "the newest on a tie");
+        let f = function(serde_json::json!({
+            "latestReadyRevisionName": "hello-aaaaaaaaaa",
+            "revisions": [{ "name": "hello-bbbbbbbbbb", "tag": "next" }, { "name": "hello-aaaaaaaaaa" }]
+        }));
+        assert_eq!(
+            keeper(&f),
+            Some("hello-aaaaaaaaaa"),
+            "no shares: the latest ready"
+        );
+        let f = function(serde_json::json!({ "revisions": [{ "name": "hello-bbbbbbbbbb" }] }));
+        assert_eq!(keeper(&f), None, "nothing ready and no traffic: nobody writes");
     }
 
     #[test]
