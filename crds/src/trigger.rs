@@ -167,6 +167,28 @@ pub(crate) fn cel_rule(rule: impl Into<String>, message: impl Into<String>) -> V
     json!({ "rule": rule.into(), "message": message.into() })
 }
 
+/// The CEL rules of an object's duration fields (`spec.delivery`, `spec.async`, at `path`): each of
+/// `fields`, when set, matches [`TRIGGER_DURATION_PATTERN`] (the message gives `examples`), and
+/// `positive`, when set and well-formed, is longer than 0s.
+pub(crate) fn duration_rules(path: &str, examples: &str, fields: &[&str], positive: &str) -> Vec<Value> {
+    let mut rules: Vec<Value> = fields
+        .iter()
+        .map(|field| {
+            cel_rule(
+                format!("!has(self.{field}) || self.{field}.matches('{TRIGGER_DURATION_PATTERN}')"),
+                format!("{path}.{field} must be a duration such as {examples} (units ns, us, ms, s, m, h)"),
+            )
+        })
+        .collect();
+    rules.push(cel_rule(
+        format!(
+            "!has(self.{positive}) || !self.{positive}.matches('{TRIGGER_DURATION_PATTERN}') || duration(self.{positive}) > duration('0s')"
+        ),
+        format!("{path}.{positive} must be longer than 0s"),
+    ));
+    rules
+}
+
 /// Appends CEL rules to a schema's `x-kubernetes-validations`.
 pub(crate) fn add_rules(schema: &mut Schema, rules: impl IntoIterator<Item = Value>) {
     let mut all = match schema.get("x-kubernetes-validations") {

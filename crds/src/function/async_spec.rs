@@ -5,7 +5,7 @@ use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
 use crate::trigger::{
-    BackoffPolicy, DEFAULT_BACKOFF_DELAY, Destination, MAX_DURATION_LENGTH, TRIGGER_DURATION_PATTERN,
+    BackoffPolicy, DEFAULT_BACKOFF_DELAY, Destination, MAX_DURATION_LENGTH, add_rules, duration_rules,
 };
 
 /// Retries of an async invocation when `spec.async.retries` is not set (Lambda's default).
@@ -75,30 +75,16 @@ fn default_max_event_age() -> String {
     DEFAULT_MAX_EVENT_AGE.to_string()
 }
 
-fn rule(rule: String, message: String) -> serde_json::Value {
-    serde_json::json!({ "rule": rule, "message": message })
-}
-
 fn async_rules(schema: &mut Schema) {
-    let duration = |field: &str| {
-        rule(
-            format!("!has(self.{field}) || self.{field}.matches('{TRIGGER_DURATION_PATTERN}')"),
-            format!(
-                "spec.async.{field} must be a duration such as 200ms, 5s or 1h (units ns, us, ms, s, m, h)"
-            ),
-        )
-    };
-    let rules = vec![
-        duration("backoffDelay"),
-        duration("maxEventAge"),
-        rule(
-            format!(
-                "!has(self.maxEventAge) || !self.maxEventAge.matches('{TRIGGER_DURATION_PATTERN}') || duration(self.maxEventAge) > duration('0s')"
-            ),
-            "spec.async.maxEventAge must be longer than 0s".into(),
+    add_rules(
+        schema,
+        duration_rules(
+            "spec.async",
+            "200ms, 5s or 1h",
+            &["backoffDelay", "maxEventAge"],
+            "maxEventAge",
         ),
-    ];
-    schema.insert("x-kubernetes-validations".into(), serde_json::Value::Array(rules));
+    );
 }
 
 #[cfg(test)]

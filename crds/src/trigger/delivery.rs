@@ -4,8 +4,8 @@ use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    MAX_DURATION_LENGTH, MAX_LABEL_NAME_LENGTH, MAX_URI_LENGTH, TRIGGER_DURATION_PATTERN, add_rules,
-    cel_rule, exactly_one,
+    MAX_DURATION_LENGTH, MAX_LABEL_NAME_LENGTH, MAX_URI_LENGTH, add_rules, cel_rule, duration_rules,
+    exactly_one,
 };
 
 /// Retries after the first attempt when `delivery.retries` is not set (Knative's default).
@@ -109,26 +109,14 @@ fn default_backoff_delay() -> String {
 }
 
 fn delivery_rules(schema: &mut Schema) {
-    let duration = |field: &str| {
-        cel_rule(
-            format!("!has(self.{field}) || self.{field}.matches('{TRIGGER_DURATION_PATTERN}')"),
-            format!(
-                "spec.delivery.{field} must be a duration such as 200ms, 5s or 1m (units ns, us, ms, s, m, h)"
-            ),
-        )
-    };
     add_rules(
         schema,
-        [
-            duration("backoffDelay"),
-            duration("timeout"),
-            cel_rule(
-                format!(
-                    "!has(self.timeout) || !self.timeout.matches('{TRIGGER_DURATION_PATTERN}') || duration(self.timeout) > duration('0s')"
-                ),
-                "spec.delivery.timeout must be longer than 0s",
-            ),
-        ],
+        duration_rules(
+            "spec.delivery",
+            "200ms, 5s or 1m",
+            &["backoffDelay", "timeout"],
+            "timeout",
+        ),
     );
 }
 
