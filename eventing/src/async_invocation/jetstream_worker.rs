@@ -4,7 +4,7 @@
 //! delivery count, so a crash between attempts neither loses the invocation nor resets its count.
 //! A message is acknowledged only once its record reached the destination (or there is none).
 
-use std::{collections::HashMap, sync::Arc, time::Duration, time::SystemTime};
+use std::{sync::Arc, time::Duration, time::SystemTime};
 
 use async_nats::jetstream::{
     self,
@@ -12,11 +12,6 @@ use async_nats::jetstream::{
     message::AckKind,
 };
 use cloudevents::Event;
-use futures::StreamExt;
-use tokio::{
-    sync::watch,
-    task::{JoinHandle, JoinSet},
-};
 use zeroscale_common::signals::FunctionKey;
 
 use super::{
@@ -29,30 +24,19 @@ use super::{
 use crate::store::{
     attempt,
     handler::{Progress, ack},
+    supervisor::{PullSource, Shape, Supervisor},
 };
 
-/// How often the consumers are compared with the Functions known.
-pub const RESYNC: Duration = Duration::from_secs(1);
+pub use crate::store::supervisor::RESYNC;
 
 /// The durable consumer name of `function`'s invocations.
 pub fn consumer_name(function: &FunctionKey) -> String {
     format!("async_{}_{}", function.namespace, function.name.replace('.', "_"))
 }
 
-/// The consumer settings that follow from a policy; a change re-creates the consumer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Shape {
-    max_deliver: i64,
-    ack_wait: Duration,
-}
-
-impl Shape {
-    fn of(policy: &AsyncPolicy, cold_start_budget: Duration) -> Self {
-        Self {
-            max_deliver: attempt::max_deliver(policy.retry.retries),
-            ack_wait: attempt::ack_wait(policy.attempt_timeout, cold_start_budget),
-        }
-    }
+/// The consumer settings of `policy`.
+fn shape_of(policy: &AsyncPolicy, cold_start_budget: Duration) -> Shape {
+    Shape::new(policy.retry.retries, policy.attempt_timeout, cold_start_budget)
 }
 
 struct Shared<S> {
@@ -62,10 +46,7 @@ struct Shared<S> {
 }
 
 /// The running workers; stop them with [`AsyncWorkers::shutdown`].
-pub struct AsyncWorkers {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
+pub struct AsyncWorkers(Supervisor);
 
 impl AsyncWorkers {
     /// Keeps one consumer per Function in `functions`, invoking through `sender`.
@@ -74,71 +55,57 @@ impl AsyncWorkers {
         sender: Arc<S>,
         functions: AsyncFunctions,
     ) -> Self {
-        let (stop, stopped) = watch::channel(false);
-        let shared = Arc::new(Shared {
+        Self(Supervisor::start(Arc::new(Shared {
             store,
             sender,
             functions,
-        });
-        Self {
-            stop,
-            task: tokio::spawn(supervise(shared, stopped)),
-        }
+        })))
     }
 
     /// Stops fetching and waits up to `drain` for invocations being run; JetStream redelivers the
     /// rest after their `AckWait`.
     pub async fn shutdown(self, drain: Duration) {
-        let _ = self.stop.send(true);
-        let mut task = self.task;
-        if tokio::time::timeout(drain, &mut task).await.is_err() {
-            tracing::warn!(
-                ?drain,
-                "async workers still busy after the drain; JetStream redelivers their invocations"
-            );
-            task.abort();
-        }
+        self.0.shutdown(drain).await;
     }
 }
 
-async fn supervise<S: InvocationSender>(shared: Arc<Shared<S>>, mut stopped: watch::Receiver<bool>) {
-    let mut running: HashMap<FunctionKey, (Shape, JoinHandle<()>)> = HashMap::new();
-    let budget = shared.store.events().config().cold_start_budget;
-    loop {
-        let functions = shared.functions.all();
-        for (function, policy) in &functions {
-            let shape = Shape::of(policy, budget);
-            let current = running
-                .get(function)
-                .filter(|(s, task)| *s == shape && !task.is_finished());
-            if current.is_none() {
-                if let Some((_, old)) = running.remove(function) {
-                    old.abort();
-                }
-                let task = tokio::spawn(consume(shared.clone(), function.clone(), shape, stopped.clone()));
-                running.insert(function.clone(), (shape, task));
-            }
-        }
-        // A deleted Function's consumer stops; its consumer and messages stay for the same name.
-        running.retain(|key, (_, task)| {
-            let keep = functions.iter().any(|(f, _)| f == key);
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        tokio::select! {
-            _ = tokio::time::sleep(RESYNC) => {}
-            _ = stopped.changed() => break,
-        }
+/// One consumer per Function with async invocations. A deleted Function's consumer stops; its
+/// consumer and messages stay for a Function of the same name.
+impl<S: InvocationSender> PullSource for Shared<S> {
+    type Key = FunctionKey;
+
+    const WHAT: &'static str = "async workers";
+
+    fn wanted(&self) -> Vec<(FunctionKey, Shape)> {
+        let budget = self.store.events().config().cold_start_budget;
+        self.functions
+            .all()
+            .iter()
+            .map(|(function, policy)| (function.clone(), shape_of(policy, budget)))
+            .collect()
     }
-    for (_, (_, task)) in running {
-        let _ = task.await;
+
+    async fn open(&self, function: &FunctionKey, shape: Shape) -> Result<pull::Stream, String> {
+        self.open_consumer(function, shape).await
+    }
+
+    async fn handle(&self, _function: &FunctionKey, shape: Shape, message: jetstream::Message) {
+        self.handle_message(shape, message).await;
+    }
+
+    async fn removed(&self, _function: FunctionKey) {}
+
+    fn log_not_running(&self, function: &FunctionKey, error: &str) {
+        tracing::warn!(%function, %error, "async worker not running; retrying");
+    }
+
+    fn log_interrupted(&self, function: &FunctionKey, error: &str) {
+        tracing::debug!(%function, %error, "pull interrupted; re-opening the consumer");
     }
 }
 
 impl<S: InvocationSender> Shared<S> {
-    async fn open(&self, function: &FunctionKey, shape: Shape) -> Result<pull::Stream, String> {
+    async fn open_consumer(&self, function: &FunctionKey, shape: Shape) -> Result<pull::Stream, String> {
         let stream = self.store.ensure_stream().await.map_err(|e| e.to_string())?;
         let name = consumer_name(function);
         let config = pull::Config {
@@ -166,7 +133,7 @@ impl<S: InvocationSender> Shared<S> {
     }
 
     /// Runs one delivery of an invocation: at most one attempt, then ACK after the record, or NAK.
-    async fn handle(&self, shape: Shape, message: jetstream::Message) {
+    async fn handle_message(&self, shape: Shape, message: jetstream::Message) {
         let message = Arc::new(message);
         let delivered = message
             .info()
@@ -205,44 +172,4 @@ impl<S: InvocationSender> Shared<S> {
         run::log_end(&invocation, &record, &reported);
         ack(&message, AckKind::Ack).await;
     }
-}
-
-/// Pulls `function`'s invocations until stopped, re-opening the consumer after errors (NATS down).
-async fn consume<S: InvocationSender>(
-    shared: Arc<Shared<S>>,
-    function: FunctionKey,
-    shape: Shape,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut handlers = JoinSet::new();
-    'open: while !*stopped.borrow() {
-        let mut messages = match shared.open(&function, shape).await {
-            Ok(messages) => messages,
-            Err(error) => {
-                tracing::warn!(%function, %error, "async worker not running; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(RESYNC) => continue,
-                    _ = stopped.changed() => break,
-                }
-            }
-        };
-        loop {
-            tokio::select! {
-                _ = stopped.changed() => break 'open,
-                Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
-                next = messages.next() => match next {
-                    Some(Ok(message)) => {
-                        let shared = shared.clone();
-                        handlers.spawn(async move { shared.handle(shape, message).await });
-                    }
-                    Some(Err(error)) => {
-                        tracing::debug!(%function, %error, "pull interrupted; re-opening the consumer");
-                        continue 'open;
-                    }
-                    None => continue 'open,
-                },
-            }
-        }
-    }
-    while handlers.join_next().await.is_some() {}
 }

@@ -13,7 +13,8 @@ use tokio::task::JoinHandle;
 
 use super::{
     attempt::{self, Next},
-    consumer::{Shape, Shared},
+    consumer::Shared,
+    supervisor::Shape,
 };
 use crate::{
     backlog::metrics::SubscriberLabels,
@@ -24,7 +25,12 @@ use crate::{
 
 impl<S: EventSender> Shared<S> {
     /// Handles one message of `trigger`'s consumer.
-    pub(super) async fn handle(&self, trigger: &TriggerLabels, shape: Shape, message: jetstream::Message) {
+    pub(super) async fn handle_message(
+        &self,
+        trigger: &TriggerLabels,
+        shape: Shape,
+        message: jetstream::Message,
+    ) {
         let message = Arc::new(message);
         let (delivered, published) = match message.info() {
             Ok(info) => (

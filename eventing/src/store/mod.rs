@@ -15,6 +15,7 @@ pub(crate) mod handler;
 pub mod jetstream;
 mod jetstream_backlog;
 pub mod memory;
+pub mod supervisor;
 
 #[cfg(test)]
 mod jetstream_tests;
