@@ -6,8 +6,9 @@
 #   http-add-on-operator   the add-on's operator (HTTPScaledObject → ScaledObject)
 #   interceptor            the add-on's data path (the proxy that holds requests while at zero)
 #   scaler                 the add-on's external scaler (KEDA asks it for the pending-request count)
-# Each module is built inside its own downloaded tree, as the main module, so its replace directives and
-# (KEDA) its vendor directory apply exactly as in its release. Static (CGO off, -trimpath): the images
+# Each module is built inside its own downloaded tree, as the main module, so its replace directives
+# apply exactly as in its release (the module zip carries no vendor/ tree: the dependencies come from
+# the module proxy, checked against the module's go.sum). Static (CGO off, -trimpath): the images
 # are the binary on a distroless static layer (images.sh). A second run with the same pins is a no-op.
 # Prints the bin directory on its last line.
 set -euo pipefail
@@ -33,8 +34,8 @@ if [[ $fresh == 1 && "$(cat "$bin/.stamp" 2>/dev/null)" == "$stamp" ]]; then ech
 
 build_keda() {
   local src=$1 out=$2 ld="-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v}"
-  (cd "$src" && nice go build -mod=vendor -trimpath -ldflags "$ld" -o "$out/keda" ./cmd/operator &&
-    nice go build -mod=vendor -trimpath -ldflags "$ld" -o "$out/keda-adapter" ./cmd/adapter)
+  (cd "$src" && nice go build -mod=readonly -trimpath -ldflags "$ld" -o "$out/keda" ./cmd/operator &&
+    nice go build -mod=readonly -trimpath -ldflags "$ld" -o "$out/keda-adapter" ./cmd/adapter)
 }
 build_addon() {
   local src=$1 out=$2
