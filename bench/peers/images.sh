@@ -18,6 +18,12 @@ crane=${CRANE:-$ZS_BIN/crane}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# quiet <command>: runs it, showing its output only when it fails.
+quiet() {
+  local out
+  out=$("$@" 2>&1) || { printf '%s\n' "$out" >&2; die "peers: $* failed"; }
+}
+
 # image <binary> <version>: pushes $registry/peers/<binary>:<version>; prints `<binary>=<ref>@<digest>`.
 image() {
   local name=$1 version=$2 root="$work/$1" ref="$registry/peers/$1:$2" layer diff
@@ -35,9 +41,8 @@ image() {
   diff="sha256:$(sha256sum "$layer" | cut -d' ' -f1)"
   # The image already there with this exact layer: nothing to push.
   if [[ $("$crane" config "$ref" 2>/dev/null | jq -r '.rootfs.diff_ids[0]' 2>/dev/null) != "$diff" ]]; then
-    "$crane" append --oci-empty-base -f "$layer" -t "$ref" >/dev/null
-    "$crane" mutate "$ref" --entrypoint "/$name" --user 65532:65532 \
-      --set-platform linux/amd64 -t "$ref" >/dev/null
+    quiet "$crane" append --oci-empty-base -f "$layer" -t "$ref"
+    quiet "$crane" mutate "$ref" --entrypoint "/$name" --user 65532:65532 --set-platform linux/amd64 -t "$ref"
     log "peers: pushed $ref"
   fi
   echo "$name=$registry/peers/$name@$("$crane" digest "$ref")"
