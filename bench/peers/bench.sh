@@ -47,8 +47,12 @@ bash e2e/cluster/status.sh --check || skip "the local cluster is not running (ma
 # --- builds, before the lock -------------------------------------------------------------------------
 bin=$(bash bench/peers/build.sh | tail -1)
 oha=$(bench_oha)
-nice cargo build -q --locked --release -p zeroscale-operator -p zeroscale-activator -p zeroscale-autoscaler \
-  -p zeroscale-echo
+# BENCH_PEERS_SKIP_IMAGES=1: Zeroscale runs from the images already in the registry (scripts/install.sh
+# still builds them when missing) instead of this checkout's release builds.
+if [[ ${BENCH_PEERS_SKIP_IMAGES:-} != 1 ]]; then
+  nice cargo build -q --locked --release -p zeroscale-operator -p zeroscale-activator -p zeroscale-autoscaler \
+    -p zeroscale-echo
+fi
 
 lock=/tmp/zeroscale-cluster.lock
 exec 9>"$lock"
@@ -68,7 +72,7 @@ cleanup() {
 trap cleanup EXIT
 
 # Zeroscale: this checkout's images, installed as the coldstart section does.
-bash scripts/images.sh operator activator autoscaler echo >&2
+[[ ${BENCH_PEERS_SKIP_IMAGES:-} == 1 ]] || bash scripts/images.sh operator activator autoscaler echo >&2
 bash scripts/install.sh >&2
 # shellcheck disable=SC1091
 source "$ZS_STATE/activator.env"
