@@ -72,11 +72,12 @@ cleanup() {
 trap cleanup EXIT
 
 # Zeroscale: this checkout's images, installed as the coldstart section does.
-[[ ${BENCH_PEERS_SKIP_IMAGES:-} == 1 ]] || bash scripts/images.sh operator activator autoscaler echo >&2
+[[ ${BENCH_PEERS_SKIP_IMAGES:-} == 1 ]] || bash scripts/images.sh operator activator autoscaler echo busybox >&2
 bash scripts/install.sh >&2
 # shellcheck disable=SC1091
 source "$ZS_STATE/activator.env"
 echo_ref="localhost:5000/zeroscale/echo@$("$ZS_BIN/crane" digest localhost:5000/zeroscale/echo:0.1.0)"
+busybox_ref="localhost:5000/zeroscale/busybox@$("$ZS_BIN/crane" digest localhost:5000/zeroscale/busybox:0.1.0)"
 
 # What is cluster-scoped (and the kube-system RBAC KEDA adds to) before the peer is installed.
 snapshot() {
@@ -98,7 +99,7 @@ crictl="[\"$ZS_BIN/crictl\", \"--runtime-endpoint\", \"unix://$ZS_CONTAINERD_SOC
 system() { # name url namespace datapath controlplane
   cat <<JSON
 {"name": "$1", "url": "$2", "namespace": "$3", "domain": "example.com", "image": "$echo_ref",
- "absent_image": "localhost:5000/peers/absent:none", "oha": "$oha",
+ "park_image": "$busybox_ref", "oha": "$oha",
  "kubectl": ["$ZS_BIN/kubectl", "--kubeconfig", "$ZS_KUBECONFIG"],
  "cold_starts": ${BENCH_COLD_STARTS:-20}, "burst": ${BENCH_BURST:-1000}, "parked": ${BENCH_PARKED:-10000},
  "rounds": ${BENCH_PEERS_ROUNDS:-3}, "duration": "${BENCH_PEERS_DURATION:-5s}",

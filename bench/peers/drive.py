@@ -9,7 +9,7 @@ merges the two outputs into the fragment.
     drive.py <system.json> <out dir> <phase>...
 
 system.json: {"name", "url" (the data path, http://ip:port), "namespace", "domain", "image",
-"absent_image", "oha", "rss_groups": {"datapath": [[namespace, container]...], "controlplane": [...]}}.
+"park_image", "oha", "rss_groups": {"datapath": [[namespace, container]...], "controlplane": [...]}}.
 Phases: warm, cold, burst, memory. Each writes <out>/<system>-<phase>.json.
 """
 
@@ -23,6 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+PARK_COMMAND = ["sleep", "3600"]
 KUBECTL = None  # set from system.json: the pinned kubectl with the cluster's kubeconfig
 
 
@@ -45,12 +46,14 @@ def log(msg):
 # ---- the functions, as each system spells them -------------------------------------------------------
 
 
-def function_yaml(system, name, image, lo, hi, concurrency):
-    """The objects that make `name` a scale-to-zero function of `system` (at `lo` replicas first)."""
+def function_yaml(system, name, image, lo, hi, concurrency, command=None):
+    """The objects that make `name` a scale-to-zero function of `system` (at `lo` replicas first);
+    `command` replaces the image's entrypoint."""
+    cmd = json.dumps(command) if command else "null"
     if system["name"] == "zeroscale":
         return (
             f"apiVersion: zeroscale.dev/v1alpha1\nkind: Function\nmetadata:\n  name: {name}\nspec:\n"
-            f"  image: {image}\n  concurrency: {concurrency}\n  timeoutSeconds: 120\n"
+            f"  image: {image}\n  command: {cmd}\n  concurrency: {concurrency}\n  timeoutSeconds: 120\n"
             f"  scale:\n    initial: {lo}\n    min: {lo}\n    max: {hi}\n    window: 30s\n"
         )
     # The add-on: the workload and its Service are the user's; the HTTPScaledObject routes `host` to the
@@ -67,6 +70,7 @@ spec:
       containers:
         - name: user
           image: {image}
+          command: {cmd}
           ports: [{{containerPort: 8080}}]
           # The probe Zeroscale gives a Function that sets none (operator/src/build/deployment.rs).
           readinessProbe: {{tcpSocket: {{port: 8080}}, initialDelaySeconds: 0, periodSeconds: 1}}
@@ -97,8 +101,8 @@ def selector(system, name):
     return f"zeroscale.dev/function={name}" if system["name"] == "zeroscale" else f"app={name}"
 
 
-def create(system, names, image, lo, hi, concurrency=100):
-    yaml = "---\n".join(function_yaml(system, n, image, lo, hi, concurrency) for n in names)
+def create(system, names, image, lo, hi, concurrency=100, command=None):
+    yaml = "---\n".join(function_yaml(system, n, image, lo, hi, concurrency, command) for n in names)
     kubectl("apply", "-n", system["namespace"], "-f", "-", stdin=yaml)
 
 
@@ -325,9 +329,10 @@ def rss_kib(groups):
 
 def memory(system, out):
     """RSS of the system's data path and control plane at idle, then with 10,000 requests parked at a
-    function whose pod can never start (its image does not exist), all from one oha run."""
+    function whose pod runs but never becomes ready (busybox sleeping: nothing listens on its port, so
+    the readiness probe never passes and both systems keep the requests waiting), one oha run."""
     idle = rss_kib(system["rss_groups"])
-    create(system, ["park"], system["absent_image"], 0, 1, concurrency=10)
+    create(system, ["park"], system["park_image"], 0, 1, concurrency=10, command=PARK_COMMAND)
     wait_ready(system, ["park"], 0)
     n = int(system.get("parked", 10000))
     proc = subprocess.Popen([system["oha"], "--no-tui", "-n", str(n), "-c", str(n), "-t", "110s", "--host",
@@ -339,9 +344,9 @@ def memory(system, out):
     deadline, last, steady = time.monotonic() + 60, -1, 0
     established = 0
     while time.monotonic() < deadline:
-        ss = subprocess.run(["ss", "-Htn", "state", "established", "dst", f"{ip}:{port}"],
-                            capture_output=True, text=True).stdout
-        established = len(ss.splitlines())
+        ss = subprocess.run(["ss", "-Htn", "state", "established"], capture_output=True, text=True).stdout
+        # Columns: Recv-Q Send-Q Local Peer; the client sockets' peer is the Service's ClusterIP.
+        established = sum(1 for line in ss.splitlines() if line.split()[3:4] == [f"{ip}:{port}"])
         steady = steady + 1 if established == last and established >= n * 0.99 else 0
         last = established
         if steady >= 4:
@@ -350,8 +355,8 @@ def memory(system, out):
     parked = rss_kib(system["rss_groups"])
     proc.terminate()
     proc.wait()
-    # The function whose pod can never start goes, so its image pulls do not run beside later phases.
-    yaml = function_yaml(system, "park", system["absent_image"], 0, 1, 10)
+    # The function that never becomes ready goes, so its pod does not run beside later phases.
+    yaml = function_yaml(system, "park", system["park_image"], 0, 1, 10, PARK_COMMAND)
     kubectl("delete", "-n", system["namespace"], "--wait=false", "-f", "-", stdin=yaml, check=False)
     mib = lambda kib: round(kib / 1024, 1)
     return {
