@@ -106,6 +106,12 @@ def create(system, names, image, lo, hi, concurrency=100, command=None):
     kubectl("apply", "-n", system["namespace"], "-f", "-", stdin=yaml)
 
 
+def delete(system, names, image, command=None):
+    """Deletes the functions (not waiting), so their pods do not run beside the next measurements."""
+    yaml = "---\n".join(function_yaml(system, n, image, 0, 1, 10, command) for n in names)
+    kubectl("delete", "-n", system["namespace"], "--wait=false", "-f", "-", stdin=yaml, check=False)
+
+
 def wait_ready(system, names, replicas, limit=180):
     """Waits until each function has `replicas` ready pods and its router knows it (a probe through the
     data path answers 2xx when replicas > 0; for 0 the scaled object reports Ready)."""
@@ -240,6 +246,7 @@ def warm(system, out):
         errs += e
     rps, _, _, terr = oha(system, "max", out, "-z", dur, "-c", "64", "--host", h, through)
     direct_rps, _, _, _ = oha(system, "max-direct", out, "-z", dur, "-c", "64", "--host", h, direct)
+    delete(system, ["warm"], system["image"])
     return {
         "warm_added_p50_us": round(statistics.median(p50s), 1),
         "warm_added_p99_us": round(statistics.median(p99s), 1),
@@ -265,6 +272,7 @@ def cold(system, out):
             errors += 1
             log(f"{system['name']}: cold start of {name} answered {status}")
         time.sleep(0.5)
+    delete(system, names, system["image"])
     (out / f"{system['name']}-cold-samples.json").write_text(json.dumps(samples))
     if len(samples) < 2:
         raise BenchError(f"{system['name']}: only {len(samples)} of {n} cold starts answered")
@@ -293,6 +301,7 @@ def burst(system, out):
 
     start, results = asyncio.run(shots())
     serving = watch.wait()
+    delete(system, ["burst"], system["image"])
     ok = [s for st, s in results if 200 <= st < 300]
     last = start + max(s for _, s in results)
     return {
@@ -356,9 +365,7 @@ def memory(system, out):
     parked = rss_kib(system["rss_groups"])
     proc.terminate()
     proc.wait()
-    # The function that never becomes ready goes, so its pod does not run beside later phases.
-    yaml = function_yaml(system, "park", system["park_image"], 0, 1, 10, PARK_COMMAND)
-    kubectl("delete", "-n", system["namespace"], "--wait=false", "-f", "-", stdin=yaml, check=False)
+    delete(system, ["park"], system["park_image"], PARK_COMMAND)
     mib = lambda kib: round(kib / 1024, 1)
     return {
         "datapath_idle_rss_mib": mib(idle["datapath"]),
