@@ -102,7 +102,7 @@ system() { # name url namespace datapath controlplane
  "park_image": "$busybox_ref", "oha": "$oha",
  "kubectl": ["$ZS_BIN/kubectl", "--kubeconfig", "$ZS_KUBECONFIG"],
  "cold_starts": ${BENCH_COLD_STARTS:-20}, "burst": ${BENCH_BURST:-1000}, "parked": ${BENCH_PARKED:-10000},
- "rounds": ${BENCH_PEERS_ROUNDS:-3}, "duration": "${BENCH_PEERS_DURATION:-5s}",
+ "rounds": ${BENCH_PEERS_ROUNDS:-5}, "duration": "${BENCH_PEERS_DURATION:-3s}",
  "rss_groups": {"crictl": $crictl, "datapath": $4, "controlplane": $5}}
 JSON
 }
