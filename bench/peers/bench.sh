@@ -21,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 source e2e/cluster/lib.sh
+# shellcheck source=scripts/bench-lib.sh
 source "${BENCH_LIB:-scripts/bench-lib.sh}"
 source bench/peers/versions.env
 out=${BENCH_OUT:-$root/target/bench}/peers
@@ -61,6 +62,7 @@ flock -w 1800 9 || die "peers: cannot take $lock"
 zs_ns=peers-zs
 keda_ns=peers-keda
 installed=0
+# shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
   local status=$?
   kubectl delete namespace "$zs_ns" "$keda_ns" --ignore-not-found --wait --timeout 120s >/dev/null || status=1

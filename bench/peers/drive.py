@@ -15,6 +15,7 @@ Phases: warm, cold, burst, memory. Each writes <out>/<system>-<phase>.json.
 
 import asyncio
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -363,9 +364,10 @@ def memory(system, out):
     create(system, ["park"], system["park_image"], 0, 1, concurrency=10, command=PARK_COMMAND)
     wait_ready(system, ["park"], 0)
     n = int(system.get("parked", 10000))
+    report = open(out / f"{system['name']}-park.txt", "w")
     proc = subprocess.Popen([system["oha"], "--no-tui", "-n", str(n), "-c", str(n), "-t", "110s", "--host",
                              host(system, "park"), system["url"].rstrip("/") + "/"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=report, stderr=subprocess.STDOUT)
     hostport = system["url"].split("://", 1)[1].rstrip("/")
     ip, port = hostport.rsplit(":", 1)
     # Parked: every connection established and the count steady for 2 s.
@@ -381,8 +383,9 @@ def memory(system, out):
             break
         time.sleep(0.5)
     parked = rss_kib(system["rss_groups"])
-    proc.terminate()
+    proc.send_signal(signal.SIGINT)  # oha prints its summary (status codes, errors) on Ctrl-C
     proc.wait()
+    report.close()
     delete(system, ["park"], system["park_image"], PARK_COMMAND)
     mib = lambda kib: round(kib / 1024, 1)
     return {
