@@ -11,6 +11,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=bench/peers/versions.env
 source "$here/versions.env"
+# shellcheck source=e2e/cluster/lib.sh
 source "$here/../../e2e/cluster/lib.sh" # ZS_BIN, log, die
 bin=${1:?usage: images.sh <bin dir>}
 registry=${ZEROSCALE_REGISTRY:-localhost:5000}
@@ -26,7 +27,7 @@ quiet() {
 
 # image <binary> <version>: pushes $registry/peers/<binary>:<version>; prints `<binary>=<ref>@<digest>`.
 image() {
-  local name=$1 version=$2 root="$work/$1" ref="$registry/peers/$1:$2" layer diff
+  local name=$1 root="$work/$1" ref="$registry/peers/$1:$2" layer diff
   mkdir -p "$root/etc/ssl/certs" "$root/tmp" "$root"
   printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >"$root/etc/passwd"
   printf '%s\n' 'root:x:0:' 'nonroot:x:65532:' >"$root/etc/group"

@@ -12,6 +12,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=bench/peers/versions.env
 source "$here/versions.env"
+# shellcheck source=e2e/cluster/lib.sh
 source "$here/../../e2e/cluster/lib.sh" # ZS_BIN, ZS_KUBECONFIG, log, die
 kubectl() { "$ZS_BIN/kubectl" --kubeconfig "$ZS_KUBECONFIG" "$@"; }
 export PATH="/usr/local/go/bin:$PATH" GOTOOLCHAIN=local GOFLAGS=-buildvcs=false
@@ -35,7 +36,7 @@ render() {
     [http-add-on-operator]=ghcr.io/kedacore/http-add-on-operator
     [interceptor]=ghcr.io/kedacore/http-add-on-interceptor [scaler]=ghcr.io/kedacore/http-add-on-scaler)
   echo "images:" >>"$work/kustomization.yaml"
-  while IFS== read -r name ref; do
+  while IFS="=" read -r name ref; do
     [[ -n ${upstream[$name]:-} ]] || die "peers: unknown image $name in $1"
     printf -- '- name: %s\n  newName: %s\n  digest: %s\n' "${upstream[$name]}" "${ref%@*}" "${ref#*@}" \
       >>"$work/kustomization.yaml"
