@@ -51,10 +51,14 @@ def function_yaml(system, name, image, lo, hi, concurrency, command=None):
     """The objects that make `name` a scale-to-zero function of `system` (at `lo` replicas first);
     `command` replaces the image's entrypoint."""
     cmd = json.dumps(command) if command else "null"
+    # A command runs the busybox image, whose user is root: both systems run it as 65532, since
+    # Zeroscale refuses root (restricted pod security) and fails the requests fast otherwise.
+    user = "{runAsUser: 65532, runAsNonRoot: true}" if command else "null"
     if system["name"] == "zeroscale":
         return (
             f"apiVersion: zeroscale.dev/v1alpha1\nkind: Function\nmetadata:\n  name: {name}\nspec:\n"
-            f"  image: {image}\n  command: {cmd}\n  concurrency: {concurrency}\n  timeoutSeconds: 120\n"
+            f"  image: {image}\n  command: {cmd}\n  securityContext: {user}\n"
+            f"  concurrency: {concurrency}\n  timeoutSeconds: 120\n"
             f"  scale:\n    initial: {lo}\n    min: {lo}\n    max: {hi}\n    window: 30s\n"
         )
     # The add-on: the workload and its Service are the user's; the HTTPScaledObject routes `host` to the
@@ -72,6 +76,7 @@ spec:
         - name: user
           image: {image}
           command: {cmd}
+          securityContext: {user}
           ports: [{{containerPort: 8080}}]
           # The probe Zeroscale gives a Function that sets none (operator/src/build/deployment.rs).
           readinessProbe: {{tcpSocket: {{port: 8080}}, initialDelaySeconds: 0, periodSeconds: 1}}
