@@ -65,7 +65,7 @@ installed=0
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
   local status=$?
-  kubectl delete namespace "$zs_ns" "$keda_ns" --ignore-not-found --wait --timeout 120s >/dev/null || status=1
+  kubectl delete namespace "$zs_ns" "$keda_ns" --ignore-not-found --wait --timeout 240s >/dev/null || status=1
   [[ $installed == 0 ]] || bash bench/peers/install.sh down || status=1
   bash scripts/uninstall.sh || status=1
   flock -u 9
@@ -149,7 +149,7 @@ print(json.dumps(peers, indent=2, sort_keys=True))
 PY
 
 # Removal, checked: every cluster-scoped object is as before the peer's install.
-kubectl delete namespace "$zs_ns" "$keda_ns" --ignore-not-found --wait --timeout 120s >/dev/null
+kubectl delete namespace "$zs_ns" "$keda_ns" --ignore-not-found --wait --timeout 240s >/dev/null
 bash bench/peers/install.sh down
 installed=0
 snapshot | grep -v -x -e "namespace/$zs_ns" -e "namespace/$keda_ns" >"$out/cluster-after.txt" || true

@@ -24,7 +24,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-PARK_COMMAND = ["sleep", "3600"]
+# Never listens; exits at once on SIGTERM (a bare `sleep` as PID 1 ignores it, and Zeroscale gives its
+# pods a grace period of the function's timeout plus the preStop sleep), so deleting it is quick.
+PARK_COMMAND = ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
 KUBECTL = None  # set from system.json: the pinned kubectl with the cluster's kubeconfig
 
 
@@ -363,7 +365,7 @@ def rss_kib(groups):
 
 def memory(system, out):
     """RSS of the system's data path and control plane at idle, then with 10,000 requests parked at a
-    function whose pod runs but never becomes ready (busybox sleeping: nothing listens on its port, so
+    function whose pod runs but never becomes ready (busybox waiting: nothing listens on its port, so
     the readiness probe never passes and both systems keep the requests waiting), one oha run."""
     idle = rss_kib(system["rss_groups"])
     create(system, ["park"], system["park_image"], 0, 1, concurrency=10, command=PARK_COMMAND)
