@@ -142,7 +142,7 @@ for key in sorted(set(ours) | set(theirs)):
     peers[key] = {"ours": o, "theirs": t, "ratio": ratio}
 loads = [float(x) for x in (out / "loadavg.txt").read_text().split()]
 peers["versions"] = {"keda": sys.argv[3], "http_add_on": sys.argv[4], "function_image": sys.argv[5]}
-peers["load_avg_1m_median"] = statistics.median(loads) if loads else None
+peers["load_avg_1m_median"] = round(statistics.median(loads), 2) if loads else None
 peers["load_avg_1m_max"] = max(loads) if loads else None
 json.dump({"peers": peers}, open(fragment, "w"), indent=2, sort_keys=True)
 print(json.dumps(peers, indent=2, sort_keys=True))
