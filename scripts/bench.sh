@@ -141,6 +141,18 @@ load = get(report, "activator.load_avg_1m_median")
 if load is not None:
     lines += ["", f"Load average (1 min) during the activator rounds: median {load}, "
               f"max {get(report, 'activator.load_avg_1m_max')} on {cores} cores."]
+peers = report.get("peers")
+if isinstance(peers, dict) and any(isinstance(v, dict) and "ours" in v for v in peers.values()):
+    versions = peers.get("versions", {})
+    lines += ["", "## Peers: Zeroscale against the KEDA HTTP add-on", "",
+              f"KEDA {versions.get('keda')}, http-add-on {versions.get('http_add_on')}, same cluster and "
+              f"function image, one after the other (load average median {peers.get('load_avg_1m_median')}). "
+              "Ratio: ours ÷ theirs.", "", "| figure | Zeroscale | KEDA HTTP add-on | ratio |", "|---|---|---|---|"]
+    for name, v in sorted(peers.items()):
+        if isinstance(v, dict) and "ours" in v:
+            lines.append(f"| `{name}` | {show(v['ours'])} | {show(v['theirs'])} | {show(v['ratio'])} |")
+elif isinstance(peers, dict) and peers.get("skipped"):
+    lines += ["", f"Peers section skipped: {peers['skipped']}."]
 plots = sorted(out.glob("*.svg"))
 if plots:
     lines += ["", "## Plots", ""]
