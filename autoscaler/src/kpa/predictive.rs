@@ -62,7 +62,7 @@ impl Default for PredictiveParams {
             bin: Duration::from_secs(60),
             bins: 240,
             cold_start_cost: Duration::from_secs(210),
-            prior: 2.0,
+            prior: 3.0,
             margin: 0.0,
             slack: Duration::from_secs(5),
             min_samples: 2,

@@ -86,7 +86,7 @@ fn a_periodic_burst_is_caught_at_both_ends_and_zero_through_the_quiet_middle() {
 fn a_rare_idle_time_between_two_modes_is_not_kept_warm() {
     let mut p = Predictor::new(PredictiveParams::default());
     // 40 idle times of 2 min, one of 10 min and 10 of an hour: minute 10 catches one request for
-    // a minute of pod time in each of the 13 idle times (and the prior's 2) that reach it, so it
+    // a minute of pod time in each of the 11 idle times (and the prior's 3) that reach it, so it
     // stays cold; the percentile window would have kept a pod from minute 2 onwards.
     let mut t = 0;
     p.activity(secs(t));
@@ -109,8 +109,8 @@ fn a_rare_idle_time_between_two_modes_is_not_kept_warm() {
 fn one_idle_time_in_a_bin_is_outweighed_by_the_prior_and_later_ones() {
     let mut p = Predictor::new(PredictiveParams::default());
     // Idle times of 10 min, 50 min and 50 min. A catch is worth 210 s. Minute 10 holds one and is
-    // reached by 4 (2 later, 2 of the prior): 60 s × 4.5 > 210 s, so it stays cold; minute 50
-    // holds two and is reached by 4: 2 × 210 s > 60 s × 3, warm.
+    // reached by 6 (2 later, 3 of the prior): 60 s × 5.5 > 210 s, so it stays cold; minute 50
+    // holds two and is reached by 5: 2 × 210 s > 60 s × 4, warm.
     for t in [0, 600, 3600, 6600] {
         p.activity(secs(t));
     }
