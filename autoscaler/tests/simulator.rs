@@ -99,7 +99,12 @@ fn predictive_beats_kpa_on_sample10() {
         for f in &r.per_function {
             let s = f.idle_split.expect("kpa and predictive split their idle time");
             let sum = s.kpa + s.keep_alive + s.prewarm + s.above_one;
-            assert!((sum - f.idle_pod_seconds).abs() < 1e-3, "{} {}: {sum}", r.policy, f.hash);
+            assert!(
+                (sum - f.idle_pod_seconds).abs() < 1e-3,
+                "{} {}: {sum}",
+                r.policy,
+                f.hash
+            );
         }
     }
     assert!(fixed_10m.per_function.iter().all(|f| f.idle_split.is_none()));
