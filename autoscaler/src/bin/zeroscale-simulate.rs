@@ -5,7 +5,7 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::Parser;
-use zeroscale_autoscaler::sim::{self, Policy, plot, report};
+use zeroscale_autoscaler::sim::{self, Policy, analysis, params, plot, report};
 
 fn duration(value: &str) -> Result<Duration, String> {
     zeroscale_crds::duration::parse(value).map_err(|e| e.to_string())
@@ -22,7 +22,8 @@ struct SimulateArgs {
     /// Directory holding `invocations.csv` and `durations.csv`.
     #[arg(long, env = "ZEROSCALE_AUTOSCALER_TRACE")]
     trace: PathBuf,
-    /// `kpa`, `fixed_1m`, `fixed_5m`, `fixed_10m`, `fixed_20m`, `fixed_60m`, or `all`.
+    /// `kpa`, `predictive`, `fixed_1m`, `fixed_5m`, `fixed_10m`, `fixed_20m`, `fixed_60m`, any
+    /// `fixed_<N>m`, or `all`.
     #[arg(long, env = "ZEROSCALE_AUTOSCALER_POLICY", default_value = "all")]
     policy: String,
     /// Where to write the JSON report (a list of reports for `all`); stdout when unset.
@@ -40,6 +41,14 @@ struct SimulateArgs {
     /// Also write the flat benchmark keys (`sim.<policy>.cold_start_pct`, ...) as JSON here.
     #[arg(long, env = "ZEROSCALE_AUTOSCALER_BENCH_OUT")]
     bench_out: Option<PathBuf>,
+    /// The predictive policy with other parameters than the autoscaler's defaults, as
+    /// `key=value,...` (the parameter search; see docs/simulator.md).
+    #[arg(long, env = "ZEROSCALE_AUTOSCALER_PREDICTIVE_PARAMS", default_value = "")]
+    predictive_params: String,
+    /// Also print, to stderr, where the predictive policy's idle pod-seconds differ from the
+    /// KPA's (by what held the pod, per function); needs `kpa` and `predictive` among the policies.
+    #[arg(long, env = "ZEROSCALE_AUTOSCALER_IDLE_SPLIT")]
+    idle_split: bool,
 }
 
 fn main() -> ExitCode {
@@ -55,7 +64,8 @@ fn main() -> ExitCode {
 fn simulate(args: &SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
     let policies = Policy::select(&args.policy)?;
     let started = std::time::Instant::now();
-    let reports = sim::simulate(&args.trace, &policies, args.seed, args.cold_start)?;
+    let params = params::parse(&args.predictive_params)?;
+    let reports = sim::simulate_with(&args.trace, &policies, args.seed, args.cold_start, &params)?;
     for r in &reports {
         eprintln!(
             "{:<10} invocations {:>8}  cold starts {:>7} ({:6.3} %)  queued {:6.3} %  p75/function {:6.2} %  idle pod-s {:>12.0}  total pod-s {:>12.0}",
@@ -74,6 +84,13 @@ fn simulate(args: &SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
         reports.len(),
         started.elapsed().as_secs_f64()
     );
+    if args.idle_split {
+        let find = |name: &str| reports.iter().find(|r| r.policy == name);
+        let (Some(kpa), Some(predictive)) = (find("kpa"), find("predictive")) else {
+            return Err("--idle-split needs the kpa and predictive policies (--policy all)".into());
+        };
+        eprint!("{}", analysis::idle_split(kpa, predictive, 20));
+    }
     let json = match reports.as_slice() {
         [one] => serde_json::to_string_pretty(one)?,
         many => serde_json::to_string_pretty(many)?,

@@ -2,13 +2,17 @@
 //! Shahrad et al., "Serverless in the Wild" (USENIX ATC 2020), deciding only the 0 ↔ 1 boundary.
 //!
 //! It learns a histogram of the function's idle times (time from its last traffic to its next) in
-//! 1-minute bins over a few hours. From the head and tail percentiles it derives a **pre-warm
-//! window** (how long after the last traffic the function may sit at zero) and a **keep-alive
-//! window** (how long one pod then stays warm, at most `max_keep_alive`: our addition, see
-//! `docs/simulator.md`). When most idle times fall beyond the histogram's
-//! range it forecasts the next one from their moving average instead. When the history is not
-//! representative (too few idle times, or bin counts too flat: a low coefficient of variation) it
-//! says nothing and the KPA decides, as for any other function. Pure: `now` is always a parameter.
+//! 1-minute bins over a few hours. From it, it plans the **warm spans**: the minutes after the last
+//! traffic during which one pod is kept (or pre-warmed) for the next request; in between, zero. A
+//! minute is warm when the requests it is likely to catch are worth the pod time it costs: when
+//! `cold_start_cost` × (idle times ending in that minute) exceeds the pod-seconds one pod would idle
+//! through it (every idle time that reaches it). The paper takes one window from the 5th to the 99th
+//! percentile; this rule, our change (`docs/simulator.md`), drops the minutes a request rarely
+//! arrives in, such as the quiet middle of a periodic function's gap, and the thin tail. When most
+//! idle times fall beyond the histogram's range it forecasts the next one from their moving average
+//! instead. When the history is not representative (too few idle times, or bin counts too flat: a
+//! low coefficient of variation) it says nothing and the KPA decides, as for any other function.
+//! Pure: `now` is always a parameter.
 
 use std::time::Duration;
 
@@ -21,12 +25,18 @@ pub struct PredictiveParams {
     pub bin: Duration,
     /// Number of bins: the histogram covers `bin × bins`.
     pub bins: usize,
-    /// Head percentile (a fraction) giving the pre-warm window.
-    pub head: f64,
-    /// Tail percentile (a fraction) giving the end of the keep-alive window.
-    pub tail: f64,
-    /// Safety margin taken off the pre-warm window and added to the keep-alive window.
+    /// What one cold start avoided is worth in idle pod time: a bin is warm when the idle times
+    /// ending in it, times this, exceed the pod time one pod would idle through it.
+    pub cold_start_cost: Duration,
+    /// Idle times assumed beyond the histogram's range on top of those seen: a prior against
+    /// warming a bin on the evidence of one or two idle times.
+    pub prior: f64,
+    /// Safety margin (a fraction) taken off the start of a warm span and added to its end.
     pub margin: f64,
+    /// Time taken off the start of a warm span and added to its end on top of the margin: idle
+    /// times are measured from per-second reports and demand, so one on a bin edge may be counted
+    /// in either bin (a request every 5 minutes); this keeps the pod over the edge.
+    pub slack: Duration,
     /// Fewest idle times before the histogram is trusted.
     pub min_samples: u32,
     /// Smallest coefficient of variation of the bin counts for a representative histogram.
@@ -35,15 +45,15 @@ pub struct PredictiveParams {
     pub max_out_of_range: f64,
     /// Margin around the forecast idle time (pre-warm at `1 − m`, keep warm until `1 + m`).
     pub forecast_margin: f64,
+    /// Longest warm span around a forecast idle time: a wider margin is narrowed around the
+    /// forecast moment.
+    pub max_keep_alive: Duration,
     /// A silence shorter than this is not an idle time (per-second reports are 1 s apart).
     pub min_gap: Duration,
     /// Time without traffic before the policy, not the KPA, decides.
     pub quiet: Duration,
     /// When the total count reaches this, every count halves (older idle times weigh less).
     pub decay_at: u32,
-    /// Longest time one pod stays warm in one window: a wider spread of idle times than this is
-    /// covered from its head only (the rest would cost more pod time than the cold starts it saves).
-    pub max_keep_alive: Duration,
 }
 
 impl Default for PredictiveParams {
@@ -51,17 +61,18 @@ impl Default for PredictiveParams {
         Self {
             bin: Duration::from_secs(60),
             bins: 240,
-            head: 0.05,
-            tail: 0.99,
-            margin: 0.10,
+            cold_start_cost: Duration::from_secs(210),
+            prior: 3.0,
+            margin: 0.0,
+            slack: Duration::from_secs(5),
             min_samples: 2,
             min_cv: 2.0,
             max_out_of_range: 0.5,
             forecast_margin: 0.15,
+            max_keep_alive: Duration::from_secs(600),
             min_gap: Duration::from_millis(1500),
             quiet: Duration::from_secs(2),
             decay_at: 10_000,
-            max_keep_alive: Duration::from_secs(600),
         }
     }
 }
@@ -77,19 +88,23 @@ pub enum Advice {
     Zero,
 }
 
+/// A stretch of time after the last traffic during which one pod is warm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// Start, after the last traffic (the pre-warm moment).
+    pub from: Duration,
+    /// End, after the last traffic.
+    pub to: Duration,
+}
+
 /// Where the policy's windows come from.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Windows {
     /// Not representative: the KPA decides.
     Fallback,
-    /// From the histogram or the forecast: zero for `prewarm` after the last traffic, then one pod
-    /// warm for `keep_alive`.
-    Predicted {
-        /// Time at zero after the last traffic.
-        prewarm: Duration,
-        /// Time one pod stays warm after the pre-warm window.
-        keep_alive: Duration,
-    },
+    /// From the histogram or the forecast: one pod warm during these spans after the last traffic
+    /// (sorted, disjoint; none means zero until the next request), zero outside them.
+    Predicted(Vec<Span>),
 }
 
 /// The learned idle-time distribution of one function, and when it last had traffic.
@@ -102,6 +117,8 @@ pub struct Predictor {
     last_active: Option<Duration>,
     /// Idle times recorded since creation: changes whenever the state worth persisting changes.
     version: u64,
+    /// The windows of the current histogram, computed when it changes.
+    windows: Windows,
 }
 
 impl Predictor {
@@ -114,6 +131,7 @@ impl Predictor {
             forecast: 0.0,
             last_active: None,
             version: 0,
+            windows: Windows::Fallback,
         }
     }
 
@@ -165,6 +183,7 @@ impl Predictor {
             self.out_of_range /= 2;
         }
         self.version += 1;
+        self.windows = self.plan();
     }
 
     fn in_range(&self) -> u64 {
@@ -191,21 +210,13 @@ impl Predictor {
         var.sqrt() / mean
     }
 
-    /// The first bin where the cumulative count reaches `q` of `n`.
-    fn percentile_bin(&self, q: f64, n: u64) -> usize {
-        let want = ((q * n as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += u64::from(c);
-            if seen >= want {
-                return i;
-            }
-        }
-        self.counts.len() - 1
+    /// The current windows.
+    pub fn windows(&self) -> &Windows {
+        &self.windows
     }
 
-    /// The current windows.
-    pub fn windows(&self) -> Windows {
+    /// The windows of the current histogram.
+    fn plan(&self) -> Windows {
         let p = &self.params;
         let total = self.total();
         if total < u64::from(p.min_samples) {
@@ -215,25 +226,52 @@ impl Predictor {
             // Warm from `1 − m` to `1 + m` of the forecast; a window wider than `max_keep_alive`
             // is narrowed around the forecast moment, where the next request is likeliest.
             let half = (self.forecast * p.forecast_margin).min(p.max_keep_alive.as_secs_f64() / 2.0);
-            return Windows::Predicted {
-                prewarm: Duration::from_secs_f64(self.forecast - half),
-                keep_alive: Duration::from_secs_f64(2.0 * half),
-            };
+            return Windows::Predicted(vec![Span {
+                from: Duration::from_secs_f64(self.forecast - half),
+                to: Duration::from_secs_f64(self.forecast + half),
+            }]);
         }
         let n = self.in_range();
         if n < u64::from(p.min_samples) || self.cv() < p.min_cv {
             return Windows::Fallback;
         }
+        Windows::Predicted(self.warm_spans())
+    }
+
+    /// The warm bins, merged into spans with the margin. One pod warm through bin `i` idles through
+    /// it for every idle time that reaches it: a whole bin for those ending later (and out of
+    /// range), half of one, on average, for those ending in it. It saves a cold start for each of
+    /// those ending in it. Both add up over bins, so each bin is decided on its own.
+    fn warm_spans(&self) -> Vec<Span> {
+        let p = &self.params;
         let bin = p.bin.as_secs_f64();
-        let head = self.percentile_bin(p.head, n) as f64 * bin;
-        let tail = (self.percentile_bin(p.tail, n) + 1) as f64 * bin;
-        let prewarm = head * (1.0 - p.margin);
-        // The head is where most of a wide spread's requests are (the pre-warm window is its 5th
-        // percentile); past `max_keep_alive` more warmth costs more than the cold starts it saves.
-        Windows::Predicted {
-            prewarm: Duration::from_secs_f64(prewarm),
-            keep_alive: Duration::from_secs_f64(tail * (1.0 + p.margin) - prewarm).min(p.max_keep_alive),
+        let worth = p.cold_start_cost.as_secs_f64();
+        let mut later = f64::from(self.out_of_range) + p.prior;
+        let mut warm = vec![false; self.counts.len()];
+        for (i, &c) in self.counts.iter().enumerate().rev() {
+            let c = f64::from(c);
+            warm[i] = c > 0.0 && worth * c > bin * (later + c / 2.0);
+            later += c;
         }
+        let mut spans: Vec<Span> = Vec::new();
+        let mut i = 0;
+        while i < warm.len() {
+            if !warm[i] {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < warm.len() && warm[i] {
+                i += 1;
+            }
+            let from = Duration::from_secs_f64(start as f64 * bin * (1.0 - p.margin)).saturating_sub(p.slack);
+            let to = Duration::from_secs_f64(i as f64 * bin * (1.0 + p.margin)) + p.slack;
+            match spans.last_mut() {
+                Some(last) if last.to >= from => last.to = to,
+                _ => spans.push(Span { from, to }),
+            }
+        }
+        spans
     }
 
     /// The advice at `now`.
@@ -245,10 +283,10 @@ impl Predictor {
         if since < self.params.quiet {
             return Advice::Kpa;
         }
-        match self.windows() {
+        match &self.windows {
             Windows::Fallback => Advice::Kpa,
-            Windows::Predicted { prewarm, keep_alive } => {
-                if since >= prewarm && since < prewarm + keep_alive {
+            Windows::Predicted(spans) => {
+                if spans.iter().any(|s| since >= s.from && since < s.to) {
                     Advice::Warm
                 } else {
                     Advice::Zero
@@ -261,13 +299,14 @@ impl Predictor {
     /// planned: what a caller skipping idle functions must wake up for.
     pub fn next_prewarm(&self, now: Duration) -> Option<Duration> {
         let last = self.last_active?;
-        match self.windows() {
-            Windows::Predicted { prewarm, .. } => {
-                let at = last + prewarm.max(self.params.quiet);
-                (at > now).then_some(at)
-            }
-            Windows::Fallback => None,
-        }
+        let Windows::Predicted(spans) = &self.windows else {
+            return None;
+        };
+        // The first warm moment still ahead: a span's start, or `quiet` inside the first span.
+        spans.iter().find_map(|s| {
+            let at = last + s.from.max(self.params.quiet);
+            (at > now && at < last + s.to).then_some(at)
+        })
     }
 
     /// The state to persist (`status.prediction`, without the wall-clock time of the last traffic,
@@ -310,6 +349,7 @@ impl Predictor {
         if last_active.is_some() {
             self.last_active = last_active;
         }
+        self.windows = self.plan();
     }
 }
 

@@ -16,47 +16,107 @@ fn periodic(p: &mut Predictor, start: u64, period: u64, n: u64) -> Duration {
     secs(start + (n - 1) * period)
 }
 
+/// The warm span of the bins from `from` to `to` seconds, with the default 5 s slack.
+fn span(from: u64, to: u64) -> Span {
+    Span {
+        from: secs(from.saturating_sub(5)),
+        to: secs(to + 5),
+    }
+}
+
 #[test]
 fn periodic_arrivals_warm_at_the_predicted_moment_and_zero_in_between() {
     let mut p = Predictor::new(PredictiveParams::default());
     let last = periodic(&mut p, 100, 300, 20);
-    // Every idle time is 300 s: bin 5. Head 5 min × 0.9 = 270 s, tail 6 min × 1.1 = 396 s.
-    assert_eq!(
-        p.windows(),
-        Windows::Predicted {
-            prewarm: secs(270),
-            keep_alive: secs(126),
-        }
-    );
+    // Every idle time is 300 s: bin 5, the only warm one (19 requests caught, worth far more
+    // than the pod time a minute costs).
+    assert_eq!(p.windows(), &Windows::Predicted(vec![span(300, 360)]));
     // Traffic just ended: the KPA still decides.
     assert_eq!(p.advise(last + secs(1)), Advice::Kpa);
     // Zero in between.
-    for s in [5, 60, 200, 269] {
+    for s in [5, 60, 200, 294] {
         assert_eq!(p.advise(last + secs(s)), Advice::Zero, "{s} s");
     }
-    // Warm from the pre-warm moment, before the next arrival at 300 s, until the tail.
-    assert_eq!(p.next_prewarm(last + secs(10)), Some(last + secs(270)));
-    for s in [270, 299, 300, 395] {
+    // Warm from the pre-warm moment until the end of the bin.
+    assert_eq!(p.next_prewarm(last + secs(10)), Some(last + secs(295)));
+    for s in [295, 300, 330, 364] {
         assert_eq!(p.advise(last + secs(s)), Advice::Warm, "{s} s");
     }
-    assert_eq!(p.advise(last + secs(396)), Advice::Zero);
+    assert_eq!(p.advise(last + secs(365)), Advice::Zero);
     assert_eq!(p.next_prewarm(last + secs(300)), None);
 }
 
 #[test]
-fn short_idle_times_keep_one_pod_warm_until_the_tail() {
+fn short_idle_times_keep_one_pod_warm_through_their_bin() {
     let mut p = Predictor::new(PredictiveParams::default());
     let last = periodic(&mut p, 0, 20, 50);
-    // Bin 0: no pre-warm window, keep-alive until 1 min × 1.1.
+    // Bin 0: no pre-warm, one pod stays from the last request until 1 min.
+    assert_eq!(p.windows(), &Windows::Predicted(vec![span(0, 60)]));
+    assert_eq!(p.advise(last + secs(30)), Advice::Warm);
+    assert_eq!(p.advise(last + secs(66)), Advice::Zero);
+}
+
+#[test]
+fn a_periodic_burst_is_caught_at_both_ends_and_zero_through_the_quiet_middle() {
+    let mut p = Predictor::new(PredictiveParams::default());
+    // Every 15 minutes a burst of three requests 20 s apart: idle times of 20 s, 20 s and 14 min
+    // 20 s. The percentile window would keep a pod from the burst to the next one.
+    let mut t = 0;
+    for _ in 0..20 {
+        for _ in 0..3 {
+            p.activity(secs(t));
+            t += 20;
+        }
+        t += 860 - 20;
+    }
+    let last = secs(t - 860);
     assert_eq!(
         p.windows(),
-        Windows::Predicted {
-            prewarm: Duration::ZERO,
-            keep_alive: secs(66),
-        }
+        &Windows::Predicted(vec![span(0, 60), span(840, 900)])
     );
     assert_eq!(p.advise(last + secs(30)), Advice::Warm);
-    assert_eq!(p.advise(last + secs(70)), Advice::Zero);
+    for s in [65, 300, 834] {
+        assert_eq!(p.advise(last + secs(s)), Advice::Zero, "{s} s");
+    }
+    assert_eq!(p.next_prewarm(last + secs(66)), Some(last + secs(835)));
+    assert_eq!(p.advise(last + secs(860)), Advice::Warm);
+}
+
+#[test]
+fn a_rare_idle_time_between_two_modes_is_not_kept_warm() {
+    let mut p = Predictor::new(PredictiveParams::default());
+    // 40 idle times of 2 min, one of 10 min and 10 of an hour: minute 10 catches one request for
+    // a minute of pod time in each of the 11 idle times (and the prior's 3) that reach it, so it
+    // stays cold; the percentile window would have kept a pod from minute 2 onwards.
+    let mut t = 0;
+    p.activity(secs(t));
+    for gap in std::iter::repeat_n(120, 40)
+        .chain([600])
+        .chain(std::iter::repeat_n(3600, 10))
+    {
+        t += gap;
+        p.activity(secs(t));
+    }
+    assert_eq!(
+        p.windows(),
+        &Windows::Predicted(vec![span(120, 180), span(3600, 3660)])
+    );
+    assert_eq!(p.advise(secs(t + 610)), Advice::Zero);
+    assert_eq!(p.advise(secs(t + 3630)), Advice::Warm);
+}
+
+#[test]
+fn one_idle_time_in_a_bin_is_outweighed_by_the_prior_and_later_ones() {
+    let mut p = Predictor::new(PredictiveParams::default());
+    // Idle times of 10 min, 50 min and 50 min. A catch is worth 210 s. Minute 10 holds one and is
+    // reached by 6 (2 later, 3 of the prior): 60 s × 5.5 > 210 s, so it stays cold; minute 50
+    // holds two and is reached by 5: 2 × 210 s > 60 s × 4, warm.
+    for t in [0, 600, 3600, 6600] {
+        p.activity(secs(t));
+    }
+    assert_eq!(p.windows(), &Windows::Predicted(vec![span(3000, 3060)]));
+    assert_eq!(p.advise(secs(6600 + 630)), Advice::Zero);
+    assert_eq!(p.next_prewarm(secs(6610)), Some(secs(6600 + 2995)));
 }
 
 #[test]
@@ -64,14 +124,14 @@ fn not_enough_data_falls_back() {
     let mut p = Predictor::new(PredictiveParams::default());
     assert_eq!(p.advise(secs(1000)), Advice::Kpa);
     p.activity(secs(0));
-    assert_eq!(p.windows(), Windows::Fallback);
+    assert_eq!(p.windows(), &Windows::Fallback);
     assert_eq!(p.advise(secs(500)), Advice::Kpa);
     p.activity(secs(600));
     // One idle time is fewer than `min_samples` (2).
-    assert_eq!(p.windows(), Windows::Fallback);
+    assert_eq!(p.windows(), &Windows::Fallback);
     assert_eq!(p.next_prewarm(secs(610)), None);
     p.activity(secs(1200));
-    assert!(matches!(p.windows(), Windows::Predicted { .. }));
+    assert!(matches!(p.windows(), Windows::Predicted(_)));
 }
 
 #[test]
@@ -84,32 +144,8 @@ fn a_noisy_function_falls_back() {
         t += (i % 240) * 60 + 30;
     }
     assert!(p.cv() < 0.5, "cv {}", p.cv());
-    assert_eq!(p.windows(), Windows::Fallback);
+    assert_eq!(p.windows(), &Windows::Fallback);
     assert_eq!(p.advise(secs(t + 100)), Advice::Kpa);
-}
-
-#[test]
-fn a_wide_spread_is_kept_warm_from_its_head_for_at_most_max_keep_alive() {
-    let mut p = Predictor::new(PredictiveParams::default());
-    // Idle times alternating 30 min and 2 h: head bin 30, tail bin 120.
-    let mut last = secs(0);
-    for i in 0..40u64 {
-        p.activity(last);
-        last += secs(if i % 2 == 0 { 1800 } else { 7200 });
-    }
-    p.activity(last);
-    // Pre-warm at 30 min × 0.9 = 1620 s; the tail (121 min × 1.1) is cut to 10 minutes of warmth.
-    assert_eq!(
-        p.windows(),
-        Windows::Predicted {
-            prewarm: secs(1620),
-            keep_alive: secs(600),
-        }
-    );
-    assert_eq!(p.advise(last + secs(1619)), Advice::Zero);
-    assert_eq!(p.advise(last + secs(1800)), Advice::Warm);
-    assert_eq!(p.advise(last + secs(2220)), Advice::Zero);
-    assert_eq!(p.advise(last + secs(7200)), Advice::Zero);
 }
 
 #[test]
@@ -117,13 +153,13 @@ fn idle_times_beyond_the_range_are_forecast() {
     let mut p = Predictor::new(PredictiveParams::default());
     let last = periodic(&mut p, 0, 6 * 3600, 4);
     // Three idle times of 6 h, beyond the 4 h histogram: warm from 85 % to 115 % of the forecast,
-    // a window cut to `max_keep_alive` (10 min) centred on the forecast moment.
+    // a window cut to `max_keep_alive` (10 minutes) centred on the forecast moment.
     assert_eq!(
         p.windows(),
-        Windows::Predicted {
-            prewarm: secs(21_300),
-            keep_alive: secs(600),
-        }
+        &Windows::Predicted(vec![Span {
+            from: secs(21_300),
+            to: secs(21_900),
+        }])
     );
     assert_eq!(p.advise(last + secs(3 * 3600)), Advice::Zero);
     assert_eq!(p.advise(last + secs(21_299)), Advice::Zero);
@@ -157,6 +193,8 @@ fn counts_decay_and_the_state_round_trips() {
     q.restore(&state, Some(secs(50)));
     let back = q.to_state();
     assert_eq!(back.bins, vec![IdleBin { minute: 2, count: 7 }]);
+    // The windows come back with the histogram.
+    assert_eq!(q.windows(), &Windows::Predicted(vec![span(120, 180)]));
     assert_eq!((back.out_of_range, back.forecast_seconds), (4, 0.0));
     assert_eq!(q.last_active(), Some(secs(50)));
 }
@@ -203,11 +241,11 @@ mod through_the_scaler {
             }
             let d = s.decide(now, obs(current), false);
             if current == 0 && d.desired == 1 && t >= 900 {
-                // The idle times are 299 s (traffic ends 1 s after each request): bin 4, so the
-                // pre-warm window is 240 s × 0.9 = 216 s after the last traffic, decided at the
-                // next 2 s tick: 218 s after the request, 82 s before the next one.
+                // The idle times are 299 s (traffic ends 1 s after each request): bin 4, so one
+                // pod is pre-warmed 240 s − 5 s after the last traffic, decided at the next 2 s
+                // tick: 236 s after the request, 64 s before the next one.
                 assert_eq!(d.reason, Reason::Prewarm, "at {t}");
-                assert_eq!(t % 300, 218, "pre-warm at {t}");
+                assert_eq!(t % 300, 236, "pre-warm at {t}");
             }
             current = d.desired;
             if current == 0 {
@@ -219,6 +257,6 @@ mod through_the_scaler {
         assert_eq!(warm_before_arrival, 9);
         // At zero for most of the hour: a few seconds after each request until the pre-warm (the
         // KPA alone holds the pod for its window plus grace, 90 s).
-        assert!(at_zero > 1150, "{at_zero} of 1800 decisions at zero");
+        assert!(at_zero > 1250, "{at_zero} of 1800 decisions at zero");
     }
 }

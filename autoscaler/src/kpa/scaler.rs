@@ -180,6 +180,17 @@ impl FunctionScaler {
         self.schedule_floor
     }
 
+    /// Replaces the predictive policy's parameters (and forgets what it learned) of a `predictive`
+    /// function; others are unchanged. The autoscaler uses the defaults; the simulator's
+    /// parameter search sets others.
+    pub fn set_predictive_params(&mut self, params: PredictiveParams) {
+        if let Some(p) = &mut self.predictor
+            && p.params() != &params
+        {
+            *p = Predictor::new(params);
+        }
+    }
+
     /// The predictive policy's state, for a `predictive` function.
     pub fn predictor(&self) -> Option<&Predictor> {
         self.predictor.as_ref()

@@ -22,6 +22,52 @@ pub enum Start {
     Cold,
 }
 
+/// Why the only pod of a function is up (for [`IdleSplit`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Holder {
+    /// The KPA's rules: traffic was recent, or the function has no usable prediction.
+    #[default]
+    Kpa,
+    /// The predictive policy's window kept the pod after traffic.
+    KeepAlive,
+    /// The predictive policy pre-warmed the pod; no invocation has arrived since.
+    Prewarm,
+}
+
+/// Where the idle pod time of a KPA-driven function went, in µs (the `kpa` and `predictive`
+/// policies fill it; `idle = kpa + keep_alive + prewarm + above_one`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdleSplit {
+    /// The only pod, idle, held by the KPA's rules (its window and grace after traffic).
+    pub kpa: u128,
+    /// The only pod, idle, held by the predictive policy's keep-alive window after traffic.
+    pub keep_alive: u128,
+    /// The only pod, pre-warmed by the predictive policy, waiting for an arrival.
+    pub prewarm: u128,
+    /// Idle pods beyond the first (none busy: all but one; some busy: every idle one).
+    pub above_one: u128,
+}
+
+impl IdleSplit {
+    /// Adds `from..to` during which `idle` pods (starting ones included) waited beside `busy` ones,
+    /// the only pod held by `holder` when none is busy.
+    pub fn add(&mut self, from: Micros, to: Micros, idle: usize, busy: usize, holder: Holder) {
+        if to <= from || idle == 0 {
+            return;
+        }
+        let span = u128::from(to - from);
+        let single = usize::from(busy == 0);
+        self.above_one += span * (idle - single) as u128;
+        if single == 1 {
+            *match holder {
+                Holder::Kpa => &mut self.kpa,
+                Holder::KeepAlive => &mut self.keep_alive,
+                Holder::Prewarm => &mut self.prewarm,
+            } += span;
+        }
+    }
+}
+
 /// Counters of one function under one policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -31,11 +77,16 @@ pub struct Tally {
     pub cold_starts: u64,
     /// Invocations that waited only for a busy pod to finish.
     pub queued: u64,
+    /// Invocations that arrived while the function had no pod at all, starting or up (the cold
+    /// starts a keep-alive policy can avoid; the others wait for a second pod or more).
+    pub at_zero: u64,
     /// Σ removal − Σ creation over pods, in µs (signed while pods are alive).
     pod_time: i128,
     /// Σ time pods spent running invocations, in µs.
     serving: u128,
     horizon: Micros,
+    /// Where the idle time went; `None` for policies that do not split it.
+    pub split: Option<IdleSplit>,
 }
 
 impl Tally {
@@ -71,6 +122,14 @@ impl Tally {
     pub fn served(&mut self, start: Micros, end: Micros) {
         let (start, end) = (start.min(self.horizon), end.min(self.horizon));
         self.serving += u128::from(end - start);
+    }
+
+    /// Adds `from..to` (cut at the horizon) to the idle split, starting it if needed.
+    pub fn idle_split(&mut self, from: Micros, to: Micros, idle: usize, busy: usize, holder: Holder) {
+        let to = to.min(self.horizon);
+        self.split
+            .get_or_insert_default()
+            .add(from.min(to), to, idle, busy, holder);
     }
 
     /// Pod-seconds in total (call once every pod has been removed).

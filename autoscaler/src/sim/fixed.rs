@@ -63,6 +63,9 @@ impl Pods {
             self.tally.invocation(Start::Warm);
             self.serve(now, inv);
         } else {
+            if self.busy.is_empty() && self.starting.is_empty() {
+                self.tally.at_zero += 1;
+            }
             self.tally.pod_created(now);
             self.starting.push_back(now + cold_start);
             self.queue.push_back(inv);

@@ -19,10 +19,10 @@ use std::{
 use zeroscale_crds::function::{ScalePolicy, ScaleSpec};
 
 use super::{
-    accounting::{Start, Tally},
+    accounting::{Holder, Start, Tally},
     workload::{Invocation, Micros, SECOND},
 };
-use crate::kpa::{DeciderSpec, FunctionScaler, Observation, TICK_INTERVAL};
+use crate::kpa::{Advice, DeciderSpec, FunctionScaler, Observation, PredictiveParams, Reason, TICK_INTERVAL};
 
 /// Name of the simulated activator replica.
 const ACTIVATOR: &str = "sim";
@@ -65,6 +65,12 @@ struct Function {
     active_second: bool,
     /// Whether the last report was non-zero (a final zero report is due).
     last_report_nonzero: bool,
+    /// Who holds the only pod, as of the last decision or arrival (for the idle split).
+    holder: Holder,
+    /// Whether the pods were pre-warmed from zero and no invocation has arrived since.
+    prewarmed: bool,
+    /// Until when the idle split is up to date.
+    split_at: Micros,
 }
 
 impl Function {
@@ -73,6 +79,10 @@ impl Function {
     }
 
     fn advance_area(&mut self, now: Micros) {
+        let idle = self.starting.len() + self.idle.len();
+        self.tally
+            .idle_split(self.split_at, now, idle, self.busy.len(), self.holder);
+        self.split_at = now;
         self.area += self.concurrency() * u128::from(now - self.area_at);
         self.area_at = now;
         self.active_second |= self.concurrency() > 0;
@@ -136,13 +146,31 @@ impl Function {
     }
 
     fn decide(&mut self, now: Micros, demand: bool) {
-        let decision = self
-            .scaler
-            .decide(Duration::from_micros(now), self.observation(), demand);
+        let at = Duration::from_micros(now);
+        let from_zero = self.pods() == 0;
+        let decision = self.scaler.decide(at, self.observation(), demand);
         self.scale_to(now, decision.desired);
+        if decision.reason == Reason::Prewarm && from_zero {
+            self.prewarmed = true;
+        }
+        if self.pods() == 0 {
+            self.prewarmed = false;
+        }
+        let advice = match self.scaler.predictor() {
+            Some(p) if !demand => p.advise(at),
+            _ => Advice::Kpa,
+        };
+        self.holder = match advice {
+            Advice::Warm if self.prewarmed => Holder::Prewarm,
+            Advice::Warm => Holder::KeepAlive,
+            Advice::Kpa | Advice::Zero => Holder::Kpa,
+        };
     }
 
     fn arrival(&mut self, now: Micros, inv: Invocation) {
+        // Traffic: the KPA decides again until the function is quiet.
+        self.prewarmed = false;
+        self.holder = Holder::Kpa;
         if self.idle.pop().is_some() {
             self.tally.invocation(Start::Warm);
             self.start(now, inv);
@@ -150,6 +178,7 @@ impl Function {
         }
         self.queue.push_back(inv);
         if self.pods() == 0 {
+            self.tally.at_zero += 1;
             let queued = self.queue.len() as u64;
             self.scaler
                 .record_demand(Duration::from_micros(now), ACTIVATOR, queued);
@@ -194,17 +223,37 @@ fn next_multiple(now: Micros, step: Micros) -> Micros {
 }
 
 /// Runs `invocations` (sorted by arrival) through the KPA with `spec` (and, with `policy:
-/// predictive` in it, the predictive policy on the 0 ↔ 1 boundary).
+/// predictive` in it, the predictive policy on the 0 ↔ 1 boundary with its default parameters).
 pub fn simulate(
     invocations: &[Invocation],
     spec: &DeciderSpec,
     cold_start: Micros,
     horizon: Micros,
 ) -> Tally {
+    simulate_with(
+        invocations,
+        spec,
+        &PredictiveParams::default(),
+        cold_start,
+        horizon,
+    )
+}
+
+/// [`simulate`] with the predictive policy's parameters `params` (used only with `policy:
+/// predictive`): how the parameters are searched, on the same production code.
+pub fn simulate_with(
+    invocations: &[Invocation],
+    spec: &DeciderSpec,
+    params: &PredictiveParams,
+    cold_start: Micros,
+    horizon: Micros,
+) -> Tally {
     let tick = TICK_INTERVAL.as_micros() as Micros;
     let staleness = Duration::from_secs(3);
+    let mut scaler = FunctionScaler::new(spec.clone(), Duration::ZERO, staleness);
+    scaler.set_predictive_params(params.clone());
     let mut f = Function {
-        scaler: FunctionScaler::new(spec.clone(), Duration::ZERO, staleness),
+        scaler,
         tally: Tally::new(horizon),
         cold_start,
         starting: VecDeque::new(),
@@ -216,6 +265,9 @@ pub fn simulate(
         area_at: 0,
         active_second: false,
         last_report_nonzero: false,
+        holder: Holder::Kpa,
+        prewarmed: false,
+        split_at: 0,
     };
     let mut next = invocations.iter().copied().peekable();
     let (mut next_tick, mut next_second) = (NEVER, NEVER);
@@ -257,6 +309,7 @@ pub fn simulate(
             next_second = NEVER;
         }
     }
+    f.advance_area(horizon);
     let alive = f.starting.len() + f.idle.len() + f.busy.len();
     for _ in 0..alive {
         f.tally.pod_removed(horizon);

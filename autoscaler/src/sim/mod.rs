@@ -5,8 +5,10 @@
 //! The `kpa` policy runs the same [`crate::kpa::FunctionScaler`] the autoscaler runs in the cluster.
 
 pub mod accounting;
+pub mod analysis;
 pub mod fixed;
 pub mod kpa;
+pub mod params;
 pub mod plot;
 pub mod report;
 pub mod trace;
@@ -49,6 +51,9 @@ pub enum SimError {
         #[source]
         source: std::io::Error,
     },
+    /// A `--predictive-params` entry is malformed.
+    #[error(transparent)]
+    Params(#[from] params::ParamsError),
     /// JSON encoding failed.
     #[error("cannot encode the report: {0}")]
     Json(#[from] serde_json::Error),
@@ -128,6 +133,11 @@ impl Workload {
 
     /// Runs `policy` over every function.
     pub fn run(&self, policy: Policy) -> PolicyReport {
+        self.run_with(policy, &crate::kpa::PredictiveParams::default())
+    }
+
+    /// Runs `policy` over every function, the predictive policy with `params`.
+    pub fn run_with(&self, policy: Policy, params: &crate::kpa::PredictiveParams) -> PolicyReport {
         let cold_start = (self.model.cold_start_seconds * SECOND as f64) as Micros;
         let spec = kpa::default_spec();
         let predictive = kpa::predictive_spec();
@@ -137,7 +147,7 @@ impl Workload {
             .map(|(hash, invs)| {
                 let tally = match policy {
                     Policy::Kpa => kpa::simulate(invs, &spec, cold_start, HORIZON),
-                    Policy::Predictive => kpa::simulate(invs, &predictive, cold_start, HORIZON),
+                    Policy::Predictive => kpa::simulate_with(invs, &predictive, params, cold_start, HORIZON),
                     Policy::Fixed(m) => fixed::simulate(invs, m * 60 * SECOND, cold_start, HORIZON),
                 };
                 FunctionReport::new(hash, &tally)
@@ -154,9 +164,26 @@ pub fn simulate(
     seed: u64,
     cold_start: Duration,
 ) -> Result<Vec<PolicyReport>, SimError> {
+    simulate_with(
+        dir,
+        policies,
+        seed,
+        cold_start,
+        &crate::kpa::PredictiveParams::default(),
+    )
+}
+
+/// [`simulate`] with the predictive policy's parameters `params` (the parameter search).
+pub fn simulate_with(
+    dir: &Path,
+    policies: &[Policy],
+    seed: u64,
+    cold_start: Duration,
+    params: &crate::kpa::PredictiveParams,
+) -> Result<Vec<PolicyReport>, SimError> {
     let functions = trace::load(dir)?;
     let workload = Workload::new(&functions, seed, cold_start, dir);
-    Ok(policies.iter().map(|&p| workload.run(p)).collect())
+    Ok(policies.iter().map(|&p| workload.run_with(p, params)).collect())
 }
 
 /// Writes `text` to `path`, creating its directory first.

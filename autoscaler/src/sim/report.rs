@@ -2,7 +2,35 @@
 
 use serde::Serialize;
 
-use super::accounting::Tally;
+use super::{
+    accounting::{IdleSplit, Tally},
+    workload::SECOND,
+};
+
+/// Where a function's idle pod-seconds went (`kpa` and `predictive` only; see [`IdleSplit`]).
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct IdleSplitReport {
+    /// The only pod, held by the KPA's rules (its window and grace after traffic).
+    pub kpa: f64,
+    /// The only pod, held by the predictive keep-alive window after traffic.
+    pub keep_alive: f64,
+    /// The only pod, pre-warmed and waiting for an arrival.
+    pub prewarm: f64,
+    /// Idle pods beyond the first.
+    pub above_one: f64,
+}
+
+impl From<IdleSplit> for IdleSplitReport {
+    fn from(s: IdleSplit) -> Self {
+        let secs = |us: u128| us as f64 / SECOND as f64;
+        Self {
+            kpa: secs(s.kpa),
+            keep_alive: secs(s.keep_alive),
+            prewarm: secs(s.prewarm),
+            above_one: secs(s.above_one),
+        }
+    }
+}
 
 /// Results of one function under one policy.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -17,10 +45,15 @@ pub struct FunctionReport {
     pub cold_start_pct: f64,
     /// Invocations that waited only for a busy pod to finish (not cold starts).
     pub queued: u64,
+    /// Invocations that found the function with no pod at all (starting or up).
+    pub at_zero: u64,
     /// Pod-seconds without an invocation running (start-up included).
     pub idle_pod_seconds: f64,
     /// All pod-seconds.
     pub total_pod_seconds: f64,
+    /// Where the idle pod-seconds went (`kpa` and `predictive` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_split: Option<IdleSplitReport>,
 }
 
 impl FunctionReport {
@@ -32,8 +65,10 @@ impl FunctionReport {
             cold_starts: tally.cold_starts,
             cold_start_pct: pct(tally.cold_starts, tally.invocations),
             queued: tally.queued,
+            at_zero: tally.at_zero,
             idle_pod_seconds: tally.idle_pod_seconds(),
             total_pod_seconds: tally.total_pod_seconds(),
+            idle_split: tally.split.map(IdleSplitReport::from),
         }
     }
 }
@@ -72,6 +107,8 @@ pub struct PolicyReport {
     pub queued: u64,
     /// `queued / invocations × 100`.
     pub queued_pct: f64,
+    /// Invocations that found the function with no pod at all.
+    pub at_zero: u64,
     /// Idle pod-seconds, all functions.
     pub idle_pod_seconds: f64,
     /// Pod-seconds, all functions.
@@ -123,6 +160,7 @@ impl PolicyReport {
             cold_start_pct: pct(cold_starts, invocations),
             queued,
             queued_pct: pct(queued, invocations),
+            at_zero: per_function.iter().map(|f| f.at_zero).sum(),
             idle_pod_seconds: per_function.iter().map(|f| f.idle_pod_seconds).sum(),
             total_pod_seconds: per_function.iter().map(|f| f.total_pod_seconds).sum(),
             per_function_cold_start_pct_p50: quantile(&pcts, 0.5),
