@@ -166,7 +166,7 @@ pub struct Args {
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
     pub max_header_bytes: usize,
     /// Interval of direct probes of starting pods while requests wait.
-    #[arg(long, env = "ZEROSCALE_ACTIVATOR_PROBE_INTERVAL", default_value = "25ms", value_parser = duration)]
+    #[arg(long, env = "ZEROSCALE_ACTIVATOR_PROBE_INTERVAL", default_value = "2ms", value_parser = duration)]
     pub probe_interval: Duration,
     /// Period of the stats signal.
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_STATS_INTERVAL", default_value = "1s", value_parser = duration)]
@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(args.internal_addr.port(), 8081);
         assert_eq!(args.drain_timeout, Duration::from_secs(30));
         assert_eq!(args.drain_delay, Duration::from_secs(5));
-        assert_eq!(args.probe_interval, Duration::from_millis(25));
+        assert_eq!(args.probe_interval, Duration::from_millis(2));
         assert_eq!(
             args.broker_addr,
             BrokerAddr(Some("0.0.0.0:8082".parse().unwrap()))

@@ -3,36 +3,79 @@
 //!
 //! The probe is a TCP connect to the pod's address every [`PROBE_INTERVAL`]: a function that listens
 //! on its port is taken to serve (the default readiness probe of a Function is the same TCP check).
+//! Each pod's attempts run on their own: an answer is acted on the moment its connect completes, never
+//! after the round's slowest attempt, so a pod whose address does not answer yet (a SYN dropped while
+//! its network is being set up) cannot hold back one that does.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::net::TcpStream;
+use futures::{StreamExt, stream::FuturesUnordered};
+use tokio::{net::TcpStream, time::Instant};
 
 use crate::{
     function::{FunctionState, Wakeups},
     signal_sender::SignalSender,
 };
 
-/// How often starting pods are probed while requests wait.
-pub const PROBE_INTERVAL: Duration = Duration::from_millis(25);
+/// How often starting pods are probed while requests wait for them. Short, because the time from a
+/// pod being able to serve to the first buffered request reaching it (P3) is at most this plus the
+/// hand-over; a refused connect to a pod that is not listening yet costs a few microseconds.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(2);
 
-/// Probes `function`'s starting pods until none is left or nobody waits.
+/// How often pods that refused a connection are probed while no request waits: they are routed
+/// around meanwhile, so nothing is held up and a slower pace is enough.
+pub const FAILED_PROBE_INTERVAL: Duration = Duration::from_millis(25);
+
+/// The shortest time a single connect attempt is given before it counts as unanswered.
+const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(10);
+
+/// Probes `function`'s starting pods with TCP connects until none is left or nobody waits.
 pub async fn probe_until_answered(function: Arc<FunctionState>, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    probe_with(function, interval, |address| async move {
+        TcpStream::connect(address).await.map(drop)
+    })
+    .await;
+}
+
+/// Probes `function`'s starting pods with `connect` every `interval` (every
+/// [`FAILED_PROBE_INTERVAL`] at most while nobody waits) until [`FunctionState::probe_targets`]
+/// says to stop. A pod has at most one attempt in flight, bounded by four intervals (at least
+/// [`MIN_ATTEMPT_TIMEOUT`]); the pod is marked answering as soon as its attempt succeeds.
+pub async fn probe_with<C, F>(function: Arc<FunctionState>, interval: Duration, connect: C)
+where
+    C: Fn(SocketAddr) -> F,
+    F: Future<Output = io::Result<()>>,
+{
+    let attempt_timeout = (interval * 4).max(MIN_ATTEMPT_TIMEOUT);
+    let mut attempts = FuturesUnordered::new();
+    let mut in_flight: Vec<SocketAddr> = Vec::new();
+    let mut next_round = Instant::now();
     loop {
-        ticker.tick().await;
-        let Some(targets) = function.probe_targets() else {
-            break;
-        };
-        let probes = targets.into_iter().map(|address| async move {
-            let answered = tokio::time::timeout(interval * 4, TcpStream::connect(address)).await;
-            (address, matches!(answered, Ok(Ok(_))))
-        });
-        for (address, answered) in futures::future::join_all(probes).await {
-            if answered {
-                tracing::debug!(function = function.display(), %address, "starting pod answered a probe");
-                function.mark_answering(address);
+        tokio::select! {
+            // Answers first: a pod that answered is routed to before anything else happens.
+            biased;
+            Some((address, answered)) = attempts.next(), if !attempts.is_empty() => {
+                in_flight.retain(|a| *a != address);
+                if answered {
+                    tracing::debug!(function = function.display(), %address, "starting pod answered a probe");
+                    function.mark_answering(address);
+                }
+            }
+            () = tokio::time::sleep_until(next_round) => {
+                let Some(targets) = function.probe_targets() else {
+                    break;
+                };
+                for address in targets {
+                    if in_flight.contains(&address) {
+                        continue;
+                    }
+                    in_flight.push(address);
+                    let attempt = tokio::time::timeout(attempt_timeout, connect(address));
+                    attempts.push(async move { (address, matches!(attempt.await, Ok(Ok(())))) });
+                }
+                let period = if function.queued() > 0 { interval } else { interval.max(FAILED_PROBE_INTERVAL) };
+                // From now, not from the planned time: a late round does not cause a catch-up burst.
+                next_round = Instant::now() + period;
             }
         }
     }
@@ -64,3 +107,7 @@ impl Wakeups for ActivatorWakeups {
         tokio::spawn(probe_until_answered(Arc::clone(function), self.probe_interval));
     }
 }
+
+#[cfg(test)]
+#[path = "probe_tests.rs"]
+mod tests;

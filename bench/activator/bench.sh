@@ -3,7 +3,8 @@
 #   - the upstream is nginx answering `200 ok` (one worker);
 #   - direct vs through the activator (--static-config) vs through nginx as a reverse proxy;
 #   - added latency at 1k rps open loop (oha -q 1000 with latency correction), max throughput at
-#     64 connections, idle RSS, and RSS growth with 10,000 requests parked at a function at zero.
+#     64 connections, idle RSS, RSS growth with 10,000 requests parked at a function at zero, and the
+#     RSS once they are gone (peak and after BENCH_ACTIVATOR_SETTLE, default 20 s: memory back after a burst).
 # Writes $BENCH_FRAGMENT: {"activator": {...}, "nginx": {...}}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -164,6 +165,11 @@ park() {
 }
 read -r parked_h1 parked_h1_kib < <(park parked-http1 -c 10000)
 read -r parked_h2 parked_h2_kib < <(park parked-h2c --http2 -c 100 -p 100)
+# Memory back after the bursts (issue #19): RSS once the parked clients are gone and the activator
+# has been idle for BENCH_ACTIVATOR_SETTLE seconds (the allocator's decay time is 10 s).
+peak_rss_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$activator_pid/status")
+sleep "${BENCH_ACTIVATOR_SETTLE:-20}"
+settled_rss_kib=$(bench_rss_kib "$activator_pid")
 
 python3 - "$fragment" "$out/rounds.txt" "$out/loadavg.txt" <<PY
 import json, statistics, sys
@@ -180,7 +186,7 @@ rps_ratios = [r[7] / r[9] for r in rows if r[9] > 0]
 added_ratios = [(r[2] - r[0]) / (r[4] - r[0]) for r in rows if r[4] - r[0] > 0]
 
 def ratio_figures(name, ratios, limit, better):
-    """Median, spread and whether the spread decides `better` (<= or >=) against `limit`."""
+    """Median, spread and whether the spread decides better (<= or >=) against limit."""
     if not ratios:
         return {name: None, f"{name}_note": "no round measured it"}
     lo, hi, mid = min(ratios), max(ratios), statistics.median(ratios)
@@ -212,6 +218,8 @@ figures = {
     "parked_10k_requests": $parked_h1,
     "parked_10k_h2c_rss_mib": mib($parked_h2_kib),
     "parked_10k_h2c_requests": $parked_h2,
+    "peak_rss_mib": mib($peak_rss_kib),
+    "settled_rss_mib": mib($settled_rss_kib),
     "rounds": len(rows),
   },
   "nginx": {
