@@ -257,7 +257,12 @@ async fn watch_slices(
                     continue;
                 };
                 relisted.insert((ns.clone(), name.clone()));
-                let slice = (key.clone(), slice_port(&s), slice_endpoints(&s), slice_runtime(&s));
+                let slice = (
+                    key.clone(),
+                    slice_port(&s),
+                    slice_endpoints(&s),
+                    slice_runtime(&s),
+                );
                 c.slices.insert((ns, name), slice);
                 c.push(&key, &table);
             }
@@ -368,11 +373,12 @@ mod tests {
         let (ns, name, key) = slice_key(&labelled).expect("key");
         assert_eq!(key, FunctionKey::new("ns", "hello-0123456789"));
         let mut cache = Cache::default();
-        cache.slices.insert((ns, name), (key.clone(), None, Vec::new(), Some(runtime)));
-        cache.slices.insert(
-            ("ns".into(), "c".into()),
-            (key.clone(), None, Vec::new(), None),
-        );
+        cache
+            .slices
+            .insert((ns, name), (key.clone(), None, Vec::new(), Some(runtime)));
+        cache
+            .slices
+            .insert(("ns".into(), "c".into()), (key.clone(), None, Vec::new(), None));
         assert_eq!(cache.runtime(&key), Some(&runtime));
         assert_eq!(cache.runtime(&FunctionKey::new("ns", "hello")), None);
     }
