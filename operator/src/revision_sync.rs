@@ -67,7 +67,10 @@ pub fn plan(
     let initial_zero = function.scale.initial == 0;
     let ready: BTreeSet<String> = observed
         .iter()
-        .filter(|r| revisions::is_ready(r, &previous.revisions, initial_zero))
+        .filter(|r| {
+            let first_at_zero = initial_zero && revisions::is_first(r, &observed, &previous.revisions);
+            revisions::is_ready(r, &previous.revisions, first_at_zero)
+        })
         .map(|r| r.name.clone())
         .collect();
     let current = function.revision.as_str();
