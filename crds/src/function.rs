@@ -218,16 +218,16 @@ pub struct FunctionStatus {
     /// In-cluster URL: `http://<name>.<namespace>.svc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// Pods the Deployment has.
+    /// Pods the revisions' Deployments have, summed over every revision.
     #[serde(default)]
     pub replicas: i32,
-    /// Pods that are ready.
+    /// Pods that are ready, summed over every revision.
     #[serde(default)]
     pub ready_replicas: i32,
-    /// Pods the autoscaler wants (the Deployment's `spec.replicas`).
+    /// Pods the autoscaler wants (the revisions' Deployments' `spec.replicas`, summed).
     #[serde(default)]
     pub desired_replicas: i32,
-    /// `ready/desired`, for the REPLICAS printer column.
+    /// `ready/desired` summed over every revision, for the REPLICAS printer column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas_summary: Option<String>,
     /// Conditions `Ready`, `DeploymentReady`, `RoutesReady`, `Active` and `ContainerHealthy`.
