@@ -17,7 +17,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use zeroscale_crds::FunctionSpec;
 use zeroscale_crds::revision::revision_name;
-use zeroscale_e2e::{deployment_replicas, kubectl, wait_for};
+use zeroscale_e2e::installed::ready_component_pods;
+use zeroscale_e2e::{counter_value, deployment_replicas, kubectl, try_kubectl, wait_for};
 
 use support::{COLD_REQUEST_TIMEOUT, READY_TIMEOUT, Scenario, echo_pod, echo_spec};
 
@@ -247,6 +248,28 @@ async fn a_ninety_ten_split_holds_tags_reach_their_revision_at_zero_percent_and_
     eprintln!("90/10 split over 2000 requests: {counts:?}");
     assert!((87.0..=93.0).contains(&share(&rev1)), "{counts:?}");
     assert!((7.0..=13.0).contains(&share(&rev2)), "{counts:?}");
+    // The activators' metrics name the Function and the revision apart, and agree with the tally.
+    let mut counted = BTreeMap::new();
+    for pod in ready_component_pods("activator").await {
+        let path = format!("/api/v1/namespaces/zeroscale-system/pods/{pod}:9090/proxy/metrics");
+        let text = try_kubectl(&["get", "--raw", &path], None)
+            .await
+            .unwrap_or_default();
+        for rev in [&rev1, &rev2] {
+            let series = format!(
+                "zeroscale_activator_requests_total{{namespace=\"{}\",function=\"split\",revision=\"{rev}\",code=\"200\"}}",
+                s.namespace()
+            );
+            *counted.entry(rev.clone()).or_insert(0) += counter_value(&text, &series);
+        }
+    }
+    for rev in [&rev1, &rev2] {
+        let seen = counts.get(rev.as_str()).copied().unwrap_or(0) as u64;
+        assert!(
+            counted[rev] >= seen,
+            "{rev}: metrics {counted:?} < answers {counts:?}"
+        );
+    }
     for rev in [&rev1, &rev2] {
         s.wait_replicas(rev, "back to zero", Duration::from_secs(120), |d, r| {
             d == 0 && r == 0
