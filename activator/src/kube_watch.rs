@@ -16,6 +16,7 @@ use kube::{
 };
 use zeroscale_common::{admin::Readiness, signals::FunctionKey};
 use zeroscale_crds::Function;
+use zeroscale_crds::revision_runtime::RevisionRuntime;
 
 use crate::{
     revision_settings,
@@ -31,8 +32,9 @@ pub const REVISION_LABEL: &str = zeroscale_crds::revision::REVISION_LABEL;
 /// Addresses of one EndpointSlice: IP, ready, terminating.
 type SliceEndpoints = Vec<(IpAddr, bool, bool)>;
 
-/// One EndpointSlice: the table entry it feeds, its port (when it names one) and its addresses.
-type Slice = (FunctionKey, Option<u16>, SliceEndpoints);
+/// One EndpointSlice: the table entry it feeds, its port (when it names one), its addresses, and the
+/// revision's own runtime settings (when its labels carry them).
+type Slice = (FunctionKey, Option<u16>, SliceEndpoints, Option<RevisionRuntime>);
 
 #[derive(Default)]
 struct Cache {
@@ -49,9 +51,9 @@ impl Cache {
     fn endpoints(&self, key: &FunctionKey, port: u16) -> Vec<EndpointInfo> {
         self.slices
             .values()
-            .filter(|(k, _, _)| k == key)
+            .filter(|(k, _, _, _)| k == key)
             // A revision's own port (an older revision may listen on another port than the spec's).
-            .flat_map(|(_, slice_port, eps)| eps.iter().map(move |e| (slice_port.unwrap_or(port), e)))
+            .flat_map(|(_, slice_port, eps, _)| eps.iter().map(move |e| (slice_port.unwrap_or(port), e)))
             .map(|(port, &(ip, ready, terminating))| EndpointInfo {
                 address: SocketAddr::new(ip, port),
                 ready,
@@ -60,9 +62,24 @@ impl Cache {
             .collect()
     }
 
+    /// The revision's own runtime settings, from any of its slices that carries them.
+    fn runtime(&self, key: &FunctionKey) -> Option<&RevisionRuntime> {
+        self.slices
+            .values()
+            .filter(|(k, _, _, _)| k == key)
+            .find_map(|(_, _, _, runtime)| runtime.as_ref())
+    }
+
     fn push(&self, key: &FunctionKey, table: &RoutingTable) {
         match self.functions.get(key) {
-            Some(settings) => table.apply(key, settings.clone(), self.endpoints(key, settings.port)),
+            Some(settings) => {
+                let settings = match self.runtime(key) {
+                    Some(runtime) => revision_settings::with_runtime(settings, runtime),
+                    None => settings.clone(),
+                };
+                let endpoints = self.endpoints(key, settings.port);
+                table.apply(key, settings, endpoints);
+            }
             None => table.remove(key),
         }
     }
@@ -84,6 +101,15 @@ fn slice_endpoints(slice: &EndpointSlice) -> SliceEndpoints {
                 .filter_map(move |a| a.parse::<IpAddr>().ok().map(|ip| (ip, ready, terminating)))
         })
         .collect()
+}
+
+/// The revision's runtime settings the slice's labels carry (copied from its private Service); a
+/// malformed set is logged and left out (the Function's settings apply).
+fn slice_runtime(slice: &EndpointSlice) -> Option<RevisionRuntime> {
+    RevisionRuntime::from_labels(slice.labels()).unwrap_or_else(|error| {
+        tracing::warn!(slice = %slice.name_any(), %error, "ignoring the revision's runtime labels");
+        None
+    })
 }
 
 fn slice_port(slice: &EndpointSlice) -> Option<u16> {
@@ -231,8 +257,13 @@ async fn watch_slices(
                     continue;
                 };
                 relisted.insert((ns.clone(), name.clone()));
-                c.slices
-                    .insert((ns, name), (key.clone(), slice_port(&s), slice_endpoints(&s)));
+                let slice = (
+                    key.clone(),
+                    slice_port(&s),
+                    slice_endpoints(&s),
+                    slice_runtime(&s),
+                );
+                c.slices.insert((ns, name), slice);
                 c.push(&key, &table);
             }
             watcher::Event::Delete(s) => {
@@ -247,7 +278,7 @@ async fn watch_slices(
                     .slices
                     .iter()
                     .filter(|(id, _)| !relisted.contains(*id))
-                    .map(|(_, (k, _, _))| k.clone())
+                    .map(|(_, (k, _, _, _))| k.clone())
                     .collect();
                 c.slices.retain(|id, _| relisted.contains(id));
                 for key in stale {
@@ -262,6 +293,8 @@ async fn watch_slices(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
 
     use super::*;
@@ -311,5 +344,42 @@ mod tests {
                 (ip("10.0.0.6"), false, true)
             ]
         );
+    }
+
+    #[test]
+    fn a_revisions_slices_carry_its_runtime_settings() {
+        let old: zeroscale_crds::FunctionSpec = serde_json::from_value(serde_json::json!({
+            "image": "echo:1", "concurrency": 1, "timeoutSeconds": 20,
+        }))
+        .expect("spec");
+        let mut labels = RevisionRuntime::of(&old).labels();
+        labels.insert(REVISION_LABEL.into(), "hello-0123456789".into());
+        labels.insert(FUNCTION_LABEL.into(), "hello".into());
+        let slice = |name: &str, labels: BTreeMap<String, String>| EndpointSlice {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                labels: Some(labels),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let labelled = slice("a", labels.clone());
+        let mut bad = labels.clone();
+        bad.insert(zeroscale_crds::revision_runtime::PORT_LABEL.into(), "none".into());
+        assert_eq!(slice_runtime(&slice("b", bad)), None, "malformed: left out");
+        let runtime = slice_runtime(&labelled).expect("runtime");
+        assert_eq!(runtime.concurrency, 1);
+        let (ns, name, key) = slice_key(&labelled).expect("key");
+        assert_eq!(key, FunctionKey::new("ns", "hello-0123456789"));
+        let mut cache = Cache::default();
+        cache
+            .slices
+            .insert((ns, name), (key.clone(), None, Vec::new(), Some(runtime)));
+        cache
+            .slices
+            .insert(("ns".into(), "c".into()), (key.clone(), None, Vec::new(), None));
+        assert_eq!(cache.runtime(&key), Some(&runtime));
+        assert_eq!(cache.runtime(&FunctionKey::new("ns", "hello")), None);
     }
 }

@@ -15,8 +15,8 @@ use prometheus_client::{
 };
 use zeroscale_common::signals::FunctionKey;
 
-pub use zeroscale_common::metrics::FunctionLabels;
 use zeroscale_common::metrics::{FloatGauge, unix_now};
+use zeroscale_crds::revision::split_revision_name;
 
 /// `reason` of `zeroscale_activator_upstream_retries_total`: nothing of the request reached the pod
 /// (connection refused, timed out or reset, or a kept-alive connection closed before it was written).
@@ -37,13 +37,40 @@ pub const LOST_MID_RESPONSE: &str = "mid-response";
 /// [`crate::peers`]) broke after the request went out to it, before its response head; 502.
 pub const LOST_PEER_HOP: &str = "peer-hop";
 
+/// Labels of every per-function series: the Function and the revision that served, like metering's
+/// (`crate::metering`). A routing entry per revision is keyed by the revision's name
+/// (`<function>-<hash>`); it is split here so that `function` is always the Function's name and
+/// sums `by (namespace, function)` add up every revision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FunctionLabels {
+    /// Namespace of the Function.
+    pub namespace: String,
+    /// Name of the Function.
+    pub function: String,
+    /// Name of the revision (empty for a Function without revisions).
+    pub revision: String,
+}
+
+impl From<&FunctionKey> for FunctionLabels {
+    fn from(key: &FunctionKey) -> Self {
+        let (function, revision) = split_revision_name(&key.name);
+        Self {
+            namespace: key.namespace.clone(),
+            function: function.to_string(),
+            revision: revision.unwrap_or_default().to_string(),
+        }
+    }
+}
+
 /// Labels of the per-function request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabels {
     /// Namespace of the function.
     pub namespace: String,
-    /// Name of the function.
+    /// Name of the Function.
     pub function: String,
+    /// Name of the revision (empty for a Function without revisions).
+    pub revision: String,
     /// HTTP status code of the response.
     pub code: u16,
 }
@@ -53,8 +80,10 @@ pub struct CodeLabels {
 pub struct RejectionLabels {
     /// Namespace of the function.
     pub namespace: String,
-    /// Name of the function.
+    /// Name of the Function.
     pub function: String,
+    /// Name of the revision (empty for a Function without revisions).
+    pub revision: String,
     /// Why the buffered request was rejected (see [`crate::error::ProxyError::rejection_reason`]).
     pub reason: &'static str,
 }
@@ -101,8 +130,10 @@ impl ColdStartDuration {
 pub struct UpstreamLabels {
     /// Namespace of the function.
     pub namespace: String,
-    /// Name of the function.
+    /// Name of the Function.
     pub function: String,
+    /// Name of the revision (empty for a Function without revisions).
+    pub revision: String,
     /// What happened (see [`crate::proxy`]'s retry and loss reasons).
     pub reason: &'static str,
 }
@@ -244,6 +275,7 @@ impl Metrics {
         let labels = CodeLabels {
             namespace: String::new(),
             function: String::new(),
+            revision: String::new(),
             code,
         };
         self.requests.get_or_create(&labels).inc();
@@ -285,6 +317,7 @@ impl FunctionMetrics {
         let labels = CodeLabels {
             namespace: self.labels.namespace.clone(),
             function: self.labels.function.clone(),
+            revision: self.labels.revision.clone(),
             code,
         };
         let counter = self.families.requests.get_or_create(&labels).clone();
@@ -297,6 +330,7 @@ impl FunctionMetrics {
         let labels = RejectionLabels {
             namespace: self.labels.namespace.clone(),
             function: self.labels.function.clone(),
+            revision: self.labels.revision.clone(),
             reason,
         };
         self.families.rejections.get_or_create(&labels).inc();
@@ -306,6 +340,7 @@ impl FunctionMetrics {
         UpstreamLabels {
             namespace: self.labels.namespace.clone(),
             function: self.labels.function.clone(),
+            revision: self.labels.revision.clone(),
             reason,
         }
     }
@@ -364,5 +399,32 @@ mod tests {
             sample(&text, "zeroscale_activator_cold_start_duration_seconds_sum{"),
             Some(0.25)
         );
+    }
+
+    #[test]
+    fn a_revision_entry_is_labelled_with_its_function_and_revision() {
+        let mut registry = Registry::default();
+        let metrics = Arc::new(Metrics::register(&mut registry));
+        let mut revision = metrics.for_function(&FunctionKey::new("ns", "shop-0123456789"));
+        revision.count_response(200);
+        revision.count_rejection("startup-failed");
+        revision.count_retry(RETRY_NOT_SENT);
+        revision.queue_depth.set(2);
+        let mut plain = metrics.for_function(&FunctionKey::new("ns", "hello"));
+        plain.count_response(200);
+        let mut text = String::new();
+        encode(&mut text, &registry).expect("encode");
+        let shop = r#"namespace="ns",function="shop",revision="shop-0123456789""#;
+        for series in [
+            format!("zeroscale_activator_requests_total{{{shop},code=\"200\"}} 1"),
+            format!("zeroscale_activator_rejections_total{{{shop},reason=\"startup-failed\"}} 1"),
+            format!("zeroscale_activator_upstream_retries_total{{{shop},reason=\"not-sent\"}} 1"),
+            format!("zeroscale_activator_queue_depth{{{shop}}} 2"),
+            format!("zeroscale_activator_requests_in_flight{{{shop}}} 0"),
+            r#"zeroscale_activator_requests_total{namespace="ns",function="hello",revision="",code="200"} 1"#
+                .to_string(),
+        ] {
+            assert!(text.lines().any(|l| l == series), "no {series} in\n{text}");
+        }
     }
 }

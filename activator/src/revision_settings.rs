@@ -1,6 +1,8 @@
 //! What the activator keeps per revision, read from a Function's status (pure): one routing-table
 //! entry per revision, with the Function's settings and the revision's own startup failure, and the
-//! function's routes.
+//! function's routes. A revision's own runtime settings (concurrency, timeouts, protocol, port) come
+//! from its EndpointSlices' labels ([`RevisionRuntime`]) and replace the Function's current ones
+//! ([`with_runtime`]), so an older revision keeps its own during a split.
 //!
 //! A Function whose status lists no revision (one from before revisions, or not yet reconciled by an
 //! operator that makes them) keeps a single entry under its own name, as before.
@@ -9,8 +11,9 @@ use std::collections::BTreeSet;
 
 use zeroscale_common::signals::FunctionKey;
 use zeroscale_crds::Function;
+use zeroscale_crds::revision_runtime::RevisionRuntime;
 
-use crate::settings::{FunctionSettings, StartupFailure};
+use crate::settings::{FunctionSettings, StartupFailure, seconds};
 use crate::split::Routes;
 
 /// The routing-table entries of `function` (namespace `namespace`, name `name`): every revision its
@@ -45,6 +48,24 @@ pub fn entries(function: &Function, namespace: &str, name: &str) -> Vec<(Functio
             (FunctionKey::new(namespace, revision), settings)
         })
         .collect()
+}
+
+/// `settings` (the Function's, for one of its revisions) with the revision's own `runtime` in place
+/// of what the Function's current spec says.
+pub fn with_runtime(settings: &FunctionSettings, runtime: &RevisionRuntime) -> FunctionSettings {
+    let timeout = seconds(runtime.timeout_seconds);
+    FunctionSettings {
+        concurrency: u32::try_from(runtime.concurrency).unwrap_or(0),
+        timeout,
+        response_start_timeout: runtime
+            .response_start_timeout_seconds
+            .map(seconds)
+            .unwrap_or(timeout),
+        idle_timeout: (runtime.idle_timeout_seconds > 0).then(|| seconds(runtime.idle_timeout_seconds)),
+        protocol: runtime.protocol,
+        port: u16::try_from(runtime.port).unwrap_or(settings.port),
+        ..settings.clone()
+    }
 }
 
 /// The routes of `function` from its `status.traffic`; `None` while it has none.
@@ -105,5 +126,33 @@ mod tests {
         );
         let routes = routes(&f, "ns", "hello").expect("routes");
         assert_eq!(routes.split.pick_at(0), Some("hello-aaaaaaaaaa.ns"));
+    }
+
+    #[test]
+    fn a_revision_runs_with_its_own_runtime_not_the_current_spec() {
+        let current = function(serde_json::json!({}));
+        let base = FunctionSettings::from_function(&current);
+        let old: zeroscale_crds::FunctionSpec = serde_json::from_value(serde_json::json!({
+            "image": "echo:1", "concurrency": 1, "timeoutSeconds": 20,
+            "idleTimeoutSeconds": 4, "protocol": "h2c", "port": 9000,
+        }))
+        .expect("spec");
+        let got = with_runtime(&base, &RevisionRuntime::of(&old));
+        assert_eq!(got.concurrency, 1);
+        assert_eq!(got.timeout, std::time::Duration::from_secs(20));
+        assert_eq!(
+            got.response_start_timeout,
+            std::time::Duration::from_secs(20),
+            "defaults to the revision's own timeout"
+        );
+        assert_eq!(got.idle_timeout, Some(std::time::Duration::from_secs(4)));
+        assert_eq!(got.protocol, zeroscale_crds::function::Protocol::H2c);
+        assert_eq!(got.port, 9000);
+        // What is not per revision stays the Function's.
+        assert_eq!((got.visibility, &got.uid), (base.visibility, &base.uid));
+        assert_eq!(base.concurrency, 3);
+        // The current revision's own runtime gives the Function's settings back.
+        let same = with_runtime(&base, &RevisionRuntime::of(&current.spec));
+        assert_eq!(same, base);
     }
 }

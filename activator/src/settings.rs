@@ -72,7 +72,7 @@ impl Default for FunctionSettings {
 }
 
 /// Converts API seconds to a duration, clamping nonsense (negative or zero) to at least one second.
-fn seconds(value: i64) -> Duration {
+pub(crate) fn seconds(value: i64) -> Duration {
     Duration::from_secs(value.max(1).unsigned_abs())
 }
 

@@ -56,6 +56,11 @@ impl Split {
         self.cumulative.get(index).map(|(k, _)| &**k)
     }
 
+    /// Whether `key` is one of the revisions with a share.
+    pub fn contains(&self, key: &str) -> bool {
+        self.cumulative.iter().any(|(k, _)| &**k == key)
+    }
+
     /// A revision picked at random by weight.
     pub fn pick(&self, rng: &mut impl Rng) -> Option<&str> {
         let total = self.total();

@@ -107,6 +107,23 @@ impl RoutingTable {
         }
     }
 
+    /// The state a request for routing key `key` goes to when a peer activator already picked
+    /// `revision` (a routing key) for it: that revision while `key` still routes to it (by weight or
+    /// as a tag), so a forwarded request is not picked a second time; else [`Self::lookup`].
+    pub fn lookup_pinned(&self, key: &str, revision: &str) -> Option<Arc<FunctionState>> {
+        let routed = {
+            let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+            match routes.functions.get(key) {
+                Some(r) => r.split.contains(revision),
+                None => routes.tags.get(key).is_some_and(|r| &**r == revision),
+            }
+        };
+        match routed {
+            true => self.lookup_exact(revision),
+            false => self.lookup(key),
+        }
+    }
+
     /// Sets the routes of the function `key` (its revisions by weight and its tags); `None` removes
     /// them, and the function's own key then names its state directly.
     pub fn set_routes(&self, key: &FunctionKey, routes: Option<Routes>) {

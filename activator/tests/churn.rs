@@ -30,7 +30,7 @@ use zeroscale_activator::{
 async fn counter(activator: &Activator, name: &str, reason: &str) -> u64 {
     let text = metrics(activator).await;
     let prefix = format!(
-        "zeroscale_activator_{name}_total{{namespace=\"default\",function=\"hello\",reason=\"{reason}\"}} "
+        "zeroscale_activator_{name}_total{{namespace=\"default\",function=\"hello\",revision=\"\",reason=\"{reason}\"}} "
     );
     text.lines()
         .find_map(|l| l.strip_prefix(prefix.as_str()))

@@ -40,7 +40,7 @@ pub use schedule::{
 };
 pub use security::{FunctionSecurityContext, RUN_AS_NON_ROOT_MESSAGE, RUN_AS_USER_MESSAGE};
 pub use traffic::{
-    DEFAULT_REVISION_HISTORY_LIMIT, DNS_LABEL_PATTERN, MAX_TRAFFIC_TARGETS, ONE_TARGET_MESSAGE,
+    DEFAULT_REVISION_HISTORY_LIMIT, DNS_LABEL_PATTERN, MAX_TRAFFIC_TARGETS, ONE_TARGET_MESSAGE, REVISION_NAME_PATTERN,
     REASON_REVISION_MISSING, RevisionStatus, SUM_MESSAGE, TrafficStatus, TrafficTarget, UNIQUE_TAG_MESSAGE,
     default_traffic,
 };
@@ -218,16 +218,16 @@ pub struct FunctionStatus {
     /// In-cluster URL: `http://<name>.<namespace>.svc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// Pods the Deployment has.
+    /// Pods the revisions' Deployments have, summed over every revision.
     #[serde(default)]
     pub replicas: i32,
-    /// Pods that are ready.
+    /// Pods that are ready, summed over every revision.
     #[serde(default)]
     pub ready_replicas: i32,
-    /// Pods the autoscaler wants (the Deployment's `spec.replicas`).
+    /// Pods the autoscaler wants (the revisions' Deployments' `spec.replicas`, summed).
     #[serde(default)]
     pub desired_replicas: i32,
-    /// `ready/desired`, for the REPLICAS printer column.
+    /// `ready/desired` summed over every revision, for the REPLICAS printer column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas_summary: Option<String>,
     /// Conditions `Ready`, `DeploymentReady`, `RoutesReady`, `Active` and `ContainerHealthy`.

@@ -7,6 +7,7 @@ pub mod crd;
 pub mod duration;
 pub mod function;
 pub mod revision;
+pub mod revision_runtime;
 pub mod trigger;
 
 pub use function::{Function, FunctionSpec, FunctionStatus, ResolvedScale, ScaleSpec};

@@ -1,8 +1,9 @@
 //! Revisions, traffic splitting, tags and garbage collection (issue #14) on Zeroscale as installed:
 //! revision names predicted before applying, traffic that moves only to a ready revision, a 90/10
 //! split, tags at 0 %, each revision scaling from and to zero, reverts that reuse a revision, the
-//! history limit, and applies that change nothing. Echo answers name their pod, and a pod's name
-//! starts with its revision's, which tells the revisions apart.
+//! history limit, applies that change nothing, and a new revision at `scale.initial: 0` that must
+//! prove itself with a pod (a broken one never takes traffic). Echo answers name their pod, and a
+//! pod's name starts with its revision's, which tells the revisions apart.
 //!
 //! Installed suite (`scripts/e2e.sh` `installed_suites`); run it one test at a time.
 
@@ -16,7 +17,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use zeroscale_crds::FunctionSpec;
 use zeroscale_crds::revision::revision_name;
-use zeroscale_e2e::{deployment_replicas, kubectl, wait_for};
+use zeroscale_e2e::installed::ready_component_pods;
+use zeroscale_e2e::{counter_value, deployment_replicas, kubectl, try_kubectl, wait_for};
 
 use support::{COLD_REQUEST_TIMEOUT, READY_TIMEOUT, Scenario, echo_pod, echo_spec};
 
@@ -246,6 +248,28 @@ async fn a_ninety_ten_split_holds_tags_reach_their_revision_at_zero_percent_and_
     eprintln!("90/10 split over 2000 requests: {counts:?}");
     assert!((87.0..=93.0).contains(&share(&rev1)), "{counts:?}");
     assert!((7.0..=13.0).contains(&share(&rev2)), "{counts:?}");
+    // The activators' metrics name the Function and the revision apart, and agree with the tally.
+    let mut counted = BTreeMap::new();
+    for pod in ready_component_pods("activator").await {
+        let path = format!("/api/v1/namespaces/zeroscale-system/pods/{pod}:9090/proxy/metrics");
+        let text = try_kubectl(&["get", "--raw", &path], None)
+            .await
+            .unwrap_or_default();
+        for rev in [&rev1, &rev2] {
+            let series = format!(
+                "zeroscale_activator_requests_total{{namespace=\"{}\",function=\"split\",revision=\"{rev}\",code=\"200\"}}",
+                s.namespace()
+            );
+            *counted.entry(rev.clone()).or_insert(0) += counter_value(&text, &series);
+        }
+    }
+    for rev in [&rev1, &rev2] {
+        let seen = counts.get(rev.as_str()).copied().unwrap_or(0) as u64;
+        assert!(
+            counted[rev] >= seen,
+            "{rev}: metrics {counted:?} < answers {counts:?}"
+        );
+    }
     for rev in [&rev1, &rev2] {
         s.wait_replicas(rev, "back to zero", Duration::from_secs(120), |d, r| {
             d == 0 && r == 0
@@ -293,4 +317,101 @@ async fn the_history_limit_collects_old_revisions_but_never_a_routed_or_tagged_o
         Some(&1),
         "the tagged revision still answers: {counts:?}"
     );
+}
+
+#[tokio::test]
+async fn with_initial_zero_a_new_revision_proves_itself_with_a_pod_and_a_broken_one_never_takes_traffic() {
+    let s = Scenario::new("rev-zero").await;
+    // A 30 s window: a new revision's first pod is kept long enough to show what it is (scale fields
+    // make no revision).
+    let spec = |version: &str, extra: Value| {
+        let mut spec = versioned(version, extra);
+        spec["scale"]["initial"] = json!(0);
+        spec["scale"]["window"] = json!("30s");
+        spec
+    };
+    // The first revision at `initial: 0` is ready without a pod (nothing else could serve).
+    let v1 = spec("1", json!({}));
+    let rev1 = predicted("zero", &v1);
+    s.apply("zero", v1).await;
+    wait_status(&s, "zero", "/latestReadyRevisionName", json!(rev1)).await;
+    let host = s.host("zero").await;
+    let counts = tally(&s, &host, 5, 1, &[&rev1]).await;
+    assert_eq!(counts.get(&rev1), Some(&5), "{counts:?}");
+
+    // A broken image at `initial: 0`: its Deployment still starts one pod, whose pull failure shows;
+    // it never counts as ready and never takes a request, even once it is back at zero.
+    let broken = spec(
+        "1",
+        json!({ "image": "localhost:5000/zeroscale/does-not-exist:0.0.0" }),
+    );
+    let rev_broken = predicted("zero", &broken);
+    s.apply("zero", broken).await;
+    wait_status(&s, "zero", "/latestCreatedRevisionName", json!(rev_broken)).await;
+    let (desired, _) = s
+        .replicas(&rev_broken)
+        .await
+        .expect("the broken revision's Deployment");
+    assert_eq!(desired, 1, "a new revision starts with one pod to prove itself");
+    wait_for(
+        READY_TIMEOUT,
+        "the broken revision to report its pull failure",
+        || async {
+            let revisions = status_at(&s, "zero", "/revisions").await?;
+            let broken = revisions
+                .as_array()?
+                .iter()
+                .find(|r| r["name"] == rev_broken.as_str())?;
+            broken["reason"].as_str().map(str::to_string)
+        },
+    )
+    .await;
+    let counts = tally(&s, &host, 20, 4, &[&rev1, &rev_broken]).await;
+    assert_eq!(
+        counts.get(&rev1),
+        Some(&20),
+        "the broken revision got requests: {counts:?}"
+    );
+    s.wait_replicas(
+        &rev_broken,
+        "the autoscaler gives up on it",
+        Duration::from_secs(180),
+        |d, _| d == 0,
+    )
+    .await;
+    let counts = tally(&s, &host, 10, 2, &[&rev1, &rev_broken]).await;
+    assert_eq!(
+        counts.get(&rev1),
+        Some(&10),
+        "at zero it is still not ready: {counts:?}"
+    );
+    assert_eq!(
+        status_at(&s, "zero", "/latestReadyRevisionName").await,
+        Some(json!(rev1))
+    );
+    let broken_ready = status_at(&s, "zero", "/revisions").await.and_then(|r| {
+        r.as_array()?
+            .iter()
+            .find(|r| r["name"] == rev_broken.as_str())
+            .map(|r| r["ready"].clone())
+    });
+    assert_eq!(broken_ready, Some(json!(false)));
+
+    // A good new revision at `initial: 0` proves itself with its pod, takes the traffic, and then
+    // scales to zero on its own while staying ready.
+    let v2 = spec("2", json!({}));
+    let rev2 = predicted("zero", &v2);
+    s.apply("zero", v2).await;
+    wait_status(&s, "zero", "/latestReadyRevisionName", json!(rev2)).await;
+    wait_status(&s, "zero", "/traffic/0/revisionName", json!(rev2)).await;
+    s.wait_replicas(&rev2, "zero replicas", Duration::from_secs(180), |d, r| {
+        d == 0 && r == 0
+    })
+    .await;
+    assert_eq!(
+        status_at(&s, "zero", "/latestReadyRevisionName").await,
+        Some(json!(rev2))
+    );
+    let counts = tally(&s, &host, 3, 1, &[&rev1, &rev2]).await;
+    assert_eq!(counts.get(&rev2), Some(&3), "{counts:?}");
 }

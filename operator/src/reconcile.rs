@@ -315,6 +315,12 @@ async fn write_status(
             next.latest_ready_revision_name = plan.latest_ready.clone();
             next.traffic = plan.traffic.clone();
             next.revisions = plan.revisions.clone();
+            // Every revision's pods, not only the latest's: during a split or a canary the column
+            // shows what runs.
+            next.replicas = plan.replicas.replicas;
+            next.ready_replicas = plan.replicas.ready;
+            next.desired_replicas = plan.replicas.desired;
+            next.replicas_summary = Some(format!("{}/{}", plan.replicas.ready, plan.replicas.desired));
             next.rollout = match &plan.rollout {
                 Some(decision) => decision.status.clone(),
                 None => previous.rollout.clone(),

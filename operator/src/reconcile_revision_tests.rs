@@ -87,6 +87,10 @@ async fn a_new_image_makes_a_second_revision_and_traffic_waits_until_it_is_ready
         revisions,
         [(new_name.as_str(), false, 0), (old_name.as_str(), true, 100)]
     );
+    // REPLICAS counts every revision's pods: the old one's ready pod, not only the new one's none.
+    assert_eq!(status["readyReplicas"], 1);
+    let desired = status["desiredReplicas"].as_i64().expect("desired");
+    assert_eq!(status["replicasSummary"], format!("1/{desired}").as_str());
 }
 
 #[tokio::test]

@@ -38,9 +38,34 @@ pub struct Plan {
     pub collect: Vec<String>,
     /// Whether the Function still has its Deployment from before revisions (to delete).
     pub legacy: bool,
+    /// Pods over every revision kept, for `status.replicas`, `readyReplicas`, `desiredReplicas` and
+    /// the REPLICAS column.
+    pub replicas: Replicas,
     /// What the automated canary decided (`None` while no revision is ready or the traffic names a
     /// missing revision: `status.rollout` then stays as it was).
     pub rollout: Option<rollout::Decision>,
+}
+
+/// Pods summed over a Function's revisions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replicas {
+    /// Pods the revisions' Deployments have.
+    pub replicas: i32,
+    /// Of those, ready.
+    pub ready: i32,
+    /// Pods the autoscaler wants for them.
+    pub desired: i32,
+}
+
+impl Replicas {
+    /// The sums over `revisions`.
+    pub fn total(revisions: &[Observed]) -> Self {
+        revisions.iter().fold(Self::default(), |sum, r| Self {
+            replicas: sum.replicas.saturating_add(r.replicas),
+            ready: sum.ready.saturating_add(r.ready_replicas),
+            desired: sum.desired.saturating_add(r.desired),
+        })
+    }
 }
 
 /// Plans the revisions of `function` from its Deployments and pods (pure).
@@ -67,7 +92,10 @@ pub fn plan(
     let initial_zero = function.scale.initial == 0;
     let ready: BTreeSet<String> = observed
         .iter()
-        .filter(|r| revisions::is_ready(r, &previous.revisions, initial_zero))
+        .filter(|r| {
+            let first_at_zero = initial_zero && revisions::is_first(r, &observed, &previous.revisions);
+            revisions::is_ready(r, &previous.revisions, first_at_zero)
+        })
         .map(|r| r.name.clone())
         .collect();
     let current = function.revision.as_str();
@@ -121,6 +149,7 @@ pub fn plan(
     let collect = revisions::collectable(&observed, &protected, limit);
     observed.retain(|r| !collect.contains(&r.name));
     Plan {
+        replicas: Replicas::total(&observed),
         latest_created: current.to_string(),
         revisions: revisions::statuses(&observed, &ready, &traffic),
         latest_ready,

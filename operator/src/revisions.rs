@@ -64,13 +64,24 @@ pub fn newest_first(revisions: &mut [Observed]) {
     revisions.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.name.cmp(&b.name)));
 }
 
-/// Whether `revision` is ready: it has a ready pod now, or was ready before (a revision scaled to
-/// zero after serving stays ready), or (with `scale.initial: 0`, where no pod proves anything before
-/// the first request) its Deployment exists and its pods show no failure.
-pub fn is_ready(revision: &Observed, previous: &[RevisionStatus], initial_zero: bool) -> bool {
+/// Whether `revision` is ready: it has a ready pod now, or was ready before (`previous`, the stored
+/// `status.revisions`: a revision scaled to zero after serving stays ready). Without a pod, only the
+/// Function's first revision with `scale.initial: 0` (`first_at_zero`: no pod proves anything
+/// before the first request, and there is nothing else to serve) counts as ready when its Deployment
+/// exists and its pods show no failure. A new revision must prove it (it starts with one pod, see
+/// `ValidatedFunction::initial_replicas`), so a broken one never takes `latestRevision` traffic.
+pub fn is_ready(revision: &Observed, previous: &[RevisionStatus], first_at_zero: bool) -> bool {
     revision.ready_replicas > 0
         || previous.iter().any(|p| p.name == revision.name && p.ready)
-        || (initial_zero && revision.failure.is_none() && revision.desired == 0)
+        || (first_at_zero && revision.failure.is_none() && revision.desired == 0)
+}
+
+/// Whether `revision` is the first of its Function, when no other revision has been ready, either
+/// now (`revisions`) or before (`previous`).
+pub fn is_first(revision: &Observed, revisions: &[Observed], previous: &[RevisionStatus]) -> bool {
+    let other = |name: &str| name != revision.name;
+    !revisions.iter().any(|r| other(&r.name) && r.ready_replicas > 0)
+        && !previous.iter().any(|p| other(&p.name) && p.ready)
 }
 
 /// The latest ready revision: the current one if ready, else the one that was latest ready before

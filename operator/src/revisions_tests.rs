@@ -87,6 +87,37 @@ fn ready_means_a_ready_pod_now_or_before() {
 }
 
 #[test]
+fn only_the_first_revision_counts_as_ready_without_a_pod() {
+    let mut first = rev("f-first", 1, 0);
+    first.desired = 0;
+    assert!(is_first(&first, std::slice::from_ref(&first), &[]));
+    // A new revision at zero replicas while an older one serves (or served) is no first revision:
+    // with `initial: 0` it must still prove itself with a ready pod.
+    let mut broken = rev("f-broken", 2, 0);
+    broken.desired = 0;
+    let serving = rev("f-old", 1, 1);
+    let both = [broken.clone(), serving.clone()];
+    assert!(!is_first(&broken, &both, &[]));
+    let served = [RevisionStatus {
+        name: "f-old".into(),
+        ready: true,
+        ..RevisionStatus::default()
+    }];
+    let mut scaled_to_zero = serving;
+    scaled_to_zero.ready_replicas = 0;
+    let both = [broken.clone(), scaled_to_zero];
+    assert!(!is_first(&broken, &both, &served));
+    assert!(!is_ready(&broken, &served, false));
+    // Its own readiness, once proven, is kept in the status (level-triggered).
+    let proven = [RevisionStatus {
+        name: "f-broken".into(),
+        ready: true,
+        ..RevisionStatus::default()
+    }];
+    assert!(is_ready(&broken, &proven, false));
+}
+
+#[test]
 fn the_latest_ready_revision_prefers_the_current_then_the_previous_then_the_newest() {
     let revisions = [rev("f-c", 3, 0), rev("f-b", 2, 1), rev("f-a", 1, 1)];
     assert_eq!(

@@ -126,9 +126,29 @@ pub struct ValidatedFunction<'a> {
 }
 
 impl ValidatedFunction<'_> {
-    /// Replicas of a newly created Deployment.
+    /// Replicas of a newly created Deployment: `scale.initial`, but at least one for a new revision
+    /// of a Function that already has a ready one. Like Knative, a new revision must prove it can
+    /// become ready before `latestRevision` traffic moves to it; with no pod it never could (a broken
+    /// image would look as healthy as a good one). Once a pod was ready (recorded in
+    /// `status.revisions[].ready`) the autoscaler may take it to zero.
     pub fn initial_replicas(&self) -> i32 {
-        i32::try_from(self.scale.initial).unwrap_or(i32::MAX)
+        let initial = i32::try_from(self.scale.initial).unwrap_or(i32::MAX);
+        if initial == 0 && self.has_another_ready_revision() {
+            1
+        } else {
+            initial
+        }
+    }
+
+    /// Whether a revision other than the current one has been ready (the status says so): the
+    /// current one is then a new revision, not the Function's first.
+    pub fn has_another_ready_revision(&self) -> bool {
+        let Some(status) = self.function.status.as_ref() else {
+            return false;
+        };
+        let other = |name: &str| name != self.revision;
+        status.latest_ready_revision_name.as_deref().is_some_and(other)
+            || status.revisions.iter().any(|r| r.ready && other(&r.name))
     }
 }
 
@@ -233,6 +253,44 @@ mod tests {
         assert_eq!(validated.initial_replicas(), 1);
         assert_eq!((validated.name, validated.namespace), ("hello", "ns"));
         assert_eq!(validated.owner.map(|o| o.uid).as_deref(), Some("uid-1"));
+    }
+
+    #[test]
+    fn a_new_revision_starts_with_one_pod_even_at_initial_zero() {
+        let mut f = function("hello");
+        f.spec.scale.initial = 0;
+        assert_eq!(
+            validate(&f).expect("valid").initial_replicas(),
+            0,
+            "the first revision"
+        );
+        let current = validate(&f).expect("valid").revision;
+        // Its own readiness recorded: still the first (a re-create keeps `initial: 0`).
+        f.status = Some(zeroscale_crds::FunctionStatus {
+            latest_ready_revision_name: Some(current.clone()),
+            ..Default::default()
+        });
+        assert_eq!(validate(&f).expect("valid").initial_replicas(), 0);
+        // Another revision has served: this one must prove itself with a pod.
+        f.status = Some(zeroscale_crds::FunctionStatus {
+            revisions: vec![zeroscale_crds::function::RevisionStatus {
+                name: "hello-0123456789".into(),
+                ready: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let validated = validate(&f).expect("valid");
+        assert!(validated.has_another_ready_revision());
+        assert_eq!(validated.initial_replicas(), 1);
+        f.status = Some(zeroscale_crds::FunctionStatus {
+            latest_ready_revision_name: Some("hello-0123456789".into()),
+            ..Default::default()
+        });
+        assert_eq!(validate(&f).expect("valid").initial_replicas(), 1);
+        // An explicit initial scale above one is kept.
+        f.spec.scale.initial = 3;
+        assert_eq!(validate(&f).expect("valid").initial_replicas(), 3);
     }
 
     #[test]

@@ -36,8 +36,10 @@ use crate::function::record::{RecordSink, RequestRecord};
 pub struct PhaseLabels {
     /// Namespace of the function.
     pub namespace: String,
-    /// Name of the function.
+    /// Name of the Function.
     pub function: String,
+    /// Name of the revision (empty for a Function without revisions).
+    pub revision: String,
     /// One of [`PHASES`].
     pub phase: &'static str,
 }
@@ -120,9 +122,11 @@ impl RecordSink for AnatomySink {
             let stamps = sources::complete(&shared.client, key, pod.ip(), stamps).await;
             let phases = stamps.phases();
             for (phase, micros) in PHASES.iter().zip(phases) {
+                let (function, revision) = split_revision_name(&key.name);
                 let labels = PhaseLabels {
                     namespace: key.namespace.clone(),
-                    function: split_revision_name(&key.name).0.to_string(),
+                    function: function.to_string(),
+                    revision: revision.unwrap_or_default().to_string(),
                     phase,
                 };
                 shared

@@ -126,6 +126,7 @@ impl Peering {
         );
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         self.prepare(&mut request, protocol, owner, remote, upgrade);
+        pin(&mut request, &target.function);
         let request = request.map(OutBody::Streamed);
         let sent = timeout_at(deadline, self.client.send(owner, protocol, request, upgrade))
             .await
@@ -225,6 +226,14 @@ impl Peering {
         }
         h.insert(&PEER_HOP, self.marker.clone());
         crate::trace::hop(request);
+    }
+}
+
+/// Names the revision picked here on the forwarded request ([`super::PEER_REVISION`]).
+fn pin<B>(request: &mut Request<B>, revision: &crate::function::FunctionState) {
+    let key = revision.key();
+    if let Ok(value) = HeaderValue::from_str(&crate::host::key_of(&key.namespace, &key.name)) {
+        request.headers_mut().insert(&super::PEER_REVISION, value);
     }
 }
 

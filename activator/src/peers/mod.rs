@@ -24,15 +24,19 @@ pub use ring::PeerSet;
 
 use crate::{
     function::FunctionState,
-    host::Domains,
     settings::{Limits, Port},
-    table::RoutingTable,
     upstream::UpstreamConfig,
 };
 
 /// The header a forwarding activator adds (its pod name); the owner handles such a request itself
 /// when it comes from a known peer.
 pub static PEER_HOP: HeaderName = HeaderName::from_static("zeroscale-peer-hop");
+
+/// The header a forwarding activator adds with the routing key (`<revision>.<namespace>`) of the
+/// revision it picked, so the owner serves the request with that revision instead of picking again
+/// (the pick is per request, wherever the request is admitted). Honoured only with the hop marker
+/// from a known peer; always removed before the request goes on.
+pub static PEER_REVISION: HeaderName = HeaderName::from_static("zeroscale-peer-revision");
 
 /// Where the peer set comes from.
 #[derive(Clone, Debug)]
@@ -149,15 +153,14 @@ impl Peering {
         self.forwards.get_or_create(&[("outcome", outcome.label())]).inc();
     }
 
-    /// Whether a request for `host` on `port` goes to another activator. `hop_from` is the client's
-    /// address when the request carries the hop marker (from a known peer it is handled here: the
-    /// loop guard). Unknown hosts and functions not served on `port` stay here (and get their 404).
+    /// Whether a request on `port` for `function` (the revision picked for it) goes to another
+    /// activator. `hop_from` is the client's address when the request carries the hop marker (from a
+    /// known peer it is handled here: the loop guard). Functions not served on `port` stay here (and
+    /// get their 404).
     pub fn target(
         &self,
-        table: &RoutingTable,
-        domains: &Domains,
+        function: &Arc<FunctionState>,
         port: Port,
-        host: &str,
         hop_from: Option<SocketAddr>,
     ) -> Option<Target> {
         let owner = {
@@ -165,19 +168,15 @@ impl Peering {
             if peers.is_empty() || hop_from.is_some_and(|r| peers.is_known(r.ip())) {
                 return None;
             }
-            let key = domains.route_key(host).ok()??;
-            let function = table.lookup(&key)?;
-            let owner = peers.owner(function.display())?;
-            (owner, function)
+            peers.owner(function.display())?
         };
-        let (owner, function) = owner;
         if owner == self.self_addr {
             return None;
         }
         let limits = function.limits_on(port)?;
         Some(Target {
             owner,
-            function,
+            function: Arc::clone(function),
             limits,
         })
     }
@@ -199,6 +198,21 @@ impl Peering {
                 .unwrap_or_else(|e| e.into_inner())
                 .is_known(remote.ip())
     }
+}
+
+/// Removes the pinned revision ([`PEER_REVISION`]) from `headers` and returns it when `peers` trusts
+/// it: the request carries the hop marker and comes from a known peer. A client cannot choose a
+/// revision this way: its header is dropped.
+pub fn take_pin(peers: Option<&Peering>, headers: &mut HeaderMap, remote: SocketAddr) -> Option<String> {
+    let pin = headers.remove(&PEER_REVISION)?;
+    let trusted = has_hop(headers)
+        && peers.is_some_and(|p| {
+            p.peers
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_known(remote.ip())
+        });
+    trusted.then(|| pin.to_str().ok().map(str::to_string)).flatten()
 }
 
 /// Whether the request carries the hop marker.

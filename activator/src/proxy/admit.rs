@@ -19,30 +19,44 @@ use crate::{
 };
 
 impl Proxy {
+    /// Admits `request` into `picked`, the revision picked for it ([`Proxy::pick`]); without one,
+    /// routes its host now (and answers why it names no function).
     pub(super) fn admit(
         &self,
         port: Port,
         request: &Request<Incoming>,
+        picked: Option<Arc<FunctionState>>,
         arrived: Instant,
     ) -> Result<(Arc<FunctionState>, Admission), Rejection> {
-        let host = host_of(request).map_err(|e| (Counted::Unrouted, e.into()))?;
-        self.admit_host(port, host, || parked_request_bytes(request), arrived)
+        let function = match picked {
+            Some(function) => function,
+            None => self.route(host_of(request).map_err(|e| (Counted::Unrouted, e.into()))?, None)?,
+        };
+        self.admit_picked(port, function, || parked_request_bytes(request), arrived)
     }
 
-    pub(super) fn admit_host(
-        &self,
-        port: Port,
-        host: &str,
-        bytes: impl FnOnce() -> usize,
-        arrived: Instant,
-    ) -> Result<(Arc<FunctionState>, Admission), Rejection> {
+    /// The revision a request for `host` goes to: `pinned` (a peer's pick) while the host still
+    /// routes to it, else one picked by weight.
+    pub(super) fn route(&self, host: &str, pinned: Option<&str>) -> Result<Arc<FunctionState>, Rejection> {
         let key = self
             .domains
             .route_key(host)
             .map_err(|e| (Counted::Unrouted, e.into()))?;
-        let function = key
-            .and_then(|k| self.table.lookup(&k))
-            .ok_or_else(|| (Counted::Unrouted, ProxyError::UnknownFunction(host.to_string())))?;
+        key.and_then(|k| match pinned {
+            Some(revision) => self.table.lookup_pinned(&k, revision),
+            None => self.table.lookup(&k),
+        })
+        .ok_or_else(|| (Counted::Unrouted, ProxyError::UnknownFunction(host.to_string())))
+    }
+
+    /// Admits a request into `function`, the revision picked for it.
+    pub(super) fn admit_picked(
+        &self,
+        port: Port,
+        function: Arc<FunctionState>,
+        bytes: impl FnOnce() -> usize,
+        arrived: Instant,
+    ) -> Result<(Arc<FunctionState>, Admission), Rejection> {
         let admission = function
             .admit(port, bytes, arrived)
             .map_err(|e| (Counted::ByFunction(Arc::clone(&function)), e))?;

@@ -84,8 +84,20 @@ impl Proxy {
         self
     }
 
-    /// The forward of `request` to the activator owning its function, when that is another one;
-    /// else the request back. Boxed: the forwarding state is only allocated for such requests.
+    /// The revision (routing-table state) `request` goes to, picked once per request: the one a
+    /// peer activator picked when it forwarded the request ([`peers::take_pin`]), else one by weight.
+    /// `None` when its host names no function (admission then answers why).
+    fn pick(&self, remote: SocketAddr, request: &mut Request<Incoming>) -> Option<Arc<FunctionState>> {
+        let pinned = peers::take_pin(self.peers.as_deref(), request.headers_mut(), remote);
+        let key = self.domains.route_key(host_of(request).ok()?).ok()??;
+        match pinned {
+            Some(revision) => self.table.lookup_pinned(&key, &revision),
+            None => self.table.lookup(&key),
+        }
+    }
+
+    /// The forward of `request` to the activator owning `picked`, when that is another one; else
+    /// the request back. Boxed: the forwarding state is only allocated for such requests.
     // The request comes back unboxed: boxing it would cost every local request an allocation.
     #[allow(clippy::type_complexity, clippy::result_large_err)]
     fn to_peer(
@@ -93,35 +105,19 @@ impl Proxy {
         port: Port,
         remote: SocketAddr,
         request: Request<Incoming>,
+        picked: Option<&Arc<FunctionState>>,
     ) -> Result<
         Pin<Box<impl Future<Output = Result<Response<ResponseBody>, Box<Request<Incoming>>>> + '_>>,
         Request<Incoming>,
     > {
-        let Some(peers) = self.peers.as_deref() else {
+        let (Some(peers), Some(function)) = (self.peers.as_deref(), picked) else {
             return Err(request);
         };
         let hop_from = peers::has_hop(request.headers()).then_some(remote);
-        let target = host_of(&request)
-            .ok()
-            .and_then(|h| peers.target(&self.table, &self.domains, port, h, hop_from));
-        match target {
+        match peers.target(function, port, hop_from) {
             Some(target) => Ok(Box::pin(peers.forward(target, remote, request))),
             None => Err(request),
         }
-    }
-
-    /// The peer owning the request's function, when that is another activator.
-    fn peer_target(
-        &self,
-        port: Port,
-        host: &str,
-        hop_from: Option<SocketAddr>,
-    ) -> Option<(&Peering, peers::Target)> {
-        let peers = self.peers.as_deref()?;
-        Some((
-            peers,
-            peers.target(&self.table, &self.domains, port, host, hop_from)?,
-        ))
     }
 
     /// Handles one request that came in on `port` from `remote`. Never fails: errors become responses.
@@ -133,8 +129,10 @@ impl Proxy {
     ) -> Result<Response<ResponseBody>, Infallible> {
         // Only a box pointer lives across this await, and the request comes back into the same
         // binding, so the future of a parked request does not grow.
+        // Picked once: forwarded to its owner with the pick, or admitted here with it.
+        let picked = self.pick(remote, &mut request);
         'peer: {
-            let forward = match self.to_peer(port, remote, request) {
+            let forward = match self.to_peer(port, remote, request, picked.as_ref()) {
                 Ok(forward) => forward,
                 Err(local) => {
                     request = local;
@@ -152,7 +150,7 @@ impl Proxy {
             return Ok(Box::pin(self.handle_async(request)).await);
         }
         let arrived = Instant::now();
-        let admitted = self.admit(port, &request, arrived);
+        let admitted = self.admit(port, &request, picked, arrived);
         let response = match wait_for_lease(admitted, arrived).await {
             // Boxed so a parked request's future stays small: the forwarding state is only
             // allocated once a pod has been chosen (one small allocation on the warm path).
@@ -191,15 +189,24 @@ impl Proxy {
     /// [`crate::server`]. The outcome is handed to [`Proxy::handle_first`] with the request.
     pub async fn admit_early(&self, port: Port, host: String, head_bytes: usize) -> Early {
         let arrived = Instant::now();
-        if self.peer_target(port, &host, None).is_some() {
-            // Another activator owns the function: [`Proxy::handle`] forwards it once it is read.
+        // A head naming a peer's pick is never admitted early (see `server::head`): no pin here.
+        let picked = self.route(&host, None);
+        let remote_owner = match (&picked, self.peers.as_deref()) {
+            (Ok(function), Some(peers)) => peers.target(function, port, None).is_some(),
+            _ => false,
+        };
+        if remote_owner {
+            // Another activator owns the revision picked: [`Proxy::handle`] picks again once the
+            // request is read (this pick served nothing) and forwards it.
             return Early {
                 host,
                 arrived,
                 outcome: None,
             };
         }
-        let admitted = self.admit_host(port, &host, || parked_head_bytes(head_bytes), arrived);
+        let admitted = picked.and_then(|function| {
+            self.admit_picked(port, function, || parked_head_bytes(head_bytes), arrived)
+        });
         let outcome = Some(wait_for_lease(admitted, arrived).await);
         Early {
             host,

@@ -36,8 +36,10 @@ pub enum Head {
     Http2,
     /// Not complete yet.
     Partial,
-    /// Something hyper should parse and answer itself: malformed, no `Host`, too many headers; or an
-    /// async invocation (`Prefer: respond-async`), which is stored at once rather than admitted.
+    /// Something hyper should parse and answer itself: malformed, no `Host`, too many headers; an
+    /// async invocation (`Prefer: respond-async`), which is stored at once rather than admitted; or a
+    /// request a peer activator forwarded with its pick of revision (`zeroscale-peer-revision`),
+    /// which is admitted with that revision once its headers are read.
     Other,
 }
 
@@ -55,6 +57,7 @@ pub fn classify(bytes: &[u8]) -> Head {
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(bytes) {
         Ok(httparse::Status::Complete(_)) if prefers_async(request.headers) => Head::Other,
+        Ok(httparse::Status::Complete(_)) if names_peer_revision(request.headers) => Head::Other,
         Ok(httparse::Status::Complete(_)) => request
             .headers
             .iter()
@@ -75,6 +78,12 @@ fn prefers_async(headers: &[httparse::Header<'_>]) -> bool {
             && std::str::from_utf8(h.value)
                 .is_ok_and(zeroscale_eventing::async_invocation::prefer::value_prefers_async)
     })
+}
+
+/// Whether a head carries a peer's pick of revision, which early admission (host only) would ignore.
+fn names_peer_revision(headers: &[httparse::Header<'_>]) -> bool {
+    let name = crate::peers::PEER_REVISION.as_str();
+    headers.iter().any(|h| h.name.eq_ignore_ascii_case(name))
 }
 
 /// Whether `bytes` contain an empty line (`\n\n` or `\n\r\n`): the end of a head.
@@ -235,5 +244,11 @@ mod tests {
         assert_eq!(classify(head), Head::Other);
         let other = b"POST / HTTP/1.1\r\nHost: f.ns\r\nPrefer: return=minimal\r\n\r\n";
         assert_eq!(classify(other), Head::Http1 { host: "f.ns".into() });
+        let pinned = b"GET / HTTP/1.1\r\nHost: f.ns\r\nZeroscale-Peer-Revision: f-0123456789.ns\r\n\r\n";
+        assert_eq!(
+            classify(pinned),
+            Head::Other,
+            "a peer's pick is admitted once read"
+        );
     }
 }

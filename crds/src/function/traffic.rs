@@ -18,8 +18,12 @@ pub const REASON_REVISION_MISSING: &str = "RevisionMissing";
 pub const MAX_TRAFFIC_TARGETS: usize = 16;
 /// Default of `spec.revisionHistoryLimit`.
 pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 5;
-/// A DNS-1035 label: what a tag and a revision name must be.
+/// A DNS-1035 label: what a tag must be.
 pub const DNS_LABEL_PATTERN: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
+/// A revision's name, `<function>-<hash>` ([`crate::revision`]): a DNS label ending in `-` and ten
+/// lowercase hex digits. A `revisionName` that is not one can name no revision, so admission rejects
+/// it; whether one of that form exists is for the operator to say (`RevisionMissing`).
+pub const REVISION_NAME_PATTERN: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?-[0-9a-f]{10}$";
 
 /// Message when the shares of `spec.traffic` do not add up.
 pub const SUM_MESSAGE: &str = "spec.traffic: the percent values must sum to 100";
@@ -37,7 +41,7 @@ pub struct TrafficTarget {
     /// A revision by name, `<function>-<hash>` (as `status.revisions` lists them and
     /// `zeroscale-revision-name` computes them). Exclusive with `latestRevision`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 63), regex(pattern = DNS_LABEL_PATTERN))]
+    #[schemars(length(max = 63), regex(pattern = REVISION_NAME_PATTERN))]
     pub revision_name: Option<String>,
     /// `true`: the latest revision that became ready (`status.latestReadyRevisionName`); a new revision
     /// takes this share only once ready. Exclusive with `revisionName`.

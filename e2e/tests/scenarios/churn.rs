@@ -107,6 +107,21 @@ struct Counters {
     by_pod: std::collections::BTreeMap<String, (u64, u64)>,
 }
 
+/// The `revision` labels the activator's series of Function `churn` in `namespace` carry in `text`
+/// (the empty one always, for a Function without revisions).
+fn revisions_in(text: &str, namespace: &str) -> std::collections::BTreeSet<String> {
+    let prefix = format!("namespace=\"{namespace}\",function=\"churn\",revision=\"");
+    let mut revisions: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter(|l| l.starts_with("zeroscale_activator_"))
+        .filter_map(|l| l.split_once(&prefix))
+        .filter_map(|(_, rest)| rest.split_once('"'))
+        .map(|(revision, _)| revision.to_string())
+        .collect();
+    revisions.insert(String::new());
+    revisions
+}
+
 impl Counters {
     /// Scrapes every ready activator pod through the API server's pod proxy.
     async fn scrape(&mut self, namespace: &str) {
@@ -115,19 +130,22 @@ impl Counters {
             let Ok(text) = try_kubectl(&["get", "--raw", &path], None).await else {
                 continue;
             };
-            let series = |name: &str, reason: &str| {
+            // Every revision of the Function counts (the series carry `revision`).
+            let revisions = revisions_in(&text, namespace);
+            let series = |name: &str, revision: &str, reason: &str| {
                 format!(
-                    "zeroscale_activator_{name}_total{{namespace=\"{namespace}\",function=\"churn\",reason=\"{reason}\"}}"
+                    "zeroscale_activator_{name}_total{{namespace=\"{namespace}\",function=\"churn\",revision=\"{revision}\",reason=\"{reason}\"}}"
                 )
             };
-            let retries: u64 = ["not-sent", "pod-gone", "replayed"]
-                .iter()
-                .map(|r| counter_value(&text, &series("upstream_retries", r)))
-                .sum();
-            let lost: u64 = ["before-response", "mid-response", "peer-hop"]
-                .iter()
-                .map(|r| counter_value(&text, &series("upstream_lost", r)))
-                .sum();
+            let sum = |name: &str, reasons: &[&str]| -> u64 {
+                revisions
+                    .iter()
+                    .flat_map(|v| reasons.iter().map(move |r| (v, r)))
+                    .map(|(v, r)| counter_value(&text, &series(name, v, r)))
+                    .sum()
+            };
+            let retries = sum("upstream_retries", &["not-sent", "pod-gone", "replayed"]);
+            let lost = sum("upstream_lost", &["before-response", "mid-response", "peer-hop"]);
             self.by_pod.insert(pod, (retries, lost));
         }
     }

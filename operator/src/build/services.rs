@@ -4,16 +4,23 @@
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use zeroscale_crds::function::Protocol;
+use zeroscale_crds::revision_runtime::RevisionRuntime;
 
 use super::{BuildSettings, ValidatedFunction, child_meta, port_name, revision_meta, revision_selector};
 
 /// The current revision's private Service, named like the revision: headless, selecting the revision's
 /// pods. Its EndpointSlices (which carry its labels, the revision's included) are how the activator
-/// finds a revision's ready pods.
+/// finds a revision's ready pods, and the revision's own runtime settings
+/// ([`RevisionRuntime`] labels), which stay with it when the spec moves on.
 pub fn build_private_service(function: &ValidatedFunction<'_>) -> Service {
     let spec = function.spec;
+    let mut metadata = revision_meta(function);
+    metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .extend(RevisionRuntime::of(spec).labels());
     Service {
-        metadata: revision_meta(function),
+        metadata,
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             selector: Some(revision_selector(function.name, &function.revision)),
@@ -67,6 +74,9 @@ mod tests {
             Some("hello")
         );
         assert_eq!(s.labels().get("zeroscale.dev/revision"), Some(&revision));
+        // The revision's runtime settings travel on its Service (and so on its EndpointSlices).
+        let runtime = RevisionRuntime::from_labels(s.labels()).expect("valid labels");
+        assert_eq!(runtime, Some(RevisionRuntime::of(&f.spec)));
         assert_eq!(s.owner_references()[0].name, "hello");
         let spec = s.spec.expect("spec");
         assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
