@@ -40,9 +40,9 @@ pub use schedule::{
 };
 pub use security::{FunctionSecurityContext, RUN_AS_NON_ROOT_MESSAGE, RUN_AS_USER_MESSAGE};
 pub use traffic::{
-    DEFAULT_REVISION_HISTORY_LIMIT, DNS_LABEL_PATTERN, MAX_TRAFFIC_TARGETS, ONE_TARGET_MESSAGE, REVISION_NAME_PATTERN,
-    REASON_REVISION_MISSING, RevisionStatus, SUM_MESSAGE, TrafficStatus, TrafficTarget, UNIQUE_TAG_MESSAGE,
-    default_traffic,
+    DEFAULT_REVISION_HISTORY_LIMIT, DNS_LABEL_PATTERN, MAX_TRAFFIC_TARGETS, ONE_TARGET_MESSAGE,
+    REASON_REVISION_MISSING, REVISION_NAME_PATTERN, RevisionStatus, SUM_MESSAGE, TrafficStatus,
+    TrafficTarget, UNIQUE_TAG_MESSAGE, default_traffic,
 };
 
 /// A function: a container image serving HTTP on `$PORT`, scaled by demand, to zero when idle.
