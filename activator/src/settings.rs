@@ -6,6 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 use serde::Deserialize;
 
 use crate::metering::Declared;
+use zeroscale_crds::revision_runtime::RevisionRuntime;
 use zeroscale_crds::{
     Function,
     function::{Protocol, Visibility},
@@ -80,18 +81,14 @@ impl FunctionSettings {
     /// Settings from a `Function` object (spec plus its startup-failure status).
     pub fn from_function(function: &Function) -> Self {
         let spec = &function.spec;
-        let timeout = seconds(spec.timeout_seconds);
-        Self {
-            concurrency: u32::try_from(spec.concurrency).unwrap_or(0),
-            timeout,
-            response_start_timeout: spec
-                .response_start_timeout_seconds
-                .map(seconds)
-                .unwrap_or(timeout),
-            idle_timeout: (spec.idle_timeout_seconds > 0).then(|| seconds(spec.idle_timeout_seconds)),
+        let settings = Self {
+            concurrency: 0,
+            timeout: Duration::ZERO,
+            response_start_timeout: Duration::ZERO,
+            idle_timeout: None,
             visibility: spec.visibility,
             protocol: spec.protocol,
-            port: u16::try_from(spec.port).unwrap_or(8080),
+            port: 8080,
             failure: function
                 .startup_failure()
                 .map(|(reason, message)| StartupFailure {
@@ -102,7 +99,9 @@ impl FunctionSettings {
             uid: function.metadata.uid.clone(),
             max_concurrency: u32::try_from(spec.scale.max_concurrency).unwrap_or(0),
             max_queued: spec.scale.max_queued.and_then(|n| u32::try_from(n).ok()),
-        }
+        };
+        // The runtime part (concurrency, timeouts, protocol, port) is read the one way a revision's is.
+        crate::revision_settings::with_runtime(&settings, &RevisionRuntime::of(spec))
     }
 }
 

@@ -58,6 +58,21 @@ async fn wait_status(s: &Scenario, name: &str, pointer: &str, want: Value) {
 }
 
 /// Names of the revision Deployments of `name`.
+/// Waits until the revision `revision` of `name` reports a reason in `status.revisions` (a broken
+/// image's pull failure), and returns it.
+async fn wait_revision_reason(s: &Scenario, name: &str, revision: &str) -> String {
+    wait_for(
+        READY_TIMEOUT,
+        "the broken revision to report its pull failure",
+        || async {
+            let revisions = status_at(s, name, "/revisions").await?;
+            let found = revisions.as_array()?.iter().find(|r| r["name"] == revision)?;
+            found["reason"].as_str().map(str::to_string)
+        },
+    )
+    .await
+}
+
 async fn revision_deployments(s: &Scenario, name: &str) -> Vec<String> {
     let params = kube::api::ListParams::default().labels(&format!("zeroscale.dev/function={name}"));
     let mut names: Vec<String> = s
@@ -121,19 +136,7 @@ async fn updates_make_predicted_revisions_that_take_traffic_only_when_ready_and_
     let rev_broken = predicted("shop", &broken);
     s.apply("shop", broken).await;
     wait_status(&s, "shop", "/latestCreatedRevisionName", json!(rev_broken)).await;
-    wait_for(
-        READY_TIMEOUT,
-        "the broken revision to report its pull failure",
-        || async {
-            let revisions = status_at(&s, "shop", "/revisions").await?;
-            let broken = revisions
-                .as_array()?
-                .iter()
-                .find(|r| r["name"] == rev_broken.as_str())?;
-            broken["reason"].as_str().map(str::to_string)
-        },
-    )
-    .await;
+    wait_revision_reason(&s, "shop", &rev_broken).await;
     let counts = tally(&s, &host, 40, 4, &[&rev1, &rev_broken]).await;
     assert_eq!(
         counts.get(&rev1),
@@ -353,19 +356,7 @@ async fn with_initial_zero_a_new_revision_proves_itself_with_a_pod_and_a_broken_
         .await
         .expect("the broken revision's Deployment");
     assert_eq!(desired, 1, "a new revision starts with one pod to prove itself");
-    wait_for(
-        READY_TIMEOUT,
-        "the broken revision to report its pull failure",
-        || async {
-            let revisions = status_at(&s, "zero", "/revisions").await?;
-            let broken = revisions
-                .as_array()?
-                .iter()
-                .find(|r| r["name"] == rev_broken.as_str())?;
-            broken["reason"].as_str().map(str::to_string)
-        },
-    )
-    .await;
+    wait_revision_reason(&s, "zero", &rev_broken).await;
     let counts = tally(&s, &host, 20, 4, &[&rev1, &rev_broken]).await;
     assert_eq!(
         counts.get(&rev1),
