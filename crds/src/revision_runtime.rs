@@ -8,6 +8,8 @@
 //! revision because the revision's name hashes every one of these fields
 //! ([`crate::revision::RUNTIME_FIELDS`]): the same name always carries the same values. A revision
 //! made before these labels existed has none; the activator then falls back to the Function's spec.
+//! The operator puts the same labels on the revision's Deployment, where the autoscaler reads the
+//! concurrency it scales the revision on.
 
 use std::collections::BTreeMap;
 

@@ -19,6 +19,7 @@ use kube::{
 };
 use zeroscale_common::signals::FunctionKey;
 use zeroscale_crds::Function;
+use zeroscale_crds::revision_runtime::RevisionRuntime;
 
 /// Label on every Deployment the operator creates: the Function's name.
 const FUNCTION_LABEL: &str = "zeroscale.dev/function";
@@ -136,6 +137,22 @@ impl ClusterView {
         })
     }
 
+    /// The runtime settings a revision was made with (the operator's `runtime.zeroscale.dev/*` labels
+    /// on its Deployment); `None` for a Deployment without them (an older operator's) or with labels
+    /// that do not parse, when the Function's current spec applies.
+    pub fn revision_runtime(&self, key: &FunctionKey) -> Option<RevisionRuntime> {
+        let d = self
+            .deployments
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))?;
+        match RevisionRuntime::from_labels(d.metadata.labels.as_ref()?) {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                tracing::debug!(function = %key, error = %e, "runtime labels ignored");
+                None
+            }
+        }
+    }
+
     /// The scale of the Deployment of `key`: a revision's Deployment `<function>-<hash>` (or, for a
     /// Function from before revisions, the Deployment named like it).
     pub fn deployment(&self, key: &FunctionKey) -> Option<DeploymentScale> {
@@ -160,6 +177,51 @@ fn strip_deployment(d: &mut Deployment) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A view over exactly these Deployments (no Functions).
+    fn view_of(deployments: Vec<Deployment>) -> ClusterView {
+        let (functions, _) = reflector::store();
+        let (store, mut writer) = reflector::store();
+        for d in deployments {
+            writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(d));
+        }
+        ClusterView {
+            functions,
+            deployments: store,
+        }
+    }
+
+    fn deployment(name: &str, labels: serde_json::Value) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name, "namespace": "ns", "labels": labels }
+        }))
+        .expect("deployment")
+    }
+
+    #[test]
+    fn a_revision_is_scaled_on_the_concurrency_its_deployment_was_made_with() {
+        let mut spec: zeroscale_crds::FunctionSpec =
+            serde_json::from_value(serde_json::json!({ "image": "echo", "concurrency": 7 })).expect("spec");
+        spec.port = 8080;
+        let labels = serde_json::to_value(RevisionRuntime::of(&spec).labels()).expect("labels");
+        let view = view_of(vec![
+            deployment("made", labels),
+            deployment("older", serde_json::json!({ "zeroscale.dev/function": "f" })),
+            deployment(
+                "broken",
+                serde_json::json!({ zeroscale_crds::revision_runtime::CONCURRENCY_LABEL: "many" }),
+            ),
+        ]);
+        let at = |name: &str| view.revision_runtime(&FunctionKey::new("ns", name));
+        assert_eq!(at("made").map(|r| r.concurrency), Some(7));
+        assert_eq!(
+            at("older"),
+            None,
+            "an older operator's Deployment: the current spec applies"
+        );
+        assert_eq!(at("broken"), None, "labels that do not parse are ignored");
+        assert_eq!(at("missing"), None);
+    }
 
     #[test]
     fn every_revision_is_scaled_on_its_own_and_a_function_without_revisions_by_name() {

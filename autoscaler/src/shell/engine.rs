@@ -96,7 +96,12 @@ impl Engine {
                     ..f.spec.scale.clone()
                 }
             };
-            let resolved = DeciderSpec::resolve(&scale, f.spec.concurrency).map(|spec| {
+            // A revision is scaled on the concurrency it was made with, not the Function's current one.
+            let concurrency = self
+                .cluster
+                .revision_runtime(&key)
+                .map_or(f.spec.concurrency, |r| r.concurrency);
+            let resolved = DeciderSpec::resolve(&scale, concurrency).map(|spec| {
                 // A schedule that cannot run is reported by the operator as `Ready=False`; here the
                 // function keeps its other settings and scales without the windows. A revision that
                 // takes no traffic gets no warm capacity from them either, as it gets no `min`.

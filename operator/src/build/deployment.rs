@@ -189,6 +189,11 @@ mod tests {
             Some("zeroscale")
         );
         assert_eq!(d.owner_references()[0].controller, Some(true));
+        assert_eq!(
+            zeroscale_crds::revision_runtime::RevisionRuntime::from_labels(d.labels()).expect("valid labels"),
+            Some(zeroscale_crds::revision_runtime::RevisionRuntime::of(&f.spec)),
+            "the autoscaler reads the revision's concurrency from its Deployment"
+        );
         let spec = d.spec.as_ref().expect("spec");
         let pod_labels = spec
             .template

@@ -17,6 +17,7 @@ use kube::Resource;
 use zeroscale_crds::Function;
 use zeroscale_crds::function::{FUNCTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 use zeroscale_crds::revision::REVISION_LABEL;
+use zeroscale_crds::revision_runtime::RevisionRuntime;
 
 use crate::validate::ValidatedFunction;
 
@@ -94,8 +95,12 @@ fn child_meta(function: &ValidatedFunction<'_>, name: &str) -> ObjectMeta {
 
 /// Metadata of a child of the current revision: [`child_meta`] with the revision label.
 fn revision_meta(function: &ValidatedFunction<'_>) -> ObjectMeta {
+    let mut labels = revision_labels(function.name, &function.revision);
+    // The revision's own runtime settings stay with its objects when the spec moves on: the activator
+    // reads them from the private Service's EndpointSlices, the autoscaler from the Deployment.
+    labels.extend(RevisionRuntime::of(function.spec).labels());
     ObjectMeta {
-        labels: Some(revision_labels(function.name, &function.revision)),
+        labels: Some(labels),
         ..child_meta(function, &function.revision)
     }
 }

@@ -4,23 +4,17 @@
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use zeroscale_crds::function::Protocol;
-use zeroscale_crds::revision_runtime::RevisionRuntime;
 
 use super::{BuildSettings, ValidatedFunction, child_meta, port_name, revision_meta, revision_selector};
 
 /// The current revision's private Service, named like the revision: headless, selecting the revision's
 /// pods. Its EndpointSlices (which carry its labels, the revision's included) are how the activator
 /// finds a revision's ready pods, and the revision's own runtime settings
-/// ([`RevisionRuntime`] labels), which stay with it when the spec moves on.
+/// (`RevisionRuntime` labels), which stay with it when the spec moves on.
 pub fn build_private_service(function: &ValidatedFunction<'_>) -> Service {
     let spec = function.spec;
-    let mut metadata = revision_meta(function);
-    metadata
-        .labels
-        .get_or_insert_with(Default::default)
-        .extend(RevisionRuntime::of(spec).labels());
     Service {
-        metadata,
+        metadata: revision_meta(function),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             selector: Some(revision_selector(function.name, &function.revision)),
@@ -62,6 +56,7 @@ mod tests {
 
     use super::*;
     use crate::build::tests::{function, validated};
+    use zeroscale_crds::revision_runtime::RevisionRuntime;
 
     #[test]
     fn private_service_is_headless_and_selects_the_pods() {
