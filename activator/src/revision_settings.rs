@@ -2,7 +2,7 @@
 //! entry per revision, with the Function's settings and the revision's own startup failure, and the
 //! function's routes. A revision's own runtime settings (concurrency, timeouts, protocol, port) come
 //! from its EndpointSlices' labels ([`RevisionRuntime`]) and replace the Function's current ones
-//! ([`with_runtime`]), so an older revision keeps its own during a split.
+//! ([`with_runtime`], in `settings`), so an older revision keeps its own during a split.
 //!
 //! A Function whose status lists no revision (one from before revisions, or not yet reconciled by an
 //! operator that makes them) keeps a single entry under its own name, as before.
@@ -11,9 +11,9 @@ use std::collections::BTreeSet;
 
 use zeroscale_common::signals::FunctionKey;
 use zeroscale_crds::Function;
-use zeroscale_crds::revision_runtime::RevisionRuntime;
 
-use crate::settings::{FunctionSettings, StartupFailure, seconds};
+pub use crate::settings::with_runtime;
+use crate::settings::{FunctionSettings, StartupFailure};
 use crate::split::Routes;
 
 /// The routing-table entries of `function` (namespace `namespace`, name `name`): every revision its
@@ -50,24 +50,6 @@ pub fn entries(function: &Function, namespace: &str, name: &str) -> Vec<(Functio
         .collect()
 }
 
-/// `settings` (the Function's, for one of its revisions) with the revision's own `runtime` in place
-/// of what the Function's current spec says.
-pub fn with_runtime(settings: &FunctionSettings, runtime: &RevisionRuntime) -> FunctionSettings {
-    let timeout = seconds(runtime.timeout_seconds);
-    FunctionSettings {
-        concurrency: u32::try_from(runtime.concurrency).unwrap_or(0),
-        timeout,
-        response_start_timeout: runtime
-            .response_start_timeout_seconds
-            .map(seconds)
-            .unwrap_or(timeout),
-        idle_timeout: (runtime.idle_timeout_seconds > 0).then(|| seconds(runtime.idle_timeout_seconds)),
-        protocol: runtime.protocol,
-        port: u16::try_from(runtime.port).unwrap_or(settings.port),
-        ..settings.clone()
-    }
-}
-
 /// The routes of `function` from its `status.traffic`; `None` while it has none.
 pub fn routes(function: &Function, namespace: &str, name: &str) -> Option<Routes> {
     let traffic = &function.status.as_ref()?.traffic;
@@ -77,6 +59,7 @@ pub fn routes(function: &Function, namespace: &str, name: &str) -> Option<Routes
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zeroscale_crds::revision_runtime::RevisionRuntime;
 
     fn function(status: serde_json::Value) -> Function {
         serde_json::from_value(serde_json::json!({

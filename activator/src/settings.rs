@@ -101,7 +101,25 @@ impl FunctionSettings {
             max_queued: spec.scale.max_queued.and_then(|n| u32::try_from(n).ok()),
         };
         // The runtime part (concurrency, timeouts, protocol, port) is read the one way a revision's is.
-        crate::revision_settings::with_runtime(&settings, &RevisionRuntime::of(spec))
+        with_runtime(&settings, &RevisionRuntime::of(spec))
+    }
+}
+
+/// `settings` (the Function's, for one of its revisions) with the revision's own `runtime` in place
+/// of what the Function's current spec says.
+pub fn with_runtime(settings: &FunctionSettings, runtime: &RevisionRuntime) -> FunctionSettings {
+    let timeout = seconds(runtime.timeout_seconds);
+    FunctionSettings {
+        concurrency: u32::try_from(runtime.concurrency).unwrap_or(0),
+        timeout,
+        response_start_timeout: runtime
+            .response_start_timeout_seconds
+            .map(seconds)
+            .unwrap_or(timeout),
+        idle_timeout: (runtime.idle_timeout_seconds > 0).then(|| seconds(runtime.idle_timeout_seconds)),
+        protocol: runtime.protocol,
+        port: u16::try_from(runtime.port).unwrap_or(settings.port),
+        ..settings.clone()
     }
 }
 
