@@ -14,19 +14,11 @@ use zeroscale_common::signals::FunctionKey;
 
 use super::{FAILED_PROBE_INTERVAL, PROBE_INTERVAL, probe_with};
 use crate::{
-    function::{Admission, FunctionState, Ticket, Wakeups},
+    function::{Admission, FunctionState, NoWakeups, Ticket},
     metrics::Metrics,
     queue::{BufferBudget, QueueLimits},
     settings::{EndpointInfo, FunctionSettings, Port},
 };
-
-/// Wakeups that do nothing: each test runs its own prober.
-struct Quiet;
-
-impl Wakeups for Quiet {
-    fn demand(&self, _: &Arc<FunctionState>, _: u64) {}
-    fn probe(&self, _: &Arc<FunctionState>) {}
-}
 
 fn pod(n: u8) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, n], 8080))
@@ -44,7 +36,7 @@ fn function(starting: &[SocketAddr]) -> Arc<FunctionState> {
         },
         BufferBudget::new(1 << 20),
         metrics.for_function(&key),
-        Arc::new(Quiet),
+        Arc::new(NoWakeups),
     );
     let endpoints = starting.iter().map(|a| EndpointInfo::starting(*a)).collect();
     f.update(FunctionSettings::default(), endpoints);

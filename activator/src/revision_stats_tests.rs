@@ -7,18 +7,11 @@ use zeroscale_common::{revision_stats::bucket_of, signals::FunctionKey};
 
 use super::*;
 use crate::{
-    function::{FunctionState, Wakeups},
+    function::{FunctionState, NoWakeups},
     metrics::Metrics,
     queue::{BufferBudget, QueueLimits},
     settings::FunctionSettings,
 };
-
-struct Quiet;
-
-impl Wakeups for Quiet {
-    fn demand(&self, _: &Arc<FunctionState>, _: u64) {}
-    fn probe(&self, _: &Arc<FunctionState>) {}
-}
 
 fn function(namespace: &str, name: &str) -> Arc<FunctionState> {
     let metrics = Arc::new(Metrics::register(&mut Registry::default()));
@@ -33,7 +26,7 @@ fn function(namespace: &str, name: &str) -> Arc<FunctionState> {
         limits,
         BufferBudget::new(1 << 20),
         metrics.for_function(&key),
-        Arc::new(Quiet),
+        Arc::new(NoWakeups),
     )
 }
 

@@ -9,20 +9,13 @@ use futures::FutureExt;
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 use zeroscale_activator::{
-    function::{FunctionState, Wakeups},
+    function::{FunctionState, NoWakeups},
     lease::{Admission, Lease, Ticket},
     metrics::Metrics,
     queue::{BufferBudget, QueueLimits},
     settings::{EndpointInfo, FunctionSettings, Port},
 };
 use zeroscale_common::signals::FunctionKey;
-
-struct Quiet;
-
-impl Wakeups for Quiet {
-    fn demand(&self, _: &Arc<FunctionState>, _: u64) {}
-    fn probe(&self, _: &Arc<FunctionState>) {}
-}
 
 const CONCURRENCY: u32 = 10;
 
@@ -49,7 +42,7 @@ fn function() -> Arc<FunctionState> {
         },
         BufferBudget::new(1 << 24),
         metrics.for_function(&key),
-        Arc::new(Quiet),
+        Arc::new(NoWakeups),
     )
 }
 

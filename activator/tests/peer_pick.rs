@@ -14,7 +14,6 @@ use std::{
 };
 
 use http::{HeaderMap, Request, Response};
-use hyper_util::rt::TokioIo;
 use support::*;
 use zeroscale_activator::{
     Activator,
@@ -137,13 +136,7 @@ async fn only_a_peer_can_name_the_revision() {
     assert_eq!(hits_b.load(Ordering::SeqCst), 20);
     assert!(!seen_b.lock().unwrap().contains_key("zeroscale-peer-revision"));
     // From a client (127.0.0.3 is no peer): the header is dropped, requests are picked by weight.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::from(([127, 0, 0, 3], 0))).unwrap();
-    let stream = socket.connect(a.internal_addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut sender = connection_from([127, 0, 0, 3], a.internal_addr).await;
     for _ in 0..100 {
         let request = Request::get("/")
             .header("host", HOST)

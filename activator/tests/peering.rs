@@ -175,13 +175,7 @@ async fn a_hop_from_a_peer_is_handled_where_it_arrives() {
     assert_eq!(forwards(&other, Outcome::Forwarded), 0);
     assert!(!headers.lock().unwrap().contains_key("zeroscale-peer-hop"));
     // From 127.0.0.3, no peer: the marker is ignored and the request goes to the owner.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::from(([127, 0, 0, 3], 0))).unwrap();
-    let stream = socket.connect(other.internal_addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let mut sender = connection_from([127, 0, 0, 3], other.internal_addr).await;
     let request = Request::get("/")
         .header("host", HOST)
         .header("zeroscale-peer-hop", "forged")

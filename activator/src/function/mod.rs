@@ -50,6 +50,16 @@ pub trait Wakeups: Send + Sync + 'static {
     fn probe(&self, function: &Arc<FunctionState>);
 }
 
+/// Wakeups that do nothing: for a caller that drives demand and probing itself (tests running their
+/// own prober, a state kept outside the activator's loops).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoWakeups;
+
+impl Wakeups for NoWakeups {
+    fn demand(&self, _: &Arc<FunctionState>, _: u64) {}
+    fn probe(&self, _: &Arc<FunctionState>) {}
+}
+
 /// The record sink that meters each request on its function ([`FunctionState::meter`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MeterSink;

@@ -113,6 +113,22 @@ pub async fn connect(addr: SocketAddr) -> tokio::net::TcpStream {
     stream
 }
 
+/// An HTTP/1.1 connection to `addr` from the local address `source` (e.g. 127.0.0.3, which no test
+/// activator counts as a peer), for requests that must come from a given client address.
+pub async fn connection_from(
+    source: [u8; 4],
+    addr: SocketAddr,
+) -> hyper::client::conn::http1::SendRequest<TestBody> {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::from((source, 0))).expect("bind");
+    let stream = socket.connect(addr).await.expect("connect");
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
 /// A GET for [`HOST`] to `addr`.
 pub fn get(addr: SocketAddr, path: &str) -> Request<TestBody> {
     Request::get(format!("http://{addr}{path}"))
