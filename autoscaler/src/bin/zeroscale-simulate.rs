@@ -49,6 +49,11 @@ struct SimulateArgs {
     /// KPA's (by what held the pod, per function); needs `kpa` and `predictive` among the policies.
     #[arg(long, env = "ZEROSCALE_AUTOSCALER_IDLE_SPLIT")]
     idle_split: bool,
+    /// Also print, to stderr, the cold starts of `kpa`, `predictive` and `fixed_10m` by what the
+    /// invocation found (no pod, only starting pods, every ready pod busy), and the functions with
+    /// the most cold starts under `predictive` that `fixed_10m` avoids; needs those three policies.
+    #[arg(long, env = "ZEROSCALE_AUTOSCALER_COLD_SPLIT")]
+    cold_split: bool,
 }
 
 fn main() -> ExitCode {
@@ -90,6 +95,17 @@ fn simulate(args: &SimulateArgs) -> Result<(), Box<dyn std::error::Error>> {
             return Err("--idle-split needs the kpa and predictive policies (--policy all)".into());
         };
         eprint!("{}", analysis::idle_split(kpa, predictive, 20));
+    }
+    if args.cold_split {
+        let find = |name: &str| reports.iter().find(|r| r.policy == name);
+        let (Some(_), Some(predictive), Some(fixed)) = (find("kpa"), find("predictive"), find("fixed_10m"))
+        else {
+            return Err(
+                "--cold-split needs the kpa, predictive and fixed_10m policies (--policy all)".into(),
+            );
+        };
+        let all: Vec<_> = reports.iter().collect();
+        eprint!("{}", analysis::cold_split(&all, predictive, fixed, 25));
     }
     let json = match reports.as_slice() {
         [one] => serde_json::to_string_pretty(one)?,

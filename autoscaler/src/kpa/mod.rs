@@ -10,6 +10,7 @@ pub mod decider;
 pub mod max_window;
 pub mod multi;
 pub mod predictive;
+pub mod predictive_burst;
 pub mod scaler;
 pub mod schedule;
 pub mod spec;

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use zeroscale_crds::function::{IdleBin, Prediction};
 
+use super::predictive_burst::BurstSizer;
+
 /// The policy's parameters (chosen on the trace samples, see `docs/simulator.md`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PredictiveParams {
@@ -54,6 +56,14 @@ pub struct PredictiveParams {
     pub quiet: Duration,
     /// When the total count reaches this, every count halves (older idle times weigh less).
     pub decay_at: u32,
+    /// Quantile of the learned burst peaks kept warm in a warm span, and held through a burst
+    /// (`predictive_burst`); 0 keeps one pod, as before bursts were learned.
+    pub burst_quantile: f64,
+    /// How long after traffic resumes its peak is measured, and the burst's pods are held.
+    pub burst_window: Duration,
+    /// Shortest idle time after which resumed traffic is a burst to measure (shorter silences
+    /// are the same traffic, the KPA's domain).
+    pub burst_idle: Duration,
 }
 
 impl Default for PredictiveParams {
@@ -73,6 +83,9 @@ impl Default for PredictiveParams {
             min_gap: Duration::from_millis(1500),
             quiet: Duration::from_secs(2),
             decay_at: 10_000,
+            burst_quantile: 0.25,
+            burst_window: Duration::from_secs(60),
+            burst_idle: Duration::from_secs(30),
         }
     }
 }
@@ -119,6 +132,8 @@ pub struct Predictor {
     version: u64,
     /// The windows of the current histogram, computed when it changes.
     windows: Windows,
+    /// The pods a burst after an idle gap needs.
+    burst: BurstSizer,
 }
 
 impl Predictor {
@@ -132,6 +147,7 @@ impl Predictor {
             last_active: None,
             version: 0,
             windows: Windows::Fallback,
+            burst: BurstSizer::default(),
         }
     }
 
@@ -158,10 +174,61 @@ impl Predictor {
             }
             let gap = now - last;
             if gap >= self.params.min_gap {
+                self.burst.resumed(now, gap, self.params.burst_idle);
                 self.record_idle(gap);
             }
         }
         self.last_active = Some(now);
+    }
+
+    /// A report of `value` requests in flight from one activator at `now` (after
+    /// [`Self::activity`]): measures the burst that traffic resuming after an idle gap makes.
+    pub fn load(&mut self, now: Duration, value: f64) {
+        self.burst.load(now, value, self.params.burst_window);
+    }
+
+    /// `queued` requests wait at `now` for a function with no ready pod (after [`Self::activity`]).
+    pub fn demand(&mut self, now: Duration, queued: u64) {
+        self.burst.demand(now, queued, self.params.burst_window);
+    }
+
+    /// The pods a warm span keeps: the learned burst size (at least one), or one while the
+    /// history is not representative.
+    pub fn warm_pods(&self) -> i32 {
+        match self.windows {
+            Windows::Fallback => 1,
+            Windows::Predicted(_) => self
+                .burst
+                .pods(self.params.burst_quantile, self.params.min_samples),
+        }
+    }
+
+    /// The pods to keep warm at `now`: [`Self::warm_pods`] in a pre-warm span (one that starts
+    /// after a stretch at zero), one in a keep-alive span right after traffic (the traffic that
+    /// just ended was the burst, and the KPA already holds what it needed).
+    pub fn warm_pods_at(&self, now: Duration) -> i32 {
+        let (Some(last), Windows::Predicted(spans)) = (self.last_active, &self.windows) else {
+            return 1;
+        };
+        let since = now.saturating_sub(last);
+        match spans.iter().find(|s| since >= s.from && since < s.to) {
+            Some(s) if s.from > Duration::ZERO => self.warm_pods(),
+            _ => 1,
+        }
+    }
+
+    /// The floor while a burst after an idle gap runs (within `burst_window` of its start): the
+    /// pods a warm span keeps, so the KPA, whose stable window still holds the silence before,
+    /// does not scale them away; 0 otherwise.
+    pub fn burst_floor(&self, now: Duration) -> i32 {
+        if self.burst.in_burst(now, self.params.burst_window) {
+            match self.warm_pods() {
+                1 => 0,
+                n => n,
+            }
+        } else {
+            0
+        }
     }
 
     fn record_idle(&mut self, idle: Duration) {
@@ -181,6 +248,7 @@ impl Predictor {
         if self.total() >= u64::from(self.params.decay_at) {
             self.counts.iter_mut().for_each(|c| *c /= 2);
             self.out_of_range /= 2;
+            self.burst.decay();
         }
         self.version += 1;
         self.windows = self.plan();
@@ -327,6 +395,7 @@ impl Predictor {
             out_of_range: self.out_of_range,
             forecast_seconds: self.forecast,
             last_active_time: None,
+            burst_peaks: self.burst.to_state(),
         }
     }
 
@@ -349,6 +418,7 @@ impl Predictor {
         if last_active.is_some() {
             self.last_active = last_active;
         }
+        self.burst.restore(&state.burst_peaks);
         self.windows = self.plan();
     }
 }

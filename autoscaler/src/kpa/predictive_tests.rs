@@ -188,6 +188,7 @@ fn counts_decay_and_the_state_round_trips() {
         out_of_range: 1,
         forecast_seconds: f64::NAN,
         last_active_time: None,
+        burst_peaks: Vec::new(),
     };
     let mut q = Predictor::new(params);
     q.restore(&state, Some(secs(50)));

@@ -157,6 +157,7 @@ impl FunctionScaler {
             && let Some(p) = &mut self.predictor
         {
             p.activity(now);
+            p.load(now, value);
         }
     }
 
@@ -166,6 +167,7 @@ impl FunctionScaler {
         self.collector.record(now, replica, queued.max(1) as f64);
         if let Some(p) = &mut self.predictor {
             p.activity(now);
+            p.demand(now, queued);
         }
     }
 
@@ -292,7 +294,11 @@ impl FunctionScaler {
             }
         }
         if !demand && let Some(p) = &self.predictor {
-            (desired, reason) = apply_advice(p.advise(now), desired, reason, spec, obs);
+            let warm = Warm {
+                pods: p.warm_pods_at(now),
+                burst_floor: p.burst_floor(now),
+            };
+            (desired, reason) = apply_advice(p.advise(now), warm, desired, reason, spec, obs);
         }
         Decision {
             desired,
@@ -304,10 +310,21 @@ impl FunctionScaler {
     }
 }
 
-/// The predictive policy's say over the 0 ↔ 1 boundary: at least one pod while it advises warm
-/// (the KPA may ask for more), zero while it advises zero (when `min` and the activator allow).
+/// The pods the predictive policy keeps warm.
+#[derive(Clone, Copy, Debug)]
+struct Warm {
+    /// In a warm span: the learned burst size (at least one).
+    pods: i32,
+    /// While a burst after an idle gap runs: its learned size, or 0.
+    burst_floor: i32,
+}
+
+/// The predictive policy's say over the 0 ↔ 1 boundary: the learned burst size (at least one pod)
+/// while it advises warm (the KPA may ask for more), zero while it advises zero (when `min` and
+/// the activator allow), and the burst size through a burst after an idle gap.
 fn apply_advice(
     advice: Advice,
+    warm: Warm,
     desired: i32,
     reason: Reason,
     spec: &DeciderSpec,
@@ -315,8 +332,9 @@ fn apply_advice(
 ) -> (i32, Reason) {
     let ceiling = if spec.max > 0 { spec.max } else { i32::MAX };
     match advice {
+        Advice::Kpa if desired < warm.burst_floor => (warm.burst_floor.min(ceiling), Reason::Prewarm),
         Advice::Kpa => (desired, reason),
-        Advice::Warm if desired < 1 && ceiling >= 1 => (1, Reason::Prewarm),
+        Advice::Warm if desired < warm.pods && ceiling >= 1 => (warm.pods.min(ceiling), Reason::Prewarm),
         Advice::Warm => (desired, reason),
         Advice::Zero if spec.min == 0 && obs.activator_ready => (0, Reason::ScaleToZero),
         Advice::Zero => (desired.min(spec.min.max(1)), reason),

@@ -22,6 +22,39 @@ pub enum Start {
     Cold,
 }
 
+/// What an invocation that had to wait found when it arrived: why its cold start happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// No pod at all, starting or up: a keep-alive or pre-warm decision (from zero).
+    Zero,
+    /// Pods, but none ready yet: a pre-warm or scale-up that started too late for it.
+    Starting,
+    /// Ready pods, all busy: a scale-up (a pod beyond those up had to start).
+    Busy,
+}
+
+/// Cold starts by what the invocation found on arrival (see [`Found`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ColdSplit {
+    /// Found no pod at all.
+    pub from_zero: u64,
+    /// Found only starting pods.
+    pub starting: u64,
+    /// Found every ready pod busy.
+    pub scale_up: u64,
+}
+
+impl ColdSplit {
+    /// Counts one cold start of an invocation that found `found`.
+    pub fn add(&mut self, found: Found) {
+        *match found {
+            Found::Zero => &mut self.from_zero,
+            Found::Starting => &mut self.starting,
+            Found::Busy => &mut self.scale_up,
+        } += 1;
+    }
+}
+
 /// Why the only pod of a function is up (for [`IdleSplit`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Holder {
@@ -80,6 +113,8 @@ pub struct Tally {
     /// Invocations that arrived while the function had no pod at all, starting or up (the cold
     /// starts a keep-alive policy can avoid; the others wait for a second pod or more).
     pub at_zero: u64,
+    /// Cold starts by what the invocation found on arrival (sums to `cold_starts`).
+    pub cold_split: ColdSplit,
     /// Σ removal − Σ creation over pods, in µs (signed while pods are alive).
     pod_time: i128,
     /// Σ time pods spent running invocations, in µs.
@@ -106,6 +141,12 @@ impl Tally {
             Start::Queued => self.queued += 1,
             Start::Cold => self.cold_starts += 1,
         }
+    }
+
+    /// A cold start of an invocation that found `found` on arrival.
+    pub fn cold(&mut self, found: Found) {
+        self.invocation(Start::Cold);
+        self.cold_split.add(found);
     }
 
     /// A pod was created at `at`.

@@ -154,3 +154,61 @@ pub fn idle_split(kpa: &PolicyReport, predictive: &PolicyReport, top: usize) -> 
     }
     out
 }
+
+/// `--cold-split`: the cold starts of each of `reports` by what the invocation found on arrival
+/// (no pod, only starting pods, every ready pod busy), then the `top` functions with the most
+/// cold starts under `predictive` that `baseline` avoids, with both splits.
+pub fn cold_split(
+    reports: &[&PolicyReport],
+    predictive: &PolicyReport,
+    baseline: &PolicyReport,
+    top: usize,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "cold starts by what the invocation found\n  {:<12} {:>8} {:>10} {:>10} {:>10} {:>14}",
+        "policy", "cold", "from zero", "starting", "scale-up", "idle pod-s"
+    );
+    for r in reports {
+        let _ = writeln!(
+            out,
+            "  {:<12} {:>8} {:>10} {:>10} {:>10} {:>14.0}",
+            r.policy, r.cold_starts, r.cold_from_zero, r.cold_starting, r.cold_scale_up, r.idle_pod_seconds
+        );
+    }
+    let gap = |i: usize| {
+        predictive.per_function[i].cold_starts as i64 - baseline.per_function[i].cold_starts as i64
+    };
+    let mut order: Vec<usize> = (0..predictive.per_function.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(gap(i)));
+    let _ = writeln!(
+        out,
+        "functions by cold starts {} − {} (zero/starting/scale-up; idle pod-s)\n  {:<10} {:>8} {:>6} {:>16} {:>16} {:>10} {:>10}",
+        predictive.policy,
+        baseline.policy,
+        "hash",
+        "invocs",
+        "Δ cold",
+        predictive.policy,
+        baseline.policy,
+        "idle p",
+        "idle b"
+    );
+    let fmt = |f: &FunctionReport| format!("{}/{}/{}", f.cold_from_zero, f.cold_starting, f.cold_scale_up);
+    for &i in order.iter().take(top) {
+        let (p, b) = (&predictive.per_function[i], &baseline.per_function[i]);
+        let _ = writeln!(
+            out,
+            "  {:<10} {:>8} {:>+6} {:>16} {:>16} {:>10.0} {:>10.0}",
+            &p.hash[..p.hash.len().min(10)],
+            p.invocations,
+            gap(i),
+            fmt(p),
+            fmt(b),
+            p.idle_pod_seconds,
+            b.idle_pod_seconds
+        );
+    }
+    out
+}

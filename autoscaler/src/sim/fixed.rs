@@ -14,7 +14,7 @@ use std::{
 };
 
 use super::{
-    accounting::{Start, Tally},
+    accounting::{Found, Start, Tally},
     workload::{Invocation, Micros},
 };
 
@@ -30,16 +30,20 @@ struct Pods {
     starting: VecDeque<Micros>,
     /// Idle pods by the time they became idle (oldest first).
     idle: VecDeque<Micros>,
-    queue: VecDeque<Invocation>,
+    /// Waiting invocations with what each found on arrival.
+    queue: VecDeque<(Invocation, Found)>,
 }
 
 impl Pods {
     /// A pod became free at `now`, `fresh` from starting: it serves the queue or goes idle.
     fn free(&mut self, now: Micros, fresh: bool) {
         match self.queue.pop_front() {
-            Some(inv) => {
-                self.tally
-                    .invocation(if fresh { Start::Cold } else { Start::Queued });
+            Some((inv, found)) => {
+                if fresh {
+                    self.tally.cold(found);
+                } else {
+                    self.tally.invocation(Start::Queued);
+                }
                 self.serve(now, inv);
             }
             None => self.idle.push_back(now),
@@ -63,12 +67,17 @@ impl Pods {
             self.tally.invocation(Start::Warm);
             self.serve(now, inv);
         } else {
-            if self.busy.is_empty() && self.starting.is_empty() {
+            let found = if !self.busy.is_empty() {
+                Found::Busy
+            } else if !self.starting.is_empty() {
+                Found::Starting
+            } else {
                 self.tally.at_zero += 1;
-            }
+                Found::Zero
+            };
             self.tally.pod_created(now);
             self.starting.push_back(now + cold_start);
-            self.queue.push_back(inv);
+            self.queue.push_back((inv, found));
         }
     }
 }

@@ -19,7 +19,7 @@ use std::{
 use zeroscale_crds::function::{ScalePolicy, ScaleSpec};
 
 use super::{
-    accounting::{Holder, Start, Tally},
+    accounting::{Found, Holder, Start, Tally},
     workload::{Invocation, Micros, SECOND},
 };
 use crate::kpa::{Advice, DeciderSpec, FunctionScaler, Observation, PredictiveParams, Reason, TICK_INTERVAL};
@@ -57,7 +57,8 @@ struct Function {
     busy: BinaryHeap<Reverse<Micros>>,
     /// Busy pods asked to go once their invocation ends.
     terminating: usize,
-    queue: VecDeque<Invocation>,
+    /// Waiting invocations with what each found on arrival.
+    queue: VecDeque<(Invocation, Found)>,
     /// Concurrency × µs accumulated in the current second, and when it was last brought up to date.
     area: u128,
     area_at: Micros,
@@ -111,9 +112,12 @@ impl Function {
     /// it serves the queue (a cold start if fresh, a queued invocation if not) or goes idle.
     fn pod_free(&mut self, now: Micros, fresh: bool) {
         match self.queue.pop_front() {
-            Some(inv) => {
-                self.tally
-                    .invocation(if fresh { Start::Cold } else { Start::Queued });
+            Some((inv, found)) => {
+                if fresh {
+                    self.tally.cold(found);
+                } else {
+                    self.tally.invocation(Start::Queued);
+                }
                 self.start(now, inv);
             }
             None => self.idle.push(now),
@@ -176,7 +180,14 @@ impl Function {
             self.start(now, inv);
             return;
         }
-        self.queue.push_back(inv);
+        let found = if self.pods() == 0 {
+            Found::Zero
+        } else if self.busy.len() > self.terminating {
+            Found::Busy
+        } else {
+            Found::Starting
+        };
+        self.queue.push_back((inv, found));
         if self.pods() == 0 {
             self.tally.at_zero += 1;
             let queued = self.queue.len() as u64;
@@ -316,8 +327,11 @@ pub fn simulate_with(
     }
     // Invocations still waiting, or that never arrived, before the horizon are still counted, as
     // cold starts (the horizon is the end of the last minute, so there are next to none).
-    for _ in 0..f.queue.len() + next.count() {
-        f.tally.invocation(Start::Cold);
+    for (_, found) in std::mem::take(&mut f.queue) {
+        f.tally.cold(found);
+    }
+    for _ in next {
+        f.tally.cold(Found::Zero);
     }
     f.tally
 }

@@ -47,6 +47,12 @@ pub struct FunctionReport {
     pub queued: u64,
     /// Invocations that found the function with no pod at all (starting or up).
     pub at_zero: u64,
+    /// Cold starts of invocations that found no pod at all (`at_zero` served by a new pod).
+    pub cold_from_zero: u64,
+    /// Cold starts of invocations that found only starting pods (a pre-warm or scale-up too late).
+    pub cold_starting: u64,
+    /// Cold starts of invocations that found every ready pod busy (a scale-up).
+    pub cold_scale_up: u64,
     /// Pod-seconds without an invocation running (start-up included).
     pub idle_pod_seconds: f64,
     /// All pod-seconds.
@@ -66,6 +72,9 @@ impl FunctionReport {
             cold_start_pct: pct(tally.cold_starts, tally.invocations),
             queued: tally.queued,
             at_zero: tally.at_zero,
+            cold_from_zero: tally.cold_split.from_zero,
+            cold_starting: tally.cold_split.starting,
+            cold_scale_up: tally.cold_split.scale_up,
             idle_pod_seconds: tally.idle_pod_seconds(),
             total_pod_seconds: tally.total_pod_seconds(),
             idle_split: tally.split.map(IdleSplitReport::from),
@@ -109,6 +118,12 @@ pub struct PolicyReport {
     pub queued_pct: f64,
     /// Invocations that found the function with no pod at all.
     pub at_zero: u64,
+    /// Cold starts from zero, all functions (see [`FunctionReport::cold_from_zero`]).
+    pub cold_from_zero: u64,
+    /// Cold starts behind starting pods, all functions.
+    pub cold_starting: u64,
+    /// Cold starts of scale-ups, all functions.
+    pub cold_scale_up: u64,
     /// Idle pod-seconds, all functions.
     pub idle_pod_seconds: f64,
     /// Pod-seconds, all functions.
@@ -161,6 +176,9 @@ impl PolicyReport {
             queued,
             queued_pct: pct(queued, invocations),
             at_zero: per_function.iter().map(|f| f.at_zero).sum(),
+            cold_from_zero: per_function.iter().map(|f| f.cold_from_zero).sum(),
+            cold_starting: per_function.iter().map(|f| f.cold_starting).sum(),
+            cold_scale_up: per_function.iter().map(|f| f.cold_scale_up).sum(),
             idle_pod_seconds: per_function.iter().map(|f| f.idle_pod_seconds).sum(),
             total_pod_seconds: per_function.iter().map(|f| f.total_pod_seconds).sum(),
             per_function_cold_start_pct_p50: quantile(&pcts, 0.5),

@@ -31,4 +31,8 @@ pub struct Prediction {
     /// When the function last had traffic (RFC 3339), so a restart inside a gap still pre-warms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_active_time: Option<String>,
+    /// Bursts after an idle gap seen, by the pods each needed (index = pods, index 0 unused): the
+    /// pods a warm span keeps. Absent in a state written before bursts were learned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub burst_peaks: Vec<u32>,
 }

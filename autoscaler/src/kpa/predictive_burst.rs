@@ -1,0 +1,147 @@
+//! How many pods a predictive function's burst after an idle gap needs (`spec.scale.policy:
+//! predictive`).
+//!
+//! Some functions are invoked in bursts: fourteen invocations of half a minute each every five
+//! minutes, say. One pre-warmed pod catches the first invocation of such a burst; the others each
+//! wait for a scale-up, which the KPA starts only at its next tick once the reports show the load.
+//! A fixed keep-alive keeps the burst's pods from the last one, and so catches them. This learns,
+//! per function, the peak concurrency of the first `burst_window` after every idle time of at
+//! least `burst_idle` (the sum of the activators' per-second reports in one second, rounded up:
+//! with one invocation per pod, the pods that second needed), as a histogram by pod count. Its
+//! `burst_quantile` quantile is the pod count the predictive policy pre-warms and keeps in its warm
+//! spans, and holds through the burst window so that the KPA, whose stable window still averages
+//! the silence before, does not scale the burst's pods away. Pure: `now` is always a parameter.
+
+use std::time::Duration;
+
+/// Most pods a learned burst may ask for (the histogram's range; larger peaks count here).
+pub const MAX_BURST_PODS: usize = 64;
+
+/// The burst being measured: since when, and its peak so far.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Burst {
+    start: Duration,
+    /// The whole second the reports being summed belong to, and their sum.
+    second: u64,
+    sum: f64,
+    peak: u32,
+}
+
+/// The histogram of burst peaks of one function, and the burst being measured.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BurstSizer {
+    /// Bursts seen, by the pods they needed (index 0 unused: a burst needs at least one).
+    peaks: Vec<u32>,
+    current: Option<Burst>,
+}
+
+impl BurstSizer {
+    /// Traffic resumed at `now` after an idle time of `idle`: the burst being measured, if any,
+    /// is recorded, and a new one starts when the idle time was at least `min_idle`.
+    pub fn resumed(&mut self, now: Duration, idle: Duration, min_idle: Duration) {
+        self.finish();
+        if idle >= min_idle {
+            self.current = Some(Burst {
+                start: now,
+                second: now.as_secs(),
+                sum: 0.0,
+                peak: 1,
+            });
+        }
+    }
+
+    /// A report of `value` requests in flight (one activator's share) at `now`; reports of the
+    /// same whole second add up. Counts only within `window` of the burst's start.
+    pub fn load(&mut self, now: Duration, value: f64, window: Duration) {
+        let Some(b) = self.current.as_mut().filter(|b| now < b.start + window) else {
+            return;
+        };
+        if now.as_secs() != b.second {
+            b.second = now.as_secs();
+            b.sum = 0.0;
+        }
+        b.sum += value.max(0.0);
+        b.peak = b.peak.max(pods(b.sum));
+    }
+
+    /// Requests waiting for a function with no ready pod at `now`: the burst needs a pod each.
+    pub fn demand(&mut self, now: Duration, queued: u64, window: Duration) {
+        if let Some(b) = self.current.as_mut().filter(|b| now < b.start + window) {
+            b.peak = b.peak.max(u32::try_from(queued).unwrap_or(u32::MAX));
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.current.take() {
+            let i = usize::try_from(b.peak)
+                .unwrap_or(MAX_BURST_PODS)
+                .clamp(1, MAX_BURST_PODS);
+            if self.peaks.len() <= i {
+                self.peaks.resize(i + 1, 0);
+            }
+            self.peaks[i] = self.peaks[i].saturating_add(1);
+        }
+    }
+
+    /// Halves every count (older bursts weigh less, as the idle-time histogram's counts do).
+    pub fn decay(&mut self) {
+        self.peaks.iter_mut().for_each(|c| *c /= 2);
+    }
+
+    /// The pods to keep warm: the smallest pod count that `quantile` of the bursts seen needed
+    /// (1 with fewer than `min_samples` bursts, or a quantile of 0, which turns this off).
+    pub fn pods(&self, quantile: f64, min_samples: u32) -> i32 {
+        let total: u64 = self.peaks.iter().map(|&c| u64::from(c)).sum();
+        if quantile <= 0.0 || total == 0 || total < u64::from(min_samples) {
+            return 1;
+        }
+        let want = quantile.min(1.0) * total as f64;
+        let mut seen = 0u64;
+        for (n, &c) in self.peaks.iter().enumerate() {
+            seen += u64::from(c);
+            if seen as f64 >= want {
+                return i32::try_from(n.max(1)).unwrap_or(i32::MAX);
+            }
+        }
+        i32::try_from(self.peaks.len().saturating_sub(1).max(1)).unwrap_or(i32::MAX)
+    }
+
+    /// Whether `now` is within `window` of the start of the burst being measured.
+    pub fn in_burst(&self, now: Duration, window: Duration) -> bool {
+        self.current
+            .is_some_and(|b| now >= b.start && now < b.start + window)
+    }
+
+    /// The histogram to persist: bursts by the pods they needed (index = pods; 0 unused),
+    /// without trailing zeros.
+    pub fn to_state(&self) -> Vec<u32> {
+        let mut peaks = self.peaks.clone();
+        while peaks.last() == Some(&0) {
+            peaks.pop();
+        }
+        peaks
+    }
+
+    /// Restores a persisted histogram (larger pod counts than [`MAX_BURST_PODS`] count there).
+    pub fn restore(&mut self, peaks: &[u32]) {
+        self.peaks.clear();
+        for (i, &c) in peaks.iter().enumerate().skip(1) {
+            let i = i.min(MAX_BURST_PODS);
+            if self.peaks.len() <= i {
+                self.peaks.resize(i + 1, 0);
+            }
+            self.peaks[i] = self.peaks[i].saturating_add(c);
+        }
+        self.current = None;
+    }
+}
+
+/// Pods needed for `load` requests in flight, one per pod (a little under a whole counts whole).
+fn pods(load: f64) -> u32 {
+    let n = (load - 1e-6).ceil();
+    if n >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        n.max(1.0) as u32
+    }
+}
