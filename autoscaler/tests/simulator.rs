@@ -108,6 +108,24 @@ fn predictive_beats_kpa_on_sample10() {
         }
     }
     assert!(fixed_10m.per_function.iter().all(|f| f.idle_split.is_none()));
+    // The cold-start split (`--cold-split`) covers every cold start; one that found no pod is
+    // one of those at zero.
+    for r in [kpa, predictive, fixed_10m] {
+        for f in &r.per_function {
+            assert_eq!(
+                f.cold_from_zero + f.cold_starting + f.cold_scale_up,
+                f.cold_starts,
+                "{} {}",
+                r.policy,
+                f.hash
+            );
+            assert!(f.cold_from_zero >= f.at_zero, "{} {}", r.policy, f.hash);
+        }
+        assert_eq!(
+            r.cold_from_zero + r.cold_starting + r.cold_scale_up,
+            r.cold_starts
+        );
+    }
 }
 
 #[test]
@@ -134,6 +152,9 @@ fn simulate_command_writes_the_documented_json() {
         "queued",
         "queued_pct",
         "at_zero",
+        "cold_from_zero",
+        "cold_starting",
+        "cold_scale_up",
         "idle_pod_seconds",
         "total_pod_seconds",
         "per_function_cold_start_pct_p50",

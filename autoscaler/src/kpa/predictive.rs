@@ -426,3 +426,7 @@ impl Predictor {
 #[cfg(test)]
 #[path = "predictive_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "predictive_burst_tests.rs"]
+mod burst_tests;

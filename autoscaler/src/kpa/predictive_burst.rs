@@ -145,3 +145,78 @@ fn pods(load: f64) -> u32 {
         n.max(1.0) as u32
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(60);
+    const IDLE: Duration = Duration::from_secs(30);
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_burst_peak_sums_the_reports_of_one_second_within_the_window() {
+        let mut b = BurstSizer::default();
+        b.resumed(ms(100_000), ms(300_000), IDLE);
+        assert!(b.in_burst(ms(100_000), WINDOW));
+        // Two activators' shares of the same second add up: 3.5 requests need 4 pods.
+        b.load(ms(100_200), 1.5, WINDOW);
+        b.load(ms(100_700), 2.0, WINDOW);
+        // The next second starts a new sum.
+        b.load(ms(101_100), 1.0, WINDOW);
+        // Past the window nothing counts.
+        b.load(ms(160_000), 9.0, WINDOW);
+        assert!(!b.in_burst(ms(160_000), WINDOW));
+        // The next idle gap records the burst.
+        b.resumed(ms(400_000), ms(200_000), IDLE);
+        assert_eq!(b.to_state(), vec![0, 0, 0, 0, 1]);
+        assert_eq!(b.pods(0.5, 1), 4);
+    }
+
+    #[test]
+    fn short_silences_are_not_bursts_and_demand_counts_a_pod_per_request() {
+        let mut b = BurstSizer::default();
+        b.resumed(ms(10_000), ms(5_000), IDLE);
+        b.load(ms(10_500), 7.0, WINDOW);
+        assert!(!b.in_burst(ms(10_500), WINDOW));
+        b.resumed(ms(50_000), ms(40_000), IDLE);
+        b.demand(ms(50_000), 5, WINDOW);
+        b.load(ms(51_000), 2.0, WINDOW);
+        b.resumed(ms(200_000), ms(100_000), IDLE);
+        assert_eq!(b.to_state(), vec![0, 0, 0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn the_quantile_picks_the_smallest_pod_count_that_covers_it() {
+        let mut b = BurstSizer::default();
+        b.restore(&[0, 3, 1, 0, 0, 0, 4]);
+        assert_eq!(b.pods(0.25, 1), 1);
+        assert_eq!(b.pods(0.5, 1), 2);
+        assert_eq!(b.pods(0.75, 1), 6);
+        assert_eq!(b.pods(1.0, 1), 6);
+        // Turned off, or too few bursts: one pod.
+        assert_eq!(b.pods(0.0, 1), 1);
+        assert_eq!(b.pods(0.75, 9), 1);
+        b.decay();
+        assert_eq!(b.to_state(), vec![0, 1, 0, 0, 0, 0, 2]);
+    }
+
+    #[test]
+    fn the_state_round_trips_and_clamps_large_peaks() {
+        let mut b = BurstSizer::default();
+        let mut state = vec![7, 2, 0, 1];
+        state.resize(MAX_BURST_PODS + 5, 0);
+        state[MAX_BURST_PODS + 4] = 3;
+        b.restore(&state);
+        // Index 0 is unused; beyond the range counts at the range's end.
+        let back = b.to_state();
+        assert_eq!(back.len(), MAX_BURST_PODS + 1);
+        assert_eq!((back[0], back[1], back[3], back[MAX_BURST_PODS]), (0, 2, 1, 3));
+        assert_eq!(b.pods(1.0, 1), i32::try_from(MAX_BURST_PODS).expect("small"));
+        b.restore(&[]);
+        assert_eq!(b.to_state(), Vec::<u32>::new());
+    }
+}

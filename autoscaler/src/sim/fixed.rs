@@ -149,6 +149,10 @@ mod tests {
         let invs = [inv(0, 10), inv(1, 10), inv(2, 10)];
         let t = simulate(&invs, 60 * SECOND, SECOND, 1000 * SECOND);
         assert_eq!((t.cold_starts, t.queued), (3, 0));
+        // The first found no pod; the others found every ready pod busy (the first is ready at
+        // 1 s, before the second arrives).
+        let c = t.cold_split;
+        assert_eq!((c.from_zero, c.starting, c.scale_up), (1, 0, 2));
     }
 
     #[test]

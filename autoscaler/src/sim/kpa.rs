@@ -353,6 +353,7 @@ mod tests {
         let invs = [inv(10_000, 100), inv(20_000, 100)];
         let t = simulate(&invs, &spec, SECOND, 3600 * SECOND);
         assert_eq!((t.invocations, t.cold_starts), (2, 1));
+        assert_eq!(t.cold_split.from_zero, 1);
         // Demand at 10 s asks ceil(1 / 0.7) = 2 pods, which is 200 % of one pod: panic holds the
         // two pods for a stable window, then one pod stays until the window has been free of
         // traffic (last report at 21 s, so 81 s) plus the 30 s grace: zero at the 112 s tick.
@@ -371,6 +372,34 @@ mod tests {
         // pre-warmed 216 s after the traffic (bin 4 × 0.9) and is ready before the request.
         assert_eq!(predictive.cold_starts, 3);
         assert!(predictive.total_pod_seconds() < 12.0 * 300.0 / 2.0);
+    }
+
+    #[test]
+    fn predictive_prewarms_the_pods_a_burst_after_idle_needs() {
+        // Every 5 minutes, four invocations of 20 s within a second: one pre-warmed pod catches
+        // the first; the learned burst size catches all four.
+        let invs: Vec<_> = (0..24)
+            .flat_map(|i| (0..4).map(move |j| inv(i * 300_000 + j * 200, 20_000)))
+            .collect();
+        let horizon = 2 * 3600 * SECOND;
+        let one_pod = PredictiveParams {
+            burst_quantile: 0.0,
+            ..PredictiveParams::default()
+        };
+        let one = simulate_with(&invs, &predictive_spec(), &one_pod, SECOND, horizon);
+        let learned = simulate(&invs, &predictive_spec(), SECOND, horizon);
+        // With one pod, the other three of every burst wait for a scale-up.
+        assert!(one.cold_split.starting + one.cold_split.scale_up >= 3 * 20);
+        assert!(
+            learned.cold_starts + 40 < one.cold_starts,
+            "{} vs {}",
+            learned.cold_starts,
+            one.cold_starts
+        );
+        for t in [&one, &learned] {
+            let c = t.cold_split;
+            assert_eq!(c.from_zero + c.starting + c.scale_up, t.cold_starts);
+        }
     }
 
     #[test]
