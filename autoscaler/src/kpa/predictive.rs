@@ -56,9 +56,10 @@ pub struct PredictiveParams {
     pub quiet: Duration,
     /// When the total count reaches this, every count halves (older idle times weigh less).
     pub decay_at: u32,
-    /// Quantile of the learned burst peaks kept warm in a warm span, and held through a burst
-    /// (`predictive_burst`); 0 keeps one pod, as before bursts were learned.
-    pub burst_quantile: f64,
+    /// Whether a warm span pre-warms, and a burst holds, the pods the learned burst peaks are
+    /// worth by the `cold_start_cost` rule (`predictive_burst`); off keeps one pod, as before
+    /// bursts were learned (the A/B). Not a tuned parameter: the rule decides the count.
+    pub burst_sizing: bool,
     /// How long after traffic resumes its peak is measured, and the burst's pods are held.
     pub burst_window: Duration,
     /// Shortest idle time after which resumed traffic is a burst to measure (shorter silences
@@ -71,7 +72,7 @@ impl Default for PredictiveParams {
         Self {
             bin: Duration::from_secs(60),
             bins: 240,
-            cold_start_cost: Duration::from_secs(210),
+            cold_start_cost: Duration::from_secs(180),
             prior: 3.0,
             margin: 0.0,
             slack: Duration::from_secs(5),
@@ -83,7 +84,7 @@ impl Default for PredictiveParams {
             min_gap: Duration::from_millis(1500),
             quiet: Duration::from_secs(2),
             decay_at: 10_000,
-            burst_quantile: 0.25,
+            burst_sizing: true,
             burst_window: Duration::from_secs(60),
             burst_idle: Duration::from_secs(30),
         }
@@ -192,42 +193,47 @@ impl Predictor {
         self.burst.demand(now, queued, self.params.burst_window);
     }
 
-    /// The pods a warm span keeps: the learned burst size (at least one), or one while the
-    /// history is not representative.
+    /// The pods a burst after an idle gap holds through `burst_window`: those the learned burst
+    /// peaks are worth for that time (at least one), or one while the history is not
+    /// representative or burst sizing is off.
     pub fn warm_pods(&self) -> i32 {
+        self.burst_pods(self.params.burst_window)
+    }
+
+    /// The pods worth holding `held` per burst by the `cold_start_cost` rule.
+    fn burst_pods(&self, held: Duration) -> i32 {
         match self.windows {
-            Windows::Fallback => 1,
-            Windows::Predicted(_) => self
-                .burst
-                .pods(self.params.burst_quantile, self.params.min_samples),
+            Windows::Predicted(_) if self.params.burst_sizing => {
+                self.burst
+                    .pods(self.params.cold_start_cost, held, self.params.min_samples)
+            }
+            _ => 1,
         }
     }
 
-    /// The pods to keep warm at `now`: [`Self::warm_pods`] in a pre-warm span (one that starts
-    /// after a stretch at zero), one in a keep-alive span right after traffic (the traffic that
-    /// just ended was the burst, and the KPA already holds what it needed).
+    /// The pods to keep warm at `now`: in a pre-warm span (one that starts after a stretch at
+    /// zero), those worth their time, which is the span (a pre-warmed pod waits in it for the
+    /// burst) and then the burst window; one in a keep-alive span right after traffic (the
+    /// traffic that just ended was the burst, and the KPA already holds what it needed).
     pub fn warm_pods_at(&self, now: Duration) -> i32 {
         let (Some(last), Windows::Predicted(spans)) = (self.last_active, &self.windows) else {
             return 1;
         };
         let since = now.saturating_sub(last);
         match spans.iter().find(|s| since >= s.from && since < s.to) {
-            Some(s) if s.from > Duration::ZERO => self.warm_pods(),
+            Some(s) if s.from > Duration::ZERO => self.burst_pods(self.params.burst_window + (s.to - s.from)),
             _ => 1,
         }
     }
 
     /// The floor while a burst after an idle gap runs (within `burst_window` of its start): the
-    /// pods a warm span keeps, so the KPA, whose stable window still holds the silence before,
-    /// does not scale them away; 0 otherwise.
+    /// pods worth holding through the burst window ([`Self::warm_pods`]), so the KPA, whose
+    /// stable window still holds the silence before, does not scale them away; 0 when that is
+    /// one pod.
     pub fn burst_floor(&self, now: Duration) -> i32 {
-        if self.burst.in_burst(now, self.params.burst_window) {
-            match self.warm_pods() {
-                1 => 0,
-                n => n,
-            }
-        } else {
-            0
+        match self.warm_pods() {
+            n if n > 1 && self.burst.in_burst(now, self.params.burst_window) => n,
+            _ => 0,
         }
     }
 

@@ -7,10 +7,13 @@
 //! A fixed keep-alive keeps the burst's pods from the last one, and so catches them. This learns,
 //! per function, the peak concurrency of the first `burst_window` after every idle time of at
 //! least `burst_idle` (the sum of the activators' per-second reports in one second, rounded up:
-//! with one invocation per pod, the pods that second needed), as a histogram by pod count. Its
-//! `burst_quantile` quantile is the pod count the predictive policy pre-warms and keeps in its warm
-//! spans, and holds through the burst window so that the KPA, whose stable window still averages
-//! the silence before, does not scale the burst's pods away. Pure: `now` is always a parameter.
+//! with one invocation per pod, the pods that second needed), as a histogram by pod count. From it
+//! the policy's own cost/benefit rule, the one its warm bins use, sizes the burst: the `k`-th pod
+//! is kept when `cold_start_cost` × the share of bursts that needed `k` pods (the scale-up cold
+//! starts it avoids per burst) exceeds the pod time it is held per burst: the burst window for
+//! the floor that holds the burst's pods (so the KPA, whose stable window still averages the
+//! silence before, does not scale them away), the pre-warm span as well for pods pre-warmed. No
+//! parameter of its own is tuned. Pure: `now` is always a parameter.
 
 use std::time::Duration;
 
@@ -88,22 +91,27 @@ impl BurstSizer {
         self.peaks.iter_mut().for_each(|c| *c /= 2);
     }
 
-    /// The pods to keep warm: the smallest pod count that `quantile` of the bursts seen needed
-    /// (1 with fewer than `min_samples` bursts, or a quantile of 0, which turns this off).
-    pub fn pods(&self, quantile: f64, min_samples: u32) -> i32 {
+    /// The pods to keep warm for a burst, by the policy's cost/benefit rule (the one the warm
+    /// bins use): the `k`-th pod is worth warming when `cold_start_cost` × the share of bursts
+    /// that reached `k` pods (the scale-up cold starts it avoids per burst: one for each burst
+    /// that needed it) exceeds `held`, the pod time it costs per burst. The share falls with `k`,
+    /// so the warm pods are the first `n`. One with fewer than `min_samples` bursts.
+    pub fn pods(&self, cold_start_cost: Duration, held: Duration, min_samples: u32) -> i32 {
         let total: u64 = self.peaks.iter().map(|&c| u64::from(c)).sum();
-        if quantile <= 0.0 || total == 0 || total < u64::from(min_samples) {
+        if total == 0 || total < u64::from(min_samples) {
             return 1;
         }
-        let want = quantile.min(1.0) * total as f64;
-        let mut seen = 0u64;
-        for (n, &c) in self.peaks.iter().enumerate() {
-            seen += u64::from(c);
-            if seen as f64 >= want {
-                return i32::try_from(n.max(1)).unwrap_or(i32::MAX);
+        let (worth, held) = (cold_start_cost.as_secs_f64(), held.as_secs_f64());
+        let mut reaching = total;
+        let mut n = 1;
+        for k in 2..self.peaks.len() {
+            reaching -= u64::from(self.peaks[k - 1]);
+            if worth * reaching as f64 / total as f64 <= held {
+                break;
             }
+            n = k;
         }
-        i32::try_from(self.peaks.len().saturating_sub(1).max(1)).unwrap_or(i32::MAX)
+        i32::try_from(n).unwrap_or(i32::MAX)
     }
 
     /// Whether `now` is within `window` of the start of the burst being measured.
@@ -152,6 +160,7 @@ mod tests {
 
     const WINDOW: Duration = Duration::from_secs(60);
     const IDLE: Duration = Duration::from_secs(30);
+    const COST: Duration = Duration::from_secs(180);
 
     fn ms(ms: u64) -> Duration {
         Duration::from_millis(ms)
@@ -173,7 +182,7 @@ mod tests {
         // The next idle gap records the burst.
         b.resumed(ms(400_000), ms(200_000), IDLE);
         assert_eq!(b.to_state(), vec![0, 0, 0, 0, 1]);
-        assert_eq!(b.pods(0.5, 1), 4);
+        assert_eq!(b.pods(COST, WINDOW, 1), 4);
     }
 
     #[test]
@@ -190,18 +199,35 @@ mod tests {
     }
 
     #[test]
-    fn the_quantile_picks_the_smallest_pod_count_that_covers_it() {
+    fn a_pod_is_warm_when_the_bursts_that_need_it_are_worth_its_time() {
         let mut b = BurstSizer::default();
+        // Eight bursts: three needed 1 pod, one 2, four 6. Pod 2 helps 5 of 8, pods 3-6 help 4.
         b.restore(&[0, 3, 1, 0, 0, 0, 4]);
-        assert_eq!(b.pods(0.25, 1), 1);
-        assert_eq!(b.pods(0.5, 1), 2);
-        assert_eq!(b.pods(0.75, 1), 6);
-        assert_eq!(b.pods(1.0, 1), 6);
-        // Turned off, or too few bursts: one pod.
-        assert_eq!(b.pods(0.0, 1), 1);
-        assert_eq!(b.pods(0.75, 9), 1);
+        // Held 60 s: 180 s × 5/8 = 112.5 > 60 and 180 s × 4/8 = 90 > 60: all six.
+        assert_eq!(b.pods(COST, WINDOW, 1), 6);
+        // Held 100 s: pod 2 still earns its time (112.5), pod 3 no longer (90).
+        assert_eq!(b.pods(COST, Duration::from_secs(100), 1), 2);
+        // Held 120 s: not even pod 2.
+        assert_eq!(b.pods(COST, Duration::from_secs(120), 1), 1);
+        // Too few bursts: one pod.
+        assert_eq!(b.pods(COST, WINDOW, 9), 1);
         b.decay();
         assert_eq!(b.to_state(), vec![0, 1, 0, 0, 0, 0, 2]);
+    }
+
+    #[test]
+    fn a_pod_that_rarely_helps_is_declined() {
+        let mut b = BurstSizer::default();
+        // One burst in ten needed 3 pods: pods 2 and 3 save 0.1 cold starts a burst each,
+        // worth 18 s against 60 s held.
+        b.restore(&[0, 9, 0, 1]);
+        assert_eq!(b.pods(COST, WINDOW, 1), 1);
+        // At one in three: 180 s / 3 = 60 s, not more than the 60 s held: declined.
+        b.restore(&[0, 2, 0, 1]);
+        assert_eq!(b.pods(COST, WINDOW, 1), 1);
+        // At one in two: 90 s > 60 s.
+        b.restore(&[0, 1, 0, 1]);
+        assert_eq!(b.pods(COST, WINDOW, 1), 3);
     }
 
     #[test]
@@ -215,7 +241,10 @@ mod tests {
         let back = b.to_state();
         assert_eq!(back.len(), MAX_BURST_PODS + 1);
         assert_eq!((back[0], back[1], back[3], back[MAX_BURST_PODS]), (0, 2, 1, 3));
-        assert_eq!(b.pods(1.0, 1), i32::try_from(MAX_BURST_PODS).expect("small"));
+        assert_eq!(
+            b.pods(COST, WINDOW, 1),
+            i32::try_from(MAX_BURST_PODS).expect("small")
+        );
         b.restore(&[]);
         assert_eq!(b.to_state(), Vec::<u32>::new());
     }

@@ -45,9 +45,9 @@ fn a_bursty_function_is_prewarmed_with_its_burst_size_at_the_predicted_moment() 
 }
 
 #[test]
-fn bursts_are_not_learned_with_a_quantile_of_zero() {
+fn burst_sizing_off_keeps_one_pod_for_the_a_b() {
     let mut p = Predictor::new(PredictiveParams {
-        burst_quantile: 0.0,
+        burst_sizing: false,
         ..PredictiveParams::default()
     });
     let last = bursts(&mut p, 300, 12, 30, 6.0);
@@ -99,4 +99,29 @@ fn the_burst_sizes_survive_a_restart_and_an_older_state_still_restores() {
     r.restore(&old, None);
     assert!(matches!(r.windows(), Windows::Predicted(_)));
     assert_eq!(r.warm_pods(), 1);
+}
+
+#[test]
+fn extra_pods_a_burst_rarely_needs_are_held_through_it_but_not_prewarmed() {
+    let mut p = Predictor::new(PredictiveParams::default());
+    // Every 5 minutes a burst, every other one of six requests, else of one: pods 2-6 each
+    // save half a cold start per burst, 90 s at a cold start cost of 180 s.
+    let mut last = Duration::ZERO;
+    for i in 0..12u64 {
+        let load = if i % 2 == 0 { 6.0 } else { 1.0 };
+        for s in 0..30 {
+            last = secs(i * 300 + s);
+            p.activity(last);
+            p.load(last, load);
+        }
+    }
+    // Held through the 60 s burst window they are worth it (90 s > 60 s) ...
+    assert_eq!(p.warm_pods(), 6);
+    // ... but pre-warmed they also wait through the 70 s span: 90 s < 130 s, one pod.
+    let at = p.next_prewarm(last + secs(10)).expect("a pre-warm is planned");
+    assert_eq!(p.warm_pods_at(at), 1);
+    let start = last + secs(271);
+    p.activity(start);
+    p.load(start, 6.0);
+    assert_eq!(p.burst_floor(start + secs(30)), 6);
 }

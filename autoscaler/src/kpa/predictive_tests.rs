@@ -108,9 +108,9 @@ fn a_rare_idle_time_between_two_modes_is_not_kept_warm() {
 #[test]
 fn one_idle_time_in_a_bin_is_outweighed_by_the_prior_and_later_ones() {
     let mut p = Predictor::new(PredictiveParams::default());
-    // Idle times of 10 min, 50 min and 50 min. A catch is worth 210 s. Minute 10 holds one and is
-    // reached by 6 (2 later, 3 of the prior): 60 s × 5.5 > 210 s, so it stays cold; minute 50
-    // holds two and is reached by 5: 2 × 210 s > 60 s × 4, warm.
+    // Idle times of 10 min, 50 min and 50 min. A catch is worth 180 s. Minute 10 holds one and is
+    // reached by 6 (2 later, 3 of the prior): 60 s × 5.5 > 180 s, so it stays cold; minute 50
+    // holds two and is reached by 5: 2 × 180 s > 60 s × 4, warm.
     for t in [0, 600, 3600, 6600] {
         p.activity(secs(t));
     }

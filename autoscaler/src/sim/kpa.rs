@@ -383,7 +383,7 @@ mod tests {
             .collect();
         let horizon = 2 * 3600 * SECOND;
         let one_pod = PredictiveParams {
-            burst_quantile: 0.0,
+            burst_sizing: false,
             ..PredictiveParams::default()
         };
         let one = simulate_with(&invs, &predictive_spec(), &one_pod, SECOND, horizon);

@@ -14,7 +14,7 @@ pub enum ParamsError {
     NotKeyValue(String),
     /// The key names no parameter.
     #[error(
-        "unknown predictive parameter {0:?}: use bin, bins, cold_start_cost, prior, margin, slack, min_samples, min_cv, max_out_of_range, forecast_margin, max_keep_alive, min_gap, quiet, decay_at, burst_quantile, burst_window or burst_idle"
+        "unknown predictive parameter {0:?}: use bin, bins, cold_start_cost, prior, margin, slack, min_samples, min_cv, max_out_of_range, forecast_margin, max_keep_alive, min_gap, quiet, decay_at, burst_sizing, burst_window or burst_idle"
     )]
     UnknownKey(String),
     /// The value does not parse as the parameter's type.
@@ -65,7 +65,13 @@ pub fn parse(list: &str) -> Result<PredictiveParams, ParamsError> {
             "quiet" => p.quiet = duration()?,
             "decay_at" => p.decay_at = count()?.max(1),
             "max_keep_alive" => p.max_keep_alive = duration()?,
-            "burst_quantile" => p.burst_quantile = fraction()?,
+            "burst_sizing" => {
+                p.burst_sizing = match value {
+                    "on" | "true" => true,
+                    "off" | "false" => false,
+                    _ => return Err(bad()),
+                }
+            }
             "burst_window" => p.burst_window = duration()?,
             "burst_idle" => p.burst_idle = duration()?,
             _ => return Err(ParamsError::UnknownKey(key.to_string())),
@@ -86,6 +92,9 @@ mod tests {
         assert_eq!(p.min_samples, 3);
         assert_eq!(p.min_cv, PredictiveParams::default().min_cv);
         assert_eq!(parse("").expect("empty"), PredictiveParams::default());
+        assert!(!parse("burst_sizing=off").expect("parses").burst_sizing);
+        assert!(parse("burst_sizing=on").expect("parses").burst_sizing);
+        assert!(matches!(parse("burst_sizing=0.25"), Err(ParamsError::BadValue { .. })));
     }
 
     #[test]
