@@ -20,76 +20,13 @@ use zeroscale_crds::function::{IdleBin, Prediction};
 
 use super::predictive_burst::BurstSizer;
 
-/// The policy's parameters (chosen on the trace samples, see `docs/simulator.md`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PredictiveParams {
-    /// Width of one histogram bin.
-    pub bin: Duration,
-    /// Number of bins: the histogram covers `bin × bins`.
-    pub bins: usize,
-    /// What one cold start avoided is worth in idle pod time: a bin is warm when the idle times
-    /// ending in it, times this, exceed the pod time one pod would idle through it.
-    pub cold_start_cost: Duration,
-    /// Idle times assumed beyond the histogram's range on top of those seen: a prior against
-    /// warming a bin on the evidence of one or two idle times.
-    pub prior: f64,
-    /// Safety margin (a fraction) taken off the start of a warm span and added to its end.
-    pub margin: f64,
-    /// Time taken off the start of a warm span and added to its end on top of the margin: idle
-    /// times are measured from per-second reports and demand, so one on a bin edge may be counted
-    /// in either bin (a request every 5 minutes); this keeps the pod over the edge.
-    pub slack: Duration,
-    /// Fewest idle times before the histogram is trusted.
-    pub min_samples: u32,
-    /// Smallest coefficient of variation of the bin counts for a representative histogram.
-    pub min_cv: f64,
-    /// Share of out-of-range idle times above which the forecast replaces the histogram.
-    pub max_out_of_range: f64,
-    /// Margin around the forecast idle time (pre-warm at `1 − m`, keep warm until `1 + m`).
-    pub forecast_margin: f64,
-    /// Longest warm span around a forecast idle time: a wider margin is narrowed around the
-    /// forecast moment.
-    pub max_keep_alive: Duration,
-    /// A silence shorter than this is not an idle time (per-second reports are 1 s apart).
-    pub min_gap: Duration,
-    /// Time without traffic before the policy, not the KPA, decides.
-    pub quiet: Duration,
-    /// When the total count reaches this, every count halves (older idle times weigh less).
-    pub decay_at: u32,
-    /// Whether a warm span pre-warms, and a burst holds, the pods the learned burst peaks are
-    /// worth by the `cold_start_cost` rule (`predictive_burst`); off keeps one pod, as before
-    /// bursts were learned (the A/B). Not a tuned parameter: the rule decides the count.
-    pub burst_sizing: bool,
-    /// How long after traffic resumes its peak is measured, and the burst's pods are held.
-    pub burst_window: Duration,
-    /// Shortest idle time after which resumed traffic is a burst to measure (shorter silences
-    /// are the same traffic, the KPA's domain).
-    pub burst_idle: Duration,
-}
+pub use self::params::PredictiveParams;
+pub use self::plan::{Span, Windows};
 
-impl Default for PredictiveParams {
-    fn default() -> Self {
-        Self {
-            bin: Duration::from_secs(60),
-            bins: 240,
-            cold_start_cost: Duration::from_secs(180),
-            prior: 3.0,
-            margin: 0.0,
-            slack: Duration::from_secs(5),
-            min_samples: 2,
-            min_cv: 2.0,
-            max_out_of_range: 0.5,
-            forecast_margin: 0.15,
-            max_keep_alive: Duration::from_secs(600),
-            min_gap: Duration::from_millis(1500),
-            quiet: Duration::from_secs(2),
-            decay_at: 10_000,
-            burst_sizing: true,
-            burst_window: Duration::from_secs(60),
-            burst_idle: Duration::from_secs(30),
-        }
-    }
-}
+#[path = "predictive_params.rs"]
+mod params;
+#[path = "predictive_plan.rs"]
+mod plan;
 
 /// What the policy says about one moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,25 +37,6 @@ pub enum Advice {
     Warm,
     /// The function should be at zero.
     Zero,
-}
-
-/// A stretch of time after the last traffic during which one pod is warm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Span {
-    /// Start, after the last traffic (the pre-warm moment).
-    pub from: Duration,
-    /// End, after the last traffic.
-    pub to: Duration,
-}
-
-/// Where the policy's windows come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Windows {
-    /// Not representative: the KPA decides.
-    Fallback,
-    /// From the histogram or the forecast: one pod warm during these spans after the last traffic
-    /// (sorted, disjoint; none means zero until the next request), zero outside them.
-    Predicted(Vec<Span>),
 }
 
 /// The learned idle-time distribution of one function, and when it last had traffic.
@@ -260,92 +178,9 @@ impl Predictor {
         self.windows = self.plan();
     }
 
-    fn in_range(&self) -> u64 {
-        self.counts.iter().map(|&c| u64::from(c)).sum()
-    }
-
-    fn total(&self) -> u64 {
-        self.in_range() + u64::from(self.out_of_range)
-    }
-
-    /// Coefficient of variation of the bin counts (0 for an empty histogram).
-    pub fn cv(&self) -> f64 {
-        let n = self.counts.len() as f64;
-        let mean = self.in_range() as f64 / n;
-        if mean == 0.0 {
-            return 0.0;
-        }
-        let var = self
-            .counts
-            .iter()
-            .map(|&c| (f64::from(c) - mean).powi(2))
-            .sum::<f64>()
-            / n;
-        var.sqrt() / mean
-    }
-
     /// The current windows.
     pub fn windows(&self) -> &Windows {
         &self.windows
-    }
-
-    /// The windows of the current histogram.
-    fn plan(&self) -> Windows {
-        let p = &self.params;
-        let total = self.total();
-        if total < u64::from(p.min_samples) {
-            return Windows::Fallback;
-        }
-        if u64::from(self.out_of_range) as f64 > p.max_out_of_range * total as f64 && self.forecast > 0.0 {
-            // Warm from `1 − m` to `1 + m` of the forecast; a window wider than `max_keep_alive`
-            // is narrowed around the forecast moment, where the next request is likeliest.
-            let half = (self.forecast * p.forecast_margin).min(p.max_keep_alive.as_secs_f64() / 2.0);
-            return Windows::Predicted(vec![Span {
-                from: Duration::from_secs_f64(self.forecast - half),
-                to: Duration::from_secs_f64(self.forecast + half),
-            }]);
-        }
-        let n = self.in_range();
-        if n < u64::from(p.min_samples) || self.cv() < p.min_cv {
-            return Windows::Fallback;
-        }
-        Windows::Predicted(self.warm_spans())
-    }
-
-    /// The warm bins, merged into spans with the margin. One pod warm through bin `i` idles through
-    /// it for every idle time that reaches it: a whole bin for those ending later (and out of
-    /// range), half of one, on average, for those ending in it. It saves a cold start for each of
-    /// those ending in it. Both add up over bins, so each bin is decided on its own.
-    fn warm_spans(&self) -> Vec<Span> {
-        let p = &self.params;
-        let bin = p.bin.as_secs_f64();
-        let worth = p.cold_start_cost.as_secs_f64();
-        let mut later = f64::from(self.out_of_range) + p.prior;
-        let mut warm = vec![false; self.counts.len()];
-        for (i, &c) in self.counts.iter().enumerate().rev() {
-            let c = f64::from(c);
-            warm[i] = c > 0.0 && worth * c > bin * (later + c / 2.0);
-            later += c;
-        }
-        let mut spans: Vec<Span> = Vec::new();
-        let mut i = 0;
-        while i < warm.len() {
-            if !warm[i] {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < warm.len() && warm[i] {
-                i += 1;
-            }
-            let from = Duration::from_secs_f64(start as f64 * bin * (1.0 - p.margin)).saturating_sub(p.slack);
-            let to = Duration::from_secs_f64(i as f64 * bin * (1.0 + p.margin)) + p.slack;
-            match spans.last_mut() {
-                Some(last) if last.to >= from => last.to = to,
-                _ => spans.push(Span { from, to }),
-            }
-        }
-        spans
     }
 
     /// The advice at `now`.
