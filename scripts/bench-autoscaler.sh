@@ -10,6 +10,11 @@
 #                                           pod-seconds than fixed_10m, else 0
 #   sim.p8.predictive_beats_kpa             1 when predictive has fewer cold starts than kpa at no
 #                                           more idle pod-seconds, else 0
+# (both on the run above, seed 1) and how robust they are to the arrival sampling: the same
+# verdicts on seeds 1..3 of sample100 (each run takes about a second)
+#   sim.p8.seeds                            3
+#   sim.p8.seeds_beating_kpa                how many of them meet predictive_beats_kpa
+#   sim.p8.seeds_dominating_fixed_10m       how many of them meet predictive_dominates_fixed_10m
 # plus the plot target/bench/keepalive.svg and the full simulator report
 # target/bench/sim-sample100.json.
 #
@@ -29,6 +34,10 @@ bin=${CARGO_TARGET_DIR:-$root/target}/release
 "$bin/zeroscale-bench-tick" --functions 1000 --runs 501 --out "$out/autoscaler-tick.json"
 "$bin/zeroscale-simulate" --trace "$traces/azure2019-sample100" --policy all \
   --out "$out/sim-sample100.json" --plot "$out/keepalive.svg" --bench-out "$out/autoscaler-sim.json"
+for seed in 2 3; do
+  "$bin/zeroscale-simulate" --trace "$traces/azure2019-sample100" --policy all --seed "$seed" \
+    --out /dev/null --bench-out "$out/autoscaler-sim-seed$seed.json" >/dev/null
+done
 
 python3 - "$out" "${BENCH_FRAGMENT:-}" <<'PY'
 import json, pathlib, sys
@@ -39,12 +48,17 @@ for name in ("autoscaler-tick.json", "autoscaler-sim.json"):
         component, figure = key.split(".", 1)
         fragment.setdefault(component, {})[figure] = value
 sim = fragment["sim"]
-def beats(a, b, idle_strict):
-    cold = sim[f"{a}.cold_start_pct"] < sim[f"{b}.cold_start_pct"]
-    ia, ib = sim[f"{a}.idle_pod_seconds"], sim[f"{b}.idle_pod_seconds"]
+def beats(run, a, b, idle_strict):
+    cold = run[f"sim.{a}.cold_start_pct"] < run[f"sim.{b}.cold_start_pct"]
+    ia, ib = run[f"sim.{a}.idle_pod_seconds"], run[f"sim.{b}.idle_pod_seconds"]
     return int(cold and (ia < ib if idle_strict else ia <= ib))
-sim["p8.predictive_dominates_fixed_10m"] = beats("predictive", "fixed_10m", True)
-sim["p8.predictive_beats_kpa"] = beats("predictive", "kpa", False)
+runs = [json.loads((out / "autoscaler-sim.json").read_text())]
+runs += [json.loads((out / f"autoscaler-sim-seed{s}.json").read_text()) for s in (2, 3)]
+sim["p8.predictive_dominates_fixed_10m"] = beats(runs[0], "predictive", "fixed_10m", True)
+sim["p8.predictive_beats_kpa"] = beats(runs[0], "predictive", "kpa", False)
+sim["p8.seeds"] = len(runs)
+sim["p8.seeds_dominating_fixed_10m"] = sum(beats(r, "predictive", "fixed_10m", True) for r in runs)
+sim["p8.seeds_beating_kpa"] = sum(beats(r, "predictive", "kpa", False) for r in runs)
 text = json.dumps(fragment, indent=2, sort_keys=True) + "\n"
 (out / "autoscaler.json").write_text(text)
 if sys.argv[2]:

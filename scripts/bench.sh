@@ -90,9 +90,13 @@ TARGETS = [
     ("P8", "sim.predictive.cold_start_pct", None, None, "predictive policy: cold-start % (vs kpa, fixed_*)"),
     ("P8", "sim.predictive.idle_pod_seconds", None, None, "predictive policy: idle pod-seconds"),
     ("P8", "sim.p8.predictive_dominates_fixed_10m", ">=", 1,
-     "predictive: fewer cold starts and idle pod-seconds than fixed_10m (1 = yes)"),
+     "predictive: fewer cold starts and idle pod-seconds than fixed_10m, seed 1 (1 = yes)"),
     ("P8", "sim.p8.predictive_beats_kpa", ">=", 1,
-     "predictive: fewer cold starts than kpa at no more idle pod-seconds (1 = yes)"),
+     "predictive: fewer cold starts than kpa at no more idle pod-seconds, seed 1 (1 = yes)"),
+    ("P8", "sim.p8.seeds_dominating_fixed_10m", ">=", 3,
+     "the same verdict on every arrival sampling: seeds 1–3 of sample100 (`sim.p8.seeds`)"),
+    ("P8", "sim.p8.seeds_beating_kpa", ">=", 3,
+     "the same verdict on every arrival sampling: seeds 1–3 of sample100 (`sim.p8.seeds`)"),
     ("P9", "footprint.idle_rss_mib", "<=", 60, "operator + activator + autoscaler ≤ 60 MiB"),
 ]
 
