@@ -28,7 +28,7 @@ pub enum ParamsError {
 }
 
 /// The defaults with the comma-separated `key=value` entries of `list` applied (durations as
-/// `90s`, `10m`; fractions as `0.95`).
+/// `90s`, `10m`; fractions as `0.95`; switches as `on`/`off`).
 pub fn parse(list: &str) -> Result<PredictiveParams, ParamsError> {
     let mut p = PredictiveParams::default();
     for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
@@ -94,7 +94,10 @@ mod tests {
         assert_eq!(parse("").expect("empty"), PredictiveParams::default());
         assert!(!parse("burst_sizing=off").expect("parses").burst_sizing);
         assert!(parse("burst_sizing=on").expect("parses").burst_sizing);
-        assert!(matches!(parse("burst_sizing=0.25"), Err(ParamsError::BadValue { .. })));
+        assert!(matches!(
+            parse("burst_sizing=0.25"),
+            Err(ParamsError::BadValue { .. })
+        ));
     }
 
     #[test]
