@@ -12,7 +12,9 @@
 //! idle times fall beyond the histogram's range it forecasts the next one from their moving average
 //! instead. When the history is not representative (too few idle times, or bin counts too flat: a
 //! low coefficient of variation) it says nothing and the KPA decides, as for any other function.
-//! Pure: `now` is always a parameter.
+//! Pure: `now` is always a parameter. This file is the state machine (what traffic teaches it, what
+//! it advises at a moment, the persisted state); the windows' maths is `predictive_plan.rs`, the
+//! burst size `predictive_burst.rs`, the parameters `predictive_params.rs`.
 
 use std::time::Duration;
 
