@@ -202,12 +202,29 @@ fn new_request_id(rng: &mut impl Rng) -> HeaderValue {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Parses `traceparent` version 00: returns the trace id and flags when valid.
 pub(crate) fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
+    // Every request carries one (ours, if not the client's), read twice on the way to the pod: the
+    // usual 55-byte form is checked field by field in place; anything else goes the general way.
+    let b = value.as_bytes();
+    if b.len() == 55 && b[2] == b'-' && b[35] == b'-' && b[52] == b'-' {
+        let (version, trace, span, flags) = (&value[..2], &value[3..35], &value[36..52], &value[53..]);
+        let valid = version != "ff"
+            && is_lower_hex(version)
+            && is_lower_hex(trace)
+            && trace.bytes().any(|b| b != b'0')
+            && is_lower_hex(span)
+            && is_lower_hex(flags);
+        return valid.then_some((trace, flags));
+    }
+    parse_traceparent_split(value)
+}
+
+/// [`parse_traceparent`] for any shape: fields split at `-` (a later version may append more).
+fn parse_traceparent_split(value: &str) -> Option<(&str, &str)> {
     let mut parts = value.split('-');
     let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let valid = version.len() == 2
@@ -390,6 +407,33 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(is_lower_hex(a.to_str().unwrap()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn both_traceparent_parsers_agree() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let cases = [
+            valid,
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473--00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "",
+        ];
+        for case in cases {
+            assert_eq!(parse_traceparent(case), parse_traceparent_split(case), "{case}");
+        }
+        assert_eq!(
+            parse_traceparent(valid),
+            Some(("4bf92f3577b34da6a3ce929d0e0e4736", "01"))
+        );
+        assert!(parse_traceparent(cases[3]).is_none());
+        assert!(parse_traceparent(cases[4]).is_none());
     }
 
     #[test]
