@@ -3,8 +3,11 @@
 
 use std::{fmt::Write as _, net::IpAddr};
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use rand::Rng;
+
+use crate::trace::{Hex, new_hex};
 
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -30,6 +33,11 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), including those the `Connection` header names. For
 /// an upgrade, `Connection: upgrade` and `Upgrade` are kept: they are the point of the request.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Most requests and responses carry none: one walk over the names (cheap comparisons) instead of
+    // a hashed lookup per header that could be there.
+    if !upgrade && !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if let Some(connection) = headers.get(header::CONNECTION).cloned() {
         let named: Vec<HeaderName> = connection
             .to_str()
@@ -60,30 +68,48 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// Whether `name` is one of the hop-by-hop headers [`strip_hop_by_hop`] may remove by itself (those a
+/// `Connection` header names are found through it).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TRANSFER_ENCODING
+        || name == header::TE
+        || name == header::UPGRADE
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+}
+
 /// Adds the forwarding headers for a request from `client` for `host` that came in over plain HTTP.
+///
+/// On every proxied request: the values are built straight into the buffers the headers keep (no
+/// `format!`, one allocation per added value), which the profile in docs/benchmarks.md asked for.
 pub fn add_forwarding(headers: &mut HeaderMap, client: IpAddr, host: &HeaderValue) {
-    let mut ip = String::with_capacity(48);
-    let _ = write!(ip, "{client}");
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip.clone(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    let mut ip = IpText::default();
+    ip.write(client);
+    let ip = ip.as_bytes();
+    let xff = appended(headers.get(&X_FORWARDED_FOR), &[ip]);
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(xff)) {
         headers.insert(&X_FORWARDED_FOR, v);
     }
     // RFC 7239: IPv6 addresses are quoted and bracketed; the host is quoted because it may hold ':'.
-    let node = if client.is_ipv6() {
-        format!("\"[{ip}]\"")
+    // A host that is not visible ASCII is left out rather than sent broken.
+    let host_text = host.to_str().map_or(&b""[..], str::as_bytes);
+    let (open, close): (&[u8], &[u8]) = if client.is_ipv6() {
+        (b"\"[", b"]\"")
     } else {
-        ip
+        (b"", b"")
     };
-    let host_str = host.to_str().unwrap_or("");
-    let element = format!("for={node};host=\"{host_str}\";proto=http");
-    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {element}"),
-        None => element,
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+    let element = [
+        &b"for="[..],
+        open,
+        ip,
+        close,
+        b";host=\"",
+        host_text,
+        b"\";proto=http",
+    ];
+    let forwarded = appended(headers.get(header::FORWARDED), &element);
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded)) {
         headers.insert(header::FORWARDED, v);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -94,22 +120,111 @@ pub fn add_forwarding(headers: &mut HeaderMap, client: IpAddr, host: &HeaderValu
     }
 }
 
-fn hex_value(digits: usize, rng: &mut impl Rng) -> String {
-    let mut s = String::with_capacity(digits);
-    while s.len() < digits {
-        let _ = write!(s, "{:016x}", rng.random::<u64>());
+/// `previous` (a list header's value, when there is one) followed by `", "` and the concatenation of
+/// `parts`, in one buffer of the right size.
+fn appended(previous: Option<&HeaderValue>, parts: &[&[u8]]) -> Vec<u8> {
+    let previous = previous.map(HeaderValue::as_bytes).filter(|p| !p.is_empty());
+    let len = previous.map_or(0, |p| p.len() + 2) + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    if let Some(previous) = previous {
+        out.extend_from_slice(previous);
+        out.extend_from_slice(b", ");
     }
-    s.truncate(digits);
-    s
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// An IP address as text, kept inline (an IPv6 address is at most 45 characters).
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Default for IpText {
+    fn default() -> Self {
+        Self { buf: [0; 48], len: 0 }
+    }
+}
+
+impl IpText {
+    /// Writes `ip` as `Display` would; IPv4 (every request's client on a cluster network) without the
+    /// formatting machinery.
+    fn write(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.push(b'.');
+                    }
+                    if octet >= 100 {
+                        self.push(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        self.push(b'0' + octet / 10 % 10);
+                    }
+                    self.push(b'0' + octet % 10);
+                }
+            }
+            IpAddr::V6(_) => {
+                let _ = write!(self, "{ip}");
+            }
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for IpText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// A new request id: 32 random lowercase hex digits, built inline.
+fn new_request_id(rng: &mut impl Rng) -> HeaderValue {
+    let id = new_hex::<32>(rng);
+    HeaderValue::from_bytes(id.as_bytes()).unwrap_or(HeaderValue::from_static("0"))
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Parses `traceparent` version 00: returns the trace id and flags when valid.
 pub(crate) fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
+    // Every request carries one (ours, if not the client's), read twice on the way to the pod: the
+    // usual 55-byte form is checked field by field in place; anything else goes the general way.
+    let b = value.as_bytes();
+    if b.len() == 55 && b[2] == b'-' && b[35] == b'-' && b[52] == b'-' {
+        let (version, trace, span, flags) = (&value[..2], &value[3..35], &value[36..52], &value[53..]);
+        let valid = version != "ff"
+            && is_lower_hex(version)
+            && is_lower_hex(trace)
+            && trace.bytes().any(|b| b != b'0')
+            && is_lower_hex(span)
+            && is_lower_hex(flags);
+        return valid.then_some((trace, flags));
+    }
+    parse_traceparent_split(value)
+}
+
+/// [`parse_traceparent`] for any shape: fields split at `-` (a later version may append more).
+fn parse_traceparent_split(value: &str) -> Option<(&str, &str)> {
     let mut parts = value.split('-');
     let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let valid = version.len() == 2
@@ -131,7 +246,7 @@ pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(&X_REQUEST_ID) {
         return v.clone();
     }
-    let v = HeaderValue::from_str(&hex_value(32, &mut rand::rng())).unwrap_or(HeaderValue::from_static("0"));
+    let v = new_request_id(&mut rand::rng());
     headers.insert(&X_REQUEST_ID, v.clone());
     v
 }
@@ -143,23 +258,19 @@ pub fn ensure_ids(headers: &mut HeaderMap) -> HeaderValue {
     let request_id = match headers.get(&X_REQUEST_ID) {
         Some(v) => v.clone(),
         None => {
-            let v = HeaderValue::from_str(&hex_value(32, &mut rng)).unwrap_or(HeaderValue::from_static("0"));
+            let v = new_request_id(&mut rng);
             headers.insert(&X_REQUEST_ID, v.clone());
             v
         }
     };
-    let span = hex_value(16, &mut rng);
+    let span = new_hex::<16>(&mut rng);
     let parent = headers
         .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_traceparent);
-    let value = match parent {
-        Some((trace, flags)) => format!("00-{trace}-{span}-{flags}"),
-        None => format!("00-{}-{span}-00", hex_value(32, &mut rng)),
-    };
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert(&TRACEPARENT, v);
-    }
+        .and_then(parse_traceparent)
+        .and_then(|(trace, flags)| Some((Hex::<32>::parse(trace)?, Hex::<2>::parse(flags)?)));
+    let (trace, flags) = parent.unwrap_or_else(|| (new_hex(&mut rng), Hex::zero()));
+    crate::trace::set_traceparent(headers, &trace, &span, &flags);
     request_id
 }
 
@@ -185,6 +296,33 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h[header::TE], "trailers");
+    }
+
+    #[test]
+    fn headers_without_hop_by_hop_ones_are_kept_whole() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("f.ns"));
+        h.append("x-many", HeaderValue::from_static("1"));
+        h.append("x-many", HeaderValue::from_static("2"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        let before = h.clone();
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h, before);
+        // Each one alone is found and removed.
+        for name in [
+            "connection",
+            "transfer-encoding",
+            "upgrade",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("f.ns"));
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+            strip_hop_by_hop(&mut h, false);
+            assert_eq!(h.len(), 1, "{name}: {h:?}");
+        }
     }
 
     #[test]
@@ -222,6 +360,80 @@ mod tests {
                 .unwrap()
                 .starts_with("for=\"[::1]\"")
         );
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.100.7",
+            "192.168.9.10",
+            "1.20.3.99",
+            "::1",
+            "fe80::1:2:3:4",
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+        ] {
+            let parsed: IpAddr = ip.parse().unwrap();
+            let mut text = IpText::default();
+            text.write(parsed);
+            assert_eq!(text.as_bytes(), parsed.to_string().as_bytes(), "{ip}");
+        }
+    }
+
+    #[test]
+    fn forwarding_headers_without_previous_values_or_a_valid_host() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static(""));
+        let host = HeaderValue::from_bytes(b"caf\xc3\xa9.ns").unwrap();
+        add_forwarding(&mut h, "10.1.2.3".parse().unwrap(), &host);
+        assert_eq!(h["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(h[header::FORWARDED], "for=10.1.2.3;host=\"\";proto=http");
+        assert_eq!(h["x-forwarded-host"], host);
+        let mut h = HeaderMap::new();
+        h.insert(header::FORWARDED, HeaderValue::from_static("for=1.1.1.1"));
+        add_forwarding(&mut h, "::1".parse().unwrap(), &HeaderValue::from_static("f.ns"));
+        assert_eq!(
+            h[header::FORWARDED],
+            "for=1.1.1.1, for=\"[::1]\";host=\"f.ns\";proto=http"
+        );
+        assert_eq!(h["x-forwarded-for"], "::1");
+    }
+
+    #[test]
+    fn request_ids_are_32_hex_digits_and_differ() {
+        let mut rng = rand::rng();
+        let (a, b) = (new_request_id(&mut rng), new_request_id(&mut rng));
+        assert_eq!(a.len(), 32);
+        assert!(is_lower_hex(a.to_str().unwrap()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn both_traceparent_parsers_agree() {
+        let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let cases = [
+            valid,
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473--00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
+            "0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "",
+        ];
+        for case in cases {
+            assert_eq!(parse_traceparent(case), parse_traceparent_split(case), "{case}");
+        }
+        assert_eq!(
+            parse_traceparent(valid),
+            Some(("4bf92f3577b34da6a3ce929d0e0e4736", "01"))
+        );
+        assert!(parse_traceparent(cases[3]).is_none());
+        assert!(parse_traceparent(cases[4]).is_none());
     }
 
     #[test]

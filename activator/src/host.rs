@@ -67,10 +67,16 @@ impl Domains {
     pub fn route_key<'a>(&self, host: &'a str) -> Result<Option<Cow<'a, str>>, HostError> {
         let name = strip_port(host)?;
         let name = name.strip_suffix('.').unwrap_or(name);
-        if name.is_empty() || name.len() > 253 || !name.bytes().all(valid_host_char) {
+        // One pass over the host for both questions: this runs on every request.
+        let mut uppercase = false;
+        let valid = name.bytes().all(|b| {
+            uppercase |= b.is_ascii_uppercase();
+            valid_host_char(b)
+        });
+        if name.is_empty() || name.len() > 253 || !valid {
             return Err(HostError::Invalid(host.to_string()));
         }
-        let name: Cow<'a, str> = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        let name: Cow<'a, str> = if uppercase {
             Cow::Owned(name.to_ascii_lowercase())
         } else {
             Cow::Borrowed(name)

@@ -18,8 +18,9 @@ use std::net::SocketAddr;
 
 use http::{HeaderMap, HeaderValue, Request};
 
+pub(crate) use self::ids::new_hex;
+use self::spans::ServerSpan;
 pub use self::{args::TracingArgs, body::Traced, ids::Hex, spans::event_at};
-use self::{ids::new_hex, spans::ServerSpan};
 use crate::headers::{self, TRACEPARENT};
 
 /// One request's ids and, when exporting, its server span; ends the span when dropped.
@@ -106,7 +107,8 @@ pub fn hop<B>(request: &mut Request<B>) {
     }
 }
 
-fn set_traceparent(h: &mut HeaderMap, trace: &Hex<32>, span: &Hex<16>, flags: &Hex<2>) {
+/// Sets `traceparent` (version 00) from its parts, built inline.
+pub(crate) fn set_traceparent(h: &mut HeaderMap, trace: &Hex<32>, span: &Hex<16>, flags: &Hex<2>) {
     let mut value = [0u8; 55];
     value[..3].copy_from_slice(b"00-");
     value[3..35].copy_from_slice(trace.as_bytes());
