@@ -1,7 +1,7 @@
 //! A connection whose first request waits in its function's queue (a request "parked" at a
 //! function at zero). Thousands of them may wait for minutes, so each is a task of its own holding
 //! only what waiting needs: the socket, the head's bytes, the place in the queue and the deadline
-//! timer (about 260 bytes; SPEC P6 allows 1 KiB for everything a parked request holds, see
+//! timer (256 bytes; SPEC P6 allows 1 KiB for everything a parked request holds, see
 //! `docs/benchmarks.md`, "What a parked request holds"). The task that read the head, sized for
 //! serving a connection, has ended by then; hyper gets the connection once the wait is over.
 
