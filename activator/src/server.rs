@@ -2,12 +2,14 @@
 //! knowledge, and on shutdown stop accepting and let open connections finish within the drain period.
 //!
 //! A new connection's first request head is read here (`server/head.rs`) before hyper gets the connection, and
-//! the request is admitted from it: a request that has to wait for a pod waits as a socket and a buffer
-//! of its head's size, not as a hyper connection with its 16 KiB of buffers. Once a pod is chosen (or
-//! at once when one has room) hyper serves the connection, replaying the bytes read, and the first
-//! request carries the outcome reached early ([`Proxy::handle_first`]).
+//! the request is admitted from it: a request that has to wait for a pod waits in a small task of its
+//! own (`server/park.rs`) as a socket and a buffer of its head's size, not as a hyper connection with
+//! its 16 KiB of buffers. Once a pod is chosen (or at once when one has room) hyper serves the
+//! connection, replaying the bytes read, and the first request carries the outcome reached early
+//! ([`Proxy::handle_first`]).
 
 mod head;
+mod park;
 
 use std::{
     net::SocketAddr,
@@ -27,7 +29,7 @@ use tracing::Instrument;
 use crate::{
     body::ResponseBody,
     headers::ensure_request_id,
-    proxy::{Early, Proxy},
+    proxy::{Early, HeadAdmission, Proxy},
     respond::with_request_id,
     settings::Port,
     trace,
@@ -119,10 +121,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let open = open.clone();
-        tokio::spawn(async move {
-            connection(shared, stream, remote).await;
-            drop(open);
-        });
+        tokio::spawn(connection(shared, stream, remote, open.clone()));
     }
     drop(listener);
     drop(open);
@@ -131,8 +130,9 @@ pub async fn serve(
     }
 }
 
-/// One client connection: its first head, the wait for a pod if any, then hyper.
-async fn connection(shared: Arc<Listener>, stream: TcpStream, remote: SocketAddr) {
+/// One client connection: its first head, the wait for a pod if any, then hyper. `open` is held
+/// until the connection ends (a drain waits for every one).
+async fn connection(shared: Arc<Listener>, stream: TcpStream, remote: SocketAddr, open: mpsc::Sender<()>) {
     let limits = shared.limits;
     let read = tokio::select! {
         read = tokio::time::timeout(limits.header_read_timeout, head::read(&stream, limits.max_header_bytes)) => read,
@@ -146,33 +146,19 @@ async fn connection(shared: Arc<Listener>, stream: TcpStream, remote: SocketAddr
     };
     let early = match head {
         Head::Http2 => return Box::pin(serve_http2(&shared, Prefixed::new(bytes, stream), remote)).await,
-        Head::Http1 { host } => {
-            let admitted = shared.proxy.admit_early(shared.port, host, bytes.len());
-            tokio::select! {
-                early = admitted => Some(early),
-                // The client gave up while its request waited: leave the queue.
-                () = client_gone(&stream) => return,
+        Head::Http1 { host } => match shared.proxy.admit_head(shared.port, host, bytes.len()) {
+            HeadAdmission::Decided(early) => Some(early),
+            HeadAdmission::Parked(parked) => {
+                // The wait goes on in a task of its own that holds only what waiting needs; this
+                // task (sized for reading heads and serving) ends here.
+                tokio::spawn(park::wait(shared, stream, bytes.into_boxed_slice(), parked, open));
+                return;
             }
-        }
+        },
         Head::Partial | Head::Other => None,
     };
     Box::pin(serve_http1(&shared, Prefixed::new(bytes, stream), remote, early)).await;
-}
-
-/// Resolves when the client closes its connection (or it fails); never when it sends more (a body
-/// waiting to be read), which is hyper's to read later.
-async fn client_gone(stream: &TcpStream) {
-    // Polled by hand rather than with `peek().await`, whose future would add a few hundred bytes to
-    // every waiting connection.
-    let peeked = std::future::poll_fn(|cx| {
-        let mut byte = [0u8; 1];
-        stream.poll_peek(cx, &mut tokio::io::ReadBuf::new(&mut byte))
-    })
-    .await;
-    match peeked {
-        Ok(0) | Err(_) => {}
-        Ok(_) => std::future::pending().await,
-    }
+    drop(open);
 }
 
 async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early: Option<Early>) {
@@ -279,14 +265,15 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 mod tests {
     use super::*;
 
-    fn future_size<F: Future>(_: fn(Arc<Listener>, TcpStream, SocketAddr) -> F) -> usize {
+    fn future_size<F: Future>(_: fn(Arc<Listener>, TcpStream, SocketAddr, mpsc::Sender<()>) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
     #[test]
     fn a_parked_connection_stays_small() {
-        // A connection's task holds this future while its first request waits; hyper's state is
-        // boxed and only allocated after. P6 allows 2 KiB per parked request in total.
+        // A connection's task holds this future while it reads its first head; hyper's state is
+        // boxed and only allocated after. A request that has to wait does so in a task of its own
+        // (`park.rs`, bounded by its own test).
         let size = future_size(connection);
         assert!(size <= 1024, "connection future is {size} bytes");
     }

@@ -42,13 +42,13 @@ impl FunctionState {
         }
         for (waiter, error) in fx.failures {
             // The waiter is settled by the error: its ticket will not try to leave the queue again.
-            let _ = waiter.send(Err(error));
+            let _ = waiter.send(Box::new(Err(error)));
         }
         for grant in fx.grants {
             let mut lease = self.lease(grant.endpoint, grant.arrived, grant.limits);
             lease.cold = grant.cold;
             // A waiter that has gone meanwhile drops the lease here, which gives the slot back.
-            drop(grant.waiter.send(Ok(lease)));
+            drop(grant.waiter.send(Box::new(Ok(lease))));
         }
         if let Some(queued) = fx.demand {
             *relock(&self.demand_sent) = Some(tokio::time::Instant::now());

@@ -2,7 +2,11 @@
 //! Dropping either gives its place back to the function, so a client that goes away, a timeout or a
 //! finished response all release capacity the same way.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use tokio::{sync::oneshot, time::Instant};
 
@@ -14,6 +18,11 @@ use crate::{endpoints::Endpoint, error::ProxyError, settings::Limits};
 
 /// What a waiting request is eventually handed.
 pub type Outcome = Result<Lease, ProxyError>;
+
+/// What goes through a waiter's channel: boxed, so that the channel a parked request holds is small
+/// (its slot is one pointer until the outcome is sent; see `docs/benchmarks.md`, "What a parked
+/// request holds").
+pub(crate) type Handed = Box<Outcome>;
 
 /// The right to send one request to one endpoint; counts against that endpoint's concurrency until
 /// dropped.
@@ -117,32 +126,48 @@ impl Drop for Lease {
 pub struct Ticket {
     pub(crate) function: Arc<FunctionState>,
     pub(crate) id: u64,
-    pub(crate) receiver: oneshot::Receiver<Outcome>,
+    pub(crate) receiver: oneshot::Receiver<Handed>,
     pub(crate) settled: bool,
-    pub(crate) limits: Limits,
+    // Only the total deadline of the function's limits as of admission: a parked request holds no
+    // more than it needs (the lease it is handed carries the limits as of then).
+    pub(crate) timeout: Duration,
 }
 
 impl Ticket {
-    /// The function's timeouts as of admission; `timeout` bounds the wait.
-    pub fn limits(&self) -> Limits {
-        self.limits
+    /// The function's total deadline (from arrival) as of admission; it bounds the wait.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Waits until the request gets a pod or an error. Cancel-safe: dropping the future (or the ticket)
     /// before it resolves leaves the queue.
     pub async fn wait(&mut self) -> Outcome {
-        let outcome = (&mut self.receiver).await;
+        std::future::poll_fn(|cx| self.poll_wait(cx)).await
+    }
+
+    /// Polls for the request's pod or error: [`Ticket::wait`] for a caller that polls by hand.
+    pub fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let outcome = std::task::ready!(std::pin::Pin::new(&mut self.receiver).poll(cx));
         self.settled = true;
         // The sender is only dropped without sending when the function state itself goes away.
-        outcome.unwrap_or_else(|_| Err(ProxyError::FunctionDeleted(self.function.display().to_string())))
+        Poll::Ready(outcome.map_or_else(
+            |_| Err(ProxyError::FunctionDeleted(self.function.display().to_string())),
+            |handed| *handed,
+        ))
+    }
+
+    /// Leaves the queue now (the request gave up: its deadline passed), unless already answered.
+    pub(crate) fn leave(&mut self) {
+        if !self.settled {
+            self.settled = true;
+            self.function.abandon(self.id);
+        }
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if !self.settled {
-            self.function.abandon(self.id);
-        }
+        self.leave();
     }
 }
 

@@ -23,6 +23,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
+use lease::Handed;
 pub use lease::{Admission, Lease, Outcome, Ticket};
 use record::{RecordSink, Recorder, RequestRecord};
 use tokio::{sync::oneshot, time::Instant};
@@ -82,11 +83,11 @@ pub struct Hooks {
 }
 
 /// How a waiting request is handed its outcome.
-type Waiter = oneshot::Sender<Outcome>;
+type Waiter = oneshot::Sender<Handed>;
 
 /// Makes a waiter's channel when the core queues the request (and only then: the warm path pays for
 /// no channel), leaving the receiving end in `slot`.
-fn waiter_channel(slot: &mut Option<oneshot::Receiver<Outcome>>) -> impl FnOnce() -> Waiter + '_ {
+fn waiter_channel(slot: &mut Option<oneshot::Receiver<Handed>>) -> impl FnOnce() -> Waiter + '_ {
     move || {
         let (sender, receiver) = oneshot::channel();
         *slot = Some(receiver);
@@ -261,7 +262,7 @@ impl FunctionState {
         self: &Arc<Self>,
         admit: Admit,
         arrived: Instant,
-        receiver: Option<oneshot::Receiver<Outcome>>,
+        receiver: Option<oneshot::Receiver<Handed>>,
     ) -> Result<Admission, ProxyError> {
         match (admit, receiver) {
             (Admit::Go { endpoint, limits }, _) => Ok(Admission::Go(self.lease(endpoint, arrived, limits))),
@@ -270,7 +271,7 @@ impl FunctionState {
                 id,
                 receiver,
                 settled: false,
-                limits,
+                timeout: limits.timeout,
             })),
             // The core queues a request only with the waiter it was given; without one the queue entry
             // would have no way to be answered, so the request is refused rather than parked forever.

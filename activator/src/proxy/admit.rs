@@ -2,7 +2,10 @@
 //! queues it; a queued request waits within the function's total deadline. The first request of a
 //! connection can be admitted from its head alone, before hyper read it ([`Early`]).
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use http::Request;
 use hyper::body::Incoming;
@@ -12,7 +15,7 @@ use super::{Counted, Proxy, Rejection};
 use crate::{
     error::ProxyError,
     function::FunctionState,
-    lease::{Admission, Lease},
+    lease::{Admission, Lease, Ticket},
     queue::parked_request_bytes,
     rewrite::host_of,
     settings::Port,
@@ -64,12 +67,23 @@ impl Proxy {
     }
 }
 
-/// A first request admitted (and possibly parked) from its head alone, before hyper read it.
+/// A first request admitted from its head alone, before hyper read it: with its outcome, or with
+/// none when another activator owns the revision picked ([`Proxy::handle_first`] then handles it
+/// afresh).
 #[derive(Debug)]
 pub struct Early {
     pub(super) host: String,
     pub(super) arrived: Instant,
     pub(super) outcome: Option<Result<Lease, Rejection>>,
+}
+
+impl Early {
+    /// The same outcome, for a request whose `Host` is `host` ([`Proxy::handle_first`] checks the
+    /// request hyper reads against it).
+    pub fn for_host(mut self, host: String) -> Self {
+        self.host = host;
+        self
+    }
 }
 
 impl Drop for Early {
@@ -81,27 +95,86 @@ impl Drop for Early {
     }
 }
 
+/// What admitting a first request from its head came to.
+#[derive(Debug)]
+pub enum HeadAdmission {
+    /// Decided now: a pod, an error, or a request for another activator.
+    Decided(Early),
+    /// The request waits in its function's queue.
+    Parked(Parked),
+}
+
+/// A first request waiting in its function's queue, admitted from its head: its place in the queue
+/// and when it arrived, which is all a parked request holds of the request pipeline (its connection
+/// holds the socket and the head's bytes, see [`crate::server`]).
+#[derive(Debug)]
+pub struct Parked {
+    ticket: Ticket,
+    arrived: Instant,
+}
+
+impl Parked {
+    pub(super) fn new(ticket: Ticket, arrived: Instant) -> Self {
+        Self { ticket, arrived }
+    }
+
+    /// When the request stops waiting: its arrival plus the function's total deadline.
+    pub fn deadline(&self) -> Instant {
+        self.arrived + self.ticket.timeout()
+    }
+
+    /// Polls for the function's answer: a pod, or the error it handed the waiter. The [`Early`] has
+    /// no host yet ([`Early::for_host`]).
+    pub fn poll_early(&mut self, cx: &mut Context<'_>) -> Poll<Early> {
+        self.poll_outcome(cx).map(|outcome| self.early(outcome))
+    }
+
+    /// The deadline passed: leaves the queue and answers with the timeout.
+    pub fn expire(&mut self) -> Early {
+        let outcome = self.expired();
+        self.early(outcome)
+    }
+
+    fn poll_outcome(&mut self, cx: &mut Context<'_>) -> Poll<Result<Lease, Rejection>> {
+        let outcome = std::task::ready!(self.ticket.poll_wait(cx));
+        // Errors handed to waiters were already counted by the function.
+        Poll::Ready(outcome.map_err(|e| (Counted::Already(Arc::clone(&self.ticket.function)), e)))
+    }
+
+    fn expired(&mut self) -> Result<Lease, Rejection> {
+        // Leave the queue before counting, so the depth gauge is right at once.
+        self.ticket.leave();
+        let function = Arc::clone(&self.ticket.function);
+        let e = ProxyError::Timeout(function.display().to_string());
+        Err((Counted::ByFunction(function), e))
+    }
+
+    fn early(&self, outcome: Result<Lease, Rejection>) -> Early {
+        Early {
+            host: String::new(),
+            arrived: self.arrived,
+            outcome: Some(outcome),
+        }
+    }
+
+    /// Waits for the answer within the deadline.
+    async fn wait(mut self) -> Result<Lease, Rejection> {
+        let deadline = self.deadline();
+        match timeout_at(deadline, std::future::poll_fn(|cx| self.poll_outcome(cx))).await {
+            Ok(outcome) => outcome,
+            Err(_) => self.expired(),
+        }
+    }
+}
+
 /// Waits in the queue when admission said so, within the function's total deadline.
 pub(super) async fn wait_for_lease(
     admitted: Result<(Arc<FunctionState>, Admission), Rejection>,
     arrived: Instant,
 ) -> Result<Lease, Rejection> {
-    let (function, admission) = admitted?;
+    let (_, admission) = admitted?;
     match admission {
         Admission::Go(lease) => Ok(lease),
-        Admission::Wait(mut ticket) => {
-            let deadline = arrived + ticket.limits().timeout;
-            match timeout_at(deadline, ticket.wait()).await {
-                Ok(Ok(lease)) => Ok(lease),
-                // Errors handed to waiters were already counted by the function.
-                Ok(Err(e)) => Err((Counted::Already(function), e)),
-                Err(_) => {
-                    // Leave the queue before counting, so the depth gauge is right at once.
-                    drop(ticket);
-                    let e = ProxyError::Timeout(function.display().to_string());
-                    Err((Counted::ByFunction(function), e))
-                }
-            }
-        }
+        Admission::Wait(ticket) => Parked { ticket, arrived }.wait().await,
     }
 }

@@ -14,14 +14,15 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-pub use self::admit::Early;
 use self::admit::wait_for_lease;
+pub use self::admit::{Early, HeadAdmission, Parked};
 use crate::{
     body::ResponseBody,
     error::ProxyError,
     function::FunctionState,
     function::record::RequestMeta,
     host::Domains,
+    lease::Admission,
     metrics::Metrics,
     peers::{self, Peering},
     queue::parked_head_bytes,
@@ -185,9 +186,9 @@ impl Proxy {
     }
 
     /// Admits the first request of a new HTTP/1.1 connection from its head alone (`host` and the
-    /// head's size) and waits for its pod, before hyper has read the request: see
-    /// [`crate::server`]. The outcome is handed to [`Proxy::handle_first`] with the request.
-    pub async fn admit_early(&self, port: Port, host: String, head_bytes: usize) -> Early {
+    /// head's size), before hyper has read the request: see [`crate::server`]. A decided outcome is
+    /// handed to [`Proxy::handle_first`] with the request; a parked one once its wait is over.
+    pub fn admit_head(&self, port: Port, host: String, head_bytes: usize) -> HeadAdmission {
         let arrived = Instant::now();
         // A head naming a peer's pick is never admitted early (see `server::head`): no pin here.
         let picked = self.route(&host, None);
@@ -198,21 +199,25 @@ impl Proxy {
         if remote_owner {
             // Another activator owns the revision picked: [`Proxy::handle`] picks again once the
             // request is read (this pick served nothing) and forwards it.
-            return Early {
+            return HeadAdmission::Decided(Early {
                 host,
                 arrived,
                 outcome: None,
-            };
+            });
         }
         let admitted = picked.and_then(|function| {
             self.admit_picked(port, function, || parked_head_bytes(head_bytes), arrived)
         });
-        let outcome = Some(wait_for_lease(admitted, arrived).await);
-        Early {
+        let outcome = match admitted {
+            Ok((_, Admission::Wait(ticket))) => return HeadAdmission::Parked(Parked::new(ticket, arrived)),
+            Ok((_, Admission::Go(lease))) => Ok(lease),
+            Err(rejection) => Err(rejection),
+        };
+        HeadAdmission::Decided(Early {
             host,
             arrived,
-            outcome,
-        }
+            outcome: Some(outcome),
+        })
     }
 
     /// Handles the request an [`Early`] outcome was reached for, or, when its `Host` turns out to be
