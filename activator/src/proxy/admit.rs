@@ -68,13 +68,15 @@ impl Proxy {
 }
 
 /// A first request admitted from its head alone, before hyper read it: with its outcome, or with
-/// none when another activator owns the revision picked ([`Proxy::handle_first`] then handles it
-/// afresh).
+/// none when another activator owns the revision picked ([`Proxy::handle_first`] then forwards it
+/// there with that pick: picking again would skew a traffic split towards local revisions).
 #[derive(Debug)]
 pub struct Early {
     pub(super) host: String,
     pub(super) arrived: Instant,
     pub(super) outcome: Option<Result<Lease, Rejection>>,
+    /// The revision picked from the head when another activator owns it (no outcome then).
+    pub(super) remote_pick: Option<Arc<FunctionState>>,
 }
 
 impl Early {
@@ -154,6 +156,7 @@ impl Parked {
             host: String::new(),
             arrived: self.arrived,
             outcome: Some(outcome),
+            remote_pick: None,
         }
     }
 

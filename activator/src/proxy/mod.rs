@@ -122,16 +122,31 @@ impl Proxy {
     }
 
     /// Handles one request that came in on `port` from `remote`. Never fails: errors become responses.
-    pub async fn handle(
+    pub fn handle(
+        self: Arc<Self>,
+        port: Port,
+        remote: SocketAddr,
+        request: Request<Incoming>,
+    ) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> {
+        self.handle_picked(port, remote, request, None)
+    }
+
+    /// [`Proxy::handle`], with the revision already picked for the request (`preset`) when its head
+    /// was routed before hyper read it.
+    async fn handle_picked(
         self: Arc<Self>,
         port: Port,
         remote: SocketAddr,
         mut request: Request<Incoming>,
+        preset: Option<Arc<FunctionState>>,
     ) -> Result<Response<ResponseBody>, Infallible> {
         // Only a box pointer lives across this await, and the request comes back into the same
         // binding, so the future of a parked request does not grow.
         // Picked once: forwarded to its owner with the pick, or admitted here with it.
-        let picked = self.pick(remote, &mut request);
+        let picked = match preset {
+            Some(function) => Some(function),
+            None => self.pick(remote, &mut request),
+        };
         'peer: {
             let forward = match self.to_peer(port, remote, request, picked.as_ref()) {
                 Ok(forward) => forward,
@@ -192,17 +207,16 @@ impl Proxy {
         let arrived = Instant::now();
         // A head naming a peer's pick is never admitted early (see `server::head`): no pin here.
         let picked = self.route(&host, None);
-        let remote_owner = match (&picked, self.peers.as_deref()) {
-            (Ok(function), Some(peers)) => peers.target(function, port, None).is_some(),
-            _ => false,
-        };
-        if remote_owner {
-            // Another activator owns the revision picked: [`Proxy::handle`] picks again once the
-            // request is read (this pick served nothing) and forwards it.
+        if let (Ok(function), Some(peers)) = (&picked, self.peers.as_deref())
+            && peers.target(function, port, None).is_some()
+        {
+            // Another activator owns the revision picked: once the request is read,
+            // [`Proxy::handle_first`] forwards it there with this pick.
             return HeadAdmission::Decided(Early {
                 host,
                 arrived,
                 outcome: None,
+                remote_pick: Some(Arc::clone(function)),
             });
         }
         let admitted = picked.and_then(|function| {
@@ -217,6 +231,7 @@ impl Proxy {
             host,
             arrived,
             outcome: Some(outcome),
+            remote_pick: None,
         })
     }
 
@@ -238,7 +253,10 @@ impl Proxy {
                 let meta = RequestMeta::of(request.method(), request.headers(), early.arrived);
                 self.reject(counted, error, &meta)
             }
-            None => return self.handle(port, remote, request).await,
+            None => {
+                let preset = early.remote_pick.take();
+                return self.handle_picked(port, remote, request, preset).await;
+            }
         };
         Ok(response)
     }
