@@ -3,7 +3,8 @@
 #
 #   bash scripts/images.sh                 # build and push every image
 #   bash scripts/images.sh echo busybox    # only these
-#   bash scripts/images.sh --no-push       # build the OCI layouts only ($CARGO_TARGET_DIR/images/<name>)
+#   bash scripts/images.sh --no-push       # build the OCI layouts only ($CARGO_TARGET_DIR/images/<name>):
+#                                          # touches no cluster, so run it before taking the cluster lock
 #   bash scripts/images.sh --describe      # print each image's entrypoint, user and ports (images/check.sh)
 #
 # Each image is assembled here: layers are deterministic tar files (sorted, mtime 0, owner 0:0, numeric),
@@ -361,7 +362,7 @@ main() {
     case $1 in
       --describe) describe && return ;;
       --no-push) push=0 ;;
-      -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' && return ;;
+      -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' && return ;;
       -*) die "unknown option $1" ;;
       *) names+=("$1") ;;
     esac
@@ -391,6 +392,11 @@ main() {
     case $n in operator | activator | autoscaler | echo | echo-grpc) crates+=(-p "zeroscale-$n") ;; esac
   done
   if ((${#crates[@]})) && [[ ${ZEROSCALE_IMAGES_SKIP_CARGO:-} != 1 ]]; then
+    # The cold-start bench driver (bench/coldstart) is built in the same invocation: it adds no feature
+    # to any dependency of the images' crates (so their binaries are the same), and built alone it
+    # would resolve its dependencies' features differently and compile most of them again, which
+    # bench/coldstart/bench.sh then did while holding the cluster lock.
+    crates+=(-p zeroscale-bench-coldstart)
     log "cargo build --release ${crates[*]}"
     CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --release "${crates[@]}"
   fi
