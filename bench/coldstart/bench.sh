@@ -113,20 +113,23 @@ installed_pids() { # component → host pids of its running containers' main pro
     crictl inspect "$id" | python3 -c 'import json, sys; print(json.load(sys.stdin)["info"]["pid"])'
   done
 }
-rss_line() { # component → "kib replicas"
-  local best=0 n=0 pid exe kib
+# RssAnon (heap, stacks: what the process allocated) and RssFile (the binary's pages mapped in) are
+# reported apart: a component's idle RSS is mostly the latter, which no allocator returns.
+rss_line() { # component → "kib anon_kib file_kib replicas", of its largest replica
+  local best=0 anon=0 file=0 n=0 pid exe kib a f
   for pid in $(installed_pids "$1"); do
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
     [[ ${exe% (deleted)} == */zeroscale-$1 ]] || continue
-    kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
+    read -r kib a f < <(awk '/^VmRSS:/ {r = $2} /^RssAnon:/ {a = $2} /^RssFile:/ {f = $2}
+      END {print r + 0, a + 0, f + 0}' "/proc/$pid/status" 2>/dev/null) || continue
     n=$((n + 1))
-    ((kib > best)) && best=$kib
+    ((kib > best)) && best=$kib anon=$a file=$f
   done
-  echo "$best $n"
+  echo "$best $anon $file $n"
 }
-read -r op_kib op_n < <(rss_line operator)
-read -r act_kib act_n < <(rss_line activator)
-read -r as_kib as_n < <(rss_line autoscaler)
+read -r op_kib op_anon op_file op_n < <(rss_line operator)
+read -r act_kib act_anon act_file act_n < <(rss_line activator)
+read -r as_kib as_anon as_file as_n < <(rss_line autoscaler)
 after=$(python3 -c 'import sys, time; print(round(time.time() - float(sys.argv[1]), 1))' "$ended")
 
 python3 - "$out/coldstart/figures.json" "$fragment" <<PY
@@ -138,6 +141,10 @@ counts = {"operator": $op_n, "activator": $act_n, "autoscaler": $as_n}
 figures["footprint"] = {
     "idle_rss_mib": mib(sum(kibs.values())) if all(counts.values()) else None,
     **{f"{c}_rss_mib": mib(k) for c, k in kibs.items()},
+    **{f"{c}_rss_anon_mib": mib(k) for c, k in
+       {"operator": $op_anon, "activator": $act_anon, "autoscaler": $as_anon}.items()},
+    **{f"{c}_rss_file_mib": mib(k) for c, k in
+       {"operator": $op_file, "activator": $act_file, "autoscaler": $as_file}.items()},
     **{f"{c}_processes": n for c, n in counts.items()},
     "seconds_after_burst": $after,
 }
