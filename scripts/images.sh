@@ -387,16 +387,18 @@ main() {
   exec 8>"$cache/.lock"
   flock -w 900 8 || die "another scripts/images.sh holds $cache/.lock"
 
-  local crates=() n
+  local crates=() rust=0 n
   for n in "${names[@]}"; do
-    case $n in operator | activator | autoscaler | echo | echo-grpc) crates+=(-p "zeroscale-$n") ;; esac
+    case $n in operator | activator | autoscaler | echo | echo-grpc) rust=1 ;; esac
   done
-  if ((${#crates[@]})) && [[ ${ZEROSCALE_IMAGES_SKIP_CARGO:-} != 1 ]]; then
-    # The cold-start bench driver (bench/coldstart) is built in the same invocation: it adds no feature
-    # to any dependency of the images' crates (so their binaries are the same), and built alone it
-    # would resolve its dependencies' features differently and compile most of them again, which
-    # bench/coldstart/bench.sh then did while holding the cluster lock.
-    crates+=(-p zeroscale-bench-coldstart)
+  if ((rust)) && [[ ${ZEROSCALE_IMAGES_SKIP_CARGO:-} != 1 ]]; then
+    # Always one and the same cargo invocation, whichever images are asked for: cargo unifies the
+    # dependencies' features over the packages of one invocation, so building only some of them (or
+    # the cold-start bench driver alone) would compile most dependencies again with other features,
+    # and change the binaries. The driver (bench/coldstart) adds no feature to any dependency of the
+    # images' crates, so it is built here too: bench/coldstart/bench.sh then finds it built.
+    crates=(-p zeroscale-operator -p zeroscale-activator -p zeroscale-autoscaler -p zeroscale-echo
+      -p zeroscale-echo-grpc -p zeroscale-bench-coldstart)
     log "cargo build --release ${crates[*]}"
     CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --release "${crates[@]}"
   fi
