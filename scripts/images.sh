@@ -3,7 +3,8 @@
 #
 #   bash scripts/images.sh                 # build and push every image
 #   bash scripts/images.sh echo busybox    # only these
-#   bash scripts/images.sh --no-push       # build the OCI layouts only ($CARGO_TARGET_DIR/images/<name>)
+#   bash scripts/images.sh --no-push       # build the OCI layouts only ($CARGO_TARGET_DIR/images/<name>):
+#                                          # touches no cluster, so run it before taking the cluster lock
 #   bash scripts/images.sh --describe      # print each image's entrypoint, user and ports (images/check.sh)
 #
 # Each image is assembled here: layers are deterministic tar files (sorted, mtime 0, owner 0:0, numeric),
@@ -361,7 +362,7 @@ main() {
     case $1 in
       --describe) describe && return ;;
       --no-push) push=0 ;;
-      -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' && return ;;
+      -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' && return ;;
       -*) die "unknown option $1" ;;
       *) names+=("$1") ;;
     esac
@@ -386,11 +387,18 @@ main() {
   exec 8>"$cache/.lock"
   flock -w 900 8 || die "another scripts/images.sh holds $cache/.lock"
 
-  local crates=() n
+  local crates=() rust=0 n
   for n in "${names[@]}"; do
-    case $n in operator | activator | autoscaler | echo | echo-grpc) crates+=(-p "zeroscale-$n") ;; esac
+    case $n in operator | activator | autoscaler | echo | echo-grpc) rust=1 ;; esac
   done
-  if ((${#crates[@]})) && [[ ${ZEROSCALE_IMAGES_SKIP_CARGO:-} != 1 ]]; then
+  if ((rust)) && [[ ${ZEROSCALE_IMAGES_SKIP_CARGO:-} != 1 ]]; then
+    # Always one and the same cargo invocation, whichever images are asked for: cargo unifies the
+    # dependencies' features over the packages of one invocation, so building only some of them (or
+    # the cold-start bench driver alone) would compile most dependencies again with other features,
+    # and change the binaries. The driver (bench/coldstart) adds no feature to any dependency of the
+    # images' crates, so it is built here too: bench/coldstart/bench.sh then finds it built.
+    crates=(-p zeroscale-operator -p zeroscale-activator -p zeroscale-autoscaler -p zeroscale-echo
+      -p zeroscale-echo-grpc -p zeroscale-bench-coldstart)
     log "cargo build --release ${crates[*]}"
     CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --release "${crates[@]}"
   fi

@@ -17,6 +17,7 @@
 # emptyDir store: the local cluster has no storage provisioner); `memory` (the default) is the chart's
 # default. Switching stores is a `helm upgrade` of the same release.
 #
+# ZEROSCALE_VALUES: extra values files (space-separated paths) over those, applied last.
 # ZEROSCALE_REGISTRY (default localhost:5000) is where the images are; CRANE (default $ZS_BIN/crane)
 # reads their digests. ZEROSCALE_INSTALL_LOCK_HELD=1: the caller already holds the install lock
 # (bench/coldstart/bench.sh keeps it for its whole measurement, so no concurrent install rolls the
@@ -46,6 +47,12 @@ case $store in
     ;;
   *) die "ZEROSCALE_EVENT_STORE must be memory or jetstream, not '$store'" ;;
 esac
+# ZEROSCALE_VALUES: more values files over those (space-separated paths), e.g. a RUST_LOG at debug for
+# the activator's modules while chasing a flake.
+for f in ${ZEROSCALE_VALUES:-}; do
+  [[ -f $f ]] || die "ZEROSCALE_VALUES names $f, which is not a file"
+  value_files+=(-f "$f")
+done
 STAMP="$ZS_RUN/install.stamp"
 registry=${ZEROSCALE_REGISTRY:-localhost:5000}
 crane=${CRANE:-$ZS_BIN/crane}
@@ -74,7 +81,8 @@ for c in operator activator autoscaler; do
   d=$(digest "$c") || die "$registry/zeroscale/$c:$version is not in the registry after scripts/images.sh"
   values+=(--set-string "$c.podAnnotations.zeroscale\\.dev/image-digest=$d")
 done
-stamp=$( (find charts/zeroscale crds/yaml "$VALUES" e2e/cluster/values-jetstream.yaml -type f -print0 | sort -z | xargs -0 sha256sum; echo "${values[*]} ${value_files[*]}") | sha256sum | cut -d' ' -f1)
+# shellcheck disable=SC2086 # ZEROSCALE_VALUES is a space-separated list of paths
+stamp=$( (find charts/zeroscale crds/yaml "$VALUES" e2e/cluster/values-jetstream.yaml ${ZEROSCALE_VALUES:-} -type f -print0 | sort -z | xargs -0 sha256sum; echo "${values[*]} ${value_files[*]}") | sha256sum | cut -d' ' -f1)
 
 healthy() {
   local out

@@ -49,6 +49,11 @@ where
     let attempt_timeout = (interval * 4).max(MIN_ATTEMPT_TIMEOUT);
     let mut attempts = FuturesUnordered::new();
     let mut in_flight: Vec<SocketAddr> = Vec::new();
+    // Targets of the last round: a pod new among them is logged once, at debug, so the time the
+    // activator learned a starting pod's address (from its EndpointSlice) can be set beside the time
+    // the pod answered: what lies between is the container's start, what lies before is the
+    // EndpointSlice's way from the kubelet through the controller to us.
+    let mut known: Vec<SocketAddr> = Vec::new();
     let mut next_round = Instant::now();
     loop {
         tokio::select! {
@@ -65,6 +70,12 @@ where
                 let Some(targets) = function.probe_targets() else {
                     break;
                 };
+                for address in &targets {
+                    if !known.contains(address) {
+                        tracing::debug!(function = function.display(), %address, "probing a starting pod");
+                    }
+                }
+                known.clone_from(&targets);
                 for address in targets {
                     if in_flight.contains(&address) {
                         continue;

@@ -9,7 +9,7 @@
 #   coldstart.container_start_p50_ms    of those, pod scheduled → container running (the kubelet's pod
 #                                       status: the runtime's share, apart from the platform's)
 #   burst.errors, burst.max_over_ready_ms   1,000 concurrent requests, one connection each, at zero
-#   footprint.idle_rss_mib              operator + activator + autoscaler RSS after 60 s idle
+#   footprint.idle_rss_mib              operator + activator + autoscaler RSS 60 s after the burst
 # plus the plot coldstart.svg and every sample in coldstart/samples.json. How each figure is taken:
 # docs/benchmarks.md. If the cluster was down, this section brings it up and tears it down at the end.
 # It holds the install lock throughout, so a concurrent scripts/install.sh (someone's test) waits
@@ -44,10 +44,16 @@ trap cleanup EXIT
 [[ $brought_up == 1 ]] && make -s cluster-up
 
 image=${BENCH_IMAGE:-localhost:5000/zeroscale/echo:0.1.0}
-# The driver is a release build: its client overhead is part of every latency it measures.
-cargo build -q --release -p zeroscale-bench-coldstart
-# The images of the current sources (a no-op push when nothing changed), before taking the lock.
+# The images of the current sources (a no-op push when nothing changed), before taking the lock. Their
+# release build (scripts/images.sh) also builds the driver, in the same cargo invocation: the driver is
+# a release build because its client overhead is part of every latency it measures, and built on its
+# own it would compile most dependencies again with other features. Building the images before taking
+# the cluster lock (`bash scripts/images.sh --no-push`) leaves nothing to compile here.
 make -s images
+target=${CARGO_TARGET_DIR:-$root/target}
+[[ $target == /* ]] || target="$root/$target"
+driver=$target/release/coldstart-bench
+[[ -x $driver ]] || die "coldstart: $driver not built (scripts/images.sh builds it with the images' crates)"
 exec 8>"$ZS_STATE/.install.lock"
 log "coldstart: waiting for the install lock (held until the end of this section)"
 flock -w 900 8 || die "cannot take $ZS_STATE/.install.lock: another install runs"
@@ -76,20 +82,29 @@ autoscaler_admin=$(admin_urls autoscaler)
 log "coldstart: activator $ZEROSCALE_ACTIVATOR (admin $activator_admin), autoscaler admin $autoscaler_admin"
 
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
-"$root/target/release/coldstart-bench" --activator "$ZEROSCALE_ACTIVATOR" \
+"$driver" --activator "$ZEROSCALE_ACTIVATOR" \
   --activator-admin "$activator_admin" --autoscaler-admin "$autoscaler_admin" \
   --cold-starts "${BENCH_COLD_STARTS:-20}" --burst "${BENCH_BURST:-1000}" --image "$image" \
   --out "$out/coldstart" \
   >"$out/coldstart/driver.out" 2> >(tee "$out/coldstart/driver.log" >&2)
 cp "$out/coldstart/coldstart.svg" "$out/coldstart.svg"
 
-# --- P9: RSS of the three components after 60 s without benchmark traffic ---------------------------
+# --- P9: RSS of the three components 60 s after the burst ------------------------------------------
+# Counted from the burst's last answer (`burst.ended_unix`, from the driver), not from the driver's exit:
+# the driver deletes its namespace after the burst and waits for it to go, which takes a varying time
+# (pods terminating), and a sleep after that measured anywhere from 60 to 120 s after the burst. If the
+# driver ran no burst, from its exit. `footprint.seconds_after_burst` says when the RSS was read.
 # The host pids of the components' containers, as containerd reports them (crictl inspect); each is
 # checked to run zeroscale-<component>. A component with several replicas counts once, at its largest
 # replica: P9 is about one of each.
 idle=${BENCH_IDLE_SECONDS:-60}
-log "coldstart: idle ${idle}s before measuring RSS"
-sleep "$idle"
+ended=$(python3 -c 'import json, sys, time
+e = json.load(open(sys.argv[1])).get("burst", {}).get("ended_unix")
+print(e if isinstance(e, (int, float)) else time.time())' "$out/coldstart/figures.json")
+wait_s=$(python3 -c 'import sys, time; print(max(0.0, float(sys.argv[1]) + float(sys.argv[2]) - time.time()))' \
+  "$ended" "$idle")
+log "coldstart: waiting ${wait_s}s, until ${idle}s after the burst, before measuring RSS"
+sleep "$wait_s"
 crictl() { "$ZS_BIN/crictl" --runtime-endpoint "unix://$ZS_CONTAINERD_SOCK" "$@"; }
 installed_pids() { # component → host pids of its running containers' main processes
   local id
@@ -98,20 +113,24 @@ installed_pids() { # component → host pids of its running containers' main pro
     crictl inspect "$id" | python3 -c 'import json, sys; print(json.load(sys.stdin)["info"]["pid"])'
   done
 }
-rss_line() { # component → "kib replicas"
-  local best=0 n=0 pid exe kib
+# RssAnon (heap, stacks: what the process allocated) and RssFile (the binary's pages mapped in) are
+# reported apart: a component's idle RSS is mostly the latter, which no allocator returns.
+rss_line() { # component → "kib anon_kib file_kib replicas", of its largest replica
+  local best=0 anon=0 file=0 n=0 pid exe kib a f
   for pid in $(installed_pids "$1"); do
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
     [[ ${exe% (deleted)} == */zeroscale-$1 ]] || continue
-    kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
+    read -r kib a f < <(awk '/^VmRSS:/ {r = $2} /^RssAnon:/ {a = $2} /^RssFile:/ {f = $2}
+      END {print r + 0, a + 0, f + 0}' "/proc/$pid/status" 2>/dev/null) || continue
     n=$((n + 1))
-    ((kib > best)) && best=$kib
+    ((kib > best)) && best=$kib anon=$a file=$f
   done
-  echo "$best $n"
+  echo "$best $anon $file $n"
 }
-read -r op_kib op_n < <(rss_line operator)
-read -r act_kib act_n < <(rss_line activator)
-read -r as_kib as_n < <(rss_line autoscaler)
+read -r op_kib op_anon op_file op_n < <(rss_line operator)
+read -r act_kib act_anon act_file act_n < <(rss_line activator)
+read -r as_kib as_anon as_file as_n < <(rss_line autoscaler)
+after=$(python3 -c 'import sys, time; print(round(time.time() - float(sys.argv[1]), 1))' "$ended")
 
 python3 - "$out/coldstart/figures.json" "$fragment" <<PY
 import json, sys
@@ -122,7 +141,12 @@ counts = {"operator": $op_n, "activator": $act_n, "autoscaler": $as_n}
 figures["footprint"] = {
     "idle_rss_mib": mib(sum(kibs.values())) if all(counts.values()) else None,
     **{f"{c}_rss_mib": mib(k) for c, k in kibs.items()},
+    **{f"{c}_rss_anon_mib": mib(k) for c, k in
+       {"operator": $op_anon, "activator": $act_anon, "autoscaler": $as_anon}.items()},
+    **{f"{c}_rss_file_mib": mib(k) for c, k in
+       {"operator": $op_file, "activator": $act_file, "autoscaler": $as_file}.items()},
     **{f"{c}_processes": n for c, n in counts.items()},
+    "seconds_after_burst": $after,
 }
 json.dump(figures, open(sys.argv[2], "w"), indent=2, sort_keys=True)
 print(json.dumps(figures, indent=2, sort_keys=True))

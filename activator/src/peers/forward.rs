@@ -128,6 +128,10 @@ impl Peering {
         self.prepare(&mut request, protocol, owner, remote, upgrade);
         pin(&mut request, &target.function);
         let request = request.map(OutBody::Streamed);
+        // At debug, with the answer's below: a request that never comes back (a client timing out with
+        // nothing in either activator's access log) shows here whether it went through a hop, to whom.
+        let started = Instant::now();
+        tracing::debug!(function, %owner, %remote, "forwarding to the owning activator");
         let sent = timeout_at(deadline, self.client.send(owner, protocol, request, upgrade))
             .await
             .map(|r| {
@@ -157,10 +161,18 @@ impl Peering {
             }
             Err(_) => {
                 self.count(Outcome::Failed);
+                tracing::info!(function, %owner, "the owning activator did not answer before the deadline");
                 return Ok(ProxyError::Timeout(function.to_string()).into_response());
             }
         };
         self.count(Outcome::Forwarded);
+        tracing::debug!(
+            function,
+            %owner,
+            status = response.status().as_u16(),
+            head_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "the owning activator answered"
+        );
         Ok(answer(
             function.to_string(),
             response,

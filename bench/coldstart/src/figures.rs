@@ -147,6 +147,9 @@ pub struct Burst {
     pub over_ready_p50_ms: Option<f64>,
     /// First pod able to serve → the 90th-percentile 2xx answer, ms.
     pub over_ready_p90_ms: Option<f64>,
+    /// When the last request finished (answer read or failure noticed), Unix seconds: the footprint
+    /// (P9) is measured a fixed time after this.
+    pub ended_unix: Option<f64>,
 }
 
 impl Burst {
@@ -173,6 +176,7 @@ impl Burst {
                 .map(|s| (last_done - s) * MS),
             over_ready_p50_ms: over_ready(50.0),
             over_ready_p90_ms: over_ready(90.0),
+            ended_unix: (!shots.is_empty()).then_some(last_done),
         }
     }
 }
@@ -285,6 +289,9 @@ mod tests {
         // Only the 2xx answers (10.9 and 11.0) count for the percentiles over ready.
         assert!(close(b.over_ready_p50_ms, 200.0));
         assert!(close(b.over_ready_p90_ms, 300.0));
+        // The burst ends with its last request, whatever its outcome.
+        assert!(close(b.ended_unix, 11.0));
+        assert_eq!(Burst::from_shots(&[], None).ended_unix, None);
         let none = Burst::from_shots(&shots, None);
         assert_eq!((none.ready_ms, none.max_over_ready_ms), (None, None));
         assert_eq!(none.over_ready_p90_ms, None);

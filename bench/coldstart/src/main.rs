@@ -144,6 +144,8 @@ async fn run(args: Args) -> Result<(), BenchError> {
             "max_over_ready_ms": ms(b.max_over_ready_ms),
             "over_ready_p50_ms": ms(b.over_ready_p50_ms),
             "over_ready_p90_ms": ms(b.over_ready_p90_ms),
+            // Not rounded to ms: bench.sh measures the footprint a fixed time after it.
+            "ended_unix": b.ended_unix,
         })),
     });
     write(

@@ -1,34 +1,49 @@
 //! Reads single samples out of Prometheus text exposition (pure).
 
-/// The value of the first sample of metric `name` whose labels include every pair of `labels`.
+/// The values of every sample of metric `name` whose labels include every pair of `labels`.
 /// `name` is the full sample name (`..._sum`, `..._count` for histograms).
-pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
-        let (series, raw) = line.rsplit_once(' ')?;
-        let (metric, set) = match series.split_once('{') {
-            Some((metric, rest)) => (metric, rest.strip_suffix('}')?),
-            None => (series, ""),
-        };
-        (metric == name && labels.iter().all(|pair| has_label(set, *pair)))
-            .then(|| raw.parse::<f64>().ok())
-            .flatten()
-    })
+pub fn values<'a>(
+    text: &'a str,
+    name: &'a str,
+    labels: &'a [(&'a str, &'a str)],
+) -> impl Iterator<Item = f64> + 'a {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(move |line| {
+            let (series, raw) = line.rsplit_once(' ')?;
+            let (metric, set) = match series.split_once('{') {
+                Some((metric, rest)) => (metric, rest.strip_suffix('}')?),
+                None => (series, ""),
+            };
+            (metric == name && labels.iter().all(|pair| has_label(set, *pair)))
+                .then(|| raw.parse::<f64>().ok())
+                .flatten()
+        })
 }
 
-/// The sum of `value` over every text (replicas of one component; at most one has the series).
+/// The value of the first sample of metric `name` whose labels include every pair of `labels`.
+pub fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    values(text, name, labels).next()
+}
+
+/// The sum of every matching sample over every text: replicas of one component, and every series a
+/// function has (the activator labels its series by revision too, and keeps one per revision besides
+/// the function's own, so a function's count can be spread over several series).
 pub fn total(texts: &[String], name: &str, labels: &[(&str, &str)]) -> f64 {
     // A fold, not `sum`: an empty float sum is -0.0.
     texts
         .iter()
-        .filter_map(|t| value(t, name, labels))
+        .flat_map(|t| values(t, name, labels))
         .fold(0.0, |a, b| a + b)
 }
 
-/// The largest `value` over every text (the latest stamp among replicas).
+/// The largest matching stamp over every text and series (the latest among replicas and revisions).
+/// A stamp of 0 is a gauge that was created but never set: it is no stamp.
 pub fn latest(texts: &[String], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     texts
         .iter()
-        .filter_map(|t| value(t, name, labels))
+        .flat_map(|t| values(t, name, labels))
+        .filter(|v| *v > 0.0)
         .max_by(f64::total_cmp)
 }
 
@@ -87,5 +102,25 @@ mod tests {
             Some(3.0)
         );
         assert_eq!(latest(&texts, "nothing", &[]), None);
+    }
+
+    #[test]
+    fn combines_every_series_of_a_function_and_skips_unset_stamps() {
+        // One series per revision and one for the function itself, the first never set.
+        let texts = vec![
+            "c_total{namespace=\"ns\",function=\"f\",revision=\"\"} 0\n\
+             c_total{namespace=\"ns\",function=\"f\",revision=\"f-1a2b\"} 1\n\
+             at{namespace=\"ns\",function=\"f\",revision=\"\"} 0\n\
+             at{namespace=\"ns\",function=\"f\",revision=\"f-1a2b\"} 1.7e9\n"
+                .to_string(),
+            "c_total{namespace=\"ns\",function=\"f\",revision=\"f-1a2b\"} 0\n\
+             at{namespace=\"ns\",function=\"f\",revision=\"f-1a2b\"} 0\n"
+                .to_string(),
+        ];
+        let f = [("namespace", "ns"), ("function", "f")];
+        assert_eq!(total(&texts, "c_total", &f), 1.0);
+        assert_eq!(latest(&texts, "at", &f), Some(1.7e9));
+        let unset = vec!["at{function=\"f\"} 0\n".to_string()];
+        assert_eq!(latest(&unset, "at", &[("function", "f")]), None);
     }
 }
