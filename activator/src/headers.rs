@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use rand::Rng;
 
-use crate::trace::{Hex, new_hex};
+use crate::trace_ids::{Hex, new_hex};
 
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -270,8 +270,22 @@ pub fn ensure_ids(headers: &mut HeaderMap) -> HeaderValue {
         .and_then(parse_traceparent)
         .and_then(|(trace, flags)| Some((Hex::<32>::parse(trace)?, Hex::<2>::parse(flags)?)));
     let (trace, flags) = parent.unwrap_or_else(|| (new_hex(&mut rng), Hex::zero()));
-    crate::trace::set_traceparent(headers, &trace, &span, &flags);
+    set_traceparent(headers, &trace, &span, &flags);
     request_id
+}
+
+/// Sets `traceparent` (version 00) from its parts, built inline.
+pub(crate) fn set_traceparent(h: &mut HeaderMap, trace: &Hex<32>, span: &Hex<16>, flags: &Hex<2>) {
+    let mut value = [0u8; 55];
+    value[..3].copy_from_slice(b"00-");
+    value[3..35].copy_from_slice(trace.as_bytes());
+    value[35] = b'-';
+    value[36..52].copy_from_slice(span.as_bytes());
+    value[52] = b'-';
+    value[53..].copy_from_slice(flags.as_bytes());
+    if let Ok(v) = HeaderValue::from_bytes(&value) {
+        h.insert(&TRACEPARENT, v);
+    }
 }
 
 #[cfg(test)]

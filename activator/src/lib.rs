@@ -39,6 +39,7 @@ pub mod static_config;
 pub mod stats;
 pub mod table;
 pub mod trace;
+pub mod trace_ids;
 pub mod upgrade;
 pub mod upstream;
 pub mod usage_report;

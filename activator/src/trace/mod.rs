@@ -11,17 +11,17 @@
 
 mod args;
 mod body;
-mod ids;
 mod spans;
 
 use std::net::SocketAddr;
 
-use http::{HeaderMap, HeaderValue, Request};
+use http::{HeaderValue, Request};
 
-pub(crate) use self::ids::new_hex;
 use self::spans::ServerSpan;
-pub use self::{args::TracingArgs, body::Traced, ids::Hex, spans::event_at};
+pub use self::{args::TracingArgs, body::Traced, spans::event_at};
 use crate::headers::{self, TRACEPARENT};
+pub use crate::trace_ids::Hex;
+pub(crate) use crate::trace_ids::new_hex;
 
 /// One request's ids and, when exporting, its server span; ends the span when dropped.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ pub fn start<B>(request: &mut Request<B>, remote: SocketAddr, request_id: &Heade
         .and_then(|(trace, flags)| Some((Hex::<32>::parse(trace)?, Hex::<2>::parse(flags)?)));
     let (trace_id, flags) = incoming.unwrap_or_else(|| (new_hex(&mut rng), Hex::zero()));
     let span_id = new_hex(&mut rng);
-    set_traceparent(request.headers_mut(), &trace_id, &span_id, &flags);
+    headers::set_traceparent(request.headers_mut(), &trace_id, &span_id, &flags);
     RequestTrace {
         trace_id,
         span_id,
@@ -104,20 +104,6 @@ pub fn hop<B>(request: &mut Request<B>) {
             .is_some();
     if !ours {
         headers::ensure_ids(h);
-    }
-}
-
-/// Sets `traceparent` (version 00) from its parts, built inline.
-pub(crate) fn set_traceparent(h: &mut HeaderMap, trace: &Hex<32>, span: &Hex<16>, flags: &Hex<2>) {
-    let mut value = [0u8; 55];
-    value[..3].copy_from_slice(b"00-");
-    value[3..35].copy_from_slice(trace.as_bytes());
-    value[35] = b'-';
-    value[36..52].copy_from_slice(span.as_bytes());
-    value[52] = b'-';
-    value[53..].copy_from_slice(flags.as_bytes());
-    if let Ok(v) = HeaderValue::from_bytes(&value) {
-        h.insert(&TRACEPARENT, v);
     }
 }
 

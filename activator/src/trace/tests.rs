@@ -105,7 +105,7 @@ fn hex_ids_round_trip() {
     );
     assert_eq!(Hex::<16>::parse("00f067aa0ba902b"), None);
     let mut rng = rand::rng();
-    let a: Hex<32> = ids::new_hex(&mut rng);
-    let b: Hex<32> = ids::new_hex(&mut rng);
+    let a: Hex<32> = crate::trace_ids::new_hex(&mut rng);
+    let b: Hex<32> = crate::trace_ids::new_hex(&mut rng);
     assert_ne!(a, b);
 }
