@@ -1,6 +1,8 @@
 //! Function knowledge from the Kubernetes API: Functions (settings, startup failures, revisions and
 //! routes) and the EndpointSlices of their private Services (label `zeroscale.dev/function`, and
-//! `zeroscale.dev/revision` on a revision's), merged per revision and fed into the routing table.
+//! `zeroscale.dev/revision` on a revision's), merged per revision and fed into the routing table,
+//! together with the IPs of the function's pods that are starting (the pod watch,
+//! [`crate::pod_watch`], learns them before the slices do).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -9,7 +11,7 @@ use std::{
 };
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::{core::v1::Pod, discovery::v1::EndpointSlice};
 use kube::{
     Api, Client, ResourceExt,
     runtime::{WatchStreamExt, watcher},
@@ -19,8 +21,9 @@ use zeroscale_crds::Function;
 use zeroscale_crds::revision_runtime::RevisionRuntime;
 
 use crate::{
-    revision_settings,
+    pod_watch, revision_settings,
     settings::{EndpointInfo, FunctionSettings},
+    starting_pods::{self, StartingPods},
     table::RoutingTable,
 };
 
@@ -36,19 +39,39 @@ type SliceEndpoints = Vec<(IpAddr, bool, bool)>;
 /// revision's own runtime settings (when its labels carry them).
 type Slice = (FunctionKey, Option<u16>, SliceEndpoints, Option<RevisionRuntime>);
 
+/// What the watches know, merged per table entry.
 #[derive(Default)]
-struct Cache {
+pub(crate) struct Cache {
     /// Settings by table entry (a revision, or a function without revisions).
     functions: HashMap<FunctionKey, FunctionSettings>,
     /// The table entries of each Function.
     owned: HashMap<FunctionKey, Vec<FunctionKey>>,
     slices: HashMap<(String, String), Slice>,
+    /// Pod IPs by table entry, from the pod watch.
+    pub(crate) pods: StartingPods,
     functions_synced: bool,
     slices_synced: bool,
 }
 
 impl Cache {
+    /// Whether `key` is a table entry of a known Function.
+    pub(crate) fn knows(&self, key: &FunctionKey) -> bool {
+        self.functions.contains_key(key)
+    }
+
+    /// The slices' endpoints of `key`, plus its pods that no slice reports yet, as starting. A pod's
+    /// port is its slice's (a revision may listen on another port than the spec's), else `port`.
     fn endpoints(&self, key: &FunctionKey, port: u16) -> Vec<EndpointInfo> {
+        let pod_port = self
+            .slices
+            .values()
+            .filter(|(k, _, _, _)| k == key)
+            .find_map(|(_, slice_port, _, _)| *slice_port)
+            .unwrap_or(port);
+        starting_pods::merge(self.slice_endpoints(key, port), self.pods.ips(key), pod_port)
+    }
+
+    fn slice_endpoints(&self, key: &FunctionKey, port: u16) -> Vec<EndpointInfo> {
         self.slices
             .values()
             .filter(|(k, _, _, _)| k == key)
@@ -70,7 +93,8 @@ impl Cache {
             .find_map(|(_, _, _, runtime)| runtime.as_ref())
     }
 
-    fn push(&self, key: &FunctionKey, table: &RoutingTable) {
+    /// Feeds `key`'s settings and endpoints into the table (or removes it, once its Function is gone).
+    pub(crate) fn push(&self, key: &FunctionKey, table: &RoutingTable) {
         match self.functions.get(key) {
             Some(settings) => {
                 let settings = match self.runtime(key) {
@@ -150,23 +174,32 @@ fn apply_function(
     table.set_routes(key, routes);
 }
 
-/// Watches Functions and EndpointSlices until the streams end, keeping `table` current and setting
-/// `synced` once both have listed everything (the activator's `/ready` waits for it).
+/// Watches Functions, EndpointSlices and function pods until the streams end, keeping `table`
+/// current and setting `synced` once Functions and EndpointSlices have listed everything (the
+/// activator's `/ready` waits for it; the pods only add starting candidates, so it does not wait for
+/// them).
 pub async fn run(client: Client, table: Arc<RoutingTable>, synced: Readiness) {
     let cache = Arc::new(Mutex::new(Cache::default()));
     let functions =
         watcher(Api::<Function>::all(client.clone()), watcher::Config::default()).default_backoff();
     let slices = watcher(
-        Api::<EndpointSlice>::all(client),
+        Api::<EndpointSlice>::all(client.clone()),
+        watcher::Config::default().labels(FUNCTION_LABEL),
+    )
+    .default_backoff();
+    let pods = watcher(
+        Api::<Pod>::all(client),
         watcher::Config::default().labels(FUNCTION_LABEL),
     )
     .default_backoff();
     let f = watch_functions(functions, Arc::clone(&cache), Arc::clone(&table), synced.clone());
-    let s = watch_slices(slices, cache, table, synced);
-    tokio::join!(f, s);
+    let s = watch_slices(slices, Arc::clone(&cache), Arc::clone(&table), synced);
+    let p = pod_watch::watch_pods(pods, cache, table);
+    tokio::join!(f, s, p);
 }
 
-fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
+/// Locks the cache, also after a panic elsewhere (every update leaves it consistent).
+pub(crate) fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
     cache.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -381,5 +414,41 @@ mod tests {
             .insert(("ns".into(), "c".into()), (key.clone(), None, Vec::new(), None));
         assert_eq!(cache.runtime(&key), Some(&runtime));
         assert_eq!(cache.runtime(&FunctionKey::new("ns", "hello")), None);
+    }
+
+    #[test]
+    fn starting_pods_join_the_slices_at_the_slices_port() {
+        let key = FunctionKey::new("ns", "hello-0123456789");
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut cache = Cache::default();
+        cache.slices.insert(
+            ("ns".into(), "a".into()),
+            (key.clone(), Some(8081), vec![(ip("10.0.0.1"), true, false)], None),
+        );
+        for (name, addr) in [("p1", "10.0.0.1"), ("p2", "10.0.0.2")] {
+            cache.pods.apply(starting_pods::PodSighting {
+                id: ("ns".into(), name.into()),
+                key: key.clone(),
+                ip: Some(ip(addr)),
+            });
+        }
+        assert_eq!(
+            cache.endpoints(&key, 8080),
+            vec![
+                EndpointInfo::ready(SocketAddr::new(ip("10.0.0.1"), 8081)),
+                EndpointInfo::starting(SocketAddr::new(ip("10.0.0.2"), 8081)),
+            ]
+        );
+        let other = FunctionKey::new("ns", "other");
+        cache.pods.apply(starting_pods::PodSighting {
+            id: ("ns".into(), "p3".into()),
+            key: other.clone(),
+            ip: Some(ip("10.0.0.3")),
+        });
+        assert_eq!(
+            cache.endpoints(&other, 8080),
+            vec![EndpointInfo::starting(SocketAddr::new(ip("10.0.0.3"), 8080))],
+            "no slice yet: the function's port"
+        );
     }
 }

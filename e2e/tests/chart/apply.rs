@@ -285,6 +285,8 @@ pub async fn check_rbac(ns: &str) {
         ("operator", vec!["patch", &op_lease, "-n", ns]),
         ("activator", vec!["watch", "functions.zeroscale.dev", "-A"]),
         ("activator", vec!["list", "endpointslices.discovery.k8s.io", "-A"]),
+        // Starting pods' IPs before their EndpointSlices have them (docs/activator.md).
+        ("activator", vec!["watch", "pods", "-A"]),
         // Eventing: Triggers, the default `kubernetes` source kind, and the sources Lease.
         ("activator", vec!["watch", "triggers.zeroscale.dev", "-A"]),
         (
