@@ -23,7 +23,6 @@ pub mod lease;
 pub mod metering;
 pub mod metrics;
 pub mod peers;
-pub mod pod_watch;
 pub mod probe;
 pub mod proxy;
 pub mod queue;

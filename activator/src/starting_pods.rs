@@ -2,7 +2,7 @@
 //!
 //! A starting pod's EndpointSlice entry (a not-ready endpoint) appears only after kubelet wrote the
 //! pod's IP to its status and the EndpointSlice controller copied it into the slice; a pod often
-//! serves before then. The pod watch ([`crate::pod_watch`]) reads `status.podIP` as soon as kubelet
+//! serves before then. The pod watch ([`crate::kube_watch`]'s pod watch) reads `status.podIP` as soon as kubelet
 //! writes it, so the probe (every [`crate::probe::PROBE_INTERVAL`] while requests wait) can find the
 //! pod that much earlier.
 //!
@@ -19,10 +19,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use zeroscale_common::signals::FunctionKey;
 
-use crate::{
-    kube_watch::{FUNCTION_LABEL, REVISION_LABEL},
-    settings::EndpointInfo,
-};
+use zeroscale_crds::{function::FUNCTION_LABEL, revision::REVISION_LABEL};
+
+use crate::settings::EndpointInfo;
 
 /// What one pod event says about the pod: its identity, the table entry it belongs to, and its IP
 /// while it is a candidate (running or pending with an IP, not being deleted).

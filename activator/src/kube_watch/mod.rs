@@ -2,7 +2,9 @@
 //! routes) and the EndpointSlices of their private Services (label `zeroscale.dev/function`, and
 //! `zeroscale.dev/revision` on a revision's), merged per revision and fed into the routing table,
 //! together with the IPs of the function's pods that are starting (the pod watch,
-//! [`crate::pod_watch`], learns them before the slices do).
+//! [`pods`], learns them before the slices do).
+
+mod pods;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -21,14 +23,14 @@ use zeroscale_crds::Function;
 use zeroscale_crds::revision_runtime::RevisionRuntime;
 
 use crate::{
-    pod_watch, revision_settings,
+    revision_settings,
     settings::{EndpointInfo, FunctionSettings},
     starting_pods::{self, StartingPods},
     table::RoutingTable,
 };
 
 /// Label the EndpointSlices of a function's private Service carry.
-pub const FUNCTION_LABEL: &str = "zeroscale.dev/function";
+pub const FUNCTION_LABEL: &str = zeroscale_crds::function::FUNCTION_LABEL;
 /// Label the EndpointSlices of a revision's private Service carry besides [`FUNCTION_LABEL`].
 pub const REVISION_LABEL: &str = zeroscale_crds::revision::REVISION_LABEL;
 
@@ -194,7 +196,7 @@ pub async fn run(client: Client, table: Arc<RoutingTable>, synced: Readiness) {
     .default_backoff();
     let f = watch_functions(functions, Arc::clone(&cache), Arc::clone(&table), synced.clone());
     let s = watch_slices(slices, Arc::clone(&cache), Arc::clone(&table), synced);
-    let p = pod_watch::watch_pods(pods, cache, table);
+    let p = pods::watch_pods(pods, cache, table);
     tokio::join!(f, s, p);
 }
 
