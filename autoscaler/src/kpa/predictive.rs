@@ -102,13 +102,15 @@ impl Predictor {
         self.last_active = Some(now);
     }
 
-    /// A report of `value` requests in flight from one activator at `now` (after
-    /// [`Self::activity`]): measures the burst that traffic resuming after an idle gap makes.
+    /// A report from one activator at `now`, in pods' worth (requests in flight ÷ what one pod
+    /// serves; after [`Self::activity`]): measures the burst that traffic resuming after an idle
+    /// gap makes.
     pub fn load(&mut self, now: Duration, value: f64) {
         self.burst.load(now, value, self.params.burst_window);
     }
 
-    /// `queued` requests wait at `now` for a function with no ready pod (after [`Self::activity`]).
+    /// `queued` pods' worth of requests wait at `now` for a function with no ready pod (after
+    /// [`Self::activity`]).
     pub fn demand(&mut self, now: Duration, queued: u64) {
         self.burst.demand(now, queued, self.params.burst_window);
     }

@@ -206,7 +206,7 @@ mod through_the_scaler {
 
     use zeroscale_crds::function::{ScalePolicy, ScaleSpec};
 
-    use crate::kpa::{DeciderSpec, FunctionScaler, Observation, Reason};
+    use crate::kpa::{DeciderSpec, FunctionScaler, Observation, Reason, predictive::Windows};
 
     fn obs(current: i32) -> Observation {
         Observation {
@@ -259,5 +259,27 @@ mod through_the_scaler {
         // At zero for most of the hour: a few seconds after each request until the pre-warm (the
         // KPA alone holds the pod for its window plus grace, 90 s).
         assert!(at_zero > 1250, "{at_zero} of 1800 decisions at zero");
+    }
+
+    #[test]
+    fn a_burst_is_sized_in_pods_of_the_functions_capacity() {
+        // `concurrency: 10`: 14 requests in flight after each idle gap need 2 pods, not 14.
+        let scale = ScaleSpec {
+            policy: ScalePolicy::Predictive,
+            ..ScaleSpec::default()
+        };
+        let spec = DeciderSpec::resolve(&scale, 10).expect("valid");
+        assert_eq!(spec.pod_capacity(), 10.0);
+        let mut s = FunctionScaler::new(spec, Duration::ZERO, Duration::from_secs(3));
+        for burst in 0..12u64 {
+            let start = burst * 300;
+            s.record_demand(Duration::from_secs(start), "a", 14);
+            for t in start + 1..start + 30 {
+                s.record(Duration::from_secs(t), "a", 14.0);
+            }
+        }
+        let p = s.predictor().expect("predictive");
+        assert!(matches!(p.windows(), Windows::Predicted(_)));
+        assert_eq!(p.warm_pods(), 2);
     }
 }

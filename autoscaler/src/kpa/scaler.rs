@@ -157,7 +157,7 @@ impl FunctionScaler {
             && let Some(p) = &mut self.predictor
         {
             p.activity(now);
-            p.load(now, value);
+            p.load(now, value / self.spec.pod_capacity());
         }
     }
 
@@ -167,7 +167,16 @@ impl FunctionScaler {
         self.collector.record(now, replica, queued.max(1) as f64);
         if let Some(p) = &mut self.predictor {
             p.activity(now);
-            p.demand(now, queued);
+            // The burst size counts pods: a pod takes `pod_capacity` of the waiting requests.
+            let pods = (queued as f64 / self.spec.pod_capacity()).ceil();
+            p.demand(
+                now,
+                if pods >= u64::MAX as f64 {
+                    u64::MAX
+                } else {
+                    pods as u64
+                },
+            );
         }
     }
 

@@ -72,6 +72,13 @@ impl Default for DeciderSpec {
 }
 
 impl DeciderSpec {
+    /// What one pod serves of the metric at most (`total_value`, never below Knative's floor): the
+    /// predictive burst size divides the reports by it, so `concurrency: 10` and 14 requests in
+    /// flight need 2 pods, not 14.
+    pub fn pod_capacity(&self) -> f64 {
+        self.total_value.max(MIN_TARGET_VALUE)
+    }
+
     /// Resolves `scale` for a function whose hard per-pod limit is `concurrency` (0 = unlimited).
     /// Defaults, bounds and durations come from [`ScaleSpec::resolved`]; this adds Knative's
     /// whole-second windows and its floor on the target value.
