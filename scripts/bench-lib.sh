@@ -27,9 +27,9 @@ bench_rss_kib() {
   awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
 }
 
-# Waits until `curl -fsS $1` succeeds (10 s at most).
+# Waits until `curl -fsS $1` succeeds (BENCH_WAIT_SECONDS, default 10 s, at most).
 bench_wait_http() {
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 $((${BENCH_WAIT_SECONDS:-10} * 20))); do
     curl -fsS -o /dev/null "$@" 2>/dev/null && return 0
     sleep 0.05
   done

@@ -60,12 +60,8 @@ start() {
     --broker-addr off > "$out/activator.log" 2>&1 &
   activator_pid=$!
   pids+=("$activator_pid")
-  for _ in $(seq 1 100); do
-    curl -fsS -o /dev/null http://127.0.0.1:18492/ready 2>/dev/null && return 0
-    sleep 0.3
-  done
-  echo "profile: $bin did not come up" >&2
-  return 1
+  # Under callgrind the activator starts tens of times slower than natively.
+  BENCH_WAIT_SECONDS=30 bench_wait_http http://127.0.0.1:18492/ready
 }
 
 stop() {
@@ -85,7 +81,11 @@ for bin in "$@"; do
       callgrind_control -z "$activator_pid" > /dev/null
       "$oha" --no-tui -n "$requests" -c 8 --host "$host" http://127.0.0.1:18491/ > "$out/oha-$n.txt"
       callgrind_control -d "$activator_pid" > /dev/null
-      sleep 1
+      # The dump is written asynchronously: wait for it (10 s at most) rather than a fixed time.
+      for _ in $(seq 1 200); do
+        compgen -G "$out/callgrind-$n.*.1" > /dev/null && break
+        sleep 0.05
+      done
       stop
       file=$(ls "$out/callgrind-$n".*.1)  # the dump after the measured requests
       ir=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')

@@ -74,9 +74,17 @@ impl Proxy {
 pub struct Early {
     pub(super) host: String,
     pub(super) arrived: Instant,
-    pub(super) outcome: Option<Result<Lease, Rejection>>,
-    /// The revision picked from the head when another activator owns it (no outcome then).
-    pub(super) remote_pick: Option<Arc<FunctionState>>,
+    /// `None` once [`Proxy::handle_first`] took it.
+    pub(super) outcome: Option<EarlyOutcome>,
+}
+
+/// What admitting a head decided.
+#[derive(Debug)]
+pub(super) enum EarlyOutcome {
+    /// Admitted here: a pod, or why not.
+    Here(Result<Lease, Rejection>),
+    /// The revision picked belongs to another activator: forwarded there with this pick.
+    AtPeer(Arc<FunctionState>),
 }
 
 impl Early {
@@ -91,7 +99,7 @@ impl Early {
 impl Drop for Early {
     fn drop(&mut self) {
         // hyper rejected the head it re-read, or the client went away: the pod was never asked.
-        if let Some(Ok(lease)) = self.outcome.take() {
+        if let Some(EarlyOutcome::Here(Ok(lease))) = self.outcome.take() {
             lease.unused();
         }
     }
@@ -155,8 +163,7 @@ impl Parked {
         Early {
             host: String::new(),
             arrived: self.arrived,
-            outcome: Some(outcome),
-            remote_pick: None,
+            outcome: Some(EarlyOutcome::Here(outcome)),
         }
     }
 

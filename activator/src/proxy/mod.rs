@@ -14,8 +14,8 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use self::admit::wait_for_lease;
 pub use self::admit::{Early, HeadAdmission, Parked};
+use self::admit::{EarlyOutcome, wait_for_lease};
 use crate::{
     body::ResponseBody,
     error::ProxyError,
@@ -215,8 +215,7 @@ impl Proxy {
             return HeadAdmission::Decided(Early {
                 host,
                 arrived,
-                outcome: None,
-                remote_pick: Some(Arc::clone(function)),
+                outcome: Some(EarlyOutcome::AtPeer(Arc::clone(function))),
             });
         }
         let admitted = picked.and_then(|function| {
@@ -230,8 +229,7 @@ impl Proxy {
         HeadAdmission::Decided(Early {
             host,
             arrived,
-            outcome: Some(outcome),
-            remote_pick: None,
+            outcome: Some(EarlyOutcome::Here(outcome)),
         })
     }
 
@@ -248,15 +246,17 @@ impl Proxy {
             return self.handle(port, remote, request).await;
         }
         let response = match early.outcome.take() {
-            Some(Ok(lease)) => Box::pin(self.forward(lease, remote, request, early.arrived)).await,
-            Some(Err((counted, error))) => {
+            Some(EarlyOutcome::Here(Ok(lease))) => {
+                Box::pin(self.forward(lease, remote, request, early.arrived)).await
+            }
+            Some(EarlyOutcome::Here(Err((counted, error)))) => {
                 let meta = RequestMeta::of(request.method(), request.headers(), early.arrived);
                 self.reject(counted, error, &meta)
             }
-            None => {
-                let preset = early.remote_pick.take();
-                return self.handle_picked(port, remote, request, preset).await;
+            Some(EarlyOutcome::AtPeer(picked)) => {
+                return self.handle_picked(port, remote, request, Some(picked)).await;
             }
+            None => return self.handle(port, remote, request).await,
         };
         Ok(response)
     }
