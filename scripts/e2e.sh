@@ -91,9 +91,20 @@ if bash scripts/install.sh; then
     step "$suite"
   done
   if [[ -n $background_pid ]]; then
-    wait "$background_pid" || status=1
+    background_status=0
+    wait "$background_pid" || background_status=1
     echo "e2e: the $background_suite suite (in the background):"
     sed 's/^/  /' "$background_log"
+    if ((background_status != 0)); then
+      status=1
+      # What the autoscaler saw decides most of this suite; its pods' restarts and log lines go
+      # with the failure, before the uninstall removes them.
+      echo "e2e: the $background_suite suite failed; the components' pods and the autoscaler's log:"
+      (. .zeroscale/env && kubectl -n zeroscale-system get pods -o wide &&
+        kubectl -n zeroscale-system logs deploy/zeroscale-autoscaler --tail=2000 |
+        grep -E "$background_suite|leadership|lease|prediction|panic|ERROR|WARN" | tail -n 120) 2>&1 |
+        sed 's/^/  /'
+    fi
     step "$background_suite (waited for)"
   fi
 else

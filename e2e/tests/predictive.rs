@@ -144,9 +144,10 @@ async fn predictive_prewarm_every_90s_survives_restart() {
     let latency = request(&s, &host, 4).await;
     report(4, was_warm, latency, before.as_ref());
     assert!(was_warm, "a pod is ready before the 4th request");
-    // The histogram (three idle times) is written within a tick or two of the 4th request.
+    // The histogram (three idle times) is written within a tick or two of the 4th request; a write
+    // that fails is tried again 30 s later, so the wait allows one.
     let what = "status.prediction with three idle times";
-    wait_for(Duration::from_secs(30), what, || async {
+    wait_for(Duration::from_secs(60), what, || async {
         let f = s.functions.get_opt(NAME).await.ok().flatten()?;
         let p = f.status?.prediction?;
         (p.bins.iter().map(|b| b.count).sum::<u32>() >= 3).then_some(())

@@ -49,7 +49,8 @@ pub struct Predictor {
     out_of_range: u32,
     forecast: f64,
     last_active: Option<Duration>,
-    /// Idle times recorded since creation: changes whenever the state worth persisting changes.
+    /// Bumps with the first traffic and every idle time recorded since creation: changes whenever
+    /// the state worth persisting changes.
     version: u64,
     /// The windows of the current histogram, computed when it changes.
     windows: Windows,
@@ -77,7 +78,8 @@ impl Predictor {
         &self.params
     }
 
-    /// Bumps on every recorded idle time; the shell persists the state when it changes.
+    /// Bumps with the first traffic and every recorded idle time; the shell persists the state when
+    /// it changes.
     pub fn version(&self) -> u64 {
         self.version
     }
@@ -89,15 +91,17 @@ impl Predictor {
 
     /// Records traffic at `now`; the silence before it, if long enough, is an idle time.
     pub fn activity(&mut self, now: Duration) {
-        if let Some(last) = self.last_active {
-            if now <= last {
-                return;
-            }
-            let gap = now - last;
-            if gap >= self.params.min_gap {
+        match self.last_active {
+            Some(last) if now <= last => return,
+            Some(last) if now - last >= self.params.min_gap => {
+                let gap = now - last;
                 self.burst.resumed(now, gap, self.params.burst_idle);
                 self.record_idle(gap);
             }
+            Some(_) => {}
+            // The first traffic is worth persisting: an autoscaler restarting before the next
+            // request would otherwise not know when the first idle time began, and lose it.
+            None => self.version += 1,
         }
         self.last_active = Some(now);
     }

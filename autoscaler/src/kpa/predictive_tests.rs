@@ -135,6 +135,26 @@ fn not_enough_data_falls_back() {
 }
 
 #[test]
+fn the_first_traffic_and_each_idle_time_change_the_persisted_state() {
+    let mut p = Predictor::new(PredictiveParams::default());
+    assert_eq!(p.version(), 0);
+    p.activity(secs(10));
+    assert_eq!(
+        p.version(),
+        1,
+        "the first traffic: when the first idle time begins"
+    );
+    p.activity(secs(11));
+    assert_eq!(p.version(), 1, "traffic going on is no idle time");
+    p.activity(secs(100));
+    assert_eq!(p.version(), 2, "an idle time");
+    let mut restored = Predictor::new(PredictiveParams::default());
+    restored.restore(&p.to_state(), Some(secs(100)));
+    restored.activity(secs(190));
+    assert_eq!(restored.version(), 1, "a restored last traffic is not the first");
+}
+
+#[test]
 fn a_noisy_function_falls_back() {
     let mut p = Predictor::new(PredictiveParams::default());
     // Idle times spread evenly over the whole range: a flat histogram, CV far below 2.

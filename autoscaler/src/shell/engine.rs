@@ -156,6 +156,7 @@ impl Engine {
             return;
         }
         let now = self.now();
+        self.predictions.note_failures();
         let mut due = Vec::new();
         for (key, scaler) in self.scalers.iter() {
             if let Some(p) = scaler.predictor()
@@ -169,7 +170,8 @@ impl Engine {
         }
         for (key, function, version, state) in due {
             self.predictions.mark(&key, version);
-            prediction::spawn_write(self.writer.client().clone(), key, function, state);
+            let failed = self.predictions.failure_sender();
+            prediction::spawn_write(self.writer.client().clone(), key, function, state, failed);
         }
     }
 

@@ -15,6 +15,7 @@ use kube::{
     Api, Client,
     api::{Patch, PatchParams},
 };
+use tokio::sync::mpsc;
 use zeroscale_common::signals::FunctionKey;
 use zeroscale_crds::{Function, function::Prediction};
 
@@ -26,13 +27,33 @@ pub const FIELD_MANAGER: &str = "zeroscale-autoscaler";
 /// Least time between two writes of one function's prediction.
 pub const WRITE_EVERY: Duration = Duration::from_secs(30);
 
+/// The version noted for a write that failed: never a predictor's, so the next [`Predictions::due`]
+/// after [`WRITE_EVERY`] writes again.
+const FAILED: u64 = u64::MAX;
+
 /// What was restored and written, per function.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Predictions {
     /// Functions whose predictor has been restored from their status.
     restored: HashMap<FunctionKey, ()>,
     /// Last written version and when.
     written: HashMap<FunctionKey, (u64, Instant)>,
+    /// Where write tasks report the functions whose write failed, and where the decision loop
+    /// reads them back without waiting ([`Predictions::note_failures`]).
+    failures: (
+        mpsc::UnboundedSender<FunctionKey>,
+        mpsc::UnboundedReceiver<FunctionKey>,
+    ),
+}
+
+impl Default for Predictions {
+    fn default() -> Self {
+        Self {
+            restored: HashMap::new(),
+            written: HashMap::new(),
+            failures: mpsc::unbounded_channel(),
+        }
+    }
 }
 
 /// The scaler that keeps `function`'s `status.prediction`: the Function itself while its status lists
@@ -99,6 +120,7 @@ impl Predictions {
             return;
         }
         let Some(saved) = function.status.as_ref().and_then(|s| s.prediction.as_ref()) else {
+            tracing::info!(function = %key, "prediction starts with no history");
             return;
         };
         let last = saved.last_active_time.as_deref().and_then(|t| clock_time(now, t));
@@ -121,6 +143,22 @@ impl Predictions {
         self.written.insert(key.clone(), (version, Instant::now()));
     }
 
+    /// Where a write task reports that its write failed.
+    pub fn failure_sender(&self) -> mpsc::UnboundedSender<FunctionKey> {
+        self.failures.0.clone()
+    }
+
+    /// Takes the failures the write tasks reported: each of those functions is written again
+    /// [`WRITE_EVERY`] after its failed attempt, even if nothing new was learned since (a lost write
+    /// would otherwise wait for the next idle time, a whole gap later).
+    pub fn note_failures(&mut self) {
+        while let Ok(key) = self.failures.1.try_recv() {
+            if let Some(written) = self.written.get_mut(&key) {
+                written.0 = FAILED;
+            }
+        }
+    }
+
     /// Forgets functions `keep` rejects.
     pub fn retain(&mut self, keep: impl Fn(&FunctionKey) -> bool) {
         self.restored.retain(|k, ()| keep(k));
@@ -129,9 +167,15 @@ impl Predictions {
 }
 
 /// Applies `state`, learned by the scaler `key` (the Function's [`keeper`]), as `status.prediction` of
-/// the Function `function` in `key`'s namespace, in a task of its own; a failure is logged and retried
-/// with the next change.
-pub fn spawn_write(client: Client, key: FunctionKey, function: String, state: Prediction) {
+/// the Function `function` in `key`'s namespace, in a task of its own; a failure is logged and sent
+/// to `failed` ([`Predictions::failure_sender`]), so the write is tried again.
+pub fn spawn_write(
+    client: Client,
+    key: FunctionKey,
+    function: String,
+    state: Prediction,
+    failed: mpsc::UnboundedSender<FunctionKey>,
+) {
     tokio::spawn(async move {
         let api: Api<Function> = Api::namespaced(client, &key.namespace);
         let idle_times: u64 = state.bins.iter().map(|b| u64::from(b.count)).sum();
@@ -142,8 +186,12 @@ pub fn spawn_write(client: Client, key: FunctionKey, function: String, state: Pr
         });
         let params = PatchParams::apply(FIELD_MANAGER).force();
         match api.patch_status(&function, &params, &Patch::Apply(&body)).await {
-            Ok(_) => tracing::debug!(%function, scaler = %key, idle_times, "status.prediction written"),
-            Err(e) => tracing::warn!(%function, scaler = %key, error = %e, "cannot write status.prediction"),
+            // Once per idle time of a predictive function at most: worth a line at info.
+            Ok(_) => tracing::info!(%function, scaler = %key, idle_times, "status.prediction written"),
+            Err(e) => {
+                tracing::warn!(%function, scaler = %key, error = %e, "cannot write status.prediction");
+                let _ = failed.send(key);
+            }
         }
     });
 }
@@ -216,5 +264,31 @@ mod tests {
         p.mark(&key, 1);
         assert!(!p.due(&key, 1));
         assert!(!p.due(&key, 2));
+    }
+
+    /// Moves `key`'s last write [`WRITE_EVERY`] into the past.
+    fn age(p: &mut Predictions, key: &FunctionKey) {
+        let written = p.written.get_mut(key).expect("written");
+        written.1 = Instant::now().checked_sub(WRITE_EVERY).expect("a past instant");
+    }
+
+    #[test]
+    fn a_failed_write_is_due_again_after_the_interval_with_nothing_new_learned() {
+        let key = FunctionKey::new("ns", "f");
+        let mut p = Predictions::default();
+        p.mark(&key, 3);
+        age(&mut p, &key);
+        assert!(!p.due(&key, 3), "written, and nothing new");
+        p.mark(&key, 3);
+        p.failure_sender().send(key.clone()).expect("open");
+        p.note_failures();
+        assert!(!p.due(&key, 3), "not before the interval");
+        age(&mut p, &key);
+        assert!(p.due(&key, 3), "the failed write is tried again");
+        // A failure reported for a function never written changes nothing.
+        let other = FunctionKey::new("ns", "g");
+        p.failure_sender().send(other.clone()).expect("open");
+        p.note_failures();
+        assert!(!p.due(&other, 0));
     }
 }
