@@ -226,6 +226,7 @@ mod through_the_scaler {
 
     use zeroscale_crds::function::{ScalePolicy, ScaleSpec};
 
+    use super::secs;
     use crate::kpa::{DeciderSpec, FunctionScaler, Observation, Reason, predictive::Windows};
 
     fn obs(current: i32) -> Observation {
@@ -279,6 +280,30 @@ mod through_the_scaler {
         // At zero for most of the hour: a few seconds after each request until the pre-warm (the
         // KPA alone holds the pod for its window plus grace, 90 s).
         assert!(at_zero > 1250, "{at_zero} of 1800 decisions at zero");
+    }
+
+    #[test]
+    fn traffic_before_the_spec_arrives_still_opens_the_first_idle_time() {
+        // A demand can create the scaler (default policy) before the Function's spec is read.
+        let mut s = FunctionScaler::new(DeciderSpec::default(), secs(0), secs(3));
+        s.record_demand(secs(10), "a", 1);
+        s.record(secs(11), "a", 1.0);
+        assert!(s.predictor().is_none());
+        let scale = ScaleSpec {
+            policy: ScalePolicy::Predictive,
+            ..ScaleSpec::default()
+        };
+        s.update_spec(DeciderSpec::resolve(&scale, 0).expect("valid"), secs(12));
+        let p = s.predictor().expect("predictive");
+        assert_eq!(p.last_active(), Some(secs(11)));
+        s.record_demand(secs(101), "a", 1);
+        s.record_demand(secs(191), "a", 1);
+        let p = s.predictor().expect("predictive");
+        assert!(
+            matches!(p.windows(), Windows::Predicted(_)),
+            "two idle times, the first from the traffic before the spec: {:?}",
+            p.windows()
+        );
     }
 
     #[test]

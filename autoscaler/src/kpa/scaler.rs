@@ -102,6 +102,10 @@ pub struct FunctionScaler {
     staleness: Duration,
     /// The learned idle times of a `predictive` function.
     predictor: Option<Predictor>,
+    /// When traffic was last reported, whatever the policy: a predictor made later (a signal can
+    /// create the scaler, with the default policy, before the Function's spec is read) starts from
+    /// it, so the function's first request still opens its first idle time.
+    last_traffic: Option<Duration>,
     /// The floor the open schedule windows impose (0 outside every window), set by the caller from
     /// the wall clock with [`FunctionScaler::set_schedule_floor`].
     schedule_floor: i32,
@@ -117,6 +121,7 @@ impl FunctionScaler {
         Self {
             collector: Collector::new(spec.stable_window, spec.panic_window, staleness),
             predictor: predictor_for(&spec),
+            last_traffic: None,
             spec,
             decider: None,
             tracked_since: now,
@@ -139,6 +144,9 @@ impl FunctionScaler {
         }
         if spec.policy != self.spec.policy {
             self.predictor = predictor_for(&spec);
+            if let (Some(p), Some(at)) = (&mut self.predictor, self.last_traffic) {
+                p.activity(at);
+            }
         }
         if spec.stable_window != self.spec.stable_window || spec.panic_window != self.spec.panic_window {
             self.collector = Collector::new(spec.stable_window, spec.panic_window, self.staleness);
@@ -153,11 +161,12 @@ impl FunctionScaler {
     /// Records a stats report of `value` from activator `replica`.
     pub fn record(&mut self, now: Duration, replica: &str, value: f64) {
         self.collector.record(now, replica, value);
-        if value > 0.0
-            && let Some(p) = &mut self.predictor
-        {
-            p.activity(now);
-            p.load(now, value / self.spec.pod_capacity());
+        if value > 0.0 {
+            self.last_traffic = Some(now);
+            if let Some(p) = &mut self.predictor {
+                p.activity(now);
+                p.load(now, value / self.spec.pod_capacity());
+            }
         }
     }
 
@@ -165,6 +174,7 @@ impl FunctionScaler {
     /// activator's first per-second report for the same second replaces (averages with) it.
     pub fn record_demand(&mut self, now: Duration, replica: &str, queued: u64) {
         self.collector.record(now, replica, queued.max(1) as f64);
+        self.last_traffic = Some(now);
         if let Some(p) = &mut self.predictor {
             p.activity(now);
             // The burst size counts pods: a pod takes `pod_capacity` of the waiting requests.
