@@ -247,6 +247,15 @@ labels() {
       "org.opencontainers.image.licenses": $l}'
 }
 
+# cargo_profile <name>: the Cargo profile a Rust image's binary is built with: `control-plane` (size
+# before speed, Cargo.toml) for the operator and the autoscaler, `release` for the rest.
+cargo_profile() {
+  case $1 in
+    operator | autoscaler) echo control-plane ;;
+    *) echo release ;;
+  esac
+}
+
 # workspace_field <key>: a value of Cargo.toml's [workspace.package].
 workspace_field() {
   awk -v k="$1" '/^\[workspace.package\]/ {w = 1; next} /^\[/ {w = 0}
@@ -259,8 +268,8 @@ build() {
   rm -rf "$stage" && mkdir -p "$stage/1" "$stage/2"
   case $name in
     operator | activator | autoscaler | echo | echo-grpc)
-      bin="$target/release/zeroscale-$name"
-      [[ -x $bin ]] || die "$bin not built (cargo build --release -p zeroscale-$name)"
+      bin="$target/$(cargo_profile "$name")/zeroscale-$name"
+      [[ -x $bin ]] || die "$bin not built (cargo build --profile $(cargo_profile "$name") -p zeroscale-$name)"
       runtime_tree "$stage/1" "$bin"
       bin_tree "$stage/2" "$bin" "zeroscale-$name"
       ;;
@@ -397,10 +406,14 @@ main() {
     # the cold-start bench driver alone) would compile most dependencies again with other features,
     # and change the binaries. The driver (bench/coldstart) adds no feature to any dependency of the
     # images' crates, so it is built here too: bench/coldstart/bench.sh then finds it built.
-    crates=(-p zeroscale-operator -p zeroscale-activator -p zeroscale-autoscaler -p zeroscale-echo
-      -p zeroscale-echo-grpc -p zeroscale-bench-coldstart)
+    # The operator and the autoscaler are a second invocation, always the same one too, on the
+    # `control-plane` profile (see cargo_profile).
+    crates=(-p zeroscale-activator -p zeroscale-echo -p zeroscale-echo-grpc -p zeroscale-bench-coldstart)
     log "cargo build --release ${crates[*]}"
     CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --release "${crates[@]}"
+    log "cargo build --profile control-plane -p zeroscale-operator -p zeroscale-autoscaler"
+    CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --profile control-plane \
+      -p zeroscale-operator -p zeroscale-autoscaler
   fi
   for name in "${names[@]}"; do
     digest=$(build "$name")
