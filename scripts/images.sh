@@ -15,7 +15,8 @@
 # Environment: ZEROSCALE_REGISTRY (default localhost:5000), CRANE (default $ZS_BIN/crane), KUBECTL (the
 # binary of the kubectl image, default $ZS_BIN/kubectl), CARGO_TARGET_DIR
 # (default target/), ZEROSCALE_CACHE (base images and layer blobs, default ~/.cache/zeroscale),
-# ZEROSCALE_IMAGES_SKIP_CARGO=1 to use the release binaries as they are, ZEROSCALE_IMAGES_KEEP_DEBUG=1 to
+# ZEROSCALE_IMAGES_SKIP_CARGO=1 to use the built binaries as they are (release and control-plane
+# profiles), ZEROSCALE_IMAGES_KEEP_DEBUG=1 to
 # keep their line tables.
 set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(...) stops the script too
