@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
 # Helpers for benchmark sections (sourced). Tools come from package registries only.
 
+# The activator binary a section runs: BENCH_ACTIVATOR_BIN (another build, an A/B against an older
+# commit; nothing is built), else the image's build, Cargo's `data-plane` profile (Cargo.toml), built
+# here if needed; prints its path.
+bench_activator_bin() {
+  if [[ -n ${BENCH_ACTIVATOR_BIN:-} ]]; then
+    echo "$BENCH_ACTIVATOR_BIN"
+    return
+  fi
+  cargo build -q --locked --profile data-plane -p zeroscale-activator >&2
+  echo "${CARGO_TARGET_DIR:-target}/data-plane/zeroscale-activator"
+}
+
 # Installs oha (the load generator, from crates.io) into $BENCH_TOOLS once; prints its path.
 bench_oha() {
   local bin=$BENCH_TOOLS/bin/oha

@@ -15,8 +15,8 @@
 # Environment: ZEROSCALE_REGISTRY (default localhost:5000), CRANE (default $ZS_BIN/crane), KUBECTL (the
 # binary of the kubectl image, default $ZS_BIN/kubectl), CARGO_TARGET_DIR
 # (default target/), ZEROSCALE_CACHE (base images and layer blobs, default ~/.cache/zeroscale),
-# ZEROSCALE_IMAGES_SKIP_CARGO=1 to use the built binaries as they are (release and control-plane
-# profiles), ZEROSCALE_IMAGES_KEEP_DEBUG=1 to
+# ZEROSCALE_IMAGES_SKIP_CARGO=1 to use the built binaries as they are (release, data-plane and
+# control-plane profiles), ZEROSCALE_IMAGES_KEEP_DEBUG=1 to
 # keep their line tables.
 set -euo pipefail
 shopt -s inherit_errexit # a failure inside $(...) stops the script too
@@ -248,11 +248,13 @@ labels() {
       "org.opencontainers.image.licenses": $l}'
 }
 
-# cargo_profile <name>: the Cargo profile a Rust image's binary is built with: `control-plane` (size
-# before speed, Cargo.toml) for the operator and the autoscaler, `release` for the rest.
+# cargo_profile <name>: the Cargo profile a Rust image's binary is built with (Cargo.toml):
+# `control-plane` (size before speed) for the operator and the autoscaler, `data-plane` (speed, one
+# LTO unit) for the activator, `release` for the examples.
 cargo_profile() {
   case $1 in
     operator | autoscaler) echo control-plane ;;
+    activator) echo data-plane ;;
     *) echo release ;;
   esac
 }
@@ -407,11 +409,14 @@ main() {
     # the cold-start bench driver alone) would compile most dependencies again with other features,
     # and change the binaries. The driver (bench/coldstart) adds no feature to any dependency of the
     # images' crates, so it is built here too: bench/coldstart/bench.sh then finds it built.
-    # The operator and the autoscaler are a second invocation, always the same one too, on the
-    # `control-plane` profile (see cargo_profile).
-    crates=(-p zeroscale-activator -p zeroscale-echo -p zeroscale-echo-grpc -p zeroscale-bench-coldstart)
+    # The activator, and then the operator with the autoscaler, are further invocations, each always
+    # the same one too, on their own profiles (see cargo_profile); the benches build the activator
+    # with the same one (scripts/bench-lib.sh), so they find it built.
+    crates=(-p zeroscale-echo -p zeroscale-echo-grpc -p zeroscale-bench-coldstart)
     log "cargo build --release ${crates[*]}"
     CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --release "${crates[@]}"
+    log "cargo build --profile data-plane -p zeroscale-activator"
+    CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --profile data-plane -p zeroscale-activator
     log "cargo build --profile control-plane -p zeroscale-operator -p zeroscale-autoscaler"
     CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --profile control-plane \
       -p zeroscale-operator -p zeroscale-autoscaler

@@ -18,8 +18,7 @@ host=hello.bench.svc.cluster.local
 oha=$(bench_oha)
 nginx=$(bench_nginx)
 # BENCH_ACTIVATOR_BIN runs another build of the activator (an A/B against an older commit).
-activator_bin=${BENCH_ACTIVATOR_BIN:-${CARGO_TARGET_DIR:-target}/release/zeroscale-activator}
-[[ -n ${BENCH_ACTIVATOR_BIN:-} ]] || cargo build -q --release -p zeroscale-activator
+activator_bin=$(bench_activator_bin)
 
 pids=()
 cleanup() {

@@ -20,8 +20,8 @@ duration=${BENCH_DURATION:-5s}
 rounds=${BENCH_ROUNDS:-3}
 
 oha=$(bench_oha)
-cargo build -q --release -p zeroscale-activator -p zeroscale-echo
-activator_bin=${CARGO_TARGET_DIR:-target}/release/zeroscale-activator
+cargo build -q --release -p zeroscale-echo
+activator_bin=$(bench_activator_bin)
 
 pids=()
 cleanup() {

@@ -31,9 +31,8 @@ seconds_per_round=${duration%s}
 rounds=${BENCH_ROUNDS:-3}
 rate=${BENCH_EVENTS_RATE:-200} seconds=${BENCH_EVENTS_SECONDS:-10}
 
-# BENCH_ACTIVATOR_BIN runs another build of the activator (no cargo build), as in bench/activator.
-activator_bin=${BENCH_ACTIVATOR_BIN:-${CARGO_TARGET_DIR:-target}/release/zeroscale-activator}
-[[ -n ${BENCH_ACTIVATOR_BIN:-} ]] || cargo build -q --release -p zeroscale-activator
+# BENCH_ACTIVATOR_BIN runs another build of the activator (an A/B against an older commit).
+activator_bin=$(bench_activator_bin)
 bash e2e/cluster/build.sh nats > "$out/nats-build.log" 2>&1
 nats_bin=$(source e2e/cluster/lib.sh && echo "$ZS_BIN/nats-server")
 [[ -x $nats_bin ]] || { echo "nats-server not built at $nats_bin (see $out/nats-build.log)" >&2; exit 1; }

@@ -22,8 +22,8 @@ oha=$(bench_oha)
 nginx=$(bench_nginx)
 bash e2e/cluster/build.sh otelcol >&2
 otelcol=$ZS_BIN/otelcol-zeroscale
-activator_bin=${BENCH_ACTIVATOR_BIN:-${CARGO_TARGET_DIR:-target}/release/zeroscale-activator}
-[[ -n ${BENCH_ACTIVATOR_BIN:-} ]] || cargo build -q --release -p zeroscale-activator
+# BENCH_ACTIVATOR_BIN runs another build of the activator (an A/B against an older commit).
+activator_bin=$(bench_activator_bin)
 
 pids=()
 cleanup() {
