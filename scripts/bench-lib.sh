@@ -2,15 +2,15 @@
 # Helpers for benchmark sections (sourced). Tools come from package registries only.
 
 # The activator binary a section runs: BENCH_ACTIVATOR_BIN (another build, an A/B against an older
-# commit; nothing is built), else the image's build, Cargo's `data-plane` profile (Cargo.toml), built
-# here if needed; prints its path.
+# commit; nothing is built), else the image's build (Cargo's `data-plane` profile, linked statically
+# by scripts/cargo-static.sh, as scripts/images.sh builds it), built here if needed; prints its path.
 bench_activator_bin() {
   if [[ -n ${BENCH_ACTIVATOR_BIN:-} ]]; then
     echo "$BENCH_ACTIVATOR_BIN"
     return
   fi
-  cargo build -q --locked --profile data-plane -p zeroscale-activator >&2
-  echo "${CARGO_TARGET_DIR:-target}/data-plane/zeroscale-activator"
+  bash scripts/cargo-static.sh -q --profile data-plane -p zeroscale-activator >&2
+  echo "${CARGO_TARGET_DIR:-target}/$(bash scripts/cargo-static.sh --triple)/data-plane/zeroscale-activator"
 }
 
 # Installs oha (the load generator, from crates.io) into $BENCH_TOOLS once; prints its path.

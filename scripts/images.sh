@@ -259,6 +259,15 @@ cargo_profile() {
   esac
 }
 
+# cargo_bin <name>: where a Rust image's binary is built. The components are linked statically
+# (scripts/cargo-static.sh), in the target triple's directory; the examples are ordinary builds.
+cargo_bin() {
+  case $1 in
+    operator | activator | autoscaler) echo "$target/$(bash "$root/scripts/cargo-static.sh" --triple)/$(cargo_profile "$1")/zeroscale-$1" ;;
+    *) echo "$target/$(cargo_profile "$1")/zeroscale-$1" ;;
+  esac
+}
+
 # workspace_field <key>: a value of Cargo.toml's [workspace.package].
 workspace_field() {
   awk -v k="$1" '/^\[workspace.package\]/ {w = 1; next} /^\[/ {w = 0}
@@ -271,8 +280,8 @@ build() {
   rm -rf "$stage" && mkdir -p "$stage/1" "$stage/2"
   case $name in
     operator | activator | autoscaler | echo | echo-grpc)
-      bin="$target/$(cargo_profile "$name")/zeroscale-$name"
-      [[ -x $bin ]] || die "$bin not built (cargo build --profile $(cargo_profile "$name") -p zeroscale-$name)"
+      bin=$(cargo_bin "$name")
+      [[ -x $bin ]] || die "$bin not built (see the cargo invocations at the end of scripts/images.sh)"
       runtime_tree "$stage/1" "$bin"
       bin_tree "$stage/2" "$bin" "zeroscale-$name"
       ;;
@@ -415,10 +424,10 @@ main() {
     crates=(-p zeroscale-echo -p zeroscale-echo-grpc -p zeroscale-bench-coldstart)
     log "cargo build --release ${crates[*]}"
     CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --release "${crates[@]}"
-    log "cargo build --profile data-plane -p zeroscale-activator"
-    CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --profile data-plane -p zeroscale-activator
-    log "cargo build --profile control-plane -p zeroscale-operator -p zeroscale-autoscaler"
-    CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --profile control-plane \
+    log "cargo build --profile data-plane -p zeroscale-activator (static)"
+    CARGO_TARGET_DIR="$target" nice bash "$root/scripts/cargo-static.sh" --profile data-plane -p zeroscale-activator
+    log "cargo build --profile control-plane -p zeroscale-operator -p zeroscale-autoscaler (static)"
+    CARGO_TARGET_DIR="$target" nice bash "$root/scripts/cargo-static.sh" --profile control-plane \
       -p zeroscale-operator -p zeroscale-autoscaler
   fi
   for name in "${names[@]}"; do

@@ -49,10 +49,10 @@ bash e2e/cluster/status.sh --check || skip "the local cluster is not running (ma
 bin=$(bash bench/peers/build.sh | tail -1)
 oha=$(bench_oha)
 # BENCH_PEERS_SKIP_IMAGES=1: Zeroscale runs from the images already in the registry (scripts/install.sh
-# still builds them when missing) instead of this checkout's release builds.
+# still builds them when missing) instead of this checkout's. Those are built here, before the lock, so
+# pushing them inside the lock compiles nothing.
 if [[ ${BENCH_PEERS_SKIP_IMAGES:-} != 1 ]]; then
-  nice cargo build -q --locked --release -p zeroscale-operator -p zeroscale-activator -p zeroscale-autoscaler \
-    -p zeroscale-echo
+  bash scripts/images.sh --no-push operator activator autoscaler echo busybox >&2
 fi
 
 lock=/tmp/zeroscale-cluster.lock
