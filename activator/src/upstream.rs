@@ -24,7 +24,7 @@ use hyper_util::{
 use tokio::net::TcpStream;
 
 pub use pool::{CountingIo, IdlePool, PoolLimits, UpstreamConn};
-pub use pools::{PooledConn, Pools};
+pub use pools::{PooledConn, Pools, SWEEP_INTERVAL};
 pub use request::{OutBody, Outgoing};
 
 use crate::endpoints::Endpoint;
@@ -211,7 +211,7 @@ impl Upstreams {
         request: Request<OutBody>,
     ) -> Result<Sent, SendError> {
         let limits = self.pool_limits();
-        let pool = self.pools.of(endpoint);
+        let pool = self.pools.of(endpoint, limits);
         let mut request = request;
         loop {
             let pooled = match &pool {

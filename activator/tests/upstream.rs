@@ -139,3 +139,90 @@ async fn connections_to_a_pod_are_reused() {
     let opened = accepted.load(Ordering::SeqCst);
     assert!(opened <= 2, "{opened} connections for 40 sequential requests");
 }
+
+/// A pod on `ip` that answers one request per connection with keep-alive, then, `close_after` later
+/// (never when `None`), closes its end. Reports each connection the activator closed (end of stream).
+async fn idle_pod(
+    ip: [u8; 4],
+    close_after: Option<Duration>,
+) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind(SocketAddr::from((ip, 0))).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed, closes) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true); // paused time: see support::upstream
+            let closed = closed.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await
+                    .unwrap();
+                if let Some(after) = close_after {
+                    tokio::time::sleep(after).await;
+                    let _ = stream.shutdown().await;
+                }
+                // The activator closing its end is the end of this stream.
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                let _ = closed.send(());
+            });
+        }
+    });
+    (addr, closes)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_the_pod_closed_is_closed_without_more_traffic() {
+    let activator = activator(|_| {}).await;
+    // The pod closes a second after answering, when the connection already waits in the pool.
+    let (pod, mut closes) = idle_pod([127, 0, 0, 8], Some(Duration::from_secs(1))).await;
+    set(
+        &activator,
+        FunctionSettings::default(),
+        vec![EndpointInfo::ready(pod)],
+    );
+    let (status, body, _) = send(get(activator.internal_addr, "/")).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    // No request follows: only the pool's sweep can see the close. Before it, the activator's end
+    // stayed open (CLOSE-WAIT) with the connection's buffers until the pod was next used.
+    let wait = Duration::from_secs(1) + 3 * zeroscale_activator::upstream::SWEEP_INTERVAL;
+    let closed = tokio::time::timeout(wait, closes.recv()).await;
+    assert!(
+        matches!(closed, Ok(Some(()))),
+        "the activator kept the connection the pod closed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_is_closed_after_the_idle_timeout_without_more_traffic() {
+    let idle_timeout = Duration::from_secs(30);
+    let activator = activator(|c| c.upstream.pool_idle_timeout = idle_timeout).await;
+    let (pod, mut closes) = idle_pod([127, 0, 0, 9], None).await;
+    set(
+        &activator,
+        FunctionSettings::default(),
+        vec![EndpointInfo::ready(pod)],
+    );
+    let (status, _, _) = send(get(activator.internal_addr, "/")).await;
+    assert_eq!(status, 200);
+    let early = tokio::time::timeout(idle_timeout / 2, closes.recv()).await;
+    assert!(
+        early.is_err(),
+        "closed while it was still within its idle timeout"
+    );
+    let wait = idle_timeout + 3 * zeroscale_activator::upstream::SWEEP_INTERVAL;
+    let closed = tokio::time::timeout(wait, closes.recv()).await;
+    assert!(
+        matches!(closed, Ok(Some(()))),
+        "the activator kept an idle connection past its idle timeout"
+    );
+}

@@ -255,6 +255,26 @@ impl IdlePool {
         self.lock().len()
     }
 
+    /// Closes the connections idle for longer than the timeout and those the other side closed;
+    /// returns how many. No task polls an idle connection, so without a sweep a pod's or a peer
+    /// activator's close is noticed only when the pool is next used: until then each connection keeps
+    /// its socket (in `CLOSE-WAIT`) and its buffers, about 20 KiB, which after a burst through a
+    /// peer was most of the activator's memory (#19's P9).
+    pub fn sweep(&self, limits: PoolLimits) -> usize {
+        // Nothing waits on an idle connection: polling it with a waker that does nothing is enough to
+        // read a close that already arrived. A request that checks it out polls it with its own.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut closed = Vec::new();
+        {
+            let mut conns = self.lock();
+            expire(&mut conns, limits.idle_timeout, Instant::now(), &mut closed);
+            closed.extend(conns.extract_if(.., |conn| !conn.reusable(&mut cx)));
+        }
+        let swept = closed.len();
+        drop(closed);
+        swept
+    }
+
     /// Closes every idle connection (the pod is going away, or one of its connections broke).
     pub fn clear(&self) {
         let closed = std::mem::take(&mut *self.lock());

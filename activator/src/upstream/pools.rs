@@ -1,11 +1,16 @@
 //! The idle HTTP/1.1 pools of every pod, keyed by [`Endpoint::id`]. An endpoint owns no pool: its pool
 //! is created on first use and closed (with every idle connection in it) when the endpoint is retired
-//! or dropped.
+//! or dropped. While any pool exists, a sweeper closes the connections that went stale in them
+//! ([`IdlePool::sweep`]) every [`SWEEP_INTERVAL`].
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, Weak},
+    sync::{
+        Arc, Mutex, MutexGuard, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     task::Context,
+    time::Duration,
 };
 
 use super::{IdlePool, PoolLimits, UpstreamConn};
@@ -13,10 +18,17 @@ use crate::endpoints::Endpoint;
 
 type PoolMap = Mutex<HashMap<u64, Arc<IdlePool>>>;
 
+/// How often idle connections are checked for a close by the other side and for their idle timeout.
+/// A peer activator closes an idle connection after its header-read timeout (10 s): a few seconds
+/// later ours is closed too.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Idle connections per endpoint.
 #[derive(Clone, Debug, Default)]
 pub struct Pools {
     pools: Arc<PoolMap>,
+    /// Whether the sweeper task runs (started with the first pool, ends with the last `Pools`).
+    sweeping: Arc<AtomicBool>,
 }
 
 fn lock(pools: &PoolMap) -> MutexGuard<'_, HashMap<u64, Arc<IdlePool>>> {
@@ -26,8 +38,9 @@ fn lock(pools: &PoolMap) -> MutexGuard<'_, HashMap<u64, Arc<IdlePool>>> {
 
 impl Pools {
     /// The pool of `endpoint`, or `None` when it is retired (it keeps no connection). The first call
-    /// for an endpoint creates its pool and a task that closes it when the endpoint is retired.
-    pub fn of(&self, endpoint: &Endpoint) -> Option<Arc<IdlePool>> {
+    /// for an endpoint creates its pool and a task that closes it when the endpoint is retired; the
+    /// first call of all starts the sweeper, which applies `limits`.
+    pub fn of(&self, endpoint: &Endpoint, limits: PoolLimits) -> Option<Arc<IdlePool>> {
         if endpoint.is_retired() {
             return None;
         }
@@ -39,6 +52,9 @@ impl Pools {
         let pool = Arc::new(IdlePool::default());
         pools.insert(id, Arc::clone(&pool));
         drop(pools);
+        if !self.sweeping.swap(true, Ordering::Relaxed) {
+            tokio::spawn(sweep_every(SWEEP_INTERVAL, Arc::downgrade(&self.pools), limits));
+        }
         let retired = endpoint.retirement();
         let weak: Weak<PoolMap> = Arc::downgrade(&self.pools);
         tokio::spawn(async move {
@@ -66,6 +82,23 @@ impl Pools {
     pub fn idle(&self, endpoint: &Endpoint) -> usize {
         let pool = lock(&self.pools).get(&endpoint.id()).cloned();
         pool.map_or(0, |p| p.idle())
+    }
+}
+
+/// Sweeps every pool of `pools` each `interval` until the pools are dropped.
+async fn sweep_every(interval: Duration, pools: Weak<PoolMap>, limits: PoolLimits) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(pools) = pools.upgrade() else { return };
+        // Swept outside the map's lock: each pool takes its own.
+        let each: Vec<Arc<IdlePool>> = lock(&pools).values().cloned().collect();
+        drop(pools);
+        let swept: usize = each.iter().map(|pool| pool.sweep(limits)).sum();
+        if swept > 0 {
+            tracing::debug!(swept, "closed idle upstream connections");
+        }
     }
 }
 
