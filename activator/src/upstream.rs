@@ -126,11 +126,15 @@ impl Upstreams {
             .pool_idle_timeout(config.pool_idle_timeout)
             .http2_only(true)
             .build(connector);
+        let limits = PoolLimits {
+            idle_timeout: config.pool_idle_timeout,
+            max_idle: config.pool_max_idle_per_host,
+        };
         Self {
             config,
             h2c,
             direct_h2: Arc::default(),
-            pools: Pools::default(),
+            pools: Pools::new(limits),
         }
     }
 
@@ -146,10 +150,7 @@ impl Upstreams {
 
     /// The idle-pool limits for HTTP/1.1 connections.
     pub fn pool_limits(&self) -> PoolLimits {
-        PoolLimits {
-            idle_timeout: self.config.pool_idle_timeout,
-            max_idle: self.config.pool_max_idle_per_host,
-        }
+        self.pools.limits()
     }
 
     /// Sends an h2c request (absolute URI on the pod's address).
@@ -211,7 +212,7 @@ impl Upstreams {
         request: Request<OutBody>,
     ) -> Result<Sent, SendError> {
         let limits = self.pool_limits();
-        let pool = self.pools.of(endpoint, limits);
+        let pool = self.pools.of(endpoint);
         let mut request = request;
         loop {
             let pooled = match &pool {

@@ -140,11 +140,12 @@ async fn connections_to_a_pod_are_reused() {
     assert!(opened <= 2, "{opened} connections for 40 sequential requests");
 }
 
-/// A pod on `ip` that answers one request per connection with keep-alive, then, `close_after` later
-/// (never when `None`), closes its end. Reports each connection the activator closed (end of stream).
+/// A pod on `ip` that answers one request per connection with keep-alive, then closes its end once
+/// `close` is notified (never when `None`). Reports each connection the activator closed (end of
+/// stream).
 async fn idle_pod(
     ip: [u8; 4],
-    close_after: Option<Duration>,
+    close: Option<Arc<tokio::sync::Notify>>,
 ) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = TcpListener::bind(SocketAddr::from((ip, 0))).await.unwrap();
@@ -153,7 +154,7 @@ async fn idle_pod(
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             let _ = stream.set_nodelay(true); // paused time: see support::upstream
-            let closed = closed.clone();
+            let (closed, close) = (closed.clone(), close.clone());
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -167,8 +168,8 @@ async fn idle_pod(
                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
                     .await
                     .unwrap();
-                if let Some(after) = close_after {
-                    tokio::time::sleep(after).await;
+                if let Some(close) = close {
+                    close.notified().await;
                     let _ = stream.shutdown().await;
                 }
                 // The activator closing its end is the end of this stream.
@@ -183,8 +184,8 @@ async fn idle_pod(
 #[tokio::test(start_paused = true)]
 async fn an_idle_connection_the_pod_closed_is_closed_without_more_traffic() {
     let activator = activator(|_| {}).await;
-    // The pod closes a second after answering, when the connection already waits in the pool.
-    let (pod, mut closes) = idle_pod([127, 0, 0, 8], Some(Duration::from_secs(1))).await;
+    let close = Arc::new(tokio::sync::Notify::new());
+    let (pod, mut closes) = idle_pod([127, 0, 0, 8], Some(Arc::clone(&close))).await;
     set(
         &activator,
         FunctionSettings::default(),
@@ -192,9 +193,11 @@ async fn an_idle_connection_the_pod_closed_is_closed_without_more_traffic() {
     );
     let (status, body, _) = send(get(activator.internal_addr, "/")).await;
     assert_eq!((status, body.as_str()), (200, "ok"));
+    // The whole answer arrived, so the connection waits in the pool: the pod closes it now.
+    close.notify_one();
     // No request follows: only the pool's sweep can see the close. Before it, the activator's end
     // stayed open (CLOSE-WAIT) with the connection's buffers until the pod was next used.
-    let wait = Duration::from_secs(1) + 3 * zeroscale_activator::upstream::SWEEP_INTERVAL;
+    let wait = 3 * zeroscale_activator::upstream::SWEEP_INTERVAL;
     let closed = tokio::time::timeout(wait, closes.recv()).await;
     assert!(
         matches!(closed, Ok(Some(()))),

@@ -24,9 +24,11 @@ type PoolMap = Mutex<HashMap<u64, Arc<IdlePool>>>;
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Idle connections per endpoint.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Pools {
     pools: Arc<PoolMap>,
+    /// What the sweeper applies.
+    limits: PoolLimits,
     /// Whether the sweeper task runs (started with the first pool, ends with the last `Pools`).
     sweeping: Arc<AtomicBool>,
 }
@@ -37,10 +39,24 @@ fn lock(pools: &PoolMap) -> MutexGuard<'_, HashMap<u64, Arc<IdlePool>>> {
 }
 
 impl Pools {
+    /// No pool yet; the sweeper, once started, closes connections idle past `limits.idle_timeout`.
+    pub fn new(limits: PoolLimits) -> Self {
+        Self {
+            pools: Arc::default(),
+            limits,
+            sweeping: Arc::default(),
+        }
+    }
+
+    /// How long idle connections are kept and how many per endpoint.
+    pub fn limits(&self) -> PoolLimits {
+        self.limits
+    }
+
     /// The pool of `endpoint`, or `None` when it is retired (it keeps no connection). The first call
     /// for an endpoint creates its pool and a task that closes it when the endpoint is retired; the
-    /// first call of all starts the sweeper, which applies `limits`.
-    pub fn of(&self, endpoint: &Endpoint, limits: PoolLimits) -> Option<Arc<IdlePool>> {
+    /// first call of all starts the sweeper.
+    pub fn of(&self, endpoint: &Endpoint) -> Option<Arc<IdlePool>> {
         if endpoint.is_retired() {
             return None;
         }
@@ -53,7 +69,11 @@ impl Pools {
         pools.insert(id, Arc::clone(&pool));
         drop(pools);
         if !self.sweeping.swap(true, Ordering::Relaxed) {
-            tokio::spawn(sweep_every(SWEEP_INTERVAL, Arc::downgrade(&self.pools), limits));
+            tokio::spawn(sweep_every(
+                SWEEP_INTERVAL,
+                Arc::downgrade(&self.pools),
+                self.limits,
+            ));
         }
         let retired = endpoint.retirement();
         let weak: Weak<PoolMap> = Arc::downgrade(&self.pools);
