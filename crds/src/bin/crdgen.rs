@@ -12,11 +12,14 @@ use zeroscale_crds::crd;
 /// Directories, relative to the repository root, that hold a copy of every CRD.
 const OUTPUT_DIRS: &[&str] = &["crds/yaml", "charts/zeroscale/crds"];
 
+/// The repository this run belongs to. `cargo run` sets `CARGO_MANIFEST_DIR` when it starts the
+/// binary, and that is preferred to the directory baked in at compile time: clones at different paths
+/// that share one target directory (`.ci/run` keeps it in the machine's cache) can reuse one build of
+/// crdgen, which would otherwise check or write the files of the clone that compiled it.
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 fn rendered() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
