@@ -6,6 +6,7 @@
 # (#19's P9, docs/images.md). glibc 2.34 and later resolve names from /etc/hosts and DNS without
 # loading NSS modules, which is all a pod needs. The flag is in RUSTFLAGS and --target is always
 # passed, so Cargo gives it to the target only: build scripts and proc-macros stay dynamic.
+# The components' build script (scripts/static_link.rs) adds link arguments for these static builds.
 # The binaries land in ${CARGO_TARGET_DIR:-target}/$(bash scripts/cargo-static.sh --triple)/<profile>/.
 # Called by scripts/images.sh and scripts/bench-lib.sh, so the images and the benches share one build.
 set -euo pipefail
