@@ -429,6 +429,12 @@ main() {
     log "cargo build --profile control-plane -p zeroscale-operator -p zeroscale-autoscaler (static)"
     CARGO_TARGET_DIR="$target" nice bash "$root/scripts/cargo-static.sh" --profile control-plane \
       -p zeroscale-operator -p zeroscale-autoscaler
+    # Their functions laid out in the order the real node ran them (scripts/static_link.rs): fails
+    # when the linker ignored the order, says when an order file has gone stale.
+    for n in operator activator autoscaler; do
+      python3 "$root/scripts/link_order.py" --check "$(cargo_bin "$n")" "$root/images/link-order/$n.txt" >&2 ||
+        die "images: $n was not linked in the order of images/link-order/$n.txt"
+    done
   fi
   for name in "${names[@]}"; do
     digest=$(build "$name")
