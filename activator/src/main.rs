@@ -25,15 +25,7 @@ fn main() -> std::process::ExitCode {
     }
     // One worker runs everything on one thread: no cross-thread wake-ups on the request path, which
     // is what the latency target wants on a small node; more workers add throughput.
-    let mut runtime = if args.worker_threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    if args.worker_threads > 1 {
-        runtime.worker_threads(args.worker_threads);
-    }
-    let runtime = match runtime.enable_all().build() {
+    let runtime = match zeroscale_common::runtime::build(args.worker_threads) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the async runtime");

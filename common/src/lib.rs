@@ -8,6 +8,7 @@ pub mod cli;
 pub mod lease;
 pub mod metrics;
 pub mod revision_stats;
+pub mod runtime;
 pub mod shutdown;
 pub mod signals;
 pub mod telemetry;

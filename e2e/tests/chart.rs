@@ -101,7 +101,8 @@ async fn chart_args_map_one_to_one_to_the_binaries_flags() {
 #[tokio::test]
 async fn chart_renders_every_arg_as_its_flag() {
     let values = write_values(
-        "operator: {args: {watchNamespace: team, progressDeadlineSeconds: 120, logFormat: plain, activatorService: act.example}}\n\
+        "operator: {args: {watchNamespace: team, progressDeadlineSeconds: 120, logFormat: plain, activatorService: act.example,\n\
+           workerThreads: 2}}\n\
          activator: {args: {autoscalerUrl: '', queueMaxRequests: 5, queueMaxBytes: 33554432, bufferMemoryLimit: 134217728,\n\
            drainTimeout: 20s, headerReadTimeout: 5s, maxHeaderBytes: 8192, probeInterval: 50ms, statsInterval: 2s,\n\
            workerThreads: 0, logFormat: plain}}\n\
@@ -124,6 +125,7 @@ async fn chart_renders_every_arg_as_its_flag() {
         ("operator", "--watch-namespace=team"),
         ("operator", "--progress-deadline-seconds=120"),
         ("operator", "--activator-service=act.example"),
+        ("operator", "--worker-threads=2"),
         ("activator", "--autoscaler-url="),
         ("activator", "--queue-max-bytes=33554432"),
         ("activator", "--buffer-memory-limit=134217728"),

@@ -33,6 +33,10 @@ pub struct Args {
     /// `--lease-namespace` and `--lease-name`: the leader-election Lease.
     #[command(flatten)]
     pub lease: LeaseArgs<Operator>,
+    /// Tokio worker threads: 1 runs the operator on one thread (a controller waits on the API server,
+    /// not on the CPU), more reconcile in parallel, 0 means one per CPU.
+    #[arg(long, env = "ZEROSCALE_OPERATOR_WORKER_THREADS", default_value_t = 1)]
+    pub worker_threads: usize,
     /// Reconcile only Functions in this namespace (default: every namespace).
     #[arg(long, env = "ZEROSCALE_OPERATOR_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,

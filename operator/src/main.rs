@@ -6,11 +6,18 @@ use clap::Parser;
 use zeroscale_common::shutdown;
 use zeroscale_operator::{Args, run};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
     args.log.init();
-    match run(args, shutdown::on_signal()).await {
+    let runtime = match zeroscale_common::runtime::build(args.worker_threads) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    // The signal listener is spawned on the runtime, so the token is made inside it.
+    match runtime.block_on(async { run(args, shutdown::on_signal()).await }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %zeroscale_operator::error::chain(&e), "operator failed");
