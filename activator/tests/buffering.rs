@@ -1,4 +1,4 @@
-//! Buffering at zero: FIFO release, one demand per cold episode, overflow, deadlines, failed and
+//! Buffering at zero: FIFO release, demand as the queue grows in a cold episode, overflow, deadlines, failed and
 //! deleted functions, direct probing.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions; failing loudly is the point
 
@@ -25,7 +25,7 @@ fn settings(concurrency: u32, timeout_secs: u64) -> FunctionSettings {
 }
 
 #[tokio::test(start_paused = true)]
-async fn waiting_requests_leave_in_fifo_order_and_one_demand_is_sent() {
+async fn waiting_requests_leave_in_fifo_order_and_demand_follows_the_queue() {
     let recorder = SignalRecorder::default();
     let url = recorder.start().await;
     let activator = activator(|c| c.autoscaler_url = url).await;
@@ -68,14 +68,25 @@ async fn waiting_requests_leave_in_fifo_order_and_one_demand_is_sent() {
     let expected: Vec<String> = (0..20).map(|i| i.to_string()).collect();
     assert_eq!(*order.lock().unwrap(), expected);
 
+    // `concurrency: 1`: demand again each time the queue needs twice the pods (1, 2, 4, 8, 16).
+    until("five demands", || recorder.of_type(DEMAND_TYPE).len() == 5).await;
     let demands = recorder.of_type(DEMAND_TYPE);
-    assert_eq!(demands.len(), 1, "one demand per cold episode");
-    assert_eq!(demands[0].body["function"]["name"], "hello");
+    let mut sent: Vec<u64> = demands
+        .iter()
+        .map(|d| d.body["queued"].as_u64().unwrap_or(0))
+        .collect();
+    // Each is posted on a task of its own, so they may arrive in any order.
+    sent.sort_unstable();
+    assert_eq!(sent, vec![1, 2, 4, 8, 16]);
+    assert!(demands.iter().all(|d| d.body["function"]["name"] == "hello"));
 
-    // A second cold episode sends a second demand.
+    // A second cold episode starts again at one.
     set(&activator, settings(1, 30), vec![]);
     let late = tokio::spawn(send(get(activator.internal_addr, "/")));
-    until("second demand", || recorder.of_type(DEMAND_TYPE).len() == 2).await;
+    until("second episode's demand", || {
+        recorder.of_type(DEMAND_TYPE).len() == 6
+    })
+    .await;
     late.abort();
 }
 

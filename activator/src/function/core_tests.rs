@@ -208,6 +208,33 @@ fn waiters_fail_when_the_function_cannot_start_or_is_deleted() {
 }
 
 #[test]
+fn a_queue_growing_at_zero_sends_demand_again_each_time_it_needs_twice_the_pods() {
+    // `concurrency: 10`: 1,000 requests at zero need 100 pods; the autoscaler hears of the queue
+    // as it grows (1 pod, 2, 4, … 64), not only of the first request.
+    let mut m = Machine::new(10, 2_000, 1 << 20);
+    let mut demands = Vec::new();
+    let mut cold_starts = 0;
+    for waiter in 0..1_000 {
+        let (r, fx) = m.admit(waiter, 0);
+        wait(r);
+        demands.extend(fx.demand);
+        cold_starts += fx.metrics.cold_starts;
+    }
+    assert_eq!(demands, vec![1, 11, 31, 71, 151, 311, 631]);
+    assert_eq!(cold_starts, 1, "one cold episode");
+    // Unlimited concurrency: one pod takes any queue, so one demand.
+    let mut m = Machine::new(0, 2_000, 1 << 20);
+    let sent = (0..100)
+        .filter_map(|waiter| {
+            let (r, fx) = m.admit(waiter, 0);
+            wait(r);
+            fx.demand
+        })
+        .count();
+    assert_eq!(sent, 1);
+}
+
+#[test]
 fn one_demand_per_cold_episode_and_one_prober_while_pods_start() {
     let mut m = Machine::new(0, 10, 1 << 20);
     let (r, fx) = m.admit(1, 0);

@@ -94,7 +94,10 @@ impl MultiScaler {
             .record(now, &stats.activator, value);
     }
 
-    /// Records demand and, when the function is at zero, decides at once (never below one replica).
+    /// Records demand and decides at once when the function is at zero (never below one replica), or
+    /// when it is waking (scaled up, no pod ready yet) and the waiting requests need more pods than it
+    /// is scaling to: a burst from zero gets its pods started together, not one at once and the rest
+    /// at a tick after the first is ready (#19's P5). Otherwise the demand is only recorded.
     pub fn record_demand(
         &mut self,
         now: Duration,
@@ -104,7 +107,14 @@ impl MultiScaler {
         let scaler = self.scaler(&demand.function, now);
         scaler.record_demand(now, &demand.activator, demand.queued);
         let obs = obs?;
-        (obs.current == 0).then(|| scaler.decide(now, obs, true))
+        if obs.current == 0 {
+            return Some(scaler.decide(now, obs, true));
+        }
+        if obs.ready > 0 {
+            return None;
+        }
+        let decision = scaler.decide(now, obs, true);
+        (decision.desired > obs.current).then_some(decision)
     }
 
     /// One decision for every function `observe` knows (it returns `None` for functions whose
@@ -130,6 +140,7 @@ impl MultiScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kpa::Reason;
 
     fn demand(queued: u64) -> Demand {
         Demand {
@@ -155,11 +166,50 @@ mod tests {
             .record_demand(now, &demand(1), obs(0))
             .expect("a decision at zero");
         assert_eq!(d.desired, 1);
-        // Already scaling up: recorded, no immediate decision.
+        // Already scaled up, and as many pods ready: recorded, no immediate decision.
         assert!(m.record_demand(now, &demand(1), obs(1)).is_none());
         // Deployment unknown: recorded only.
         assert!(m.record_demand(now, &demand(1), None).is_none());
         assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn a_waking_function_scales_further_at_once_for_a_growing_queue() {
+        let mut m = MultiScaler::new(Duration::from_secs(3));
+        let key = FunctionKey::new("ns", "f");
+        let spec = DeciderSpec {
+            max: 5,
+            ..DeciderSpec::default()
+        };
+        let target = spec.target_value;
+        m.set_spec(&key, spec, Duration::ZERO);
+        let now = Duration::from_secs(500);
+        let waking = |current| {
+            Some(Observation {
+                ready: 0,
+                current,
+                activator_ready: true,
+            })
+        };
+        assert_eq!(
+            m.record_demand(now, &demand(1), obs(0)).map(|d| d.desired),
+            Some(1)
+        );
+        // The queue grew while the first pod starts: more pods at once, up to `max`.
+        let queued = (target * 40.0) as u64;
+        let d = m
+            .record_demand(now, &demand(queued), waking(1))
+            .expect("a decision while waking");
+        assert_eq!((d.desired, d.reason), (5, Reason::Demand));
+        // Already scaling to as many as the queue needs: recorded only.
+        assert!(m.record_demand(now, &demand(queued), waking(5)).is_none());
+        // A pod is ready: the tick decides, as for any function serving traffic.
+        let ready = Some(Observation {
+            ready: 1,
+            current: 1,
+            activator_ready: true,
+        });
+        assert!(m.record_demand(now, &demand(queued), ready).is_none());
     }
 
     #[test]

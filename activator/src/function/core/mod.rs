@@ -32,6 +32,8 @@ pub struct Core<W> {
     endpoints: EndpointSet,
     queue: WaitQueue<W>,
     cold: bool,
+    // The requests the cold episode's latest demand counted.
+    demanded: u64,
     probing: bool,
     deleted: bool,
     presence: Presence,
@@ -53,6 +55,7 @@ impl<W> Core<W> {
             endpoints: EndpointSet::default(),
             queue: WaitQueue::new(limits, budget),
             cold: false,
+            demanded: 0,
             probing: false,
             deleted: false,
             presence: Presence::new(now),
@@ -107,13 +110,26 @@ impl<W> Core<W> {
         endpoint
     }
 
-    /// A cold episode starts when a request waits with no routable pod: one demand per episode.
-    fn maybe_start_episode(&mut self, fx: &mut Effects<W>) {
-        if self.endpoints.routable().is_empty() && !self.cold {
+    /// A cold episode starts when a request waits with no routable pod, and sends demand. While it
+    /// lasts, demand goes out again each time the queue needs at least twice the pods the latest
+    /// demand counted (`concurrency` requests a pod), so the pods a burst needs start together
+    /// rather than one at once and the rest a tick or more after the first is ready (#19's P5). A
+    /// burst of 1,000 at `concurrency: 10` sends 7 demands, at 1, 11, 31, 71, … 631 waiting.
+    fn maybe_demand(&mut self, fx: &mut Effects<W>) {
+        if !self.endpoints.routable().is_empty() {
+            return;
+        }
+        let queued = self.queue.len() as u64;
+        if !self.cold {
             self.cold = true;
             fx.metrics.cold_starts += 1;
-            fx.demand = Some(self.queue.len() as u64);
+        } else if pods_for(queued, self.settings.concurrency)
+            < 2 * pods_for(self.demanded, self.settings.concurrency)
+        {
+            return;
         }
+        self.demanded = queued;
+        fx.demand = Some(queued);
     }
 
     /// Admits a request that arrived at `arrived` on `port`: a pod now ([`Admit::Go`]), or a place in
@@ -163,7 +179,7 @@ impl<W> Core<W> {
         };
         self.presence.enter(arrived);
         fx.metrics.queue_depth += 1;
-        self.maybe_start_episode(fx);
+        self.maybe_demand(fx);
         if !self.endpoints.starting().is_empty() && !self.probing {
             self.probing = true;
             fx.probe = true;
@@ -210,7 +226,7 @@ impl<W> Core<W> {
         }
         let id = self.queue.push_front(bytes, waiter(), arrived);
         fx.metrics.queue_depth += 1;
-        self.maybe_start_episode(fx);
+        self.maybe_demand(fx);
         self.want_probe(fx);
         Ok(Admit::Wait { id, limits })
     }
@@ -320,5 +336,13 @@ impl<W> Core<W> {
     /// Whether a cold episode is open (demand was sent and no pod is routable yet).
     pub fn is_cold(&self) -> bool {
         self.cold
+    }
+}
+
+/// The pods `queued` requests need at `concurrency` requests a pod (0: unlimited, one pod).
+fn pods_for(queued: u64, concurrency: u32) -> u64 {
+    match concurrency {
+        0 => queued.min(1),
+        c => queued.div_ceil(u64::from(c)),
     }
 }
