@@ -3,10 +3,10 @@
 # functions each component runs (scripts/static_link.rs, docs/images.md "The link order").
 #
 # Runs the installed components on the local cluster's real node under callgrind (valgrind's tool,
-# which is a static binary, mounted from the host), drives a small cold-start bench through them (cold
-# starts, a burst from zero, scale-down, idle), rolls them back, and turns the profiles their exit
-# wrote into the order files (scripts/link_order.py), using the unstripped binaries the images were
-# made from. Needs the cluster up with Zeroscale installed from `make images` of the current sources
+# which is a static binary, mounted from the host), drives a small cold-start bench through them
+# (cold starts, a burst from zero, scale-down, idle), puts the Deployments back, and turns the
+# profiles their exits wrote into the order files (scripts/link_order.py), using the unstripped
+# binaries the images were made from. Needs the cluster up with Zeroscale installed from `make images` of the current sources
 # (`make cluster-up && make images && bash scripts/install.sh`) and valgrind (Debian's package).
 # The functions' names are stable while Cargo.lock, the toolchain and the profiles stay the same;
 # a name the link no longer finds is skipped, so an old order file costs nothing but its benefit.
