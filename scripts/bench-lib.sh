@@ -48,3 +48,18 @@ bench_wait_http() {
   echo "bench: $1 did not come up" >&2
   return 1
 }
+
+# bench_admin_urls <component>: the admin endpoints (/metrics) of the installed component's running
+# pods, by pod IP (the host routes to the pod network), comma-separated. Pods still terminating (preStop
+# sleep, drain) are left out. Needs the caller's `kubectl` (pointed at the local cluster) and `die`.
+bench_admin_urls() {
+  local ips port ip urls=()
+  ips=$(kubectl get pods -n zeroscale-system -l "app.kubernetes.io/component=$1" \
+    --field-selector status.phase=Running -o json |
+    python3 -c 'import json, sys; print(" ".join(p["status"]["podIP"] for p in json.load(sys.stdin)["items"] if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")))')
+  port=$(kubectl get pods -n zeroscale-system -l "app.kubernetes.io/component=$1" -o \
+    jsonpath='{.items[0].spec.containers[0].ports[?(@.name=="admin")].containerPort}')
+  [[ -n $ips ]] || die "bench: no running $1 pod in zeroscale-system"
+  for ip in $ips; do urls+=("http://$ip:${port:-9090}"); done
+  (IFS=,; echo "${urls[*]}")
+}

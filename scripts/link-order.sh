@@ -6,8 +6,9 @@
 # which is a static binary, mounted from the host), drives a small cold-start bench through them
 # (cold starts, a burst from zero, scale-down, idle), puts the Deployments back, and turns the
 # profiles their exits wrote into the order files (scripts/link_order.py), using the unstripped
-# binaries the images were made from. Needs the cluster up with Zeroscale installed from `make images` of the current sources
-# (`make cluster-up && make images && bash scripts/install.sh`) and valgrind (Debian's package).
+# binaries the images were made from. Needs the cluster up with Zeroscale installed from `make images`
+# of the current sources (`make cluster-up && make images && bash scripts/install.sh`) and valgrind
+# (Debian's package).
 # The functions' names are stable while Cargo.lock, the toolchain and the profiles stay the same;
 # a name the link no longer finds is skipped, so an old order file costs nothing but its benefit.
 # Regenerate after a toolchain or dependency update.
@@ -15,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 source e2e/cluster/lib.sh
+source scripts/bench-lib.sh # bench_admin_urls
 export KUBECONFIG=$ZS_KUBECONFIG PATH="$ZS_BIN:$PATH"
 kubectl() { "$ZS_BIN/kubectl" --kubeconfig "$ZS_KUBECONFIG" "$@"; }
 ns=zeroscale-system
@@ -93,20 +95,17 @@ done
 # its namespace at the end), as the cold-start bench drives it.
 # shellcheck disable=SC1091
 source "$ZS_STATE/activator.env"
-admin_urls() { # component
-  kubectl get pods -n "$ns" -l "app.kubernetes.io/component=$1" --field-selector status.phase=Running -o json |
-    python3 -c 'import json, sys; print(",".join("http://%s:9090" % p["status"]["podIP"] for p in json.load(sys.stdin)["items"] if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")))'
-}
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 "$driver" --activator "$ZEROSCALE_ACTIVATOR" \
-  --activator-admin "$(admin_urls activator)" --autoscaler-admin "$(admin_urls autoscaler)" \
+  --activator-admin "$(bench_admin_urls activator)" --autoscaler-admin "$(bench_admin_urls autoscaler)" \
   --cold-starts "${LINK_ORDER_COLD_STARTS:-4}" --burst "${LINK_ORDER_BURST:-200}" \
   --image localhost:5000/zeroscale/echo:0.1.0 --out "$profiles/driver" > "$profiles/driver.out" 2>&1 ||
   log "link-order: the driver failed (see $profiles/driver.out); the profiles still cover what ran"
 log "link-order: idle for ${LINK_ORDER_IDLE_SECONDS:-60} s"
 sleep "${LINK_ORDER_IDLE_SECONDS:-60}"
 
-# Rolling back ends the profiled pods; callgrind writes each profile as its process exits.
+# Putting the Deployments back ends the profiled pods; callgrind writes each profile as its process
+# exits.
 trap - EXIT INT TERM
 restore_status=0
 (restore) || restore_status=$?

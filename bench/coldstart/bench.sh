@@ -19,6 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 source e2e/cluster/lib.sh
+source scripts/bench-lib.sh # bench_admin_urls
 out=${BENCH_OUT:-$root/target/bench}
 fragment=${BENCH_FRAGMENT:-$out/coldstart/fragment.json}
 mkdir -p "$out/coldstart"
@@ -64,21 +65,8 @@ bash scripts/install.sh
 source "$ZS_STATE/activator.env"
 export ZEROSCALE_ACTIVATOR
 
-# Admin endpoints (/metrics) of the component pods, by pod IP (the host routes to the pod network).
-# Pods still terminating after the install's rollout (preStop sleep, drain) are left out.
-admin_urls() { # component
-  local ips port ip urls=()
-  ips=$(kubectl get pods -n zeroscale-system -l "app.kubernetes.io/component=$1" \
-    --field-selector status.phase=Running -o json |
-    python3 -c 'import json, sys; print(" ".join(p["status"]["podIP"] for p in json.load(sys.stdin)["items"] if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")))')
-  port=$(kubectl get pods -n zeroscale-system -l "app.kubernetes.io/component=$1" -o \
-    jsonpath='{.items[0].spec.containers[0].ports[?(@.name=="admin")].containerPort}')
-  [[ -n $ips ]] || die "coldstart: no running $1 pod in zeroscale-system"
-  for ip in $ips; do urls+=("http://$ip:${port:-9090}"); done
-  (IFS=,; echo "${urls[*]}")
-}
-activator_admin=$(admin_urls activator)
-autoscaler_admin=$(admin_urls autoscaler)
+activator_admin=$(bench_admin_urls activator)
+autoscaler_admin=$(bench_admin_urls autoscaler)
 log "coldstart: activator $ZEROSCALE_ACTIVATOR (admin $activator_admin), autoscaler admin $autoscaler_admin"
 
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
