@@ -283,6 +283,42 @@ mod through_the_scaler {
     }
 
     #[test]
+    fn an_activator_roll_does_not_wake_a_function_the_policy_put_at_zero() {
+        let scale = ScaleSpec {
+            policy: ScalePolicy::Predictive,
+            ..ScaleSpec::default()
+        };
+        let spec = DeciderSpec::resolve(&scale, 1).expect("valid");
+        let mut s = FunctionScaler::new(spec, Duration::ZERO, Duration::from_secs(3));
+        let mut current = 0;
+        let mut checked = 0;
+        // A request every 90 s (the e2e suite's period); 30 s after each one, still inside the
+        // KPA's 60 s stable window, the activator is rolling and not ready.
+        for t in (0..900u64).step_by(2) {
+            let now = Duration::from_secs(t);
+            if t % 90 == 0 {
+                s.record_demand(now, "a", 1);
+                current = s.decide(now, obs(current), current == 0).desired;
+                s.record(now + Duration::from_secs(1), "a", 1.0);
+                continue;
+            }
+            let rolling = t % 90 == 30;
+            let o = Observation {
+                activator_ready: !rolling,
+                ..obs(current)
+            };
+            let d = s.decide(now, o, false);
+            if rolling && current == 0 {
+                assert_eq!(d.desired, 0, "woken at {t} by the activator roll: {d:?}");
+                checked += 1;
+            }
+            current = d.desired;
+        }
+        // The pod goes a few seconds after each request once two idle times are learned.
+        assert!(checked >= 5, "at zero during {checked} rolls");
+    }
+
+    #[test]
     fn traffic_before_the_spec_arrives_still_opens_the_first_idle_time() {
         // A demand can create the scaler (default policy) before the Function's spec is read.
         let mut s = FunctionScaler::new(DeciderSpec::default(), secs(0), secs(3));

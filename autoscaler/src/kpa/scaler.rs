@@ -355,7 +355,11 @@ fn apply_advice(
         Advice::Kpa => (desired, reason),
         Advice::Warm if desired < warm.pods && ceiling >= 1 => (warm.pods.min(ceiling), Reason::Prewarm),
         Advice::Warm => (desired, reason),
-        Advice::Zero if spec.min == 0 && obs.activator_ready => (0, Reason::ScaleToZero),
+        // An activator that cannot take the traffic holds the last pod; it is no reason to start
+        // one for a function already at zero (an activator roll would wake every such function).
+        Advice::Zero if spec.min == 0 && (obs.activator_ready || obs.current == 0) => {
+            (0, Reason::ScaleToZero)
+        }
         Advice::Zero => (desired.min(spec.min.max(1)), reason),
     }
 }
