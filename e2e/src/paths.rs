@@ -2,8 +2,27 @@
 
 use std::path::{Path, PathBuf};
 
-/// The repository root, found from this crate's `CARGO_MANIFEST_DIR` (`<root>/e2e`).
+/// The repository root: the nearest directory at or above the working directory that holds this
+/// workspace (`Cargo.toml` and `e2e/Cargo.toml`), else the one this crate was compiled in
+/// (`CARGO_MANIFEST_DIR`'s parent). The working directory comes first because one Cargo target
+/// directory may be shared by several clones: a binary another clone built must still find this
+/// clone's cluster (`cargo test` runs in `<root>/e2e`, the scripts in `<root>`).
 pub fn repo_root() -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|dir| workspace_at_or_above(&dir))
+        .unwrap_or_else(compiled_root)
+}
+
+/// The nearest directory at or above `dir` that holds this workspace.
+fn workspace_at_or_above(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| d.join("Cargo.toml").is_file() && d.join("e2e/Cargo.toml").is_file())
+        .map(Path::to_path_buf)
+}
+
+/// The repository this crate was compiled in.
+fn compiled_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest
         .parent()
@@ -68,5 +87,20 @@ mod tests {
     fn root_holds_the_workspace_manifest() {
         assert!(repo_root().join("Cargo.toml").is_file());
         assert!(repo_root().join("e2e").is_dir());
+    }
+
+    #[test]
+    fn another_clone_is_found_from_its_working_directory() {
+        let clone = std::env::temp_dir().join(format!("zeroscale-paths-{}", std::process::id()));
+        let inner = clone.join("e2e/src");
+        std::fs::create_dir_all(&inner).expect("create the fake clone");
+        std::fs::write(clone.join("Cargo.toml"), "").expect("write");
+        std::fs::write(clone.join("e2e/Cargo.toml"), "").expect("write");
+        assert_eq!(workspace_at_or_above(&inner), Some(clone.clone()));
+        assert_eq!(workspace_at_or_above(&clone), Some(clone.clone()));
+        // Outside any clone: nothing, and `repo_root` falls back to where this crate was built.
+        assert_eq!(workspace_at_or_above(Path::new("/")), None);
+        assert!(compiled_root().join("e2e/Cargo.toml").is_file());
+        std::fs::remove_dir_all(&clone).expect("remove the fake clone");
     }
 }
