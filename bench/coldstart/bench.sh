@@ -26,10 +26,25 @@ mkdir -p "$out/coldstart"
 export KUBECONFIG=$ZS_KUBECONFIG PATH="$ZS_BIN:$PATH"
 kubectl() { "$ZS_BIN/kubectl" --kubeconfig "$ZS_KUBECONFIG" "$@"; }
 
+# Brings the cluster up (and down at the end) only when none runs. One whose API server runs but that is
+# not healthy right now (CoreDNS or the node briefly not Ready) is someone's cluster: wait for it, and if
+# it stays unhealthy stop, rather than restart it and tear it down at the end.
 brought_up=0
 if ! bash e2e/cluster/status.sh --check; then
-  log "coldstart: the local cluster is down; bringing it up (and down again at the end)"
-  brought_up=1
+  if pid_alive "$(cat "$ZS_RUN/kube-apiserver.pid" 2>/dev/null || echo 0)"; then
+    log "coldstart: the local cluster runs but is not healthy; waiting up to 60 s for it"
+    for _ in $(seq 1 30); do
+      sleep 2
+      bash e2e/cluster/status.sh --check && break
+    done
+    if ! bash e2e/cluster/status.sh --check; then
+      bash e2e/cluster/status.sh >&2 || true
+      die "coldstart: the local cluster runs but stayed unhealthy (above); not restarting it: make cluster-up"
+    fi
+  else
+    log "coldstart: the local cluster is down; bringing it up (and down again at the end)"
+    brought_up=1
+  fi
 fi
 locked=0
 cleanup() {
