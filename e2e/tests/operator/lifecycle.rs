@@ -45,6 +45,8 @@ async fn children_follow_the_function_through_create_update_and_delete() {
         .and_then(|s| s.template.spec.as_ref())
         .expect("pod spec");
     assert_eq!(pod.enable_service_links, Some(false));
+    // No ServiceAccount named: no API token in the pods.
+    assert_eq!(pod.automount_service_account_token, Some(false));
     // The shutdown contract: a 5 s preStop sleep, then timeoutSeconds for the requests in flight.
     assert_eq!(pod.termination_grace_period_seconds, Some(25));
     let pre_stop = pod.containers[0]
