@@ -237,14 +237,19 @@ mod through_the_scaler {
         }
     }
 
-    #[test]
-    fn periodic_requests_get_a_prewarmed_pod_and_zero_in_between() {
+    /// The scaler of a `predictive` function with `concurrency`, created at 0 s.
+    fn predictive_scaler(concurrency: i32) -> FunctionScaler {
         let scale = ScaleSpec {
             policy: ScalePolicy::Predictive,
             ..ScaleSpec::default()
         };
-        let spec = DeciderSpec::resolve(&scale, 1).expect("valid");
-        let mut s = FunctionScaler::new(spec, Duration::ZERO, Duration::from_secs(3));
+        let spec = DeciderSpec::resolve(&scale, concurrency).expect("valid");
+        FunctionScaler::new(spec, Duration::ZERO, Duration::from_secs(3))
+    }
+
+    #[test]
+    fn periodic_requests_get_a_prewarmed_pod_and_zero_in_between() {
+        let mut s = predictive_scaler(1);
         let mut current = 0;
         let mut at_zero = 0;
         let mut warm_before_arrival = 0;
@@ -284,12 +289,7 @@ mod through_the_scaler {
 
     #[test]
     fn an_activator_roll_does_not_wake_a_function_the_policy_put_at_zero() {
-        let scale = ScaleSpec {
-            policy: ScalePolicy::Predictive,
-            ..ScaleSpec::default()
-        };
-        let spec = DeciderSpec::resolve(&scale, 1).expect("valid");
-        let mut s = FunctionScaler::new(spec, Duration::ZERO, Duration::from_secs(3));
+        let mut s = predictive_scaler(1);
         let mut current = 0;
         let mut checked = 0;
         // A request every 90 s (the e2e suite's period); 30 s after each one, still inside the
@@ -345,13 +345,8 @@ mod through_the_scaler {
     #[test]
     fn a_burst_is_sized_in_pods_of_the_functions_capacity() {
         // `concurrency: 10`: 14 requests in flight after each idle gap need 2 pods, not 14.
-        let scale = ScaleSpec {
-            policy: ScalePolicy::Predictive,
-            ..ScaleSpec::default()
-        };
-        let spec = DeciderSpec::resolve(&scale, 10).expect("valid");
-        assert_eq!(spec.pod_capacity(), 10.0);
-        let mut s = FunctionScaler::new(spec, Duration::ZERO, Duration::from_secs(3));
+        let mut s = predictive_scaler(10);
+        assert_eq!(s.spec().pod_capacity(), 10.0);
         for burst in 0..12u64 {
             let start = burst * 300;
             s.record_demand(Duration::from_secs(start), "a", 14);
