@@ -130,8 +130,8 @@ pub fn build_deployment(
         service_account_name: spec.service_account_name.clone(),
         // A function that names no ServiceAccount gets no API token: the namespace's `default`
         // account is no identity it asked for, and without the projected token volume the kubelet
-        // has one API request and one mount less to do before the container starts (a cold start
-        // 40–100 ms sooner on the local node). A named account decides for itself.
+        // has one API request and one mount less to do before the container starts
+        // (docs/benchmarks.md, "P4"). A named account decides for itself.
         automount_service_account_token: spec.service_account_name.is_none().then_some(false),
         image_pull_secrets: spec.image_pull_secrets.clone(),
         // In-flight requests may take up to timeoutSeconds; let them finish on scale-down.
