@@ -99,7 +99,8 @@ pub struct FunctionSpec {
     /// and a read-only root filesystem. Nothing the `restricted` Pod Security Standard forbids is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<FunctionSecurityContext>,
-    /// ServiceAccount the function's pods run as.
+    /// ServiceAccount the function's pods run as. Unset: the pods get no API token
+    /// (`automountServiceAccountToken: false`); name an account, `default` too, to get its token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
     /// Secrets used to pull the image.
