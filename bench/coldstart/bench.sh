@@ -33,11 +33,12 @@ brought_up=0
 if ! bash e2e/cluster/status.sh --check; then
   if pid_alive "$(cat "$ZS_RUN/kube-apiserver.pid" 2>/dev/null || echo 0)"; then
     log "coldstart: the local cluster runs but is not healthy; waiting up to 60 s for it"
+    healthy=0
     for _ in $(seq 1 30); do
       sleep 2
-      bash e2e/cluster/status.sh --check && break
+      bash e2e/cluster/status.sh --check && healthy=1 && break
     done
-    if ! bash e2e/cluster/status.sh --check; then
+    if [[ $healthy == 0 ]]; then
       bash e2e/cluster/status.sh >&2 || true
       die "coldstart: the local cluster runs but stayed unhealthy (above); not restarting it: make cluster-up"
     fi

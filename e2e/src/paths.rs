@@ -1,17 +1,25 @@
 //! Where things are: the repository root, the cluster state directory, our binaries, the pinned kubectl.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
 
 /// The repository root: the nearest directory at or above the working directory that holds this
 /// workspace (`Cargo.toml` and `e2e/Cargo.toml`), else the one this crate was compiled in
 /// (`CARGO_MANIFEST_DIR`'s parent). The working directory comes first because one Cargo target
 /// directory may be shared by several clones: a binary another clone built must still find this
 /// clone's cluster (`cargo test` runs in `<root>/e2e`, the scripts in `<root>`).
+/// Found once per process: every path below derives from it, and kubectl's is asked per call.
 pub fn repo_root() -> PathBuf {
-    std::env::current_dir()
-        .ok()
-        .and_then(|dir| workspace_at_or_above(&dir))
-        .unwrap_or_else(compiled_root)
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        std::env::current_dir()
+            .ok()
+            .and_then(|dir| workspace_at_or_above(&dir))
+            .unwrap_or_else(compiled_root)
+    })
+    .clone()
 }
 
 /// The nearest directory at or above `dir` that holds this workspace.

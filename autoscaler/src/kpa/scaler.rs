@@ -23,6 +23,15 @@ pub struct Observation {
     pub activator_ready: bool,
 }
 
+impl Observation {
+    /// Whether the function may be (or stay) at zero: the activator can take its traffic, or it is
+    /// at zero already. An activator that cannot take the traffic holds the last pod; it is no
+    /// reason to start one (an activator roll would wake every function at zero).
+    pub fn zero_allowed(&self) -> bool {
+        self.activator_ready || self.current == 0
+    }
+}
+
 /// Why a decision has the value it has (the `reason` of a `dev.zeroscale.function.scaled` event).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Reason {
@@ -306,7 +315,7 @@ impl FunctionScaler {
             let graced = self
                 .idle_since
                 .is_some_and(|since| now >= since + spec.scale_to_zero_grace);
-            if graced && obs.activator_ready {
+            if graced && obs.zero_allowed() {
                 reason = Reason::ScaleToZero;
             } else {
                 desired = 1;
@@ -355,11 +364,7 @@ fn apply_advice(
         Advice::Kpa => (desired, reason),
         Advice::Warm if desired < warm.pods && ceiling >= 1 => (warm.pods.min(ceiling), Reason::Prewarm),
         Advice::Warm => (desired, reason),
-        // An activator that cannot take the traffic holds the last pod; it is no reason to start
-        // one for a function already at zero (an activator roll would wake every such function).
-        Advice::Zero if spec.min == 0 && (obs.activator_ready || obs.current == 0) => {
-            (0, Reason::ScaleToZero)
-        }
+        Advice::Zero if spec.min == 0 && obs.zero_allowed() => (0, Reason::ScaleToZero),
         Advice::Zero => (desired.min(spec.min.max(1)), reason),
     }
 }
