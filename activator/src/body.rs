@@ -9,7 +9,6 @@ use std::{
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
@@ -17,7 +16,7 @@ use crate::{
     function::record::{RequestMeta, RequestOutcome},
     lease::Lease,
     metrics::LOST_MID_RESPONSE,
-    upstream::PooledConn,
+    upstream::{PodBody, PodBodyError, PooledConn},
 };
 
 /// Why a streamed response was cut off.
@@ -25,7 +24,7 @@ use crate::{
 pub enum BodyError {
     /// The pod's body failed.
     #[error("upstream body: {0}")]
-    Upstream(#[source] hyper::Error),
+    Upstream(#[source] PodBodyError),
     /// No body bytes for longer than `idleTimeoutSeconds`.
     #[error("response idle for longer than the idle timeout")]
     Idle,
@@ -38,7 +37,7 @@ pin_project! {
     /// A response body (see the module docs).
     pub struct ResponseBody {
         #[pin]
-        upstream: Option<Incoming>,
+        upstream: Option<PodBody>,
         text: Option<Bytes>,
         lease: Option<Lease>,
         deadline: Option<Instant>,
@@ -62,7 +61,8 @@ pin_project! {
             // reusable connection behind.
             let ended = this.upstream.as_ref().as_pin_ref().is_some_and(|b| b.is_end_stream());
             if ended {
-                checkin(this.conn, this.lease.as_ref(), &mut Context::from_waker(Waker::noop()));
+                let body = this.upstream.as_pin_mut().map(Pin::get_mut);
+                checkin(this.conn, body, this.lease.as_ref(), &mut Context::from_waker(Waker::noop()));
             }
             // Not ended: the client went away (or the connection failed) mid-response.
             let outcome = |status| match ended {
@@ -107,12 +107,18 @@ fn finish(
     }
 }
 
-/// Gives an upstream connection whose response ended back to its pod's pool.
-fn checkin(conn: &mut Option<PooledConn>, lease: Option<&Lease>, cx: &mut Context<'_>) {
+/// Gives an upstream connection whose response ended (`body`) back to its pod's pool.
+fn checkin(
+    conn: &mut Option<PooledConn>,
+    body: Option<&mut PodBody>,
+    lease: Option<&Lease>,
+    cx: &mut Context<'_>,
+) {
     if let Some(conn) = conn.take() {
         // A pod out of rotation keeps no idle connection: it is going away. (A forwarded body has
         // no lease: its peer's connections stay pooled.)
-        conn.checkin(lease.is_some_and(|l| l.endpoint().is_retired()), cx);
+        let raw = body.and_then(PodBody::take_idle);
+        conn.checkin(raw, lease.is_some_and(|l| l.endpoint().is_retired()), cx);
     }
 }
 
@@ -141,7 +147,7 @@ impl ResponseBody {
     /// connection the body arrives on, driven by this body and pooled again once it ends. The
     /// request's record is made from `served` when the body ends, fails or is dropped.
     pub fn upstream(
-        body: Incoming,
+        body: PodBody,
         lease: Lease,
         deadline: Instant,
         idle: Option<Duration>,
@@ -164,7 +170,7 @@ impl ResponseBody {
     /// A body forwarded from the activator owning the function (see [`crate::peers`]): no lease
     /// (the owner holds the pod's) and no idle timeout (the owner enforces it), only `deadline`;
     /// `conn` is the HTTP/1.1 connection to the owner it arrives on, pooled again once it ends.
-    pub fn forwarded(body: Incoming, deadline: Instant, conn: Option<PooledConn>) -> Self {
+    pub fn forwarded(body: PodBody, deadline: Instant, conn: Option<PooledConn>) -> Self {
         Self {
             upstream: Some(body),
             text: None,
@@ -230,7 +236,8 @@ impl Body for ResponseBody {
                 Poll::Ready(Some(Err(BodyError::Upstream(e))))
             }
             Poll::Ready(None) => {
-                checkin(this.conn, this.lease.as_ref(), cx);
+                let body = this.upstream.as_pin_mut().map(Pin::get_mut);
+                checkin(this.conn, body, this.lease.as_ref(), cx);
                 finish(
                     this.served,
                     this.lease.as_ref(),

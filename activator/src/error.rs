@@ -5,7 +5,10 @@ use std::io;
 
 use http::StatusCode;
 
-use crate::{host::HostError, upstream::UpstreamError};
+use crate::{
+    host::HostError,
+    upstream::{UpstreamError, h1::H1Error},
+};
 
 /// Why the activator answers a request itself instead of with a pod's response.
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +171,11 @@ pub(crate) fn upstream_kind(error: &UpstreamError) -> &'static str {
         UpstreamError::Http(e) if e.is_timeout() => "timed out",
         UpstreamError::Http(e) if e.is_parse() => "invalid response",
         UpstreamError::Http(_) => "the connection failed",
+        UpstreamError::H1(H1Error::Closed | H1Error::Incomplete) => {
+            "the connection closed before the response began"
+        }
+        UpstreamError::H1(H1Error::Head(_) | H1Error::Chunk(_)) => "invalid response",
+        UpstreamError::H1(H1Error::Write(_) | H1Error::Read(_)) => "the connection failed",
         UpstreamError::H2c(_) => "the HTTP/2 exchange failed",
     }
 }

@@ -1,14 +1,17 @@
 //! Sending requests to pods: HTTP/1.1 on keep-alive connections pooled per endpoint and driven by the
-//! request's own task (see `upstream/pool.rs`), upgrades on a connection of their own, and HTTP/2 with prior
-//! knowledge for `protocol: h2c` functions (hyper-util's pooled client: one multiplexed connection
-//! per pod).
+//! request's own task (see `upstream/pool.rs`), written and read directly when the body is kept whole
+//! (`upstream/h1.rs`) and through hyper's client when it is streamed; upgrades on a connection of their
+//! own, and HTTP/2 with prior knowledge for `protocol: h2c` functions (hyper-util's pooled client:
+//! one multiplexed connection per pod).
 //!
 //! A request that was never written to a pod (the connection was refused, timed out, or closed
 //! before the request went out) is handed back to the caller, which may send it elsewhere; one whose
 //! connection broke after it went out is reported as such, so the caller can replay it when that is
 //! safe (see [`request`]).
 
+pub mod h1;
 mod h2;
+mod pod_body;
 mod pool;
 mod pools;
 pub mod request;
@@ -16,6 +19,7 @@ pub mod request;
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use http::{Request, Response};
+use http_body::Body as _;
 use hyper::client::conn::http1;
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
@@ -23,6 +27,7 @@ use hyper_util::{
 };
 use tokio::net::TcpStream;
 
+pub use pod_body::{PodBody, PodBodyError};
 pub use pool::{CountingIo, IdlePool, PoolLimits, UpstreamConn};
 pub use pools::{PooledConn, Pools, SWEEP_INTERVAL};
 pub use request::{OutBody, Outgoing};
@@ -68,9 +73,12 @@ pub enum UpstreamError {
     /// Opening a connection took longer than the connect timeout.
     #[error("connect to {0}: timed out")]
     ConnectTimeout(SocketAddr),
-    /// The HTTP/1.1 exchange failed.
+    /// The HTTP/1.1 exchange failed (hyper's client).
     #[error("{0}")]
     Http(#[source] hyper::Error),
+    /// The HTTP/1.1 exchange failed (a raw connection).
+    #[error("{0}")]
+    H1(#[source] h1::H1Error),
     /// The h2c client failed.
     #[error("{0}")]
     H2c(#[source] hyper_util::client::legacy::Error),
@@ -101,9 +109,9 @@ pub enum SendError {
     },
 }
 
-/// A response from a pod, and the HTTP/1.1 connection to drive while its body is read (none for
-/// h2c and upgrades, whose connections run on tasks of their own).
-pub type Sent = (Response<hyper::body::Incoming>, Option<PooledConn>);
+/// A response from a pod, and the way back to its pool of the HTTP/1.1 connection it came on (none
+/// for h2c and upgrades, whose connections run on tasks of their own).
+pub type Sent = (Response<PodBody>, Option<PooledConn>);
 
 /// Connections to pods, for both protocols.
 #[derive(Clone, Debug)]
@@ -155,20 +163,24 @@ impl Upstreams {
 
     /// Sends an h2c request (absolute URI on the pod's address).
     pub async fn send_h2c(&self, request: Request<OutBody>) -> Result<Sent, SendError> {
-        self.h2c.request(request).await.map(|r| (r, None)).map_err(|e| {
-            if e.is_connect() {
-                SendError::NotSent {
-                    request: None,
-                    pod_failed: true,
-                    error: UpstreamError::H2c(e),
+        self.h2c
+            .request(request)
+            .await
+            .map(|r| (r.map(PodBody::Hyper), None))
+            .map_err(|e| {
+                if e.is_connect() {
+                    SendError::NotSent {
+                        request: None,
+                        pod_failed: true,
+                        error: UpstreamError::H2c(e),
+                    }
+                } else {
+                    SendError::Broken {
+                        fresh: false,
+                        error: UpstreamError::H2c(e),
+                    }
                 }
-            } else {
-                SendError::Broken {
-                    fresh: false,
-                    error: UpstreamError::H2c(e),
-                }
-            }
-        })
+            })
     }
 
     /// Sends an h2c request (absolute URI) on the one HTTP/2 connection kept to `address`. Unlike
@@ -189,7 +201,7 @@ impl Upstreams {
             }
         };
         match sender.try_send_request(request).await {
-            Ok(response) => Ok((response, None)),
+            Ok(response) => Ok((response.map(PodBody::Hyper), None)),
             Err(mut e) => Err(match e.take_message() {
                 Some(r) => SendError::NotSent {
                     request: Some(Box::new(r)),
@@ -205,23 +217,22 @@ impl Upstreams {
     }
 
     /// Sends an HTTP/1.1 request (origin-form URI, `Host` set) to `endpoint` on a pooled connection,
-    /// or a new one when none is idle. Stale pooled connections are skipped transparently.
+    /// or a new one when none is idle. Stale pooled connections are skipped transparently. A body
+    /// kept whole (or none) goes out directly ([`h1::RawConn`]), a streamed one through hyper's client.
     pub async fn send_http1(
         &self,
         endpoint: &Endpoint,
         request: Request<OutBody>,
     ) -> Result<Sent, SendError> {
+        let kept = match request.body() {
+            OutBody::Buffered(data, _) => Some(data.clone().unwrap_or_default()),
+            OutBody::Streamed(body) if body.is_end_stream() => Some(bytes::Bytes::new()),
+            OutBody::Streamed(_) => None,
+        };
         let limits = self.pool_limits();
         let pool = self.pools.of(endpoint);
-        let mut request = request;
         loop {
-            let pooled = match &pool {
-                Some(pool) => {
-                    std::future::poll_fn(|cx| std::task::Poll::Ready(pool.checkout(cx, limits))).await
-                }
-                None => None,
-            };
-            let (mut conn, fresh) = match pooled {
+            let (conn, fresh) = match pool.as_ref().and_then(|p| p.checkout(limits)) {
                 Some(conn) => (conn, false),
                 None => match self.connect(endpoint.address).await {
                     Ok(conn) => (conn, true),
@@ -234,35 +245,100 @@ impl Upstreams {
                     }
                 },
             };
-            let written = conn.written();
-            match conn.send(request).await {
-                Ok(response) => return Ok((response, Some(PooledConn::new(conn, pool, limits)))),
-                Err(mut e) => match e.take_message() {
-                    // A pooled connection the pod had closed: try the next one, or a new one.
-                    Some(r) if !fresh => request = r,
-                    Some(r) => {
-                        return Err(SendError::NotSent {
-                            request: Some(Box::new(r)),
-                            pod_failed: true,
-                            error: UpstreamError::Http(e.into_error()),
-                        });
-                    }
-                    // The socket took none of it: the pod cannot have seen the request.
-                    None if conn.written() == written => {
-                        return Err(SendError::NotSent {
-                            request: None,
-                            pod_failed: fresh,
-                            error: UpstreamError::Http(e.into_error()),
-                        });
-                    }
-                    None => {
-                        return Err(SendError::Broken {
-                            fresh,
-                            error: UpstreamError::Http(e.into_error()),
-                        });
-                    }
-                },
+            let sent = match &kept {
+                Some(body) => self.send_raw(conn, fresh, &pool, &request, body).await,
+                None => return self.send_streamed(conn, fresh, pool, request).await,
+            };
+            match sent {
+                Ok(sent) => return Ok(sent),
+                // A pooled connection the pod had closed, found before any of the request went
+                // out: try the next one, or a new one.
+                Err(None) if !fresh => {}
+                Err(None) => {
+                    return Err(SendError::NotSent {
+                        request: Some(Box::new(request)),
+                        pod_failed: true,
+                        error: UpstreamError::H1(h1::H1Error::Closed),
+                    });
+                }
+                Err(Some(e)) => return Err(e.with_request(request)),
             }
+        }
+    }
+
+    /// One attempt of a kept-body request on `conn`. `Err(None)`: nothing went out, the connection
+    /// was found closed.
+    async fn send_raw(
+        &self,
+        mut conn: Box<h1::RawConn>,
+        fresh: bool,
+        pool: &Option<Arc<IdlePool>>,
+        request: &Request<OutBody>,
+        body: &[u8],
+    ) -> Result<Sent, Option<RawFailure>> {
+        // A pooled connection has carried requests before: only what this one wrote counts.
+        let before = conn.written();
+        match conn.send(request, body).await {
+            Ok(head) => {
+                let response = head
+                    .response
+                    .map(|()| PodBody::H1(h1::H1Body::new(conn, head.framing, head.keep_alive)));
+                Ok((
+                    response,
+                    Some(PooledConn::new(None, pool.clone(), self.pool_limits())),
+                ))
+            }
+            Err(error) if conn.written() == before && !fresh && error.is_closed() => Err(None),
+            Err(error) => Err(Some(RawFailure {
+                sent: conn.written() > before,
+                fresh,
+                error,
+            })),
+        }
+    }
+
+    /// A streamed-body request through hyper's client on `conn`'s socket.
+    async fn send_streamed(
+        &self,
+        conn: Box<h1::RawConn>,
+        fresh: bool,
+        pool: Option<Arc<IdlePool>>,
+        request: Request<OutBody>,
+    ) -> Result<Sent, SendError> {
+        let limits = self.pool_limits();
+        let mut conn = match UpstreamConn::from_raw(*conn).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                return Err(SendError::NotSent {
+                    request: Some(Box::new(request)),
+                    pod_failed: fresh,
+                    error: UpstreamError::Http(e),
+                });
+            }
+        };
+        let written = conn.written();
+        match conn.send(request).await {
+            Ok(response) => Ok((
+                response.map(PodBody::Hyper),
+                Some(PooledConn::new(Some(conn), pool, limits)),
+            )),
+            Err(mut e) => Err(match e.take_message() {
+                Some(r) => SendError::NotSent {
+                    request: Some(Box::new(r)),
+                    pod_failed: fresh,
+                    error: UpstreamError::Http(e.into_error()),
+                },
+                // The socket took none of it: the pod cannot have seen the request.
+                None if conn.written() == written => SendError::NotSent {
+                    request: None,
+                    pod_failed: fresh,
+                    error: UpstreamError::Http(e.into_error()),
+                },
+                None => SendError::Broken {
+                    fresh,
+                    error: UpstreamError::Http(e.into_error()),
+                },
+            }),
         }
     }
 
@@ -299,7 +375,7 @@ impl Upstreams {
             }
         });
         match sender.try_send_request(request).await {
-            Ok(response) => Ok((response, None)),
+            Ok(response) => Ok((response.map(PodBody::Hyper), None)),
             Err(mut e) => Err(match e.take_message() {
                 Some(r) => SendError::NotSent {
                     request: Some(Box::new(r)),
@@ -318,14 +394,37 @@ impl Upstreams {
         open(address, self.config.connect_timeout).await
     }
 
-    async fn connect(&self, address: SocketAddr) -> Result<Box<UpstreamConn>, UpstreamError> {
-        let io = CountingIo::new(self.open(address).await?);
-        let written = io.written();
-        let (sender, driver) = http1::Builder::new()
-            .handshake(TokioIo::new(io))
-            .await
-            .map_err(UpstreamError::Http)?;
-        Ok(Box::new(UpstreamConn::new(sender, driver, written)))
+    async fn connect(&self, address: SocketAddr) -> Result<Box<h1::RawConn>, UpstreamError> {
+        Ok(Box::new(h1::RawConn::new(self.open(address).await?)))
+    }
+}
+
+/// A failed attempt on a raw connection.
+#[derive(Debug)]
+struct RawFailure {
+    /// Whether any of the request went out.
+    sent: bool,
+    /// Whether the connection was new.
+    fresh: bool,
+    error: h1::H1Error,
+}
+
+impl RawFailure {
+    /// The error to report for `request`: given back whole when nothing of it went out.
+    fn with_request(self, request: Request<OutBody>) -> SendError {
+        let error = UpstreamError::H1(self.error);
+        if self.sent {
+            SendError::Broken {
+                fresh: self.fresh,
+                error,
+            }
+        } else {
+            SendError::NotSent {
+                request: Some(Box::new(request)),
+                pod_failed: self.fresh,
+                error,
+            }
+        }
     }
 }
 

@@ -26,7 +26,7 @@ use crate::{
     headers,
     rewrite::{host_of, set_target},
     upgrade,
-    upstream::{OutBody, PooledConn, SendError, Sent, UpstreamConfig, Upstreams},
+    upstream::{OutBody, PodBody, PooledConn, SendError, Sent, UpstreamConfig, Upstreams},
 };
 
 /// Added to the function's total timeout for the forwarding activator's own deadline, so the owner's
@@ -253,7 +253,7 @@ fn pin<B>(request: &mut Request<B>, revision: &crate::function::FunctionState) {
 /// forwarding deadline (the owner enforces the function's idle timeout).
 fn answer(
     function: String,
-    mut response: Response<Incoming>,
+    mut response: Response<PodBody>,
     conn: Option<PooledConn>,
     client_upgrade: Option<OnUpgrade>,
     deadline: Instant,

@@ -1,11 +1,11 @@
-//! HTTP/1.1 connections to one pod, driven by the task of the request that uses them, and the idle
-//! keep-alive pool of one pod (see [`super::pools`] for which pool belongs to which endpoint).
+//! The idle keep-alive pool of one pod (see [`super::pools`] for which pool belongs to which endpoint),
+//! and hyper's HTTP/1.1 client on one of its connections, for a request whose body is streamed.
 //!
-//! A pooled client (hyper-util's) runs every upstream connection as a task of its own, so a proxied
-//! request hops between three tasks (client connection, request, upstream connection) with a wake-up
-//! at every hop. Here the upstream connection future is polled by whoever holds the connection: the
-//! request future while it waits for the response head, then the response body while the client
-//! reads it. Everything runs in the client connection's task, as in one event loop.
+//! Idle connections are kept as plain sockets ([`RawConn`]): most requests go out on them directly
+//! (`h1.rs`). A streamed body needs hyper's client, which takes a pooled socket over and gives it
+//! back once its response ended ([`UpstreamConn::into_raw`]). Either way the connection is driven by
+//! whoever holds it: the request future while it waits for the response head, then the response body
+//! while the client reads it. Everything runs in the client connection's task, as in one event loop.
 
 // Connections are boxed so checkout and checkin move a pointer, not the whole connection state.
 #![allow(clippy::vec_box)]
@@ -30,7 +30,7 @@ use tokio::{
     time::Instant,
 };
 
-use super::OutBody;
+use super::{OutBody, h1::RawConn};
 
 /// The connection future of one upstream HTTP/1.1 connection.
 type Driver = http1::Connection<TokioIo<CountingIo>, OutBody>;
@@ -110,7 +110,6 @@ pub struct UpstreamConn {
     written: Arc<AtomicU64>,
     // A finished connection future must not be polled again.
     finished: bool,
-    idle_since: Instant,
 }
 
 impl std::fmt::Debug for UpstreamConn {
@@ -122,15 +121,30 @@ impl std::fmt::Debug for UpstreamConn {
 }
 
 impl UpstreamConn {
-    /// Wraps a fresh handshake on `written`'s socket ([`CountingIo::written`]).
-    pub fn new(sender: http1::SendRequest<OutBody>, driver: Driver, written: Arc<AtomicU64>) -> Self {
-        Self {
+    /// hyper's client on `conn`'s socket (idle, so nothing is left unread).
+    pub async fn from_raw(conn: RawConn) -> Result<Box<Self>, hyper::Error> {
+        let io = CountingIo::new(conn.into_stream());
+        let written = io.written();
+        let (sender, driver) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
+        Ok(Box::new(Self {
             sender,
             driver,
             written,
             finished: false,
-            idle_since: Instant::now(),
+        }))
+    }
+
+    /// The socket back, once the response ended and the connection can carry another request with
+    /// nothing left unread.
+    pub fn into_raw(mut self: Box<Self>, cx: &mut Context<'_>) -> Option<Box<RawConn>> {
+        if !self.reusable(cx) {
+            return None;
         }
+        let parts = self.driver.into_parts();
+        parts
+            .read_buf
+            .is_empty()
+            .then(|| Box::new(RawConn::new(parts.io.into_inner().stream)))
     }
 
     /// The handle requests are sent on.
@@ -191,7 +205,7 @@ impl UpstreamConn {
 /// Idle keep-alive connections to one pod, most recently used last.
 #[derive(Debug, Default)]
 pub struct IdlePool {
-    conns: Mutex<Vec<Box<UpstreamConn>>>,
+    conns: Mutex<Vec<Box<RawConn>>>,
 }
 
 /// How long idle connections are kept and how many per pod.
@@ -204,14 +218,13 @@ pub struct PoolLimits {
 }
 
 impl IdlePool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Box<UpstreamConn>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Box<RawConn>>> {
         // Plain data: a panic elsewhere leaves nothing half-updated worth refusing to serve over.
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes the most recently used connection that is still open, closing stale ones on the way.
-    /// Polled with the caller's context, so the connection's IO is registered with the caller's task.
-    pub fn checkout(&self, cx: &mut Context<'_>, limits: PoolLimits) -> Option<Box<UpstreamConn>> {
+    pub fn checkout(&self, limits: PoolLimits) -> Option<Box<RawConn>> {
         let mut closed = Vec::new();
         let now = Instant::now();
         let found = {
@@ -219,7 +232,7 @@ impl IdlePool {
             expire(&mut conns, limits.idle_timeout, now, &mut closed);
             loop {
                 let Some(mut conn) = conns.pop() else { break None };
-                if conn.reusable(cx) {
+                if conn.reusable() {
                     break Some(conn);
                 }
                 closed.push(conn);
@@ -231,8 +244,8 @@ impl IdlePool {
     }
 
     /// Returns a connection that finished its response, if it can carry another one.
-    pub fn checkin(&self, mut conn: Box<UpstreamConn>, cx: &mut Context<'_>, limits: PoolLimits) {
-        if !conn.reusable(cx) {
+    pub fn checkin(&self, mut conn: Box<RawConn>, limits: PoolLimits) {
+        if !conn.reusable() {
             return;
         }
         let now = Instant::now();
@@ -261,14 +274,11 @@ impl IdlePool {
     /// its socket (in `CLOSE-WAIT`) and its buffers, about 20 KiB, which after a burst through a
     /// peer was most of the activator's memory (#19's P9).
     pub fn sweep(&self, limits: PoolLimits) -> usize {
-        // Nothing waits on an idle connection: polling it with a waker that does nothing is enough to
-        // read a close that already arrived. A request that checks it out polls it with its own.
-        let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut closed = Vec::new();
         {
             let mut conns = self.lock();
             expire(&mut conns, limits.idle_timeout, Instant::now(), &mut closed);
-            closed.extend(conns.extract_if(.., |conn| !conn.reusable(&mut cx)));
+            closed.extend(conns.extract_if(.., |conn| !conn.reusable()));
         }
         let swept = closed.len();
         drop(closed);
@@ -283,12 +293,7 @@ impl IdlePool {
 }
 
 /// Moves connections idle for longer than `timeout` at `now` (the oldest are first) to `closed`.
-fn expire(
-    conns: &mut Vec<Box<UpstreamConn>>,
-    timeout: Duration,
-    now: Instant,
-    closed: &mut Vec<Box<UpstreamConn>>,
-) {
+fn expire(conns: &mut Vec<Box<RawConn>>, timeout: Duration, now: Instant, closed: &mut Vec<Box<RawConn>>) {
     let stale = conns
         .iter()
         .take_while(|c| now.saturating_duration_since(c.idle_since) > timeout)

@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use super::{IdlePool, PoolLimits, UpstreamConn};
+use super::{IdlePool, PoolLimits, UpstreamConn, h1::RawConn};
 use crate::endpoints::Endpoint;
 
 type PoolMap = Mutex<HashMap<u64, Arc<IdlePool>>>;
@@ -122,30 +122,43 @@ async fn sweep_every(interval: Duration, pools: Weak<PoolMap>, limits: PoolLimit
     }
 }
 
-/// An HTTP/1.1 connection carrying a response, with the pool it goes back to once the response ended.
+/// The way back to its pool of an HTTP/1.1 connection carrying a response: hyper's client on it when
+/// the request's body was streamed (driven from the response body), else nothing more (the connection
+/// is in the response body itself, [`super::h1::H1Body`]).
 #[derive(Debug)]
 pub struct PooledConn {
-    conn: Box<UpstreamConn>,
+    hyper: Option<Box<UpstreamConn>>,
     pool: Option<Arc<IdlePool>>,
     limits: PoolLimits,
 }
 
 impl PooledConn {
-    pub(crate) fn new(conn: Box<UpstreamConn>, pool: Option<Arc<IdlePool>>, limits: PoolLimits) -> Self {
-        Self { conn, pool, limits }
+    pub(crate) fn new(
+        hyper: Option<Box<UpstreamConn>>,
+        pool: Option<Arc<IdlePool>>,
+        limits: PoolLimits,
+    ) -> Self {
+        Self { hyper, pool, limits }
     }
 
-    /// Polls the connection's IO, which feeds the response body.
+    /// Polls hyper's connection IO, if any, which feeds the response body.
     pub fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        self.conn.drive(cx)
+        self.hyper.as_mut().is_some_and(|conn| conn.drive(cx))
     }
 
-    /// Gives the connection back to its pool, unless its endpoint was `retired` meanwhile.
-    pub fn checkin(self, retired: bool, cx: &mut Context<'_>) {
-        if let Some(pool) = self.pool
-            && !retired
-        {
-            pool.checkin(self.conn, cx, self.limits);
+    /// Gives the connection back to its pool (`raw`, taken from the ended body, or hyper's socket),
+    /// unless its endpoint was `retired` meanwhile.
+    pub fn checkin(self, raw: Option<Box<RawConn>>, retired: bool, cx: &mut Context<'_>) {
+        let Some(pool) = self.pool.filter(|_| !retired) else {
+            return;
+        };
+        let conn = match (raw, self.hyper) {
+            (Some(raw), _) => Some(raw),
+            (None, Some(hyper)) => hyper.into_raw(cx),
+            (None, None) => None,
+        };
+        if let Some(conn) = conn {
+            pool.checkin(conn, self.limits);
         }
     }
 }

@@ -1,0 +1,212 @@
+//! A pod's response head: parsed with `httparse` from the connection's read buffer, its header values
+//! kept as slices of that buffer, and how its body is delimited (RFC 9112 §6.3).
+
+use bytes::BytesMut;
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
+
+/// Most header fields accepted in a pod's response head.
+pub const MAX_HEADERS: usize = 100;
+
+/// Largest response head accepted from a pod.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// How a response body ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body: a `HEAD` request, or a status that has none (`204`, `304`).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the pod closes the connection.
+    Close,
+}
+
+/// A pod's response head that could not be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    /// Not HTTP/1.x, or malformed.
+    #[error("invalid response head: {0}")]
+    Parse(String),
+    /// Larger than [`MAX_HEAD_BYTES`] or with more than [`MAX_HEADERS`] fields.
+    #[error("response head too large")]
+    TooLarge,
+    /// `Content-Length` that is not one number (RFC 9112 §6.3, item 5).
+    #[error("invalid content-length")]
+    Length,
+}
+
+/// A response head read whole.
+#[derive(Debug)]
+pub struct Head {
+    /// The response, without its body.
+    pub response: Response<()>,
+    /// How its body is delimited.
+    pub framing: Framing,
+    /// Whether the connection can carry another request once the body ended.
+    pub keep_alive: bool,
+}
+
+/// Reads the response head at the start of `buf`, skipping interim `1xx` heads, and removes it from
+/// `buf`; `None` until a whole head has arrived. Header values share the head's bytes.
+/// `to_head_request`: the request was `HEAD`, so no body follows whatever the head says.
+pub fn read(buf: &mut BytesMut, to_head_request: bool) -> Result<Option<Head>, HeadError> {
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut fields);
+        let len = match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(e) => return Err(HeadError::Parse(e.to_string())),
+        };
+        let code = parsed.code.unwrap_or_default();
+        // `101` answers an upgrade, which goes over a connection of its own: here it is an error.
+        if code == 101 {
+            return Err(HeadError::Parse(
+                "switching protocols without an upgrade request".into(),
+            ));
+        }
+        if (100..200).contains(&code) {
+            let _ = buf.split_to(len);
+            continue;
+        }
+        let status = StatusCode::from_u16(code).map_err(|_| HeadError::Parse(format!("status {code}")))?;
+        let version = if parsed.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        let base = buf.as_ptr() as usize;
+        let mut fields = Fields::default();
+        let mut names = Vec::with_capacity(parsed.headers.len());
+        for field in parsed.headers.iter() {
+            let name = HeaderName::from_bytes(field.name.as_bytes())
+                .map_err(|_| HeadError::Parse(format!("header name {:?}", field.name)))?;
+            if !fields.note(&name, field.value)? {
+                continue;
+            }
+            // Where the value lies in the head, to slice it once the head is taken out of `buf`.
+            let start = field.value.as_ptr() as usize - base;
+            names.push((name, start..start + field.value.len()));
+        }
+        let head = buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(names.len());
+        for (name, range) in names {
+            let value = HeaderValue::from_maybe_shared(head.slice(range))
+                .map_err(|_| HeadError::Parse(format!("header value of {name}")))?;
+            headers.append(name, value);
+        }
+        let framing = fields.framing(status, to_head_request);
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = version;
+        *response.headers_mut() = headers;
+        return Ok(Some(Head {
+            response,
+            framing,
+            keep_alive: fields.persistent(version) && framing != Framing::Close,
+        }));
+    }
+}
+
+/// What the fields that delimit the message and the connection said.
+#[derive(Debug, Default)]
+struct Fields {
+    length: Option<u64>,
+    encoded: bool,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Fields {
+    /// Notes what the field says of the message and the connection; false for a field of this hop
+    /// only, whose meaning is now noted and which the client must not get (RFC 9110 §7.6.1): leaving
+    /// it out here spares the response the general hop-by-hop pass (`headers::strip_hop_by_hop`),
+    /// which a `Connection: keep-alive` from the pod (Node.js, nginx) would otherwise take.
+    fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<bool, HeadError> {
+        if name == http::header::CONTENT_LENGTH {
+            let n = parse_length(value)?;
+            if self.length.is_some_and(|l| l != n) {
+                return Err(HeadError::Length);
+            }
+            self.length = Some(n);
+        } else if name == http::header::TRANSFER_ENCODING {
+            self.encoded = true;
+            // Only the last coding says how the message ends (RFC 9112 §6.3, item 4).
+            self.chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
+            return Ok(false);
+        } else if name == http::header::CONNECTION {
+            self.close |= has_token(value, b"close");
+            self.keep_alive |= has_token(value, b"keep-alive");
+            // A `Connection` naming other fields stays, so the general pass removes those too.
+            let only_options = tokens(value).all(|t| {
+                t.is_empty() || t.eq_ignore_ascii_case(b"close") || t.eq_ignore_ascii_case(b"keep-alive")
+            });
+            return Ok(!only_options);
+        } else if name.as_str() == "keep-alive" || name.as_str() == "proxy-connection" {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// How the body ends (RFC 9112 §6.3): none for `HEAD` and bodiless statuses; the transfer coding
+    /// over `Content-Length`; the connection's end when neither says.
+    fn framing(&self, status: StatusCode, to_head_request: bool) -> Framing {
+        if to_head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            Framing::Empty
+        } else if self.encoded {
+            if self.chunked {
+                Framing::Chunked
+            } else {
+                Framing::Close
+            }
+        } else {
+            self.length.map_or(Framing::Close, Framing::Length)
+        }
+    }
+
+    /// Whether the connection stays open after this response (RFC 9112 §9.3).
+    fn persistent(&self, version: Version) -> bool {
+        match version {
+            Version::HTTP_10 => self.keep_alive && !self.close,
+            _ => !self.close,
+        }
+    }
+}
+
+/// A `Content-Length` value: one decimal number, or the same number repeated in a list.
+fn parse_length(value: &[u8]) -> Result<u64, HeadError> {
+    let mut found: Option<u64> = None;
+    for part in value.split(|&b| b == b',') {
+        let digits = part.trim_ascii();
+        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(HeadError::Length);
+        }
+        let n = digits.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if found.is_some_and(|f| f != n) {
+            return Err(HeadError::Length);
+        }
+        found = Some(n);
+    }
+    found.ok_or(HeadError::Length)
+}
+
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    tokens(value).any(|t| t.eq_ignore_ascii_case(token))
+}
+
+fn last_token(value: &[u8]) -> &[u8] {
+    tokens(value).filter(|t| !t.is_empty()).last().unwrap_or_default()
+}
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

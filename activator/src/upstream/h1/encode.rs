@@ -1,0 +1,139 @@
+//! The request head as the pod reads it, written straight from the request's parts into one buffer
+//! that goes out with the body in a single `writev`.
+
+use http::{Method, Request, header};
+
+/// Whether a request with this method is expected to carry a body, so an empty one is announced
+/// (`Content-Length: 0`) rather than left out (RFC 9110 §8.6).
+fn expects_body(method: &Method) -> bool {
+    !matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::CONNECT | Method::TRACE
+    )
+}
+
+/// Appends the HTTP/1.1 head of `request` to `out`: the request line (origin-form target), its
+/// headers as they are (hop-by-hop ones were removed before), and `Content-Length: body_len` in place
+/// of any the client sent, since the body that goes out is the one kept here.
+pub fn request_head<B>(request: &Request<B>, body_len: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(request.method().as_str().as_bytes());
+    out.push(b' ');
+    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in request.headers() {
+        if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if body_len > 0 || expects_body(request.method()) {
+        out.extend_from_slice(b"content-length: ");
+        let mut digits = [0u8; 20];
+        out.extend_from_slice(decimal(body_len, &mut digits));
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `n` in decimal, written into the end of `digits`.
+fn decimal(mut n: usize, digits: &mut [u8; 20]) -> &[u8] {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is below 10: the cast keeps it whole.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &digits[at..];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(method: &str, uri: &str, headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn encoded(parts: &Request<()>, body_len: usize) -> String {
+        let mut out = Vec::new();
+        request_head(parts, body_len, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_get_goes_out_as_it_came_without_a_length() {
+        let parts = head(
+            "GET",
+            "/a/b?c=d",
+            &[("host", "hello.example"), ("x-request-id", "r1")],
+        );
+        assert_eq!(
+            encoded(&parts, 0),
+            "GET /a/b?c=d HTTP/1.1\r\nhost: hello.example\r\nx-request-id: r1\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn the_length_is_the_kept_body_s_not_the_client_s() {
+        let parts = head(
+            "POST",
+            "/",
+            &[
+                ("content-length", "99"),
+                ("transfer-encoding", "chunked"),
+                ("host", "h"),
+            ],
+        );
+        assert_eq!(
+            encoded(&parts, 12_345),
+            "POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 12345\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn an_empty_post_announces_its_empty_body() {
+        let parts = head("POST", "/", &[]);
+        assert_eq!(encoded(&parts, 0), "POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+        let parts = head("DELETE", "/x", &[]);
+        assert_eq!(encoded(&parts, 0), "DELETE /x HTTP/1.1\r\n\r\n");
+    }
+
+    #[test]
+    fn repeated_headers_stay_repeated_and_in_order() {
+        let parts = head("GET", "/", &[("cookie", "a=1"), ("x-b", "2"), ("cookie", "c=3")]);
+        let text = encoded(&parts, 0);
+        assert!(text.contains("cookie: a=1\r\ncookie: c=3\r\n"), "{text}");
+        assert!(text.contains("x-b: 2\r\n"), "{text}");
+    }
+
+    #[test]
+    fn an_absolute_target_goes_out_in_origin_form() {
+        let parts = head("GET", "http://pod:8080/p?q", &[]);
+        assert!(encoded(&parts, 0).starts_with("GET /p?q HTTP/1.1\r\n"));
+        let parts = head("OPTIONS", "http://pod:8080", &[]);
+        assert!(encoded(&parts, 0).starts_with("OPTIONS / HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn decimal_lengths() {
+        let mut digits = [0u8; 20];
+        assert_eq!(decimal(0, &mut digits), b"0");
+        assert_eq!(decimal(7, &mut digits), b"7");
+        assert_eq!(decimal(65_536, &mut digits), b"65536");
+        assert_eq!(
+            decimal(usize::MAX, &mut digits),
+            usize::MAX.to_string().as_bytes()
+        );
+    }
+}
