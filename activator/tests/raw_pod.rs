@@ -240,3 +240,29 @@ async fn a_malformed_answer_is_a_502_that_names_no_address() {
     assert_eq!(status, 502, "{body}");
     assert!(!body.contains("127.0.0.5"), "{body}");
 }
+
+#[tokio::test]
+async fn a_streamed_body_goes_through_hyper_and_its_connection_comes_back_to_the_pool() {
+    let (activator, accepted, heads) = setup().await;
+    let addr = activator.internal_addr;
+    send(get(addr, "/")).await;
+    // Larger than the 64 KiB kept for replays: streamed, so hyper's client writes it, on the socket
+    // the first request left in the pool.
+    let payload = "y".repeat(100_000);
+    let request = Request::post(format!("http://{addr}/echo"))
+        .header("host", HOST)
+        .body(full(payload.clone()))
+        .unwrap();
+    let (status, body, _) = send(request).await;
+    assert_eq!((status, body.len()), (200, payload.len()));
+    assert!(body == payload);
+    // hyper gave the socket back: the next request (kept body, the raw client) reuses it.
+    let (status, body, _) = send(get(addr, "/")).await;
+    assert_eq!((status, body.as_str()), (200, "plain"));
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one connection for all three requests"
+    );
+    assert!(heads.lock().unwrap()[1].contains("content-length: 100000"));
+}

@@ -271,8 +271,8 @@ impl IdlePool {
     /// Closes the connections idle for longer than the timeout and those the other side closed;
     /// returns how many. No task polls an idle connection, so without a sweep a pod's or a peer
     /// activator's close is noticed only when the pool is next used: until then each connection keeps
-    /// its socket (in `CLOSE-WAIT`) and its buffers, about 20 KiB, which after a burst through a
-    /// peer was most of the activator's memory (#19's P9).
+    /// its socket (in `CLOSE-WAIT`) and its read buffer (8–16 KiB; hyper's connections kept about
+    /// 20 KiB), which after a burst through a peer was most of the activator's memory (#19's P9).
     pub fn sweep(&self, limits: PoolLimits) -> usize {
         let mut closed = Vec::new();
         {
