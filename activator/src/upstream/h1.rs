@@ -113,8 +113,8 @@ impl RawConn {
         matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Writes `request`'s head with `body` (the request's, kept whole) and reads until the response head, which
-    /// it returns; the body follows from [`RawConn::poll_read`] through [`H1Body`].
+    /// Writes `request`'s head with `body` (the request's, kept whole) and reads until the response
+    /// head, which it returns; the body follows from [`RawConn::poll_read`] through [`H1Body`].
     pub async fn send<B>(&mut self, request: &Request<B>, body: &[u8]) -> Result<Head, H1Error> {
         let mut out = std::mem::take(&mut self.head);
         out.clear();
