@@ -12,7 +12,6 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
 };
 
 use http::Request;
@@ -97,56 +96,64 @@ fn script(seen: &Seen) -> (Vec<Vec<u8>>, bool) {
     }
 }
 
-/// The scripted pod on `ip`, counting the connections it accepts; the heads it read go to `heads`.
-async fn scripted_pod(ip: [u8; 4]) -> (SocketAddr, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<String>>>) {
+/// What the scripted pod shares with a test: connections accepted, connections it closed, the heads
+/// it read.
+type PodView = (
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+    Arc<std::sync::Mutex<Vec<String>>>,
+);
+
+/// The scripted pod on `ip`.
+async fn scripted_pod(ip: [u8; 4]) -> (SocketAddr, PodView) {
     let listener = TcpListener::bind(SocketAddr::from((ip, 0))).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (counter, seen_heads) = (Arc::clone(&accepted), Arc::clone(&heads));
+    let closes = Arc::new(AtomicUsize::new(0));
+    let (counter, seen_heads, closes_seen) = (Arc::clone(&accepted), Arc::clone(&heads), Arc::clone(&closes));
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             stream.set_nodelay(true).unwrap();
             counter.fetch_add(1, Ordering::SeqCst);
             let seen_heads = Arc::clone(&seen_heads);
+            let closed = Arc::clone(&closes_seen);
             tokio::spawn(async move {
                 let mut pending = Vec::new();
                 while let Some(seen) = read_request(&mut stream, &mut pending).await {
                     seen_heads.lock().unwrap().push(seen.head.clone());
                     let (pieces, close) = script(&seen);
                     for piece in pieces {
+                        // One write each (TCP_NODELAY): the activator often reads them apart.
                         stream.write_all(&piece).await.unwrap();
-                        // Apart, so the activator reads the response in several reads.
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        tokio::task::yield_now().await;
                     }
                     if close {
+                        drop(stream);
+                        closed.fetch_add(1, Ordering::SeqCst);
                         return;
                     }
                 }
             });
         }
     });
-    (addr, accepted, heads)
+    (addr, (accepted, closes, heads))
 }
 
-async fn setup() -> (
-    zeroscale_activator::Activator,
-    Arc<AtomicUsize>,
-    Arc<std::sync::Mutex<Vec<String>>>,
-) {
+async fn setup() -> (zeroscale_activator::Activator, PodView) {
     let activator = activator(|_| {}).await;
-    let (pod, accepted, heads) = scripted_pod([127, 0, 0, 5]).await;
+    let (pod, seen) = scripted_pod([127, 0, 0, 5]).await;
     set(
         &activator,
         FunctionSettings::default(),
         vec![EndpointInfo::ready(pod)],
     );
-    (activator, accepted, heads)
+    (activator, seen)
 }
 
 #[tokio::test]
 async fn every_way_a_body_ends_reaches_the_client_whole() {
-    let (activator, _, _) = setup().await;
+    let (activator, _) = setup().await;
     let addr = activator.internal_addr;
     let (status, body, _) = send(get(addr, "/")).await;
     assert_eq!((status, body.as_str()), (200, "plain"));
@@ -168,7 +175,7 @@ async fn every_way_a_body_ends_reaches_the_client_whole() {
 
 #[tokio::test]
 async fn trailers_of_a_chunked_body_are_passed_on() {
-    let (activator, _, _) = setup().await;
+    let (activator, _) = setup().await;
     let mut request = get(activator.internal_addr, "/chunked");
     // hyper's server sends the trailers the response announced (`Trailer`) to a client that says it
     // takes them (`TE: trailers`).
@@ -184,7 +191,7 @@ async fn trailers_of_a_chunked_body_are_passed_on() {
 
 #[tokio::test]
 async fn a_kept_connection_carries_the_next_requests_and_a_closed_one_does_not() {
-    let (activator, accepted, _) = setup().await;
+    let (activator, (accepted, closes, _)) = setup().await;
     let addr = activator.internal_addr;
     for path in ["/", "/chunked", "/continue", "/", "/echo"] {
         let (status, _, _) = send(get(addr, path)).await;
@@ -203,7 +210,11 @@ async fn a_kept_connection_carries_the_next_requests_and_a_closed_one_does_not()
     // in the pool and goes out on a new one, with no error for the client.
     let (status, body, _) = send(get(addr, "/then-close")).await;
     assert_eq!((status, body.as_str()), (200, "bye\n"));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The pod closed the kept connection after answering (the `/close` one counts too).
+    until("the pod closed the kept connection", || {
+        closes.load(Ordering::SeqCst) >= 2
+    })
+    .await;
     let (status, body, _) = send(get(addr, "/")).await;
     assert_eq!((status, body.as_str()), (200, "plain"));
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
@@ -211,7 +222,7 @@ async fn a_kept_connection_carries_the_next_requests_and_a_closed_one_does_not()
 
 #[tokio::test]
 async fn a_small_body_goes_out_whole_with_its_own_length() {
-    let (activator, _, heads) = setup().await;
+    let (activator, (_, _, heads)) = setup().await;
     let payload = "x".repeat(10_000);
     let request = Request::post(format!("http://{}/echo", activator.internal_addr))
         .header("host", HOST)
@@ -235,7 +246,7 @@ async fn a_small_body_goes_out_whole_with_its_own_length() {
 
 #[tokio::test]
 async fn a_malformed_answer_is_a_502_that_names_no_address() {
-    let (activator, _, _) = setup().await;
+    let (activator, _) = setup().await;
     let (status, body, _) = send(get(activator.internal_addr, "/garbage")).await;
     assert_eq!(status, 502, "{body}");
     assert!(!body.contains("127.0.0.5"), "{body}");
@@ -243,7 +254,7 @@ async fn a_malformed_answer_is_a_502_that_names_no_address() {
 
 #[tokio::test]
 async fn a_streamed_body_goes_through_hyper_and_its_connection_comes_back_to_the_pool() {
-    let (activator, accepted, heads) = setup().await;
+    let (activator, (accepted, _, heads)) = setup().await;
     let addr = activator.internal_addr;
     send(get(addr, "/")).await;
     // Larger than the 64 KiB kept for replays: streamed, so hyper's client writes it, on the socket
