@@ -22,6 +22,12 @@ pub enum ProxyError {
     /// The function was deleted while the request waited.
     #[error("function {0} was deleted")]
     FunctionDeleted(String),
+    /// The routing-table entry the request waited in was replaced by another of the same Function (its
+    /// first revision took over from the Function's own entry, or a revision stopped being routed
+    /// to). The proxy routes the request again ([`crate::proxy`]); a client only sees this when
+    /// routing kept changing under it.
+    #[error("function {0} changed its revisions while the request waited")]
+    Rerouted(String),
     /// The function cannot start; the reason comes from its `Ready` condition.
     #[error("function {function} failed to start: {reason}: {message}")]
     StartupFailed {
@@ -88,7 +94,9 @@ impl ProxyError {
         match self {
             Self::Host(_) => StatusCode::BAD_REQUEST,
             Self::UnknownFunction(_) | Self::FunctionDeleted(_) => StatusCode::NOT_FOUND,
-            Self::StartupFailed { .. } | Self::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StartupFailed { .. } | Self::QueueFull { .. } | Self::Rerouted(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout(_) | Self::ResponseStartTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { .. } | Self::Lost { .. } => StatusCode::BAD_GATEWAY,
@@ -122,6 +130,7 @@ impl ProxyError {
             }
             Self::Host(HostError::Missing)
             | Self::FunctionDeleted(_)
+            | Self::Rerouted(_)
             | Self::QueueFull { .. }
             | Self::Throttled { .. }
             | Self::Timeout(_)

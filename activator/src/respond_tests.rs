@@ -89,6 +89,7 @@ async fn every_error() -> Vec<ProxyError> {
         ProxyError::Host(HostError::Invalid("bad host!".into())),
         ProxyError::UnknownFunction("nope.default.example.com".into()),
         ProxyError::FunctionDeleted(function.clone()),
+        ProxyError::Rerouted(function.clone()),
         ProxyError::StartupFailed {
             function: function.clone(),
             reason: "CrashLoopBackOff".into(),
@@ -129,6 +130,7 @@ async fn every_error() -> Vec<ProxyError> {
             ProxyError::Host(_)
             | ProxyError::UnknownFunction(_)
             | ProxyError::FunctionDeleted(_)
+            | ProxyError::Rerouted(_)
             | ProxyError::StartupFailed { .. }
             | ProxyError::QueueFull { .. }
             | ProxyError::Throttled { .. }

@@ -182,14 +182,26 @@ impl RoutingTable {
 
     /// Forgets a function; its waiting requests get 404.
     pub fn remove(&self, key: &FunctionKey) {
-        let removed = self
-            .functions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key_of(&key.namespace, &key.name).as_str());
-        if let Some(function) = removed {
+        if let Some(function) = self.take(key) {
             function.remove();
         }
+    }
+
+    /// Forgets an entry that another entry of the same Function replaced (its first revision took
+    /// over from the Function's own entry, or a revision is no longer routed to): its waiting
+    /// requests are routed again, to whatever the Function's routes now name. Call it after the
+    /// replacing entries and routes are in place.
+    pub fn supersede(&self, key: &FunctionKey) {
+        if let Some(function) = self.take(key) {
+            function.supersede();
+        }
+    }
+
+    fn take(&self, key: &FunctionKey) -> Option<Arc<FunctionState>> {
+        self.functions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key_of(&key.namespace, &key.name).as_str())
     }
 
     /// Removes every function not in `keep` (after a full resync of the source).

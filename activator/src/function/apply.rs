@@ -33,7 +33,13 @@ impl FunctionState {
             if let Some(duration) = changes.duration {
                 m.duration.observe(duration.as_secs_f64());
             }
-            for (_, error) in &fx.failures {
+            // A request handed back to be routed again is not answered yet: the entry that answers
+            // it counts it.
+            let answered = fx
+                .failures
+                .iter()
+                .filter(|(_, e)| !matches!(e, ProxyError::Rerouted(_)));
+            for (_, error) in answered {
                 count_error(&mut m, error);
             }
         }

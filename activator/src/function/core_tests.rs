@@ -208,6 +208,31 @@ fn waiters_fail_when_the_function_cannot_start_or_is_deleted() {
 }
 
 #[test]
+fn a_superseded_entry_hands_its_waiters_back_to_be_routed_again() {
+    // Its function still exists (its first revision took over this entry): nobody gets 404, and a
+    // request that still finds this state is handed back too, never admitted here.
+    let mut m = Machine::new(0, 10, 1 << 20);
+    wait(m.admit(1, 0).0);
+    wait(m.admit(2, 10).0);
+    let mut fx = Effects::default();
+    let now = m.at(50);
+    m.core.supersede(now, &mut fx);
+    assert_eq!(
+        fx.failures.iter().map(|(w, _)| *w).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(
+        fx.failures
+            .iter()
+            .all(|(_, e)| matches!(e, ProxyError::Rerouted(_)))
+    );
+    assert_eq!(fx.metrics.queue_depth, -2);
+    assert_eq!(m.core.queued(), 0);
+    assert!(matches!(m.admit(3, 60).0, Err(ProxyError::Rerouted(_))));
+    assert!(!m.core.serves(Port::Internal));
+}
+
+#[test]
 fn a_queue_growing_at_zero_sends_demand_again_each_time_it_needs_twice_the_pods() {
     // `concurrency: 10`: 1,000 requests at zero need 100 pods; the autoscaler hears of the queue
     // as it grows (1 pod, 2, 4, … 64), not only of the first request.

@@ -377,6 +377,13 @@ impl FunctionState {
         self.transition(|core, fx| core.remove(now, fx));
     }
 
+    /// Another entry of the same function took this one's place: waiting requests are handed back
+    /// to be routed again (see [`Core::supersede`]).
+    pub fn supersede(self: &Arc<Self>) {
+        let now = Instant::now();
+        self.transition(|core, fx| core.supersede(now, fx));
+    }
+
     /// Addresses to probe now, or `None` when probing should stop (nobody waits, or no pod is
     /// starting); stopping clears the probing flag so a later request starts a new prober.
     pub fn probe_targets(&self) -> Option<Vec<SocketAddr>> {

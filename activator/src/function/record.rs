@@ -75,6 +75,7 @@ impl RequestOutcome {
             ProxyError::Host(_) => Self::ActivatorFailure("bad-host"),
             ProxyError::UnknownFunction(_) => Self::ActivatorFailure("unknown-function"),
             ProxyError::FunctionDeleted(_) => Self::ActivatorFailure("deleted"),
+            ProxyError::Rerouted(_) => Self::ActivatorFailure("rerouted"),
             ProxyError::StartupFailed { .. } => Self::ActivatorFailure("startup-failed"),
             ProxyError::QueueFull { limit, .. } | ProxyError::Throttled { limit, .. } => {
                 Self::ActivatorFailure(limit)

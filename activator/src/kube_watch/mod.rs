@@ -164,16 +164,23 @@ fn apply_function(
     routes: Option<crate::split::Routes>,
 ) {
     let keys: Vec<FunctionKey> = entries.iter().map(|(k, _)| k.clone()).collect();
+    let deleted = keys.is_empty();
     let old = c.owned.insert(key.clone(), keys.clone()).unwrap_or_default();
-    for gone in old.iter().filter(|k| !keys.contains(k)) {
-        c.functions.remove(gone);
-        c.push(gone, table);
-    }
+    // The new entries and routes go in first: a request an old entry hands back finds its new place.
     for (entry, settings) in entries {
         c.functions.insert(entry.clone(), settings);
         c.push(&entry, table);
     }
     table.set_routes(key, routes);
+    for gone in old.iter().filter(|k| !keys.contains(k)) {
+        c.functions.remove(gone);
+        // Only a deleted Function's waiters get 404; an entry of a Function that still exists was
+        // replaced (say, by its first revision), and its waiters are routed again.
+        match deleted {
+            true => table.remove(gone),
+            false => table.supersede(gone),
+        }
+    }
 }
 
 /// Watches Functions, EndpointSlices and function pods until the streams end, keeping `table`

@@ -1,10 +1,12 @@
-//! Unit tests of the merge of Functions, EndpointSlices and pod IPs.
+//! Unit tests of the merge of Functions, EndpointSlices and pod IPs, and of how entries replace one
+//! another in the routing table.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions};
 
 use super::*;
+use crate::error::ProxyError;
 
 #[test]
 fn slice_conditions_map_to_endpoints() {
@@ -124,4 +126,87 @@ fn starting_pods_join_the_slices_at_the_slices_port() {
         vec![EndpointInfo::starting(SocketAddr::new(ip("10.0.0.3"), 8080))],
         "no slice yet: the function's port"
     );
+}
+
+fn function_with(status: serde_json::Value) -> Function {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "zeroscale.dev/v1alpha1", "kind": "Function",
+        "metadata": { "name": "hello", "namespace": "ns" },
+        "spec": { "image": "echo" },
+        "status": status,
+    }))
+    .expect("function")
+}
+
+fn table() -> RoutingTable {
+    let metrics = Arc::new(crate::metrics::Metrics::register(
+        &mut prometheus_client::registry::Registry::default(),
+    ));
+    RoutingTable::new(
+        crate::queue::QueueLimits {
+            max_requests: 10,
+            max_bytes: 1 << 20,
+        },
+        crate::queue::BufferBudget::new(1 << 20),
+        metrics,
+        Arc::new(crate::function::NoWakeups),
+    )
+}
+
+/// Feeds `f` to the table as the Function watch does.
+fn apply(c: &mut Cache, table: &RoutingTable, f: Option<&Function>) {
+    let key = FunctionKey::new("ns", "hello");
+    match f {
+        Some(f) => {
+            let entries = revision_settings::entries(f, "ns", "hello");
+            let routes = revision_settings::routes(f, "ns", "hello");
+            apply_function(c, table, &key, entries, routes);
+        }
+        None => apply_function(c, table, &key, Vec::new(), None),
+    }
+}
+
+/// A request parked in `table`'s state for `hello.ns` (routed as the proxy routes it).
+fn park(table: &RoutingTable) -> crate::lease::Ticket {
+    let state = table.lookup("hello.ns").expect("routed");
+    match state.admit(
+        crate::settings::Port::Internal,
+        || 100,
+        tokio::time::Instant::now(),
+    ) {
+        Ok(crate::lease::Admission::Wait(ticket)) => ticket,
+        other => panic!("expected to wait, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_functions_first_revision_takes_over_its_waiters_and_only_a_delete_fails_them() {
+    let (table, mut c) = (table(), Cache::default());
+    apply(&mut c, &table, Some(&function_with(serde_json::json!({}))));
+    let mut waiting = park(&table);
+    assert_eq!(waiting.function.key(), &FunctionKey::new("ns", "hello"));
+
+    // The operator names the first revision: the Function's own entry gives way to it.
+    let revised = function_with(serde_json::json!({
+        "traffic": [{ "revisionName": "hello-aaaaaaaaaa", "percent": 100 }],
+        "revisions": [{ "name": "hello-aaaaaaaaaa" }],
+    }));
+    apply(&mut c, &table, Some(&revised));
+    let handed = waiting.wait().await;
+    assert!(matches!(handed, Err(ProxyError::Rerouted(_))), "{handed:?}");
+    // Routing again finds the revision, which is in place by the time the waiter hears of it.
+    let mut waiting = park(&table);
+    assert_eq!(
+        waiting.function.key(),
+        &FunctionKey::new("ns", "hello-aaaaaaaaaa")
+    );
+    assert!(table.lookup_exact("hello.ns").is_none(), "the own entry is gone");
+
+    apply(&mut c, &table, None);
+    let handed = waiting.wait().await;
+    assert!(
+        matches!(handed, Err(ProxyError::FunctionDeleted(_))),
+        "{handed:?}"
+    );
+    assert!(table.lookup("hello.ns").is_none());
 }

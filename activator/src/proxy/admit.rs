@@ -185,6 +185,8 @@ pub(super) async fn wait_for_lease(
     let (_, admission) = admitted?;
     match admission {
         Admission::Go(lease) => Ok(lease),
-        Admission::Wait(ticket) => Parked { ticket, arrived }.wait().await,
+        // Boxed: only a request that waits pays for the wait's timer, and the request future every
+        // request holds stays small.
+        Admission::Wait(ticket) => Box::pin(Parked { ticket, arrived }.wait()).await,
     }
 }

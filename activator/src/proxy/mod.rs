@@ -58,6 +58,10 @@ enum Counted {
     Already(Arc<FunctionState>),
 }
 
+/// Most times one request is routed again because the entry it waited in was replaced
+/// ([`ProxyError::Rerouted`]); a Function's routes settle within a few watch events.
+const MAX_REROUTES: u8 = 3;
+
 /// An error before a lease, with who counts it.
 type Rejection = (Counted, ProxyError);
 
@@ -128,61 +132,78 @@ impl Proxy {
         remote: SocketAddr,
         request: Request<Incoming>,
     ) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> {
-        self.handle_picked(port, remote, request, None)
+        self.handle_picked(port, remote, request, None, None)
     }
 
     /// [`Proxy::handle`], with the revision already picked for the request (`preset`) when its head
-    /// was routed before hyper read it.
+    /// was routed before hyper read it, and its arrival (`since`) when it waited before.
     async fn handle_picked(
         self: Arc<Self>,
         port: Port,
         remote: SocketAddr,
         mut request: Request<Incoming>,
-        preset: Option<Arc<FunctionState>>,
+        mut preset: Option<Arc<FunctionState>>,
+        mut since: Option<Instant>,
     ) -> Result<Response<ResponseBody>, Infallible> {
-        // Only a box pointer lives across this await, and the request comes back into the same
-        // binding, so the future of a parked request does not grow.
-        // Picked once: forwarded to its owner with the pick, or admitted here with it.
-        let picked = match preset {
-            Some(function) => Some(function),
-            None => self.pick(remote, &mut request),
-        };
-        'peer: {
-            let forward = match self.to_peer(port, remote, request, picked.as_ref()) {
-                Ok(forward) => forward,
-                Err(local) => {
-                    request = local;
-                    break 'peer;
+        let mut reroutes: u8 = 0;
+        loop {
+            // Picked once per routing: forwarded to its owner with the pick, or admitted here with it.
+            let picked = match preset.take() {
+                Some(function) => Some(function),
+                None => self.pick(remote, &mut request),
+            };
+            // Only a box pointer lives across this await, and the request comes back into the same
+            // binding, so the future of a parked request does not grow.
+            'peer: {
+                let forward = match self.to_peer(port, remote, request, picked.as_ref()) {
+                    Ok(forward) => forward,
+                    Err(local) => {
+                        request = local;
+                        break 'peer;
+                    }
+                };
+                match forward.await {
+                    Ok(response) => return Ok(response),
+                    Err(returned) => request = *returned,
+                }
+            }
+            // After the peer hop: the owning activator stores an async invocation, so the memory
+            // store's `Idempotency-Key` window and its worker are the owner's, whichever replica it
+            // reached first.
+            if self.invoker.is_some() && crate::invoke_async::wants_async(&request) {
+                return Ok(Box::pin(self.handle_async(request)).await);
+            }
+            // A request routed again keeps its arrival, so its deadline does not move.
+            let arrived = *since.get_or_insert_with(Instant::now);
+            let admitted = self.admit(port, &request, picked, arrived);
+            let response = match wait_for_lease(admitted, arrived).await {
+                // Boxed so a parked request's future stays small: the forwarding state is only
+                // allocated once a pod has been chosen (one small allocation on the warm path).
+                Ok(lease) => Box::pin(self.forward(lease, remote, request, arrived)).await,
+                // The entry it waited in was replaced (its function's first revision took over):
+                // routed again, to what the function's routes name now.
+                Err((_, ProxyError::Rerouted(_))) if reroutes < MAX_REROUTES => {
+                    reroutes += 1;
+                    continue;
+                }
+                Err((counted, error)) => {
+                    let meta = RequestMeta::of(request.method(), request.headers(), arrived);
+                    self.reject(counted, error, &meta)
                 }
             };
-            match forward.await {
-                Ok(response) => return Ok(response),
-                Err(returned) => request = *returned,
-            }
+            return Ok(response);
         }
-        // After the peer hop: the owning activator stores an async invocation, so the memory store's
-        // `Idempotency-Key` window and its worker are the owner's, whichever replica it reached first.
-        if self.invoker.is_some() && crate::invoke_async::wants_async(&request) {
-            return Ok(Box::pin(self.handle_async(request)).await);
-        }
-        let arrived = Instant::now();
-        let admitted = self.admit(port, &request, picked, arrived);
-        let response = match wait_for_lease(admitted, arrived).await {
-            // Boxed so a parked request's future stays small: the forwarding state is only
-            // allocated once a pod has been chosen (one small allocation on the warm path).
-            Ok(lease) => Box::pin(self.forward(lease, remote, request, arrived)).await,
-            Err((counted, error)) => {
-                let meta = RequestMeta::of(request.method(), request.headers(), arrived);
-                self.reject(counted, error, &meta)
-            }
-        };
-        Ok(response)
     }
 
     /// The activator's answer for a request refused before it reached a pod; makes its record.
     fn reject(&self, counted: Counted, error: ProxyError, meta: &RequestMeta) -> Response<ResponseBody> {
         let function = match counted {
             Counted::ByFunction(f) => {
+                f.record_error(&error);
+                Some(f)
+            }
+            // A waiter handed back to be routed again was left uncounted by its function.
+            Counted::Already(f) if matches!(error, ProxyError::Rerouted(_)) => {
                 f.record_error(&error);
                 Some(f)
             }
@@ -249,12 +270,18 @@ impl Proxy {
             Some(EarlyOutcome::Here(Ok(lease))) => {
                 Box::pin(self.forward(lease, remote, request, early.arrived)).await
             }
+            Some(EarlyOutcome::Here(Err((_, ProxyError::Rerouted(_))))) => {
+                let since = Some(early.arrived);
+                return self.handle_picked(port, remote, request, None, since).await;
+            }
             Some(EarlyOutcome::Here(Err((counted, error)))) => {
                 let meta = RequestMeta::of(request.method(), request.headers(), early.arrived);
                 self.reject(counted, error, &meta)
             }
             Some(EarlyOutcome::AtPeer(picked)) => {
-                return self.handle_picked(port, remote, request, Some(picked)).await;
+                return self
+                    .handle_picked(port, remote, request, Some(picked), None)
+                    .await;
             }
             None => return self.handle(port, remote, request).await,
         };
@@ -272,9 +299,9 @@ mod tests {
 
     #[test]
     fn a_parked_request_stays_small() {
-        // The whole request future lives in the connection while the request is parked; P6 allows
-        // 2 KiB per parked request in total.
+        // The request future lives in the connection for as long as the request does (a parked one
+        // also holds its boxed wait); P6 allows 2 KiB per parked request in total.
         let size = future_size(Proxy::handle);
-        assert!(size <= 1280, "request future is {size} bytes");
+        assert!(size <= 1088, "request future is {size} bytes");
     }
 }

@@ -36,6 +36,8 @@ pub struct Core<W> {
     demanded: u64,
     probing: bool,
     deleted: bool,
+    // Deleted because another entry of the same function took its place (see `supersede`).
+    superseded: bool,
     presence: Presence,
     throttle: throttle::Throttle,
 }
@@ -58,6 +60,7 @@ impl<W> Core<W> {
             demanded: 0,
             probing: false,
             deleted: false,
+            superseded: false,
             presence: Presence::new(now),
             throttle: throttle::Throttle::new(now),
         }
@@ -143,6 +146,9 @@ impl<W> Core<W> {
         rng: &mut impl Rng,
         fx: &mut Effects<W>,
     ) -> Result<Admit, ProxyError> {
+        if self.superseded {
+            return Err(self.gone());
+        }
         if !self.serves(port) {
             return Err(ProxyError::UnknownFunction(self.display.clone()));
         }
@@ -210,7 +216,7 @@ impl<W> Core<W> {
         }
         if self.deleted {
             self.presence.leave(now);
-            return Err(ProxyError::FunctionDeleted(self.display.clone()));
+            return Err(self.gone());
         }
         if let Some(e) = self.startup_failure() {
             self.presence.leave(now);

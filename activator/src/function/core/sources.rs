@@ -26,6 +26,7 @@ impl<W> Core<W> {
         self.settings = settings;
         self.endpoints.replace(endpoints);
         self.deleted = false;
+        self.superseded = false;
         if self.endpoints.routable().is_empty()
             && let Some(failure) = self.settings.failure.clone()
         {
@@ -45,6 +46,24 @@ impl<W> Core<W> {
         self.deleted = true;
         self.endpoints.replace(Vec::new());
         self.fail_waiters(now, |d| ProxyError::FunctionDeleted(d.to_string()), fx);
+    }
+
+    /// Another entry of the same function took this one's place (its first revision replaced the
+    /// function's own entry, or a revision is no longer routed to): waiting requests, and any that
+    /// still reach this state, are handed back with [`ProxyError::Rerouted`] to be routed again.
+    pub fn supersede(&mut self, now: Instant, fx: &mut Effects<W>) {
+        self.superseded = true;
+        self.deleted = true;
+        self.endpoints.replace(Vec::new());
+        self.fail_waiters(now, |d| ProxyError::Rerouted(d.to_string()), fx);
+    }
+
+    /// Why a request can no longer be served here: the state was superseded, or deleted.
+    pub(super) fn gone(&self) -> ProxyError {
+        match self.superseded {
+            true => ProxyError::Rerouted(self.display.clone()),
+            false => ProxyError::FunctionDeleted(self.display.clone()),
+        }
     }
 
     fn fail_waiters(&mut self, now: Instant, error: impl Fn(&str) -> ProxyError, fx: &mut Effects<W>) {
