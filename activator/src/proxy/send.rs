@@ -76,16 +76,27 @@ impl Proxy {
                 // The pod left rotation (terminating, gone) after it was picked: nothing went out yet.
                 (RETRY_POD_GONE, false)
             } else {
-                let Some(attempt) = outgoing.attempt() else {
-                    return lose(
-                        lease,
-                        &outgoing,
-                        "its body was already sent".into(),
-                        &meta,
-                        forwarded,
-                    );
+                let sent = match outgoing.kept_body() {
+                    // The usual case: written from the kept parts, with no request built for it.
+                    Some(body) if protocol == Protocol::Http1 && !upgrade => {
+                        let send = self
+                            .upstreams
+                            .send_http1_kept(lease.endpoint(), outgoing.head(), body);
+                        timeout_at(head_deadline, send).await
+                    }
+                    _ => {
+                        let Some(attempt) = outgoing.attempt() else {
+                            return lose(
+                                lease,
+                                &outgoing,
+                                "its body was already sent".into(),
+                                &meta,
+                                forwarded,
+                            );
+                        };
+                        timeout_at(head_deadline, self.send(&lease, protocol, attempt, upgrade)).await
+                    }
                 };
-                let sent = timeout_at(head_deadline, self.send(&lease, protocol, attempt, upgrade)).await;
                 match sent {
                     Ok(Ok(sent)) => break sent,
                     Ok(Err(SendError::NotSent {

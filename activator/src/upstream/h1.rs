@@ -19,7 +19,7 @@ use std::{
 };
 
 use bytes::BytesMut;
-use http::{Method, Request};
+use http::Method;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -30,6 +30,7 @@ pub use self::{
     body::H1Body,
     chunked::ChunkError,
     decode::{Framing, Head, HeadError},
+    encode::HeadRef,
 };
 
 /// Room made in the read buffer before each read.
@@ -75,6 +76,8 @@ pub struct RawConn {
     stream: TcpStream,
     buf: BytesMut,
     head: Vec<u8>,
+    // Scratch for reading response heads (`decode::read`).
+    names: decode::FieldSpans,
     written: u64,
     /// When it last went back to its pool.
     pub idle_since: Instant,
@@ -87,6 +90,7 @@ impl RawConn {
             stream,
             buf: BytesMut::new(),
             head: Vec::new(),
+            names: Vec::new(),
             written: 0,
             idle_since: Instant::now(),
         }
@@ -115,16 +119,16 @@ impl RawConn {
 
     /// Writes `request`'s head with `body` (the request's, kept whole) and reads until the response
     /// head, which it returns; the body follows from [`RawConn::poll_read`] through [`H1Body`].
-    pub async fn send<B>(&mut self, request: &Request<B>, body: &[u8]) -> Result<Head, H1Error> {
+    pub async fn send(&mut self, request: HeadRef<'_>, body: &[u8]) -> Result<Head, H1Error> {
         let mut out = std::mem::take(&mut self.head);
         out.clear();
         encode::request_head(request, body.len(), &mut out);
         let wrote = self.write_all(&out, body).await;
         self.head = out;
         wrote.map_err(H1Error::Write)?;
-        let to_head_request = request.method() == Method::HEAD;
+        let to_head_request = request.method == Method::HEAD;
         loop {
-            if let Some(head) = decode::read(&mut self.buf, to_head_request)? {
+            if let Some(head) = decode::read(&mut self.buf, to_head_request, &mut self.names)? {
                 return Ok(head);
             }
             self.buf.reserve(READ_CHUNK);

@@ -121,6 +121,14 @@ impl Outgoing {
         &self.head
     }
 
+    /// The body kept whole, when it was: every attempt sends it as it is.
+    pub fn kept_body(&self) -> Option<&Bytes> {
+        match &self.body {
+            Pending::Buffered(data, _) => Some(data),
+            Pending::Streamed(_) => None,
+        }
+    }
+
     /// Whether the request may be sent again after a pod may have seen it: idempotent by method and
     /// with its body kept.
     pub fn replayable(&self) -> bool {

@@ -8,7 +8,7 @@ use http_body::Body as _;
 
 use super::{
     IdlePool, OutBody, PodBody, PooledConn, SendError, Sent, UpstreamConn, UpstreamError, Upstreams,
-    failed_send, h1,
+    failed_send, h1, h1::HeadRef,
 };
 use crate::endpoints::Endpoint;
 
@@ -26,50 +26,80 @@ impl Upstreams {
             OutBody::Streamed(body) if body.is_end_stream() => Some(bytes::Bytes::new()),
             OutBody::Streamed(_) => None,
         };
-        let limits = self.pool_limits();
+        if let Some(body) = kept {
+            let sent = self.send_kept(endpoint, HeadRef::of(&request), &body).await;
+            return sent.map_err(|failure| failure.into_error(Some(request)));
+        }
         let pool = self.pools.of(endpoint);
         loop {
-            let (conn, fresh) = match pool.as_ref().and_then(|p| p.checkout(limits)) {
-                Some(conn) => (conn, false),
-                None => match self.connect(endpoint.address).await {
-                    Ok(conn) => (conn, true),
-                    Err(error) => {
-                        return Err(SendError::NotSent {
-                            request: Some(Box::new(request)),
-                            pod_failed: true,
-                            error,
-                        });
-                    }
-                },
+            let (conn, fresh) = match self.conn_for(endpoint, &pool).await {
+                Ok(conn) => conn,
+                Err(error) => return Err(AttemptFailure::Connect(error).into_error(Some(request))),
             };
-            let sent = match &kept {
-                Some(body) => self.send_raw(conn, fresh, &pool, &request, body).await,
-                None => match self.send_streamed(conn, fresh, pool.clone(), request).await {
-                    // hyper found the pooled connection closed before any of it went out.
-                    Err(SendError::NotSent {
-                        request: Some(unsent),
-                        ..
-                    }) if !fresh => {
-                        request = *unsent;
-                        continue;
-                    }
-                    sent => return sent,
-                },
-            };
-            match sent {
+            match self.send_streamed(conn, fresh, pool.clone(), request).await {
+                // hyper found the pooled connection closed before any of it went out.
+                Err(SendError::NotSent {
+                    request: Some(unsent),
+                    ..
+                }) if !fresh => request = *unsent,
+                sent => return sent,
+            }
+        }
+    }
+
+    /// [`Upstreams::send_http1`] for a request whose body the caller keeps whole: written from `head`
+    /// (its parts, hop-by-hop fields removed) and `body` as they are, so an attempt builds no request.
+    /// A failure gives no request back; the caller still has it.
+    pub async fn send_http1_kept(
+        &self,
+        endpoint: &Endpoint,
+        head: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<Sent, SendError> {
+        let sent = self.send_kept(endpoint, HeadRef::of_parts(head), body).await;
+        sent.map_err(|failure| failure.into_error(None))
+    }
+
+    /// A kept-body request on a pooled connection, the next one when a pooled one turns out closed
+    /// before any of it went out, or a new one.
+    async fn send_kept(
+        &self,
+        endpoint: &Endpoint,
+        head: HeadRef<'_>,
+        body: &[u8],
+    ) -> Result<Sent, AttemptFailure> {
+        let pool = self.pools.of(endpoint);
+        loop {
+            let (conn, fresh) = self
+                .conn_for(endpoint, &pool)
+                .await
+                .map_err(AttemptFailure::Connect)?;
+            match self.send_raw(conn, fresh, &pool, head, body).await {
                 Ok(sent) => return Ok(sent),
                 // A pooled connection the pod had closed, found before any of the request went
                 // out: try the next one, or a new one.
                 Err(None) if !fresh => {}
                 Err(None) => {
-                    return Err(SendError::NotSent {
-                        request: Some(Box::new(request)),
-                        pod_failed: true,
-                        error: UpstreamError::H1(h1::H1Error::Closed),
-                    });
+                    return Err(AttemptFailure::Raw(RawFailure {
+                        sent: false,
+                        fresh,
+                        error: h1::H1Error::Closed,
+                    }));
                 }
-                Err(Some(e)) => return Err(e.with_request(request)),
+                Err(Some(e)) => return Err(AttemptFailure::Raw(e)),
             }
+        }
+    }
+
+    /// An idle connection from `pool` (`false`: not fresh), or a new one to `endpoint` (`true`).
+    async fn conn_for(
+        &self,
+        endpoint: &Endpoint,
+        pool: &Option<Arc<IdlePool>>,
+    ) -> Result<(Box<h1::RawConn>, bool), UpstreamError> {
+        match pool.as_ref().and_then(|p| p.checkout(self.pool_limits())) {
+            Some(conn) => Ok((conn, false)),
+            None => Ok((self.connect(endpoint.address).await?, true)),
         }
     }
 
@@ -80,7 +110,7 @@ impl Upstreams {
         mut conn: Box<h1::RawConn>,
         fresh: bool,
         pool: &Option<Arc<IdlePool>>,
-        request: &Request<OutBody>,
+        request: HeadRef<'_>,
         body: &[u8],
     ) -> Result<Sent, Option<RawFailure>> {
         // A pooled connection has carried requests before: only what this one wrote counts.
@@ -156,21 +186,42 @@ struct RawFailure {
     error: h1::H1Error,
 }
 
-impl RawFailure {
-    /// The error to report for `request`: given back whole when nothing of it went out.
-    fn with_request(self, request: Request<OutBody>) -> SendError {
-        let error = UpstreamError::H1(self.error);
-        if self.sent {
-            SendError::Broken {
-                fresh: self.fresh,
+/// Why a request could not be sent on a connection.
+#[derive(Debug)]
+enum AttemptFailure {
+    /// No connection to the pod could be opened: nothing went out.
+    Connect(UpstreamError),
+    /// The attempt on a connection failed.
+    Raw(RawFailure),
+}
+
+impl AttemptFailure {
+    /// The error to report; `request` is given back whole when nothing of it went out.
+    fn into_error(self, request: Option<Request<OutBody>>) -> SendError {
+        let request = request.map(Box::new);
+        match self {
+            Self::Connect(error) => SendError::NotSent {
+                request,
+                pod_failed: true,
                 error,
-            }
-        } else {
-            SendError::NotSent {
-                request: Some(Box::new(request)),
-                pod_failed: self.fresh,
+            },
+            Self::Raw(RawFailure {
+                sent: true,
+                fresh,
                 error,
-            }
+            }) => SendError::Broken {
+                fresh,
+                error: UpstreamError::H1(error),
+            },
+            Self::Raw(RawFailure {
+                sent: false,
+                fresh,
+                error,
+            }) => SendError::NotSent {
+                request,
+                pod_failed: fresh,
+                error: UpstreamError::H1(error),
+            },
         }
     }
 }

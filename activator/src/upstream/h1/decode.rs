@@ -48,10 +48,19 @@ pub struct Head {
     pub keep_alive: bool,
 }
 
+/// The header fields of a head being read: names, and where their values lie in the head. Kept by
+/// the connection between responses, so reading a head allocates no list of its own.
+pub type FieldSpans = Vec<(HeaderName, std::ops::Range<usize>)>;
+
 /// Reads the response head at the start of `buf`, skipping interim `1xx` heads, and removes it from
 /// `buf`; `None` until a whole head has arrived. Header values share the head's bytes.
-/// `to_head_request`: the request was `HEAD`, so no body follows whatever the head says.
-pub fn read(buf: &mut BytesMut, to_head_request: bool) -> Result<Option<Head>, HeadError> {
+/// `to_head_request`: the request was `HEAD`, so no body follows whatever the head says. `names` is
+/// scratch space, left empty.
+pub fn read(
+    buf: &mut BytesMut,
+    to_head_request: bool,
+    names: &mut FieldSpans,
+) -> Result<Option<Head>, HeadError> {
     loop {
         let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut fields);
@@ -81,7 +90,7 @@ pub fn read(buf: &mut BytesMut, to_head_request: bool) -> Result<Option<Head>, H
         };
         let base = buf.as_ptr() as usize;
         let mut fields = Fields::default();
-        let mut names = Vec::with_capacity(parsed.headers.len());
+        names.clear();
         for field in parsed.headers.iter() {
             let name = HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| HeadError::Parse(format!("header name {:?}", field.name)))?;
@@ -94,7 +103,7 @@ pub fn read(buf: &mut BytesMut, to_head_request: bool) -> Result<Option<Head>, H
         }
         let head = buf.split_to(len).freeze();
         let mut headers = HeaderMap::with_capacity(names.len());
-        for (name, range) in names {
+        for (name, range) in names.drain(..) {
             let value = HeaderValue::from_maybe_shared(head.slice(range))
                 .map_err(|_| HeadError::Parse(format!("header value of {name}")))?;
             headers.append(name, value);

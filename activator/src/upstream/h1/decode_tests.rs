@@ -5,7 +5,7 @@ use super::*;
 
 fn read_all(text: &str, to_head_request: bool) -> (Result<Option<Head>, HeadError>, BytesMut) {
     let mut buf = BytesMut::from(text.as_bytes());
-    let head = read(&mut buf, to_head_request);
+    let head = read(&mut buf, to_head_request, &mut FieldSpans::new());
     (head, buf)
 }
 

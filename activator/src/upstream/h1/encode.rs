@@ -1,7 +1,39 @@
 //! The request head as the pod reads it, written straight from the request's parts into one buffer
 //! that goes out with the body in a single `writev`.
 
-use http::{Method, Request, header};
+use http::{HeaderMap, Method, Request, Uri, header, request::Parts};
+
+/// The parts of a request its head is written from: a request's, or the parts a request was taken
+/// apart into and kept for another attempt (written without building a request again).
+#[derive(Clone, Copy, Debug)]
+pub struct HeadRef<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The target (only its path and query are written).
+    pub uri: &'a Uri,
+    /// The header fields, hop-by-hop ones already removed.
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> HeadRef<'a> {
+    /// The head of `request`.
+    pub fn of<B>(request: &'a Request<B>) -> Self {
+        Self {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+        }
+    }
+
+    /// The head kept in `parts`.
+    pub fn of_parts(parts: &'a Parts) -> Self {
+        Self {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+        }
+    }
+}
 
 /// Whether a request with this method is expected to carry a body, so an empty one is announced
 /// (`Content-Length: 0`) rather than left out (RFC 9110 §8.6).
@@ -15,13 +47,13 @@ fn expects_body(method: &Method) -> bool {
 /// Appends the HTTP/1.1 head of `request` to `out`: the request line (origin-form target), its
 /// headers as they are (hop-by-hop ones were removed before), and `Content-Length: body_len` in place
 /// of any the client sent, since the body that goes out is the one kept here.
-pub fn request_head<B>(request: &Request<B>, body_len: usize, out: &mut Vec<u8>) {
-    out.extend_from_slice(request.method().as_str().as_bytes());
+pub fn request_head(request: HeadRef<'_>, body_len: usize, out: &mut Vec<u8>) {
+    out.extend_from_slice(request.method.as_str().as_bytes());
     out.push(b' ');
-    let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in request.headers() {
+    for (name, value) in request.headers {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
         }
@@ -30,7 +62,7 @@ pub fn request_head<B>(request: &Request<B>, body_len: usize, out: &mut Vec<u8>)
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if body_len > 0 || expects_body(request.method()) {
+    if body_len > 0 || expects_body(request.method) {
         out.extend_from_slice(b"content-length: ");
         let mut digits = [0u8; 20];
         out.extend_from_slice(decimal(body_len, &mut digits));
@@ -67,7 +99,7 @@ mod tests {
 
     fn encoded(parts: &Request<()>, body_len: usize) -> String {
         let mut out = Vec::new();
-        request_head(parts, body_len, &mut out);
+        request_head(HeadRef::of(parts), body_len, &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 
