@@ -4,7 +4,7 @@
 use std::{fmt::Write as _, net::IpAddr};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header, header::Entry};
 use rand::Rng;
 
 use crate::trace_ids::{Hex, new_hex};
@@ -87,10 +87,7 @@ pub fn add_forwarding(headers: &mut HeaderMap, client: IpAddr, host: &HeaderValu
     let mut ip = IpText::default();
     ip.write(client);
     let ip = ip.as_bytes();
-    let xff = appended(headers.get(&X_FORWARDED_FOR), &[ip]);
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(xff)) {
-        headers.insert(&X_FORWARDED_FOR, v);
-    }
+    append_element(headers, &X_FORWARDED_FOR, &[ip]);
     // RFC 7239: IPv6 addresses are quoted and bracketed; the host is quoted because it may hold ':'.
     // A host that is not visible ASCII is left out rather than sent broken.
     let host_text = host.to_str().map_or(&b""[..], str::as_bytes);
@@ -108,15 +105,32 @@ pub fn add_forwarding(headers: &mut HeaderMap, client: IpAddr, host: &HeaderValu
         host_text,
         b"\";proto=http",
     ];
-    let forwarded = appended(headers.get(header::FORWARDED), &element);
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded)) {
-        headers.insert(header::FORWARDED, v);
-    }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    }
-    if !headers.contains_key(&X_FORWARDED_HOST) {
-        headers.insert(&X_FORWARDED_HOST, host.clone());
+    append_element(headers, &header::FORWARDED, &element);
+    // One hashed lookup each (an entry), not a look-up then an insert.
+    headers
+        .entry(&X_FORWARDED_PROTO)
+        .or_insert_with(|| HeaderValue::from_static("http"));
+    headers.entry(&X_FORWARDED_HOST).or_insert_with(|| host.clone());
+}
+
+/// Adds an element made of `parts` to the list header `name`, after the elements it has (the first
+/// field's), with one hashed lookup. A value that is not valid is left out rather than sent broken.
+fn append_element(headers: &mut HeaderMap, name: &HeaderName, parts: &[&[u8]]) {
+    let entry = headers.entry(name);
+    let previous = match &entry {
+        Entry::Occupied(e) => Some(e.get()),
+        Entry::Vacant(_) => None,
+    };
+    let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(appended(previous, parts))) else {
+        return;
+    };
+    match entry {
+        Entry::Occupied(mut e) => {
+            e.insert(value);
+        }
+        Entry::Vacant(e) => {
+            e.insert(value);
+        }
     }
 }
 
@@ -197,8 +211,14 @@ impl std::fmt::Write for IpText {
 
 /// A new request id: 32 random lowercase hex digits, built inline.
 fn new_request_id(rng: &mut impl Rng) -> HeaderValue {
-    let id = new_hex::<32>(rng);
-    HeaderValue::from_bytes(id.as_bytes()).unwrap_or(HeaderValue::from_static("0"))
+    shared_value(*new_hex::<32>(rng).as_bytes()).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// A header value holding `bytes` in one reference-counted allocation. The request id and
+/// `traceparent` are cloned into the request's record and the response; a value copied from a slice
+/// would allocate a second time at its first clone.
+fn shared_value<const N: usize>(bytes: [u8; N]) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(Bytes::from_owner(bytes)).ok()
 }
 
 fn is_lower_hex(s: &str) -> bool {
@@ -243,26 +263,18 @@ fn parse_traceparent_split(value: &str) -> Option<(&str, &str)> {
 /// The request's `X-Request-Id`, after adding a new one (32 hex digits) when it had none; error
 /// answers and log lines carry it ([`crate::respond::with_request_id`]).
 pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get(&X_REQUEST_ID) {
-        return v.clone();
-    }
-    let v = new_request_id(&mut rand::rng());
-    headers.insert(&X_REQUEST_ID, v.clone());
-    v
+    let id = headers.entry(&X_REQUEST_ID);
+    id.or_insert_with(|| new_request_id(&mut rand::rng())).clone()
 }
 
 /// Ensures `X-Request-Id` and `traceparent`. An incoming trace keeps its trace id and flags and gets a
 /// new span id (the activator's hop); otherwise a new trace starts, unsampled. Returns the request id.
 pub fn ensure_ids(headers: &mut HeaderMap) -> HeaderValue {
     let mut rng = rand::rng();
-    let request_id = match headers.get(&X_REQUEST_ID) {
-        Some(v) => v.clone(),
-        None => {
-            let v = new_request_id(&mut rng);
-            headers.insert(&X_REQUEST_ID, v.clone());
-            v
-        }
-    };
+    let request_id = headers
+        .entry(&X_REQUEST_ID)
+        .or_insert_with(|| new_request_id(&mut rng))
+        .clone();
     let span = new_hex::<16>(&mut rng);
     let parent = headers
         .get(&TRACEPARENT)
@@ -283,7 +295,7 @@ pub(crate) fn set_traceparent(h: &mut HeaderMap, trace: &Hex<32>, span: &Hex<16>
     value[36..52].copy_from_slice(span.as_bytes());
     value[52] = b'-';
     value[53..].copy_from_slice(flags.as_bytes());
-    if let Ok(v) = HeaderValue::from_bytes(&value) {
+    if let Some(v) = shared_value(value) {
         h.insert(&TRACEPARENT, v);
     }
 }

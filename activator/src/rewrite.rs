@@ -26,6 +26,18 @@ pub fn host_of<B>(request: &Request<B>) -> Result<&str, HostError> {
     }
 }
 
+/// The request's host as a header value: its `Host` field's own (shared, not copied) when it is
+/// text, else its URI's authority (HTTP/2).
+pub fn host_value<B>(request: &Request<B>) -> Option<HeaderValue> {
+    match request.headers().get(header::HOST) {
+        Some(v) => v.to_str().is_ok().then(|| v.clone()),
+        None => request
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    }
+}
+
 /// Rewrites the request for the pod: origin-form target (HTTP/1.1; h2c sets the pod's address per
 /// attempt), the right HTTP version, hop-by-hop headers removed, forwarding and tracing headers added.
 /// The client's `Host` is kept.

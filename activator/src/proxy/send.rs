@@ -6,7 +6,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::time::{Instant, timeout_at};
 use zeroscale_crds::function::Protocol;
@@ -19,7 +19,7 @@ use crate::{
     headers,
     lease::Lease,
     metrics::{LOST_BEFORE_RESPONSE, RETRY_NOT_SENT, RETRY_POD_GONE, RETRY_REPLAYED},
-    rewrite::{host_of, prepare, set_target},
+    rewrite::{host_value, prepare, set_target},
     upgrade,
     upstream::{OutBody, Outgoing, SendError, Sent},
 };
@@ -46,10 +46,7 @@ impl Proxy {
             .peers
             .as_ref()
             .is_some_and(|p| p.take_hop(request.headers_mut(), remote));
-        let host = host_of(&request)
-            .ok()
-            .filter(|_| !peer_hop)
-            .and_then(|h| HeaderValue::from_str(h).ok());
+        let host = host_value(&request).filter(|_| !peer_hop);
         prepare(&mut request, protocol, remote, host, upgrade);
         let limits = lease.limits();
         let head_deadline = arrived + limits.timeout.min(limits.response_start_timeout);
