@@ -24,6 +24,15 @@ use crate::{
     stats::{PeriodReport, Presence},
 };
 
+/// Why a state left the routing table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gone {
+    /// Its function was deleted: requests get 404.
+    Deleted,
+    /// Another entry of the same function took its place: requests are routed again.
+    Superseded,
+}
+
 /// One function's state; `W` is how a waiter is handed its outcome (a channel in the shell).
 #[derive(Debug)]
 pub struct Core<W> {
@@ -35,9 +44,8 @@ pub struct Core<W> {
     // The requests the cold episode's latest demand counted.
     demanded: u64,
     probing: bool,
-    deleted: bool,
-    // Deleted because another entry of the same function took its place (see `supersede`).
-    superseded: bool,
+    // Set once the state left the routing table, and why.
+    gone: Option<Gone>,
     presence: Presence,
     throttle: throttle::Throttle,
 }
@@ -59,8 +67,7 @@ impl<W> Core<W> {
             cold: false,
             demanded: 0,
             probing: false,
-            deleted: false,
-            superseded: false,
+            gone: None,
             presence: Presence::new(now),
             throttle: throttle::Throttle::new(now),
         }
@@ -70,7 +77,7 @@ impl<W> Core<W> {
     /// port).
     pub fn serves(&self, port: Port) -> bool {
         let hidden = port == Port::External && self.settings.visibility == Visibility::ClusterLocal;
-        !self.deleted && !hidden
+        self.gone.is_none() && !hidden
     }
 
     /// The function's settings now.
@@ -146,8 +153,8 @@ impl<W> Core<W> {
         rng: &mut impl Rng,
         fx: &mut Effects<W>,
     ) -> Result<Admit, ProxyError> {
-        if self.superseded {
-            return Err(self.gone());
+        if self.gone == Some(Gone::Superseded) {
+            return Err(self.gone_error());
         }
         if !self.serves(port) {
             return Err(ProxyError::UnknownFunction(self.display.clone()));
@@ -214,9 +221,9 @@ impl<W> Core<W> {
         if pod_failed && self.endpoints.mark_failed(endpoint.address) {
             fx.failed_pod = Some(endpoint.address);
         }
-        if self.deleted {
+        if self.gone.is_some() {
             self.presence.leave(now);
-            return Err(self.gone());
+            return Err(self.gone_error());
         }
         if let Some(e) = self.startup_failure() {
             self.presence.leave(now);

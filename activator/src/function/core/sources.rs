@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::Core;
+use super::{Core, Gone};
 use crate::{
     error::ProxyError,
     function::effects::Effects,
@@ -25,8 +25,7 @@ impl<W> Core<W> {
     ) {
         self.settings = settings;
         self.endpoints.replace(endpoints);
-        self.deleted = false;
-        self.superseded = false;
+        self.gone = None;
         if self.endpoints.routable().is_empty()
             && let Some(failure) = self.settings.failure.clone()
         {
@@ -43,7 +42,7 @@ impl<W> Core<W> {
 
     /// The function was deleted: waiting requests get 404, new ones too (until it is re-created).
     pub fn remove(&mut self, now: Instant, fx: &mut Effects<W>) {
-        self.deleted = true;
+        self.gone = Some(Gone::Deleted);
         self.endpoints.replace(Vec::new());
         self.fail_waiters(now, |d| ProxyError::FunctionDeleted(d.to_string()), fx);
     }
@@ -52,17 +51,16 @@ impl<W> Core<W> {
     /// function's own entry, or a revision is no longer routed to): waiting requests, and any that
     /// still reach this state, are handed back with [`ProxyError::Rerouted`] to be routed again.
     pub fn supersede(&mut self, now: Instant, fx: &mut Effects<W>) {
-        self.superseded = true;
-        self.deleted = true;
+        self.gone = Some(Gone::Superseded);
         self.endpoints.replace(Vec::new());
         self.fail_waiters(now, |d| ProxyError::Rerouted(d.to_string()), fx);
     }
 
     /// Why a request can no longer be served here: the state was superseded, or deleted.
-    pub(super) fn gone(&self) -> ProxyError {
-        match self.superseded {
-            true => ProxyError::Rerouted(self.display.clone()),
-            false => ProxyError::FunctionDeleted(self.display.clone()),
+    pub(super) fn gone_error(&self) -> ProxyError {
+        match self.gone {
+            Some(Gone::Superseded) => ProxyError::Rerouted(self.display.clone()),
+            _ => ProxyError::FunctionDeleted(self.display.clone()),
         }
     }
 
@@ -92,7 +90,7 @@ impl<W> Core<W> {
     /// Addresses to probe now, or `None` when probing should stop (nobody waits, or no pod is
     /// starting); stopping clears the probing flag so a later request starts a new prober.
     pub fn probe_targets(&mut self) -> Option<Vec<SocketAddr>> {
-        if !self.probe_wanted() || self.deleted {
+        if !self.probe_wanted() || self.gone.is_some() {
             self.probing = false;
             return None;
         }
