@@ -108,3 +108,32 @@ pub async fn apply_yaml_cluster(yaml: &str) -> String {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// What a namespace's workloads look like now, for a test's failure message: its Deployments,
+/// ReplicaSets and pods with their state, and its Events, oldest first. Errors are reported inline,
+/// as this only ever explains another failure.
+pub async fn namespace_report(namespace: &str) -> String {
+    let mut report = String::new();
+    let views: [&[&str]; 3] = [
+        &["get", "deployments,replicasets,pods", "-o", "wide"],
+        &[
+            "get",
+            "pods",
+            "-o",
+            "custom-columns=POD:.metadata.name,DELETING:.metadata.deletionTimestamp,\
+             CONDITIONS:.status.conditions[*].type,STATUS:.status.conditions[*].status,\
+             STATE:.status.containerStatuses[*].state",
+        ],
+        &["get", "events", "--sort-by=.lastTimestamp"],
+    ];
+    for view in views {
+        let mut args = vec!["-n", namespace];
+        args.extend_from_slice(view);
+        let out = match try_kubectl(&args, None).await {
+            Ok(out) => out,
+            Err(e) => e.to_string(),
+        };
+        report.push_str(&format!("$ kubectl {}\n{out}\n", args.join(" ")));
+    }
+    report
+}

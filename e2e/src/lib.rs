@@ -52,7 +52,9 @@ pub use images::{
     component_image, ensure_tag, image_digest,
 };
 pub use installed::{Installed, ensure_installed, try_ensure_installed};
-pub use kubectl::{KubectlError, apply_yaml, apply_yaml_cluster, kubectl, kubectl_ok, try_kubectl};
+pub use kubectl::{
+    KubectlError, apply_yaml, apply_yaml_cluster, kubectl, kubectl_ok, namespace_report, try_kubectl,
+};
 pub use metrics::{admin_ready, counter_value, has_sample, metric_value, scrape, wait_admin_ready};
 pub use namespace::TestNamespace;
 pub use node::{

@@ -9,7 +9,8 @@ use kube::{Api, ResourceExt};
 use serde_json::json;
 use zeroscale_crds::Function;
 use zeroscale_e2e::{
-    ECHO_IMAGE, Operator, TestNamespace, ensure_tag, install_function_crd, kubectl_ok, repo_root, wait_for,
+    ECHO_IMAGE, Operator, TestNamespace, ensure_tag, install_function_crd, kubectl_ok, namespace_report,
+    repo_root, try_wait_for, wait_for,
 };
 
 use super::support::*;
@@ -99,7 +100,7 @@ async fn children_follow_the_function_through_create_update_and_delete() {
         .expect("image changed");
     wait_ready(&api, "hello", "True", &["Ready"], SETTLE).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
-    wait_for(SETTLE, "the new image to roll out", || async {
+    let rolled = try_wait_for(SETTLE, "the new image to roll out", || async {
         let d = zeroscale_e2e::function_deployment(&deployments, "hello").await?;
         let s = d.status.as_ref()?;
         let done = image(&d).as_deref() == Some(v2.as_str())
@@ -109,6 +110,10 @@ async fn children_follow_the_function_through_create_update_and_delete() {
         done.then_some(())
     })
     .await;
+    if let Err(e) = rolled {
+        // Once a CI run timed out here (session 14): say where the rollout stood.
+        panic!("{e}\n{}", namespace_report(ns.name()).await);
+    }
 
     // Deleting the Function garbage-collects the children.
     api.delete("hello", &DeleteParams::background())
