@@ -68,6 +68,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// The first value of each of `names` in `headers`, found in one walk over the fields: cheaper than
+/// a hashed lookup per name for the few fields a request has.
+pub fn first_values<'a, const N: usize>(
+    headers: &'a HeaderMap,
+    names: [&HeaderName; N],
+) -> [Option<&'a HeaderValue>; N] {
+    let mut found = [None; N];
+    for (name, value) in headers {
+        if let Some(at) = names.iter().position(|n| *n == name) {
+            found[at].get_or_insert(value);
+        }
+    }
+    found
+}
+
 /// Whether `name` is one of the hop-by-hop headers [`strip_hop_by_hop`] may remove by itself (those a
 /// `Connection` header names are found through it).
 fn is_hop_by_hop(name: &HeaderName) -> bool {
@@ -225,12 +240,16 @@ fn is_lower_hex(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// Whether `value` has the shape of a version-00 `traceparent` (its length and dashes), which is
+/// all a value the activator wrote itself needs checked.
+pub(crate) fn traceparent_shaped(value: &[u8]) -> bool {
+    value.len() == 55 && value[2] == b'-' && value[35] == b'-' && value[52] == b'-'
+}
+
 /// Parses `traceparent` version 00: returns the trace id and flags when valid.
 pub(crate) fn parse_traceparent(value: &str) -> Option<(&str, &str)> {
-    // Every request carries one (ours, if not the client's), read twice on the way to the pod: the
-    // usual 55-byte form is checked field by field in place; anything else goes the general way.
-    let b = value.as_bytes();
-    if b.len() == 55 && b[2] == b'-' && b[35] == b'-' && b[52] == b'-' {
+    // The usual 55-byte form is checked field by field in place; anything else goes the general way.
+    if traceparent_shaped(value.as_bytes()) {
         let (version, trace, span, flags) = (&value[..2], &value[3..35], &value[36..52], &value[53..]);
         let valid = version != "ff"
             && is_lower_hex(version)
@@ -303,6 +322,22 @@ pub(crate) fn set_traceparent(h: &mut HeaderMap, trace: &Hex<32>, span: &Hex<16>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_values_are_found_in_one_walk() {
+        let mut h = HeaderMap::new();
+        h.append(&X_REQUEST_ID, HeaderValue::from_static("one"));
+        h.append(&X_REQUEST_ID, HeaderValue::from_static("two"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("3"));
+        let [id, length, trace] = first_values(&h, [&X_REQUEST_ID, &header::CONTENT_LENGTH, &TRACEPARENT]);
+        assert_eq!(
+            id.map(HeaderValue::as_bytes),
+            Some(&b"one"[..]),
+            "the first of repeated fields"
+        );
+        assert_eq!(length.map(HeaderValue::as_bytes), Some(&b"3"[..]));
+        assert_eq!(trace, None);
+    }
 
     #[test]
     fn hop_by_hop_headers_go() {

@@ -11,6 +11,7 @@ pub mod anatomy;
 pub mod args;
 pub mod balancer;
 pub mod body;
+pub mod client_body;
 pub mod endpoints;
 pub mod error;
 pub mod events;

@@ -7,10 +7,9 @@ use http::{
     HeaderValue, Request, Uri, Version, header,
     uri::{Authority, Scheme},
 };
-use hyper::body::Incoming;
 use zeroscale_crds::function::Protocol;
 
-use crate::{headers, host::HostError};
+use crate::{client_body::ClientBody, headers, host::HostError};
 
 /// The request's host: the `Host` header, else the target's authority (HTTP/2 `:authority`).
 pub fn host_of<B>(request: &Request<B>) -> Result<&str, HostError> {
@@ -42,7 +41,7 @@ pub fn host_value<B>(request: &Request<B>) -> Option<HeaderValue> {
 /// attempt), the right HTTP version, hop-by-hop headers removed, forwarding and tracing headers added.
 /// The client's `Host` is kept.
 pub fn prepare(
-    request: &mut Request<Incoming>,
+    request: &mut Request<ClientBody>,
     protocol: Protocol,
     remote: SocketAddr,
     host: Option<HeaderValue>,

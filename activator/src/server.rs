@@ -1,17 +1,21 @@
 //! The data-port listeners: accept connections, serve HTTP/1.1 (with upgrades) and HTTP/2 with prior
 //! knowledge, and on shutdown stop accepting and let open connections finish within the drain period.
 //!
-//! A new connection's first request head is read here (`server/head.rs`) before hyper gets the connection, and
-//! the request is admitted from it: a request that has to wait for a pod waits in a small task of its
-//! own (`server/park.rs`) as a socket and a buffer of its head's size, not as a hyper connection with
-//! its 16 KiB of buffers. Once a pod is chosen (or at once when one has room) hyper serves the
-//! connection, replaying the bytes read, and the first request carries the outcome reached early
-//! ([`Proxy::handle_first`]).
+//! A new connection's first request head is read here (`server/head.rs`) before a server gets the
+//! connection, and the request is admitted from it: a request that has to wait for a pod waits in a
+//! small task of its own (`server/park.rs`) as a socket and a buffer of its head's size, not as a
+//! server connection with its buffers. Once a pod is chosen (or at once when one has room) the
+//! activator's own HTTP/1.1 server (`server/h1.rs`) serves the connection from the bytes read, and the
+//! first request carries the outcome reached early ([`Proxy::handle_first`]). The first request that
+//! server leaves to hyper (an upgrade, `Expect`, a streamed body, a malformed head) hands the
+//! connection to hyper, replaying the bytes not yet served; the HTTP/2 preface goes to hyper at once.
 
+mod h1;
 mod head;
 mod park;
 
 use std::{
+    convert::Infallible,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -28,6 +32,7 @@ use tracing::Instrument;
 
 use crate::{
     body::ResponseBody,
+    client_body::{ClientBody, ClientRequest},
     headers::ensure_request_id,
     proxy::{Early, HeadAdmission, Proxy},
     respond::with_request_id,
@@ -157,8 +162,35 @@ async fn connection(shared: Arc<Listener>, stream: TcpStream, remote: SocketAddr
         },
         Head::Partial | Head::Other => None,
     };
-    Box::pin(serve_http1(&shared, Prefixed::new(bytes, stream), remote, early)).await;
+    Box::pin(h1::serve(&shared, stream, bytes, remote, early)).await;
     drop(open);
+}
+
+/// One request through the pipeline, with its request id, trace and log span; `early` is the
+/// outcome of its admission from the head, for the first request of a connection.
+async fn serve_request(
+    proxy: Arc<Proxy>,
+    port: Port,
+    remote: SocketAddr,
+    mut request: ClientRequest,
+    early: Option<Early>,
+) -> http::Response<trace::Traced<ResponseBody>> {
+    let request_id = ensure_request_id(request.headers_mut());
+    let trace = trace::start(&mut request, remote, &request_id);
+    let span = trace.log_span(&request_id);
+    // Each arm awaits its own future (no wrapping block), so the request's future is moved less.
+    let response = match early {
+        Some(early) => {
+            let first = proxy.handle_first(port, remote, request, early);
+            first.instrument(span.clone()).await
+        }
+        None => proxy.handle(port, remote, request).instrument(span.clone()).await,
+    };
+    let response = match response {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    traced(response, &request_id, trace, span)
 }
 
 async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early: Option<Early>) {
@@ -177,19 +209,8 @@ async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early:
             .take()
             .map(|(early, _taken)| early);
         async move {
-            let mut request = request;
-            let request_id = ensure_request_id(request.headers_mut());
-            let trace = trace::start(&mut request, remote, &request_id);
-            let span = trace.log_span(&request_id);
-            let response = async {
-                match early {
-                    Some(early) => proxy.handle_first(port, remote, request, early).await,
-                    None => proxy.handle(port, remote, request).await,
-                }
-            }
-            .instrument(span.clone())
-            .await;
-            response.map(|r| traced(r, &request_id, trace, span))
+            let request = request.map(ClientBody::Hyper);
+            Ok::<_, Infallible>(serve_request(proxy, port, remote, request, early).await)
         }
     });
     let connection = shared
@@ -219,14 +240,11 @@ async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early:
 async fn serve_http2(shared: &Listener, io: Prefixed, remote: SocketAddr) {
     let proxy = Arc::clone(&shared.proxy);
     let port = shared.port;
-    let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let proxy = Arc::clone(&proxy);
         async move {
-            let request_id = ensure_request_id(request.headers_mut());
-            let trace = trace::start(&mut request, remote, &request_id);
-            let span = trace.log_span(&request_id);
-            let response = proxy.handle(port, remote, request).instrument(span.clone()).await;
-            response.map(|r| traced(r, &request_id, trace, span))
+            let request = request.map(ClientBody::Hyper);
+            Ok::<_, Infallible>(serve_request(proxy, port, remote, request, None).await)
         }
     });
     let connection = shared.http2.serve_connection(TokioIo::new(io), service);

@@ -1,6 +1,7 @@
 //! A request waiting in an entry that another entry of the same Function replaces (its first
 //! revision taking over from the Function's own entry) is routed again and served by the new entry,
-//! on the first request of a connection (admitted from its head) as on a later one.
+//! on the first request of a connection (admitted from its head) as on a later one, and when it waits
+//! to be sent again after its pod refused it.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions; failing loudly is the point
 
 mod support;
@@ -90,4 +91,24 @@ async fn a_later_request_on_a_kept_connection_is_routed_again_too() {
 
     first_revision(&activator, pod);
     assert_eq!(waiting.await.unwrap(), (200, "ok".to_string()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_waiting_to_be_sent_again_is_routed_again_too() {
+    let activator = activator(|_| {}).await;
+    let pod = ok_upstream([127, 0, 0, 1]).await;
+    // The Function's own entry has one pod, which refuses connections: the request is admitted to
+    // it, is not sent, and waits at the front of the queue to be sent again.
+    let refusing = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.4:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    set(&activator, at_zero(), vec![EndpointInfo::ready(refusing)]);
+    let own = activator.table.get(&key()).unwrap();
+    let waiting = tokio::spawn(send(get(activator.internal_addr, "/")));
+    until("queued again after the refused connection", || own.queued() == 1).await;
+
+    first_revision(&activator, pod);
+    let (status, body, _) = waiting.await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "ok"), "{body}");
 }

@@ -29,7 +29,7 @@ use zeroscale_crds::revision::split_revision_name;
 use super::FunctionState;
 use crate::{
     error::ProxyError,
-    headers::{TRACEPARENT, X_REQUEST_ID},
+    headers::{TRACEPARENT, X_REQUEST_ID, first_values},
 };
 
 /// How a request ended.
@@ -247,21 +247,18 @@ pub struct RequestMeta {
 impl RequestMeta {
     /// What to keep of a request with `method` and `headers`, which arrived at `arrived`.
     pub fn of(method: &Method, headers: &HeaderMap, arrived: Instant) -> Self {
-        let request_bytes = headers
-            .get(http::header::CONTENT_LENGTH)
+        let [length, request_id, traceparent] = first_values(
+            headers,
+            [&http::header::CONTENT_LENGTH, &X_REQUEST_ID, &TRACEPARENT],
+        );
+        let request_bytes = length
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         Self {
             method: method.clone(),
-            request_id: headers
-                .get(&X_REQUEST_ID)
-                .cloned()
-                .unwrap_or(http::HeaderValue::from_static("-")),
-            traceparent: headers
-                .get(&TRACEPARENT)
-                .cloned()
-                .unwrap_or(http::HeaderValue::from_static("")),
+            request_id: request_id.cloned().unwrap_or(http::HeaderValue::from_static("-")),
+            traceparent: traceparent.cloned().unwrap_or(http::HeaderValue::from_static("")),
             request_bytes,
             arrived,
         }

@@ -11,7 +11,6 @@ use std::{sync::Arc, time::SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use zeroscale_common::signals::FunctionKey;
 use zeroscale_eventing::{
     async_invocation::{
@@ -21,7 +20,7 @@ use zeroscale_eventing::{
     broker::PublishError,
 };
 
-use crate::{body::ResponseBody, headers::strip_hop_by_hop};
+use crate::{body::ResponseBody, client_body::ClientBody, headers::strip_hop_by_hop};
 
 /// Default largest body of an async invocation (`--async-max-body-bytes`).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -93,7 +92,11 @@ impl AsyncInvoker {
     }
 
     /// Stores `request` for `function` and answers 202, or says why not.
-    pub async fn accept(&self, function: FunctionKey, request: Request<Incoming>) -> Response<ResponseBody> {
+    pub async fn accept(
+        &self,
+        function: FunctionKey,
+        request: Request<ClientBody>,
+    ) -> Response<ResponseBody> {
         match self.store_request(function, request).await {
             Ok(accepted) => accepted_response(&accepted),
             Err(refused) => {
@@ -112,7 +115,7 @@ impl AsyncInvoker {
     async fn store_request(
         &self,
         function: FunctionKey,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
     ) -> Result<Accepted, Refused> {
         let (parts, body) = request.into_parts();
         let declared = parts

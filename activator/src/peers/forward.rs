@@ -14,13 +14,15 @@ use std::{
 };
 
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Authority};
-use hyper::{body::Incoming, upgrade::OnUpgrade};
+use hyper::upgrade::OnUpgrade;
+
 use tokio::time::{Instant, timeout_at};
 use zeroscale_crds::function::Protocol;
 
 use super::{Outcome, PEER_HOP, Peering, Target};
 use crate::{
     body::ResponseBody,
+    client_body::ClientBody,
     endpoints::Endpoint,
     error::ProxyError,
     headers,
@@ -96,7 +98,7 @@ impl PeerClient {
 }
 
 /// The request back from an attempt that never reached the peer, with the client's own body.
-fn unsent(request: Request<OutBody>) -> Option<Request<Incoming>> {
+fn unsent(request: Request<OutBody>) -> Option<Request<ClientBody>> {
     let (parts, body) = request.into_parts();
     match body {
         OutBody::Streamed(body) => Some(Request::from_parts(parts, body)),
@@ -112,8 +114,8 @@ impl Peering {
         &self,
         target: Target,
         remote: SocketAddr,
-        mut request: Request<Incoming>,
-    ) -> Result<Response<ResponseBody>, Box<Request<Incoming>>> {
+        mut request: Request<ClientBody>,
+    ) -> Result<Response<ResponseBody>, Box<Request<ClientBody>>> {
         let deadline = Instant::now() + target.limits.timeout + DEADLINE_MARGIN;
         let protocol = target.limits.protocol;
         let upgrade = protocol == Protocol::Http1 && headers::is_upgrade(request.headers());
@@ -186,8 +188,8 @@ impl Peering {
         &self,
         owner: SocketAddr,
         error: &str,
-        request: Request<Incoming>,
-    ) -> Box<Request<Incoming>> {
+        request: Request<ClientBody>,
+    ) -> Box<Request<ClientBody>> {
         tracing::info!(%owner, error, "owning activator unreachable: handling the request here");
         self.count(Outcome::Local);
         Box::new(request)
@@ -199,10 +201,10 @@ impl Peering {
         &self,
         owner: SocketAddr,
         error: &str,
-        mut request: Request<Incoming>,
+        mut request: Request<ClientBody>,
         (uri, version, headers): (Uri, Version, http::HeaderMap),
         client_upgrade: Option<OnUpgrade>,
-    ) -> Box<Request<Incoming>> {
+    ) -> Box<Request<ClientBody>> {
         *request.uri_mut() = uri;
         *request.version_mut() = version;
         *request.headers_mut() = headers;
@@ -216,7 +218,7 @@ impl Peering {
     /// tracing headers added, `Host` kept (set from the authority for HTTP/2 clients), the marker set.
     fn prepare(
         &self,
-        request: &mut Request<Incoming>,
+        request: &mut Request<ClientBody>,
         protocol: Protocol,
         owner: SocketAddr,
         remote: SocketAddr,

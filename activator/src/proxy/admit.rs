@@ -8,11 +8,11 @@ use std::{
 };
 
 use http::Request;
-use hyper::body::Incoming;
 use tokio::time::{Instant, timeout_at};
 
 use super::{Counted, Proxy, Rejection};
 use crate::{
+    client_body::ClientBody,
     error::ProxyError,
     function::FunctionState,
     lease::{Admission, Lease, Ticket},
@@ -27,7 +27,7 @@ impl Proxy {
     pub(super) fn admit(
         &self,
         port: Port,
-        request: &Request<Incoming>,
+        request: &Request<ClientBody>,
         picked: Option<Arc<FunctionState>>,
         arrived: Instant,
     ) -> Result<(Arc<FunctionState>, Admission), Rejection> {

@@ -2,12 +2,11 @@
 //! host like any request's (404 when there is none), then [`crate::invoke_async`] stores it.
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use zeroscale_common::signals::FunctionKey;
 use zeroscale_crds::revision::split_revision_name;
 
 use super::Proxy;
-use crate::{body::ResponseBody, error::ProxyError, rewrite::host_of};
+use crate::{body::ResponseBody, client_body::ClientBody, error::ProxyError, rewrite::host_of};
 
 impl Proxy {
     /// Adds asynchronous invocation: requests with `Prefer: respond-async` go to `invoker`.
@@ -16,7 +15,7 @@ impl Proxy {
         self
     }
 
-    pub(super) async fn handle_async(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+    pub(super) async fn handle_async(&self, request: Request<ClientBody>) -> Response<ResponseBody> {
         let Some(invoker) = &self.invoker else {
             return ProxyError::UnknownFunction(String::new()).into_response();
         };

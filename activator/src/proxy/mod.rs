@@ -11,13 +11,13 @@ mod send;
 use std::{convert::Infallible, net::SocketAddr, pin::Pin, sync::Arc};
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 pub use self::admit::{Early, HeadAdmission, Parked};
 use self::admit::{EarlyOutcome, wait_for_lease};
 use crate::{
     body::ResponseBody,
+    client_body::ClientBody,
     error::ProxyError,
     function::FunctionState,
     function::record::RequestMeta,
@@ -92,7 +92,7 @@ impl Proxy {
     /// The revision (routing-table state) `request` goes to, picked once per request: the one a
     /// peer activator picked when it forwarded the request ([`peers::take_pin`]), else one by weight.
     /// `None` when its host names no function (admission then answers why).
-    fn pick(&self, remote: SocketAddr, request: &mut Request<Incoming>) -> Option<Arc<FunctionState>> {
+    fn pick(&self, remote: SocketAddr, request: &mut Request<ClientBody>) -> Option<Arc<FunctionState>> {
         let pinned = peers::take_pin(self.peers.as_deref(), request.headers_mut(), remote);
         let key = self.domains.route_key(host_of(request).ok()?).ok()??;
         match pinned {
@@ -109,11 +109,11 @@ impl Proxy {
         &self,
         port: Port,
         remote: SocketAddr,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         picked: Option<&Arc<FunctionState>>,
     ) -> Result<
-        Pin<Box<impl Future<Output = Result<Response<ResponseBody>, Box<Request<Incoming>>>> + '_>>,
-        Request<Incoming>,
+        Pin<Box<impl Future<Output = Result<Response<ResponseBody>, Box<Request<ClientBody>>>> + '_>>,
+        Request<ClientBody>,
     > {
         let (Some(peers), Some(function)) = (self.peers.as_deref(), picked) else {
             return Err(request);
@@ -130,7 +130,7 @@ impl Proxy {
         self: Arc<Self>,
         port: Port,
         remote: SocketAddr,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
     ) -> impl Future<Output = Result<Response<ResponseBody>, Infallible>> {
         self.handle_picked(port, remote, request, None, None)
     }
@@ -141,7 +141,7 @@ impl Proxy {
         self: Arc<Self>,
         port: Port,
         remote: SocketAddr,
-        mut request: Request<Incoming>,
+        mut request: Request<ClientBody>,
         mut preset: Option<Arc<FunctionState>>,
         mut since: Option<Instant>,
     ) -> Result<Response<ResponseBody>, Infallible> {
@@ -179,7 +179,7 @@ impl Proxy {
             let response = match wait_for_lease(admitted, arrived).await {
                 // Boxed so a parked request's future stays small: the forwarding state is only
                 // allocated once a pod has been chosen (one small allocation on the warm path).
-                Ok(lease) => Box::pin(self.forward(lease, remote, request, arrived)).await,
+                Ok(lease) => Box::pin(self.forward(port, lease, remote, request, arrived)).await,
                 // The entry it waited in was replaced (its function's first revision took over):
                 // routed again, to what the function's routes name now.
                 Err((_, ProxyError::Rerouted(_))) if reroutes < MAX_REROUTES => {
@@ -260,7 +260,7 @@ impl Proxy {
         self: Arc<Self>,
         port: Port,
         remote: SocketAddr,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         mut early: Early,
     ) -> Result<Response<ResponseBody>, Infallible> {
         if host_of(&request).ok() != Some(early.host.as_str()) {
@@ -268,7 +268,7 @@ impl Proxy {
         }
         let response = match early.outcome.take() {
             Some(EarlyOutcome::Here(Ok(lease))) => {
-                Box::pin(self.forward(lease, remote, request, early.arrived)).await
+                Box::pin(self.forward(port, lease, remote, request, early.arrived)).await
             }
             Some(EarlyOutcome::Here(Err((_, ProxyError::Rerouted(_))))) => {
                 let since = Some(early.arrived);
@@ -293,7 +293,7 @@ impl Proxy {
 mod tests {
     use super::*;
 
-    fn future_size<F: Future>(_: fn(Arc<Proxy>, Port, SocketAddr, Request<Incoming>) -> F) -> usize {
+    fn future_size<F: Future>(_: fn(Arc<Proxy>, Port, SocketAddr, Request<ClientBody>) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 

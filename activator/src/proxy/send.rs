@@ -7,19 +7,23 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio::time::{Instant, timeout_at};
 use zeroscale_crds::function::Protocol;
 
-use super::{Counted, Proxy, wait_for_lease};
+use super::{Counted, MAX_REROUTES, Proxy, Rejection, wait_for_lease};
 use crate::{
     body::{ResponseBody, Served},
+    client_body::ClientBody,
     error::ProxyError,
+    function::FunctionState,
     function::record::{RequestMeta, RequestOutcome},
     headers,
+    host::HostError,
+    lease::Admission,
     lease::Lease,
     metrics::{LOST_BEFORE_RESPONSE, RETRY_NOT_SENT, RETRY_POD_GONE, RETRY_REPLAYED},
     rewrite::{host_value, prepare, set_target},
+    settings::Port,
     upgrade,
     upstream::{OutBody, Outgoing, SendError, Sent},
 };
@@ -31,9 +35,10 @@ const MAX_REPLAYS: u32 = 3;
 impl Proxy {
     pub(super) async fn forward(
         &self,
+        port: Port,
         mut lease: Lease,
         remote: SocketAddr,
-        mut request: Request<Incoming>,
+        mut request: Request<ClientBody>,
         arrived: Instant,
     ) -> Response<ResponseBody> {
         let protocol = lease.limits().protocol;
@@ -64,6 +69,7 @@ impl Proxy {
             }
         };
         let mut replays = 0;
+        let mut reroutes = 0;
         // Sent; or sent elsewhere when the pod went away before it answered and that is safe, as long
         // as the deadline allows.
         let (mut response, conn) = loop {
@@ -139,13 +145,21 @@ impl Proxy {
             };
             let state = Arc::clone(lease.function());
             state.record_retry(reason);
-            let admitted = state
+            let mut admitted = state
                 .retry(lease, pod_failed, outgoing.parked_bytes())
                 .map(|a| (Arc::clone(&state), a))
                 .map_err(|e| (Counted::ByFunction(Arc::clone(&state)), e));
-            lease = match wait_for_lease(admitted, arrived).await {
-                Ok(lease) => lease,
-                Err((counted, error)) => return self.reject(counted, error, &meta),
+            lease = loop {
+                match wait_for_lease(admitted, arrived).await {
+                    Ok(lease) => break lease,
+                    // The entry it was to be sent again from was replaced meanwhile (its function's
+                    // first revision took over): admitted again where its host routes now.
+                    Err((_, ProxyError::Rerouted(_))) if reroutes < MAX_REROUTES => {
+                        reroutes += 1;
+                        admitted = self.readmit(port, &outgoing, arrived);
+                    }
+                    Err((counted, error)) => return self.reject(counted, error, &meta),
+                }
             };
             forwarded = Instant::now();
         };
@@ -180,6 +194,25 @@ impl Proxy {
         response.map(|body| {
             ResponseBody::upstream(body, lease, total_deadline, limits.idle_timeout, conn, served)
         })
+    }
+
+    /// Admits a request that is to be sent again into the revision its host routes to now. It is
+    /// admitted here even when another activator owns that revision: its body was already read, and
+    /// this happens only in the moment a function's entry is replaced.
+    fn readmit(
+        &self,
+        port: Port,
+        outgoing: &Outgoing,
+        arrived: Instant,
+    ) -> Result<(Arc<FunctionState>, Admission), Rejection> {
+        let host = outgoing
+            .head()
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .ok_or((Counted::Unrouted, ProxyError::Host(HostError::Missing)))?;
+        let function = self.route(host, None)?;
+        self.admit_picked(port, function, || outgoing.parked_bytes(), arrived)
     }
 
     /// Sends `request` to the lease's pod over `protocol`.

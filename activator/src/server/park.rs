@@ -22,14 +22,13 @@ use tokio::{
 };
 
 use super::{
-    Listener,
-    head::{self, Head, Prefixed},
-    serve_http1,
+    Listener, h1,
+    head::{self, Head},
 };
 use crate::proxy::{Early, Parked};
 
 /// Waits for `parked`'s pod (or error, or deadline) while watching for the client going away, then
-/// hands the connection to a task serving it with hyper, replaying `head`. `open` is held until the
+/// hands the connection to a task serving it (`h1.rs`), from `head`. `open` is held until the
 /// connection ends (a drain waits for parked requests too).
 pub(super) fn wait(
     shared: Arc<Listener>,
@@ -66,13 +65,7 @@ async fn serve(
         _ => String::new(),
     };
     let early = early.for_host(host);
-    serve_http1(
-        &shared,
-        Prefixed::new(head.into_vec(), stream),
-        remote,
-        Some(early),
-    )
-    .await;
+    h1::serve(&shared, stream, head.into_vec(), remote, Some(early)).await;
     drop(open);
 }
 

@@ -97,11 +97,11 @@ pub fn hop<B>(request: &mut Request<B>) {
         return;
     }
     let h = request.headers_mut();
-    let ours = h.contains_key(&headers::X_REQUEST_ID)
-        && h.get(&TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(headers::parse_traceparent)
-            .is_some();
+    // [`start`] wrote a valid `traceparent` and a request id: checking the shape tells its value
+    // from none (or a client's malformed one on a request that skipped `start`) without parsing it
+    // again on every request.
+    let [id, traceparent] = headers::first_values(h, [&headers::X_REQUEST_ID, &TRACEPARENT]);
+    let ours = id.is_some() && traceparent.is_some_and(|v| headers::traceparent_shaped(v.as_bytes()));
     if !ours {
         headers::ensure_ids(h);
     }

@@ -29,7 +29,7 @@ use tokio::{
 pub use self::{
     body::H1Body,
     chunked::ChunkError,
-    decode::{Framing, Head, HeadError},
+    decode::{FieldSpans, Framing, Head, HeadError, has_token, parse_length},
     encode::HeadRef,
 };
 

@@ -9,11 +9,11 @@ use std::{
     task::{Context, Poll},
 };
 
+use crate::client_body::ClientBody;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, request::Parts};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 /// Largest request body kept in memory so the request can be replayed on another pod.
 pub const REPLAY_LIMIT: usize = 64 * 1024;
@@ -24,7 +24,7 @@ pub enum OutBody {
     /// A body read whole up front, with its trailers; `None` parts once sent.
     Buffered(Option<Bytes>, Option<HeaderMap>),
     /// The client's body, streamed as it arrives.
-    Streamed(Incoming),
+    Streamed(ClientBody),
 }
 
 impl OutBody {
@@ -88,7 +88,7 @@ enum Pending {
     /// Read whole: every attempt gets a copy.
     Buffered(Bytes, Option<HeaderMap>),
     /// Streamed, until handed to a pod connection.
-    Streamed(Option<Incoming>),
+    Streamed(Option<ClientBody>),
 }
 
 /// The client's body could not be read.
@@ -99,8 +99,15 @@ pub struct BodyReadError(#[source] Box<dyn std::error::Error + Send + Sync>);
 impl Outgoing {
     /// Takes `request` apart, reading its body first when it is small enough to keep (see the module
     /// docs). Waits for the client to send that body.
-    pub async fn read(request: Request<Incoming>) -> Result<Self, BodyReadError> {
-        let (head, body) = request.into_parts();
+    pub async fn read(request: Request<ClientBody>) -> Result<Self, BodyReadError> {
+        let (head, mut body) = request.into_parts();
+        if let Some(read) = body.take_read() {
+            // Read whole with its head (see `crate::server`): kept as it is, without trailers.
+            return Ok(Self {
+                head,
+                body: Pending::Buffered(read, None),
+            });
+        }
         let small =
             body.is_end_stream() || body.size_hint().exact().is_some_and(|n| n <= REPLAY_LIMIT as u64);
         let body = if small {

@@ -1,6 +1,8 @@
 //! A pod's response head: parsed with `httparse` from the connection's read buffer, its header values
 //! kept as slices of that buffer, and how its body is delimited (RFC 9112 §6.3).
 
+use std::mem::MaybeUninit;
+
 use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
 
@@ -62,9 +64,12 @@ pub fn read(
     names: &mut FieldSpans,
 ) -> Result<Option<Head>, HeadError> {
     loop {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut fields);
-        let len = match parsed.parse(buf) {
+        // Left uninitialised: httparse writes the fields it finds (filling the array would cost
+        // more than parsing a typical head).
+        let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut []);
+        let config = httparse::ParserConfig::default();
+        let len = match config.parse_response_with_uninit_headers(&mut parsed, buf, &mut fields) {
             Ok(httparse::Status::Complete(len)) => len,
             Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => return Err(HeadError::TooLarge),
             Ok(httparse::Status::Partial) => return Ok(None),
@@ -188,7 +193,7 @@ impl Fields {
 }
 
 /// A `Content-Length` value: one decimal number, or the same number repeated in a list.
-fn parse_length(value: &[u8]) -> Result<u64, HeadError> {
+pub fn parse_length(value: &[u8]) -> Result<u64, HeadError> {
     let mut found: Option<u64> = None;
     for part in value.split(|&b| b == b',') {
         let digits = part.trim_ascii();
@@ -208,7 +213,8 @@ fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
-fn has_token(value: &[u8], token: &[u8]) -> bool {
+/// Whether the comma-separated list `value` holds `token` (any case).
+pub fn has_token(value: &[u8], token: &[u8]) -> bool {
     tokens(value).any(|t| t.eq_ignore_ascii_case(token))
 }
 

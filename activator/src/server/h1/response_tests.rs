@@ -1,0 +1,133 @@
+use http::HeaderValue;
+
+use super::*;
+
+fn head(
+    status: u16,
+    fields: &[(&str, &str)],
+    body: SizeHint,
+    to_head: bool,
+    close: bool,
+) -> (String, Written) {
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields {
+        headers.append(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            HeaderValue::from_str(value).expect("value"),
+        );
+    }
+    let mut out = Vec::new();
+    let status = StatusCode::from_u16(status).expect("status");
+    let written = write_head(status, &headers, &body, to_head, close, &mut out);
+    (String::from_utf8(out).expect("ascii"), written)
+}
+
+fn date_line(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.starts_with("date: ") && l.ends_with(" GMT"))
+}
+
+#[test]
+fn a_body_of_known_size_gets_its_length_and_the_head_a_date() {
+    let (text, written) = head(
+        200,
+        &[("content-type", "text/plain")],
+        SizeHint::with_exact(3),
+        false,
+        false,
+    );
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("\r\ncontent-length: 3\r\n"), "{text}");
+    assert!(date_line(&text), "{text}");
+    assert!(text.ends_with("\r\n\r\n"));
+    assert_eq!(
+        written,
+        Written {
+            framing: Framing::Length(3),
+            close: false
+        }
+    );
+}
+
+#[test]
+fn a_length_the_response_gives_is_kept_and_a_streamed_body_is_chunked() {
+    let (text, written) = head(200, &[("content-length", "10")], SizeHint::new(), false, false);
+    assert_eq!(text.matches("content-length").count(), 1, "{text}");
+    assert_eq!(written.framing, Framing::Length(10));
+    let (text, written) = head(
+        200,
+        &[("transfer-encoding", "chunked")],
+        SizeHint::new(),
+        false,
+        false,
+    );
+    assert_eq!(text.matches("transfer-encoding: chunked").count(), 1, "{text}");
+    assert_eq!(written.framing, Framing::Chunked);
+    let (_, written) = head(
+        200,
+        &[("content-length", "1, 2")],
+        SizeHint::with_exact(2),
+        false,
+        false,
+    );
+    assert_eq!(
+        written.framing,
+        Framing::Length(2),
+        "an invalid length: the body's size decides"
+    );
+}
+
+#[test]
+fn head_requests_and_bodiless_statuses_send_no_body() {
+    let (text, written) = head(
+        200,
+        &[("content-length", "42")],
+        SizeHint::with_exact(0),
+        true,
+        false,
+    );
+    assert!(
+        text.contains("content-length: 42"),
+        "HEAD keeps the length of what GET would send"
+    );
+    assert_eq!(written.framing, Framing::Empty);
+    for status in [204, 304] {
+        let (_, written) = head(status, &[], SizeHint::with_exact(0), false, false);
+        assert_eq!(written.framing, Framing::Empty, "{status}");
+    }
+}
+
+#[test]
+fn a_closing_connection_says_so_once() {
+    let (text, written) = head(503, &[], SizeHint::with_exact(0), false, true);
+    assert!(text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+    assert_eq!(text.matches("connection: close").count(), 1, "{text}");
+    assert!(written.close);
+    let (text, written) = head(
+        200,
+        &[("connection", "close")],
+        SizeHint::with_exact(0),
+        false,
+        false,
+    );
+    assert_eq!(text.matches("connection: close").count(), 1, "{text}");
+    assert!(written.close, "a response that closes the connection closes it");
+    let (_, written) = head(
+        200,
+        &[("date", "Tue, 01 Dec 2026 00:00:00 GMT")],
+        SizeHint::with_exact(0),
+        false,
+        false,
+    );
+    assert!(!written.close);
+}
+
+#[test]
+fn numbers_are_written_in_decimal() {
+    for n in [0, 7, 10, 65_536, u64::MAX] {
+        assert_eq!(itoa(n, &mut [0; 20]), n.to_string().as_bytes());
+    }
+}
