@@ -22,7 +22,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, Method, Response};
 use http_body::{Body, Frame};
 use tokio::{
-    io::AsyncWriteExt,
+    io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
     time::{Instant, Sleep, sleep_until},
 };
@@ -141,20 +141,16 @@ pub(super) async fn serve(
 
 /// Reads more of a head into the buffer: `Ok(false)` when the client closed, the header-read
 /// `timer` fired or the server drains (closing a connection between requests, as hyper does).
-async fn read_more(shared: &Listener, conn: &mut Conn, mut timer: Pin<&mut Sleep>) -> io::Result<bool> {
-    loop {
-        conn.buf.reserve(READ_CHUNK);
-        match conn.stream.try_read_buf(&mut conn.buf) {
-            Ok(0) => return Ok(false),
-            Ok(_) => return Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-        tokio::select! {
-            ready = conn.stream.readable() => ready?,
-            () = timer.as_mut() => return Ok(false),
-            () = shared.stop.cancelled() => return Ok(false),
-        }
+async fn read_more(shared: &Listener, conn: &mut Conn, timer: Pin<&mut Sleep>) -> io::Result<bool> {
+    conn.buf.reserve(READ_CHUNK);
+    // `read_buf` (tokio's `poll_read`) takes a read shorter than the room given as the socket
+    // drained, so the next head is awaited without a `recv` that would only say "not yet".
+    // Biased: bytes already there are taken without arming the timer.
+    tokio::select! {
+        biased;
+        read = conn.stream.read_buf(&mut conn.buf) => Ok(read? > 0),
+        () = timer => Ok(false),
+        () = shared.stop.cancelled() => Ok(false),
     }
 }
 
@@ -240,7 +236,7 @@ async fn add_data(conn: &mut Conn, framing: Framing, sent: &mut u64, data: Bytes
         conn.out.extend_from_slice(b"\r\n");
     }
     if data.len() >= WRITE_AT {
-        let mut both = (&conn.out[..]).chain(&data[..]);
+        let mut both = Buf::chain(&conn.out[..], &data[..]);
         conn.stream.write_all_buf(&mut both).await?;
         conn.out.clear();
     } else {
@@ -285,7 +281,7 @@ fn end_chunks(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
 mod tests {
     use super::*;
     use http_body_util::StreamBody;
-    use tokio::{io::AsyncReadExt, net::TcpListener};
+    use tokio::net::TcpListener;
 
     type Frames = StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, io::Error>>>>;
 
