@@ -30,7 +30,7 @@ pub use self::{
     body::H1Body,
     chunked::ChunkError,
     decode::{FieldSpans, Framing, Head, HeadError, has_token, parse_length},
-    encode::HeadRef,
+    encode::{HeadRef, digits},
 };
 
 /// Room made in the read buffer before each read.

@@ -7,7 +7,7 @@ use std::{cell::RefCell, time::SystemTime};
 use http::{HeaderMap, StatusCode, header};
 use http_body::SizeHint;
 
-use crate::upstream::h1::{has_token, parse_length};
+use crate::upstream::h1::{digits, has_token, parse_length};
 
 /// How a response body goes out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub fn write_head(
         (true, ..) => Framing::Empty,
         (false, Some(n), _) => Framing::Length(n),
         (false, None, Some(n)) => {
-            field(out, b"content-length", itoa(n, &mut [0; 20]));
+            field(out, b"content-length", digits(n, 10, &mut [0; 20]));
             Framing::Length(n)
         }
         (false, None, None) => {
@@ -96,19 +96,6 @@ fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-/// `n` in decimal, written into the end of `buf`.
-pub fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
 }
 
 /// The `Date` of responses, formatted once per second per thread.

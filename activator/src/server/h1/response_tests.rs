@@ -124,10 +124,3 @@ fn a_closing_connection_says_so_once() {
     );
     assert!(!written.close);
 }
-
-#[test]
-fn numbers_are_written_in_decimal() {
-    for n in [0, 7, 10, 65_536, u64::MAX] {
-        assert_eq!(itoa(n, &mut [0; 20]), n.to_string().as_bytes());
-    }
-}

@@ -64,23 +64,22 @@ pub fn request_head(request: HeadRef<'_>, body_len: usize, out: &mut Vec<u8>) {
     }
     if body_len > 0 || expects_body(request.method) {
         out.extend_from_slice(b"content-length: ");
-        let mut digits = [0u8; 20];
-        out.extend_from_slice(decimal(body_len, &mut digits));
+        out.extend_from_slice(digits(body_len as u64, 10, &mut [0; 20]));
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
 }
 
-/// `n` in decimal, written into the end of `digits`.
-fn decimal(mut n: usize, digits: &mut [u8; 20]) -> &[u8] {
-    let mut at = digits.len();
+/// `n` in base `radix` (10, or 16 for chunk sizes; lowercase), written into the end of `buf`.
+pub fn digits(mut n: u64, radix: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
     loop {
         at -= 1;
-        // `n % 10` is below 10: the cast keeps it whole.
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
+        // `n % radix` is below 16: the cast keeps it whole.
+        buf[at] = b"0123456789abcdef"[(n % radix) as usize];
+        n /= radix;
         if n == 0 {
-            return &digits[at..];
+            return &buf[at..];
         }
     }
 }
@@ -158,14 +157,10 @@ mod tests {
     }
 
     #[test]
-    fn decimal_lengths() {
-        let mut digits = [0u8; 20];
-        assert_eq!(decimal(0, &mut digits), b"0");
-        assert_eq!(decimal(7, &mut digits), b"7");
-        assert_eq!(decimal(65_536, &mut digits), b"65536");
-        assert_eq!(
-            decimal(usize::MAX, &mut digits),
-            usize::MAX.to_string().as_bytes()
-        );
+    fn numbers_in_decimal_and_hexadecimal() {
+        for n in [0, 7, 10, 255, 65_536, u64::MAX] {
+            assert_eq!(digits(n, 10, &mut [0; 20]), n.to_string().as_bytes());
+            assert_eq!(digits(n, 16, &mut [0; 20]), format!("{n:x}").as_bytes());
+        }
     }
 }
