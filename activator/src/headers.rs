@@ -16,6 +16,10 @@ pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// Most fields the activator adds to a request on its way to the pod: `X-Request-Id`, `traceparent`,
+/// `Forwarded`, `X-Forwarded-For`, `-Proto` and `-Host`, and `Host`. A request's map made with room
+/// for them never grows (and rehashes) while they are added.
+pub const ADDED_REQUEST_FIELDS: usize = 7;
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 

@@ -1,7 +1,8 @@
 //! The activator's own HTTP/1.1 server (`server/h1.rs`) on kept connections: pipelined requests are
-//! answered in order, requests it leaves to hyper are served by hyper on the same connection, HEAD
-//! answers carry no body, streamed answers are chunked, `Connection: close` and the header-read
-//! timeout close the connection.
+//! answered in order, requests it leaves to hyper are served by hyper on the same connection, a small
+//! body sent after its head is waited for (then left to hyper after the header-read timeout, and not
+//! cut by a drain), HEAD answers carry no body, streamed answers are chunked, `Connection: close` and
+//! the header-read timeout close the connection.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions; failing loudly is the point
 
 mod support;
@@ -169,6 +170,49 @@ async fn a_request_left_to_hyper_is_served_on_the_same_connection() {
     let text = read_responses(&mut stream, 2).await;
     assert!(text.contains("POST /chunked abc"), "{text}");
     assert!(text.contains("GET /after "), "{text}");
+}
+
+#[tokio::test]
+async fn a_small_body_sent_after_its_head_is_waited_for() {
+    let (activator, addr) = serving().await;
+    let head = format!("POST /late HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 9\r\n\r\n");
+    // The body in a later write, soon after the head; then another request on the same connection.
+    let mut stream = connect(addr).await;
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream.write_all(b"late body").await.unwrap();
+    assert!(
+        read_responses(&mut stream, 1)
+            .await
+            .contains("POST /late late body")
+    );
+    stream
+        .write_all(format!("GET /next HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    assert!(read_responses(&mut stream, 1).await.contains("GET /next "));
+
+    // A body slower than the header-read timeout (500 ms): hyper takes the connection and reads it
+    // as it comes, rather than the connection being closed.
+    let mut slow = connect(addr).await;
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(b"late").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    slow.write_all(b" body").await.unwrap();
+    let text = read_responses(&mut slow, 1).await;
+    assert!(text.contains("POST /late late body"), "{text}");
+
+    // A drain does not cut a request whose body is on its way: it is answered, then the connection
+    // closes.
+    let mut draining = connect(addr).await;
+    draining.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    activator.shutdown();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    draining.write_all(b"late body").await.unwrap();
+    let text = read_responses(&mut draining, 1).await;
+    assert!(text.contains("POST /late late body"), "{text}");
+    assert!(closed(&mut draining).await, "closed after the answer in a drain");
 }
 
 #[tokio::test]

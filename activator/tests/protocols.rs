@@ -1,5 +1,6 @@
-//! Protocols through the activator: WebSocket (upgrade), h2c server streaming with trailers, a streamed
-//! HTTP/1.1 response (SSE), and a 1 GiB streamed upload with flat memory.
+//! Protocols through the activator: WebSocket (upgrade), h2c server streaming with trailers, an HTTP/2
+//! request's trailers reaching an HTTP/1.1 pod, a streamed HTTP/1.1 response (SSE), and a 1 GiB
+//! streamed upload with flat memory.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions; failing loudly is the point
 
 mod support;
@@ -157,6 +158,53 @@ async fn h2c_server_streaming_passes_through_with_trailers() {
         "the pod was reached over h2c: {messages:?}"
     );
     assert_eq!(trailers.expect("trailers")["grpc-status"], "0");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_http2_request_s_trailers_reach_an_http1_pod() {
+    let activator = activator(|_| {}).await;
+    // The pod answers with its request's body and the trailers it read after it.
+    let pod = upstream([127, 0, 0, 5], |req: Request<hyper::body::Incoming>| async move {
+        let version = format!("{:?}", req.version());
+        let collected = req.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let checksum = trailers
+            .get("x-checksum")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = String::from_utf8_lossy(&collected.to_bytes()).to_string();
+        Response::new(full(format!("{version} {body} {checksum:?}")))
+    })
+    .await;
+    set(
+        &activator,
+        FunctionSettings::default(),
+        vec![EndpointInfo::ready(pod)],
+    );
+
+    // A small body with its length declared, so the activator keeps it whole, then trailers.
+    for (length, data) in [("5", "hello"), ("0", "")] {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", "abc".parse().unwrap());
+        let mut frames: Vec<Chunk> = Vec::new();
+        if !data.is_empty() {
+            frames.push(Ok(Frame::data(Bytes::from(data))));
+        }
+        frames.push(Ok(Frame::trailers(trailers)));
+        let body = BodyExt::boxed(StreamBody::new(futures::stream::iter(frames)));
+        let request = Request::post(format!("http://{}/upload", activator.internal_addr))
+            .header("host", HOST)
+            .header("content-length", length)
+            .body(body)
+            .unwrap();
+        let response = h2c_client().request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            String::from_utf8_lossy(&text),
+            format!("HTTP/1.1 {data} Some(\"abc\")"),
+            "the trailers went with the body"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

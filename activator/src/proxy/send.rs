@@ -81,10 +81,10 @@ impl Proxy {
             } else {
                 let sent = match outgoing.kept_body() {
                     // The usual case: written from the kept parts, with no request built for it.
-                    Some(body) if protocol == Protocol::Http1 && !upgrade => {
-                        let send = self
-                            .upstreams
-                            .send_http1_kept(lease.endpoint(), outgoing.head(), body);
+                    Some((body, trailers)) if protocol == Protocol::Http1 && !upgrade => {
+                        let send =
+                            self.upstreams
+                                .send_http1_kept(lease.endpoint(), outgoing.head(), body, trailers);
                         timeout_at(head_deadline, send).await
                     }
                     _ => {

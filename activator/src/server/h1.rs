@@ -1,5 +1,6 @@
 //! The activator's own HTTP/1.1 server for the requests most clients send: HTTP/1.1, no upgrade, no
-//! `Expect`, and a body that is empty or arrived whole with its head (`h1/request.rs`). It reads each
+//! `Expect`, and a body that is empty or small enough to keep whole and follows its head within the
+//! header-read timeout (`h1/request.rs`). It reads each
 //! head with `httparse` into a request sharing the read buffer, sends it through the pipeline, and
 //! writes the answer's head and body with as few writes as the body allows (`h1/response.rs`).
 //!
@@ -19,7 +20,7 @@ mod response;
 use std::{future::poll_fn, io, net::SocketAddr, pin::Pin, sync::Arc, task::Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, Method, Response};
+use http::{Method, Response};
 use http_body::{Body, Frame};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -30,7 +31,7 @@ use tokio::{
 use super::{Listener, head::Prefixed, serve_http1, serve_request};
 use crate::{
     proxy::Early,
-    upstream::h1::{FieldSpans, digits},
+    upstream::h1::{FieldSpans, digits, last_chunk},
 };
 use request::Parsed;
 use response::Framing;
@@ -40,6 +41,8 @@ const READ_CHUNK: usize = 8 * 1024;
 
 /// Response bytes gathered before they are written even though the body has more ready.
 const WRITE_AT: usize = 16 * 1024;
+/// Capacity the answer buffer keeps between answers.
+const OUT_KEPT: usize = 4 * 1024;
 
 /// One client connection, and what it keeps between requests.
 struct Conn {
@@ -97,27 +100,28 @@ pub(super) async fn serve(
         );
         let (request, close) = match parsed {
             Parsed::Request { request, close } => (request, close),
-            Parsed::Unsuited => {
-                let Conn { stream, buf, .. } = conn;
-                // Boxed: only a connection handed over pays for hyper's connection state.
-                return Box::pin(serve_http1(
-                    shared,
-                    Prefixed::new(buf.into(), stream),
-                    remote,
-                    early,
-                ))
-                .await;
-            }
-            Parsed::Partial => {
+            Parsed::Unsuited => return hand_over(shared, conn, remote, early).await,
+            waiting @ (Parsed::Partial | Parsed::Body { .. }) => {
                 if !awaiting {
                     // The head's timeout runs from the end of the previous answer, as hyper's does.
                     timer.as_mut().reset(Instant::now() + limits.header_read_timeout);
                     awaiting = true;
                 }
-                match read_more(shared, &mut conn, timer.as_mut()).await {
-                    Ok(true) => continue,
-                    // Closed, too slow, draining or failed.
-                    Ok(false) => return,
+                // A head whose small body is still on its way is a request in progress: a drain
+                // lets it arrive. Room is made for all of the body at once.
+                let body = match waiting {
+                    Parsed::Body { whole } => Some(whole.saturating_sub(conn.buf.len())),
+                    _ => None,
+                };
+                match read_more(shared, &mut conn, body, timer.as_mut()).await {
+                    Ok(Read::More) => continue,
+                    // The body did not follow its head within the timeout: hyper reads it as it
+                    // comes, as it did before this server took plain requests.
+                    Ok(Read::Expired) if body.is_some() => {
+                        return hand_over(shared, conn, remote, early).await;
+                    }
+                    // Closed, too slow or draining.
+                    Ok(_) => return,
                     Err(e) => {
                         tracing::debug!(%remote, error = %e, "connection ended with an error");
                         return;
@@ -142,18 +146,49 @@ pub(super) async fn serve(
     }
 }
 
-/// Reads more of a head into the buffer: `Ok(false)` when the client closed, the header-read
-/// `timer` fired or the server drains (closing a connection between requests, as hyper does).
-async fn read_more(shared: &Listener, conn: &mut Conn, timer: Pin<&mut Sleep>) -> io::Result<bool> {
-    conn.buf.reserve(READ_CHUNK);
+/// Hands the connection to hyper for the rest of its life, the bytes not yet served first.
+async fn hand_over(shared: &Listener, conn: Conn, remote: SocketAddr, early: Option<Early>) {
+    let Conn { stream, buf, .. } = conn;
+    // Boxed: only a connection handed over pays for hyper's connection state.
+    Box::pin(serve_http1(
+        shared,
+        Prefixed::new(buf.into(), stream),
+        remote,
+        early,
+    ))
+    .await;
+}
+
+/// What waiting for more of a request gave.
+enum Read {
+    /// More bytes are in the buffer.
+    More,
+    /// The client closed the connection.
+    Closed,
+    /// The header-read timer fired.
+    Expired,
+    /// The server drains, and the connection was between requests.
+    Draining,
+}
+
+/// Reads more of a request into the buffer: a head, or the rest of a small body (`body`: the bytes
+/// still missing), which a drain does not interrupt.
+async fn read_more(
+    shared: &Listener,
+    conn: &mut Conn,
+    body: Option<usize>,
+    timer: Pin<&mut Sleep>,
+) -> io::Result<Read> {
+    conn.buf.reserve(body.unwrap_or(0).max(READ_CHUNK));
+    let between_requests = body.is_none();
     // `read_buf` (tokio's `poll_read`) takes a read shorter than the room given as the socket
     // drained, so the next head is awaited without a `recv` that would only say "not yet".
     // Biased: bytes already there are taken without arming the timer.
     tokio::select! {
         biased;
-        read = conn.stream.read_buf(&mut conn.buf) => Ok(read? > 0),
-        () = timer => Ok(false),
-        () = shared.stop.cancelled() => Ok(false),
+        read = conn.stream.read_buf(&mut conn.buf) => Ok(if read? > 0 { Read::More } else { Read::Closed }),
+        () = timer => Ok(Read::Expired),
+        () = shared.stop.cancelled(), if between_requests => Ok(Read::Draining),
     }
 }
 
@@ -191,11 +226,14 @@ where
     }
     match written.framing {
         Framing::Length(n) if n != sent => return Err(WriteError::Length),
-        Framing::Chunked => end_chunks(&mut conn.out, trailers.as_ref()),
+        Framing::Chunked => last_chunk(trailers.as_ref(), &mut conn.out),
         _ => {}
     }
     conn.stream.write_all(&conn.out).await?;
     conn.out.clear();
+    // A large answer may have grown the buffer to about twice `WRITE_AT`: an idle keep-alive
+    // connection keeps no more than a typical answer needs.
+    conn.out.shrink_to(OUT_KEPT);
     Ok(!written.close)
 }
 
@@ -254,18 +292,6 @@ async fn add_data(conn: &mut Conn, framing: Framing, sent: &mut u64, data: Bytes
         conn.out.clear();
     }
     Ok(())
-}
-
-/// The last chunk, with the body's trailers.
-fn end_chunks(out: &mut Vec<u8>, trailers: Option<&HeaderMap>) {
-    out.extend_from_slice(b"0\r\n");
-    for (name, value) in trailers.into_iter().flatten() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod body;
 mod chunked;
 mod decode;
 mod encode;
+mod names;
 
 use std::{
     io::{self, IoSlice},
@@ -19,7 +20,7 @@ use std::{
 };
 
 use bytes::BytesMut;
-use http::Method;
+use http::{HeaderMap, Method};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -30,7 +31,8 @@ pub use self::{
     body::H1Body,
     chunked::ChunkError,
     decode::{FieldSpans, Framing, Head, HeadError, has_token, parse_length},
-    encode::{HeadRef, digits},
+    encode::{Delimited, HeadRef, digits, last_chunk},
+    names::header_name,
 };
 
 /// Room made in the read buffer before each read.
@@ -117,13 +119,29 @@ impl RawConn {
         matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Writes `request`'s head with `body` (the request's, kept whole) and reads until the response
-    /// head, which it returns; the body follows from [`RawConn::poll_read`] through [`H1Body`].
-    pub async fn send(&mut self, request: HeadRef<'_>, body: &[u8]) -> Result<Head, H1Error> {
+    /// Writes `request`'s head with `body` (the request's, kept whole, and its trailers if it had
+    /// some) and reads until the response head, which it returns; the body follows from
+    /// [`RawConn::poll_read`] through [`H1Body`].
+    pub async fn send(
+        &mut self,
+        request: HeadRef<'_>,
+        body: &[u8],
+        trailers: Option<&HeaderMap>,
+    ) -> Result<Head, H1Error> {
         let mut out = std::mem::take(&mut self.head);
         out.clear();
-        encode::request_head(request, body.len(), &mut out);
-        let wrote = self.write_all(&out, body).await;
+        let wrote = match trailers {
+            None => {
+                encode::request_head(request, Delimited::Length(body.len()), &mut out);
+                self.write_all(&out, body).await
+            }
+            // Rare (an HTTP/2 client's body with trailers): copied into the head's buffer.
+            Some(trailers) => {
+                encode::request_head(request, Delimited::Chunked, &mut out);
+                encode::chunked_body(body, trailers, &mut out);
+                self.write_all(&out, &[]).await
+            }
+        };
         self.head = out;
         wrote.map_err(H1Error::Write)?;
         let to_head_request = request.method == Method::HEAD;

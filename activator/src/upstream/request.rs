@@ -128,10 +128,10 @@ impl Outgoing {
         &self.head
     }
 
-    /// The body kept whole, when it was: every attempt sends it as it is.
-    pub fn kept_body(&self) -> Option<&Bytes> {
+    /// The body kept whole with its trailers, when it was: every attempt sends them as they are.
+    pub fn kept_body(&self) -> Option<(&Bytes, Option<&HeaderMap>)> {
         match &self.body {
-            Pending::Buffered(data, _) => Some(data),
+            Pending::Buffered(data, trailers) => Some((data, trailers.as_ref())),
             Pending::Streamed(_) => None,
         }
     }

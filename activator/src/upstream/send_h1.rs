@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::Request;
+use http::{HeaderMap, Request};
 use http_body::Body as _;
 
 use super::{
@@ -22,12 +22,13 @@ impl Upstreams {
         mut request: Request<OutBody>,
     ) -> Result<Sent, SendError> {
         let kept = match request.body() {
-            OutBody::Buffered(data, _) => Some(data.clone().unwrap_or_default()),
-            OutBody::Streamed(body) if body.is_end_stream() => Some(bytes::Bytes::new()),
+            OutBody::Buffered(data, trailers) => Some((data.clone().unwrap_or_default(), trailers.clone())),
+            OutBody::Streamed(body) if body.is_end_stream() => Some((bytes::Bytes::new(), None)),
             OutBody::Streamed(_) => None,
         };
-        if let Some(body) = kept {
-            let sent = self.send_kept(endpoint, HeadRef::of(&request), &body).await;
+        if let Some((body, trailers)) = kept {
+            let head = HeadRef::of(&request);
+            let sent = self.send_kept(endpoint, head, &body, trailers.as_ref()).await;
             return sent.map_err(|failure| failure.into_error(Some(request)));
         }
         let pool = self.pools.of(endpoint);
@@ -48,15 +49,18 @@ impl Upstreams {
     }
 
     /// [`Upstreams::send_http1`] for a request whose body the caller keeps whole: written from `head`
-    /// (its parts, hop-by-hop fields removed) and `body` as they are, so an attempt builds no request.
-    /// A failure gives no request back; the caller still has it.
+    /// (its parts, hop-by-hop fields removed), `body` and its `trailers` as they are, so an attempt
+    /// builds no request. A failure gives no request back; the caller still has it.
     pub async fn send_http1_kept(
         &self,
         endpoint: &Endpoint,
         head: &http::request::Parts,
         body: &[u8],
+        trailers: Option<&HeaderMap>,
     ) -> Result<Sent, SendError> {
-        let sent = self.send_kept(endpoint, HeadRef::of_parts(head), body).await;
+        let sent = self
+            .send_kept(endpoint, HeadRef::of_parts(head), body, trailers)
+            .await;
         sent.map_err(|failure| failure.into_error(None))
     }
 
@@ -67,6 +71,7 @@ impl Upstreams {
         endpoint: &Endpoint,
         head: HeadRef<'_>,
         body: &[u8],
+        trailers: Option<&HeaderMap>,
     ) -> Result<Sent, AttemptFailure> {
         let pool = self.pools.of(endpoint);
         loop {
@@ -74,7 +79,7 @@ impl Upstreams {
                 .conn_for(endpoint, &pool)
                 .await
                 .map_err(AttemptFailure::Connect)?;
-            match self.send_raw(conn, fresh, &pool, head, body).await {
+            match self.send_raw(conn, fresh, &pool, head, body, trailers).await {
                 Ok(sent) => return Ok(sent),
                 // A pooled connection the pod had closed, found before any of the request went
                 // out: try the next one, or a new one.
@@ -112,10 +117,11 @@ impl Upstreams {
         pool: &Option<Arc<IdlePool>>,
         request: HeadRef<'_>,
         body: &[u8],
+        trailers: Option<&HeaderMap>,
     ) -> Result<Sent, Option<RawFailure>> {
         // A pooled connection has carried requests before: only what this one wrote counts.
         let before = conn.written();
-        match conn.send(request, body).await {
+        match conn.send(request, body, trailers).await {
             Ok(head) => {
                 let response = head
                     .response

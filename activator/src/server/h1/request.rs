@@ -5,12 +5,12 @@
 use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Uri, Version, header};
 
 use crate::{
     client_body::{ClientBody, ClientRequest},
     upstream::{
-        h1::{FieldSpans, has_token, parse_length},
+        h1::{FieldSpans, has_token, header_name, parse_length},
         request::REPLAY_LIMIT,
     },
 };
@@ -29,9 +29,18 @@ pub enum Parsed {
     },
     /// Not a whole head yet.
     Partial,
+    /// A whole head whose body (small enough to keep whole) has not all arrived: the request is
+    /// `whole` bytes from the buffer's start. Nothing was taken out of the buffer. The server waits
+    /// for the rest within the header-read timeout, then leaves the connection to hyper, which reads
+    /// a body as it comes.
+    Body {
+        /// Bytes of head and body together.
+        whole: usize,
+    },
     /// A request hyper serves, from here to the connection's end: malformed or too large (hyper
     /// answers 400 or 431), HTTP/1.0, an upgrade or `CONNECT`, `Expect`, a `Transfer-Encoding`, or a
-    /// body that has not all arrived with the head (or is larger than the pipeline keeps whole).
+    /// body larger than the pipeline keeps whole (or one that did not follow its head in time: see
+    /// [`Parsed::Body`]).
     /// Nothing was taken out of the buffer.
     Unsuited,
 }
@@ -76,9 +85,8 @@ pub fn parse(
     let mut close = false;
     spans.clear();
     for field in parsed.headers.iter() {
-        let Ok(name) = HeaderName::from_bytes(field.name.as_bytes()) else {
-            spans.clear();
-            return Parsed::Unsuited;
+        let Some(name) = header_name(field.name.as_bytes()) else {
+            return unsuited(spans);
         };
         if name == header::CONTENT_LENGTH {
             match parse_length(field.value) {
@@ -94,6 +102,10 @@ pub fn parse(
     }
     let body_len = match usize::try_from(length.unwrap_or(0)) {
         Ok(n) if n <= REPLAY_LIMIT && buf.len() - len >= n => n,
+        Ok(n) if n <= REPLAY_LIMIT => {
+            spans.clear();
+            return Parsed::Body { whole: len + n };
+        }
         _ => return unsuited(spans),
     };
     let head = buf.split_to(len).freeze();
@@ -130,7 +142,7 @@ fn build(
     body: Bytes,
 ) -> Option<ClientRequest> {
     let uri = Uri::from_maybe_shared(head.slice(target)).ok();
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    let mut headers = HeaderMap::with_capacity(spans.len() + crate::headers::ADDED_REQUEST_FIELDS);
     let mut valid = uri.is_some();
     for (name, range) in spans.drain(..) {
         match HeaderValue::from_maybe_shared(head.slice(range)) {

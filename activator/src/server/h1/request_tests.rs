@@ -47,13 +47,31 @@ fn a_partial_head_waits_for_more() {
 }
 
 #[test]
+fn a_small_body_still_on_its_way_is_waited_for() {
+    let head = b"POST / HTTP/1.1\r\nHost: f\r\nContent-Length: 10\r\n\r\n";
+    let sent = [&head[..], b"only5"].concat();
+    let (parsed, rest) = parse_all(&sent);
+    assert!(
+        matches!(parsed, Parsed::Body { whole } if whole == head.len() + 10),
+        "{parsed:?}"
+    );
+    assert_eq!(&rest[..], &sent[..], "nothing is taken before the body is whole");
+    let (mut request, _, rest) = read_request(&[&sent[..], b"12345GET"].concat());
+    assert_eq!(
+        request.body_mut().take_read(),
+        Some(Bytes::from_static(b"only512345"))
+    );
+    assert_eq!(&rest[..], b"GET");
+}
+
+#[test]
 fn what_hyper_serves_is_left_in_the_buffer_as_it_came() {
     for head in [
         &b"GET / HTTP/1.0\r\nHost: f\r\n\r\n"[..],
         b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
         b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
         b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nonly5",
+        b"POST / HTTP/1.1\r\nContent-Length: 65537\r\n\r\nlarger than the pipeline keeps",
         b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
         b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
         b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
@@ -108,6 +126,10 @@ proptest::proptest! {
                 proptest::prop_assert_eq!(&bytes[taken..], &rest[..]);
                 let head = &bytes[..head_end];
                 proptest::prop_assert!(head.ends_with(b"\r\n\r\n") || head.ends_with(b"\n\n"));
+            }
+            Parsed::Body { whole } => {
+                proptest::prop_assert!(whole > bytes.len(), "a body waited for is not all there");
+                proptest::prop_assert_eq!(&rest[..], &bytes[..]);
             }
             Parsed::Partial | Parsed::Unsuited => proptest::prop_assert_eq!(&rest[..], &bytes[..]),
         }

@@ -97,8 +97,8 @@ pub fn read(
         let mut fields = Fields::default();
         names.clear();
         for field in parsed.headers.iter() {
-            let name = HeaderName::from_bytes(field.name.as_bytes())
-                .map_err(|_| HeadError::Parse(format!("header name {:?}", field.name)))?;
+            let name = super::header_name(field.name.as_bytes())
+                .ok_or_else(|| HeadError::Parse(format!("header name {:?}", field.name)))?;
             if !fields.note(&name, field.value)? {
                 continue;
             }

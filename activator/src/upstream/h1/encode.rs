@@ -44,10 +44,20 @@ fn expects_body(method: &Method) -> bool {
     )
 }
 
+/// How a kept request body is delimited on its way to the pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delimited {
+    /// By `Content-Length` (this many bytes).
+    Length(usize),
+    /// Chunked, so trailers can follow it ([`chunked_body`]).
+    Chunked,
+}
+
 /// Appends the HTTP/1.1 head of `request` to `out`: the request line (origin-form target), its
-/// headers as they are (hop-by-hop ones were removed before), and `Content-Length: body_len` in place
-/// of any the client sent, since the body that goes out is the one kept here.
-pub fn request_head(request: HeadRef<'_>, body_len: usize, out: &mut Vec<u8>) {
+/// headers as they are (hop-by-hop ones were removed before), and the body's own `Content-Length` (or
+/// `Transfer-Encoding: chunked`) in place of any the client sent, since the body that goes out is the
+/// one kept here.
+pub fn request_head(request: HeadRef<'_>, body: Delimited, out: &mut Vec<u8>) {
     out.extend_from_slice(request.method.as_str().as_bytes());
     out.push(b' ');
     let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -62,9 +72,37 @@ pub fn request_head(request: HeadRef<'_>, body_len: usize, out: &mut Vec<u8>) {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if body_len > 0 || expects_body(request.method) {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(digits(body_len as u64, 10, &mut [0; 20]));
+    match body {
+        Delimited::Length(len) if len > 0 || expects_body(request.method) => {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(digits(len as u64, 10, &mut [0; 20]));
+            out.extend_from_slice(b"\r\n");
+        }
+        Delimited::Length(_) => {}
+        Delimited::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `body` as one chunk (none when empty), the last chunk and `trailers` to `out`: a kept
+/// body that came with trailers (from an HTTP/2 client) keeps them on its way to an HTTP/1.1 pod.
+pub fn chunked_body(body: &[u8], trailers: &HeaderMap, out: &mut Vec<u8>) {
+    if !body.is_empty() {
+        out.extend_from_slice(digits(body.len() as u64, 16, &mut [0; 20]));
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\r\n");
+    }
+    last_chunk(Some(trailers), out);
+}
+
+/// Appends the last chunk of a chunked body to `out`, with `trailers` when there are some.
+pub fn last_chunk(trailers: Option<&HeaderMap>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers.into_iter().flatten() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
@@ -98,7 +136,7 @@ mod tests {
 
     fn encoded(parts: &Request<()>, body_len: usize) -> String {
         let mut out = Vec::new();
-        request_head(HeadRef::of(parts), body_len, &mut out);
+        request_head(HeadRef::of(parts), Delimited::Length(body_len), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 
@@ -154,6 +192,28 @@ mod tests {
         assert!(encoded(&parts, 0).starts_with("GET /p?q HTTP/1.1\r\n"));
         let parts = head("OPTIONS", "http://pod:8080", &[]);
         assert!(encoded(&parts, 0).starts_with("OPTIONS / HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn a_body_with_trailers_goes_out_chunked_with_them() {
+        let parts = head("POST", "/", &[("content-length", "5"), ("host", "h")]);
+        let mut out = Vec::new();
+        request_head(HeadRef::of(&parts), Delimited::Chunked, &mut out);
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", http::HeaderValue::from_static("abc"));
+        chunked_body(b"hello", &trailers, &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "POST / HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n0\r\nx-checksum: abc\r\n\r\n"
+        );
+        let mut empty = Vec::new();
+        chunked_body(b"", &trailers, &mut empty);
+        assert_eq!(
+            &empty[..],
+            b"0\r\nx-checksum: abc\r\n\r\n",
+            "no empty chunk before the last"
+        );
     }
 
     #[test]
