@@ -1,10 +1,8 @@
-//! Headers on the way to the pod and back: hop-by-hop headers removed, `Forwarded` (RFC 7239) and
-//! `X-Forwarded-*` added, a request id and a W3C `traceparent` guaranteed.
-
-use std::{fmt::Write as _, net::IpAddr};
+//! Headers on the way to the pod and back: hop-by-hop headers removed, a request id and a W3C
+//! `traceparent` guaranteed. The forwarding fields are `crate::forwarding`'s.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, header, header::Entry};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use rand::Rng;
 
 use crate::trace_ids::{Hex, new_hex};
@@ -13,9 +11,6 @@ use crate::trace_ids::{Hex, new_hex};
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `traceparent` (W3C Trace Context).
 pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 /// Most fields the activator adds to a request on its way to the pod: `X-Request-Id`, `traceparent`,
 /// `Forwarded`, `X-Forwarded-For`, `-Proto` and `-Host`, and `Host`. A request's map made with room
 /// for them never grows (and rehashes) while they are added.
@@ -96,136 +91,6 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == header::UPGRADE
         || name == KEEP_ALIVE
         || name == PROXY_CONNECTION
-}
-
-/// Adds the forwarding headers for a request from `client` for `host` that came in over plain HTTP.
-///
-/// On every proxied request: the values are built straight into the buffers the headers keep (no
-/// `format!`, one allocation per added value), which the profile in docs/benchmarks.md asked for.
-pub fn add_forwarding(headers: &mut HeaderMap, client: IpAddr, host: &HeaderValue) {
-    let mut ip = IpText::default();
-    ip.write(client);
-    let ip = ip.as_bytes();
-    append_element(headers, &X_FORWARDED_FOR, &[ip]);
-    // RFC 7239: IPv6 addresses are quoted and bracketed; the host is quoted because it may hold ':'.
-    // A host that is not visible ASCII is left out rather than sent broken.
-    let host_text = host.to_str().map_or(&b""[..], str::as_bytes);
-    let (open, close): (&[u8], &[u8]) = if client.is_ipv6() {
-        (b"\"[", b"]\"")
-    } else {
-        (b"", b"")
-    };
-    let element = [
-        &b"for="[..],
-        open,
-        ip,
-        close,
-        b";host=\"",
-        host_text,
-        b"\";proto=http",
-    ];
-    append_element(headers, &header::FORWARDED, &element);
-    // One hashed lookup each (an entry), not a look-up then an insert.
-    headers
-        .entry(&X_FORWARDED_PROTO)
-        .or_insert_with(|| HeaderValue::from_static("http"));
-    headers.entry(&X_FORWARDED_HOST).or_insert_with(|| host.clone());
-}
-
-/// Adds an element made of `parts` to the list header `name`, after the elements it has (the first
-/// field's), with one hashed lookup. A value that is not valid is left out rather than sent broken.
-fn append_element(headers: &mut HeaderMap, name: &HeaderName, parts: &[&[u8]]) {
-    let entry = headers.entry(name);
-    let previous = match &entry {
-        Entry::Occupied(e) => Some(e.get()),
-        Entry::Vacant(_) => None,
-    };
-    let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(appended(previous, parts))) else {
-        return;
-    };
-    match entry {
-        Entry::Occupied(mut e) => {
-            e.insert(value);
-        }
-        Entry::Vacant(e) => {
-            e.insert(value);
-        }
-    }
-}
-
-/// `previous` (a list header's value, when there is one) followed by `", "` and the concatenation of
-/// `parts`, in one buffer of the right size.
-fn appended(previous: Option<&HeaderValue>, parts: &[&[u8]]) -> Vec<u8> {
-    let previous = previous.map(HeaderValue::as_bytes).filter(|p| !p.is_empty());
-    let len = previous.map_or(0, |p| p.len() + 2) + parts.iter().map(|p| p.len()).sum::<usize>();
-    let mut out = Vec::with_capacity(len);
-    if let Some(previous) = previous {
-        out.extend_from_slice(previous);
-        out.extend_from_slice(b", ");
-    }
-    for part in parts {
-        out.extend_from_slice(part);
-    }
-    out
-}
-
-/// An IP address as text, kept inline (an IPv6 address is at most 45 characters).
-struct IpText {
-    buf: [u8; 48],
-    len: usize,
-}
-
-impl Default for IpText {
-    fn default() -> Self {
-        Self { buf: [0; 48], len: 0 }
-    }
-}
-
-impl IpText {
-    /// Writes `ip` as `Display` would; IPv4 (every request's client on a cluster network) without the
-    /// formatting machinery.
-    fn write(&mut self, ip: IpAddr) {
-        match ip {
-            IpAddr::V4(v4) => {
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        self.push(b'.');
-                    }
-                    if octet >= 100 {
-                        self.push(b'0' + octet / 100);
-                    }
-                    if octet >= 10 {
-                        self.push(b'0' + octet / 10 % 10);
-                    }
-                    self.push(b'0' + octet % 10);
-                }
-            }
-            IpAddr::V6(_) => {
-                let _ = write!(self, "{ip}");
-            }
-        }
-    }
-
-    fn push(&mut self, b: u8) {
-        if let Some(slot) = self.buf.get_mut(self.len) {
-            *slot = b;
-            self.len += 1;
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl std::fmt::Write for IpText {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let slot = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
 }
 
 /// A new request id: 32 random lowercase hex digits, built inline.
@@ -399,70 +264,6 @@ mod tests {
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h[header::CONNECTION], "upgrade");
         assert_eq!(h[header::UPGRADE], "websocket");
-    }
-
-    #[test]
-    fn forwarding_headers_are_appended() {
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        add_forwarding(
-            &mut h,
-            "127.0.0.2".parse().unwrap(),
-            &HeaderValue::from_static("f.ns:8080"),
-        );
-        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
-        assert_eq!(
-            h[header::FORWARDED],
-            "for=127.0.0.2;host=\"f.ns:8080\";proto=http"
-        );
-        assert_eq!(h["x-forwarded-proto"], "http");
-        assert_eq!(h["x-forwarded-host"], "f.ns:8080");
-        let mut h = HeaderMap::new();
-        add_forwarding(&mut h, "::1".parse().unwrap(), &HeaderValue::from_static("f.ns"));
-        assert!(
-            h[header::FORWARDED]
-                .to_str()
-                .unwrap()
-                .starts_with("for=\"[::1]\"")
-        );
-    }
-
-    #[test]
-    fn addresses_are_written_as_display_writes_them() {
-        for ip in [
-            "0.0.0.0",
-            "255.255.255.255",
-            "10.0.100.7",
-            "192.168.9.10",
-            "1.20.3.99",
-            "::1",
-            "fe80::1:2:3:4",
-            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
-        ] {
-            let parsed: IpAddr = ip.parse().unwrap();
-            let mut text = IpText::default();
-            text.write(parsed);
-            assert_eq!(text.as_bytes(), parsed.to_string().as_bytes(), "{ip}");
-        }
-    }
-
-    #[test]
-    fn forwarding_headers_without_previous_values_or_a_valid_host() {
-        let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static(""));
-        let host = HeaderValue::from_bytes(b"caf\xc3\xa9.ns").unwrap();
-        add_forwarding(&mut h, "10.1.2.3".parse().unwrap(), &host);
-        assert_eq!(h["x-forwarded-for"], "10.1.2.3");
-        assert_eq!(h[header::FORWARDED], "for=10.1.2.3;host=\"\";proto=http");
-        assert_eq!(h["x-forwarded-host"], host);
-        let mut h = HeaderMap::new();
-        h.insert(header::FORWARDED, HeaderValue::from_static("for=1.1.1.1"));
-        add_forwarding(&mut h, "::1".parse().unwrap(), &HeaderValue::from_static("f.ns"));
-        assert_eq!(
-            h[header::FORWARDED],
-            "for=1.1.1.1, for=\"[::1]\";host=\"f.ns\";proto=http"
-        );
-        assert_eq!(h["x-forwarded-for"], "::1");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod client_body;
 pub mod endpoints;
 pub mod error;
 pub mod events;
+pub mod forwarding;
 pub mod function;
 pub mod headers;
 pub mod host;

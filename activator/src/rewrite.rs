@@ -1,5 +1,5 @@
 //! Rewriting a client's request for the hop it takes next: the target URI in the form the protocol
-//! wants, hop-by-hop headers removed, forwarding and tracing headers added.
+//! wants, hop-by-hop headers removed, tracing headers added, forwarding fields made.
 
 use std::net::SocketAddr;
 
@@ -9,7 +9,7 @@ use http::{
 };
 use zeroscale_crds::function::Protocol;
 
-use crate::{client_body::ClientBody, headers, host::HostError};
+use crate::{client_body::ClientBody, forwarding::Forwarding, headers, host::HostError};
 
 /// The request's host: the `Host` header, else the target's authority (HTTP/2 `:authority`).
 pub fn host_of<B>(request: &Request<B>) -> Result<&str, HostError> {
@@ -38,15 +38,16 @@ pub fn host_value<B>(request: &Request<B>) -> Option<HeaderValue> {
 }
 
 /// Rewrites the request for the pod: origin-form target (HTTP/1.1; h2c sets the pod's address per
-/// attempt), the right HTTP version, hop-by-hop headers removed, forwarding and tracing headers added.
-/// The client's `Host` is kept.
+/// attempt), the right HTTP version, hop-by-hop headers removed, tracing headers added. The client's
+/// `Host` is kept. Returns the forwarding fields for `host`, which the request gets where it is sent
+/// (`upstream::Outgoing`): written with its head by the activator's own client, or put into its map.
 pub fn prepare(
     request: &mut Request<ClientBody>,
     protocol: Protocol,
     remote: SocketAddr,
     host: Option<HeaderValue>,
     upgrade: bool,
-) {
+) -> Option<Forwarding> {
     if request.uri().scheme().is_some() || request.uri().path_and_query().is_none() {
         // Absolute-form from the client (or no path): the pod gets origin-form, `Host` names the host.
         set_target(request, None);
@@ -57,13 +58,14 @@ pub fn prepare(
     };
     let h = request.headers_mut();
     headers::strip_hop_by_hop(h, upgrade && protocol == Protocol::Http1);
-    if let Some(host) = host {
-        headers::add_forwarding(h, remote.ip(), &host);
+    let forwarding = host.map(|host| {
         if !h.contains_key(header::HOST) {
-            h.insert(header::HOST, host);
+            h.insert(header::HOST, host.clone());
         }
-    }
+        Forwarding::new(remote.ip(), host)
+    });
     crate::trace::hop(request);
+    forwarding
 }
 
 /// Sets the request target: absolute on `authority` (plain HTTP), or origin-form without one.

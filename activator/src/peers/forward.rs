@@ -235,7 +235,7 @@ impl Peering {
         let h = request.headers_mut();
         headers::strip_hop_by_hop(h, upgrade);
         if let Some(host) = host {
-            headers::add_forwarding(h, remote.ip(), &host);
+            crate::forwarding::Forwarding::new(remote.ip(), host.clone()).add_to(h);
             h.insert(header::HOST, host);
         }
         h.insert(&PEER_HOP, self.marker.clone());

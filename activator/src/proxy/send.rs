@@ -52,12 +52,17 @@ impl Proxy {
             .as_ref()
             .is_some_and(|p| p.take_hop(request.headers_mut(), remote));
         let host = host_value(&request).filter(|_| !peer_hop);
-        prepare(&mut request, protocol, remote, host, upgrade);
+        let forwarding = prepare(&mut request, protocol, remote, host, upgrade);
         let limits = lease.limits();
         let head_deadline = arrived + limits.timeout.min(limits.response_start_timeout);
         // A small body is read now, so the request can be sent again if its pod goes away.
         let mut outgoing = match timeout_at(head_deadline, Outgoing::read(request)).await {
-            Ok(Ok(outgoing)) => outgoing,
+            Ok(Ok(mut outgoing)) => {
+                if let Some(forwarding) = forwarding {
+                    outgoing.forward_for(forwarding);
+                }
+                outgoing
+            }
             Ok(Err(error)) => {
                 let function = lease.function().display().to_string();
                 tracing::info!(function, error = %error, "request body could not be read");
@@ -82,9 +87,12 @@ impl Proxy {
                 let sent = match outgoing.kept_body() {
                     // The usual case: written from the kept parts, with no request built for it.
                     Some((body, trailers)) if protocol == Protocol::Http1 && !upgrade => {
-                        let send =
-                            self.upstreams
-                                .send_http1_kept(lease.endpoint(), outgoing.head(), body, trailers);
+                        let send = self.upstreams.send_http1_kept(
+                            lease.endpoint(),
+                            outgoing.head_ref(),
+                            body,
+                            trailers,
+                        );
                         timeout_at(head_deadline, send).await
                     }
                     _ => {

@@ -9,7 +9,8 @@ use std::{
     task::{Context, Poll},
 };
 
-use crate::client_body::ClientBody;
+use super::h1::HeadRef;
+use crate::{client_body::ClientBody, forwarding::Forwarding};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, request::Parts};
 use http_body::{Body, Frame, SizeHint};
@@ -81,6 +82,8 @@ pub fn is_idempotent(method: &Method) -> bool {
 pub struct Outgoing {
     head: Parts,
     body: Pending,
+    /// This hop's forwarding fields, not yet in `head`'s map ([`Outgoing::forward_for`]).
+    forwarding: Option<Forwarding>,
 }
 
 #[derive(Debug)]
@@ -106,6 +109,7 @@ impl Outgoing {
             return Ok(Self {
                 head,
                 body: Pending::Buffered(read, None),
+                forwarding: None,
             });
         }
         let small =
@@ -120,12 +124,27 @@ impl Outgoing {
         } else {
             Pending::Streamed(Some(body))
         };
-        Ok(Self { head, body })
+        Ok(Self {
+            head,
+            body,
+            forwarding: None,
+        })
     }
 
     /// The request head, to read its headers.
     pub fn head(&self) -> &Parts {
         &self.head
+    }
+
+    /// Gives the request this hop's forwarding fields: written with its head by the activator's own
+    /// client ([`Outgoing::head_ref`]), put into the map of each request [`Outgoing::attempt`] makes.
+    pub fn forward_for(&mut self, forwarding: Forwarding) {
+        self.forwarding = Some(forwarding);
+    }
+
+    /// The head to write, its forwarding fields with it.
+    pub fn head_ref(&self) -> HeadRef<'_> {
+        HeadRef::of_parts(&self.head, self.forwarding.as_ref())
     }
 
     /// The body kept whole with its trailers, when it was: every attempt sends them as they are.
@@ -171,6 +190,9 @@ impl Outgoing {
         *request.uri_mut() = self.head.uri.clone();
         *request.version_mut() = self.head.version;
         *request.headers_mut() = self.head.headers.clone();
+        if let Some(forwarding) = &self.forwarding {
+            forwarding.add_to(request.headers_mut());
+        }
         Some(request)
     }
 

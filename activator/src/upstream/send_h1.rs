@@ -49,18 +49,17 @@ impl Upstreams {
     }
 
     /// [`Upstreams::send_http1`] for a request whose body the caller keeps whole: written from `head`
-    /// (its parts, hop-by-hop fields removed), `body` and its `trailers` as they are, so an attempt
-    /// builds no request. A failure gives no request back; the caller still has it.
+    /// (its parts, hop-by-hop fields removed, and its forwarding fields), `body` and its `trailers` as
+    /// they are, so an attempt builds no request. A failure gives no request back; the caller still
+    /// has it.
     pub async fn send_http1_kept(
         &self,
         endpoint: &Endpoint,
-        head: &http::request::Parts,
+        head: HeadRef<'_>,
         body: &[u8],
         trailers: Option<&HeaderMap>,
     ) -> Result<Sent, SendError> {
-        let sent = self
-            .send_kept(endpoint, HeadRef::of_parts(head), body, trailers)
-            .await;
+        let sent = self.send_kept(endpoint, head, body, trailers).await;
         sent.map_err(|failure| failure.into_error(None))
     }
 

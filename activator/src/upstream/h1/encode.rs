@@ -3,6 +3,8 @@
 
 use http::{HeaderMap, Method, Request, Uri, header, request::Parts};
 
+use crate::forwarding::{FieldWriter, Forwarding};
+
 /// The parts of a request its head is written from: a request's, or the parts a request was taken
 /// apart into and kept for another attempt (written without building a request again).
 #[derive(Clone, Copy, Debug)]
@@ -13,6 +15,8 @@ pub struct HeadRef<'a> {
     pub uri: &'a Uri,
     /// The header fields, hop-by-hop ones already removed.
     pub headers: &'a HeaderMap,
+    /// Forwarding fields written with the head rather than kept in `headers`.
+    pub forwarding: Option<&'a Forwarding>,
 }
 
 impl<'a> HeadRef<'a> {
@@ -22,15 +26,17 @@ impl<'a> HeadRef<'a> {
             method: request.method(),
             uri: request.uri(),
             headers: request.headers(),
+            forwarding: None,
         }
     }
 
-    /// The head kept in `parts`.
-    pub fn of_parts(parts: &'a Parts) -> Self {
+    /// The head kept in `parts`, with `forwarding` to write with it.
+    pub fn of_parts(parts: &'a Parts, forwarding: Option<&'a Forwarding>) -> Self {
         Self {
             method: &parts.method,
             uri: &parts.uri,
             headers: &parts.headers,
+            forwarding,
         }
     }
 }
@@ -54,7 +60,7 @@ pub enum Delimited {
 }
 
 /// Appends the HTTP/1.1 head of `request` to `out`: the request line (origin-form target), its
-/// headers as they are (hop-by-hop ones were removed before), and the body's own `Content-Length` (or
+/// headers as they are (hop-by-hop ones were removed before) with its forwarding fields, and the body's own `Content-Length` (or
 /// `Transfer-Encoding: chunked`) in place of any the client sent, since the body that goes out is the
 /// one kept here.
 pub fn request_head(request: HeadRef<'_>, body: Delimited, out: &mut Vec<u8>) {
@@ -63,15 +69,14 @@ pub fn request_head(request: HeadRef<'_>, body: Delimited, out: &mut Vec<u8>) {
     let target = request.uri.path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut fields = FieldWriter::new(request.forwarding);
     for (name, value) in request.headers {
         if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        fields.field(name, value, out);
     }
+    fields.finish(out);
     match body {
         Delimited::Length(len) if len > 0 || expects_body(request.method) => {
             out.extend_from_slice(b"content-length: ");
