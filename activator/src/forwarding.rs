@@ -66,17 +66,28 @@ impl Forwarding {
             b"\";proto=http",
         ]
     }
+}
 
-    /// The element this hop adds to the list field `name`, when it is one of the two lists.
-    fn element(&self, name: &HeaderName) -> Option<([&[u8]; 7], usize)> {
-        if *name == X_FORWARDED_FOR {
-            let mut parts: [&[u8]; 7] = [b""; 7];
-            parts[0] = self.ip.as_bytes();
-            Some((parts, 1))
-        } else if name == header::FORWARDED {
-            Some((self.forwarded(), 7))
-        } else {
-            None
+/// Which forwarding field a name is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    For,
+    Forwarded,
+    Proto,
+    Host,
+}
+
+impl Role {
+    /// The field `name` is, or `None` for any other (most fields: one comparison or a prefix).
+    fn of(name: &HeaderName) -> Option<Self> {
+        if name == header::FORWARDED {
+            return Some(Self::Forwarded);
+        }
+        match name.as_str().strip_prefix("x-forwarded-")? {
+            "for" => Some(Self::For),
+            "proto" => Some(Self::Proto),
+            "host" => Some(Self::Host),
+            _ => None,
         }
     }
 }
@@ -87,7 +98,7 @@ impl Forwarding {
 #[derive(Debug, Default)]
 pub struct FieldWriter<'a> {
     forwarding: Option<&'a Forwarding>,
-    /// `X-Forwarded-For`, `Forwarded`, `X-Forwarded-Proto`, `X-Forwarded-Host` written so far.
+    /// Which fields were written so far, by [`Role`].
     seen: [bool; 4],
 }
 
@@ -102,28 +113,30 @@ impl<'a> FieldWriter<'a> {
 
     /// Writes one field.
     pub fn field(&mut self, name: &HeaderName, value: &HeaderValue, out: &mut Vec<u8>) {
-        let Some(forwarding) = self.forwarding else {
-            return line(out, name, &[value.as_bytes()]);
+        let Some((forwarding, role)) = self.forwarding.zip(Role::of(name)) else {
+            return plain(out, name, value);
         };
-        if let Some((parts, len)) = forwarding.element(name) {
-            let at = usize::from(name == header::FORWARDED);
-            if std::mem::replace(&mut self.seen[at], true) {
-                return;
+        let first = !std::mem::replace(&mut self.seen[role as usize], true);
+        let (parts, len) = match role {
+            Role::For => {
+                let mut parts: [&[u8]; 7] = [b""; 7];
+                parts[0] = forwarding.ip.as_bytes();
+                (parts, 1)
             }
-            let mut value_parts: [&[u8]; 9] = [b""; 9];
-            if !value.is_empty() {
-                value_parts[0] = value.as_bytes();
-                value_parts[1] = b", ";
-            }
-            value_parts[2..2 + len].copy_from_slice(&parts[..len]);
-            return line(out, name, &value_parts);
+            Role::Forwarded => (forwarding.forwarded(), 7),
+            Role::Proto | Role::Host => return plain(out, name, value),
+        };
+        if !first {
+            // A list's later values: replaced, as the map's entry would be.
+            return;
         }
-        if *name == X_FORWARDED_PROTO {
-            self.seen[2] = true;
-        } else if *name == X_FORWARDED_HOST {
-            self.seen[3] = true;
+        let mut value_parts: [&[u8]; 9] = [b""; 9];
+        if !value.is_empty() {
+            value_parts[0] = value.as_bytes();
+            value_parts[1] = b", ";
         }
-        line(out, name, &[value.as_bytes()]);
+        value_parts[2..2 + len].copy_from_slice(&parts[..len]);
+        line(out, name, &value_parts);
     }
 
     /// Writes the forwarding fields the request did not have.
@@ -145,6 +158,14 @@ impl<'a> FieldWriter<'a> {
             line(out, &X_FORWARDED_HOST, &[forwarding.host.as_bytes()]);
         }
     }
+}
+
+/// One field line as it came.
+fn plain(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// One field line: `name: ` and the concatenation of `parts`.
