@@ -101,23 +101,20 @@ pub(super) async fn serve(
         let (request, close) = match parsed {
             Parsed::Request { request, close } => (request, close),
             Parsed::Unsuited => return hand_over(shared, conn, remote, early).await,
-            waiting @ (Parsed::Partial | Parsed::Body { .. }) => {
+            waiting @ (Parsed::Partial | Parsed::Body) => {
                 if !awaiting {
                     // The head's timeout runs from the end of the previous answer, as hyper's does.
                     timer.as_mut().reset(Instant::now() + limits.header_read_timeout);
                     awaiting = true;
                 }
                 // A head whose small body is still on its way is a request in progress: a drain
-                // lets it arrive. Room is made for all of the body at once.
-                let body = match waiting {
-                    Parsed::Body { whole } => Some(whole.saturating_sub(conn.buf.len())),
-                    _ => None,
-                };
+                // lets it arrive.
+                let body = matches!(waiting, Parsed::Body);
                 match read_more(shared, &mut conn, body, timer.as_mut()).await {
                     Ok(Read::More) => continue,
                     // The body did not follow its head within the timeout: hyper reads it as it
                     // comes, as it did before this server took plain requests.
-                    Ok(Read::Expired) if body.is_some() => {
+                    Ok(Read::Expired) if body => {
                         return hand_over(shared, conn, remote, early).await;
                     }
                     // Closed, too slow or draining.
@@ -171,16 +168,17 @@ enum Read {
     Draining,
 }
 
-/// Reads more of a request into the buffer: a head, or the rest of a small body (`body`: the bytes
-/// still missing), which a drain does not interrupt.
+/// Reads more of a request into the buffer: a head, or the rest of a small body (`body`), which a
+/// drain does not interrupt. The buffer grows by what arrives, not by what a head announces: a
+/// client that announces a body and sends none holds no more memory than one that sends half a head.
 async fn read_more(
     shared: &Listener,
     conn: &mut Conn,
-    body: Option<usize>,
+    body: bool,
     timer: Pin<&mut Sleep>,
 ) -> io::Result<Read> {
-    conn.buf.reserve(body.unwrap_or(0).max(READ_CHUNK));
-    let between_requests = body.is_none();
+    conn.buf.reserve(READ_CHUNK);
+    let between_requests = !body;
     // `read_buf` (tokio's `poll_read`) takes a read shorter than the room given as the socket
     // drained, so the next head is awaited without a `recv` that would only say "not yet".
     // Biased: bytes already there are taken without arming the timer.

@@ -29,14 +29,10 @@ pub enum Parsed {
     },
     /// Not a whole head yet.
     Partial,
-    /// A whole head whose body (small enough to keep whole) has not all arrived: the request is
-    /// `whole` bytes from the buffer's start. Nothing was taken out of the buffer. The server waits
-    /// for the rest within the header-read timeout, then leaves the connection to hyper, which reads
-    /// a body as it comes.
-    Body {
-        /// Bytes of head and body together.
-        whole: usize,
-    },
+    /// A whole head whose body (small enough to keep whole) has not all arrived. Nothing was taken
+    /// out of the buffer. The server waits for the rest within the header-read timeout, then leaves
+    /// the connection to hyper, which reads a body as it comes.
+    Body,
     /// A request hyper serves, from here to the connection's end: malformed or too large (hyper
     /// answers 400 or 431), HTTP/1.0, an upgrade or `CONNECT`, `Expect`, a `Transfer-Encoding`, or a
     /// body larger than the pipeline keeps whole (or one that did not follow its head in time: see
@@ -104,7 +100,7 @@ pub fn parse(
         Ok(n) if n <= REPLAY_LIMIT && buf.len() - len >= n => n,
         Ok(n) if n <= REPLAY_LIMIT => {
             spans.clear();
-            return Parsed::Body { whole: len + n };
+            return Parsed::Body;
         }
         _ => return unsuited(spans),
     };
