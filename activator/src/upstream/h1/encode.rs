@@ -60,9 +60,9 @@ pub enum Delimited {
 }
 
 /// Appends the HTTP/1.1 head of `request` to `out`: the request line (origin-form target), its
-/// headers as they are (hop-by-hop ones were removed before) with its forwarding fields, and the body's own `Content-Length` (or
-/// `Transfer-Encoding: chunked`) in place of any the client sent, since the body that goes out is the
-/// one kept here.
+/// headers as they are (hop-by-hop ones were removed before) with its forwarding fields, and the
+/// body's own `Content-Length` (or `Transfer-Encoding: chunked`) in place of any the client sent,
+/// since the body that goes out is the one kept here.
 pub fn request_head(request: HeadRef<'_>, body: Delimited, out: &mut Vec<u8>) {
     out.extend_from_slice(request.method.as_str().as_bytes());
     out.push(b' ');
