@@ -172,7 +172,10 @@ async fn a_request_left_to_hyper_is_served_on_the_same_connection() {
     assert!(text.contains("GET /after "), "{text}");
 }
 
-#[tokio::test]
+// On a paused clock: the runtime moves time only when every task waits, so each `sleep` below takes
+// no real time and orders the writes deterministically after the activator has read what came before
+// (and, for the slow body, after its 500 ms header-read timer fired), whatever the machine's load.
+#[tokio::test(start_paused = true)]
 async fn a_small_body_sent_after_its_head_is_waited_for() {
     let (activator, addr) = serving().await;
     let head = format!("POST /late HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 9\r\n\r\n");
