@@ -95,7 +95,7 @@ impl Role {
 /// Writes a request's fields as the lines of an HTTP/1.1 head, with a hop's [`Forwarding`] in them:
 /// the same fields and values [`Forwarding::add_to`] would leave in the map. A list field gets the
 /// element after its first value, and its later values are left out, as replacing the entry does.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FieldWriter<'a> {
     forwarding: Option<&'a Forwarding>,
     /// Which fields were written so far, by [`Role`].
