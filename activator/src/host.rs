@@ -34,7 +34,42 @@ impl Default for Domains {
     }
 }
 
-fn valid_host_char(b: u8) -> bool {
+// Byte classes of a `Host` value, looked up once per byte: a pass over the host is a load and an
+// `or` per byte, where testing each byte against the ranges and separators took about 20
+// instructions.
+/// A byte a host name may hold.
+const NAME: u8 = 1;
+/// An uppercase letter (also a name byte).
+const UPPER: u8 = 2;
+/// `:`, which starts a port.
+const COLON: u8 = 4;
+/// Any byte a host name may not hold.
+const OTHER: u8 = 8;
+
+/// The class of every byte value.
+static CLASSES: [u8; 256] = {
+    let mut table = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_uppercase() {
+            table[b] = NAME | UPPER;
+        } else if valid_host_char(c) {
+            table[b] = NAME;
+        } else if c == b':' {
+            table[b] = COLON;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// The classes of the bytes of `host`, or-ed together.
+fn classes(host: &str) -> u8 {
+    host.bytes().fold(0, |seen, b| seen | CLASSES[usize::from(b)])
+}
+
+const fn valid_host_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'
 }
 
@@ -65,18 +100,21 @@ impl Domains {
     ///
     /// Borrows from `host` in the common (lowercase) case so the warm path does not allocate.
     pub fn route_key<'a>(&self, host: &'a str) -> Result<Option<Cow<'a, str>>, HostError> {
-        let name = strip_port(host)?;
+        // One pass over the host for every question (a port? valid? uppercase?): this runs on every
+        // request. A port is split off, and the name passed over again, only when there is one.
+        let mut seen = classes(host);
+        let name = if seen & COLON == 0 {
+            host
+        } else {
+            let name = strip_port(host)?;
+            seen = classes(name);
+            name
+        };
         let name = name.strip_suffix('.').unwrap_or(name);
-        // One pass over the host for both questions: this runs on every request.
-        let mut uppercase = false;
-        let valid = name.bytes().all(|b| {
-            uppercase |= b.is_ascii_uppercase();
-            valid_host_char(b)
-        });
-        if name.is_empty() || name.len() > 253 || !valid {
+        if name.is_empty() || name.len() > 253 || seen & (COLON | OTHER) != 0 {
             return Err(HostError::Invalid(host.to_string()));
         }
-        let name: Cow<'a, str> = if uppercase {
+        let name: Cow<'a, str> = if seen & UPPER != 0 {
             Cow::Owned(name.to_ascii_lowercase())
         } else {
             Cow::Borrowed(name)
@@ -158,6 +196,16 @@ mod tests {
             "x.y:123456",
         ] {
             assert!(route(host).is_err(), "{host:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// A port never changes where a host routes, nor whether it is valid: the name is checked by
+        /// the same pass with or without one.
+        #[test]
+        fn a_port_does_not_change_the_route(host in "[a-zA-Z0-9._ /-]{0,40}", port in 0u32..100_000) {
+            let with_port = route(&format!("{host}:{port}")).ok();
+            proptest::prop_assert_eq!(with_port, route(&host).ok());
         }
     }
 
