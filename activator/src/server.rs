@@ -179,11 +179,16 @@ async fn serve_request(
     let trace = trace::start(&mut request, remote, &request_id);
     let span = trace.log_span(&request_id);
     // Each arm awaits its own future (no wrapping block), so the request's future is moved less.
+    // The first request of a connection is boxed: its future is twice the others', and would make
+    // this one, which is moved on every request, as large. With no log span (the level is off),
+    // nothing is instrumented: `Instrumented` would be one more move of the future and a span
+    // entered on every poll.
     let response = match early {
         Some(early) => {
-            let first = proxy.handle_first(port, remote, request, early);
+            let first = Box::pin(proxy.handle_first(port, remote, request, early));
             first.instrument(span.clone()).await
         }
+        None if span.is_disabled() => proxy.handle(port, remote, request).await,
         None => proxy.handle(port, remote, request).instrument(span.clone()).await,
     };
     let response = match response {

@@ -105,7 +105,10 @@ impl Proxy {
                                 forwarded,
                             );
                         };
-                        timeout_at(head_deadline, self.send(&lease, protocol, attempt, upgrade)).await
+                        // Boxed: this path's future (hyper's client, h2c, upgrades) is larger than
+                        // the rest of this one, which is itself boxed and moved once per request.
+                        let send = Box::pin(self.send(&lease, protocol, attempt, upgrade));
+                        timeout_at(head_deadline, send).await
                     }
                 };
                 match sent {
