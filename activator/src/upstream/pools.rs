@@ -5,6 +5,7 @@
 
 use std::{
     collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
     sync::{
         Arc, Mutex, MutexGuard, Weak,
         atomic::{AtomicBool, Ordering},
@@ -16,7 +17,35 @@ use std::{
 use super::{IdlePool, PoolLimits, UpstreamConn, h1::RawConn};
 use crate::endpoints::Endpoint;
 
-type PoolMap = Mutex<HashMap<u64, Arc<IdlePool>>>;
+type PoolMap = Mutex<ById>;
+
+/// The pools by endpoint id.
+type ById = HashMap<u64, Arc<IdlePool>, BuildHasherDefault<IdHasher>>;
+
+/// Hashes the endpoint ids the pools are keyed by. The activator assigns them itself, in sequence,
+/// so no client can choose colliding ones and one multiplication spreads them over the table;
+/// SipHash's protection would cost a request about 150 instructions for nothing.
+#[derive(Clone, Copy, Debug, Default)]
+struct IdHasher(u64);
+
+/// 2^64 divided by the golden ratio: consecutive ids land far apart, high bits included.
+const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(SPREAD);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(SPREAD);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// How often idle connections are checked for a close by the other side and for their idle timeout.
 /// A peer activator closes an idle connection after its header-read timeout (10 s): a few seconds
@@ -33,7 +62,7 @@ pub struct Pools {
     sweeping: Arc<AtomicBool>,
 }
 
-fn lock(pools: &PoolMap) -> MutexGuard<'_, HashMap<u64, Arc<IdlePool>>> {
+fn lock(pools: &PoolMap) -> MutexGuard<'_, ById> {
     // Plain data: a panic elsewhere leaves nothing half-updated worth refusing to serve over.
     pools.lock().unwrap_or_else(|e| e.into_inner())
 }
