@@ -3,6 +3,9 @@
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
+mod span_fields;
+pub use span_fields::JsonSpanFields;
+
 /// Log output format, chosen with each component's `--log-format` flag.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -19,7 +22,13 @@ pub fn init(format: LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Json => registry
-            .with(fmt::layer().json().flatten_event(true).with_current_span(true))
+            .with(
+                fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .fmt_fields(JsonSpanFields),
+            )
             .init(),
         LogFormat::Plain => registry.with(fmt::layer()).init(),
     }
