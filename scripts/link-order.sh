@@ -8,7 +8,7 @@
 # profiles their exits wrote into the order files (scripts/link_order.py), using the unstripped
 # binaries the images were made from. Needs the cluster up with Zeroscale installed from `make images`
 # of the current sources (`make cluster-up && make images && bash scripts/install.sh`) and valgrind
-# (Debian's package).
+# (Debian's package). Then puts the activator's request path first (`bench/activator/profile.sh order`).
 # The functions' names are stable while Cargo.lock, the toolchain and the profiles stay the same;
 # a name the link no longer finds is skipped, so an old order file costs nothing but its benefit.
 # Regenerate after a toolchain or dependency update.
@@ -120,5 +120,8 @@ for c in "${components[@]}"; do
   ((${#files[@]})) || die "link-order: no profile of $c in $profiles"
   python3 scripts/link_order.py "${binary[$c]}" "images/link-order/$c.txt" "${files[@]}"
 done
+# The activator's request path first: profiled on loopback as the hop bench drives it, where the
+# node's profile above mixes it with start-up, the API's JSON and TLS.
+bash bench/activator/profile.sh order "${binary[activator]}"
 log "link-order: wrote images/link-order/*.txt (profiles in $profiles)"
 exit "$restore_status"

@@ -3,8 +3,14 @@
 #   - instructions per proxied request under callgrind (valgrind), a count that does not move with the
 #     machine's load, so two builds compare on a busy 2-core machine: `profile.sh ir BIN [BIN2 ...]`;
 #   - a perf profile (self time by function) of one build under oha's throughput load (64 connections):
-#     `profile.sh perf BIN`, report in $out/perf-<n>.txt.
-# BIN is a release build with line tables (the workspace's release profile keeps them).
+#     `profile.sh perf BIN`, report in $out/perf-<n>.txt;
+#   - the request path first in the activator's link order: `profile.sh order [BIN]` profiles BIN (by
+#     default the data-plane build of these sources, the one the image ships) as `ir` does and puts the
+#     functions that ran first in images/link-order/activator.txt (scripts/link_order.py --hot;
+#     scripts/link-order.sh runs it after the real node's profile).
+# BIN is a release build with line tables (the workspace's release profile keeps them). The activator
+# logs at `warn`, as the bench runs it; PROFILE_LOG=info profiles it at its default level, where each
+# request has a log span.
 # Needs valgrind and perf (Debian packages valgrind, linux-perf), nginx and oha as bench.sh does.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,7 +19,7 @@ export BENCH_TOOLS=${BENCH_TOOLS:-${ZEROSCALE_CACHE:-$HOME/.cache/zeroscale}/too
 mkdir -p "$BENCH_TOOLS"
 out=$(realpath -m "${BENCH_OUT:-target/bench}/profile")
 mkdir -p "$out/nginx-pod"
-mode=${1:?usage: profile.sh ir|perf BIN [BIN ...]}
+mode=${1:?usage: profile.sh ir|perf BIN [BIN ...] | order [BIN]}
 shift
 requests=${PROFILE_REQUESTS:-4000}
 host=hello.bench.svc.cluster.local
@@ -55,7 +61,7 @@ bench_wait_http http://127.0.0.1:18480/
 start() {
   local bin=$1
   shift
-  RUST_LOG=warn "$@" "$bin" --worker-threads 1 --static-config "$out/functions.yaml" --autoscaler-url "" \
+  RUST_LOG=${PROFILE_LOG:-warn} "$@" "$bin" --worker-threads 1 --static-config "$out/functions.yaml" --autoscaler-url "" \
     --external-addr 127.0.0.1:18490 --internal-addr 127.0.0.1:18491 --admin-addr 127.0.0.1:18492 \
     --broker-addr off > "$out/activator.log" 2>&1 &
   activator_pid=$!
@@ -69,13 +75,19 @@ stop() {
   wait "$activator_pid" 2>/dev/null || true
 }
 
+if [[ $mode == order ]]; then
+  (($#)) || set -- "$(bench_activator_bin)"
+  (($# == 1)) || { echo "profile: order takes one build" >&2; exit 2; }
+fi
+
 n=0
 for bin in "$@"; do
   n=$((n + 1))
   case $mode in
-    ir)
+    ir | order)
       rm -f "$out/callgrind-$n".*
-      start "$bin" valgrind --tool=callgrind --callgrind-out-file="$out/callgrind-$n.%p"
+      # Instruction addresses too: the order needs them (and they cost the count nothing).
+      start "$bin" valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$out/callgrind-$n.%p"
       # Warm the pod connections, then count only the measured requests.
       "$oha" --no-tui -n 1000 -c 8 --host "$host" http://127.0.0.1:18491/ > /dev/null
       callgrind_control -z "$activator_pid" > /dev/null
@@ -90,6 +102,9 @@ for bin in "$@"; do
       file=$(ls "$out/callgrind-$n".*.1)  # the dump after the measured requests
       ir=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
       echo "$bin: $((ir / requests)) instructions per request ($requests requests, $file)"
+      if [[ $mode == order ]]; then
+        python3 scripts/link_order.py --hot "$bin" images/link-order/activator.txt "$file"
+      fi
       ;;
     perf)
       start "$bin"
