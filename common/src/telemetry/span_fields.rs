@@ -51,22 +51,24 @@ impl Object {
     /// three ids need no growth.
     fn reopen(previous: &str) -> Self {
         let mut out = String::with_capacity(previous.len() + 128);
-        out.push_str(previous.strip_suffix('}').unwrap_or_default());
+        match previous.strip_suffix('}') {
+            Some(open) if open.starts_with('{') => out.push_str(open),
+            _ => out.push('{'),
+        }
         Self { out }
     }
 
     /// Starts the member `name`.
     fn key(&mut self, name: &str) {
-        self.out.push(if self.out.is_empty() { '{' } else { ',' });
+        if !self.out.ends_with('{') {
+            self.out.push(',');
+        }
         // As `JsonFields` does: a raw identifier's field is named without its `r#`.
         string(&mut self.out, name.strip_prefix("r#").unwrap_or(name));
         self.out.push(':');
     }
 
     fn finish(mut self) -> String {
-        if self.out.is_empty() {
-            self.out.push('{');
-        }
         self.out.push('}');
         self.out
     }
