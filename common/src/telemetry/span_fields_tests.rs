@@ -1,4 +1,4 @@
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing_subscriber::{fmt, prelude::*};
 
@@ -10,7 +10,10 @@ struct Lines(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Lines {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
 
@@ -41,7 +44,8 @@ fn logged(ours: bool, body: impl FnOnce()) -> serde_json::Value {
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, body);
     }
-    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let text = lines.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let text = String::from_utf8(text).expect("the subscriber writes UTF-8");
     let line = text.lines().last().expect("a line was logged");
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
@@ -103,6 +107,17 @@ fn a_line_carries_the_same_spans_as_with_json_fields() {
     assert_eq!(kinds["type"], "raw");
     assert_eq!(kinds["later"], "recorded after");
     assert_eq!(kinds["twice"], 2);
+}
+
+#[test]
+fn fields_recorded_later_on_a_span_that_had_none_make_one_object() {
+    let line = logged(true, || {
+        let span = tracing::info_span!("late", id = tracing::field::Empty);
+        let _entered = span.enter();
+        span.record("id", "x");
+        tracing::info!("inside");
+    });
+    assert_eq!(line["span"], serde_json::json!({"id": "x", "name": "late"}));
 }
 
 #[test]
