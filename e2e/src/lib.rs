@@ -65,7 +65,7 @@ pub use operator::Operator;
 pub use paths::{
     bin_path, kube_bin_dir, kubeconfig_path, kubectl_path, logs_dir, repo_root, state_dir, target_dir,
 };
-pub use pods::{pod_ip, pod_is_ready, restart_count, wait_pod, waiting_reason};
+pub use pods::{last_terminated, pod_ip, pod_is_ready, restart_count, wait_pod, waiting_reason};
 pub use ports::{free_addr, free_port};
 pub use process::{ProcessError, ProcessGuard, spawn_component, try_spawn_component};
 pub use sink::{EventSink, Received};

@@ -49,6 +49,13 @@ pub fn restart_count(pod: &Pod, container: &str) -> i32 {
         .unwrap_or(0)
 }
 
+/// Whether the named container's previous run is reported as terminated (`lastState.terminated`).
+pub fn last_terminated(pod: &Pod, container: &str) -> bool {
+    container_status(pod, container)
+        .and_then(|cs| cs.last_state.as_ref())
+        .is_some_and(|s| s.terminated.is_some())
+}
+
 fn container_status<'a>(
     pod: &'a Pod,
     container: &str,

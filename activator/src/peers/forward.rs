@@ -38,6 +38,15 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 /// that does not accept by then is treated as unreachable (the request is handled locally).
 const PEER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a connection to a peer may sit idle in the pool: at most half the peers' header-read
+/// timeout (`peer_header_read`, the same setting on every replica), after which the peer closes it.
+/// A request written onto a connection as the peer closes it is lost when it cannot be sent again
+/// (a POST), so this side must always be the one to close first; half leaves the margin of timer
+/// slack and of a request taken out of the pool just before its deadline.
+pub fn peer_idle_timeout(pool_idle_timeout: Duration, peer_header_read: Duration) -> Duration {
+    pool_idle_timeout.min(peer_header_read / 2)
+}
+
 /// Connections to peer activators, through an [`Upstreams`] client like the pods' (a peer is an
 /// endpoint with no concurrency limit; h2c goes on one connection per peer, so that a request a peer
 /// never got comes back).
@@ -49,7 +58,10 @@ pub struct PeerClient {
 
 impl Default for PeerClient {
     fn default() -> Self {
-        Self::new(UpstreamConfig::default())
+        Self::new(
+            UpstreamConfig::default(),
+            crate::server::ServerLimits::default().header_read_timeout,
+        )
     }
 }
 
@@ -60,10 +72,13 @@ impl std::fmt::Debug for PeerClient {
 }
 
 impl PeerClient {
-    /// A client connecting within `config.connect_timeout`, at most 1 s.
-    pub fn new(config: UpstreamConfig) -> Self {
+    /// A client connecting within `config.connect_timeout`, at most 1 s, whose idle connections
+    /// close before peers with header-read timeout `peer_header_read` close them
+    /// ([`peer_idle_timeout`]).
+    pub fn new(config: UpstreamConfig, peer_header_read: Duration) -> Self {
         let config = UpstreamConfig {
             connect_timeout: config.connect_timeout.min(PEER_CONNECT_TIMEOUT),
+            pool_idle_timeout: peer_idle_timeout(config.pool_idle_timeout, peer_header_read),
             ..config
         };
         Self {
@@ -270,4 +285,36 @@ fn answer(
     }
     headers::strip_hop_by_hop(response.headers_mut(), false);
     response.map(|body| ResponseBody::forwarded(body, deadline, conn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_peer_connections_close_before_the_peer_closes_them() {
+        let secs = Duration::from_secs;
+        // The peer closes an idle connection after 10 s: ours go after 5, whatever the pods' pool keeps.
+        assert_eq!(peer_idle_timeout(secs(90), secs(10)), secs(5));
+        assert_eq!(
+            peer_idle_timeout(secs(2), secs(10)),
+            secs(2),
+            "a shorter pool timeout stays"
+        );
+        assert_eq!(peer_idle_timeout(secs(90), secs(1)), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_client_applies_the_peer_bound() {
+        let client = PeerClient::new(UpstreamConfig::default(), Duration::from_secs(10));
+        assert_eq!(
+            client.upstreams.pool_limits().idle_timeout,
+            Duration::from_secs(5)
+        );
+        let defaults = PeerClient::default().upstreams.pool_limits().idle_timeout;
+        assert!(
+            defaults < crate::server::ServerLimits::default().header_read_timeout,
+            "by default, idle peer connections close before the peer's header-read timeout"
+        );
+    }
 }

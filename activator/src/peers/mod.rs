@@ -14,6 +14,7 @@ pub mod watch;
 use std::{
     net::{IpAddr, SocketAddr},
     sync::{Arc, RwLock},
+    time::Duration,
 };
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -106,12 +107,14 @@ pub struct Peering {
 
 impl Peering {
     /// Peering as `self_addr` (its in-cluster data port as peers reach it), marking hops with
-    /// `pod_name`; registers `zeroscale_activator_peer_forwards_total` in `registry`.
+    /// `pod_name`; registers `zeroscale_activator_peer_forwards_total` in `registry`. The peers close
+    /// an idle connection after `peer_header_read` (every replica runs with the same limits).
     pub fn new(
         self_addr: SocketAddr,
         pod_name: &str,
         peers: PeerSet,
         upstream: UpstreamConfig,
+        peer_header_read: Duration,
         registry: &mut Registry,
     ) -> Self {
         let forwards = ForwardCounter::default();
@@ -125,7 +128,7 @@ impl Peering {
             self_addr,
             marker: HeaderValue::from_str(pod_name).unwrap_or(HeaderValue::from_static("activator")),
             peers: RwLock::new(peers),
-            client: PeerClient::new(upstream),
+            client: PeerClient::new(upstream, peer_header_read),
             forwards,
         }
     }

@@ -188,6 +188,7 @@ impl Wiring {
             &self.config.pod_name,
             initial,
             self.config.upstream,
+            self.config.server_limits.header_read_timeout,
             &mut self.registry,
         ));
         if let (PeerSource::Kubernetes { service }, Some(client)) = (&p.source, &self.client) {

@@ -47,9 +47,9 @@ impl Hasher for IdHasher {
     }
 }
 
-/// How often idle connections are checked for a close by the other side and for their idle timeout.
-/// A peer activator closes an idle connection after its header-read timeout (10 s): a few seconds
-/// later ours is closed too.
+/// How often idle connections are checked for a close by the other side and for their idle timeout
+/// (a checkout applies the timeout too). Connections to peer activators time out at half the peers'
+/// header-read timeout, so this side closes them first (`peers::forward::peer_idle_timeout`).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Idle connections per endpoint.
