@@ -56,15 +56,6 @@ pub struct PeerClient {
     endpoints: Mutex<HashMap<SocketAddr, Arc<Endpoint>>>,
 }
 
-impl Default for PeerClient {
-    fn default() -> Self {
-        Self::new(
-            UpstreamConfig::default(),
-            crate::server::ServerLimits::default().header_read_timeout,
-        )
-    }
-}
-
 impl std::fmt::Debug for PeerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeerClient").finish_non_exhaustive()
@@ -310,11 +301,6 @@ mod tests {
         assert_eq!(
             client.upstreams.pool_limits().idle_timeout,
             Duration::from_secs(5)
-        );
-        let defaults = PeerClient::default().upstreams.pool_limits().idle_timeout;
-        assert!(
-            defaults < crate::server::ServerLimits::default().header_read_timeout,
-            "by default, idle peer connections close before the peer's header-read timeout"
         );
     }
 }
