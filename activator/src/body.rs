@@ -16,7 +16,7 @@ use crate::{
     function::record::{RequestMeta, RequestOutcome},
     lease::Lease,
     metrics::LOST_MID_RESPONSE,
-    upstream::{PodBody, PodBodyError, PooledConn},
+    upstream::{PodBody, PodBodyError, PooledConn, h1::PassedFields},
 };
 
 /// Why a streamed response was cut off.
@@ -136,6 +136,12 @@ pub struct Served {
 }
 
 impl ResponseBody {
+    /// The pod's response fields for the client, when they were passed rather than put in the
+    /// response's header map (`upstream/h1/passed.rs`); a head must be written with them.
+    pub fn passed_fields(&self) -> Option<&PassedFields> {
+        self.upstream.as_ref().and_then(PodBody::passed_fields)
+    }
+
     /// A body of `text`.
     pub fn text(text: Bytes) -> Self {
         Self {

@@ -215,7 +215,8 @@ async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early:
             .map(|(early, _taken)| early);
         async move {
             let request = request.map(ClientBody::Hyper);
-            Ok::<_, Infallible>(serve_request(proxy, port, remote, request, early).await)
+            let response = serve_request(proxy, port, remote, request, early).await;
+            Ok::<_, Infallible>(with_passed_fields(response))
         }
     });
     let connection = shared
@@ -249,7 +250,8 @@ async fn serve_http2(shared: &Listener, io: Prefixed, remote: SocketAddr) {
         let proxy = Arc::clone(&proxy);
         async move {
             let request = request.map(ClientBody::Hyper);
-            Ok::<_, Infallible>(serve_request(proxy, port, remote, request, None).await)
+            let response = serve_request(proxy, port, remote, request, None).await;
+            Ok::<_, Infallible>(with_passed_fields(response))
         }
     });
     let connection = shared.http2.serve_connection(TokioIo::new(io), service);
@@ -277,6 +279,18 @@ fn traced(
     let response = span.in_scope(|| with_request_id(response, request_id));
     trace.set_status(response.status().as_u16());
     response.map(|body| trace::Traced::new(body, trace, span))
+}
+
+/// `response` with its pod's passed fields (`upstream/h1/passed.rs`) in its header map, for hyper,
+/// which writes only the map. The activator's own HTTP/1.1 server writes them as lines instead.
+fn with_passed_fields(
+    response: http::Response<trace::Traced<ResponseBody>>,
+) -> http::Response<trace::Traced<ResponseBody>> {
+    let (mut parts, body) = response.into_parts();
+    if let Some(passed) = body.inner().passed_fields() {
+        passed.append_to(&mut parts.headers);
+    }
+    http::Response::from_parts(parts, body)
 }
 
 /// Binds a data port.

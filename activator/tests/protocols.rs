@@ -207,6 +207,52 @@ async fn an_http2_request_s_trailers_reach_an_http1_pod() {
     }
 }
 
+/// A pod's response fields reach the client whichever server writes the answer: the activator's
+/// own HTTP/1.1 server writes them as the lines it passed on, hyper (HTTP/2) from its header map.
+#[tokio::test(start_paused = true)]
+async fn a_pods_response_fields_reach_http1_and_http2_clients() {
+    let activator = activator(|_| {}).await;
+    let pod = upstream(
+        [127, 0, 0, 6],
+        |_req: Request<hyper::body::Incoming>| async move {
+            Response::builder()
+                .header("X-Pod", "yes")
+                .header("set-cookie", "a=1")
+                .header("set-cookie", "b=2")
+                .header("keep-alive", "timeout=5")
+                .header("date", "Sat, 05 Dec 2026 14:00:00 GMT")
+                .body(full("hi"))
+                .unwrap()
+        },
+    )
+    .await;
+    set(
+        &activator,
+        FunctionSettings::default(),
+        vec![EndpointInfo::ready(pod)],
+    );
+    for client in [client(), h2c_client()] {
+        let request = get(activator.internal_addr, "/");
+        let response = client.request(request).await.unwrap();
+        let version = response.version();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hi", "{version:?}");
+        assert_eq!(headers["x-pod"], "yes", "{version:?}");
+        let cookies: Vec<_> = headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"], "{version:?}");
+        assert_eq!(
+            headers["date"], "Sat, 05 Dec 2026 14:00:00 GMT",
+            "the pod's own: {version:?}"
+        );
+        assert_eq!(headers.get_all("date").iter().count(), 1, "{version:?}");
+        assert!(
+            !headers.contains_key("keep-alive"),
+            "a field of the pod's hop: {version:?}"
+        );
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn http1_streamed_response_and_sse_pass_through() {
     let activator = activator(|_| {}).await;

@@ -34,7 +34,7 @@ use crate::{
     upstream::h1::{FieldSpans, digits, last_chunk},
 };
 use request::Parsed;
-use response::Framing;
+use response::{Framing, PassesFields};
 
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 8 * 1024;
@@ -198,7 +198,7 @@ async fn write_response<B>(
     close: bool,
 ) -> Result<bool, WriteError>
 where
-    B: Body<Data = Bytes> + Unpin,
+    B: Body<Data = Bytes> + PassesFields + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (parts, mut body) = response.into_parts();
@@ -206,6 +206,7 @@ where
     let written = response::write_head(
         parts.status,
         &parts.headers,
+        body.passed_fields(),
         &body.size_hint(),
         to_head,
         close,
@@ -299,6 +300,8 @@ mod tests {
     use tokio::net::TcpListener;
 
     type Frames = StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, io::Error>>>>;
+
+    impl<S> PassesFields for StreamBody<S> {}
 
     fn frames(sizes: &[usize]) -> (Frames, Vec<u8>) {
         let data: Vec<Bytes> = sizes

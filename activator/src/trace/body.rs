@@ -31,6 +31,11 @@ impl<B: Body> Traced<B> {
             trace: Some(trace),
         }
     }
+
+    /// The body it wraps.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
 }
 
 impl<B: Body> Body for Traced<B> {

@@ -12,6 +12,7 @@ mod chunked;
 mod decode;
 mod encode;
 mod names;
+mod passed;
 
 use std::{
     io::{self, IoSlice},
@@ -33,7 +34,11 @@ pub use self::{
     decode::{FieldSpans, Framing, Head, HeadError, has_token, parse_length},
     encode::{Delimited, HeadRef, digits, last_chunk},
     names::header_name,
+    passed::PassedFields,
 };
+
+#[cfg(test)]
+pub(crate) use self::decode::read as read_head;
 
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 8 * 1024;
@@ -80,6 +85,8 @@ pub struct RawConn {
     head: Vec<u8>,
     // Scratch for reading response heads (`decode::read`).
     names: decode::FieldSpans,
+    // The last response's fields for the client (`passed.rs`), the buffer kept between responses.
+    passed: PassedFields,
     written: u64,
     /// When it last went back to its pool.
     pub idle_since: Instant,
@@ -93,6 +100,7 @@ impl RawConn {
             buf: BytesMut::new(),
             head: Vec::new(),
             names: Vec::new(),
+            passed: PassedFields::default(),
             written: 0,
             idle_since: Instant::now(),
         }
@@ -146,7 +154,12 @@ impl RawConn {
         wrote.map_err(H1Error::Write)?;
         let to_head_request = request.method == Method::HEAD;
         loop {
-            if let Some(head) = decode::read(&mut self.buf, to_head_request, &mut self.names)? {
+            if let Some(head) = decode::read(
+                &mut self.buf,
+                to_head_request,
+                &mut self.names,
+                Some(&mut self.passed),
+            )? {
                 return Ok(head);
             }
             self.buf.reserve(READ_CHUNK);

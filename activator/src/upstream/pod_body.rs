@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use super::h1::{H1Body, H1Error, RawConn};
+use super::h1::{H1Body, H1Error, PassedFields, RawConn};
 
 /// A response body from upstream.
 #[derive(Debug)]
@@ -37,6 +37,15 @@ impl PodBody {
     pub fn take_idle(&mut self) -> Option<Box<RawConn>> {
         match self {
             Self::H1(body) => body.take_idle(),
+            Self::Hyper(_) => None,
+        }
+    }
+
+    /// The head's fields for the client, when they were passed rather than put in the response's
+    /// header map ([`H1Body::passed_fields`]).
+    pub fn passed_fields(&self) -> Option<&PassedFields> {
+        match self {
+            Self::H1(body) => body.passed_fields(),
             Self::Hyper(_) => None,
         }
     }

@@ -122,9 +122,8 @@ impl Upstreams {
         let before = conn.written();
         match conn.send(request, body, trailers).await {
             Ok(head) => {
-                let response = head
-                    .response
-                    .map(|()| PodBody::H1(h1::H1Body::new(conn, head.framing, head.keep_alive)));
+                let body = h1::H1Body::new(conn, &head);
+                let response = head.response.map(|()| PodBody::H1(body));
                 Ok((
                     response,
                     Some(PooledConn::new(None, pool.clone(), self.pool_limits())),

@@ -7,7 +7,11 @@ use std::{cell::RefCell, time::SystemTime};
 use http::{HeaderMap, StatusCode, header};
 use http_body::SizeHint;
 
-use crate::upstream::h1::{digits, has_token, parse_length};
+use crate::{
+    body::ResponseBody,
+    trace::Traced,
+    upstream::h1::{PassedFields, digits, has_token, parse_length},
+};
 
 /// How a response body goes out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,12 +33,29 @@ pub struct Written {
     pub close: bool,
 }
 
-/// Appends the HTTP/1.1 head of a response with `status` and `headers` to `out`. `body` is the
-/// body's size hint; `to_head`: the request was `HEAD`; `close`: the connection closes after this
-/// response, which the head then says (a response that says so closes it too).
+/// A response body that may carry its pod's fields as lines to write after the header map's
+/// (`upstream/h1/passed.rs`).
+pub trait PassesFields {
+    /// The fields, when the pod's head passed them.
+    fn passed_fields(&self) -> Option<&PassedFields> {
+        None
+    }
+}
+
+impl PassesFields for Traced<ResponseBody> {
+    fn passed_fields(&self) -> Option<&PassedFields> {
+        self.inner().passed_fields()
+    }
+}
+
+/// Appends the HTTP/1.1 head of a response with `status`, `headers` and the pod's `passed` fields
+/// to `out`. `body` is the body's size hint; `to_head`: the request was `HEAD`; `close`: the
+/// connection closes after this response, which the head then says (a response that says so closes
+/// it too).
 pub fn write_head(
     status: StatusCode,
     headers: &HeaderMap,
+    passed: Option<&PassedFields>,
     body: &SizeHint,
     to_head: bool,
     close: bool,
@@ -65,7 +86,12 @@ pub fn write_head(
         }
         field(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    if !headers.contains_key(header::DATE) {
+    // Checked as they were read: no hop-by-hop field, and any `Content-Length` repeats agree.
+    if let Some(passed) = passed {
+        out.extend_from_slice(&passed.lines);
+        length = length.or(passed.length);
+    }
+    if !headers.contains_key(header::DATE) && !passed.is_some_and(|p| p.date) {
         DATE.with_borrow_mut(|date| field(out, b"date", date.now()));
     }
     let bodiless = to_head

@@ -18,7 +18,7 @@ fn head(
     }
     let mut out = Vec::new();
     let status = StatusCode::from_u16(status).expect("status");
-    let written = write_head(status, &headers, &body, to_head, close, &mut out);
+    let written = write_head(status, &headers, None, &body, to_head, close, &mut out);
     (String::from_utf8(out).expect("ascii"), written)
 }
 
@@ -123,4 +123,62 @@ fn a_closing_connection_says_so_once() {
         false,
     );
     assert!(!written.close);
+}
+
+#[test]
+fn a_pods_passed_fields_are_written_as_its_header_map_was() {
+    let heads = [
+        "HTTP/1.1 200 OK\r\nServer: nginx/1.26.3\r\nDate: Sat, 05 Dec 2026 14:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n",
+        "HTTP/1.1 404 Not Found\r\nX-Powered-By: Express\r\nContent-Type: text/html\r\nDate: Sat, 05 Dec 2026 14:00:00 GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\nDate: Sat, 05 Dec 2026 14:00:00 GMT\r\n\r\n",
+        // No `Date`: the head gets the activator's.
+        "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n",
+    ];
+    for text in heads {
+        let read = |passed: Option<&mut PassedFields>| {
+            let mut buf = bytes::BytesMut::from(text.as_bytes());
+            match crate::upstream::h1::read_head(&mut buf, false, &mut Vec::new(), passed) {
+                Ok(Some(head)) => head,
+                other => panic!("{text:?}: {other:?}"),
+            }
+        };
+        let mapped = read(None);
+        let mut fields = PassedFields::default();
+        let passed = read(Some(&mut fields));
+        assert!(passed.passed, "{text:?}");
+        let hint = |framing| match framing {
+            crate::upstream::h1::Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        };
+        let write = |headers, fields, framing| {
+            let mut out = Vec::new();
+            let written = write_head(
+                mapped.response.status(),
+                headers,
+                fields,
+                &hint(framing),
+                false,
+                false,
+                &mut out,
+            );
+            // The activator's own `Date` (this second's) is compared by its presence only.
+            let text = String::from_utf8(out).expect("ascii");
+            let lines: Vec<String> = text
+                .split("\r\n")
+                .map(|l| {
+                    if date_line(l) && !l.contains("14:00:00") {
+                        "date: (now)".into()
+                    } else {
+                        l.into()
+                    }
+                })
+                .collect();
+            (lines, written)
+        };
+        assert_eq!(
+            write(passed.response.headers(), Some(&fields), passed.framing),
+            write(mapped.response.headers(), None, mapped.framing),
+            "{text:?}"
+        );
+    }
 }

@@ -9,7 +9,10 @@ use std::{
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::{H1Error, RawConn, chunked, decode::Framing};
+use super::{
+    H1Error, PassedFields, RawConn, chunked,
+    decode::{Framing, Head},
+};
 
 /// Where the body is.
 #[derive(Debug)]
@@ -30,12 +33,14 @@ pub struct H1Body {
     conn: Option<Box<RawConn>>,
     state: State,
     keep_alive: bool,
+    // The head's fields are in the connection's `passed` buffer, not the response's header map.
+    passed: bool,
 }
 
 impl H1Body {
-    /// The body that follows a head with `framing` on `conn`; `keep_alive`: the head lets the
-    /// connection carry another request after it.
-    pub fn new(conn: Box<RawConn>, framing: Framing, keep_alive: bool) -> Self {
+    /// The body that follows `head` on `conn`.
+    pub fn new(conn: Box<RawConn>, head: &Head) -> Self {
+        let (framing, keep_alive, passed) = (head.framing, head.keep_alive, head.passed);
         let state = match framing {
             Framing::Empty | Framing::Length(0) => State::Done,
             Framing::Length(n) => State::Length(n),
@@ -46,7 +51,15 @@ impl H1Body {
             conn: Some(conn),
             state,
             keep_alive,
+            passed,
         }
+    }
+
+    /// The head's fields for the client, when they were passed ([`Head::passed`]) rather than put in
+    /// the response's header map. They are there until the body has ended, so a head must be
+    /// written (or its fields taken) before the body is read.
+    pub fn passed_fields(&self) -> Option<&PassedFields> {
+        self.conn.as_deref().filter(|_| self.passed).map(|c| &c.passed)
     }
 
     /// The connection, once the body has ended, if it can carry another request: nothing of a next

@@ -3,8 +3,10 @@
 
 use std::mem::MaybeUninit;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, Version};
+
+use super::passed::PassedFields;
 
 /// Most header fields accepted in a pod's response head.
 pub const MAX_HEADERS: usize = 100;
@@ -48,6 +50,8 @@ pub struct Head {
     pub framing: Framing,
     /// Whether the connection can carry another request once the body ended.
     pub keep_alive: bool,
+    /// Whether the fields went to the caller's [`PassedFields`] rather than `response`'s header map.
+    pub passed: bool,
 }
 
 /// The header fields of a head being read: names, and where their values lie in the head. Kept by
@@ -55,13 +59,16 @@ pub struct Head {
 pub type FieldSpans = Vec<(HeaderName, std::ops::Range<usize>)>;
 
 /// Reads the response head at the start of `buf`, skipping interim `1xx` heads, and removes it from
-/// `buf`; `None` until a whole head has arrived. Header values share the head's bytes.
+/// `buf`; `None` until a whole head has arrived. With `passed`, the fields the client gets are copied
+/// there ([`Head::passed`]), unless a `Connection` field names others, which the general hop-by-hop
+/// pass then removes from a header map. Without, or then, header values share the head's bytes.
 /// `to_head_request`: the request was `HEAD`, so no body follows whatever the head says. `names` is
 /// scratch space, left empty.
 pub fn read(
     buf: &mut BytesMut,
     to_head_request: bool,
     names: &mut FieldSpans,
+    mut passed: Option<&mut PassedFields>,
 ) -> Result<Option<Head>, HeadError> {
     loop {
         // Left uninitialised: httparse writes the fields it finds (filling the array would cost
@@ -93,13 +100,29 @@ pub fn read(
         } else {
             Version::HTTP_11
         };
-        let base = buf.as_ptr() as usize;
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = version;
         let mut fields = Fields::default();
+        if let Some(passed) = passed.as_deref_mut()
+            && pass(parsed.headers, &mut fields, passed)?
+        {
+            buf.advance(len);
+            let framing = fields.framing(status, to_head_request);
+            return Ok(Some(Head {
+                response,
+                framing,
+                keep_alive: fields.persistent(version) && framing != Framing::Close,
+                passed: true,
+            }));
+        }
+        let base = buf.as_ptr() as usize;
+        fields = Fields::default();
         names.clear();
         for field in parsed.headers.iter() {
             let name = super::header_name(field.name.as_bytes())
                 .ok_or_else(|| HeadError::Parse(format!("header name {:?}", field.name)))?;
-            if !fields.note(&name, field.value)? {
+            if fields.note(name.as_str().as_bytes(), field.value)? == Note::Hop {
                 continue;
             }
             // Where the value lies in the head, to slice it once the head is taken out of `buf`.
@@ -114,16 +137,48 @@ pub fn read(
             headers.append(name, value);
         }
         let framing = fields.framing(status, to_head_request);
-        let mut response = Response::new(());
-        *response.status_mut() = status;
-        *response.version_mut() = version;
         *response.headers_mut() = headers;
         return Ok(Some(Head {
             response,
             framing,
             keep_alive: fields.persistent(version) && framing != Framing::Close,
+            passed: false,
         }));
     }
+}
+
+/// Copies the fields the client gets into `passed`, noting the others in `fields`; false when a
+/// `Connection` field names other fields (left to the general hop-by-hop pass).
+fn pass(
+    headers: &[httparse::Header<'_>],
+    fields: &mut Fields,
+    passed: &mut PassedFields,
+) -> Result<bool, HeadError> {
+    passed.clear();
+    for field in headers {
+        let start = passed.push_name(field.name.as_bytes());
+        match fields.note(passed.name_at(start), field.value)? {
+            Note::Pass => {
+                passed.date |= passed.name_at(start) == b"date";
+                passed.push_value(field.value);
+            }
+            Note::Hop => passed.drop_from(start),
+            Note::NamesOthers => return Ok(false),
+        }
+    }
+    passed.length = fields.length;
+    Ok(true)
+}
+
+/// What a field is to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Note {
+    /// It goes to the client.
+    Pass,
+    /// A field of this hop only, whose meaning is noted, which the client must not get.
+    Hop,
+    /// A `Connection` field that names other fields, to be removed with it.
+    NamesOthers,
 }
 
 /// What the fields that delimit the message and the connection said.
@@ -137,34 +192,38 @@ struct Fields {
 }
 
 impl Fields {
-    /// Notes what the field says of the message and the connection; false for a field of this hop
-    /// only, whose meaning is now noted and which the client must not get (RFC 9110 §7.6.1): leaving
-    /// it out here spares the response the general hop-by-hop pass (`headers::strip_hop_by_hop`),
-    /// which a `Connection: keep-alive` from the pod (Node.js, nginx) would otherwise take.
-    fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<bool, HeadError> {
-        if name == http::header::CONTENT_LENGTH {
+    /// Notes what the field `name` (lowercase) says of the message and the connection. A field of
+    /// this hop only, whose meaning is now noted, is left out here (RFC 9110 §7.6.1): that spares the
+    /// response the general hop-by-hop pass (`headers::strip_hop_by_hop`), which a `Connection:
+    /// keep-alive` from the pod (Node.js, nginx) would otherwise take.
+    fn note(&mut self, name: &[u8], value: &[u8]) -> Result<Note, HeadError> {
+        if name == b"content-length" {
             let n = parse_length(value)?;
             if self.length.is_some_and(|l| l != n) {
                 return Err(HeadError::Length);
             }
             self.length = Some(n);
-        } else if name == http::header::TRANSFER_ENCODING {
+        } else if name == b"transfer-encoding" {
             self.encoded = true;
             // Only the last coding says how the message ends (RFC 9112 §6.3, item 4).
             self.chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
-            return Ok(false);
-        } else if name == http::header::CONNECTION {
+            return Ok(Note::Hop);
+        } else if name == b"connection" {
             self.close |= has_token(value, b"close");
             self.keep_alive |= has_token(value, b"keep-alive");
             // A `Connection` naming other fields stays, so the general pass removes those too.
             let only_options = tokens(value).all(|t| {
                 t.is_empty() || t.eq_ignore_ascii_case(b"close") || t.eq_ignore_ascii_case(b"keep-alive")
             });
-            return Ok(!only_options);
-        } else if name.as_str() == "keep-alive" || name.as_str() == "proxy-connection" {
-            return Ok(false);
+            return Ok(if only_options {
+                Note::Hop
+            } else {
+                Note::NamesOthers
+            });
+        } else if name == b"keep-alive" || name == b"proxy-connection" {
+            return Ok(Note::Hop);
         }
-        Ok(true)
+        Ok(Note::Pass)
     }
 
     /// How the body ends (RFC 9112 §6.3): none for `HEAD` and bodiless statuses; the transfer coding

@@ -5,8 +5,24 @@ use super::*;
 
 fn read_all(text: &str, to_head_request: bool) -> (Result<Option<Head>, HeadError>, BytesMut) {
     let mut buf = BytesMut::from(text.as_bytes());
-    let head = read(&mut buf, to_head_request, &mut FieldSpans::new());
+    let head = read(&mut buf, to_head_request, &mut FieldSpans::new(), None);
     (head, buf)
+}
+
+/// [`read_all`] with the fields passed ([`PassedFields`]) where the head allows.
+fn read_passed(
+    text: &str,
+    to_head_request: bool,
+) -> (Result<Option<Head>, HeadError>, BytesMut, PassedFields) {
+    let mut buf = BytesMut::from(text.as_bytes());
+    let mut passed = PassedFields::default();
+    let head = read(
+        &mut buf,
+        to_head_request,
+        &mut FieldSpans::new(),
+        Some(&mut passed),
+    );
+    (head, buf, passed)
 }
 
 fn head(text: &str) -> Head {
@@ -160,4 +176,84 @@ fn an_oversized_head_is_refused() {
     let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
     let text = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
     assert_eq!(read_all(&text, false).0.err(), Some(HeadError::TooLarge));
+}
+
+/// Heads as pods write them, and the odd ones above.
+const HEADS: &[&str] = &[
+    "HTTP/1.1 200 OK\r\nServer: nginx/1.26.3\r\nDate: Sat, 05 Dec 2026 14:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nok\n",
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 2\r\nETag: W/\"2-l9Fw4VUO7kr8CvBlt4zaMCqXZ0w\"\r\nDate: Sat, 05 Dec 2026 14:00:00 GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n{}",
+    "HTTP/1.1 201 Created\r\nX-A: 1\r\nx-a: 2\r\nX-CuStOm-NaMe:  padded\tvalue \r\nContent-Length: 7, 7\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n",
+    "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\nProxy-Connection: keep-alive\r\n\r\n",
+    "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\nX-Obs: café\r\n\r\n",
+    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nConnection: close, X-Secret\r\nX-Secret: s\r\nContent-Length: 0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Le",
+];
+
+#[test]
+fn passed_fields_say_what_the_header_map_says() {
+    for text in HEADS {
+        for to_head_request in [false, true] {
+            let (mapped, mapped_rest) = read_all(text, to_head_request);
+            let (passed, passed_rest, fields) = read_passed(text, to_head_request);
+            assert_eq!(passed_rest, mapped_rest, "{text:?}: what is left to read");
+            let (mapped, passed) = match (mapped, passed) {
+                (Ok(Some(mapped)), Ok(Some(passed))) => (mapped, passed),
+                (mapped, passed) => {
+                    assert_eq!(
+                        mapped.map(|h| h.is_some()),
+                        passed.map(|h| h.is_some()),
+                        "{text:?}: the same error, or both partial"
+                    );
+                    continue;
+                }
+            };
+            assert!(!mapped.passed);
+            assert_eq!(passed.response.status(), mapped.response.status(), "{text:?}");
+            assert_eq!(passed.response.version(), mapped.response.version(), "{text:?}");
+            assert_eq!(passed.framing, mapped.framing, "{text:?}");
+            assert_eq!(passed.keep_alive, mapped.keep_alive, "{text:?}");
+            if !passed.passed {
+                // Only a `Connection` naming another field keeps the header map.
+                assert!(text.contains("X-Secret"), "{text:?}");
+                assert_eq!(passed.response.headers(), mapped.response.headers());
+                continue;
+            }
+            assert!(passed.response.headers().is_empty(), "{text:?}");
+            let mut rebuilt = HeaderMap::new();
+            fields.append_to(&mut rebuilt);
+            assert_eq!(&rebuilt, mapped.response.headers(), "{text:?}");
+            assert_eq!(
+                fields.date,
+                mapped.response.headers().contains_key("date"),
+                "{text:?}"
+            );
+            let length = mapped
+                .response
+                .headers()
+                .get("content-length")
+                .map(|v| parse_length(v.as_bytes()));
+            assert_eq!(fields.length.map(Ok), length, "{text:?}");
+        }
+    }
+}
+
+#[test]
+fn passed_fields_are_lines_with_lowercase_names_in_the_pods_order() {
+    let (head, _, fields) = read_passed(HEADS[2], false);
+    assert!(head.is_ok_and(|h| h.is_some_and(|h| h.passed)));
+    assert_eq!(
+        String::from_utf8_lossy(&fields.lines),
+        "x-a: 1\r\nx-a: 2\r\nx-custom-name: padded\tvalue\r\ncontent-length: 7, 7\r\n"
+    );
+    assert_eq!(fields.length, Some(7));
+    assert!(!fields.date);
+    // The buffer is reused: a second head replaces the first's lines.
+    let mut buf = BytesMut::from(HEADS[4].as_bytes());
+    let mut fields = fields;
+    let head = read(&mut buf, false, &mut FieldSpans::new(), Some(&mut fields));
+    assert!(head.is_ok_and(|h| h.is_some_and(|h| h.passed)));
+    assert_eq!(String::from_utf8_lossy(&fields.lines), "content-length: 9\r\n");
 }
