@@ -158,15 +158,13 @@ fn pass(
     for field in headers {
         let start = passed.push_name(field.name.as_bytes());
         match fields.note(passed.name_at(start), field.value)? {
-            Note::Pass => {
-                passed.date |= passed.name_at(start) == b"date";
-                passed.push_value(field.value);
-            }
+            Note::Pass => passed.push_value(field.value),
             Note::Hop => passed.drop_from(start),
             Note::NamesOthers => return Ok(false),
         }
     }
     passed.length = fields.length;
+    passed.date = fields.date;
     Ok(true)
 }
 
@@ -189,6 +187,7 @@ struct Fields {
     chunked: bool,
     close: bool,
     keep_alive: bool,
+    date: bool,
 }
 
 impl Fields {
@@ -197,33 +196,45 @@ impl Fields {
     /// response the general hop-by-hop pass (`headers::strip_hop_by_hop`), which a `Connection:
     /// keep-alive` from the pod (Node.js, nginx) would otherwise take.
     fn note(&mut self, name: &[u8], value: &[u8]) -> Result<Note, HeadError> {
-        if name == b"content-length" {
-            let n = parse_length(value)?;
-            if self.length.is_some_and(|l| l != n) {
-                return Err(HeadError::Length);
+        Ok(match name {
+            b"content-length" => {
+                let n = parse_length(value)?;
+                if self.length.is_some_and(|l| l != n) {
+                    return Err(HeadError::Length);
+                }
+                self.length = Some(n);
+                Note::Pass
             }
-            self.length = Some(n);
-        } else if name == b"transfer-encoding" {
-            self.encoded = true;
-            // Only the last coding says how the message ends (RFC 9112 §6.3, item 4).
-            self.chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
-            return Ok(Note::Hop);
-        } else if name == b"connection" {
-            self.close |= has_token(value, b"close");
-            self.keep_alive |= has_token(value, b"keep-alive");
-            // A `Connection` naming other fields stays, so the general pass removes those too.
-            let only_options = tokens(value).all(|t| {
-                t.is_empty() || t.eq_ignore_ascii_case(b"close") || t.eq_ignore_ascii_case(b"keep-alive")
-            });
-            return Ok(if only_options {
+            b"date" => {
+                self.date = true;
+                Note::Pass
+            }
+            b"transfer-encoding" => {
+                self.encoded = true;
+                // Only the last coding says how the message ends (RFC 9112 §6.3, item 4).
+                self.chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
                 Note::Hop
+            }
+            b"connection" => self.connection(value),
+            b"keep-alive" | b"proxy-connection" => Note::Hop,
+            _ => Note::Pass,
+        })
+    }
+
+    /// Notes a `Connection` field's options in one pass over its tokens. One that names other
+    /// fields stays, so the general pass removes those too.
+    fn connection(&mut self, value: &[u8]) -> Note {
+        let mut others = false;
+        for token in tokens(value) {
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
             } else {
-                Note::NamesOthers
-            });
-        } else if name == b"keep-alive" || name == b"proxy-connection" {
-            return Ok(Note::Hop);
+                others |= !token.is_empty();
+            }
         }
-        Ok(Note::Pass)
+        if others { Note::NamesOthers } else { Note::Hop }
     }
 
     /// How the body ends (RFC 9112 §6.3): none for `HEAD` and bodiless statuses; the transfer coding

@@ -34,7 +34,8 @@ impl PassedFields {
     /// [`PassedFields::name_at`] can look at it and [`PassedFields::drop_from`] take it back.
     pub(super) fn push_name(&mut self, name: &[u8]) -> usize {
         let start = self.lines.len();
-        self.lines.extend(name.iter().map(u8::to_ascii_lowercase));
+        self.lines.extend_from_slice(name);
+        self.lines[start..].make_ascii_lowercase();
         start
     }
 
