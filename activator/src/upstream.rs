@@ -11,6 +11,7 @@
 
 pub mod h1;
 mod h2;
+mod idle_pool;
 mod pod_body;
 mod pool;
 mod pools;
@@ -27,8 +28,9 @@ use hyper_util::{
 };
 use tokio::net::TcpStream;
 
+pub use idle_pool::{IdlePool, PoolLimits};
 pub use pod_body::{PodBody, PodBodyError};
-pub use pool::{CountingIo, IdlePool, PoolLimits, UpstreamConn};
+pub use pool::{CountingIo, UpstreamConn};
 pub use pools::{PooledConn, Pools, SWEEP_INTERVAL};
 pub use request::{OutBody, Outgoing};
 

@@ -229,3 +229,117 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout_without_more_traffi
         "the activator kept an idle connection past its idle timeout"
     );
 }
+
+/// How a connection to [`timed_pod`] ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The pod closed it after `keep_alive` idle (then the activator closed its end).
+    ByPod,
+    /// The activator closed it first.
+    ByActivator,
+}
+
+/// A pod on `ip` that serves any number of requests per connection and closes a connection idle for
+/// `keep_alive`, as Node.js (5 s) or uvicorn (5 s) do; counts the connections it accepted and
+/// reports how each ended.
+async fn timed_pod(
+    ip: [u8; 4],
+    keep_alive: Duration,
+) -> (
+    SocketAddr,
+    Arc<AtomicUsize>,
+    tokio::sync::mpsc::UnboundedReceiver<Ended>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind(SocketAddr::from((ip, 0))).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (ended, ends) = tokio::sync::mpsc::unbounded_channel();
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true); // paused time: see support::upstream
+            counter.fetch_add(1, Ordering::SeqCst);
+            let ended = ended.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let mut head = Vec::new();
+                loop {
+                    match tokio::time::timeout(keep_alive, stream.read(&mut buf)).await {
+                        Err(_) if head.is_empty() => {
+                            let _ = stream.shutdown().await;
+                            while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+                            let _ = ended.send(Ended::ByPod);
+                            return;
+                        }
+                        Ok(Ok(0) | Err(_)) => {
+                            let _ = ended.send(Ended::ByActivator);
+                            return;
+                        }
+                        Ok(Ok(n)) => head.extend_from_slice(&buf[..n]),
+                        Err(_) => return,
+                    }
+                    if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        head.clear();
+                        stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted, ends)
+}
+
+/// A pod that closes idle connections sooner than the activator's pool would keep them: once one
+/// such close was seen, connections idle half as long are not used again, so a request is never
+/// written onto a connection as the pod closes it (a POST there would be lost).
+#[tokio::test(start_paused = true)]
+async fn a_pods_idle_close_is_learned_and_its_connections_go_first() {
+    let activator = activator(|_| {}).await;
+    let keep_alive = Duration::from_secs(3);
+    let (pod, accepted, mut ends) = timed_pod([127, 0, 0, 10], keep_alive).await;
+    set(
+        &activator,
+        FunctionSettings::default(),
+        vec![EndpointInfo::ready(pod)],
+    );
+    let (status, _, _) = send(get(activator.internal_addr, "/")).await;
+    assert_eq!(status, 200);
+    // No traffic: the pod closes the connection after 3 s, the sweep finds it closed (after 4 s idle).
+    let first = tokio::time::timeout(
+        keep_alive + 3 * zeroscale_activator::upstream::SWEEP_INTERVAL,
+        ends.recv(),
+    )
+    .await;
+    assert_eq!(first.ok().flatten(), Some(Ended::ByPod));
+
+    let (status, _, _) = send(get(activator.internal_addr, "/")).await;
+    assert_eq!(status, 200);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    // 2.5 s idle: within the pod's 3 s, beyond half the 4 s after which its close was seen.
+    // (The sweep may close it meanwhile: also the activator first.)
+    let early = tokio::time::timeout(Duration::from_millis(2_500), ends.recv()).await;
+    assert!(
+        !matches!(early, Ok(Some(Ended::ByPod))),
+        "the pod closed it first"
+    );
+    let (status, _, _) = send(get(activator.internal_addr, "/")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "the third request went on a new connection, not one the pod was about to close"
+    );
+    let second = match early {
+        Ok(ended) => ended,
+        Err(_) => tokio::time::timeout(keep_alive, ends.recv()).await.ok().flatten(),
+    };
+    assert_eq!(
+        second,
+        Some(Ended::ByActivator),
+        "the activator closed its idle one first"
+    );
+}

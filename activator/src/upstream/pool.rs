@@ -1,5 +1,6 @@
-//! The idle keep-alive pool of one pod (see [`super::pools`] for which pool belongs to which endpoint),
-//! and hyper's HTTP/1.1 client on one of its connections, for a request whose body is streamed.
+//! hyper's HTTP/1.1 client on one of a pod's pooled connections, for a request whose body is streamed
+//! (the pools themselves: [`super::idle_pool`], and [`super::pools`] for which belongs to which
+//! endpoint).
 //!
 //! Idle connections are kept as plain sockets ([`RawConn`]): most requests go out on them directly
 //! (`h1.rs`). A streamed body needs hyper's client, which takes a pooled socket over and gives it
@@ -7,19 +8,15 @@
 //! whoever holds it: the request future while it waits for the response head, then the response body
 //! while the client reads it. Everything runs in the client connection's task, as in one event loop.
 
-// Connections are boxed so checkout and checkin move a pointer, not the whole connection state.
-#![allow(clippy::vec_box)]
-
 use std::{
     future::Future,
     io,
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     task::{Context, Poll},
-    time::Duration,
 };
 
 use hyper::client::conn::http1;
@@ -27,7 +24,6 @@ use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
-    time::Instant,
 };
 
 use super::{OutBody, h1::RawConn};
@@ -200,103 +196,4 @@ impl UpstreamConn {
         })
         .await
     }
-}
-
-/// Idle keep-alive connections to one pod, most recently used last.
-#[derive(Debug, Default)]
-pub struct IdlePool {
-    conns: Mutex<Vec<Box<RawConn>>>,
-}
-
-/// How long idle connections are kept and how many per pod.
-#[derive(Clone, Copy, Debug)]
-pub struct PoolLimits {
-    /// Idle connections older than this are closed.
-    pub idle_timeout: Duration,
-    /// Most idle connections kept per pod.
-    pub max_idle: usize,
-}
-
-impl IdlePool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Box<RawConn>>> {
-        // Plain data: a panic elsewhere leaves nothing half-updated worth refusing to serve over.
-        self.conns.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Takes the most recently used connection that is still open, closing stale ones on the way.
-    pub fn checkout(&self, limits: PoolLimits) -> Option<Box<RawConn>> {
-        let mut closed = Vec::new();
-        let now = Instant::now();
-        let found = {
-            let mut conns = self.lock();
-            expire(&mut conns, limits.idle_timeout, now, &mut closed);
-            loop {
-                let Some(mut conn) = conns.pop() else { break None };
-                if conn.reusable() {
-                    break Some(conn);
-                }
-                closed.push(conn);
-            }
-        };
-        // Closing a connection (dropping it) happens outside the lock.
-        drop(closed);
-        found
-    }
-
-    /// Returns a connection that finished its response, if it can carry another one.
-    pub fn checkin(&self, mut conn: Box<RawConn>, limits: PoolLimits) {
-        if !conn.reusable() {
-            return;
-        }
-        let now = Instant::now();
-        conn.idle_since = now;
-        let mut closed = Vec::new();
-        {
-            let mut conns = self.lock();
-            expire(&mut conns, limits.idle_timeout, now, &mut closed);
-            if conns.len() < limits.max_idle {
-                conns.push(conn);
-            } else {
-                closed.push(conn);
-            }
-        }
-        drop(closed);
-    }
-
-    /// Idle connections now.
-    pub fn idle(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Closes the connections idle for longer than the timeout and those the other side closed;
-    /// returns how many. No task polls an idle connection, so without a sweep a pod's or a peer
-    /// activator's close is noticed only when the pool is next used: until then each connection keeps
-    /// its socket (in `CLOSE-WAIT`) and its read buffer (8–16 KiB; hyper's connections kept about
-    /// 20 KiB), which after a burst through a peer was most of the activator's memory (#19's P9).
-    pub fn sweep(&self, limits: PoolLimits) -> usize {
-        let mut closed = Vec::new();
-        {
-            let mut conns = self.lock();
-            expire(&mut conns, limits.idle_timeout, Instant::now(), &mut closed);
-            closed.extend(conns.extract_if(.., |conn| !conn.reusable()));
-        }
-        let swept = closed.len();
-        drop(closed);
-        swept
-    }
-
-    /// Closes every idle connection (the pod is going away, or one of its connections broke).
-    pub fn clear(&self) {
-        let closed = std::mem::take(&mut *self.lock());
-        drop(closed);
-    }
-}
-
-/// Moves connections idle for longer than `timeout` at `now` (the oldest are first) to `closed`.
-fn expire(conns: &mut Vec<Box<RawConn>>, timeout: Duration, now: Instant, closed: &mut Vec<Box<RawConn>>) {
-    let stale = conns
-        .iter()
-        .take_while(|c| now.saturating_duration_since(c.idle_since) > timeout)
-        .count();
-    closed.extend(conns.drain(..stale));
 }
