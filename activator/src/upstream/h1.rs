@@ -43,6 +43,10 @@ pub(crate) use self::decode::read as read_head;
 /// Room made in the read buffer before each read.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// Largest buffer of passed response fields an idle connection keeps (a typical head's are a few
+/// hundred bytes).
+const PASSED_KEPT: usize = 2 * 1024;
+
 /// Why an exchange on a raw HTTP/1.1 connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum H1Error {
@@ -197,10 +201,14 @@ impl RawConn {
         pin!(self.stream.read_buf(&mut self.buf)).poll(cx)
     }
 
-    /// Lets go of a large read buffer before the connection idles in its pool.
+    /// Lets go of a large read buffer, and of the buffer of a large head's passed fields, before the
+    /// connection idles in its pool (up to 1,024 per pod).
     fn shrink(&mut self) {
         if self.buf.is_empty() && self.buf.capacity() > 2 * READ_CHUNK {
             self.buf = BytesMut::new();
+        }
+        if self.passed.lines.capacity() > PASSED_KEPT {
+            self.passed.lines = Vec::new();
         }
     }
 }
