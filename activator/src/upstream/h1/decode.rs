@@ -108,13 +108,7 @@ pub fn read(
             && pass(parsed.headers, &mut fields, passed)?
         {
             buf.advance(len);
-            let framing = fields.framing(status, to_head_request);
-            return Ok(Some(Head {
-                response,
-                framing,
-                keep_alive: fields.persistent(version) && framing != Framing::Close,
-                passed: true,
-            }));
+            return Ok(Some(fields.head(response, to_head_request, true)));
         }
         let base = buf.as_ptr() as usize;
         fields = Fields::default();
@@ -136,14 +130,8 @@ pub fn read(
                 .map_err(|_| HeadError::Parse(format!("header value of {name}")))?;
             headers.append(name, value);
         }
-        let framing = fields.framing(status, to_head_request);
         *response.headers_mut() = headers;
-        return Ok(Some(Head {
-            response,
-            framing,
-            keep_alive: fields.persistent(version) && framing != Framing::Close,
-            passed: false,
-        }));
+        return Ok(Some(fields.head(response, to_head_request, false)));
     }
 }
 
@@ -235,6 +223,18 @@ impl Fields {
             }
         }
         if others { Note::NamesOthers } else { Note::Hop }
+    }
+
+    /// The head of `response` (status and version set), framed as these fields say; `passed`: its
+    /// fields went to a [`PassedFields`].
+    fn head(&self, response: Response<()>, to_head_request: bool, passed: bool) -> Head {
+        let framing = self.framing(response.status(), to_head_request);
+        Head {
+            keep_alive: self.persistent(response.version()) && framing != Framing::Close,
+            response,
+            framing,
+            passed,
+        }
     }
 
     /// How the body ends (RFC 9112 §6.3): none for `HEAD` and bodiless statuses; the transfer coding
