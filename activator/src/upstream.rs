@@ -48,6 +48,9 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
     /// Most idle connections kept per pod.
     pub pool_max_idle_per_host: usize,
+    /// Whether each pod's pool learns the pod's own idle close (`idle_pool.rs`); off for peer
+    /// activators, whose close is known and bounded from the start.
+    pub learn_idle_close: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -56,6 +59,7 @@ impl Default for UpstreamConfig {
             connect_timeout: Duration::from_secs(5),
             pool_idle_timeout: Duration::from_secs(90),
             pool_max_idle_per_host: 1024,
+            learn_idle_close: true,
         }
     }
 }
@@ -139,6 +143,7 @@ impl Upstreams {
         let limits = PoolLimits {
             idle_timeout: config.pool_idle_timeout,
             max_idle: config.pool_max_idle_per_host,
+            learn_idle_close: config.learn_idle_close,
         };
         Self {
             config,

@@ -70,6 +70,9 @@ impl PeerClient {
         let config = UpstreamConfig {
             connect_timeout: config.connect_timeout.min(PEER_CONNECT_TIMEOUT),
             pool_idle_timeout: peer_idle_timeout(config.pool_idle_timeout, peer_header_read),
+            // A peer that drains closes its idle connections at once, and its address may come
+            // back as another replica: learning from that would leave a needlessly short timeout.
+            learn_idle_close: false,
             ..config
         };
         Self {
@@ -298,9 +301,8 @@ mod tests {
     #[test]
     fn the_client_applies_the_peer_bound() {
         let client = PeerClient::new(UpstreamConfig::default(), Duration::from_secs(10));
-        assert_eq!(
-            client.upstreams.pool_limits().idle_timeout,
-            Duration::from_secs(5)
-        );
+        let limits = client.upstreams.pool_limits();
+        assert_eq!(limits.idle_timeout, Duration::from_secs(5));
+        assert!(!limits.learn_idle_close, "the peers' bound is known, not learned");
     }
 }

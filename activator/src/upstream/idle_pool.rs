@@ -47,6 +47,8 @@ pub struct PoolLimits {
     pub idle_timeout: Duration,
     /// Most idle connections kept per pod.
     pub max_idle: usize,
+    /// Whether a close by the pod while idle shortens the idle timeout ([`IdlePool::idle_timeout`]).
+    pub learn_idle_close: bool,
 }
 
 impl IdlePool {
@@ -55,9 +57,12 @@ impl IdlePool {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// How long a connection may stay idle here: `limits.idle_timeout`, or half the shortest idle
-    /// time after which the pod was seen to close one, whichever is shorter.
+    /// How long a connection may stay idle here: `limits.idle_timeout`, or (when the limits learn)
+    /// half the shortest idle time after which the pod was seen to close one, whichever is shorter.
     pub fn idle_timeout(&self, limits: PoolLimits) -> Duration {
+        if !limits.learn_idle_close {
+            return limits.idle_timeout;
+        }
         idle_timeout(
             limits.idle_timeout,
             self.closed_after_micros.load(Ordering::Relaxed),
@@ -183,5 +188,18 @@ mod tests {
             "a shorter setting stays"
         );
         assert_eq!(idle_timeout(secs(90), 0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_pool_that_does_not_learn_keeps_its_setting() {
+        let pool = IdlePool::default();
+        pool.closed_after_micros.store(1_000_000, Ordering::Relaxed);
+        let limits = |learn_idle_close| PoolLimits {
+            idle_timeout: Duration::from_secs(90),
+            max_idle: 8,
+            learn_idle_close,
+        };
+        assert_eq!(pool.idle_timeout(limits(true)), Duration::from_millis(500));
+        assert_eq!(pool.idle_timeout(limits(false)), Duration::from_secs(90));
     }
 }
