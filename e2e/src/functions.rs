@@ -38,6 +38,7 @@ pub async fn function_deployment(api: &Api<Deployment>, name: &str) -> Option<De
     }
     let params = ListParams::default().labels(&format!("zeroscale.dev/function={name}"));
     let list = api.list(&params).await.ok()?;
+    let latest = latest_created_revision(api, name).await;
     list.items
         .into_iter()
         .filter(|d| {
@@ -47,11 +48,24 @@ pub async fn function_deployment(api: &Api<Deployment>, name: &str) -> Option<De
                 .is_some_and(|l| l.contains_key("zeroscale.dev/revision"))
         })
         .max_by(|a, b| {
+            // Creation times have a one-second grain, and revision names are hashes: two revisions
+            // made within a second tie on both, so the one the Function names as its latest wins.
+            let is_latest = |d: &Deployment| latest.is_some() && d.metadata.name == latest;
             let created = |d: &Deployment| d.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            created(a)
-                .cmp(&created(b))
+            is_latest(a)
+                .cmp(&is_latest(b))
+                .then_with(|| created(a).cmp(&created(b)))
                 .then_with(|| a.metadata.name.cmp(&b.metadata.name))
         })
+}
+
+/// Function `name`'s `status.latestCreatedRevisionName`, read in `api`'s namespace; `None` when
+/// the Function or the field does not exist (yet).
+async fn latest_created_revision(api: &Api<Deployment>, name: &str) -> Option<String> {
+    let namespace = api.namespace()?.to_string();
+    let functions: Api<Function> = Api::namespaced(api.clone().into_client(), &namespace);
+    let function = functions.get_opt(name).await.ok().flatten()?;
+    function.status?.latest_created_revision_name
 }
 
 /// The `(spec.replicas, status.readyReplicas)` of Function (or revision) `name`'s Deployment (see
