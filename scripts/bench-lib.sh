@@ -34,6 +34,19 @@ bench_nginx() {
   command -v nginx 2>/dev/null || echo /usr/sbin/nginx
 }
 
+# Ensures llvm-profdata is installed (Debian package llvm-19; it reads the raw profiles of the
+# toolchain's LLVM and writes an indexed profile rustc reads); prints its path.
+bench_llvm_profdata() {
+  local bin=/usr/lib/llvm-19/bin/llvm-profdata
+  if [[ ! -x $bin ]]; then
+    local sudo=""
+    [[ $(id -u) == 0 ]] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends llvm-19 >&2
+  fi
+  echo "$bin"
+}
+
 # Resident set size of process $1 in KiB.
 bench_rss_kib() {
   awk '/^VmRSS:/ {print $2}' "/proc/$1/status"

@@ -9,7 +9,14 @@
 # The components' build script (scripts/static_link.rs) adds link arguments for these static builds.
 # The binaries land in ${CARGO_TARGET_DIR:-target}/$(bash scripts/cargo-static.sh --triple)/<profile>/.
 # Called by scripts/images.sh and scripts/bench-lib.sh, so the images and the benches share one build.
+#
+# The `data-plane` profile (the activator) is optimised with a recorded profile of its hop (PGO,
+# docs/images.md "The hop's recorded profile"): images/pgo/activator.profdata.xz, which
+# `bench/activator/profile.sh pgo` makes. A function changed since the profile was recorded is
+# optimised without it. ZEROSCALE_PGO=off builds without the profile; ZEROSCALE_PGO_GENERATE=DIR builds
+# the instrumented activator that records one into DIR.
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 triple=$(rustc -vV | sed -n 's/^host: //p')
 if [[ ${1:-} == --triple ]]; then
   echo "$triple"
@@ -17,4 +24,20 @@ if [[ ${1:-} == --triple ]]; then
 fi
 [[ $triple == *-linux-gnu ]] || { echo "cargo-static: a static glibc build needs a *-linux-gnu host, not $triple" >&2; exit 1; }
 export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static"
+profdata=$root/images/pgo/activator.profdata.xz
+if [[ " $* " == *" --profile data-plane "* || " $* " == *" --profile=data-plane "* ]]; then
+  if [[ -n ${ZEROSCALE_PGO_GENERATE:-} ]]; then
+    RUSTFLAGS+=" -C profile-generate=$ZEROSCALE_PGO_GENERATE"
+  elif [[ ${ZEROSCALE_PGO:-on} != off && -f $profdata ]]; then
+    # Cargo rebuilds when RUSTFLAGS change, not when a file they name does: the profile is used
+    # from a copy named by its contents, so a new profile rebuilds and an unchanged one stays cached.
+    target=${CARGO_TARGET_DIR:-$root/target}
+    [[ $target == /* ]] || target=$PWD/$target
+    copy=$target/pgo/$(sha256sum "$profdata" | cut -c1-16).profdata
+    [[ -f $copy ]] || { mkdir -p "$target/pgo" && xz -dc "$profdata" > "$copy.tmp" && mv "$copy.tmp" "$copy"; }
+    # A function changed since the recording is compiled as without a profile; LLVM would warn for
+    # each one, which after every change to the hop is expected, not news.
+    RUSTFLAGS+=" -C profile-use=$copy -C llvm-args=-no-pgo-warn-mismatch"
+  fi
+fi
 exec "${CARGO:-cargo}" build --locked --target "$triple" "$@"

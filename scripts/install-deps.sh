@@ -14,6 +14,8 @@ declare -A packages=(
   [busybox]=busybox-static
   # Image builds (scripts/images.sh): Debian base images, stripping line tables; protoc for the gRPC example.
   [mmdebstrap]=mmdebstrap [objcopy]=binutils [protoc]=protobuf-compiler
+  # The activator's recorded profile (scripts/cargo-static.sh) is stored compressed.
+  [xz]=xz-utils
 )
 # CNI plugins are not commands on PATH: bridge, host-local, loopback and portmap in /usr/lib/cni.
 [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback && -x /usr/lib/cni/portmap ]] ||
