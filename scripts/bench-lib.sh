@@ -23,13 +23,18 @@ bench_oha() {
   echo "$bin"
 }
 
-# Ensures nginx is installed (Debian package nginx-light).
+# Installs Debian package $1 (as root, or with sudo), its output on stderr.
+bench_apt_install() {
+  local sudo=""
+  [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$1" >&2
+}
+
+# Ensures nginx is installed (Debian package nginx-light); prints its path.
 bench_nginx() {
   if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
-    local sudo=""
-    [[ $(id -u) == 0 ]] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nginx-light >&2
+    bench_apt_install nginx-light
   fi
   command -v nginx 2>/dev/null || echo /usr/sbin/nginx
 }
@@ -38,12 +43,7 @@ bench_nginx() {
 # toolchain's LLVM and writes an indexed profile rustc reads); prints its path.
 bench_llvm_profdata() {
   local bin=/usr/lib/llvm-19/bin/llvm-profdata
-  if [[ ! -x $bin ]]; then
-    local sudo=""
-    [[ $(id -u) == 0 ]] || sudo=sudo
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends llvm-19 >&2
-  fi
+  [[ -x $bin ]] || bench_apt_install llvm-19
   echo "$bin"
 }
 

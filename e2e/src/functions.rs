@@ -37,9 +37,11 @@ pub async fn function_deployment(api: &Api<Deployment>, name: &str) -> Option<De
         return Some(d);
     }
     let params = ListParams::default().labels(&format!("zeroscale.dev/function={name}"));
-    let list = api.list(&params).await.ok()?;
-    let latest = latest_created_revision(api, name).await;
-    list.items
+    let mut revisions: Vec<Deployment> = api
+        .list(&params)
+        .await
+        .ok()?
+        .items
         .into_iter()
         .filter(|d| {
             d.metadata
@@ -47,16 +49,22 @@ pub async fn function_deployment(api: &Api<Deployment>, name: &str) -> Option<De
                 .as_ref()
                 .is_some_and(|l| l.contains_key("zeroscale.dev/revision"))
         })
-        .max_by(|a, b| {
-            // Creation times have a one-second grain, and revision names are hashes: two revisions
-            // made within a second tie on both, so the one the Function names as its latest wins.
-            let is_latest = |d: &Deployment| latest.is_some() && d.metadata.name == latest;
-            let created = |d: &Deployment| d.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            is_latest(a)
-                .cmp(&is_latest(b))
-                .then_with(|| created(a).cmp(&created(b)))
-                .then_with(|| a.metadata.name.cmp(&b.metadata.name))
-        })
+        .collect();
+    if revisions.len() < 2 {
+        // No choice to make: the Function need not be read.
+        return revisions.pop();
+    }
+    let latest = latest_created_revision(api, name).await;
+    revisions.into_iter().max_by(|a, b| {
+        // Creation times have a one-second grain, and revision names are hashes: two revisions
+        // made within a second tie on both, so the one the Function names as its latest wins.
+        let is_latest = |d: &Deployment| latest.is_some() && d.metadata.name == latest;
+        let created = |d: &Deployment| d.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        is_latest(a)
+            .cmp(&is_latest(b))
+            .then_with(|| created(a).cmp(&created(b)))
+            .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+    })
 }
 
 /// Function `name`'s `status.latestCreatedRevisionName`, read in `api`'s namespace; `None` when
