@@ -241,6 +241,17 @@ pub struct Args {
     /// holds across replicas. Empty: no peering (a single replica).
     #[arg(long, env = "ZEROSCALE_ACTIVATOR_PEERS_SERVICE", default_value = "")]
     pub peers_service: String,
+    /// A fixed peer set instead of `--peers-service`: the ready replicas' in-cluster data ports
+    /// (`ip:port`, comma-separated, this one's included), for peering without Kubernetes (benches,
+    /// local experiments, as `--static-config` serves functions without it).
+    #[arg(
+        long,
+        env = "ZEROSCALE_ACTIVATOR_STATIC_PEERS",
+        value_delimiter = ',',
+        conflicts_with = "peers_service",
+        requires = "pod_ip"
+    )]
+    pub static_peers: Vec<SocketAddr>,
     /// This activator's pod IP, as its peers reach it (peering needs it).
     #[arg(long, env = "POD_IP")]
     pub pod_ip: Option<IpAddr>,
@@ -295,6 +306,30 @@ mod tests {
         assert!(matches!(peers.source, crate::peers::PeerSource::Kubernetes { service } if service == "act"));
         let args = Args::parse_from(["zeroscale-activator", "--peers-service", "act"]);
         assert!(crate::ActivatorConfig::from(&args).peers.is_none());
+    }
+
+    #[test]
+    fn a_static_peer_set_needs_the_pod_ip_and_excludes_the_service() {
+        let list = ["--static-peers", "127.0.0.1:18491,127.0.0.1:18591"];
+        let args = Args::parse_from(["zeroscale-activator", list[0], list[1], "--pod-ip", "127.0.0.1"]);
+        let peers = crate::ActivatorConfig::from(&args).peers.unwrap();
+        let expected: Vec<SocketAddr> = vec![
+            "127.0.0.1:18491".parse().unwrap(),
+            "127.0.0.1:18591".parse().unwrap(),
+        ];
+        assert!(matches!(peers.source, crate::peers::PeerSource::Static(l) if l == expected));
+        let alone = Args::try_parse_from(["zeroscale-activator", list[0], list[1]]);
+        let err = alone.expect_err("--static-peers without --pod-ip").to_string();
+        assert!(err.contains("--pod-ip"), "{err}");
+        let both = Args::try_parse_from(["zeroscale-activator", list[0], list[1], "--peers-service", "act"]);
+        let err = both.expect_err("--static-peers with --peers-service").to_string();
+        assert!(err.contains("cannot be used with"), "{err}");
+        let bad = Args::try_parse_from(["zeroscale-activator", "--static-peers", "127.0.0.1"]);
+        assert!(
+            bad.expect_err("a peer without a port")
+                .to_string()
+                .contains("invalid value")
+        );
     }
 
     #[test]

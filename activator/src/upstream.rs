@@ -31,6 +31,7 @@ use tokio::net::TcpStream;
 pub use idle_pool::{IdlePool, PoolLimits};
 pub use pod_body::{PodBody, PodBodyError};
 pub use pool::{CountingIo, UpstreamConn};
+pub(crate) use pools::IdHasher;
 pub use pools::{PooledConn, Pools, SWEEP_INTERVAL};
 pub use request::{OutBody, Outgoing};
 

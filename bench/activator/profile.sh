@@ -2,6 +2,9 @@
 # Profiles the activator's forwarding hop (issue #19) on loopback, nginx answering as the pod:
 #   - instructions per proxied request under callgrind (valgrind), a count that does not move with the
 #     machine's load, so two builds compare on a busy 2-core machine: `profile.sh ir BIN [BIN2 ...]`;
+#     `profile.sh ir-peer BIN ...` counts the same on the replica that forwards a request to the one
+#     owning its function, `ir-owner` on that owner (two peered replicas, `--static-peers`, as the
+#     chart runs two);
 #   - a perf profile (self time by function) of one build under oha's throughput load (64 connections):
 #     `profile.sh perf BIN`, report in $out/perf-<n>.txt;
 #   - the request path first in the activator's link order: `profile.sh order [BIN]` profiles BIN (by
@@ -10,7 +13,8 @@
 #     scripts/link-order.sh runs it after the real node's profile);
 #   - the profile the data-plane build is optimised with (PGO): `profile.sh pgo` builds the activator
 #     instrumented (`-C profile-generate`), drives the hop's traffic through it (HTTP/1.1 kept alive at
-#     64 and 8 connections, new connections, a body, HTTP/2), and merges what it counted into
+#     64 and 8 connections, new connections, a body, HTTP/2, 404s, requests parked until their client
+#     gives up), then through two peered replicas (the hop between them), and merges what they counted into
 #     images/pgo/activator.profdata.xz (Debian's llvm-profdata; scripts/cargo-static.sh reads it).
 # BIN is a release build with line tables (the workspace's release profile keeps them). The activator
 # logs at `warn`, as the bench runs it; PROFILE_LOG=info profiles it at its default level, where each
@@ -23,7 +27,7 @@ export BENCH_TOOLS=${BENCH_TOOLS:-${ZEROSCALE_CACHE:-$HOME/.cache/zeroscale}/too
 mkdir -p "$BENCH_TOOLS"
 out=$(realpath -m "${BENCH_OUT:-target/bench}/profile")
 mkdir -p "$out/nginx-pod"
-mode=${1:?usage: profile.sh ir|perf BIN [BIN ...] | order [BIN] | pgo [INSTRUMENTED_BIN]}
+mode=${1:?usage: profile.sh ir|ir-peer|ir-owner|perf BIN [BIN ...] | order [BIN] | pgo [INSTRUMENTED_BIN]}
 shift
 requests=${PROFILE_REQUESTS:-4000}
 host=hello.bench.svc.cluster.local
@@ -58,20 +62,48 @@ functions:
   - namespace: bench
     name: hello
     endpoints: [{address: "127.0.0.1:18480"}]
+  - namespace: bench
+    name: cold
 YAML
 bench_wait_http http://127.0.0.1:18480/
 
-# Starts BIN (under `$wrap`) on the ports 1849x; sets $activator_pid.
+# The activator listens on ${base}0 (external), ${base}1 (in-cluster, where the requests go) and
+# ${base}2 (admin). Two peered replicas (the chart runs two) are on 1849x and 1859x, each with both
+# in its static peer set: a request for a function the other one owns is forwarded there.
+base=1849
+extra=()
+pair=(--static-peers 127.0.0.1:18491,127.0.0.1:18591 --pod-ip 127.0.0.1)
+
+# Starts BIN (under the command that follows it, if any) on the ports ${base}x with "${extra[@]}";
+# sets $activator_pid.
 start() {
   local bin=$1
   shift
   RUST_LOG=${PROFILE_LOG:-warn} "$@" "$bin" --worker-threads 1 --static-config "$out/functions.yaml" --autoscaler-url "" \
-    --external-addr 127.0.0.1:18490 --internal-addr 127.0.0.1:18491 --admin-addr 127.0.0.1:18492 \
-    --broker-addr off > "$out/activator.log" 2>&1 &
+    --external-addr "127.0.0.1:${base}0" --internal-addr "127.0.0.1:${base}1" --admin-addr "127.0.0.1:${base}2" \
+    --broker-addr off "${extra[@]}" > "$out/activator-$base.log" 2>&1 &
   activator_pid=$!
   pids+=("$activator_pid")
   # Under callgrind the activator starts tens of times slower than natively.
-  BENCH_WAIT_SECONDS=30 bench_wait_http http://127.0.0.1:18492/ready
+  BENCH_WAIT_SECONDS=30 bench_wait_http "http://127.0.0.1:${base}2/ready"
+}
+
+# Starts the peered pair natively from BIN and finds which one forwards $host's requests to the other
+# (its admin port counts them). Sets $forwarder and $owner to their port bases, and their pids in
+# $pid_of; leaves $base at 1849.
+start_pair() {
+  local bin=$1 forwarded
+  extra=("${pair[@]}")
+  declare -gA pid_of=()
+  for base in 1849 1859; do
+    start "$bin"
+    pid_of[$base]=$activator_pid
+  done
+  base=1849
+  "$oha" --no-tui -n 100 -c 4 --host "$host" http://127.0.0.1:18491/ > /dev/null
+  forwarded=$(curl -fsS http://127.0.0.1:18492/metrics |
+    awk '/^zeroscale_activator_peer_forwards_total\{.*outcome="forwarded"/ {n += $NF} END {print n + 0}')
+  if ((forwarded > 0)); then forwarder=1849 owner=1859; else forwarder=1859 owner=1849; fi
 }
 
 stop() {
@@ -118,14 +150,27 @@ n=0
 for bin in "$@"; do
   n=$((n + 1))
   case $mode in
-    ir | order)
+    ir | order | ir-peer | ir-owner)
       rm -f "$out/callgrind-$n".*
+      # The requests go to $to. ir-peer counts the replica that forwards them to the function's
+      # owner, ir-owner the owner (the other one runs natively): the two halves of the hop a request
+      # takes when it arrives at the replica that does not own its function.
+      to=1849
+      if [[ $mode == ir-peer || $mode == ir-owner ]]; then
+        start_pair "$bin"
+        to=$forwarder
+        base=$forwarder
+        [[ $mode == ir-peer ]] || base=$owner
+        activator_pid=${pid_of[$base]}
+        stop
+        other=${pid_of[$((forwarder + owner - base))]}
+      fi
       # Instruction addresses too: the order needs them (and they cost the count nothing).
       start "$bin" valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file="$out/callgrind-$n.%p"
-      # Warm the pod connections, then count only the measured requests.
-      "$oha" --no-tui -n 1000 -c 8 --host "$host" http://127.0.0.1:18491/ > /dev/null
+      # Warm the pod (and owner) connections, then count only the measured requests.
+      "$oha" --no-tui -n 1000 -c 8 --host "$host" "http://127.0.0.1:${to}1/" > /dev/null
       callgrind_control -z "$activator_pid" > /dev/null
-      "$oha" --no-tui -n "$requests" -c 8 --host "$host" http://127.0.0.1:18491/ > "$out/oha-$n.txt"
+      "$oha" --no-tui -n "$requests" -c 8 --host "$host" "http://127.0.0.1:${to}1/" > "$out/oha-$n.txt"
       callgrind_control -d "$activator_pid" > /dev/null
       # The dump is written asynchronously: wait for it (10 s at most) rather than a fixed time.
       for _ in $(seq 1 200); do
@@ -133,6 +178,10 @@ for bin in "$@"; do
         sleep 0.05
       done
       stop
+      if [[ $mode == ir-peer || $mode == ir-owner ]]; then
+        kill "$other" && wait "$other" || true
+        extra=() base=1849
+      fi
       file=$(ls "$out/callgrind-$n".*.1)  # the dump after the measured requests
       ir=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
       echo "$bin: $((ir / requests)) instructions per request ($requests requests, $file)"
@@ -150,7 +199,29 @@ for bin in "$@"; do
       "$oha" --no-tui -n 2000 -c 8 -m POST -d '{"greeting":"hello"}' -H 'content-type: application/json' \
         --host "$host" "$url" > /dev/null
       "$oha" --no-tui -n 2000 -c 8 --http2 --host "$host" "$url" > /dev/null
+      # Answers without a pod: an unknown host (404), and requests parked for a function with no
+      # pod until their client gives up.
+      "$oha" --no-tui -n 500 -c 8 --host nothing.bench.svc.cluster.local "$url" > /dev/null
+      "$oha" --no-tui -n 200 -c 200 -t 1s --host cold.bench.svc.cluster.local "$url" > /dev/null || true
       stop # the counts are written as the process exits
+      # The peered pair: each replica takes the keep-alive loads, so the one that does not own the
+      # function forwards its requests to the other (the hop between replicas, on the chart's two).
+      extra=("${pair[@]}")
+      peers_pids=()
+      for base in 1849 1859; do
+        start "$bin" env LLVM_PROFILE_FILE="$out/pgo/activator-%p.profraw"
+        peers_pids+=("$activator_pid")
+      done
+      for base in 1849 1859; do
+        url=http://127.0.0.1:${base}1/
+        "$oha" --no-tui -n 10000 -c 64 --host "$host" "$url" > /dev/null
+        "$oha" --no-tui -n 2000 -c 8 --host "$host" "$url" > /dev/null
+        "$oha" --no-tui -n 1000 -c 8 -m POST -d '{"greeting":"hello"}' -H 'content-type: application/json' \
+          --host "$host" "$url" > /dev/null
+      done
+      for pid in "${peers_pids[@]}"; do kill "$pid" 2> /dev/null || true; done
+      for pid in "${peers_pids[@]}"; do wait "$pid" 2> /dev/null || true; done
+      extra=() base=1849
       pgo_merge "$out"/pgo/*.profraw
       ;;
     perf)
@@ -168,7 +239,7 @@ for bin in "$@"; do
       head -25 "$out/perf-$n.txt" | cut -c1-160
       ;;
     *)
-      echo "profile: unknown mode $mode (ir, perf, order or pgo)" >&2
+      echo "profile: unknown mode $mode (ir, ir-peer, ir-owner, perf, order or pgo)" >&2
       exit 2
       ;;
   esac

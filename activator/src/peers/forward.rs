@@ -8,6 +8,7 @@
 
 use std::{
     collections::HashMap,
+    hash::BuildHasherDefault,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -28,7 +29,7 @@ use crate::{
     headers,
     rewrite::{host_of, set_target},
     upgrade,
-    upstream::{OutBody, PodBody, PooledConn, SendError, Sent, UpstreamConfig, Upstreams},
+    upstream::{IdHasher, OutBody, PodBody, PooledConn, SendError, Sent, UpstreamConfig, Upstreams},
 };
 
 /// Added to the function's total timeout for the forwarding activator's own deadline, so the owner's
@@ -52,8 +53,9 @@ pub fn peer_idle_timeout(pool_idle_timeout: Duration, peer_header_read: Duration
 /// never got comes back).
 pub struct PeerClient {
     upstreams: Upstreams,
-    // One endpoint per peer address: it keys the peer's idle connections in `upstreams`.
-    endpoints: Mutex<HashMap<SocketAddr, Arc<Endpoint>>>,
+    // One endpoint per peer address: it keys the peer's idle connections in `upstreams`. Looked up
+    // on every forward, so hashed cheaply (peer addresses are not a client's to choose).
+    endpoints: Mutex<HashMap<SocketAddr, Arc<Endpoint>, BuildHasherDefault<IdHasher>>>,
 }
 
 impl std::fmt::Debug for PeerClient {

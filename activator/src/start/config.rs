@@ -204,17 +204,17 @@ impl From<&Args> for ActivatorConfig {
 
 fn peers_config(a: &Args) -> Option<PeersConfig> {
     let service = a.peers_service.trim();
-    if service.is_empty() {
-        return None;
-    }
-    let Some(pod_ip) = a.pod_ip else {
-        tracing::warn!("--peers-service is set but --pod-ip (POD_IP) is not: no peering");
+    let (source, flag) = if !a.static_peers.is_empty() {
+        (PeerSource::Static(a.static_peers.clone()), "--static-peers")
+    } else if !service.is_empty() {
+        let service = service.to_string();
+        (PeerSource::Kubernetes { service }, "--peers-service")
+    } else {
         return None;
     };
-    Some(PeersConfig {
-        source: PeerSource::Kubernetes {
-            service: service.to_string(),
-        },
-        pod_ip,
-    })
+    let Some(pod_ip) = a.pod_ip else {
+        tracing::warn!("{flag} is set but --pod-ip (POD_IP) is not: no peering");
+        return None;
+    };
+    Some(PeersConfig { source, pod_ip })
 }

@@ -22,11 +22,12 @@ type PoolMap = Mutex<ById>;
 /// The pools by endpoint id.
 type ById = HashMap<u64, Arc<IdlePool>, BuildHasherDefault<IdHasher>>;
 
-/// Hashes the endpoint ids the pools are keyed by. The activator assigns them itself, in sequence,
-/// so no client can choose colliding ones and one multiplication spreads them over the table;
-/// SipHash's protection would cost a request about 150 instructions for nothing.
+/// Hashes keys the activator chooses itself: the endpoint ids the pools are keyed by (assigned in
+/// sequence), and the peers' addresses (from the activator's own Service). No client can choose
+/// colliding ones, so one multiplication spreads them over the table; SipHash's protection would
+/// cost a request about 150 instructions for nothing.
 #[derive(Clone, Copy, Debug, Default)]
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 /// 2^64 divided by the golden ratio: consecutive ids land far apart, high bits included.
 const SPREAD: u64 = 0x9e37_79b9_7f4a_7c15;
