@@ -27,6 +27,7 @@ pub const MANAGED_FLAGS: &[(&str, &str)] = &[
     ("activator", "pod-ip"),           // POD_IP from the downward API (peering)
     ("activator", "static-config"),    // file mode for tests and benches, not for a cluster
     ("activator", "static-triggers"),  // file mode for tests and benches, not for a cluster
+    ("activator", "static-peers"),     // a fixed peer set for benches; the chart peers by Service
     ("activator", "broker-addr"),      // bindAddress + activator.ports.broker
     ("activator", "lease-namespace"),  // the release namespace (the Role lives there)
     ("activator", "lease-name"),       // <fullname>-activator-sources (the Role names it)
