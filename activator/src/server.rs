@@ -13,9 +13,9 @@
 mod h1;
 mod head;
 mod park;
+mod served;
 
 use std::{
-    convert::Infallible,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -28,16 +28,10 @@ use hyper::{
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::{net::TcpListener, net::TcpStream, sync::mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::{
-    body::ResponseBody,
-    client_body::{ClientBody, ClientRequest},
-    headers::ensure_request_id,
     proxy::{Early, HeadAdmission, Proxy},
-    respond::with_request_id,
     settings::Port,
-    trace,
 };
 use head::{Head, Prefixed};
 
@@ -166,38 +160,6 @@ async fn connection(shared: Arc<Listener>, stream: TcpStream, remote: SocketAddr
     drop(open);
 }
 
-/// One request through the pipeline, with its request id, trace and log span; `early` is the
-/// outcome of its admission from the head, for the first request of a connection.
-async fn serve_request(
-    proxy: Arc<Proxy>,
-    port: Port,
-    remote: SocketAddr,
-    mut request: ClientRequest,
-    early: Option<Early>,
-) -> http::Response<trace::Traced<ResponseBody>> {
-    let request_id = ensure_request_id(request.headers_mut());
-    let trace = trace::start(&mut request, remote, &request_id);
-    let span = trace.log_span(&request_id);
-    // Each arm awaits its own future (no wrapping block), so the request's future is moved less.
-    // The first request of a connection is boxed: its future is twice the others', and would make
-    // this one, which is moved on every request, as large. With no log span (the level is off),
-    // nothing is instrumented: `Instrumented` would be one more move of the future and a span
-    // entered on every poll.
-    let response = match early {
-        Some(early) => {
-            let first = Box::pin(proxy.handle_first(port, remote, request, early));
-            first.instrument(span.clone()).await
-        }
-        None if span.is_disabled() => proxy.handle(port, remote, request).await,
-        None => proxy.handle(port, remote, request).instrument(span.clone()).await,
-    };
-    let response = match response {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
-    traced(response, &request_id, trace, span)
-}
-
 async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early: Option<Early>) {
     let proxy = Arc::clone(&shared.proxy);
     let port = shared.port;
@@ -213,11 +175,7 @@ async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early:
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .map(|(early, _taken)| early);
-        async move {
-            let request = request.map(ClientBody::Hyper);
-            let response = serve_request(proxy, port, remote, request, early).await;
-            Ok::<_, Infallible>(with_passed_fields(response))
-        }
+        served::for_hyper(proxy, port, remote, request, early)
     });
     let connection = shared
         .http1
@@ -247,12 +205,7 @@ async fn serve_http2(shared: &Listener, io: Prefixed, remote: SocketAddr) {
     let proxy = Arc::clone(&shared.proxy);
     let port = shared.port;
     let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-        let proxy = Arc::clone(&proxy);
-        async move {
-            let request = request.map(ClientBody::Hyper);
-            let response = serve_request(proxy, port, remote, request, None).await;
-            Ok::<_, Infallible>(with_passed_fields(response))
-        }
+        served::for_hyper(Arc::clone(&proxy), port, remote, request, None)
     });
     let connection = shared.http2.serve_connection(TokioIo::new(io), service);
     let mut connection = std::pin::pin!(connection);
@@ -266,31 +219,6 @@ async fn serve_http2(shared: &Listener, io: Prefixed, remote: SocketAddr) {
     if let Err(e) = result {
         tracing::debug!(%remote, error = %e, "connection ended with an error");
     }
-}
-
-/// The answer with its request's trace, which ends when the body is done (see [`trace::Traced`]).
-/// The request id is added (and an error logged) inside the request's log span.
-fn traced(
-    response: http::Response<ResponseBody>,
-    request_id: &http::HeaderValue,
-    mut trace: trace::RequestTrace,
-    span: tracing::Span,
-) -> http::Response<trace::Traced<ResponseBody>> {
-    let response = span.in_scope(|| with_request_id(response, request_id));
-    trace.set_status(response.status().as_u16());
-    response.map(|body| trace::Traced::new(body, trace, span))
-}
-
-/// `response` with its pod's passed fields (`upstream/h1/passed.rs`) in its header map, for hyper,
-/// which writes only the map. The activator's own HTTP/1.1 server writes them as lines instead.
-fn with_passed_fields(
-    response: http::Response<trace::Traced<ResponseBody>>,
-) -> http::Response<trace::Traced<ResponseBody>> {
-    let (mut parts, body) = response.into_parts();
-    if let Some(passed) = body.inner().passed_fields() {
-        passed.append_to(&mut parts.headers);
-    }
-    http::Response::from_parts(parts, body)
 }
 
 /// Binds a data port.

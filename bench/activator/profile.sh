@@ -88,15 +88,16 @@ start() {
   BENCH_WAIT_SECONDS=30 bench_wait_http "http://127.0.0.1:${base}2/ready"
 }
 
-# Starts the peered pair natively from BIN and finds which one forwards $host's requests to the other
-# (its admin port counts them). Sets $forwarder and $owner to their port bases, and their pids in
+# Starts the peered pair from BIN (under WRAPPER ..., when given: `start_pair BIN [WRAPPER ...]`) and
+# finds which one forwards $host's requests to the other (its admin port counts them). Sets $forwarder and $owner to their port bases, and their pids in
 # $pid_of; leaves $base at 1849.
 start_pair() {
   local bin=$1 forwarded
+  shift
   extra=("${pair[@]}")
   declare -gA pid_of=()
   for base in 1849 1859; do
-    start "$bin"
+    start "$bin" "$@"
     pid_of[$base]=$activator_pid
   done
   base=1849
@@ -200,18 +201,14 @@ for bin in "$@"; do
         --host "$host" "$url" > /dev/null
       "$oha" --no-tui -n 2000 -c 8 --http2 --host "$host" "$url" > /dev/null
       # Answers without a pod: an unknown host (404), and requests parked for a function with no
-      # pod until their client gives up.
+      # pod until their client gives up (HTTP/1.1 connections, and h2c streams).
       "$oha" --no-tui -n 500 -c 8 --host nothing.bench.svc.cluster.local "$url" > /dev/null
       "$oha" --no-tui -n 200 -c 200 -t 1s --host cold.bench.svc.cluster.local "$url" > /dev/null || true
+      "$oha" --no-tui -n 200 -c 2 -p 100 --http2 -t 1s --host cold.bench.svc.cluster.local "$url" > /dev/null || true
       stop # the counts are written as the process exits
       # The peered pair: each replica takes the keep-alive loads, so the one that does not own the
       # function forwards its requests to the other (the hop between replicas, on the chart's two).
-      extra=("${pair[@]}")
-      peers_pids=()
-      for base in 1849 1859; do
-        start "$bin" env LLVM_PROFILE_FILE="$out/pgo/activator-%p.profraw"
-        peers_pids+=("$activator_pid")
-      done
+      start_pair "$bin" env LLVM_PROFILE_FILE="$out/pgo/activator-%p.profraw"
       for base in 1849 1859; do
         url=http://127.0.0.1:${base}1/
         "$oha" --no-tui -n 10000 -c 64 --host "$host" "$url" > /dev/null
@@ -219,8 +216,8 @@ for bin in "$@"; do
         "$oha" --no-tui -n 1000 -c 8 -m POST -d '{"greeting":"hello"}' -H 'content-type: application/json' \
           --host "$host" "$url" > /dev/null
       done
-      for pid in "${peers_pids[@]}"; do kill "$pid" 2> /dev/null || true; done
-      for pid in "${peers_pids[@]}"; do wait "$pid" 2> /dev/null || true; done
+      for pid in "${pid_of[@]}"; do kill "$pid" 2> /dev/null || true; done
+      for pid in "${pid_of[@]}"; do wait "$pid" 2> /dev/null || true; done
       extra=() base=1849
       pgo_merge "$out"/pgo/*.profraw
       ;;

@@ -73,6 +73,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order of [`Outcome::index`].
+    const ALL: [Self; 3] = [Self::Forwarded, Self::Local, Self::Failed];
+
+    /// Where this outcome's counter is in [`Peering`]'s.
+    fn index(self) -> usize {
+        match self {
+            Self::Forwarded => 0,
+            Self::Local => 1,
+            Self::Failed => 2,
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Self::Forwarded => "forwarded",
@@ -102,7 +114,9 @@ pub struct Peering {
     marker: HeaderValue,
     peers: RwLock<PeerSet>,
     client: PeerClient,
-    forwards: ForwardCounter,
+    /// `zeroscale_activator_peer_forwards_total`'s counter for each outcome, looked up in the family
+    /// once (a lookup hashes the labels under a lock, on every forward).
+    forwards: [Counter; 3],
 }
 
 impl Peering {
@@ -129,7 +143,7 @@ impl Peering {
             marker: HeaderValue::from_str(pod_name).unwrap_or(HeaderValue::from_static("activator")),
             peers: RwLock::new(peers),
             client: PeerClient::new(upstream, peer_header_read),
-            forwards,
+            forwards: Outcome::ALL.map(|o| forwards.get_or_create(&[("outcome", o.label())]).clone()),
         }
     }
 
@@ -149,11 +163,11 @@ impl Peering {
 
     /// Forwards counted with `outcome` so far.
     pub fn forwards(&self, outcome: Outcome) -> u64 {
-        self.forwards.get_or_create(&[("outcome", outcome.label())]).get()
+        self.forwards[outcome.index()].get()
     }
 
     fn count(&self, outcome: Outcome) {
-        self.forwards.get_or_create(&[("outcome", outcome.label())]).inc();
+        self.forwards[outcome.index()].inc();
     }
 
     /// Whether a request on `port` for `function` (the revision picked for it) goes to another

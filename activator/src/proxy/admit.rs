@@ -3,12 +3,16 @@
 //! connection can be admitted from its head alone, before hyper read it ([`Early`]).
 
 use std::{
+    future::{Ready, ready},
+    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
 
+use futures::future::Either;
 use http::Request;
-use tokio::time::{Instant, timeout_at};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep, sleep_until};
 
 use super::{Counted, Proxy, Rejection};
 use crate::{
@@ -166,27 +170,63 @@ impl Parked {
             outcome: Some(EarlyOutcome::Here(outcome)),
         }
     }
+}
 
-    /// Waits for the answer within the deadline.
-    async fn wait(mut self) -> Result<Lease, Rejection> {
-        let deadline = self.deadline();
-        match timeout_at(deadline, std::future::poll_fn(|cx| self.poll_outcome(cx))).await {
-            Ok(outcome) => outcome,
-            Err(_) => self.expired(),
-        }
+pin_project! {
+    /// A request waiting in its function's queue for its answer within the deadline: its place and
+    /// the deadline's timer, and nothing else (an `async fn` would keep the place twice).
+    pub(super) struct Waiting {
+        parked: Parked,
+        #[pin]
+        deadline: Sleep,
     }
 }
 
+impl Future for Waiting {
+    type Output = Result<Lease, Rejection>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The answer first, as `tokio::time::timeout` does: one that came with the deadline wins.
+        if let Poll::Ready(outcome) = this.parked.poll_outcome(cx) {
+            return Poll::Ready(outcome);
+        }
+        std::task::ready!(this.deadline.poll(cx));
+        Poll::Ready(this.parked.expired())
+    }
+}
+
+/// [`wait_for_lease`]'s future: the outcome at once, or the boxed wait.
+pub(super) type LeaseWait = Either<Ready<Result<Lease, Rejection>>, Pin<Box<Waiting>>>;
+
 /// Waits in the queue when admission said so, within the function's total deadline.
-pub(super) async fn wait_for_lease(
+// Not an `async fn`, which would keep `admitted` twice in a parked request's future (see
+// `Proxy::handle_picked`).
+pub(super) fn wait_for_lease(
     admitted: Result<(Arc<FunctionState>, Admission), Rejection>,
     arrived: Instant,
-) -> Result<Lease, Rejection> {
-    let (_, admission) = admitted?;
-    match admission {
-        Admission::Go(lease) => Ok(lease),
-        // Boxed: only a request that waits pays for the wait's timer, and the request future every
-        // request holds stays small.
-        Admission::Wait(ticket) => Box::pin(Parked { ticket, arrived }.wait()).await,
+) -> LeaseWait {
+    match decided_or_waiting(admitted, arrived) {
+        Ok(decided) => Either::Left(ready(decided)),
+        Err(waiting) => Either::Right(waiting),
+    }
+}
+
+/// Admission's outcome when it was decided at once (`Ok`), else the wait for it (`Err`): boxed, so
+/// only a request that waits pays for the wait's timer, and the request future every request holds
+/// stays small. A caller that awaits the wait apart from the decided outcome keeps only the box
+/// across the await (see `Proxy::handle_picked`).
+pub(super) fn decided_or_waiting(
+    admitted: Result<(Arc<FunctionState>, Admission), Rejection>,
+    arrived: Instant,
+) -> Result<Result<Lease, Rejection>, Pin<Box<Waiting>>> {
+    match admitted {
+        Ok((_, Admission::Go(lease))) => Ok(Ok(lease)),
+        Ok((_, Admission::Wait(ticket))) => {
+            let parked = Parked { ticket, arrived };
+            let deadline = sleep_until(parked.deadline());
+            Err(Box::pin(Waiting { parked, deadline }))
+        }
+        Err(rejection) => Ok(Err(rejection)),
     }
 }

@@ -28,7 +28,7 @@ use tokio::{
     time::{Instant, Sleep, sleep_until},
 };
 
-use super::{Listener, head::Prefixed, serve_http1, serve_request};
+use super::{Listener, head::Prefixed, serve_http1, served::serve_request};
 use crate::{
     proxy::Early,
     upstream::h1::{FieldSpans, digits, last_chunk},
