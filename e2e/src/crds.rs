@@ -1,7 +1,10 @@
 //! Our CRDs as generated (`crds/yaml/`), installed by tests that run components as host processes
 //! (the chart is not installed for them).
 
-use crate::{apply_yaml_cluster, kubectl_ok};
+use crate::{
+    apply_yaml_cluster,
+    kubectl::{KubectlError, try_kubectl},
+};
 
 /// The Function CRD as generated.
 pub const FUNCTION_CRD: &str = include_str!("../../crds/yaml/functions.zeroscale.dev.yaml");
@@ -10,7 +13,25 @@ pub const TRIGGER_CRD: &str = include_str!("../../crds/yaml/triggers.zeroscale.d
 
 /// Waits up to 60 s until `crd` (e.g. `crd/functions.zeroscale.dev`) is served.
 async fn wait_established(crd: &str) {
-    kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", crd]).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match try_kubectl(
+            &["wait", "--for=condition=Established", "--timeout=60s", crd],
+            None,
+        )
+        .await
+        {
+            Ok(_) => return,
+            // A CRD created a moment ago has no `status.conditions` yet, and `kubectl wait` fails at
+            // once on that instead of waiting ("accessor error: <nil>"): ask again.
+            Err(KubectlError::Failed { stderr, .. })
+                if stderr.contains("accessor error") && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
 }
 
 /// Installs the Function CRD (idempotent) and waits until it is served.
