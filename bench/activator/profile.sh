@@ -89,8 +89,8 @@ start() {
 }
 
 # Starts the peered pair from BIN (under WRAPPER ..., when given: `start_pair BIN [WRAPPER ...]`) and
-# finds which one forwards $host's requests to the other (its admin port counts them). Sets $forwarder and $owner to their port bases, and their pids in
-# $pid_of; leaves $base at 1849.
+# finds which one forwards $host's requests to the other (its admin port counts them). Sets
+# $forwarder and $owner to their port bases, and their pids in $pid_of; leaves $base at 1849.
 start_pair() {
   local bin=$1 forwarded
   shift

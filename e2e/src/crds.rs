@@ -1,9 +1,12 @@
 //! Our CRDs as generated (`crds/yaml/`), installed by tests that run components as host processes
 //! (the chart is not installed for them).
 
+use std::time::Duration;
+
 use crate::{
     apply_yaml_cluster,
     kubectl::{KubectlError, try_kubectl},
+    wait::wait_for,
 };
 
 /// The Function CRD as generated.
@@ -13,25 +16,17 @@ pub const TRIGGER_CRD: &str = include_str!("../../crds/yaml/triggers.zeroscale.d
 
 /// Waits up to 60 s until `crd` (e.g. `crd/functions.zeroscale.dev`) is served.
 async fn wait_established(crd: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        match try_kubectl(
-            &["wait", "--for=condition=Established", "--timeout=60s", crd],
-            None,
-        )
-        .await
-        {
-            Ok(_) => return,
+    let args = ["wait", "--for=condition=Established", "--timeout=60s", crd];
+    wait_for(Duration::from_secs(60), &format!("{crd} established"), || async {
+        match try_kubectl(&args, None).await {
+            Ok(_) => Some(()),
             // A CRD created a moment ago has no `status.conditions` yet, and `kubectl wait` fails at
             // once on that instead of waiting ("accessor error: <nil>"): ask again.
-            Err(KubectlError::Failed { stderr, .. })
-                if stderr.contains("accessor error") && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
+            Err(KubectlError::Failed { stderr, .. }) if stderr.contains("accessor error") => None,
             Err(e) => panic!("{e}"),
         }
-    }
+    })
+    .await;
 }
 
 /// Installs the Function CRD (idempotent) and waits until it is served.
