@@ -34,7 +34,8 @@ pub const LOST_BEFORE_RESPONSE: &str = "before-response";
 /// saw a cut response.
 pub const LOST_MID_RESPONSE: &str = "mid-response";
 /// `reason` of the loss counter: the connection to the activator owning the function (see
-/// [`crate::peers`]) broke after the request went out to it, before its response head; 502.
+/// [`crate::peers`]) broke after the request went out to it, before its response head, and the
+/// request was not safe to send again (one that is is handled locally instead); 502.
 pub const LOST_PEER_HOP: &str = "peer-hop";
 
 /// Labels of every per-function series: the Function and the revision that served, like metering's

@@ -1,6 +1,6 @@
 //! Peering between two activators in one process: each function has one owner, the other forwards
 //! to it, so a pod's `concurrency` holds across replicas (SPEC §4). Streaming, WebSocket, the loop
-//! guard and an unreachable owner.
+//! guard, an unreachable owner and one that breaks the connection.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions; failing loudly is the point
 
 mod support;
@@ -207,6 +207,77 @@ async fn an_unreachable_owner_means_local_handling() {
     }
     assert_eq!(forwards(&a, Outcome::Local), 3);
     assert_eq!(forwards(&a, Outcome::Forwarded), 0);
+}
+
+/// A peer on 127.0.0.1 that owns [`FUNCTION`] beside `a`, reads each request's head and closes the
+/// connection without answering, as an owner killed with requests in flight; counts the heads.
+async fn breaking_owner(a: &Activator) -> (SocketAddr, Arc<AtomicUsize>) {
+    // Half of all addresses own the function beside `a`: a few binds find one.
+    let listener = loop {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        if PeerSet::new([a.internal_addr, addr], []).owner(FUNCTION) == Some(addr) {
+            break listener;
+        }
+    };
+    let addr = listener.local_addr().unwrap();
+    let heads = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&heads);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counted = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let mut read = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !read.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counted.fetch_add(1, Ordering::SeqCst);
+                // Dropped without a response.
+            });
+        }
+    });
+    (addr, heads)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_owner_that_breaks_the_connection_replays_only_what_is_safe_to_send_again() {
+    let (pod, _, _) = overlap_upstream().await;
+    let a = peered().await;
+    set_fn(&a, one(), pod);
+    let (owner, heads) = breaking_owner(&a).await;
+    a.peers
+        .as_ref()
+        .unwrap()
+        .set(PeerSet::new([a.internal_addr, owner], []));
+    let with = |method: &str, body: &'static str| {
+        Request::builder()
+            .method(method)
+            .uri(format!("http://{}/", a.internal_addr))
+            .header("host", HOST)
+            .body(full(body))
+            .unwrap()
+    };
+    // Idempotent, with its whole body in hand: handled here once the owner drops it.
+    let (status, body, _) = send(get(a.internal_addr, "/")).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let (status, body, _) = send(with("PUT", "state")).await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    assert_eq!(forwards(&a, Outcome::Replayed), 2);
+    // A POST the owner may have acted on is not sent again: a 502 that names the failure.
+    let (status, body, _) = send(with("POST", "order")).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("cannot reach function default/hello"), "{body}");
+    assert_eq!(forwards(&a, Outcome::Failed), 1);
+    assert_eq!(forwards(&a, Outcome::Local), 0);
+    assert_eq!(
+        heads.load(Ordering::SeqCst),
+        3,
+        "each request reached the owner once"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -4,7 +4,8 @@
 //! ([`crate::upstream`]: pooled HTTP/1.1 keep-alive connections, upgrades on a connection of their own
 //! then tunnelled by [`crate::upgrade`], h2c on one multiplexed connection per peer). An owner that
 //! cannot be reached before the request went out hands it back, as the client sent it, for local
-//! handling.
+//! handling; so does one that breaks the connection before answering a request that is safe to send
+//! again (an idempotent method with its whole body in hand).
 
 use std::{
     collections::HashMap,
@@ -14,7 +15,11 @@ use std::{
     time::Duration,
 };
 
-use http::{HeaderValue, Request, Response, StatusCode, Uri, Version, header, uri::Authority};
+use bytes::Bytes;
+use http::{
+    Extensions, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header, uri::Authority,
+};
+use http_body::Body as _;
 use hyper::upgrade::OnUpgrade;
 
 use tokio::time::{Instant, timeout_at};
@@ -29,7 +34,10 @@ use crate::{
     headers,
     rewrite::{host_of, set_target},
     upgrade,
-    upstream::{IdHasher, OutBody, PodBody, PooledConn, SendError, Sent, UpstreamConfig, Upstreams},
+    upstream::{
+        IdHasher, OutBody, PodBody, PooledConn, SendError, Sent, UpstreamConfig, Upstreams,
+        request::is_idempotent,
+    },
 };
 
 /// Added to the function's total timeout for the forwarding activator's own deadline, so the owner's
@@ -138,6 +146,7 @@ impl Peering {
             request.headers().clone(),
         );
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let replay = Replay::of(&request, upgrade);
         self.prepare(&mut request, protocol, owner, remote, upgrade);
         pin(&mut request, &target.function);
         let request = request.map(OutBody::Streamed);
@@ -158,7 +167,16 @@ impl Peering {
         let (response, conn) = match sent {
             Ok(Ok(sent)) => sent,
             Ok(Err((Some(unsent), error))) => {
-                return Err(self.restore(owner, &error.to_string(), *unsent, original, client_upgrade));
+                let error = error.to_string();
+                let unsent = *unsent;
+                return Err(self.restore(owner, &error, unsent, original, client_upgrade, Outcome::Local));
+            }
+            // The owner went away with a request that is safe to send again (it is drained with a
+            // delay, so this is a crash): handled here, as a pod's broken connection is replayed.
+            Ok(Err((None, error))) if let Some(replay) = replay => {
+                let error = error.to_string();
+                let request = replay.request();
+                return Err(self.restore(owner, &error, request, original, None, Outcome::Replayed));
             }
             Ok(Err((None, source))) => {
                 self.count(Outcome::Failed);
@@ -195,19 +213,8 @@ impl Peering {
         ))
     }
 
-    fn fall_back(
-        &self,
-        owner: SocketAddr,
-        error: &str,
-        request: Request<ClientBody>,
-    ) -> Box<Request<ClientBody>> {
-        tracing::info!(%owner, error, "owning activator unreachable: handling the request here");
-        self.count(Outcome::Local);
-        Box::new(request)
-    }
-
-    /// Undoes [`Peering::prepare`] for a request that never left, so local handling sees it as the
-    /// client sent it.
+    /// Undoes [`Peering::prepare`] for a request to be handled here (`outcome`: it never left, or
+    /// it is sent again), so local handling sees it as the client sent it.
     fn restore(
         &self,
         owner: SocketAddr,
@@ -215,6 +222,7 @@ impl Peering {
         mut request: Request<ClientBody>,
         (uri, version, headers): (Uri, Version, http::HeaderMap),
         client_upgrade: Option<OnUpgrade>,
+        outcome: Outcome,
     ) -> Box<Request<ClientBody>> {
         *request.uri_mut() = uri;
         *request.version_mut() = version;
@@ -222,7 +230,13 @@ impl Peering {
         if let Some(upgrade) = client_upgrade {
             request.extensions_mut().insert(upgrade);
         }
-        self.fall_back(owner, error, request)
+        if outcome == Outcome::Replayed {
+            tracing::info!(%owner, error, "owning activator broke the connection: handling the request (safe to send again) here");
+        } else {
+            tracing::info!(%owner, error, "owning activator unreachable: handling the request here");
+        }
+        self.count(outcome);
+        Box::new(request)
     }
 
     /// Rewrites the request for the owner, as the edge: hop-by-hop headers removed, forwarding and
@@ -259,6 +273,41 @@ fn pin<B>(request: &mut Request<B>, revision: &crate::function::FunctionState) {
     let key = revision.key();
     if let Ok(value) = HeaderValue::from_str(&crate::host::key_of(&key.namespace, &key.name)) {
         request.headers_mut().insert(&super::PEER_REVISION, value);
+    }
+}
+
+/// What is needed to handle a forwarded request here after the owner broke the connection with it:
+/// kept only for a request that is safe to send again, an idempotent method whose whole body (or
+/// none) is in hand and no upgrade. Its head is restored from the copy every forward keeps.
+struct Replay {
+    method: Method,
+    extensions: Extensions,
+    body: Bytes,
+}
+
+impl Replay {
+    fn of(request: &Request<ClientBody>, upgrade: bool) -> Option<Self> {
+        if upgrade || !is_idempotent(request.method()) {
+            return None;
+        }
+        let body = match request.body() {
+            ClientBody::Read(body) => body.clone().unwrap_or_default(),
+            ClientBody::Hyper(body) if body.is_end_stream() => Bytes::new(),
+            ClientBody::Hyper(_) => return None,
+        };
+        Some(Self {
+            method: request.method().clone(),
+            extensions: request.extensions().clone(),
+            body,
+        })
+    }
+
+    /// The request to restore (its URI, version and headers are set by [`Peering::restore`]).
+    fn request(self) -> Request<ClientBody> {
+        let mut request = Request::new(ClientBody::Read(Some(self.body)));
+        *request.method_mut() = self.method;
+        *request.extensions_mut() = self.extensions;
+        request
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! The peer set comes from the activator Service's EndpointSlices ([`watch`]) or, in tests, from a
 //! static list. Peering never fails a request: no peers, an unknown function, a hop from a known peer
-//! (the loop guard) or an owner that cannot be connected to all mean handling it here.
+//! (the loop guard) or an owner that cannot be connected to all mean handling it here, and so does an
+//! owner that breaks the connection before answering a request safe to send again.
 
 pub mod forward;
 pub mod ring;
@@ -70,11 +71,14 @@ pub enum Outcome {
     Local,
     /// The exchange with the owner failed after the request went out, or timed out.
     Failed,
+    /// The owner broke the connection before answering a request that is safe to send again
+    /// (idempotent, its whole body in hand): handled here instead.
+    Replayed,
 }
 
 impl Outcome {
     /// Every outcome, in the order of [`Outcome::index`].
-    const ALL: [Self; 3] = [Self::Forwarded, Self::Local, Self::Failed];
+    const ALL: [Self; 4] = [Self::Forwarded, Self::Local, Self::Failed, Self::Replayed];
 
     /// Where this outcome's counter is in [`Peering`]'s.
     fn index(self) -> usize {
@@ -82,6 +86,7 @@ impl Outcome {
             Self::Forwarded => 0,
             Self::Local => 1,
             Self::Failed => 2,
+            Self::Replayed => 3,
         }
     }
 
@@ -90,6 +95,7 @@ impl Outcome {
             Self::Forwarded => "forwarded",
             Self::Local => "local",
             Self::Failed => "failed",
+            Self::Replayed => "replayed",
         }
     }
 }
@@ -116,7 +122,7 @@ pub struct Peering {
     client: PeerClient,
     /// `zeroscale_activator_peer_forwards_total`'s counter for each outcome, looked up in the family
     /// once (a lookup hashes the labels under a lock, on every forward).
-    forwards: [Counter; 3],
+    forwards: [Counter; 4],
 }
 
 impl Peering {

@@ -3,13 +3,11 @@
 //! connection can be admitted from its head alone, before hyper read it ([`Early`]).
 
 use std::{
-    future::{Ready, ready},
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
 
-use futures::future::Either;
 use http::Request;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -193,22 +191,6 @@ impl Future for Waiting {
         }
         std::task::ready!(this.deadline.poll(cx));
         Poll::Ready(this.parked.expired())
-    }
-}
-
-/// [`wait_for_lease`]'s future: the outcome at once, or the boxed wait.
-pub(super) type LeaseWait = Either<Ready<Result<Lease, Rejection>>, Pin<Box<Waiting>>>;
-
-/// Waits in the queue when admission said so, within the function's total deadline.
-// Not an `async fn`, which would keep `admitted` twice in a parked request's future (see
-// `Proxy::handle_picked`).
-pub(super) fn wait_for_lease(
-    admitted: Result<(Arc<FunctionState>, Admission), Rejection>,
-    arrived: Instant,
-) -> LeaseWait {
-    match decided_or_waiting(admitted, arrived) {
-        Ok(decided) => Either::Left(ready(decided)),
-        Err(waiting) => Either::Right(waiting),
     }
 }
 

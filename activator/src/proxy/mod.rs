@@ -14,7 +14,7 @@ use http::{Request, Response};
 use tokio::time::Instant;
 
 pub use self::admit::{Early, HeadAdmission, Parked};
-use self::admit::{EarlyOutcome, decided_or_waiting, wait_for_lease};
+use self::admit::{EarlyOutcome, decided_or_waiting};
 use crate::{
     body::ResponseBody,
     client_body::ClientBody,

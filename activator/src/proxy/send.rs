@@ -10,7 +10,7 @@ use http::{Request, Response, StatusCode};
 use tokio::time::{Instant, timeout_at};
 use zeroscale_crds::function::Protocol;
 
-use super::{Counted, MAX_REROUTES, Proxy, Rejection, wait_for_lease};
+use super::{Counted, MAX_REROUTES, Proxy, Rejection, decided_or_waiting};
 use crate::{
     body::{ResponseBody, Served},
     client_body::ClientBody,
@@ -161,7 +161,11 @@ impl Proxy {
                 .map(|a| (Arc::clone(&state), a))
                 .map_err(|e| (Counted::ByFunction(Arc::clone(&state)), e));
             lease = loop {
-                match wait_for_lease(admitted, arrived).await {
+                let waited = match decided_or_waiting(admitted, arrived) {
+                    Ok(decided) => decided,
+                    Err(waiting) => waiting.await,
+                };
+                match waited {
                     Ok(lease) => break lease,
                     // The entry it was to be sent again from was replaced meanwhile (its function's
                     // first revision took over): admitted again where its host routes now.
