@@ -10,7 +10,7 @@ use std::{
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::RequestTrace;
+use super::ServerTrace;
 
 pin_project! {
     /// A body with its request's trace (see the module docs).
@@ -18,18 +18,14 @@ pin_project! {
         #[pin]
         inner: B,
         span: tracing::Span,
-        trace: Option<RequestTrace>,
+        trace: ServerTrace,
     }
 }
 
 impl<B: Body> Traced<B> {
     /// `inner`, answering the request traced by `trace` and logged in `span`.
-    pub fn new(inner: B, trace: RequestTrace, span: tracing::Span) -> Self {
-        Self {
-            inner,
-            span,
-            trace: Some(trace),
-        }
+    pub fn new(inner: B, trace: ServerTrace, span: tracing::Span) -> Self {
+        Self { inner, span, trace }
     }
 
     /// The body it wraps.
@@ -51,7 +47,7 @@ impl<B: Body> Body for Traced<B> {
         let polled = this.inner.poll_frame(cx);
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             // Done (or failed): the spans end now rather than when hyper drops the body.
-            this.trace.take();
+            drop(std::mem::take(this.trace));
         }
         polled
     }
