@@ -206,9 +206,13 @@ async fn system_kubectl(args: &[&str]) -> String {
 }
 
 /// A component's pods (`activator`, `autoscaler`, `operator`) that are not being deleted, as JSON.
+/// The label selector of a component's pods.
+fn selector(component: &str) -> String {
+    format!("app.kubernetes.io/component={component},app.kubernetes.io/part-of=zeroscale")
+}
+
 async fn live_pods(component: &str) -> Vec<serde_json::Value> {
-    let selector = format!("app.kubernetes.io/component={component},app.kubernetes.io/part-of=zeroscale");
-    let out = system_kubectl(&["get", "pods", "-l", &selector, "-o", "json"]).await;
+    let out = system_kubectl(&["get", "pods", "-l", &selector(component), "-o", "json"]).await;
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
     let items = doc["items"].as_array().cloned().unwrap_or_default();
     items
@@ -239,6 +243,15 @@ pub async fn ready_component_pods(component: &str) -> Vec<String> {
         .filter(ready)
         .filter_map(pod_name)
         .collect()
+}
+
+/// The last `tail` log lines of each of a component's pods, each line prefixed with its pod (or
+/// kubectl's error), for a failure's report: what the activators saw of a request that failed.
+pub async fn component_logs(component: &str, tail: usize) -> String {
+    let tail = format!("--tail={tail}");
+    let selector = selector(component);
+    let args = ["logs", "-n", SYSTEM_NAMESPACE, "-l", &selector, &tail, "--prefix"];
+    try_kubectl(&args, None).await.unwrap_or_else(|e| e.to_string())
 }
 
 /// `kubectl rollout restart deployment/zeroscale-<component>`, then waits (up to `timeout`) until the

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{COLD_REQUEST_TIMEOUT, Scenario, echo_spec};
-use zeroscale_e2e::installed::{kill_pod, ready_component_pods};
+use zeroscale_e2e::installed::{component_logs, kill_pod, ready_component_pods};
 use zeroscale_e2e::{record_figure, record_timing, wait_for};
 
 /// Time between two requests.
@@ -49,9 +49,14 @@ async fn request(s: &Scenario, host: &str, n: usize) -> Duration {
     let mut attempt = 1;
     loop {
         match s.get(host, &path, COLD_REQUEST_TIMEOUT).await {
+            Ok(r) if r.status == 200 => return started.elapsed(),
             Ok(r) => {
-                assert_eq!(r.status, 200, "request {n}: {}", r.text());
-                return started.elapsed();
+                let text = r.text();
+                panic!(
+                    "request {n}: {} {text}\nthe activators' log lines for it:\n{}",
+                    r.status,
+                    activator_lines(&text).await
+                );
             }
             Err(e) if attempt < 3 => {
                 println!("predictive: request {n}, attempt {attempt}: {e}; trying again");
@@ -60,6 +65,21 @@ async fn request(s: &Scenario, host: &str, n: usize) -> Duration {
             }
             Err(e) => panic!("request {n} through the activator failed {attempt} times: {e}"),
         }
+    }
+}
+
+/// The activators' recent log lines naming the request whose error answer is `text` (it ends with
+/// "request id: <id>"): which replica took it, and whether it went on to another.
+async fn activator_lines(text: &str) -> String {
+    let Some(id) = text.lines().find_map(|l| l.strip_prefix("request id: ")) else {
+        return "(no request id in the answer)".to_string();
+    };
+    let logs = component_logs("activator", 5000).await;
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains(id.trim())).collect();
+    if lines.is_empty() {
+        format!("(none of the last 5,000 lines of each activator names {id})")
+    } else {
+        lines.join("\n")
     }
 }
 

@@ -171,20 +171,7 @@ async fn diagnose(namespace: &str) -> String {
     .await
     .unwrap_or_else(|e| e.to_string());
     report += &format!("\ntriggers:\n{triggers}");
-    let logs = try_kubectl(
-        &[
-            "logs",
-            "-n",
-            zeroscale_e2e::installed::SYSTEM_NAMESPACE,
-            "-l",
-            "app.kubernetes.io/component=activator,app.kubernetes.io/part-of=zeroscale",
-            "--tail=30",
-            "--prefix",
-        ],
-        None,
-    )
-    .await
-    .unwrap_or_else(|e| e.to_string());
+    let logs = zeroscale_e2e::installed::component_logs("activator", 30).await;
     report + "\nactivator logs:\n" + &logs
 }
 
