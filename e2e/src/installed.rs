@@ -205,12 +205,12 @@ async fn system_kubectl(args: &[&str]) -> String {
     }
 }
 
-/// A component's pods (`activator`, `autoscaler`, `operator`) that are not being deleted, as JSON.
 /// The label selector of a component's pods.
 fn selector(component: &str) -> String {
     format!("app.kubernetes.io/component={component},app.kubernetes.io/part-of=zeroscale")
 }
 
+/// A component's pods (`activator`, `autoscaler`, `operator`) that are not being deleted, as JSON.
 async fn live_pods(component: &str) -> Vec<serde_json::Value> {
     let out = system_kubectl(&["get", "pods", "-l", &selector(component), "-o", "json"]).await;
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
