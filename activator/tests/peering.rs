@@ -227,15 +227,9 @@ async fn breaking_owner(a: &Activator) -> (SocketAddr, Arc<AtomicUsize>) {
         while let Ok((mut stream, _)) = listener.accept().await {
             let counted = Arc::clone(&counted);
             tokio::spawn(async move {
-                let mut read = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !read.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read.extend_from_slice(&buf[..n]),
-                    }
+                if read_head(&mut stream).await {
+                    counted.fetch_add(1, Ordering::SeqCst);
                 }
-                counted.fetch_add(1, Ordering::SeqCst);
                 // Dropped without a response.
             });
         }

@@ -156,13 +156,8 @@ async fn idle_pod(
             let _ = stream.set_nodelay(true); // paused time: see support::upstream
             let (closed, close) = (closed.clone(), close.clone());
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
+                if !read_head(&mut stream).await {
+                    return;
                 }
                 stream
                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
@@ -173,6 +168,7 @@ async fn idle_pod(
                     let _ = stream.shutdown().await;
                 }
                 // The activator closing its end is the end of this stream.
+                let mut buf = [0u8; 1024];
                 while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
                 let _ = closed.send(());
             });

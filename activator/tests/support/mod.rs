@@ -113,6 +113,22 @@ pub async fn connect(addr: SocketAddr) -> tokio::net::TcpStream {
     stream
 }
 
+/// Reads from `stream` until a whole request head has arrived; `false` when the client closed (or
+/// the read failed) first. What came after the head is dropped: for raw test pods that answer each
+/// head alike.
+pub async fn read_head(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
 /// An HTTP/1.1 connection to `addr` from the local address `source` (e.g. 127.0.0.3, which no test
 /// activator counts as a peer), for requests that must come from a given client address.
 pub async fn connection_from(
