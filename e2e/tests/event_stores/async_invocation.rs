@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use http::Method;
 use zeroscale_e2e::{
     ECHO_IMAGE, TestNamespace, apply_yaml, client, http_request, installed::install_with_event_store,
-    kubectl_ok, record_figure, wait_for,
+    kubectl_ok, record_figure, try_kubectl, wait_for,
 };
 
 use super::sinks::Counted;
@@ -106,12 +106,15 @@ async fn wait_record(namespace: &str, sink: &str, id: &str) -> Counted {
 }
 
 /// The outcome the activators logged for invocation `id`.
+///
+/// A failed `kubectl logs` is tried again at the next poll: the store switch's rollout may still be
+/// deleting an old activator pod, and kubectl then lists a pod that is gone when it reads its log.
 async fn logged_outcome(id: &str) -> String {
     wait_for(
         Duration::from_secs(30),
         &format!("the log line of {id}"),
         || async {
-            let logs = kubectl_ok(&[
+            let args = [
                 "-n",
                 "zeroscale-system",
                 "logs",
@@ -119,8 +122,11 @@ async fn logged_outcome(id: &str) -> String {
                 "app.kubernetes.io/component=activator",
                 "--tail=-1",
                 "--prefix=false",
-            ])
-            .await;
+            ];
+            let logs = try_kubectl(&args, None)
+                .await
+                .inspect_err(|e| eprintln!("reading the activators' logs (tried again): {e}"))
+                .ok()?;
             logs.lines()
                 .filter(|l| l.contains("async invocation finished") && l.contains(id))
                 .find_map(outcome_of)
