@@ -247,11 +247,29 @@ pub async fn ready_component_pods(component: &str) -> Vec<String> {
 
 /// The last `tail` log lines of each of a component's pods, each line prefixed with its pod (or
 /// kubectl's error), for a failure's report: what the activators saw of a request that failed.
+///
+/// A pod whose container restarted (a crash, or a test's `chaos` kill) also gives the last `tail`
+/// lines of its previous container, after the current ones: the replica that took a failed request
+/// may be the one that was killed, and its lines are only there.
 pub async fn component_logs(component: &str, tail: usize) -> String {
     let tail = format!("--tail={tail}");
     let selector = selector(component);
     let args = ["logs", "-n", SYSTEM_NAMESPACE, "-l", &selector, &tail, "--prefix"];
-    try_kubectl(&args, None).await.unwrap_or_else(|e| e.to_string())
+    let mut logs = try_kubectl(&args, None).await.unwrap_or_else(|e| e.to_string());
+    for pod in live_pods(component).await.iter().filter(restarted) {
+        let Some(name) = pod_name(pod) else { continue };
+        let args = ["logs", "-n", SYSTEM_NAMESPACE, &name, "--previous", &tail];
+        let previous = try_kubectl(&args, None).await.unwrap_or_else(|e| e.to_string());
+        logs += &format!("\n[pod/{name}, the previous container]\n{previous}");
+    }
+    logs
+}
+
+/// Whether any container of `pod` has restarted.
+fn restarted(pod: &&serde_json::Value) -> bool {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["restartCount"].as_u64().unwrap_or(0) > 0))
 }
 
 /// `kubectl rollout restart deployment/zeroscale-<component>`, then waits (up to `timeout`) until the
