@@ -125,7 +125,13 @@ YAML
   "$helm" upgrade --install "$RELEASE" charts/zeroscale -n "$NS" --skip-crds "${value_files[@]}" \
     "${values[@]}" --wait --timeout 300s >/dev/null ||
     die "helm upgrade failed; see: kubectl -n $NS get pods; kubectl -n $NS logs deploy/zeroscale-activator"
-  healthy || die "Zeroscale is not ready after helm --wait (kubectl -n $NS get pods)"
+  # helm's --wait returns once each new ReplicaSet's pods are ready; the Deployments' status counts
+  # the old ReplicaSet's pods until the controller has scaled it down, a moment later.
+  for ((i = 0; i < 120; i++)); do
+    healthy && break
+    sleep 0.5
+  done
+  healthy || die "Zeroscale is not ready 60 s after helm --wait (kubectl -n $NS get pods)"
   echo "$stamp" >"$STAMP"
   log "installed in $(($(date +%s) - start)) s"
 fi

@@ -351,7 +351,10 @@ async fn usage_is_billed_exactly_across_replicas_and_restarts_and_cold_starts_ar
     );
     assert!(((records_memory / 1000.0) - memory).abs() / memory <= 1e-6);
 
-    // Restore the installed activators.
+    // Restore the installed activators, and wait for the rollout that starts: `throttle` runs next
+    // and floods a function capped across the replicas, whose owner among them must not move mid-flood
+    // (the new owner starts with no drain rate, so `Retry-After: 30`, and admits its own requests
+    // beside the old owner's in-flight ones, so more than the cap).
     let _ = try_kubectl(
         &[
             "set",
@@ -365,6 +368,7 @@ async fn usage_is_billed_exactly_across_replicas_and_restarts_and_cold_starts_ar
         None,
     )
     .await;
+    kubectl_ok(&["rollout", "status", "-n", SYSTEM, ACTIVATOR, "--timeout=120s"]).await;
     // The namespace is deleted in the background when `s` drops: its pod's graceful termination
     // (preStop sleep, drain) outlasts a foreground wait.
 }
