@@ -127,11 +127,11 @@ YAML
     die "helm upgrade failed; see: kubectl -n $NS get pods; kubectl -n $NS logs deploy/zeroscale-activator"
   # helm's --wait returns once each new ReplicaSet's pods are ready; the Deployments' status counts
   # the old ReplicaSet's pods until the controller has scaled it down, a moment later.
-  for ((i = 0; i < 120; i++)); do
+  for ((i = 0; ; i++)); do
     healthy && break
+    ((i < 120)) || die "Zeroscale is not ready 60 s after helm --wait (kubectl -n $NS get pods)"
     sleep 0.5
   done
-  healthy || die "Zeroscale is not ready 60 s after helm --wait (kubectl -n $NS get pods)"
   echo "$stamp" >"$STAMP"
   log "installed in $(($(date +%s) - start)) s"
 fi

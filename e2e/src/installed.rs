@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
-use crate::kubectl::try_kubectl;
+use crate::kubectl::{KubectlError, try_kubectl};
 use crate::paths::{repo_root, state_dir};
 
 /// The namespace the chart is installed into.
@@ -247,22 +247,31 @@ pub async fn ready_component_pods(component: &str) -> Vec<String> {
 
 /// The last `tail` log lines of each of a component's pods, each line prefixed with its pod (or
 /// kubectl's error), for a failure's report: what the activators saw of a request that failed.
+pub async fn component_logs(component: &str, tail: usize) -> String {
+    try_component_logs(component, Some(tail))
+        .await
+        .unwrap_or_else(|e| e.to_string())
+}
+
+/// The last `tail` log lines (all of them with `None`) of each of a component's pods, each line
+/// prefixed with its pod; an error when kubectl could not read them, e.g. because a rollout deleted
+/// a pod between listing the pods and reading its log.
 ///
 /// A pod whose container restarted (a crash, or a test's `chaos` kill) also gives the last `tail`
 /// lines of its previous container, after the current ones: the replica that took a failed request
 /// may be the one that was killed, and its lines are only there.
-pub async fn component_logs(component: &str, tail: usize) -> String {
-    let tail = format!("--tail={tail}");
+pub async fn try_component_logs(component: &str, tail: Option<usize>) -> Result<String, KubectlError> {
+    let tail = tail.map_or_else(|| "--tail=-1".to_string(), |n| format!("--tail={n}"));
     let selector = selector(component);
     let args = ["logs", "-n", SYSTEM_NAMESPACE, "-l", &selector, &tail, "--prefix"];
-    let mut logs = try_kubectl(&args, None).await.unwrap_or_else(|e| e.to_string());
+    let mut logs = try_kubectl(&args, None).await?;
     for pod in live_pods(component).await.iter().filter(restarted) {
         let Some(name) = pod_name(pod) else { continue };
         let args = ["logs", "-n", SYSTEM_NAMESPACE, &name, "--previous", &tail];
         let previous = try_kubectl(&args, None).await.unwrap_or_else(|e| e.to_string());
         logs += &format!("\n[pod/{name}, the previous container]\n{previous}");
     }
-    logs
+    Ok(logs)
 }
 
 /// Whether any container of `pod` has restarted.
@@ -275,8 +284,14 @@ fn restarted(pod: &&serde_json::Value) -> bool {
 /// `kubectl rollout restart deployment/zeroscale-<component>`, then waits (up to `timeout`) until the
 /// rollout has finished.
 pub async fn rollout_restart(component: &str, timeout: Duration) {
+    system_kubectl(&["rollout", "restart", &format!("deployment/zeroscale-{component}")]).await;
+    wait_rollout(component, timeout).await;
+}
+
+/// Waits (up to `timeout`, then panics) until the rollout of `deployment/zeroscale-<component>` has
+/// finished: every replica updated and available. Returns at once when none is in progress.
+pub async fn wait_rollout(component: &str, timeout: Duration) {
     let deployment = format!("deployment/zeroscale-{component}");
-    system_kubectl(&["rollout", "restart", &deployment]).await;
     let limit = format!("--timeout={}s", timeout.as_secs());
     system_kubectl(&["rollout", "status", &deployment, &limit]).await;
 }

@@ -27,6 +27,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use zeroscale_e2e::installed::wait_rollout;
 use zeroscale_e2e::{http_request, kubectl_ok, record_figure, scrape, try_kubectl, wait_for};
 
 use support::{COLD_REQUEST_TIMEOUT, Scenario, echo_spec};
@@ -202,7 +203,7 @@ async fn usage_is_billed_exactly_across_replicas_and_restarts_and_cold_starts_ar
         "ZEROSCALE_ACTIVATOR_USAGE_FLUSH_INTERVAL=2s",
     ])
     .await;
-    kubectl_ok(&["rollout", "status", "-n", SYSTEM, ACTIVATOR, "--timeout=120s"]).await;
+    wait_rollout("activator", Duration::from_secs(120)).await;
 
     // A cold request, dissected.
     let name = "meter";
@@ -368,7 +369,7 @@ async fn usage_is_billed_exactly_across_replicas_and_restarts_and_cold_starts_ar
         None,
     )
     .await;
-    kubectl_ok(&["rollout", "status", "-n", SYSTEM, ACTIVATOR, "--timeout=120s"]).await;
+    wait_rollout("activator", Duration::from_secs(120)).await;
     // The namespace is deleted in the background when `s` drops: its pod's graceful termination
     // (preStop sleep, drain) outlasts a foreground wait.
 }

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use http::Method;
 use zeroscale_e2e::{
-    ECHO_IMAGE, TestNamespace, apply_yaml, client, http_request, installed::install_with_event_store,
-    kubectl_ok, record_figure, try_kubectl, wait_for,
+    ECHO_IMAGE, TestNamespace, apply_yaml, client, http_request,
+    installed::{install_with_event_store, try_component_logs},
+    kubectl_ok, record_figure, wait_for,
 };
 
 use super::sinks::Counted;
@@ -114,16 +115,7 @@ async fn logged_outcome(id: &str) -> String {
         Duration::from_secs(30),
         &format!("the log line of {id}"),
         || async {
-            let args = [
-                "-n",
-                "zeroscale-system",
-                "logs",
-                "-l",
-                "app.kubernetes.io/component=activator",
-                "--tail=-1",
-                "--prefix=false",
-            ];
-            let logs = try_kubectl(&args, None)
+            let logs = try_component_logs("activator", None)
                 .await
                 .inspect_err(|e| eprintln!("reading the activators' logs (tried again): {e}"))
                 .ok()?;
