@@ -88,7 +88,7 @@ pub async fn scrape(admin_urls: &[String]) -> Vec<String> {
     texts
 }
 
-/// When a function's first pod could serve, seen from the host (wall clock, seconds).
+/// When one of a function's pods could first serve, seen from the host (wall clock, seconds).
 #[derive(Debug, Clone, Copy)]
 pub struct Serving {
     /// The pod's IP first appeared in its status.
@@ -245,6 +245,15 @@ impl ServeWatch {
             .await
             .ok()
             .flatten()
+    }
+
+    /// Every pod seen serving: the next one waiting up to `limit`, then those already found.
+    pub async fn all(&mut self, limit: Duration) -> Vec<Serving> {
+        let mut all: Vec<Serving> = self.first(limit).await.into_iter().collect();
+        while let Ok(next) = self.first.try_recv() {
+            all.push(next);
+        }
+        all
     }
 }
 

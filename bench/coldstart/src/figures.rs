@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::drain::Drain;
 use crate::stats::percentile;
 
 /// What one cold start left behind, in wall-clock seconds and metric deltas.
@@ -150,11 +151,15 @@ pub struct Burst {
     /// When the last request finished (answer read or failure noticed), Unix seconds: the footprint
     /// (P9) is measured a fixed time after this.
     pub ended_unix: Option<f64>,
+    /// How the backlog drained after the first pod could serve.
+    pub drain: Drain,
 }
 
 impl Burst {
-    /// Figures of `shots`, the first pod being able to serve at `serving` (wall clock).
-    pub fn from_shots(shots: &[Shot], serving: Option<f64>) -> Self {
+    /// Figures of `shots`, the function's pods being first able to serve at `pods_serving` (wall
+    /// clock, any order; empty when none was seen serving).
+    pub fn from_shots(shots: &[Shot], pods_serving: &[f64]) -> Self {
+        let serving = pods_serving.iter().copied().min_by(f64::total_cmp);
         let first_sent = shots.iter().map(|s| s.sent).fold(f64::INFINITY, f64::min);
         let last_done = shots.iter().map(|s| s.done).fold(f64::NEG_INFINITY, f64::max);
         let max_latency = shots.iter().map(|s| s.done - s.sent).fold(0.0, f64::max);
@@ -177,6 +182,7 @@ impl Burst {
             over_ready_p50_ms: over_ready(50.0),
             over_ready_p90_ms: over_ready(90.0),
             ended_unix: (!shots.is_empty()).then_some(last_done),
+            drain: Drain::of(&answered, pods_serving),
         }
     }
 }
@@ -281,7 +287,7 @@ mod tests {
                 ok: false,
             },
         ];
-        let b = Burst::from_shots(&shots, Some(10.7));
+        let b = Burst::from_shots(&shots, &[10.8, 10.7]);
         assert_eq!((b.requests, b.errors), (3, 1));
         assert!((b.max_latency_ms - 950.0).abs() < 1e-6);
         assert!(close(b.ready_ms, 700.0));
@@ -291,10 +297,13 @@ mod tests {
         assert!(close(b.over_ready_p90_ms, 300.0));
         // The burst ends with its last request, whatever its outcome.
         assert!(close(b.ended_unix, 11.0));
-        assert_eq!(Burst::from_shots(&[], None).ended_unix, None);
-        let none = Burst::from_shots(&shots, None);
+        // The drain counts from the first pod (10.7): the second joined 100 ms later.
+        assert!(close(b.drain.last_pod_ms(), 100.0));
+        assert!(close(b.drain.longest_gap_ms, 200.0));
+        assert_eq!(Burst::from_shots(&[], &[]).ended_unix, None);
+        let none = Burst::from_shots(&shots, &[]);
         assert_eq!((none.ready_ms, none.max_over_ready_ms), (None, None));
         assert_eq!(none.over_ready_p90_ms, None);
-        assert_eq!(Burst::from_shots(&[], Some(1.0)).max_over_ready_ms, None);
+        assert_eq!(Burst::from_shots(&[], &[1.0]).max_over_ready_ms, None);
     }
 }

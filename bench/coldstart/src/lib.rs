@@ -2,6 +2,7 @@
 //! cluster with Zeroscale installed (SPEC §9 P3–P5). See `docs/benchmarks.md`.
 
 pub mod cluster;
+pub mod drain;
 pub mod figures;
 pub mod prom;
 pub mod run;

@@ -144,6 +144,10 @@ async fn run(args: Args) -> Result<(), BenchError> {
             "max_over_ready_ms": ms(b.max_over_ready_ms),
             "over_ready_p50_ms": ms(b.over_ready_p50_ms),
             "over_ready_p90_ms": ms(b.over_ready_p90_ms),
+            "pods_serving": b.drain.pods_serving_ms.len(),
+            "last_pod_serving_ms": ms(b.drain.last_pod_ms()),
+            "drain_answers_per_s": b.drain.answers_per_s.map(f64::round),
+            "drain_longest_gap_ms": ms(b.drain.longest_gap_ms),
             // Not rounded to ms: bench.sh measures the footprint a fixed time after it.
             "ended_unix": b.ended_unix,
         })),

@@ -134,7 +134,12 @@ impl Target {
                 Err(e) => eprintln!("coldstart: burst task: {e}"),
             }
         }
-        let serving = watch.first(Duration::from_secs(5)).await.map(|s| s.serving);
-        Ok(Burst::from_shots(&shots, serving))
+        let serving: Vec<f64> = watch
+            .all(Duration::from_secs(5))
+            .await
+            .iter()
+            .map(|s| s.serving)
+            .collect();
+        Ok(Burst::from_shots(&shots, &serving))
     }
 }
