@@ -1,6 +1,8 @@
 //! Logging and process set-up shared by the components: structured JSON logs (or plain text for
 //! humans) filtered by `RUST_LOG` (default `info`). The shutdown signal is [`crate::shutdown`].
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 mod span_fields;
@@ -30,6 +32,10 @@ pub fn init(format: LogFormat) {
                     .fmt_fields(JsonSpanFields),
             )
             .init(),
-        LogFormat::Plain => registry.with(fmt::layer()).init(),
+        // Colours only on a terminal: through a pipe (a container's log, `kubectl logs`, a file)
+        // the escape codes would be text around every field name.
+        LogFormat::Plain => registry
+            .with(fmt::layer().with_ansi(std::io::stdout().is_terminal()))
+            .init(),
     }
 }
