@@ -5,7 +5,8 @@
 # echo image `localhost:5000/zeroscale/echo:0.1.0`:
 #   coldstart.arrival_to_patch_p99_ms   request arrival at the activator → autoscaler's /scale patch sent
 #   coldstart.ready_to_forward_p99_ms   pod able to serve → first buffered request forwarded to it
-#   coldstart.e2e_p50_ms, e2e_p95_ms    20 cold starts of the echo example (20 Functions created at zero)
+#   coldstart.e2e_p50_ms, e2e_p95_ms    20 cold starts of the echo example (20 Functions created at zero),
+#                                       spread over the second between the kubelet's relists
 #   coldstart.container_start_p50_ms    of those, pod scheduled → container running (the kubelet's pod
 #                                       status: the runtime's share, apart from the platform's)
 #   burst.errors, burst.max_over_ready_ms   1,000 concurrent requests, one connection each, at zero

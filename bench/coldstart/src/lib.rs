@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod drain;
 pub mod figures;
+pub mod phase;
 pub mod prom;
 pub mod run;
 pub mod stats;

@@ -9,7 +9,7 @@ use serde_json::json;
 use zeroscale_bench_coldstart::figures::ColdStart;
 use zeroscale_bench_coldstart::run::Target;
 use zeroscale_bench_coldstart::stats::{Summary, round2};
-use zeroscale_bench_coldstart::{BenchError, cluster, svg};
+use zeroscale_bench_coldstart::{BenchError, cluster, phase, svg};
 
 /// Cold starts and a burst from zero on the local cluster.
 #[derive(Debug, Parser)]
@@ -38,6 +38,10 @@ struct Args {
     /// Output directory.
     #[arg(long, default_value = "target/bench/coldstart")]
     out: PathBuf,
+    /// The period, ms, over whose phases the cold starts (and the burst) are spread by a wait before
+    /// each (`phase::stagger`); 0 runs them back to back.
+    #[arg(long, default_value_t = phase::KUBELET_RELIST.as_millis() as u64)]
+    phase_period_ms: u64,
 }
 
 fn write(path: &Path, text: &str) -> Result<(), BenchError> {
@@ -75,7 +79,9 @@ async fn run(args: Args) -> Result<(), BenchError> {
         port: 8080,
     };
     let mut samples: Vec<ColdStart> = Vec::new();
-    for name in names.iter().take(args.cold_starts) {
+    let period = Duration::from_millis(args.phase_period_ms);
+    for (i, name) in names.iter().take(args.cold_starts).enumerate() {
+        tokio::time::sleep(phase::stagger(i, period)).await;
         let sample = target.cold_start(name).await?;
         eprintln!(
             "coldstart: {name}: status {} e2e {:.1} ms, serving {:?}, container start {:?} (watched {:?}), \
@@ -96,6 +102,7 @@ async fn run(args: Args) -> Result<(), BenchError> {
         samples.push(sample);
     }
     let burst = if args.burst > 0 {
+        tokio::time::sleep(phase::stagger(args.cold_starts, period)).await;
         let b = target.burst("burst", args.burst).await?;
         eprintln!("coldstart: burst: {b:?}");
         Some(b)
