@@ -1,4 +1,4 @@
-//! When each cold start begins, relative to the node's own clock (pure, so it is unit-tested).
+//! When each cold start begins, relative to the kubelet's relist (pure, so it is unit-tested).
 //!
 //! The kubelet writes a new pod's IP into its status only at its next PLEG relist, once a second
 //! (`docs/benchmarks.md`, "Session 24"). Until then nobody, the activator included, knows where the
