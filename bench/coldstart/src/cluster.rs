@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use zeroscale_crds::revision::split_revision_name;
 
 use crate::BenchError;
+use crate::stats::MS;
 
 /// Wall-clock now, seconds since the Unix epoch (comparable with the components' stamps).
 pub fn unix_now() -> f64 {
@@ -116,8 +117,6 @@ fn api_seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> f64 
     t.0.as_millisecond() as f64 / MS
 }
 
-const MS: f64 = 1000.0;
-
 /// `(scheduled, started)` of a pod from its status, seconds since the epoch: the `PodScheduled=True`
 /// condition's transition and the first container's `running.startedAt`.
 pub fn status_times(pod: &Pod) -> (Option<f64>, Option<f64>) {
@@ -152,7 +151,7 @@ struct PodSeen {
 
 /// Watches a function's pods and probes each new pod IP directly, every millisecond.
 pub struct ServeWatch {
-    first: mpsc::UnboundedReceiver<Serving>,
+    serving: mpsc::UnboundedReceiver<Serving>,
     started: mpsc::UnboundedReceiver<ContainerStart>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -172,7 +171,7 @@ impl ServeWatch {
         let client = zeroscale_e2e::try_client().await?;
         let api: Api<Pod> = Api::namespaced(client, ns);
         let config = watcher::Config::default().labels(&format!("zeroscale.dev/function={function}"));
-        let (found, first) = mpsc::unbounded_channel();
+        let (found, serving) = mpsc::unbounded_channel();
         let (start_found, started) = mpsc::unbounded_channel();
         let (ready, established) = oneshot::channel();
         let path = path.to_string();
@@ -225,7 +224,7 @@ impl ServeWatch {
             .map_err(|_| BenchError::Setup("pod watch not established in 30 s".into()))?
             .map_err(|_| BenchError::Setup("pod watch ended".into()))?;
         Ok(Self {
-            first,
+            serving,
             started,
             tasks: vec![task],
         })
@@ -239,9 +238,9 @@ impl ServeWatch {
             .flatten()
     }
 
-    /// The first pod to serve, waiting up to `limit`.
+    /// The next pod to serve (the first, at the first call), waiting up to `limit`.
     pub async fn first(&mut self, limit: Duration) -> Option<Serving> {
-        tokio::time::timeout(limit, self.first.recv())
+        tokio::time::timeout(limit, self.serving.recv())
             .await
             .ok()
             .flatten()
@@ -250,7 +249,7 @@ impl ServeWatch {
     /// Every pod seen serving: the next one waiting up to `limit`, then those already found.
     pub async fn all(&mut self, limit: Duration) -> Vec<Serving> {
         let mut all: Vec<Serving> = self.first(limit).await.into_iter().collect();
-        while let Ok(next) = self.first.try_recv() {
+        while let Ok(next) = self.serving.try_recv() {
             all.push(next);
         }
         all

@@ -7,8 +7,7 @@
 
 use serde::Serialize;
 
-/// Milliseconds in a second.
-const MS: f64 = 1000.0;
+use crate::stats::MS;
 
 /// The drain of a burst's backlog after its first pod could serve.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]

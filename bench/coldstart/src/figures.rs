@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::drain::Drain;
-use crate::stats::percentile;
+use crate::stats::{MS, percentile};
 
 /// What one cold start left behind, in wall-clock seconds and metric deltas.
 #[derive(Debug, Clone, Default)]
@@ -58,8 +58,6 @@ pub struct ColdStart {
     /// Why a platform figure is missing, if one is.
     pub excluded: Option<String>,
 }
-
-const MS: f64 = 1000.0;
 
 impl ColdStart {
     /// Derives the figures. The cross-process ones need exactly one episode, one demand and one

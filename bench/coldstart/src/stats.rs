@@ -2,6 +2,9 @@
 
 use serde::Serialize;
 
+/// Milliseconds in a second: the driver's stamps are seconds, its figures milliseconds.
+pub const MS: f64 = 1000.0;
+
 /// The nearest-rank `p`-th percentile (0 < p ≤ 100) of `sorted` (ascending), or `None` when empty.
 /// Nearest rank never interpolates, so with 20 samples p95 is the 19th value and p99 the largest:
 /// every reported figure is a latency that was actually observed.
