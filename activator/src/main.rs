@@ -18,7 +18,7 @@ fn return_freed_memory_in_background() -> Result<(), tikv_jemalloc_ctl::Error> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    args.log.init();
+    let _log = args.log.init();
     if let Err(e) = return_freed_memory_in_background() {
         // Memory is still freed for reuse, only returned to the OS later: worth a warning, not a stop.
         tracing::warn!(error = %e, "cannot start the allocator's background thread");

@@ -98,9 +98,10 @@ pub struct LogArgs<C: Component> {
 }
 
 impl<C: Component> LogArgs<C> {
-    /// Installs the global tracing subscriber in the chosen format (once, at the top of `main`).
-    pub fn init(&self) {
-        crate::telemetry::init(self.log_format);
+    /// Installs the global tracing subscriber in the chosen format (once, at the top of `main`); hold
+    /// the guard until `main` returns.
+    pub fn init(&self) -> crate::telemetry::LogGuard {
+        crate::telemetry::init(self.log_format)
     }
 }
 

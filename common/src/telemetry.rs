@@ -1,11 +1,14 @@
 //! Logging and process set-up shared by the components: structured JSON logs (or plain text for
-//! humans) filtered by `RUST_LOG` (default `info`). The shutdown signal is [`crate::shutdown`].
+//! humans) filtered by `RUST_LOG` (default `info`), written to standard output by a thread of their
+//! own ([`log_writer`]). The shutdown signal is [`crate::shutdown`].
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
+pub mod log_writer;
 mod span_fields;
+pub use log_writer::LogGuard;
 pub use span_fields::JsonSpanFields;
 
 /// Log output format, chosen with each component's `--log-format` flag.
@@ -18,14 +21,17 @@ pub enum LogFormat {
     Plain,
 }
 
-/// Installs the global tracing subscriber. Call once, at the top of `main`.
-pub fn init(format: LogFormat) {
+/// Installs the global tracing subscriber. Call once, at the top of `main`, and hold the guard until
+/// `main` returns: dropping it writes out the lines still queued.
+pub fn init(format: LogFormat) -> LogGuard {
+    let (writer, guard) = log_writer::queued(log_writer::stdout());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
+                    .with_writer(writer)
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
@@ -35,7 +41,12 @@ pub fn init(format: LogFormat) {
         // Colours only on a terminal: through a pipe (a container's log, `kubectl logs`, a file)
         // the escape codes would be text around every field name.
         LogFormat::Plain => registry
-            .with(fmt::layer().with_ansi(std::io::stdout().is_terminal()))
+            .with(
+                fmt::layer()
+                    .with_writer(writer)
+                    .with_ansi(std::io::stdout().is_terminal()),
+            )
             .init(),
     }
+    guard
 }

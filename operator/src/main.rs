@@ -8,7 +8,7 @@ use zeroscale_operator::{Args, run};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    args.log.init();
+    let _log = args.log.init();
     let runtime = match zeroscale_common::runtime::build(args.worker_threads) {
         Ok(runtime) => runtime,
         Err(e) => {

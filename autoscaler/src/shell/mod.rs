@@ -56,7 +56,7 @@ pub enum ShellError {
 
 /// `zeroscale-autoscaler run`: logging, the runtime, and the autoscaler until SIGTERM or Ctrl-C.
 pub fn run_blocking(args: RunArgs) -> Result<(), Box<dyn std::error::Error>> {
-    args.log.init();
+    let _log = args.log.init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,0 +1,78 @@
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+/// A destination whose first write waits until the test opens its gate, as a pipe whose reader is
+/// late; it keeps what it was given and counts the writes.
+struct Gated {
+    gate: Option<Receiver<()>>,
+    written: Arc<Mutex<Vec<u8>>>,
+    writes: Arc<AtomicUsize>,
+}
+
+impl Write for Gated {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(gate) = self.gate.take() {
+            gate.recv().ok();
+        }
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.written
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn lines_queue_while_the_destination_waits_and_all_come_out_in_order_in_fewer_writes() {
+    let (open, gate) = channel();
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let writes = Arc::new(AtomicUsize::new(0));
+    let (mut writer, guard) = queued(Gated {
+        gate: Some(gate),
+        written: written.clone(),
+        writes: writes.clone(),
+    });
+    let lines: Vec<String> = (0..500).map(|i| format!("{{\"line\":{i}}}\n")).collect();
+    for line in &lines {
+        // Each call returns with the destination still shut: the line waits in the queue.
+        writer.write_all(line.as_bytes()).expect("queued");
+    }
+    assert_eq!(
+        writes.load(Ordering::SeqCst),
+        0,
+        "nothing reached the destination yet"
+    );
+    open.send(()).expect("the writer thread waits at the gate");
+    drop(guard);
+    let out = String::from_utf8(written.lock().expect("lock").clone()).expect("utf-8");
+    assert_eq!(out, lines.concat(), "every line, whole and in order");
+    let writes = writes.load(Ordering::SeqCst);
+    assert!(
+        writes < lines.len() / 10,
+        "the queued lines went out in batches, not one write each: {writes} writes"
+    );
+}
+
+#[test]
+fn dropping_the_guard_writes_out_what_is_still_queued() {
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let (open, gate) = channel();
+    let (mut writer, guard) = queued(Gated {
+        gate: Some(gate),
+        written: written.clone(),
+        writes: Arc::new(AtomicUsize::new(0)),
+    });
+    writer.write_all(b"last words\n").expect("queued");
+    open.send(()).expect("the writer thread waits at the gate");
+    drop(guard);
+    assert_eq!(written.lock().expect("lock").as_slice(), b"last words\n");
+}
