@@ -83,8 +83,9 @@ pub struct LogGuard {
 impl Drop for LogGuard {
     fn drop(&mut self) {
         let (done, written) = sync_channel(1);
-        if self.queue.send(Message::Flush(done)).is_ok() {
-            // Bounded: a destination that stopped reading must not keep the process from exiting.
+        // Neither step may keep the process from exiting: a full queue means the destination stopped
+        // reading, and then the lines would not be written in time anyway.
+        if self.queue.try_send(Message::Flush(done)).is_ok() {
             written.recv_timeout(FLUSH_WAIT).ok();
         }
     }

@@ -76,3 +76,23 @@ fn dropping_the_guard_writes_out_what_is_still_queued() {
     drop(guard);
     assert_eq!(written.lock().expect("lock").as_slice(), b"last words\n");
 }
+
+#[test]
+fn a_destination_that_stopped_reading_does_not_keep_the_guard_from_returning() {
+    let written = Arc::new(Mutex::new(Vec::new()));
+    // The gate stays shut until the end of the test: the writer thread stays stuck in its first write.
+    let (open, gate) = channel();
+    let (mut writer, guard) = queued(Gated {
+        gate: Some(gate),
+        written: written.clone(),
+        writes: Arc::new(AtomicUsize::new(0)),
+    });
+    writer.write_all(b"stuck\n").expect("queued");
+    writer.write_all(b"behind it\n").expect("queued");
+    drop(guard);
+    assert!(
+        written.lock().expect("lock").is_empty(),
+        "the destination took nothing"
+    );
+    open.send(()).ok();
+}
