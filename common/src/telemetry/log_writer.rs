@@ -93,7 +93,7 @@ impl Drop for LogGuard {
 
 /// A writer for the log formatter that queues each line for a thread writing to `out`, and the guard
 /// that writes out the queue at exit. Without a thread (the process's limit reached) the lines go to
-/// `out` as they are logged.
+/// standard output as they are logged ([`QueuedWriter`]'s fallback).
 pub fn queued<W: Write + Send + 'static>(out: W) -> (QueuedWriter, LogGuard) {
     let (queue, lines) = sync_channel(QUEUED_LINES);
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, out);
