@@ -148,6 +148,14 @@ load = get(report, "activator.load_avg_1m_median")
 if load is not None:
     lines += ["", f"Load average (1 min) during the activator rounds: median {load}, "
               f"max {get(report, 'activator.load_avg_1m_max')} on {cores} cores."]
+cpu_ratio = get(report, "activator.cpu_per_request_ratio_vs_nginx")
+if cpu_ratio is not None:
+    def cpu(proxy):
+        return (f"{get(report, proxy + '.cpu_user_us_per_request')} µs user + "
+                f"{get(report, proxy + '.cpu_system_us_per_request')} µs system")
+    lo, hi = (get(report, f"activator.cpu_per_request_ratio_vs_nginx_{end}") for end in ("min", "max"))
+    lines += ["", f"CPU per proxied request during the throughput runs: activator {cpu('activator')}, "
+              f"nginx {cpu('nginx')}; ratio {cpu_ratio} (rounds {lo}–{hi})."]
 peers = report.get("peers")
 if isinstance(peers, dict) and any(isinstance(v, dict) and "ours" in v for v in peers.values()):
     versions = peers.get("versions", {})

@@ -4,7 +4,9 @@
 #   - direct vs through the activator (--static-config) vs through nginx as a reverse proxy;
 #   - added latency at 1k rps open loop (oha -q 1000 with latency correction), max throughput at
 #     64 connections, idle RSS, RSS growth with 10,000 requests parked at a function at zero, and the
-#     RSS once they are gone (peak and after BENCH_ACTIVATOR_SETTLE, default 20 s: memory back after a burst).
+#     RSS once they are gone (peak and after BENCH_ACTIVATOR_SETTLE, default 20 s: memory back after a burst);
+#   - the CPU time (user and system, from /proc) the activator and the nginx proxy spend per proxied
+#     request during the throughput runs: what a hop costs, whatever the other processes take.
 # Writes $BENCH_FRAGMENT: {"activator": {...}, "nginx": {...}}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -51,7 +53,9 @@ http {
 NGINX
   "$nginx" -p "$out/nginx-$1" -c "$out/nginx-$1/nginx.conf" &
   pids+=($!)
+  nginx_master[$1]=$!
 }
+declare -A nginx_master
 nginx_conf pod 'server { listen 127.0.0.1:18080; location / { return 200 "ok\n"; } }'
 nginx_conf proxy 'upstream pod { server 127.0.0.1:18080; keepalive 256; }
   server {
@@ -85,7 +89,12 @@ bench_wait_http http://127.0.0.1:18092/ready
 sleep 1
 idle_rss_kib=$(bench_rss_kib "$activator_pid")
 
-# oha prints JSON; returns "rps p50_us p99_us errors".
+# The proxy's worker: the process that spends the nginx hop's CPU.
+proxy_worker=$(pgrep -P "${nginx_master[proxy]}" | head -n 1)
+[[ -n $proxy_worker ]] || { echo "bench: the nginx proxy has no worker process" >&2; exit 1; }
+clock_ticks=$(getconf CLK_TCK)
+
+# oha prints JSON; returns "rps p50_us p99_us errors requests".
 run_oha() {
   local name=$1; shift
   "$oha" --no-tui --output-format json -w --host "$host" "$@" > "$out/$name.json"
@@ -97,7 +106,7 @@ p = r["latencyPercentiles"]
 errors = sum(r.get("errorDistribution", {}).values())
 codes = r.get("statusCodeDistribution", {})
 non2xx = sum(v for k, v in codes.items() if not k.startswith("2"))
-print(f'{s["requestsPerSec"]:.1f} {p["p50"] * 1e6:.1f} {p["p99"] * 1e6:.1f} {errors + non2xx}')
+print(f'{s["requestsPerSec"]:.1f} {p["p50"] * 1e6:.1f} {p["p99"] * 1e6:.1f} {errors + non2xx} {sum(codes.values())}')
 PY
 }
 
@@ -114,25 +123,40 @@ done
 # (min–max), with the load average sampled at every round. At least 5 rounds of 3 s runs: about the
 # time 3 rounds of 5 s took.
 latency() { run_oha "$1" -z "$duration" -q 1000 -c 16 --latency-correction "http://127.0.0.1:$2/"; }
-throughput() { run_oha "$1" -z "$duration" -c 64 "http://127.0.0.1:$2/"; }
+# Throughput, and the CPU time process $3 spent per answered request meanwhile: "rps errors user_ns
+# system_ns"; with $3 = 0 (no proxy: the direct runs) both times are 0. /proc counts in ticks of
+# 1/CLK_TCK s: a proxy spends some 250 of them in a 3 s run at ~50k rps (about 40 in user space), so
+# the sum resolves about half a percent, the user time a few percent.
+throughput() {
+  local before=(0 0) after=(0 0) rps errors requests
+  [[ $3 == 0 ]] || read -r -a before < <(awk '{print $14, $15}' "/proc/$3/stat")
+  read -r rps _ _ errors requests < <(run_oha "$1" -z "$duration" -c 64 "http://127.0.0.1:$2/")
+  [[ $3 == 0 ]] || read -r -a after < <(awk '{print $14, $15}' "/proc/$3/stat")
+  python3 -c 'import sys; t, n, u0, s0, u1, s1 = map(int, sys.argv[1:]); n = max(n, 1)
+print(f"{(u1 - u0) * 1e9 / t / n:.0f} {(s1 - s0) * 1e9 / t / n:.0f}")' \
+    "$clock_ticks" "$requests" "${before[@]}" "${after[@]}" | { read -r user system; echo "$rps $errors $user $system"; }
+}
 rounds=${BENCH_ACTIVATOR_ROUNDS:-5}
 ((rounds >= 5)) || rounds=5
 systems=(direct activator nginx)
 declare -A port=([direct]=18080 [activator]=18091 [nginx]=18081)
+declare -A proxy_pid=([direct]=0 [activator]=$activator_pid [nginx]=$proxy_worker)
 : > "$out/rounds.txt"
 : > "$out/loadavg.txt"
 for round in $(seq 1 "$rounds"); do
   order=()
   for i in 0 1 2; do order+=("${systems[$(((round - 1 + i) % 3))]}"); done
-  declare -A p50 p99 err rps rerr
+  declare -A p50 p99 err rps rerr user_ns sys_ns
   for system in "${order[@]}"; do
-    read -r _ "p50[$system]" "p99[$system]" "err[$system]" < <(latency "$system-1k-$round" "${port[$system]}")
+    read -r _ "p50[$system]" "p99[$system]" "err[$system]" _ < <(latency "$system-1k-$round" "${port[$system]}")
   done
   for system in "${order[@]}"; do
-    read -r "rps[$system]" _ _ "rerr[$system]" < <(throughput "$system-max-$round" "${port[$system]}")
+    read -r "rps[$system]" "rerr[$system]" "user_ns[$system]" "sys_ns[$system]" \
+      < <(throughput "$system-max-$round" "${port[$system]}" "${proxy_pid[$system]}")
   done
   cut -d' ' -f1 /proc/loadavg >> "$out/loadavg.txt"
-  echo "${p50[direct]} ${p99[direct]} ${p50[activator]} ${p99[activator]} ${p50[nginx]} ${p99[nginx]}"     "${err[activator]} ${rps[activator]} ${rerr[activator]} ${rps[nginx]} ${rerr[nginx]} ${rps[direct]}"     "# order: ${order[*]}" | tee -a "$out/rounds.txt"
+  echo "${p50[direct]} ${p99[direct]} ${p50[activator]} ${p99[activator]} ${p50[nginx]} ${p99[nginx]}"     "${err[activator]} ${rps[activator]} ${rerr[activator]} ${rps[nginx]} ${rerr[nginx]} ${rps[direct]}" \
+    "${user_ns[activator]} ${sys_ns[activator]} ${user_ns[nginx]} ${sys_ns[nginx]}"     "# order: ${order[*]}" | tee -a "$out/rounds.txt"
 done
 active_rss_kib=$(bench_rss_kib "$activator_pid")
 
@@ -183,6 +207,10 @@ act_rps, ngx_rps = med(col(7)), med(col(9))
 # nothing measurable (<= 0 µs at the median) has no added-latency ratio.
 rps_ratios = [r[7] / r[9] for r in rows if r[9] > 0]
 added_ratios = [(r[2] - r[0]) / (r[4] - r[0]) for r in rows if r[4] - r[0] > 0]
+# CPU per proxied request (user + system ns, columns 12-15): activator against nginx in the same round.
+cpu = lambda r, i: r[i] + r[i + 1]
+cpu_ratios = [cpu(r, 12) / cpu(r, 14) for r in rows if cpu(r, 14) > 0]
+us = lambda i: round(statistics.median(col(i)) / 1000, 2)
 
 def ratio_figures(name, ratios, limit, better):
     """Median, spread and whether the spread decides better (<= or >=) against limit."""
@@ -209,6 +237,9 @@ figures = {
     "direct_rps": med(col(11)),
     **ratio_figures("added_p50_ratio_vs_nginx", added_ratios, 1.0, "<="),
     **ratio_figures("rps_ratio_vs_nginx", rps_ratios, 1.0, ">="),
+    "cpu_user_us_per_request": us(12),
+    "cpu_system_us_per_request": us(13),
+    **ratio_figures("cpu_per_request_ratio_vs_nginx", cpu_ratios, 1.0, "<="),
     "load_avg_1m_median": round(statistics.median(load), 2) if load else None,
     "load_avg_1m_max": round(max(load), 2) if load else None,
     "idle_rss_mib": mib($idle_rss_kib),
@@ -226,6 +257,8 @@ figures = {
     "rps_errors": int(sum(col(10))),
     "added_p50_us": added(4, 0),
     "added_p99_us": added(5, 1),
+    "cpu_user_us_per_request": us(14),
+    "cpu_system_us_per_request": us(15),
   },
 }
 json.dump(figures, open(sys.argv[1], "w"), indent=2)
