@@ -132,9 +132,9 @@ throughput() {
   [[ $3 == 0 ]] || read -r -a before < <(awk '{print $14, $15}' "/proc/$3/stat")
   read -r rps _ _ errors requests < <(run_oha "$1" -z "$duration" -c 64 "http://127.0.0.1:$2/")
   [[ $3 == 0 ]] || read -r -a after < <(awk '{print $14, $15}' "/proc/$3/stat")
-  python3 -c 'import sys; t, n, u0, s0, u1, s1 = map(int, sys.argv[1:]); n = max(n, 1)
-print(f"{(u1 - u0) * 1e9 / t / n:.0f} {(s1 - s0) * 1e9 / t / n:.0f}")' \
-    "$clock_ticks" "$requests" "${before[@]}" "${after[@]}" | { read -r user system; echo "$rps $errors $user $system"; }
+  awk -v t="$clock_ticks" -v n="$requests" -v u0="${before[0]}" -v s0="${before[1]}" \
+    -v u1="${after[0]}" -v s1="${after[1]}" -v head="$rps $errors" \
+    'BEGIN { n = n > 0 ? n : 1; printf "%s %.0f %.0f\n", head, (u1 - u0) * 1e9 / t / n, (s1 - s0) * 1e9 / t / n }'
 }
 rounds=${BENCH_ACTIVATOR_ROUNDS:-5}
 ((rounds >= 5)) || rounds=5
