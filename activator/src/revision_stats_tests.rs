@@ -1,33 +1,14 @@
 use std::time::Duration;
 
 use http::Method;
-use prometheus_client::registry::Registry;
 use tokio::time::Instant;
-use zeroscale_common::{revision_stats::bucket_of, signals::FunctionKey};
+use zeroscale_common::revision_stats::bucket_of;
 
 use super::*;
-use crate::{
-    function::{FunctionState, NoWakeups},
-    metrics::Metrics,
-    queue::{BufferBudget, QueueLimits},
-    settings::FunctionSettings,
-};
+use crate::function::FunctionState;
 
 fn function(namespace: &str, name: &str) -> Arc<FunctionState> {
-    let metrics = Arc::new(Metrics::register(&mut Registry::default()));
-    let key = FunctionKey::new(namespace, name);
-    let limits = QueueLimits {
-        max_requests: 10,
-        max_bytes: 1 << 20,
-    };
-    FunctionState::new(
-        key.clone(),
-        FunctionSettings::default(),
-        limits,
-        BufferBudget::new(1 << 20),
-        metrics.for_function(&key),
-        Arc::new(NoWakeups),
-    )
+    FunctionState::for_tests(namespace, name)
 }
 
 fn record<'a>(

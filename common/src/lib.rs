@@ -12,7 +12,7 @@ pub mod runtime;
 pub mod shutdown;
 pub mod signals;
 pub mod telemetry;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod token_file;
 pub mod tracing_otlp;

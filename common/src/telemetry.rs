@@ -6,8 +6,10 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
+mod json_line;
 pub mod log_writer;
 mod span_fields;
+pub use json_line::{JsonLine, JsonLines};
 pub use log_writer::LogGuard;
 pub use span_fields::JsonSpanFields;
 
@@ -28,16 +30,20 @@ pub fn init(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
-                    .with_writer(writer)
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .fmt_fields(JsonSpanFields),
-            )
-            .init(),
+        LogFormat::Json => {
+            // Lines written directly (`JsonLines`) go through the same writer thread.
+            JsonLines::install(writer.clone());
+            registry
+                .with(
+                    fmt::layer()
+                        .with_writer(writer)
+                        .json()
+                        .flatten_event(true)
+                        .with_current_span(true)
+                        .fmt_fields(JsonSpanFields),
+                )
+                .init()
+        }
         // Colours only on a terminal: through a pipe (a container's log, `kubectl logs`, a file)
         // the escape codes would be text around every field name.
         LogFormat::Plain => registry

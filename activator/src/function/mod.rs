@@ -147,6 +147,28 @@ impl FunctionState {
         Self::hooked(key, settings, limits, budget, metrics, wakeups, &hooks)
     }
 
+    /// A function `namespace/name` for unit tests: default settings, room for 10 queued requests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(namespace: &str, name: &str) -> Arc<Self> {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = Arc::new(crate::metrics::Metrics::register(&mut registry));
+        let key = FunctionKey::new(namespace, name);
+        let limits = QueueLimits {
+            max_requests: 10,
+            max_bytes: 1 << 20,
+        };
+        let budget = BufferBudget::new(1 << 20);
+        let metrics = metrics.for_function(&key);
+        Self::new(
+            key,
+            FunctionSettings::default(),
+            limits,
+            budget,
+            metrics,
+            Arc::new(NoWakeups),
+        )
+    }
+
     /// A function with no endpoints yet whose requests' records go to `hooks.recorder`, metered
     /// on a meter from `hooks.meter`.
     pub fn hooked(

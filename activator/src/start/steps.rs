@@ -339,7 +339,7 @@ fn hooks(
         Arc::clone(revision_stats) as Arc<dyn RecordSink>,
     ];
     if config.access_log {
-        sinks.push(Arc::new(AccessLog));
+        sinks.push(Arc::new(AccessLog::for_process()));
     }
     // The cluster's stamps of a cold start come from the Kubernetes API.
     if let (Some(client), FunctionSource::Kubernetes) = (client, &config.source) {

@@ -50,6 +50,16 @@ pub struct QueuedWriter {
     queue: SyncSender<Message>,
 }
 
+impl QueuedWriter {
+    /// Queues one whole line (or several) for the writer thread, without copying it.
+    pub fn send_line(&self, line: Vec<u8>) {
+        if let Err(std::sync::mpsc::SendError(Message::Line(line))) = self.queue.send(Message::Line(line)) {
+            // As `write` does when the writer thread is gone.
+            io::stdout().write_all(&line).ok();
+        }
+    }
+}
+
 impl Write for QueuedWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self.queue.send(Message::Line(buf.to_vec())) {

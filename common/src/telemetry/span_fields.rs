@@ -127,7 +127,7 @@ impl Visit for Object {
 
 /// Writes `value` as a JSON string (RFC 8259 §7). Scans bytes: only ASCII ones need escaping, and a
 /// split next to one is always at a character boundary.
-fn string(out: &mut String, value: &str) {
+pub(super) fn string(out: &mut String, value: &str) {
     out.push('"');
     let bytes = value.as_bytes();
     let mut plain = 0; // start of the run not yet written
@@ -138,6 +138,9 @@ fn string(out: &mut String, value: &str) {
             b'\n' => "\\n",
             b'\r' => "\\r",
             b'\t' => "\\t",
+            // As `serde_json` writes them.
+            0x08 => "\\b",
+            0x0c => "\\f",
             0..0x20 => "",
             _ => continue,
         };

@@ -1,42 +1,19 @@
-use std::sync::{Arc, Mutex, PoisonError};
-
 use tracing_subscriber::{fmt, prelude::*};
 
 use super::*;
-
-/// Everything the subscriber writes, for the test to read back.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use crate::testing::Captured;
 
 /// The JSON line logged by `body`, with span fields formatted by ours (`ours`) or by
 /// `tracing-subscriber`'s own `JsonFields`; the timestamp is left out.
 fn logged(ours: bool, body: impl FnOnce()) -> serde_json::Value {
-    let lines = Lines::default();
-    let writer = {
-        let lines = lines.clone();
-        move || lines.clone()
-    };
+    let lines = Captured::default();
     let layer = fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(true)
         .without_time()
-        .with_writer(writer);
+        .with_writer(lines.clone());
     if ours {
         let subscriber = tracing_subscriber::registry().with(layer.fmt_fields(JsonSpanFields));
         tracing::subscriber::with_default(subscriber, body);
@@ -44,8 +21,7 @@ fn logged(ours: bool, body: impl FnOnce()) -> serde_json::Value {
         let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::with_default(subscriber, body);
     }
-    let text = lines.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    let text = String::from_utf8(text).expect("the subscriber writes UTF-8");
+    let text = lines.text();
     let line = text.lines().last().expect("a line was logged");
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
@@ -130,10 +106,13 @@ fn a_span_without_fields_is_an_empty_object() {
 }
 
 /// Every byte that needs escaping, at every place in and around the first words, among plain ASCII
-/// and multi-byte characters: the word-at-a-time skip must stop before each.
+/// and multi-byte characters: the word-at-a-time skip must stop before each, and the text is the one
+/// `serde_json` writes (direct lines, `JsonLine`, must match the formatter's byte for byte).
 #[test]
-fn any_string_is_written_as_valid_json() {
-    let specials = ['"', '\\', '\n', '\r', '\t', '\u{0}', '\u{1f}', '\u{7f}'];
+fn any_string_is_written_as_serde_json_writes_it() {
+    let specials = [
+        '"', '\\', '\n', '\r', '\t', '\u{8}', '\u{c}', '\u{0}', '\u{1f}', '\u{7f}',
+    ];
     for filler in ["a", "é", "∑x", "𝄞"] {
         for len in 0..24 {
             for at in 0..=len {
@@ -146,6 +125,7 @@ fn any_string_is_written_as_valid_json() {
                     let back: String = serde_json::from_str(&out)
                         .unwrap_or_else(|e| panic!("{e}: {value:?} written as {out}"));
                     assert_eq!(back, value);
+                    assert_eq!(out, serde_json::to_string(&value).unwrap_or_default());
                 }
             }
         }
