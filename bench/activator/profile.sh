@@ -14,11 +14,12 @@
 #   - the profile the data-plane build is optimised with (PGO): `profile.sh pgo` builds the activator
 #     instrumented (`-C profile-generate`), drives the hop's traffic through it (HTTP/1.1 kept alive at
 #     64 and 8 connections, new connections, a body, HTTP/2, 404s, requests parked until their client
-#     gives up), then through two peered replicas (the hop between them), and merges what they counted into
+#     gives up), then with the chart's logging (info, the JSON access log), then through two peered
+#     replicas (the hop between them), and merges what they counted into
 #     images/pgo/activator.profdata.xz (Debian's llvm-profdata; scripts/cargo-static.sh reads it).
 # BIN is a release build with line tables (the workspace's release profile keeps them). The activator
 # logs at `warn`, as the bench runs it; PROFILE_LOG=info profiles it at its default level, where each
-# request has a log span.
+# request has a log span, and PROFILE_ARGS adds flags (the access log: see below).
 # Needs valgrind and perf (Debian packages valgrind, linux-perf), nginx and oha as bench.sh does.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -71,7 +72,9 @@ bench_wait_http http://127.0.0.1:18480/
 # ${base}2 (admin). Two peered replicas (the chart runs two) are on 1849x and 1859x, each with both
 # in its static peer set: a request for a function the other one owns is forwarded there.
 base=1849
-extra=()
+# PROFILE_ARGS: more flags for the activator, e.g. the chart's access log ("--log-format json
+# --access-log true", with PROFILE_LOG=info) to count what its logging costs a request.
+read -r -a extra <<< "${PROFILE_ARGS:-}"
 pair=(--static-peers 127.0.0.1:18491,127.0.0.1:18591 --pod-ip 127.0.0.1)
 
 # Starts BIN (under the command that follows it, if any) on the ports ${base}x with "${extra[@]}";
@@ -206,6 +209,15 @@ for bin in "$@"; do
       "$oha" --no-tui -n 200 -c 200 -t 1s --host cold.bench.svc.cluster.local "$url" > /dev/null || true
       "$oha" --no-tui -n 200 -c 2 -p 100 --http2 -t 1s --host cold.bench.svc.cluster.local "$url" > /dev/null || true
       stop # the counts are written as the process exits
+      # The chart's logging (level info, the JSON access log): a user's activator runs its request
+      # span and access line on every request, so they are counted as the hot code they are there,
+      # not optimised for size as code that never ran.
+      extra=(--log-format json --access-log true)
+      PROFILE_LOG=info start "$bin" env LLVM_PROFILE_FILE="$out/pgo/activator-%p.profraw"
+      "$oha" --no-tui -n 10000 -c 64 --host "$host" "$url" > /dev/null
+      "$oha" --no-tui -n 500 -c 8 --host nothing.bench.svc.cluster.local "$url" > /dev/null
+      stop
+      extra=()
       # The peered pair: each replica takes the keep-alive loads, so the one that does not own the
       # function forwards its requests to the other (the hop between replicas, on the chart's two).
       start_pair "$bin" env LLVM_PROFILE_FILE="$out/pgo/activator-%p.profraw"
