@@ -73,6 +73,8 @@ TARGETS = [
      "added p50 ≤ nginx's (median of per-round ratios)"),
     ("#19", "activator.rps_ratio_vs_nginx", ">=", 1.0, "throughput ≥ nginx's (median of per-round ratios)"),
     ("P2", "activator.rps_errors", "<=", 0, "0 errors"),
+    ("log", "activator.access_log.lines_missing", "<=", 0,
+     "with the chart's access log on, every answered request has its line"),
     ("P3", "coldstart.arrival_to_patch_p99_ms", "<=", 5, "arrival → scale patch ≤ 5 ms p99"),
     ("P3", "coldstart.ready_to_forward_p99_ms", "<=", 50, "pod able to serve → forwarded ≤ 50 ms p99"),
     ("#19", "coldstart.ready_to_forward_p99_ms", "<=", 10, "pod able to serve → forwarded ≤ 10 ms p99"),
@@ -156,6 +158,14 @@ if cpu_ratio is not None:
     lo, hi = (get(report, f"activator.cpu_per_request_ratio_vs_nginx_{end}") for end in ("min", "max"))
     lines += ["", f"CPU per proxied request during the throughput runs: activator {cpu('activator')}, "
               f"nginx {cpu('nginx')}; ratio {cpu_ratio} (rounds {lo}–{hi})."]
+logged = get(report, "activator.access_log")
+if isinstance(logged, dict):
+    lines += ["", f"The chart's logging (level info, the JSON access log), against the same activator "
+              f"without it in {logged.get('pairs')} pairs of throughput runs: "
+              f"{logged.get('cpu_added_us_per_request')} µs CPU more per request "
+              f"({logged.get('cpu_user_added_us_per_request')} µs of it user), throughput ratio "
+              f"{logged.get('rps_ratio_vs_plain')}; {logged.get('lines', 0):,} access lines for "
+              f"{logged.get('requests', 0):,} requests answered ({logged.get('lines_missing')} missing)."]
 peers = report.get("peers")
 if isinstance(peers, dict) and any(isinstance(v, dict) and "ours" in v for v in peers.values()):
     versions = peers.get("versions", {})

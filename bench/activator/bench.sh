@@ -6,7 +6,9 @@
 #     64 connections, idle RSS, RSS growth with 10,000 requests parked at a function at zero, and the
 #     RSS once they are gone (peak and after BENCH_ACTIVATOR_SETTLE, default 20 s: memory back after a burst);
 #   - the CPU time (user and system, from /proc) the activator and the nginx proxy spend per proxied
-#     request during the throughput runs: what a hop costs, whatever the other processes take.
+#     request during the throughput runs: what a hop costs, whatever the other processes take;
+#   - what the chart's logging costs (level info, the JSON access log): a second activator run so,
+#     against the first in pairs of throughput runs, and whether it wrote a line for every request.
 # Writes $BENCH_FRAGMENT: {"activator": {...}, "nginx": {...}}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -82,10 +84,19 @@ RUST_LOG=warn "$activator_bin" --worker-threads "${BENCH_ACTIVATOR_WORKERS:-1}" 
   --broker-addr off --queue-max-requests 20000 > "$out/activator.log" 2>&1 &
 activator_pid=$!
 pids+=($activator_pid)
+# The same activator with the chart's logging: level info, JSON, one access line per request (to a
+# file here; a container's standard output is a pipe to the runtime).
+RUST_LOG=info "$activator_bin" --worker-threads "${BENCH_ACTIVATOR_WORKERS:-1}" --static-config "$out/functions.yaml" --autoscaler-url "" \
+  --external-addr 127.0.0.1:18093 --internal-addr 127.0.0.1:18094 --admin-addr 127.0.0.1:18095 \
+  --broker-addr off --queue-max-requests 20000 --log-format json --access-log true \
+  > "$out/activator-logged.log" 2> "$out/activator-logged.err" &
+logged_pid=$!
+pids+=($logged_pid)
 
 bench_wait_http http://127.0.0.1:18080/
 bench_wait_http http://127.0.0.1:18081/
 bench_wait_http http://127.0.0.1:18092/ready
+bench_wait_http http://127.0.0.1:18095/ready
 sleep 1
 idle_rss_kib=$(bench_rss_kib "$activator_pid")
 
@@ -111,7 +122,7 @@ PY
 }
 
 # Warm up pools on every path.
-for port in 18080 18081 18091; do
+for port in 18080 18081 18091 18094; do
   "$oha" --no-tui -n 2000 -c 16 --host "$host" "http://127.0.0.1:$port/" > /dev/null
 done
 
@@ -124,7 +135,7 @@ done
 # time 3 rounds of 5 s took.
 latency() { run_oha "$1" -z "$duration" -q 1000 -c 16 --latency-correction "http://127.0.0.1:$2/"; }
 # Throughput, and the CPU time process $3 spent per answered request meanwhile: "rps errors user_ns
-# system_ns"; with $3 = 0 (no proxy: the direct runs) both times are 0. /proc counts in ticks of
+# system_ns requests"; with $3 = 0 (no proxy: the direct runs) both times are 0. /proc counts in ticks of
 # 1/CLK_TCK s: a proxy spends some 250 of them in a 3 s run at ~50k rps (about 40 in user space), so
 # the sum resolves about half a percent, the user time a few percent.
 throughput() {
@@ -134,7 +145,7 @@ throughput() {
   [[ $3 == 0 ]] || read -r -a after < <(awk '{print $14, $15}' "/proc/$3/stat")
   awk -v t="$clock_ticks" -v n="$requests" -v u0="${before[0]}" -v s0="${before[1]}" \
     -v u1="${after[0]}" -v s1="${after[1]}" -v head="$rps $errors" \
-    'BEGIN { n = n > 0 ? n : 1; printf "%s %.0f %.0f\n", head, (u1 - u0) * 1e9 / t / n, (s1 - s0) * 1e9 / t / n }'
+    'BEGIN { m = n > 0 ? n : 1; printf "%s %.0f %.0f %d\n", head, (u1 - u0) * 1e9 / t / m, (s1 - s0) * 1e9 / t / m, n }'
 }
 rounds=${BENCH_ACTIVATOR_ROUNDS:-5}
 ((rounds >= 5)) || rounds=5
@@ -151,7 +162,7 @@ for round in $(seq 1 "$rounds"); do
     read -r _ "p50[$system]" "p99[$system]" "err[$system]" _ < <(latency "$system-1k-$round" "${port[$system]}")
   done
   for system in "${order[@]}"; do
-    read -r "rps[$system]" "rerr[$system]" "user_ns[$system]" "sys_ns[$system]" \
+    read -r "rps[$system]" "rerr[$system]" "user_ns[$system]" "sys_ns[$system]" _ \
       < <(throughput "$system-max-$round" "${port[$system]}" "${proxy_pid[$system]}")
   done
   cut -d' ' -f1 /proc/loadavg >> "$out/loadavg.txt"
@@ -159,6 +170,29 @@ for round in $(seq 1 "$rounds"); do
     "${user_ns[activator]} ${sys_ns[activator]} ${user_ns[nginx]} ${sys_ns[nginx]}"     "# order: ${order[*]}" | tee -a "$out/rounds.txt"
 done
 active_rss_kib=$(bench_rss_kib "$activator_pid")
+
+# --- The chart's logging: pairs of throughput runs, without and with it, the first alternating ---
+# Every request the logged activator answered must have its line: lines written during the pairs
+# (after the writer thread's last batch) against the requests oha got answered. A run cut at its end
+# may leave a request recorded but not answered, so there may be more lines, never fewer.
+access_lines() { grep -c '"target":"access"' "$out/activator-logged.log" || true; }
+lines_before=$(access_lines)
+: > "$out/access-log.txt"
+for pair in 1 2 3; do
+  runs=(plain logged)
+  ((pair % 2)) || runs=(logged plain)
+  declare -A pair_row
+  for run in "${runs[@]}"; do
+    if [[ $run == plain ]]; then
+      pair_row[$run]=$(throughput "activator-plain-$pair" 18091 "$activator_pid")
+    else
+      pair_row[$run]=$(throughput "activator-logged-$pair" 18094 "$logged_pid")
+    fi
+  done
+  echo "${pair_row[plain]} ${pair_row[logged]} # order: ${runs[*]}" | tee -a "$out/access-log.txt"
+done
+sleep 1
+access_log_lines=$(($(access_lines) - lines_before))
 
 # --- P6: 10,000 requests parked at a function at zero -----------------------------------
 ulimit -n 65536 || true
@@ -194,7 +228,7 @@ peak_rss_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$activator_pid/status")
 sleep "${BENCH_ACTIVATOR_SETTLE:-20}"
 settled_rss_kib=$(bench_rss_kib "$activator_pid")
 
-python3 - "$fragment" "$out/rounds.txt" "$out/loadavg.txt" <<PY
+python3 - "$fragment" "$out/rounds.txt" "$out/loadavg.txt" "$out/access-log.txt" <<PY
 import json, statistics, sys
 rows = [list(map(float, l.split("#")[0].split())) for l in open(sys.argv[2]) if l.strip()]
 load = [float(l) for l in open(sys.argv[3]) if l.strip()]
@@ -225,6 +259,24 @@ def ratio_figures(name, ratios, limit, better):
     return {name: round(mid, 3), f"{name}_min": round(lo, 3), f"{name}_max": round(hi, 3),
             f"{name}_note": note}
 
+# The chart's logging (pairs: plain rps errors user system requests, then the same logged).
+pairs = [list(map(float, l.split("#")[0].split())) for l in open(sys.argv[4]) if l.strip()]
+pair_med = lambda f: round(statistics.median(f(p) for p in pairs), 2)
+logged_requests = int(sum(p[9] for p in pairs))
+access_log = {
+  "cpu_user_us_per_request": pair_med(lambda p: p[7] / 1000),
+  "cpu_system_us_per_request": pair_med(lambda p: p[8] / 1000),
+  "cpu_user_added_us_per_request": pair_med(lambda p: (p[7] - p[2]) / 1000),
+  "cpu_added_us_per_request": pair_med(lambda p: (p[7] + p[8] - p[2] - p[3]) / 1000),
+  "rps": pair_med(lambda p: p[5]),
+  "rps_ratio_vs_plain": round(statistics.median(p[5] / p[0] for p in pairs if p[0] > 0), 3),
+  "errors": int(sum(p[6] for p in pairs)),
+  "requests": logged_requests,
+  "lines": $access_log_lines,
+  "lines_missing": max(0, logged_requests - $access_log_lines),
+  "pairs": len(pairs),
+}
+
 figures = {
   "activator": {
     "added_p50_us": added(2, 0),
@@ -251,6 +303,7 @@ figures = {
     "peak_rss_mib": mib($peak_rss_kib),
     "settled_rss_mib": mib($settled_rss_kib),
     "rounds": len(rows),
+    "access_log": access_log,
   },
   "nginx": {
     "rps": ngx_rps,
