@@ -5,8 +5,6 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use http::Method;
 use tokio::time::Instant;
-use tracing_subscriber::{fmt, prelude::*};
-use zeroscale_common::{telemetry::JsonSpanFields, testing::Captured};
 
 use super::*;
 use crate::function::{FunctionState, record::RequestOutcome};
@@ -22,18 +20,8 @@ fn untimed(line: &str) -> String {
 
 /// The line the `tracing` event makes of `r` through the JSON format.
 fn formatted(r: &RequestRecord<'_>) -> String {
-    let captured = Captured::default();
-    let layer = fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .fmt_fields(JsonSpanFields)
-        .with_writer(captured.clone());
     let log = AccessLog::to(None);
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        log.record(r);
-    });
-    captured.text()
+    zeroscale_common::testing::json_logged(|| log.record(r))
 }
 
 /// Records as the request path makes them: served warm, served cold by a revision from an IPv6 pod,

@@ -4,7 +4,8 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+use tracing::Subscriber;
+use tracing_subscriber::{EnvFilter, Layer, fmt, fmt::MakeWriter, prelude::*, registry::LookupSpan};
 
 mod json_line;
 pub mod log_writer;
@@ -33,16 +34,7 @@ pub fn init(format: LogFormat) -> LogGuard {
         LogFormat::Json => {
             // Lines written directly (`JsonLines`) go through the same writer thread.
             JsonLines::install(writer.clone());
-            registry
-                .with(
-                    fmt::layer()
-                        .with_writer(writer)
-                        .json()
-                        .flatten_event(true)
-                        .with_current_span(true)
-                        .fmt_fields(JsonSpanFields),
-                )
-                .init()
+            registry.with(json_layer(writer)).init()
         }
         // Colours only on a terminal: through a pipe (a container's log, `kubectl logs`, a file)
         // the escape codes would be text around every field name.
@@ -55,4 +47,19 @@ pub fn init(format: LogFormat) -> LogGuard {
             .init(),
     }
     guard
+}
+
+/// The JSON format's layer writing to `writer`: what [`init`] installs, and what tests compare the
+/// directly written lines ([`JsonLine`]) against.
+pub(crate) fn json_layer<S, W>(writer: W) -> impl Layer<S> + Send + Sync + 'static
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    fmt::layer()
+        .with_writer(writer)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .fmt_fields(JsonSpanFields)
 }

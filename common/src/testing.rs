@@ -1,6 +1,7 @@
 //! Test support shared by the components' unit tests (feature `testing`, a dev-dependency only): a
 //! loopback HTTP/1.1 server that records what a sender posts and answers scripted statuses, a
-//! directory of token files rotated the way the kubelet does, and a log destination to read back.
+//! directory of token files rotated the way the kubelet does, and a log destination to read back
+//! with the JSON log format the components install.
 
 use std::collections::VecDeque;
 use std::io;
@@ -169,4 +170,13 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
     }
+}
+
+/// What `body` logs through the JSON log format `telemetry::init` installs (the same layer), as text.
+pub fn json_logged(body: impl FnOnce()) -> String {
+    use tracing_subscriber::prelude::*;
+    let captured = Captured::default();
+    let layer = crate::telemetry::json_layer(captured.clone());
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), body);
+    captured.text()
 }

@@ -1,7 +1,4 @@
-use tracing_subscriber::{fmt, prelude::*};
-
 use super::*;
-use crate::testing::Captured;
 
 /// `line` without its timestamp's value, which differs between two lines logged one after the other.
 fn untimed(line: &str) -> String {
@@ -92,18 +89,11 @@ fn milliseconds_read_as_serde_json_writes_them() {
     }
 }
 
-/// A line written directly is the line `tracing-subscriber`'s JSON format writes for the same event
+/// A line written directly is the line the JSON format `init` installs writes for the same event
 /// outside any span, byte for byte apart from the time.
 #[test]
 fn a_direct_line_is_the_formatters_line() {
-    let formatted = Captured::default();
-    let layer = fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .fmt_fields(super::super::JsonSpanFields)
-        .with_writer(formatted.clone());
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    let formatted = crate::testing::json_logged(|| {
         tracing::info!(
             target: "access",
             name = "a \"quoted\\ name\"\n",
@@ -117,7 +107,6 @@ fn a_direct_line_is_the_formatters_line() {
             "request"
         );
     });
-
     let mut line = JsonLine::new("INFO", "access", "request", 64);
     line.str("name", "a \"quoted\\ name\"\n")
         .opt_str("absent", None)
@@ -128,7 +117,6 @@ fn a_direct_line_is_the_formatters_line() {
         .millis("elapsed", Duration::from_micros(7_198))
         .millis("zero", Duration::ZERO);
     let direct = String::from_utf8(line.into_line()).unwrap_or_default();
-    let formatted = formatted.text();
     assert!(
         direct.ends_with("}\n") && direct.lines().count() == 1,
         "{direct:?}"
