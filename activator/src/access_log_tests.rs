@@ -24,8 +24,8 @@ fn formatted(r: &RequestRecord<'_>) -> String {
     zeroscale_common::testing::json_logged(|| log.record(r))
 }
 
-/// Records as the request path makes them: served warm, served cold by a revision from an IPv6 pod,
-/// refused before a pod with no function, and one whose id needs escaping.
+/// Records as the request path makes them: served warm; served cold by a revision from an IPv6 pod;
+/// refused before a pod, with no function and an id that needs escaping.
 fn records(
     function: &Arc<FunctionState>,
     revision: &Arc<FunctionState>,
