@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Cold-start section of `make bench` (SPEC §9 P3, P4, P5, P9), on the local cluster's real node
 # (kubelet, containerd, kube-proxy) with Zeroscale installed by `scripts/install.sh` from the images in
-# the local registry (release builds, pushed by `make images`), the benchmarked Functions running the
-# echo image `localhost:5000/zeroscale/echo:0.1.0`:
+# the local registry (release builds, pushed by `make images`), logging JSON as the chart does
+# (values-bench.yaml), the benchmarked Functions running the echo image
+# `localhost:5000/zeroscale/echo:0.1.0`:
 #   coldstart.arrival_to_patch_p99_ms   request arrival at the activator → autoscaler's /scale patch sent
 #   coldstart.ready_to_forward_p99_ms   pod able to serve → first buffered request forwarded to it
 #   coldstart.e2e_p50_ms, e2e_p95_ms    20 cold starts of the echo example (20 Functions created at zero),
@@ -78,7 +79,8 @@ log "coldstart: waiting for the install lock (held until the end of this section
 flock -w 900 8 || die "cannot take $ZS_STATE/.install.lock: another install runs"
 locked=1
 export ZEROSCALE_INSTALL_LOCK_HELD=1
-bash scripts/install.sh
+# The chart's log format (JSON), not the local cluster's `plain`: see values-bench.yaml.
+ZEROSCALE_VALUES="${ZEROSCALE_VALUES:-} bench/coldstart/values-bench.yaml" bash scripts/install.sh
 # shellcheck disable=SC1091
 source "$ZS_STATE/activator.env"
 export ZEROSCALE_ACTIVATOR
