@@ -178,18 +178,15 @@ active_rss_kib=$(bench_rss_kib "$activator_pid")
 access_lines() { grep -c '"target":"access"' "$out/activator-logged.log" || true; }
 lines_before=$(access_lines)
 : > "$out/access-log.txt"
+port[logged]=18094 proxy_pid[logged]=$logged_pid
 for pair in 1 2 3; do
-  runs=(plain logged)
-  ((pair % 2)) || runs=(logged plain)
+  runs=(activator logged)
+  ((pair % 2)) || runs=(logged activator)
   declare -A pair_row
   for run in "${runs[@]}"; do
-    if [[ $run == plain ]]; then
-      pair_row[$run]=$(throughput "activator-plain-$pair" 18091 "$activator_pid")
-    else
-      pair_row[$run]=$(throughput "activator-logged-$pair" 18094 "$logged_pid")
-    fi
+    pair_row[$run]=$(throughput "$run-pair-$pair" "${port[$run]}" "${proxy_pid[$run]}")
   done
-  echo "${pair_row[plain]} ${pair_row[logged]} # order: ${runs[*]}" | tee -a "$out/access-log.txt"
+  echo "${pair_row[activator]} ${pair_row[logged]} # order: ${runs[*]}" | tee -a "$out/access-log.txt"
 done
 sleep 1
 access_log_lines=$(($(access_lines) - lines_before))
