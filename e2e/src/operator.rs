@@ -92,4 +92,46 @@ impl Operator {
         self.counter("zeroscale_operator_reconciles_total{kind=\"Function\"}")
             .await
     }
+
+    /// Function reconciles that have finished (`zeroscale_operator_reconcile_duration_seconds_count`).
+    pub async fn reconciles_finished(&self) -> u64 {
+        self.counter("zeroscale_operator_reconcile_duration_seconds_count{kind=\"Function\"}")
+            .await
+    }
+
+    /// Its requests to the API server about Functions and their children
+    /// (`zeroscale_operator_api_requests_total`, every verb but `watch`), leaving out its Lease and
+    /// Events.
+    pub async fn function_api_requests(&self) -> u64 {
+        function_api_requests(&self.metrics().await.unwrap_or_default())
+    }
+}
+
+/// The sum of `zeroscale_operator_api_requests_total` in `text` over every verb but `watch` and every
+/// resource but `leases` and `events`.
+fn function_api_requests(text: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with("zeroscale_operator_api_requests_total{"))
+        .filter(|l| {
+            !["verb=\"watch\"", "resource=\"leases\"", "resource=\"events\""]
+                .iter()
+                .any(|label| l.contains(label))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn function_api_requests_leave_out_watches_the_lease_and_events() {
+        let text = "# HELP zeroscale_operator_api_requests_total Requests\n\
+            zeroscale_operator_api_requests_total{verb=\"apply\",resource=\"services\"} 4\n\
+            zeroscale_operator_api_requests_total{verb=\"get\",resource=\"deployments\"} 2\n\
+            zeroscale_operator_api_requests_total{verb=\"watch\",resource=\"pods\"} 9\n\
+            zeroscale_operator_api_requests_total{verb=\"update\",resource=\"leases\"} 30\n\
+            zeroscale_operator_api_requests_total{verb=\"create\",resource=\"events\"} 5\n\
+            zeroscale_operator_reconciles_total{kind=\"Function\"} 3\n";
+        assert_eq!(super::function_api_requests(text), 6);
+    }
 }

@@ -1,5 +1,7 @@
 //! Apply: server-side apply of the children [`crate::build`] made, and nothing else, with `spec.replicas`
-//! set only when the Deployment is created.
+//! set only when the Deployment is created. A child already as applied, which nobody has changed
+//! since, is not applied again ([`crate::last_applied`]); its existence and owner are read from the
+//! watches' caches ([`crate::caches`]).
 //!
 //! Why `replicas` needs care: a field the applying manager owned and later omits is removed (so the
 //! API server resets `replicas` to 1). So when the Deployment is created with `replicas`, a second
@@ -9,7 +11,9 @@
 //! operator dies between the two steps, the next reconcile sees that it still owns `replicas` (in
 //! `managedFields`) and hands it over again with the live value.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Patch, PatchParams};
@@ -18,7 +22,9 @@ use serde_json::json;
 use zeroscale_crds::Function;
 
 use crate::build::Children;
+use crate::caches::Caches;
 use crate::error::{Child, FunctionError};
+use crate::last_applied::{LastApplied, child_key, fingerprint, stored_fingerprint};
 use crate::validate::ValidatedFunction;
 
 /// Field manager of every server-side apply by the operator.
@@ -60,45 +66,92 @@ pub struct Applied {
     pub deployment: Result<AppliedDeployment, FunctionError>,
 }
 
+/// What an apply reads and records besides the API server.
+#[derive(Clone, Copy)]
+pub struct Applier<'a> {
+    /// API client.
+    pub client: &'a Client,
+    /// The children as last seen by the watches.
+    pub caches: &'a Caches,
+    /// What was applied to each child last time, to skip an apply that would change nothing.
+    pub last_applied: &'a LastApplied,
+}
+
+/// The fingerprint of a stored Service (see [`crate::last_applied`]).
+fn stored_service(service: &Service) -> u64 {
+    stored_fingerprint(&service.metadata, &service.spec)
+}
+
+/// The fingerprint of a stored Deployment, without `spec.replicas`, which the autoscaler owns.
+fn stored_deployment(deployment: &Deployment) -> u64 {
+    let spec = deployment.spec.as_ref().map(|spec| DeploymentSpec {
+        replicas: None,
+        ..spec.clone()
+    });
+    stored_fingerprint(&deployment.metadata, &spec)
+}
+
 /// Applies every child: the Services, then the Deployment (even when the Services failed).
-pub async fn apply(client: &Client, function: &ValidatedFunction<'_>, children: &Children) -> Applied {
-    let routes = apply_services(client, function, children).await;
-    let deployment = apply_deployment(client, function, children).await;
+pub async fn apply(applier: Applier<'_>, function: &ValidatedFunction<'_>, children: &Children) -> Applied {
+    let routes = apply_services(applier, function, children).await;
+    let deployment = apply_deployment(applier, function, children).await;
     Applied { routes, deployment }
 }
 
-/// Applies the private and the public Service, refusing to take over Services the Function does not control.
+/// Applies the private and the public Service, refusing to take over Services the Function does not
+/// control. A Service the cache does not have is read from the API server: the cache holds only the
+/// Services the operator manages, and one of the same name may exist without being ours.
 pub async fn apply_services(
-    client: &Client,
+    applier: Applier<'_>,
     function: &ValidatedFunction<'_>,
     children: &Children,
 ) -> Result<(), FunctionError> {
     let namespace = function.namespace;
-    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let api: Api<Service> = Api::namespaced(applier.client.clone(), namespace);
     for service in children.services() {
         let name = service.metadata.name.clone().unwrap_or_default();
-        let live = api
-            .get_opt(&name)
-            .await
-            .map_err(|source| FunctionError::ReadChild {
-                kind: Child::Service,
-                namespace: namespace.to_string(),
-                name: name.clone(),
-                source,
-            })?;
-        if live.is_some_and(|live| !controlled_by(&live.metadata, function.function)) {
+        let live = match applier.caches.service(namespace, &name) {
+            Some(cached) => Some(cached),
+            None => api
+                .get_opt(&name)
+                .await
+                .map_err(|source| FunctionError::ReadChild {
+                    kind: Child::Service,
+                    namespace: namespace.to_string(),
+                    name: name.clone(),
+                    source,
+                })?
+                .map(Arc::new),
+        };
+        if live
+            .as_ref()
+            .is_some_and(|live| !controlled_by(&live.metadata, function.function))
+        {
             return Err(FunctionError::NotOwned {
                 kind: Child::Service,
                 name,
             });
         }
-        api.patch(&name, &apply_params(), &Patch::Apply(service))
-            .await
-            .map_err(|source| FunctionError::Apply {
-                kind: Child::Service,
-                name,
-                source,
-            })?;
+        let key = child_key("Service", namespace, &name);
+        let desired = fingerprint(service);
+        if live.as_ref().is_some_and(|live| {
+            applier
+                .last_applied
+                .unchanged(&key, desired, stored_service(live))
+        }) {
+            continue;
+        }
+        match api.patch(&name, &apply_params(), &Patch::Apply(service)).await {
+            Ok(stored) => applier.last_applied.record(key, desired, stored_service(&stored)),
+            Err(source) => {
+                applier.last_applied.forget(&key);
+                return Err(FunctionError::Apply {
+                    kind: Child::Service,
+                    name,
+                    source,
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -132,7 +185,8 @@ async fn hand_over_replicas(
 /// What [`apply_deployment`] did.
 #[derive(Debug)]
 pub struct AppliedDeployment {
-    /// The Deployment as the API server returned it after the last apply.
+    /// The Deployment as the API server returned it after the apply, or as cached when there was
+    /// nothing to apply.
     pub deployment: Deployment,
     /// `Some(replicas)` when this call created the Deployment.
     pub created_with: Option<i32>,
@@ -141,29 +195,34 @@ pub struct AppliedDeployment {
 /// Applies the current revision's Deployment, creating it with the initial replicas if it does not
 /// exist (a revision that exists, such as one a revert brings back, keeps its replicas and pods).
 pub async fn apply_deployment(
-    client: &Client,
+    applier: Applier<'_>,
     function: &ValidatedFunction<'_>,
     children: &Children,
 ) -> Result<AppliedDeployment, FunctionError> {
     let (name, namespace) = (function.revision.as_str(), function.namespace);
     let initial_replicas = function.initial_replicas();
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let api: Api<Deployment> = Api::namespaced(applier.client.clone(), namespace);
     let apply_error = |source| FunctionError::Apply {
         kind: Child::Deployment,
         name: name.to_string(),
         source,
     };
-    // Read from the API server, not a cache: creating with `replicas` over an existing Deployment
-    // would undo the autoscaler.
-    let live = api
-        .get_opt(name)
-        .await
-        .map_err(|source| FunctionError::ReadChild {
-            kind: Child::Deployment,
-            namespace: namespace.to_string(),
-            name: name.to_string(),
-            source,
-        })?;
+    // From the API server, not the cache, when the cache lacks it or says the operator still owns
+    // `spec.replicas`: creating with `replicas` over an existing Deployment, or handing over a stale
+    // count, would undo the autoscaler.
+    let live = match applier.caches.deployment(namespace, name) {
+        Some(cached) if !operator_owns_replicas(&cached) => Some(cached),
+        _ => api
+            .get_opt(name)
+            .await
+            .map_err(|source| FunctionError::ReadChild {
+                kind: Child::Deployment,
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                source,
+            })?
+            .map(Arc::new),
+    };
     if live
         .as_ref()
         .is_some_and(|live| !controlled_by(&live.metadata, function.function))
@@ -173,6 +232,8 @@ pub async fn apply_deployment(
             name: name.to_string(),
         });
     }
+    let key = child_key("Deployment", namespace, name);
+    let desired = fingerprint(&children.deployment);
     let mut created_with = None;
     match &live {
         None => {
@@ -190,16 +251,36 @@ pub async fn apply_deployment(
                 .unwrap_or(initial_replicas);
             hand_over_replicas(&api, name, namespace, current).await?;
         }
-        Some(_) => {}
+        Some(live) => {
+            if applier
+                .last_applied
+                .unchanged(&key, desired, stored_deployment(live))
+            {
+                return Ok(AppliedDeployment {
+                    deployment: Deployment::clone(live),
+                    created_with: None,
+                });
+            }
+        }
     }
-    let deployment = api
+    match api
         .patch(name, &apply_params(), &Patch::Apply(&children.deployment))
         .await
-        .map_err(apply_error)?;
-    Ok(AppliedDeployment {
-        deployment,
-        created_with,
-    })
+    {
+        Ok(deployment) => {
+            applier
+                .last_applied
+                .record(key, desired, stored_deployment(&deployment));
+            Ok(AppliedDeployment {
+                deployment,
+                created_with,
+            })
+        }
+        Err(source) => {
+            applier.last_applied.forget(&key);
+            Err(apply_error(source))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Wires the reconciler into a kube-runtime Controller: Functions, the Deployments and Services they
-//! own, and their pods (mapped to their Function by the `zeroscale.dev/function` label).
+//! own, and their pods (mapped to their Function by the `zeroscale.dev/function` label). The watches
+//! of the last three also fill the caches the reconciler reads ([`crate::caches`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use zeroscale_common::admin::Readiness;
 use zeroscale_crds::Function;
 use zeroscale_crds::function::{FUNCTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 
+use crate::caches::CacheWriters;
 use crate::drain::{Stopped, until_stopped};
 use crate::error::chain;
 use crate::reconcile::{Context, error_policy, reconcile};
@@ -44,18 +46,61 @@ pub fn pod_function(pod: Pod) -> Option<ObjectRef<Function>> {
     Some(ObjectRef::new(name).within(&pod.namespace()?))
 }
 
+/// The objects of `api` matching `config`, kept in `writer`'s cache as they arrive (after `modify`).
+fn cached<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    modify: impl FnMut(&mut K) + Send + 'static,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    watcher(api, config)
+        .default_backoff()
+        .modify(modify)
+        .reflect(writer)
+        .applied_objects()
+}
+
+/// Drops an object's managed fields, which the operator does not read for pods and Services: they are
+/// a good part of each cached object.
+fn without_managed_fields<K: kube::Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
 /// Runs the controller until `shutdown` is cancelled and the reconciles in flight have finished (at once
 /// when the Function cache never synced, see [`until_stopped`]). `readiness` turns true once the Function
-/// cache has synced.
+/// cache has synced. The watches of pods, Deployments and Services fill `writers`, whose caches the
+/// reconciler reads ([`crate::caches`]).
 pub async fn run(
     ctx: Arc<Context>,
     watch_namespace: Option<String>,
     readiness: Readiness,
+    writers: CacheWriters,
     shutdown: CancellationToken,
 ) {
     let client = ctx.client.clone();
     let ns = watch_namespace.as_deref();
     let children = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
+    let deployments = cached(
+        api::<Deployment>(&client, ns),
+        children.clone(),
+        writers.deployments,
+        |_| {},
+    );
+    let services = cached(
+        api::<Service>(&client, ns),
+        children,
+        writers.services,
+        without_managed_fields,
+    );
+    let pods = cached(
+        api::<Pod>(&client, ns),
+        watcher::Config::default().labels(FUNCTION_LABEL),
+        writers.pods,
+        without_managed_fields,
+    );
     // Our own reflector rather than `Controller::new`'s: its stream says when the first list is in
     // the cache (`InitDone`), which is when the operator is ready. (The store's own ready signal
     // wakes only its latest waiter, the controller's, so it cannot be awaited beside it.)
@@ -75,13 +120,9 @@ pub async fn run(
     })
     .applied_objects();
     let controller = Controller::for_stream(functions, reader)
-        .owns(api::<Deployment>(&client, ns), children.clone())
-        .owns(api::<Service>(&client, ns), children)
-        .watches(
-            api::<Pod>(&client, ns),
-            watcher::Config::default().labels(FUNCTION_LABEL),
-            pod_function,
-        )
+        .owns_stream(deployments)
+        .owns_stream(services)
+        .watches_stream(pods, pod_function)
         .with_config(Config::default().debounce(DEBOUNCE).concurrency(CONCURRENCY))
         .graceful_shutdown_on(shutdown.clone().cancelled_owned());
     let controller = controller

@@ -4,13 +4,15 @@
 //!
 //! Reconcile ([`reconcile`]) is validate ([`validate`], pure, returns a
 //! [`validate::ValidatedFunction`]) → build ([`build`], pure, returns the children) → apply ([`apply`],
-//! server-side apply only) → status ([`status`], pure, computed from what was applied and the pods
-//! ([`observe`]), written only when it changed). Errors: [`error::FunctionError`]. Triggers: see
+//! server-side apply only, and only of what changed) → status ([`status`], pure, computed from what was
+//! applied and the pods in the watches' caches ([`caches`]), written only when it changed). Errors: [`error::FunctionError`]. Triggers: see
 //! [`trigger`]. A Function's `Ready` transitions go out as platform CloudEvents ([`platform`]).
 
+pub mod api_requests;
 pub mod apply;
 pub mod args;
 pub mod build;
+pub mod caches;
 pub mod controller;
 pub mod drain;
 pub mod error;
@@ -18,8 +20,8 @@ pub mod events;
 pub mod failures;
 #[cfg(test)]
 mod fixtures;
+pub mod last_applied;
 pub mod metrics;
-pub mod observe;
 pub mod platform;
 pub mod reconcile;
 pub mod revision_sync;
@@ -33,6 +35,7 @@ pub mod validate;
 
 use std::sync::Arc;
 
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Config};
@@ -44,6 +47,7 @@ use zeroscale_common::lease::{Leadership, LeaseError};
 pub use args::Args;
 
 use crate::build::BuildSettings;
+use crate::caches::Caches;
 use crate::metrics::Metrics;
 use crate::platform::{PlatformEvents, SinkConfig};
 use crate::reconcile::Context;
@@ -70,23 +74,31 @@ pub enum RunError {
     LostLeadership,
 }
 
-async fn client(args: &Args) -> Result<Client, RunError> {
-    let Some(path) = &args.kubeconfig else {
-        return Client::try_default().await.map_err(RunError::Client);
+/// The API client, counting its requests in `metrics`.
+async fn client(args: &Args, metrics: &Metrics) -> Result<Client, RunError> {
+    let config = match &args.kubeconfig {
+        None => Config::infer()
+            .await
+            .map_err(|e| RunError::Client(kube::Error::InferConfig(e)))?,
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path).map_err(RunError::Kubeconfig)?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(RunError::Kubeconfig)?
+        }
     };
-    let kubeconfig = Kubeconfig::read_from(path).map_err(RunError::Kubeconfig)?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .map_err(RunError::Kubeconfig)?;
-    Client::try_from(config).map_err(RunError::Client)
+    let builder = ClientBuilder::try_from(config).map_err(RunError::Client)?;
+    Ok(builder
+        .with_layer(&api_requests::layer(metrics.api_requests.clone()))
+        .build())
 }
 
 /// Runs the operator until `shutdown` is cancelled (SIGTERM/Ctrl-C, see
 /// [`zeroscale_common::shutdown::on_signal`]; then it shuts down gracefully) or until leadership is lost.
 pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), RunError> {
-    let client = client(&args).await?;
     let mut registry = Registry::with_prefix("zeroscale");
     let metrics = Metrics::register(&mut registry);
+    let client = client(&args, &metrics).await?;
     let readiness = Readiness::default();
     let admin = tokio::spawn(admin::serve(
         args.admin.admin_addr,
@@ -121,6 +133,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), RunError
             pre_stop_sleep_seconds: args.pre_stop_sleep_seconds,
         };
         let recorder = Recorder::new(client.clone(), reporter);
+        let (caches, cache_writers) = Caches::new();
         let platform = (!args.events_sink.is_empty()).then(|| {
             PlatformEvents::start(
                 args.platform_sink(),
@@ -136,6 +149,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), RunError
                 args.domain.clone(),
                 recorder.clone(),
                 metrics.clone(),
+                caches,
             )
             .with_platform(platform),
         );
@@ -145,7 +159,13 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), RunError
         let ns = args.watch_namespace.clone();
         let controllers = async {
             tokio::join!(
-                controller::run(ctx, ns.clone(), readiness.clone(), shutdown.clone()),
+                controller::run(
+                    ctx,
+                    ns.clone(),
+                    readiness.clone(),
+                    cache_writers,
+                    shutdown.clone()
+                ),
                 trigger::controller::run(triggers, ns.clone(), shutdown.clone()),
             );
         };

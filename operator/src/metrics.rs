@@ -4,6 +4,8 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::api_requests::ApiRequestLabels;
+
 /// Labels of the reconcile counters and histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
@@ -51,6 +53,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// `zeroscale_operator_platform_events_total{type,outcome}`.
     pub platform_events: Family<PlatformLabels, Counter>,
+    /// `zeroscale_operator_api_requests_total{verb,resource}`, counted by [`crate::api_requests::layer`].
+    pub api_requests: Family<ApiRequestLabels, Counter>,
 }
 
 impl Metrics {
@@ -62,6 +66,7 @@ impl Metrics {
             duration: Family::new_with_constructor(duration_histogram),
             leader: Gauge::default(),
             platform_events: Family::default(),
+            api_requests: Family::default(),
         };
         let sub = registry.sub_registry_with_prefix("operator");
         sub.register(
@@ -88,6 +93,11 @@ impl Metrics {
             "platform_events",
             "Platform CloudEvents (function ready/failed) sent to the events sink, by outcome",
             metrics.platform_events.clone(),
+        );
+        sub.register(
+            "api_requests",
+            "Requests to the Kubernetes API server, by verb and resource",
+            metrics.api_requests.clone(),
         );
         metrics
     }

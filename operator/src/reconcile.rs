@@ -3,11 +3,14 @@
 //! - [`validate`] (pure) checks the Function and returns a [`ValidatedFunction`], or the reason that
 //!   goes into `Ready=False/InvalidSpec`;
 //! - [`build`] (pure) returns the [`Children`](crate::build::Children);
-//! - [`apply`] server-side applies them and returns what the API server answered, child by child;
+//! - [`apply`] server-side applies them (those that changed) and returns what the API server
+//!   answered, child by child;
 //! - [`revision_sync::plan`] (pure) reads every revision and resolves the traffic; the revisions past
 //!   `revisionHistoryLimit` (and children from before revisions) are deleted;
 //! - [`status::compute`] (pure) turns that and the pods into the status, written (with its Events and
 //!   platform events) only when it changed.
+//!
+//! The pods and Deployments are read from the controller's watches ([`Caches`]), not listed again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,13 +25,14 @@ use zeroscale_crds::function::{REASON_REVISION_MISSING, REASON_ROLLED_BACK, Roll
 use zeroscale_crds::revision::REVISION_LABEL;
 use zeroscale_crds::{Function, FunctionStatus};
 
-use crate::apply::{self, Applied, AppliedDeployment, FIELD_MANAGER};
+use crate::apply::{self, Applied, AppliedDeployment, Applier, FIELD_MANAGER};
 use crate::build::{BuildSettings, build};
+use crate::caches::Caches;
 use crate::error::{FunctionError, chain};
 use crate::events::{self, Note};
 use crate::failures::{Failures, backoff, key};
+use crate::last_applied::LastApplied;
 use crate::metrics::{ErrorLabels, KindLabels, Metrics};
-use crate::observe;
 use crate::platform::{self, PlatformEvents};
 use crate::revision_sync::{self, Plan};
 use crate::rollout::shell::{self as canary, Canaries};
@@ -37,6 +41,8 @@ use crate::validate::{ValidatedFunction, ValidationError, identity, validate};
 
 /// Periodic re-reconcile of a healthy Function, a safety net for missed events.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a Function is looked at again when the caches have not had their first listing yet.
+const CACHES_SYNCING: Duration = Duration::from_millis(250);
 const KIND: &str = "Function";
 
 /// Everything a reconciliation needs.
@@ -57,16 +63,21 @@ pub struct Context {
     failures: Failures,
     /// The automated canaries' baselines and the client that reads the activators' counts.
     canaries: Canaries,
+    /// The pods, Deployments and Services the controller watches.
+    pub caches: Caches,
+    /// What was last applied to each child.
+    last_applied: LastApplied,
 }
 
 impl Context {
-    /// Creates a context.
+    /// Creates a context that reads the pods, Deployments and Services from `caches`.
     pub fn new(
         client: Client,
         build: BuildSettings,
         domain: String,
         recorder: Recorder,
         metrics: Metrics,
+        caches: Caches,
     ) -> Self {
         Self {
             client,
@@ -77,6 +88,17 @@ impl Context {
             platform: None,
             failures: Failures::default(),
             canaries: Canaries::default(),
+            caches,
+            last_applied: LastApplied::default(),
+        }
+    }
+
+    /// What an apply reads and records besides the API server.
+    fn applier(&self) -> Applier<'_> {
+        Applier {
+            client: &self.client,
+            caches: &self.caches,
+            last_applied: &self.last_applied,
         }
     }
 
@@ -140,12 +162,16 @@ async fn reconcile_function(function: &Function, ctx: &Context) -> Result<Action
         // Owner references let the garbage collector delete the children.
         return Ok(Action::await_change());
     }
+    if !ctx.caches.synced() {
+        // Without the first listing, children that exist would look missing.
+        return Ok(Action::requeue(CACHES_SYNCING));
+    }
     let validated = match validate(function) {
         Ok(validated) => validated,
         Err(invalid) => return report_invalid(function, invalid, ctx).await,
     };
     let children = build(&validated, &ctx.build);
-    let applied = apply::apply(&ctx.client, &validated, &children).await;
+    let applied = apply::apply(ctx.applier(), &validated, &children).await;
     if let Ok(AppliedDeployment {
         created_with: Some(replicas),
         ..
@@ -162,8 +188,13 @@ async fn reconcile_function(function: &Function, ctx: &Context) -> Result<Action
         };
         events::publish(&ctx.recorder, function, note).await;
     }
-    let deployments = observe::list_deployments(&ctx.client, validated.namespace, validated.name).await?;
-    let pods = observe::list_pods(&ctx.client, validated.namespace, validated.name).await?;
+    let mut deployments = ctx.caches.deployments_of(validated.namespace, validated.name);
+    if let Ok(AppliedDeployment { deployment, .. }) = &applied.deployment {
+        // The cache may not have the apply's answer yet.
+        deployments.retain(|d| d.metadata.name != deployment.metadata.name);
+        deployments.push(deployment.clone());
+    }
+    let pods = ctx.caches.pods_of(validated.namespace, validated.name);
     let previous_rollout = function.status.as_ref().and_then(|s| s.rollout.as_ref());
     let observation = ctx
         .canaries
@@ -277,9 +308,13 @@ async fn report_invalid(
         .as_ref()
         .and_then(|s| s.latest_created_revision_name.clone())
         .unwrap_or_else(|| name.to_string());
-    let deployment = observe::get_deployment(&ctx.client, namespace, &current).await?;
-    let pods = observe::list_pods(&ctx.client, namespace, name).await?;
-    let pods: Vec<_> = pods
+    let deployment = ctx
+        .caches
+        .deployment(namespace, &current)
+        .map(Arc::unwrap_or_clone);
+    let pods: Vec<_> = ctx
+        .caches
+        .pods_of(namespace, name)
         .into_iter()
         .filter(|p| p.metadata.labels.as_ref().and_then(|l| l.get(REVISION_LABEL)) == Some(&current))
         .collect();

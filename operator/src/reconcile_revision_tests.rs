@@ -36,13 +36,9 @@ fn serving(mut f: Function, old: &str) -> Function {
     f
 }
 
-/// Applying the children of `f` (which exist), listing `deployments` and no pods.
-fn reconcile_script(f: &Function, current: Value, deployments: Vec<Value>) -> Vec<Step> {
-    let mut script = apply_existing(f, current, vec![]);
-    // `apply_existing` lists only the current Deployment: list them all instead.
-    script.remove(script.len() - 2);
-    script.insert(script.len() - 1, list_deployments(deployments));
-    script
+/// A context over `f`'s Services and `deployments` (with the current one among them) and no pods.
+fn context_over(client: Client, f: &Function, deployments: Vec<Value>) -> Arc<Context> {
+    context_with(client, existing(f, deployments, vec![]).0)
 }
 
 #[tokio::test]
@@ -54,10 +50,12 @@ async fn a_new_image_makes_a_second_revision_and_traffic_waits_until_it_is_ready
     assert_ne!(old_name, new_name);
     let starting = revision_deployment(&f, 20, 0);
     let deployments = vec![revision_deployment(&old, 10, 1), starting.clone()];
-    let mut script = reconcile_script(&f, starting, deployments);
+    let mut script = apply_existing(&f, starting);
     script.extend([apply_status(&f), Step::event("ns")]);
     let (client, server) = ApiServer::new(script);
-    reconcile(Arc::new(f), context(client)).await.expect("reconciled");
+    reconcile(Arc::new(f.clone()), context_over(client, &f, deployments))
+        .await
+        .expect("reconciled");
     let seen = server.finish();
     assert!(
         seen.iter().all(|s| s.method != http::Method::DELETE),
@@ -99,10 +97,10 @@ async fn a_ready_new_revision_takes_the_latest_traffic() {
     let f = serving(with_image("echo:2"), &name_of(&old));
     let ready = revision_deployment(&f, 20, 1);
     let deployments = vec![revision_deployment(&old, 10, 0), ready.clone()];
-    let mut script = reconcile_script(&f, ready, deployments);
+    let mut script = apply_existing(&f, ready);
     script.extend([apply_status(&f), Step::event("ns")]);
     let (client, server) = ApiServer::new(script);
-    reconcile(Arc::new(f.clone()), context(client))
+    reconcile(Arc::new(f.clone()), context_over(client, &f, deployments))
         .await
         .expect("reconciled");
     let seen = server.finish();
@@ -124,10 +122,12 @@ async fn an_unknown_revision_in_traffic_keeps_the_routes_and_says_revision_missi
             .expect("target"),
     ]);
     let live = revision_deployment(&f, 10, 1);
-    let mut script = reconcile_script(&f, live.clone(), vec![live]);
+    let mut script = apply_existing(&f, live.clone());
     script.extend([apply_status(&f), Step::event("ns")]);
     let (client, server) = ApiServer::new(script);
-    reconcile(Arc::new(f), context(client)).await.expect("reconciled");
+    reconcile(Arc::new(f.clone()), context_over(client, &f, vec![live]))
+        .await
+        .expect("reconciled");
     let seen = server.finish();
     let status = requests_to(&seen, STATUS)[0];
     assert_eq!(condition(status, "Ready"), pair("False", "RevisionMissing"));
@@ -156,7 +156,7 @@ async fn revisions_past_the_history_limit_are_deleted_but_never_a_routed_or_tagg
         .map(|(old, i)| revision_deployment(old, i * 10, 0))
         .collect();
     deployments.push(live.clone());
-    script.extend(reconcile_script(&f, live, deployments));
+    script.extend(apply_existing(&f, live));
     for old in [&olds[2], &olds[1]] {
         let name = name_of(old);
         script.push(Step::new(http::Method::DELETE, format!("{DEPLOYMENTS}/{name}")));
@@ -167,7 +167,7 @@ async fn revisions_past_the_history_limit_are_deleted_but_never_a_routed_or_tagg
     }
     script.extend([apply_status(&f), Step::event("ns")]);
     let (client, server) = ApiServer::new(script);
-    reconcile(Arc::new(f.clone()), context(client))
+    reconcile(Arc::new(f.clone()), context_over(client, &f, deployments))
         .await
         .expect("reconciled");
     let seen = server.finish();
@@ -193,7 +193,7 @@ async fn the_deployment_from_before_revisions_is_deleted_on_upgrade() {
         .as_object_mut()
         .expect("labels")
         .remove("zeroscale.dev/revision");
-    let mut script = reconcile_script(&f, live.clone(), vec![legacy, live]);
+    let mut script = apply_existing(&f, live.clone());
     script.extend([
         Step::new(http::Method::DELETE, LEGACY_DEPLOYMENT),
         Step::new(
@@ -205,7 +205,9 @@ async fn the_deployment_from_before_revisions_is_deleted_on_upgrade() {
         Step::event("ns"),
     ]);
     let (client, server) = ApiServer::new(script);
-    reconcile(Arc::new(f), context(client)).await.expect("reconciled");
+    reconcile(Arc::new(f.clone()), context_over(client, &f, vec![legacy, live]))
+        .await
+        .expect("reconciled");
     let seen = server.finish();
     let status = &requests_to(&seen, STATUS)[0].body["status"];
     assert_eq!(status["traffic"][0]["revisionName"], revision().as_str());

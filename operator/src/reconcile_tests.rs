@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 use super::*;
 use crate::build::Children;
 use crate::build::tests::{function, validated};
+use crate::caches::CacheWriters;
 use crate::fixtures::{ApiServer, Step, condition, events, pair, requests_to};
 
 const PUBLIC: &str = "/api/v1/namespaces/ns/services/hello";
 /// The Deployment of a Function from before revisions (what an invalid spec's status reads).
 const LEGACY_DEPLOYMENT: &str = "/apis/apps/v1/namespaces/ns/deployments/hello";
 const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/ns/deployments";
-const PODS: &str = "/api/v1/namespaces/ns/pods";
 const STATUS: &str = "/apis/zeroscale.dev/v1alpha1/namespaces/ns/functions/hello/status";
 const INITIAL_SCALE: &str = "zeroscale-operator-initial-scale";
 
@@ -34,7 +34,13 @@ fn deployment_path() -> String {
     format!("{DEPLOYMENTS}/{}", revision())
 }
 
+/// A context whose caches hold nothing.
 fn context(client: Client) -> Arc<Context> {
+    context_with(client, Caches::holding(vec![], vec![], vec![]).0)
+}
+
+/// A context reading `caches`.
+fn context_with(client: Client, caches: Caches) -> Arc<Context> {
     let metrics = Metrics::register(&mut Registry::default());
     let reporter = Reporter {
         controller: "zeroscale-operator".into(),
@@ -47,6 +53,7 @@ fn context(client: Client) -> Arc<Context> {
         "example.com".into(),
         recorder,
         metrics,
+        caches,
     ))
 }
 
@@ -77,22 +84,18 @@ fn live_deployment(f: &Function) -> Value {
     d
 }
 
-fn pod_list(pods: Vec<Value>) -> Value {
-    json!({ "apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods })
+fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).expect("a Kubernetes object")
 }
 
-/// The listing of the function's Deployments (its revisions), by label.
-fn list_deployments(deployments: Vec<Value>) -> Step {
-    Step::get(DEPLOYMENTS)
-        .query("labelSelector=zeroscale.dev%2Ffunction%3Dhello")
-        .answer(json!({ "apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {}, "items": deployments }))
-}
-
-/// The listing of the function's pods, by label.
-fn list_pods(pods: Vec<Value>) -> Step {
-    Step::get(PODS)
-        .query("labelSelector=zeroscale.dev%2Ffunction%3Dhello")
-        .answer(pod_list(pods))
+/// Caches holding `f`'s two Services, `deployments` and `pods`, as stored.
+fn existing(f: &Function, deployments: Vec<Value>, pods: Vec<Value>) -> (Caches, CacheWriters) {
+    let children = children(f);
+    Caches::holding(
+        pods.into_iter().map(from_json).collect(),
+        deployments.into_iter().map(from_json).collect(),
+        vec![children.private_service, children.public_service],
+    )
 }
 
 /// The status apply, answered with `f` carrying the applied status.
@@ -105,21 +108,16 @@ fn apply_status(f: &Function) -> Step {
     })
 }
 
-/// Reading and applying the Services and the Deployment that already exist, then listing `pods`.
-fn apply_existing(f: &Function, deployment: Value, pods: Vec<Value>) -> Vec<Step> {
-    let children = children(f);
+/// Applying the Services and the Deployment that already exist (and are cached): the Deployment is
+/// stored as `deployment`.
+fn apply_existing(f: &Function, deployment: Value) -> Vec<Step> {
     let revision = validated(f).revision;
     let private = format!("/api/v1/namespaces/ns/services/{revision}");
     let deployment_path = format!("{DEPLOYMENTS}/{revision}");
     vec![
-        Step::get(private.clone()).answer(to_json(&children.private_service)),
         Step::apply(private, FIELD_MANAGER).echo(),
-        Step::get(PUBLIC).answer(to_json(&children.public_service)),
         Step::apply(PUBLIC, FIELD_MANAGER).echo(),
-        Step::get(deployment_path.clone()).answer(deployment.clone()),
-        Step::apply(deployment_path, FIELD_MANAGER).answer(deployment.clone()),
-        list_deployments(vec![deployment]),
-        list_pods(pods),
+        Step::apply(deployment_path, FIELD_MANAGER).answer(deployment),
     ]
 }
 
@@ -144,13 +142,7 @@ async fn a_new_function_gets_its_services_and_deployment_then_a_status() {
         Step::apply(PUBLIC, FIELD_MANAGER).echo(),
     ];
     script.extend(create_deployment(&f));
-    script.extend([
-        Step::event("ns"),
-        list_deployments(vec![to_json(&children(&f).new_deployment)]),
-        list_pods(vec![]),
-        apply_status(&f),
-        Step::event("ns"),
-    ]);
+    script.extend([Step::event("ns"), apply_status(&f), Step::event("ns")]);
     let (client, server) = ApiServer::new(script);
     let ctx = context(client);
     let action = reconcile(Arc::new(f), ctx.clone()).await;
@@ -191,42 +183,56 @@ async fn a_new_function_gets_its_services_and_deployment_then_a_status() {
 }
 
 #[tokio::test]
-async fn an_unchanged_function_is_applied_again_without_writing_its_status() {
+async fn a_settled_function_costs_no_request_until_a_child_changes() {
     let f = function("hello");
-    let mut script = apply_existing(&f, live_deployment(&f), vec![]);
+    let mut script = apply_existing(&f, live_deployment(&f));
     script.extend([apply_status(&f), Step::event("ns")]);
     let (client, server) = ApiServer::new(script);
-    let ctx = context(client);
-    let first = reconcile(Arc::new(f.clone()), ctx).await;
+    let (caches, mut writers) = existing(&f, vec![live_deployment(&f)], vec![]);
+    let ctx = context_with(client, caches);
+    let first = reconcile(Arc::new(f.clone()), ctx.clone()).await;
     let seen = server.finish();
     assert_eq!(first.expect("reconciled"), Action::requeue(RESYNC));
     let status_apply = requests_to(&seen, STATUS)[0];
     assert_eq!(condition(status_apply, "Ready"), pair("True", "Ready"));
     assert_eq!(events(&seen), [pair("Normal", "Ready")]);
 
-    // The same Function with the status it was given: the same applies (server-side apply is
-    // idempotent), no status write, no Event.
+    // The same Function with the status it was given, over the same children: no request at all.
     let mut again = f.clone();
-    again.status = Some(serde_json::from_value(status_apply.body["status"].clone()).expect("status"));
-    let (client, server) = ApiServer::new(apply_existing(&f, live_deployment(&f), vec![]));
-    let second = reconcile(Arc::new(again), context(client)).await;
-    let seen = server.finish();
+    again.status = Some(from_json(status_apply.body["status"].clone()));
+    let (client, server) = ApiServer::new(vec![]);
+    let ctx = Arc::new(Context {
+        client,
+        ..Arc::into_inner(ctx).expect("the only reference")
+    });
+    let second = reconcile(Arc::new(again.clone()), ctx.clone()).await;
     assert_eq!(second.expect("reconciled"), Action::requeue(RESYNC));
-    assert_eq!(seen.len(), 8, "reads and applies only: {seen:#?}");
-    assert!(requests_to(&seen, STATUS).is_empty());
-    assert!(events(&seen).is_empty());
+    let seen = server.finish();
+    assert!(seen.is_empty(), "{seen:#?}");
+
+    // Someone labels the private Service: only that Service is applied again (its label stays; the
+    // apply puts back what the operator owns).
+    let mut private = to_json(&children(&f).private_service);
+    private["metadata"]["labels"]["team"] = json!("a");
+    writers
+        .services
+        .apply_watcher_event(&kube::runtime::watcher::Event::Apply(from_json(private)));
+    let (client, server) = ApiServer::new(vec![Step::apply(private_path(), FIELD_MANAGER).echo()]);
+    let ctx = Arc::new(Context {
+        client,
+        ..Arc::into_inner(ctx).expect("the only reference")
+    });
+    let third = reconcile(Arc::new(again), ctx).await;
+    assert_eq!(third.expect("reconciled"), Action::requeue(RESYNC));
+    let seen = server.finish();
+    assert_eq!(seen.len(), 1, "{seen:#?}");
 }
 
 #[tokio::test]
 async fn an_invalid_spec_applies_nothing_and_reports_why() {
     let mut f = function("hello");
     f.spec.image = " ".into();
-    let script = vec![
-        Step::get(LEGACY_DEPLOYMENT).not_found(),
-        list_pods(vec![]),
-        apply_status(&f),
-        Step::event("ns"),
-    ];
+    let script = vec![apply_status(&f), Step::event("ns")];
     let (client, server) = ApiServer::new(script);
     let ctx = context(client);
     let action = reconcile(Arc::new(f), ctx.clone()).await;
@@ -264,10 +270,11 @@ async fn pods_killed_for_memory_make_the_function_fail_with_oom_killed() {
             "lastState": { "terminated": { "exitCode": 137, "reason": "OOMKilled", "finishedAt": "2026-01-01T00:00:00Z" } }
         }]}
     });
-    let mut script = apply_existing(&f, deployment, vec![pod]);
+    let mut script = apply_existing(&f, deployment.clone());
     script.extend([apply_status(&f), Step::event("ns"), Step::event("ns")]);
     let (client, server) = ApiServer::new(script);
-    let action = reconcile(Arc::new(f), context(client)).await;
+    let (caches, _) = existing(&f, vec![deployment], vec![pod]);
+    let action = reconcile(Arc::new(f), context_with(client, caches)).await;
     let seen = server.finish();
 
     assert_eq!(action.expect("reconciled"), Action::requeue(RESYNC));
@@ -301,13 +308,7 @@ async fn a_service_the_function_does_not_control_is_not_taken_over() {
         .remove("ownerReferences");
     let mut script = vec![Step::get(private_path()).answer(foreign)];
     script.extend(create_deployment(&f));
-    script.extend([
-        Step::event("ns"),
-        list_deployments(vec![to_json(&children(&f).new_deployment)]),
-        list_pods(vec![]),
-        apply_status(&f),
-        Step::event("ns"),
-    ]);
+    script.extend([Step::event("ns"), apply_status(&f), Step::event("ns")]);
     let (client, server) = ApiServer::new(script);
     let ctx = context(client);
     let result = reconcile(Arc::new(f), ctx.clone()).await;
@@ -340,11 +341,8 @@ async fn a_service_the_function_does_not_control_is_not_taken_over() {
 #[tokio::test]
 async fn a_deployment_the_api_server_refuses_is_reported_as_apply_failed() {
     let f = function("hello");
-    let children = children(&f);
     let script = vec![
-        Step::get(private_path()).answer(to_json(&children.private_service)),
         Step::apply(private_path(), FIELD_MANAGER).echo(),
-        Step::get(PUBLIC).answer(to_json(&children.public_service)),
         Step::apply(PUBLIC, FIELD_MANAGER).echo(),
         Step::get(deployment_path()).not_found(),
         Step::apply(deployment_path(), FIELD_MANAGER).answer_with(|_| {
@@ -353,13 +351,11 @@ async fn a_deployment_the_api_server_refuses_is_reported_as_apply_failed() {
                 crate::fixtures::status(422, "Invalid", "spec.template: invalid"),
             )
         }),
-        list_deployments(vec![]),
-        list_pods(vec![]),
         apply_status(&f),
         Step::event("ns"),
     ];
     let (client, server) = ApiServer::new(script);
-    let ctx = context(client);
+    let ctx = context_with(client, existing(&f, vec![], vec![]).0);
     let result = reconcile(Arc::new(f), ctx.clone()).await;
     let seen = server.finish();
 
