@@ -12,6 +12,7 @@
 #                                       status: the runtime's share, apart from the platform's)
 #   burst.errors, burst.max_over_ready_ms   1,000 concurrent requests, one connection each, at zero
 #   burst.drain_answers_per_s, drain_longest_gap_ms, last_pod_serving_ms   how that backlog drained
+#   burst.apiserver_requests, apiserver_cpu_ms, operator_api_requests   what the burst cost the API server
 #   footprint.idle_rss_mib              operator + activator + autoscaler RSS 60 s after the burst
 # plus the plot coldstart.svg and every sample in coldstart/samples.json. How each figure is taken:
 # docs/benchmarks.md. If the cluster was down, this section brings it up and tears it down at the end.
@@ -87,11 +88,13 @@ export ZEROSCALE_ACTIVATOR
 
 activator_admin=$(bench_admin_urls activator)
 autoscaler_admin=$(bench_admin_urls autoscaler)
-log "coldstart: activator $ZEROSCALE_ACTIVATOR (admin $activator_admin), autoscaler admin $autoscaler_admin"
+operator_admin=$(bench_admin_urls operator)
+log "coldstart: activator $ZEROSCALE_ACTIVATOR (admin $activator_admin), autoscaler admin $autoscaler_admin, operator admin $operator_admin"
 
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 "$driver" --activator "$ZEROSCALE_ACTIVATOR" \
   --activator-admin "$activator_admin" --autoscaler-admin "$autoscaler_admin" \
+  --operator-admin "$operator_admin" \
   --cold-starts "${BENCH_COLD_STARTS:-20}" --burst "${BENCH_BURST:-1000}" --image "$image" \
   --out "$out/coldstart" \
   >"$out/coldstart/driver.out" 2> >(tee "$out/coldstart/driver.log" >&2)

@@ -89,6 +89,19 @@ pub async fn scrape(admin_urls: &[String]) -> Vec<String> {
     texts
 }
 
+/// The API server's `/metrics` text, if it answers (the local cluster's admin credentials may read it).
+pub async fn apiserver_metrics() -> Option<String> {
+    let client = zeroscale_e2e::try_client().await.ok()?;
+    let request = http::Request::get("/metrics").body(Vec::new()).ok()?;
+    match client.request_text(request).await {
+        Ok(text) => Some(text),
+        Err(e) => {
+            eprintln!("coldstart: cannot read the API server's /metrics: {e}");
+            None
+        }
+    }
+}
+
 /// When one of a function's pods could first serve, seen from the host (wall clock, seconds).
 #[derive(Debug, Clone, Copy)]
 pub struct Serving {

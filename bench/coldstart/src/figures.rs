@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::api_load::ApiLoad;
 use crate::drain::Drain;
 use crate::stats::{MS, percentile};
 
@@ -151,6 +152,8 @@ pub struct Burst {
     pub ended_unix: Option<f64>,
     /// How the backlog drained after the first pod could serve.
     pub drain: Drain,
+    /// What the burst cost the API server, from the first request sent to the last answer.
+    pub api_load: ApiLoad,
 }
 
 impl Burst {
@@ -181,6 +184,7 @@ impl Burst {
             over_ready_p90_ms: over_ready(90.0),
             ended_unix: (!shots.is_empty()).then_some(last_done),
             drain: Drain::of(&answered, pods_serving),
+            api_load: ApiLoad::default(),
         }
     }
 }

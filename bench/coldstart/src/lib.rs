@@ -1,6 +1,7 @@
 //! `bench/coldstart`: cold starts, a burst from zero and their platform share, measured on the local
 //! cluster with Zeroscale installed (SPEC §9 P3–P5). See `docs/benchmarks.md`.
 
+pub mod api_load;
 pub mod cluster;
 pub mod drain;
 pub mod figures;

@@ -23,6 +23,10 @@ struct Args {
     /// Admin URLs of the autoscaler replicas, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:9192")]
     autoscaler_admin: Vec<String>,
+    /// Admin URLs of the operator replicas, comma-separated (empty: the operator's requests are not
+    /// reported).
+    #[arg(long, value_delimiter = ',')]
+    operator_admin: Vec<String>,
     /// Cold starts to measure (one fresh Function each).
     #[arg(long, default_value_t = 20)]
     cold_starts: usize,
@@ -74,6 +78,7 @@ async fn run(args: Args) -> Result<(), BenchError> {
         activator: args.activator.clone(),
         activator_admin: args.activator_admin.clone(),
         autoscaler_admin: args.autoscaler_admin.clone(),
+        operator_admin: args.operator_admin.clone(),
         namespace: ns.name().to_string(),
         domain: args.domain.clone(),
         port: 8080,
@@ -155,6 +160,9 @@ async fn run(args: Args) -> Result<(), BenchError> {
             "last_pod_serving_ms": ms(b.drain.last_pod_ms()),
             "drain_answers_per_s": b.drain.answers_per_s.map(f64::round),
             "drain_longest_gap_ms": ms(b.drain.longest_gap_ms),
+            "apiserver_requests": b.api_load.apiserver_requests,
+            "apiserver_cpu_ms": ms(b.api_load.apiserver_cpu_ms),
+            "operator_api_requests": b.api_load.operator_requests,
             // Not rounded to ms: bench.sh measures the footprint a fixed time after it.
             "ended_unix": b.ended_unix,
         })),

@@ -7,7 +7,8 @@ use bytes::Bytes;
 use http::Method;
 
 use crate::BenchError;
-use crate::cluster::{ServeWatch, scrape, unix_now};
+use crate::api_load::{ApiCounters, ApiLoad};
+use crate::cluster::{ServeWatch, apiserver_metrics, scrape, unix_now};
 use crate::figures::{Burst, ColdStart, Observed, Shot};
 use crate::prom::{latest, total};
 
@@ -20,6 +21,8 @@ pub struct Target {
     pub activator_admin: Vec<String>,
     /// Admin URLs (`/metrics`) of every autoscaler replica.
     pub autoscaler_admin: Vec<String>,
+    /// Admin URLs (`/metrics`) of every operator replica (none: the operator's share is not reported).
+    pub operator_admin: Vec<String>,
     /// Namespace of the benchmark's Functions.
     pub namespace: String,
     /// External domain the activator routes (`<fn>.<ns>.<domain>`).
@@ -105,9 +108,16 @@ impl Target {
         Ok(sample)
     }
 
+    /// The API server's and the operator's request counters now.
+    async fn api_counters(&self) -> ApiCounters {
+        let apiserver = apiserver_metrics().await;
+        ApiCounters::read(apiserver.as_deref(), &scrape(&self.operator_admin).await)
+    }
+
     /// `requests` concurrent requests, one connection each, to `function` at zero.
     pub async fn burst(&self, function: &str, requests: usize) -> Result<Burst, BenchError> {
         let mut watch = ServeWatch::start(&self.namespace, function, self.port, "/healthz").await?;
+        let counters = self.api_counters().await;
         let this = Arc::new(self.clone());
         // Every task waits at the barrier, so the requests leave together rather than as they are spawned.
         let barrier = Arc::new(tokio::sync::Barrier::new(requests));
@@ -134,12 +144,16 @@ impl Target {
                 Err(e) => eprintln!("coldstart: burst task: {e}"),
             }
         }
+        let api_load = ApiLoad::between(&counters, &self.api_counters().await);
         let serving: Vec<f64> = watch
             .all(Duration::from_secs(5))
             .await
             .iter()
             .map(|s| s.serving)
             .collect();
-        Ok(Burst::from_shots(&shots, &serving))
+        Ok(Burst {
+            api_load,
+            ..Burst::from_shots(&shots, &serving)
+        })
     }
 }
