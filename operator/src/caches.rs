@@ -14,18 +14,21 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::Resource;
 use kube::runtime::reflector::{self, ObjectRef, Store};
+use serde_json::json;
 use zeroscale_crds::function::FUNCTION_LABEL;
+
+use crate::apply::{FIELD_MANAGER, operator_owns_replicas};
 
 /// Read handles of the caches. Cloning is cheap.
 #[derive(Clone)]
 pub struct Caches {
-    /// Pods with the `zeroscale.dev/function` label, without their managed fields.
+    /// Pods with the `zeroscale.dev/function` label, as [`trim_pod`] leaves them.
     pub pods: Store<Pod>,
-    /// Deployments the operator manages (by label), with their managed fields, which say who owns
-    /// `spec.replicas`.
+    /// Deployments the operator manages (by label), as [`trim_deployment`] leaves them.
     pub deployments: Store<Deployment>,
     /// Services the operator manages (by label), without their managed fields.
     pub services: Store<Service>,
@@ -39,6 +42,45 @@ pub struct CacheWriters {
     pub deployments: reflector::store::Writer<Deployment>,
     /// Fed by the Service watch.
     pub services: reflector::store::Writer<Service>,
+}
+
+/// Keeps of a pod what the status reads: its metadata (without managed fields and annotations), its
+/// status, and each container's name and resources (the memory limit an `OOMKilled` message names).
+/// A pod spec is most of a pod's size, and the operator caches every function pod.
+pub fn trim_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    if let Some(spec) = pod.spec.take() {
+        let containers = spec
+            .containers
+            .into_iter()
+            .map(|c| Container {
+                name: c.name,
+                resources: c.resources,
+                ..Container::default()
+            })
+            .collect();
+        pod.spec = Some(PodSpec {
+            containers,
+            ..PodSpec::default()
+        });
+    }
+}
+
+/// Keeps of a Deployment's managed fields only whether the operator's apply owns `spec.replicas`
+/// ([`operator_owns_replicas`]), as one entry with that one field: the entries of every manager
+/// (the controller's status, the autoscaler's scale) are most of a cached Deployment.
+pub fn trim_deployment(deployment: &mut Deployment) {
+    let owns = operator_owns_replicas(deployment);
+    deployment.metadata.managed_fields = owns.then(|| {
+        vec![ManagedFieldsEntry {
+            manager: Some(FIELD_MANAGER.into()),
+            operation: Some("Apply".into()),
+            fields_type: Some("FieldsV1".into()),
+            fields_v1: Some(FieldsV1(json!({ "f:spec": { "f:replicas": {} } }))),
+            ..ManagedFieldsEntry::default()
+        }]
+    });
 }
 
 /// Whether `store` has had its first complete listing.
@@ -181,6 +223,66 @@ mod tests {
         assert!(caches.deployment("ns", "hello-00001").is_some());
         assert!(caches.service("ns", "hello").is_some());
         assert!(caches.service("ns2", "hello").is_none());
+    }
+
+    #[test]
+    fn a_trimmed_pod_keeps_what_the_status_reads() {
+        let mut pod: Pod = serde_json::from_value(json!({
+            "metadata": { "name": "p", "labels": { FUNCTION_LABEL: "hello" }, "annotations": { "a": "b" },
+                          "managedFields": [{ "manager": "kubelet" }] },
+            "spec": { "volumes": [{ "name": "token" }], "containers": [{
+                "name": "function", "image": "echo", "env": [{ "name": "PORT", "value": "8080" }],
+                "resources": { "limits": { "memory": "64Mi" } } }] },
+            "status": { "phase": "Running", "podIP": "10.0.0.1" }
+        }))
+        .expect("pod");
+        let status = pod.status.clone();
+        trim_pod(&mut pod);
+        assert_eq!(pod.status, status);
+        assert_eq!(pod.metadata.labels.as_ref().map(|l| l.len()), Some(1));
+        assert!(pod.metadata.annotations.is_none() && pod.metadata.managed_fields.is_none());
+        let spec = pod.spec.expect("spec");
+        assert!(spec.volumes.is_none());
+        let container = &spec.containers[0];
+        assert_eq!(container.name, "function");
+        assert!(container.image.is_none() && container.env.is_none());
+        assert_eq!(
+            container
+                .resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .and_then(|l| l.get("memory"))
+                .map(|q| q.0.as_str()),
+            Some("64Mi")
+        );
+    }
+
+    #[test]
+    fn a_trimmed_deployment_still_says_who_owns_replicas() {
+        let entry = |manager: &str, fields: serde_json::Value| json!({ "manager": manager, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": fields });
+        let deployment = |entries: Vec<serde_json::Value>| -> Deployment {
+            serde_json::from_value(json!({ "metadata": { "name": "d", "managedFields": entries } }))
+                .expect("deployment")
+        };
+        let template = json!({ "f:spec": { "f:template": {} } });
+        let replicas = json!({ "f:spec": { "f:replicas": {}, "f:template": {} } });
+        let mut owning = deployment(vec![
+            entry(FIELD_MANAGER, replicas),
+            entry("kube-controller-manager", json!({ "f:status": {} })),
+        ]);
+        trim_deployment(&mut owning);
+        assert!(operator_owns_replicas(&owning));
+        assert_eq!(owning.metadata.managed_fields.as_ref().map(Vec::len), Some(1));
+        let mut handed_over = deployment(vec![
+            entry(FIELD_MANAGER, template),
+            entry(
+                "zeroscale-operator-initial-scale",
+                json!({ "f:spec": { "f:replicas": {} } }),
+            ),
+        ]);
+        trim_deployment(&mut handed_over);
+        assert!(!operator_owns_replicas(&handed_over));
+        assert!(handed_over.metadata.managed_fields.is_none());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::runtime::controller::{Config, Controller};
+use kube::runtime::controller::{self, Config, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -18,7 +18,7 @@ use zeroscale_common::admin::Readiness;
 use zeroscale_crds::Function;
 use zeroscale_crds::function::{FUNCTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 
-use crate::caches::CacheWriters;
+use crate::caches::{CacheWriters, trim_deployment, trim_pod};
 use crate::drain::{Stopped, until_stopped};
 use crate::error::chain;
 use crate::reconcile::{Context, error_policy, reconcile};
@@ -63,10 +63,10 @@ where
         .applied_objects()
 }
 
-/// Drops an object's managed fields, which the operator does not read for pods and Services: they are
-/// a good part of each cached object.
-fn without_managed_fields<K: kube::Resource>(object: &mut K) {
-    object.meta_mut().managed_fields = None;
+/// Drops a Service's managed fields, which the operator does not read: they are a good part of each
+/// cached object.
+fn without_managed_fields(service: &mut Service) {
+    service.metadata.managed_fields = None;
 }
 
 /// Runs the controller until `shutdown` is cancelled and the reconciles in flight have finished (at once
@@ -87,7 +87,7 @@ pub async fn run(
         api::<Deployment>(&client, ns),
         children.clone(),
         writers.deployments,
-        |_| {},
+        trim_deployment,
     );
     let services = cached(
         api::<Service>(&client, ns),
@@ -99,7 +99,7 @@ pub async fn run(
         api::<Pod>(&client, ns),
         watcher::Config::default().labels(FUNCTION_LABEL),
         writers.pods,
-        without_managed_fields,
+        trim_pod,
     );
     // Our own reflector rather than `Controller::new`'s: its stream says when the first list is in
     // the cache (`InitDone`), which is when the operator is ready. (The store's own ready signal
@@ -130,6 +130,13 @@ pub async fn run(
         .for_each(|result| async move {
             match result {
                 Ok((function, _)) => tracing::debug!(function = %function, "reconciled"),
+                // A watch that fails (say, RBAC forbids it) keeps its cache from syncing, and a
+                // reconcile waits for the caches: say so at the level operators read. The watch
+                // retries with back-off, which paces these lines.
+                Err(e @ controller::Error::QueueError(_)) => {
+                    tracing::warn!(error = %chain(&e), "watch failed")
+                }
+                // Failed reconciles are logged by the error policy.
                 Err(e) => tracing::debug!(error = %chain(&e), "controller error"),
             }
         });

@@ -163,7 +163,9 @@ async fn reconcile_function(function: &Function, ctx: &Context) -> Result<Action
         return Ok(Action::await_change());
     }
     if !ctx.caches.synced() {
-        // Without the first listing, children that exist would look missing.
+        // Without the first listing, children that exist would look missing. A watch that cannot
+        // list is logged by the controller (`watch failed`).
+        tracing::debug!(function = %key(function), "waiting for the caches' first listing");
         return Ok(Action::requeue(CACHES_SYNCING));
     }
     let validated = match validate(function) {
