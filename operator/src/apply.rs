@@ -91,6 +91,45 @@ fn stored_deployment(deployment: &Deployment) -> u64 {
     stored_fingerprint(&deployment.metadata, &spec)
 }
 
+/// Reads the child `kind` `namespace/name` from the API server, uncached.
+async fn read<K>(
+    api: &Api<K>,
+    kind: Child,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Arc<K>>, FunctionError>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let live = api
+        .get_opt(name)
+        .await
+        .map_err(|source| FunctionError::ReadChild {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            source,
+        })?;
+    Ok(live.map(Arc::new))
+}
+
+/// Refuses a child that exists without the Function's controller owner reference: it is someone
+/// else's, and is never taken over.
+fn ensure_controlled<K: kube::Resource>(
+    live: Option<&K>,
+    function: &ValidatedFunction<'_>,
+    kind: Child,
+    name: &str,
+) -> Result<(), FunctionError> {
+    match live {
+        Some(live) if !controlled_by(live.meta(), function.function) => Err(FunctionError::NotOwned {
+            kind,
+            name: name.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Applies every child: the Services, then the Deployment (even when the Services failed).
 pub async fn apply(applier: Applier<'_>, function: &ValidatedFunction<'_>, children: &Children) -> Applied {
     let routes = apply_services(applier, function, children).await;
@@ -112,26 +151,9 @@ pub async fn apply_services(
         let name = service.metadata.name.clone().unwrap_or_default();
         let live = match applier.caches.service(namespace, &name) {
             Some(cached) => Some(cached),
-            None => api
-                .get_opt(&name)
-                .await
-                .map_err(|source| FunctionError::ReadChild {
-                    kind: Child::Service,
-                    namespace: namespace.to_string(),
-                    name: name.clone(),
-                    source,
-                })?
-                .map(Arc::new),
+            None => read(&api, Child::Service, namespace, &name).await?,
         };
-        if live
-            .as_ref()
-            .is_some_and(|live| !controlled_by(&live.metadata, function.function))
-        {
-            return Err(FunctionError::NotOwned {
-                kind: Child::Service,
-                name,
-            });
-        }
+        ensure_controlled(live.as_deref(), function, Child::Service, &name)?;
         let key = child_key("Service", namespace, &name);
         let desired = fingerprint(service);
         if live.as_ref().is_some_and(|live| {
@@ -212,26 +234,9 @@ pub async fn apply_deployment(
     // count, would undo the autoscaler.
     let live = match applier.caches.deployment(namespace, name) {
         Some(cached) if !operator_owns_replicas(&cached) => Some(cached),
-        _ => api
-            .get_opt(name)
-            .await
-            .map_err(|source| FunctionError::ReadChild {
-                kind: Child::Deployment,
-                namespace: namespace.to_string(),
-                name: name.to_string(),
-                source,
-            })?
-            .map(Arc::new),
+        _ => read(&api, Child::Deployment, namespace, name).await?,
     };
-    if live
-        .as_ref()
-        .is_some_and(|live| !controlled_by(&live.metadata, function.function))
-    {
-        return Err(FunctionError::NotOwned {
-            kind: Child::Deployment,
-            name: name.to_string(),
-        });
-    }
+    ensure_controlled(live.as_deref(), function, Child::Deployment, name)?;
     let key = child_key("Deployment", namespace, name);
     let desired = fingerprint(&children.deployment);
     let mut created_with = None;
