@@ -13,9 +13,9 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -24,7 +24,7 @@ use zeroscale_crds::Function;
 use crate::build::Children;
 use crate::caches::Caches;
 use crate::error::{Child, FunctionError};
-use crate::last_applied::{LastApplied, child_key, fingerprint, stored_fingerprint};
+use crate::last_applied::{LastApplied, child_key, fingerprint, stored_deployment, stored_service};
 use crate::validate::ValidatedFunction;
 
 /// Field manager of every server-side apply by the operator.
@@ -46,6 +46,22 @@ pub fn operator_owns_replicas(deployment: &Deployment) -> bool {
                 .as_ref()
                 .is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some())
     })
+}
+
+/// Keeps of a Deployment's managed fields only whether the operator's apply owns `spec.replicas`
+/// ([`operator_owns_replicas`]), as one entry with that one field: the entries of every manager
+/// (the controller's status, the autoscaler's scale) are most of a cached Deployment.
+pub fn trim_deployment(deployment: &mut Deployment) {
+    let owns = operator_owns_replicas(deployment);
+    deployment.metadata.managed_fields = owns.then(|| {
+        vec![ManagedFieldsEntry {
+            manager: Some(FIELD_MANAGER.into()),
+            operation: Some("Apply".into()),
+            fields_type: Some("FieldsV1".into()),
+            fields_v1: Some(FieldsV1(json!({ "f:spec": { "f:replicas": {} } }))),
+            ..ManagedFieldsEntry::default()
+        }]
+    });
 }
 
 /// Whether `meta` has a controller owner reference to `function` (by uid).
@@ -75,20 +91,6 @@ pub struct Applier<'a> {
     pub caches: &'a Caches,
     /// What was applied to each child last time, to skip an apply that would change nothing.
     pub last_applied: &'a LastApplied,
-}
-
-/// The fingerprint of a stored Service (see [`crate::last_applied`]).
-fn stored_service(service: &Service) -> u64 {
-    stored_fingerprint(&service.metadata, &service.spec)
-}
-
-/// The fingerprint of a stored Deployment, without `spec.replicas`, which the autoscaler owns.
-fn stored_deployment(deployment: &Deployment) -> u64 {
-    let spec = deployment.spec.as_ref().map(|spec| DeploymentSpec {
-        replicas: None,
-        ..spec.clone()
-    });
-    stored_fingerprint(&deployment.metadata, &spec)
 }
 
 /// Reads the child `kind` `namespace/name` from the API server, uncached.
@@ -309,6 +311,34 @@ mod tests {
             &crate::build::build_private_service(&crate::build::tests::validated(&other)).metadata,
             &f
         ));
+    }
+
+    #[test]
+    fn a_trimmed_deployment_still_says_who_owns_replicas() {
+        let entry = |manager: &str, fields: serde_json::Value| json!({ "manager": manager, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": fields });
+        let deployment = |entries: Vec<serde_json::Value>| -> Deployment {
+            serde_json::from_value(json!({ "metadata": { "name": "d", "managedFields": entries } }))
+                .expect("deployment")
+        };
+        let template = json!({ "f:spec": { "f:template": {} } });
+        let replicas = json!({ "f:spec": { "f:replicas": {}, "f:template": {} } });
+        let mut owning = deployment(vec![
+            entry(FIELD_MANAGER, replicas),
+            entry("kube-controller-manager", json!({ "f:status": {} })),
+        ]);
+        trim_deployment(&mut owning);
+        assert!(operator_owns_replicas(&owning));
+        assert_eq!(owning.metadata.managed_fields.as_ref().map(Vec::len), Some(1));
+        let mut handed_over = deployment(vec![
+            entry(FIELD_MANAGER, template),
+            entry(
+                "zeroscale-operator-initial-scale",
+                json!({ "f:spec": { "f:replicas": {} } }),
+            ),
+        ]);
+        trim_deployment(&mut handed_over);
+        assert!(!operator_owns_replicas(&handed_over));
+        assert!(handed_over.metadata.managed_fields.is_none());
     }
 
     #[test]

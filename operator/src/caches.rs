@@ -15,20 +15,16 @@ use std::sync::Arc;
 use futures::FutureExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::Resource;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use serde_json::json;
 use zeroscale_crds::function::FUNCTION_LABEL;
-
-use crate::apply::{FIELD_MANAGER, operator_owns_replicas};
 
 /// Read handles of the caches. Cloning is cheap.
 #[derive(Clone)]
 pub struct Caches {
     /// Pods with the `zeroscale.dev/function` label, as [`trim_pod`] leaves them.
     pub pods: Store<Pod>,
-    /// Deployments the operator manages (by label), as [`trim_deployment`] leaves them.
+    /// Deployments the operator manages (by label), as [`crate::apply::trim_deployment`] leaves them.
     pub deployments: Store<Deployment>,
     /// Services the operator manages (by label), without their managed fields.
     pub services: Store<Service>,
@@ -67,22 +63,6 @@ pub fn trim_pod(pod: &mut Pod) {
     }
 }
 
-/// Keeps of a Deployment's managed fields only whether the operator's apply owns `spec.replicas`
-/// ([`operator_owns_replicas`]), as one entry with that one field: the entries of every manager
-/// (the controller's status, the autoscaler's scale) are most of a cached Deployment.
-pub fn trim_deployment(deployment: &mut Deployment) {
-    let owns = operator_owns_replicas(deployment);
-    deployment.metadata.managed_fields = owns.then(|| {
-        vec![ManagedFieldsEntry {
-            manager: Some(FIELD_MANAGER.into()),
-            operation: Some("Apply".into()),
-            fields_type: Some("FieldsV1".into()),
-            fields_v1: Some(FieldsV1(json!({ "f:spec": { "f:replicas": {} } }))),
-            ..ManagedFieldsEntry::default()
-        }]
-    });
-}
-
 /// Whether `store` has had its first complete listing.
 fn ready<K>(store: &Store<K>) -> bool
 where
@@ -101,6 +81,22 @@ fn of_function<K: Resource>(object: &K, function: &str) -> bool {
         .as_ref()
         .and_then(|l| l.get(FUNCTION_LABEL))
         .is_some_and(|f| f == function)
+}
+
+/// The objects of `store` in `namespace` labelled with Function `function`, sorted by name: the
+/// cache's own order is its hash map's, and a reconcile should not depend on it.
+fn of_function_by_name<K>(store: &Store<K>, namespace: &str, function: &str) -> Vec<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let mut objects: Vec<K> = store
+        .state_filter(|o| o.meta().namespace.as_deref() == Some(namespace) && of_function(o, function))
+        .into_iter()
+        .map(Arc::unwrap_or_clone)
+        .collect();
+    objects.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+    objects
 }
 
 impl Caches {
@@ -128,23 +124,16 @@ impl Caches {
         ready(&self.pods) && ready(&self.deployments) && ready(&self.services)
     }
 
-    /// The pods of Function `function` in `namespace`, from the cache.
+    /// The pods of Function `function` in `namespace`, from the cache, by name (as a listing
+    /// returns them).
     pub fn pods_of(&self, namespace: &str, function: &str) -> Vec<Pod> {
-        self.pods
-            .state_filter(|p| p.metadata.namespace.as_deref() == Some(namespace) && of_function(p, function))
-            .into_iter()
-            .map(Arc::unwrap_or_clone)
-            .collect()
+        of_function_by_name(&self.pods, namespace, function)
     }
 
     /// The Deployments labelled with Function `function` in `namespace` (its revisions, and the single
-    /// Deployment of a Function from before revisions), from the cache.
+    /// Deployment of a Function from before revisions), from the cache, by name.
     pub fn deployments_of(&self, namespace: &str, function: &str) -> Vec<Deployment> {
-        self.deployments
-            .state_filter(|d| d.metadata.namespace.as_deref() == Some(namespace) && of_function(d, function))
-            .into_iter()
-            .map(Arc::unwrap_or_clone)
-            .collect()
+        of_function_by_name(&self.deployments, namespace, function)
     }
 
     /// The Deployment `namespace/name`, if the cache has it.
@@ -200,10 +189,11 @@ mod tests {
     }
 
     #[test]
-    fn reads_a_functions_objects_by_label_and_namespace() {
+    fn reads_a_functions_objects_by_label_and_namespace_in_name_order() {
         // The stores stay readable after their writers are gone.
         let (caches, _) = Caches::holding(
             vec![
+                labelled("ns", "hello-2", "hello"),
                 labelled("ns", "hello-1", "hello"),
                 labelled("ns", "other-1", "other"),
                 labelled("ns2", "hello-1", "hello"),
@@ -217,7 +207,7 @@ mod tests {
             .into_iter()
             .map(|p| p.metadata.name)
             .collect();
-        assert_eq!(pods, [Some("hello-1".to_string())]);
+        assert_eq!(pods, [Some("hello-1".to_string()), Some("hello-2".to_string())]);
         assert_eq!(caches.deployments_of("ns", "hello").len(), 1);
         assert!(caches.deployments_of("ns", "other").is_empty());
         assert!(caches.deployment("ns", "hello-00001").is_some());
@@ -255,34 +245,6 @@ mod tests {
                 .map(|q| q.0.as_str()),
             Some("64Mi")
         );
-    }
-
-    #[test]
-    fn a_trimmed_deployment_still_says_who_owns_replicas() {
-        let entry = |manager: &str, fields: serde_json::Value| json!({ "manager": manager, "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": fields });
-        let deployment = |entries: Vec<serde_json::Value>| -> Deployment {
-            serde_json::from_value(json!({ "metadata": { "name": "d", "managedFields": entries } }))
-                .expect("deployment")
-        };
-        let template = json!({ "f:spec": { "f:template": {} } });
-        let replicas = json!({ "f:spec": { "f:replicas": {}, "f:template": {} } });
-        let mut owning = deployment(vec![
-            entry(FIELD_MANAGER, replicas),
-            entry("kube-controller-manager", json!({ "f:status": {} })),
-        ]);
-        trim_deployment(&mut owning);
-        assert!(operator_owns_replicas(&owning));
-        assert_eq!(owning.metadata.managed_fields.as_ref().map(Vec::len), Some(1));
-        let mut handed_over = deployment(vec![
-            entry(FIELD_MANAGER, template),
-            entry(
-                "zeroscale-operator-initial-scale",
-                json!({ "f:spec": { "f:replicas": {} } }),
-            ),
-        ]);
-        trim_deployment(&mut handed_over);
-        assert!(!operator_owns_replicas(&handed_over));
-        assert!(handed_over.metadata.managed_fields.is_none());
     }
 
     #[test]

@@ -18,7 +18,8 @@ use zeroscale_common::admin::Readiness;
 use zeroscale_crds::Function;
 use zeroscale_crds::function::{FUNCTION_LABEL, MANAGED_BY, MANAGED_BY_LABEL};
 
-use crate::caches::{CacheWriters, trim_deployment, trim_pod};
+use crate::apply::trim_deployment;
+use crate::caches::{CacheWriters, trim_pod};
 use crate::drain::{Stopped, until_stopped};
 use crate::error::chain;
 use crate::reconcile::{Context, error_policy, reconcile};

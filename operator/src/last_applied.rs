@@ -19,6 +19,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
@@ -38,10 +40,23 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         .fold(OFFSET, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(PRIME))
 }
 
-/// The fingerprint of a stored child: its labels, annotations, owner references and `spec` (with
-/// `spec.replicas` removed by the caller when someone else owns it).
-pub fn stored_fingerprint<S: Serialize>(meta: &ObjectMeta, spec: &S) -> u64 {
+/// The fingerprint of a stored child: its labels, annotations, owner references and `spec`.
+fn stored_fingerprint<S: Serialize>(meta: &ObjectMeta, spec: &S) -> u64 {
     fingerprint(&(&meta.labels, &meta.annotations, &meta.owner_references, spec))
+}
+
+/// The fingerprint of a stored Service.
+pub fn stored_service(service: &Service) -> u64 {
+    stored_fingerprint(&service.metadata, &service.spec)
+}
+
+/// The fingerprint of a stored Deployment, without `spec.replicas`, which the autoscaler owns.
+pub fn stored_deployment(deployment: &Deployment) -> u64 {
+    let spec = deployment.spec.as_ref().map(|spec| DeploymentSpec {
+        replicas: None,
+        ..spec.clone()
+    });
+    stored_fingerprint(&deployment.metadata, &spec)
 }
 
 /// What was applied to one child, and what the API server answered.
@@ -62,7 +77,7 @@ pub fn child_key(kind: &str, namespace: &str, name: &str) -> String {
 
 impl LastApplied {
     /// Whether applying `desired` (a [`fingerprint`]) to the child `key`, stored now as `stored` (a
-    /// [`stored_fingerprint`]), would change nothing: the last apply was the same, and the object
+    /// [`stored_service`] or [`stored_deployment`]), would change nothing: the last apply was the same, and the object
     /// has not changed since.
     pub fn unchanged(&self, key: &str, desired: u64, stored: u64) -> bool {
         let records = self.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -115,6 +130,27 @@ mod tests {
             stored_fingerprint(&meta(&[]), &1),
             stored_fingerprint(&meta(&[]), &2),
             "so is the spec"
+        );
+    }
+
+    #[test]
+    fn a_deployments_replicas_are_not_part_of_its_fingerprint() {
+        let deployment = |replicas: i32, image: &str| -> Deployment {
+            serde_json::from_value(serde_json::json!({
+                "metadata": { "name": "d" },
+                "spec": { "replicas": replicas, "selector": {}, "template": { "spec": {
+                    "containers": [{ "name": "function", "image": image }] } } }
+            }))
+            .expect("deployment")
+        };
+        assert_eq!(
+            stored_deployment(&deployment(1, "echo:1")),
+            stored_deployment(&deployment(5, "echo:1")),
+            "the autoscaler's writes are not drift"
+        );
+        assert_ne!(
+            stored_deployment(&deployment(1, "echo:1")),
+            stored_deployment(&deployment(1, "echo:2"))
         );
     }
 

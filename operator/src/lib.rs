@@ -4,9 +4,10 @@
 //!
 //! Reconcile ([`reconcile`]) is validate ([`validate`], pure, returns a
 //! [`validate::ValidatedFunction`]) → build ([`build`], pure, returns the children) → apply ([`apply`],
-//! server-side apply only, and only of what changed) → status ([`status`], pure, computed from what was
-//! applied and the pods in the watches' caches ([`caches`]), written only when it changed). Errors: [`error::FunctionError`]. Triggers: see
-//! [`trigger`]. A Function's `Ready` transitions go out as platform CloudEvents ([`platform`]).
+//! server-side apply only, and only of what changed) → status ([`status`], pure, computed from what
+//! was applied and the pods in the watches' caches ([`caches`]), written only when it changed).
+//! Errors: [`error::FunctionError`]. Triggers: see [`trigger`]. A Function's `Ready` transitions go
+//! out as platform CloudEvents ([`platform`]).
 
 pub mod api_requests;
 pub mod apply;
