@@ -33,24 +33,11 @@ impl ApiCounters {
                 .is_some()
         });
         let operator_requests = counted.then(|| {
-            let all = total(operators, "zeroscale_operator_api_requests_total", &[]);
-            let watches = total(
-                operators,
-                "zeroscale_operator_api_requests_total",
-                &[("verb", "watch")],
-            );
-            let lease = |verb| {
-                total(
-                    operators,
-                    "zeroscale_operator_api_requests_total",
-                    &[("verb", verb), ("resource", "leases")],
-                )
-            };
-            let leases: f64 = ["get", "list", "create", "update", "patch", "apply"]
-                .into_iter()
-                .map(lease)
-                .sum();
-            all - watches - leases
+            let requests =
+                |labels: &[(&str, &str)]| total(operators, "zeroscale_operator_api_requests_total", labels);
+            let leases =
+                requests(&[("resource", "leases")]) - requests(&[("verb", "watch"), ("resource", "leases")]);
+            requests(&[]) - requests(&[("verb", "watch")]) - leases
         });
         Self {
             apiserver_requests: apiserver.map(|t| {

@@ -89,9 +89,9 @@ pub async fn scrape(admin_urls: &[String]) -> Vec<String> {
     texts
 }
 
-/// The API server's `/metrics` text, if it answers (the local cluster's admin credentials may read it).
-pub async fn apiserver_metrics() -> Option<String> {
-    let client = zeroscale_e2e::try_client().await.ok()?;
+/// The API server's `/metrics` text through `client`, if it answers (the local cluster's admin
+/// credentials may read it).
+pub async fn apiserver_metrics(client: &kube::Client) -> Option<String> {
     let request = http::Request::get("/metrics").body(Vec::new()).ok()?;
     match client.request_text(request).await {
         Ok(text) => Some(text),

@@ -108,16 +108,22 @@ impl Target {
         Ok(sample)
     }
 
-    /// The API server's and the operator's request counters now.
-    async fn api_counters(&self) -> ApiCounters {
-        let apiserver = apiserver_metrics().await;
+    /// The API server's and the operator's request counters now (the API server's only with a
+    /// `client`).
+    async fn api_counters(&self, client: Option<&kube::Client>) -> ApiCounters {
+        let apiserver = match client {
+            Some(client) => apiserver_metrics(client).await,
+            None => None,
+        };
         ApiCounters::read(apiserver.as_deref(), &scrape(&self.operator_admin).await)
     }
 
     /// `requests` concurrent requests, one connection each, to `function` at zero.
     pub async fn burst(&self, function: &str, requests: usize) -> Result<Burst, BenchError> {
         let mut watch = ServeWatch::start(&self.namespace, function, self.port, "/healthz").await?;
-        let counters = self.api_counters().await;
+        // One client for both readings of the API server's counters, made before the burst.
+        let client = zeroscale_e2e::try_client().await.ok();
+        let counters = self.api_counters(client.as_ref()).await;
         let this = Arc::new(self.clone());
         // Every task waits at the barrier, so the requests leave together rather than as they are spawned.
         let barrier = Arc::new(tokio::sync::Barrier::new(requests));
@@ -144,7 +150,7 @@ impl Target {
                 Err(e) => eprintln!("coldstart: burst task: {e}"),
             }
         }
-        let api_load = ApiLoad::between(&counters, &self.api_counters().await);
+        let api_load = ApiLoad::between(&counters, &self.api_counters(client.as_ref()).await);
         let serving: Vec<f64> = watch
             .all(Duration::from_secs(5))
             .await
