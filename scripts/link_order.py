@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """link_order.py BINARY ORDER_FILE CALLGRIND_OUT...: the functions a component ran, for its link order.
-link_order.py --check BINARY ORDER_FILE: whether BINARY was linked in that order.
+link_order.py --check BINARY ORDER_FILE [MIN_FOUND]: whether BINARY was linked in that order (and, with
+MIN_FOUND, a fraction such as 0.9, whether at least that share of the file's functions is still found).
 link_order.py --hot BINARY ORDER_FILE CALLGRIND_OUT...: puts the functions that ran in these profiles
 (the activator's request path, `bench/activator/profile.sh order`) first in ORDER_FILE.
 
@@ -68,15 +69,17 @@ def functions(binary):
     return symbols
 
 
-def check(binary, order_file):
+def check(binary, order_file, min_found=0.0):
     """Prints how many of the order file's functions BINARY has and how many 64 KiB windows they span;
-    exits 1 when most are there but spread out (the linker ignored the order), 0 otherwise."""
+    exits 1 when most are there but spread out (the linker ignored the order), 2 when fewer than
+    `min_found` of them are found (the file is stale), 0 otherwise."""
     wanted = set(open(order_file).read().split())
     symbols = functions(binary)
     found = [(start, size) for start, size, name in symbols if name in wanted]
+    stale = f"regenerate {order_file} (scripts/link-order.sh, docs/images.md)"
     if not found:
-        print(f"{binary}: none of the {len(wanted)} functions of {order_file} (regenerate it: scripts/link-order.sh)")
-        return 0
+        print(f"{binary}: none of the {len(wanted)} functions of {order_file} found: {stale}")
+        return 2 if min_found > 0 else 0
     windows = {a >> 16 for start, size in found for a in range(start, start + size, 4096)}
     ideal = -(-sum(size for _, size in found) // 65536)
     share = len({name for _, _, name in symbols} & wanted) / len(wanted)
@@ -84,8 +87,11 @@ def check(binary, order_file):
         f"{binary}: {share:.0%} of the {len(wanted)} functions of {order_file} found, in {len(windows)} "
         f"windows of 64 KiB (laid out together: {ideal})"
     )
+    if share < min_found:
+        print(f"  fewer than {min_found:.0%} found: {stale}")
+        return 2
     if share < 0.5:
-        print(f"  fewer than half found: regenerate {order_file} (scripts/link-order.sh)")
+        print(f"  fewer than half found: {stale}")
         return 0
     if len(windows) > 2 * ideal + 2:
         print("  spread over the binary: the linker did not apply the order (rust-lld reads it)")
@@ -137,8 +143,8 @@ def hot_first(binary, order_file, profiles):
 
 
 def main():
-    if len(sys.argv) == 4 and sys.argv[1] == "--check":
-        sys.exit(check(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "--check":
+        sys.exit(check(sys.argv[2], sys.argv[3], float(sys.argv[4]) if len(sys.argv) == 5 else 0.0))
     if len(sys.argv) >= 5 and sys.argv[1] == "--hot":
         hot_first(sys.argv[2], sys.argv[3], sys.argv[4:])
         return
