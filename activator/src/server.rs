@@ -26,7 +26,10 @@ use hyper::{
     service::service_fn,
 };
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::{net::TcpListener, net::TcpStream, sync::mpsc};
+use tokio::{
+    net::{TcpListener, TcpSocket, TcpStream},
+    sync::mpsc,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -221,9 +224,26 @@ async fn serve_http2(shared: &Listener, io: Prefixed, remote: SocketAddr) {
     }
 }
 
-/// Binds a data port.
+/// Connections a data port's kernel queue holds before the activator accepts them: the most Linux
+/// allows by default (`net.core.somaxconn`, which caps the figure), as Go's listeners ask for.
+///
+/// Why not the 128 of `TcpListener::bind` (mio's, after the standard library's): a burst from zero
+/// opens its connections all at once, while the activator is busy with the ones before them. When
+/// the queue is full the kernel drops a connection's SYN, and the client sends it again only after
+/// its initial retransmission timeout, 1 s; the cold-start bench's burst of 1,000 saw 13 such
+/// connections answered 88 ms after every other (`docs/benchmarks.md`, session 29).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a port (data, admin or broker) with SO_REUSEADDR, as `TcpListener::bind` does, listening
+/// with a queue of [`LISTEN_BACKLOG`] connections.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 #[cfg(test)]
@@ -241,5 +261,23 @@ mod tests {
         // (`park.rs`, bounded by its own test).
         let size = future_size(connection);
         assert!(size <= 1024, "connection future is {size} bytes");
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_connections_waits_in_the_queue_until_accepted() {
+        // More connections at once than the 128 that `TcpListener::bind` queues, none accepted yet.
+        // With that queue, the kernel drops the SYNs past it and keeps dropping the retries while
+        // nothing is accepted, so those connects never finish; with ours, every one does at once.
+        const BURST: usize = 300;
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let connects =
+            (0..BURST).map(|_| tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)));
+        let streams = futures::future::join_all(connects).await;
+        let connected = streams.iter().filter(|s| matches!(s, Ok(Ok(_)))).count();
+        assert_eq!(connected, BURST, "connections queued before the first accept");
+        // Each is then served in turn.
+        let (first, _) = listener.accept().await.expect("accept");
+        assert!(first.peer_addr().is_ok());
     }
 }

@@ -250,7 +250,7 @@ impl Eventing {
             _ => None,
         };
         tracing::info!(store = %config.store.backend, "event store");
-        let listener = tokio::net::TcpListener::bind(config.broker_addr)
+        let listener = crate::server::bind(config.broker_addr)
             .await
             .map_err(|source| EventsError::Bind {
                 addr: config.broker_addr,
