@@ -3,8 +3,12 @@
 
 use std::path::PathBuf;
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
 use zeroscale_common::cli::{AdminArgs, LeaseArgs, LogArgs, Operator};
 use zeroscale_eventing::outbound::AllowedHosts;
+
+use crate::build::{DEFAULT_CPU_REQUEST, is_cpu_quantity};
 
 /// Flags of `zeroscale-operator`.
 #[derive(Clone, Debug, clap::Parser)]
@@ -50,6 +54,12 @@ pub struct Args {
     #[arg(long, env = "ZEROSCALE_OPERATOR_PRE_STOP_SLEEP_SECONDS", default_value_t = 5,
           value_parser = clap::value_parser!(i64).range(0..=60))]
     pub pre_stop_sleep_seconds: i64,
+    /// CPU request of a function container whose Function asks for no CPU (neither a CPU request nor
+    /// a CPU limit in `spec.resources`), such as `25m` or `0.1`; empty: none, and such pods are
+    /// `BestEffort`, the lowest CPU weight on a node.
+    #[arg(long, env = "ZEROSCALE_OPERATOR_DEFAULT_CPU_REQUEST", default_value = DEFAULT_CPU_REQUEST,
+          value_parser = default_cpu_request)]
+    pub default_cpu_request: String,
     /// Broker ingress receiving platform CloudEvents (`dev.zeroscale.function.ready`/`.failed`), POSTed
     /// to `<sink>/<function namespace>`; empty: none are sent. Plain `http` only.
     #[arg(long, env = "ZEROSCALE_OPERATOR_EVENTS_SINK", default_value = "", value_parser = events_sink)]
@@ -98,6 +108,23 @@ impl Args {
     }
 }
 
+/// The default CPU request is empty (none) or a positive CPU quantity: refused at start rather than by
+/// the API server on every Deployment the operator applies.
+fn default_cpu_request(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() || is_cpu_quantity(value) {
+        return Ok(value.to_string());
+    }
+    Err("must be empty or a positive CPU quantity in cores or millicores, such as 0.1 or 25m".into())
+}
+
+impl Args {
+    /// `--default-cpu-request` as a quantity, `None` when empty.
+    pub fn default_cpu_request(&self) -> Option<Quantity> {
+        (!self.default_cpu_request.is_empty()).then(|| Quantity(self.default_cpu_request.clone()))
+    }
+}
+
 /// An events sink is empty (off) or an absolute `http` URL without query or fragment (the namespace
 /// is appended as a path segment).
 fn events_sink(value: &str) -> Result<String, String> {
@@ -129,6 +156,7 @@ mod tests {
         assert_eq!(args.lease.lease_name, "zeroscale-operator");
         assert_eq!(args.progress_deadline_seconds, 600);
         assert_eq!(args.pre_stop_sleep_seconds, 5);
+        assert_eq!(args.default_cpu_request(), Some(Quantity("25m".into())));
         assert!(args.kubeconfig.is_none() && args.watch_namespace.is_none());
         assert_eq!(args.events_sink, "");
         assert!(args.platform_sink().token.is_none());
@@ -147,6 +175,24 @@ mod tests {
             std::path::Path::new("/var/run/secrets/zeroscale.dev/broker/token")
         );
         assert!(parse("").is_err(), "an empty path is refused, not taken as off");
+    }
+
+    #[test]
+    fn the_default_cpu_request_is_a_cpu_quantity_or_empty() {
+        let parse =
+            |v: &str| Args::try_parse_from(["zeroscale-operator", &format!("--default-cpu-request={v}")]);
+        assert_eq!(
+            parse("0.1").expect("parses").default_cpu_request(),
+            Some(Quantity("0.1".into()))
+        );
+        assert_eq!(
+            parse("").expect("parses").default_cpu_request(),
+            None,
+            "empty: none"
+        );
+        let refused = parse("25Mi").expect_err("a memory quantity").to_string();
+        assert!(refused.contains("positive CPU quantity"), "{refused}");
+        assert!(parse("0m").is_err(), "zero is refused");
     }
 
     #[test]

@@ -132,6 +132,7 @@ pub async fn run(args: Args, shutdown: CancellationToken) -> Result<(), RunError
             activator_service: args.activator_service.clone(),
             progress_deadline_seconds: args.progress_deadline_seconds,
             pre_stop_sleep_seconds: args.pre_stop_sleep_seconds,
+            default_cpu_request: args.default_cpu_request(),
         };
         let recorder = Recorder::new(client.clone(), reporter);
         let (caches, cache_writers) = Caches::new();

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use zeroscale_crds::Function;
@@ -60,6 +60,28 @@ async fn children_follow_the_function_through_create_update_and_delete() {
     assert_eq!(
         pod.security_context.as_ref().and_then(|s| s.run_as_non_root),
         Some(true)
+    );
+    // No CPU asked for: the operator's default request, so the pods are Burstable, not BestEffort.
+    let cpu = pod.containers[0]
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("cpu"))
+        .map(|q| q.0.as_str());
+    assert_eq!(cpu, Some("25m"));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+    let running = pods
+        .list(&ListParams::default().labels("zeroscale.dev/function=hello"))
+        .await
+        .expect("pods listed");
+    let classes: Vec<_> = running
+        .items
+        .iter()
+        .map(|p| p.status.as_ref().and_then(|s| s.qos_class.clone()))
+        .collect();
+    assert!(
+        !classes.is_empty() && classes.iter().all(|c| c.as_deref() == Some("Burstable")),
+        "{classes:?}"
     );
     let env: Vec<_> = pod.containers[0]
         .env

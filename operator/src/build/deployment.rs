@@ -11,8 +11,8 @@ use zeroscale_crds::FunctionSpec;
 use zeroscale_crds::function::Protocol;
 
 use super::{
-    BuildSettings, ValidatedFunction, container_security_context, pod_security_context, revision_labels,
-    revision_meta, revision_selector,
+    BuildSettings, ValidatedFunction, container_resources, container_security_context, pod_security_context,
+    revision_labels, revision_meta, revision_selector,
 };
 
 /// Name of the function's container in every pod.
@@ -112,7 +112,7 @@ pub fn build_deployment(
         args: spec.args.clone(),
         env: Some(env(function)),
         env_from: spec.env_from.clone(),
-        resources: spec.resources.clone(),
+        resources: container_resources(spec.resources.as_ref(), settings.default_cpu_request.as_ref()),
         ports: Some(vec![ContainerPort {
             name: Some(port_name(spec.protocol).into()),
             container_port: spec.port,
@@ -268,6 +268,31 @@ mod tests {
         assert!(container(&d).lifecycle.is_none(), "no sleep, no hook");
         let pod = d.spec.and_then(|s| s.template.spec).expect("pod");
         assert_eq!(pod.termination_grace_period_seconds, Some(30));
+    }
+
+    #[test]
+    fn a_function_asking_for_no_cpu_gets_the_operators_default_request() {
+        let f = function("hello");
+        assert!(f.spec.resources.is_none());
+        let d = build_deployment(&validated(&f), &BuildSettings::default(), None);
+        let requests = container(&d).resources.as_ref().and_then(|r| r.requests.clone());
+        assert_eq!(
+            requests
+                .and_then(|r| r.get("cpu").cloned())
+                .map(|q| q.0)
+                .as_deref(),
+            Some("25m")
+        );
+
+        let settings = BuildSettings {
+            default_cpu_request: None,
+            ..BuildSettings::default()
+        };
+        let d = build_deployment(&validated(&f), &settings, None);
+        assert!(
+            container(&d).resources.is_none(),
+            "no default: BestEffort as the user wrote it"
+        );
     }
 
     #[test]

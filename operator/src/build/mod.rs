@@ -5,6 +5,7 @@
 //! server, so every object is unit-tested.
 
 mod deployment;
+mod resources;
 mod security;
 mod services;
 
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 use zeroscale_crds::Function;
@@ -22,15 +24,19 @@ use zeroscale_crds::revision_runtime::RevisionRuntime;
 use crate::validate::ValidatedFunction;
 
 pub use deployment::{CONTAINER_NAME, build_deployment, default_readiness_probe, port_name};
+pub use resources::{container_resources, is_cpu_quantity};
 pub use security::{container_security_context, pod_security_context};
 
 /// Default `preStop` sleep of function pods, in seconds: long enough for the EndpointSlice update that
 /// marks a pod terminating to reach the activator, short enough not to hold up scale-downs.
 pub const DEFAULT_PRE_STOP_SLEEP_SECONDS: i64 = 5;
+/// Default CPU request of a function container whose Function asks for no CPU
+/// ([`container_resources`]): enough to make its pods `Burstable`, as Knative's queue-proxy does.
+pub const DEFAULT_CPU_REQUEST: &str = "25m";
 pub use services::{build_private_service, build_public_service};
 
 /// Settings of the operator that shape the children.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct BuildSettings {
     /// DNS name of the activator's Service, the target of every public `ExternalName` Service.
     pub activator_service: String,
@@ -38,6 +44,8 @@ pub struct BuildSettings {
     pub progress_deadline_seconds: i32,
     /// Seconds of the function pods' `preStop` sleep (0: no hook); added to their grace period.
     pub pre_stop_sleep_seconds: i64,
+    /// CPU request of a function container whose Function asks for no CPU (`None`: none).
+    pub default_cpu_request: Option<Quantity>,
 }
 
 impl Default for BuildSettings {
@@ -46,6 +54,7 @@ impl Default for BuildSettings {
             activator_service: "zeroscale-activator.zeroscale-system.svc.cluster.local".into(),
             progress_deadline_seconds: 600,
             pre_stop_sleep_seconds: DEFAULT_PRE_STOP_SLEEP_SECONDS,
+            default_cpu_request: Some(Quantity(DEFAULT_CPU_REQUEST.into())),
         }
     }
 }
