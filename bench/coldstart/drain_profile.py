@@ -105,6 +105,7 @@ def profile(records, spans, cpus):
         name = program(dso)
         if name and pid:
             programs[pid][name] += 1
+
     def group(pid, comm):
         if pid in programs:
             return PROGRAMS.get(programs[pid].most_common(1)[0][0], "other")

@@ -58,7 +58,7 @@ pub struct Args {
     /// a CPU limit in `spec.resources`), such as `25m` or `0.1`; empty: none, and such pods are
     /// `BestEffort`, the lowest CPU weight on a node.
     #[arg(long, env = "ZEROSCALE_OPERATOR_DEFAULT_CPU_REQUEST", default_value = DEFAULT_CPU_REQUEST,
-          value_parser = default_cpu_request)]
+          value_parser = cpu_request_flag)]
     pub default_cpu_request: String,
     /// Broker ingress receiving platform CloudEvents (`dev.zeroscale.function.ready`/`.failed`), POSTed
     /// to `<sink>/<function namespace>`; empty: none are sent. Plain `http` only.
@@ -94,6 +94,11 @@ impl Args {
         base.clone().with_list(&self.allowed_hosts).unwrap_or(base)
     }
 
+    /// `--default-cpu-request` as a quantity, `None` when empty.
+    pub fn default_cpu_request(&self) -> Option<Quantity> {
+        (!self.default_cpu_request.is_empty()).then(|| Quantity(self.default_cpu_request.clone()))
+    }
+
     /// Where platform events go (`--events-sink`) and the token they carry (`--events-sink-token-file`).
     pub fn platform_sink(&self) -> crate::platform::Sink {
         let sink = crate::platform::Sink::new(self.events_sink.clone());
@@ -110,19 +115,12 @@ impl Args {
 
 /// The default CPU request is empty (none) or a positive CPU quantity: refused at start rather than by
 /// the API server on every Deployment the operator applies.
-fn default_cpu_request(value: &str) -> Result<String, String> {
+fn cpu_request_flag(value: &str) -> Result<String, String> {
     let value = value.trim();
     if value.is_empty() || is_cpu_quantity(value) {
         return Ok(value.to_string());
     }
     Err("must be empty or a positive CPU quantity in cores or millicores, such as 0.1 or 25m".into())
-}
-
-impl Args {
-    /// `--default-cpu-request` as a quantity, `None` when empty.
-    pub fn default_cpu_request(&self) -> Option<Quantity> {
-        (!self.default_cpu_request.is_empty()).then(|| Quantity(self.default_cpu_request.clone()))
-    }
 }
 
 /// An events sink is empty (off) or an absolute `http` URL without query or fragment (the namespace
