@@ -23,6 +23,18 @@ bench_oha() {
   echo "$bin"
 }
 
+# Builds the images of these sources (`make -s images`, a no-op push when nothing changed) and prints
+# the path of the cold-start driver, which scripts/images.sh builds in the same cargo invocation as
+# the images' crates (a release build: its client overhead is part of every latency it measures).
+bench_coldstart_driver() {
+  make -s images >&2
+  local target=${CARGO_TARGET_DIR:-$PWD/target}
+  [[ $target == /* ]] || target="$PWD/$target"
+  [[ -x $target/release/coldstart-bench ]] ||
+    die "coldstart: $target/release/coldstart-bench not built (scripts/images.sh builds it)"
+  echo "$target/release/coldstart-bench"
+}
+
 # Installs Debian package $1 (as root, or with sudo), its output on stderr.
 bench_apt_install() {
   local sudo=""

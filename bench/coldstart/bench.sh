@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 source e2e/cluster/lib.sh
-source scripts/bench-lib.sh # bench_admin_urls
+source scripts/bench-lib.sh # bench_admin_urls, bench_coldstart_driver
 out=${BENCH_OUT:-$root/target/bench}
 fragment=${BENCH_FRAGMENT:-$out/coldstart/fragment.json}
 mkdir -p "$out/coldstart"
@@ -70,11 +70,7 @@ image=${BENCH_IMAGE:-localhost:5000/zeroscale/echo:0.1.0}
 # a release build because its client overhead is part of every latency it measures, and built on its
 # own it would compile most dependencies again with other features. Building the images before taking
 # the cluster lock (`bash scripts/images.sh --no-push`) leaves nothing to compile here.
-make -s images
-target=${CARGO_TARGET_DIR:-$root/target}
-[[ $target == /* ]] || target="$root/$target"
-driver=$target/release/coldstart-bench
-[[ -x $driver ]] || die "coldstart: $driver not built (scripts/images.sh builds it with the images' crates)"
+driver=$(bench_coldstart_driver)
 exec 8>"$ZS_STATE/.install.lock"
 log "coldstart: waiting for the install lock (held until the end of this section)"
 flock -w 900 8 || die "cannot take $ZS_STATE/.install.lock: another install runs"

@@ -16,19 +16,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 source e2e/cluster/lib.sh
-source scripts/bench-lib.sh # bench_admin_urls, bench_apt_install
+source scripts/bench-lib.sh # bench_admin_urls, bench_apt_install, bench_coldstart_driver
 out=${BENCH_OUT:-$root/target/bench}/coldstart/drain-profile
 runs=${DRAIN_RUNS:-3}
 export KUBECONFIG=$ZS_KUBECONFIG PATH="$ZS_BIN:$PATH"
 
 command -v perf >/dev/null || bench_apt_install linux-perf
 bash e2e/cluster/status.sh --check || die "drain-profile: the local cluster is not up and healthy: make cluster-up"
-# The driver is built with the images' crates (scripts/images.sh), in one cargo invocation.
-make -s images
-target=${CARGO_TARGET_DIR:-$root/target}
-[[ $target == /* ]] || target="$root/$target"
-driver=$target/release/coldstart-bench
-[[ -x $driver ]] || die "drain-profile: $driver not built (scripts/images.sh builds it)"
+driver=$(bench_coldstart_driver)
 exec 8>"$ZS_STATE/.install.lock"
 flock -w 900 8 || die "drain-profile: cannot take $ZS_STATE/.install.lock: another install runs"
 export ZEROSCALE_INSTALL_LOCK_HELD=1
