@@ -9,12 +9,16 @@ CARGO ?= cargo
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
+.PHONY: deps
+deps: ## install what this machine lacks (Debian packages; checks Go and Rust); fast when all is there
+	bash scripts/install-deps.sh
+
 .PHONY: build
 build: ## build every Rust binary (debug)
 	$(CARGO) build --workspace --bins
 
 .PHONY: up
-up: ## local cluster + Zeroscale + the hello function, then print a curl
+up: deps ## local cluster + Zeroscale + the hello function, then print a curl
 	bash scripts/up.sh
 
 .PHONY: down
@@ -22,7 +26,7 @@ down: ## tear down everything `make up` started
 	bash scripts/down.sh
 
 .PHONY: cluster-up
-cluster-up: ## start the local cluster: a real one-node Kubernetes (control plane, containerd, kubelet, kube-proxy, CoreDNS, registry)
+cluster-up: deps ## start the local cluster: a real one-node Kubernetes (control plane, containerd, kubelet, kube-proxy, CoreDNS, registry)
 	bash e2e/cluster/up.sh
 
 .PHONY: cluster-down
@@ -62,12 +66,12 @@ e2e: build ## end-to-end tests on the local cluster (brings it up and down)
 	bash scripts/e2e.sh
 
 .PHONY: test
-test: lint unit e2e ## every test: lint, unit, end-to-end
+test: deps lint unit e2e ## every test: lint, unit, end-to-end
 
 .PHONY: images
-images: ## build the OCI images (no container daemon) and push them to ZEROSCALE_REGISTRY (default localhost:5000)
+images: deps ## build the OCI images (no container daemon) and push them to ZEROSCALE_REGISTRY (default localhost:5000)
 	bash scripts/images.sh
 
 .PHONY: bench
-bench: ## benchmarks; writes target/bench/report.json and report.md
+bench: deps ## benchmarks; writes target/bench/report.json and report.md
 	bash scripts/bench.sh
