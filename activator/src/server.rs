@@ -2,14 +2,15 @@
 //! knowledge, and on shutdown stop accepting and let open connections finish within the drain period.
 //!
 //! A new connection's first request head is read here (`server/head.rs`) before a server gets the
-//! connection, and the request is admitted from it: a request that has to wait for a pod waits in a
-//! small task of its own (`server/park.rs`) as a socket and a buffer of its head's size, not as a
-//! server connection with its buffers. Once a pod is chosen (or at once when one has room) the
+//! connection, and the request is admitted from it: a request that has to wait for a pod waits
+//! (`server/park.rs`) as a socket and a buffer of its head's size, not as a server connection with
+//! its buffers, in the connection's one small task (`server/connection.rs`). Once a pod is chosen (or at once when one has room) the
 //! activator's own HTTP/1.1 server (`server/h1.rs`) serves the connection from the bytes read, and the
 //! first request carries the outcome reached early ([`Proxy::handle_first`]). The first request that
 //! server leaves to hyper (an upgrade, `Expect`, a streamed body, a malformed head) hands the
 //! connection to hyper, replaying the bytes not yet served; the HTTP/2 preface goes to hyper at once.
 
+mod connection;
 mod h1;
 mod head;
 mod park;
@@ -27,16 +28,17 @@ use hyper::{
 };
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::{
-    net::{TcpListener, TcpSocket, TcpStream},
+    net::{TcpListener, TcpSocket},
     sync::mpsc,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    proxy::{Early, HeadAdmission, Proxy},
+    proxy::{Early, Proxy},
     settings::Port,
 };
-use head::{Head, Prefixed};
+use connection::Connection;
+use head::Prefixed;
 
 /// Limits that protect the data ports from hostile or broken clients.
 #[derive(Clone, Copy, Debug)]
@@ -108,7 +110,7 @@ pub async fn serve(
     // Every connection task holds a sender; the channel closes when the last one has finished.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     loop {
-        let (stream, remote) = tokio::select! {
+        let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -123,44 +125,13 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         let open = open.clone();
-        tokio::spawn(connection(shared, stream, remote, open.clone()));
+        tokio::spawn(Connection::new(shared, stream, open.clone()));
     }
     drop(listener);
     drop(open);
     if tokio::time::timeout(drain, all_closed.recv()).await.is_err() {
         tracing::warn!(?drain, "drain period passed with connections still open");
     }
-}
-
-/// One client connection: its first head, the wait for a pod if any, then hyper. `open` is held
-/// until the connection ends (a drain waits for every one).
-async fn connection(shared: Arc<Listener>, stream: TcpStream, remote: SocketAddr, open: mpsc::Sender<()>) {
-    let limits = shared.limits;
-    let read = tokio::select! {
-        read = tokio::time::timeout(limits.header_read_timeout, head::read(&stream, limits.max_header_bytes)) => read,
-        // Draining: a connection that has not sent a whole request yet is closed.
-        () = shared.stop.cancelled() => return,
-    };
-    let (bytes, head) = match read {
-        Ok(Ok(Some(read))) => read,
-        // Closed, failed or too slow: nothing to answer.
-        Ok(Ok(None) | Err(_)) | Err(_) => return,
-    };
-    let early = match head {
-        Head::Http2 => return Box::pin(serve_http2(&shared, Prefixed::new(bytes, stream), remote)).await,
-        Head::Http1 { host } => match shared.proxy.admit_head(shared.port, host, bytes.len()) {
-            HeadAdmission::Decided(early) => Some(early),
-            HeadAdmission::Parked(parked) => {
-                // The wait goes on in a task of its own that holds only what waiting needs; this
-                // task (sized for reading heads and serving) ends here.
-                tokio::spawn(park::wait(shared, stream, bytes.into_boxed_slice(), parked, open));
-                return;
-            }
-        },
-        Head::Partial | Head::Other => None,
-    };
-    Box::pin(h1::serve(&shared, stream, bytes, remote, early)).await;
-    drop(open);
 }
 
 async fn serve_http1(shared: &Listener, io: Prefixed, remote: SocketAddr, early: Option<Early>) {
@@ -250,19 +221,6 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 mod tests {
     use super::*;
 
-    fn future_size<F: Future>(_: fn(Arc<Listener>, TcpStream, SocketAddr, mpsc::Sender<()>) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
-
-    #[test]
-    fn a_parked_connection_stays_small() {
-        // A connection's task holds this future while it reads its first head; hyper's state is
-        // boxed and only allocated after. A request that has to wait does so in a task of its own
-        // (`park.rs`, bounded by its own test).
-        let size = future_size(connection);
-        assert!(size <= 1024, "connection future is {size} bytes");
-    }
-
     #[tokio::test]
     async fn a_burst_of_connections_waits_in_the_queue_until_accepted() {
         // More connections at once than the 128 that `TcpListener::bind` queues, none accepted yet.
@@ -271,8 +229,8 @@ mod tests {
         const BURST: usize = 300;
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("bind");
         let addr = listener.local_addr().expect("local address");
-        let connects =
-            (0..BURST).map(|_| tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)));
+        let connects = (0..BURST)
+            .map(|_| tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(addr)));
         let streams = futures::future::join_all(connects).await;
         let connected = streams.iter().filter(|s| matches!(s, Ok(Ok(_)))).count();
         assert_eq!(connected, BURST, "connections queued before the first accept");

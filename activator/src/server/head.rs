@@ -8,15 +8,20 @@
 
 use std::{
     cell::RefCell,
+    future::Future,
     io,
     pin::Pin,
     task::{Context, Poll},
+    time::Duration,
 };
 
+use pin_project_lite::pin_project;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
+    time::{Sleep, sleep},
 };
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -97,39 +102,97 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; 16 * 1024]);
 }
 
-/// Reads from `stream` until the bytes form a complete head (or the preface, or something to leave to
-/// hyper), or `max` bytes have arrived. Returns the bytes read and what they are; `None` when the
-/// client closed first.
-pub async fn read(stream: &TcpStream, max: usize) -> io::Result<Option<(Vec<u8>, Head)>> {
-    let mut bytes = Vec::new();
-    loop {
-        // Where the end of the head could start in what this read adds (it may straddle reads).
-        let scan_from = bytes.len().saturating_sub(3);
-        stream.readable().await?;
-        let read = SCRATCH.with_borrow_mut(|scratch| {
-            let room = max.saturating_sub(bytes.len()).clamp(1, scratch.len());
-            stream
-                .try_read(&mut scratch[..room])
-                .inspect(|&n| bytes.extend_from_slice(&scratch[..n]))
-        });
-        match read {
-            Ok(0) => return Ok(None),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
+pin_project! {
+    /// A new connection until its first head has arrived: reads from the socket until the bytes form
+    /// a complete head (or the preface, or something to leave to hyper), or `max` bytes have arrived.
+    /// Yields the socket, the bytes and what they are; `None` when the client closed or failed first,
+    /// was too slow (`header_read_timeout`), or the listener is draining.
+    ///
+    /// Written out by hand rather than as an `async fn` over `readable()` and a `select!` because a
+    /// burst's connections wait here in thousands, accepted while their clients are still sending
+    /// (the listen queue holds 4,096): it keeps only the socket, the bytes, the deadline timer and the
+    /// drain's waiter, with the socket's own read readiness rather than a waiter of its own.
+    pub struct FirstHead {
+        // Taken when done.
+        stream: Option<TcpStream>,
+        bytes: Vec<u8>,
+        max: usize,
+        #[pin]
+        deadline: Sleep,
+        #[pin]
+        stopped: WaitForCancellationFutureOwned,
+    }
+}
+
+impl FirstHead {
+    /// Reads `stream`'s first head, at most `max` bytes within `timeout`, until `stop` is cancelled.
+    pub fn new(stream: TcpStream, max: usize, timeout: Duration, stop: CancellationToken) -> Self {
+        Self {
+            stream: Some(stream),
+            bytes: Vec::new(),
+            max,
+            deadline: sleep(timeout),
+            stopped: stop.cancelled_owned(),
         }
-        // Parse only once the end of a head may have arrived, so a client sending a byte at a time
-        // costs linear work, not quadratic.
-        let preface = bytes.len() >= H2_PREFACE.len() && bytes.starts_with(H2_PREFACE);
-        if !preface && !ends_head(&bytes[scan_from..]) && bytes.len() < max {
-            continue;
+    }
+}
+
+impl Future for FirstHead {
+    type Output = Option<(TcpStream, Vec<u8>, Head)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // Draining: a connection that has not sent a whole request yet is closed; so is a slow one.
+        if this.stopped.poll(cx).is_ready() || this.deadline.poll(cx).is_ready() {
+            return Poll::Ready(None);
         }
-        match classify(&bytes) {
-            Head::Partial if bytes.len() < max => {}
-            // Too large: hyper answers it (431).
-            Head::Partial => return Ok(Some((bytes, Head::Other))),
-            head => return Ok(Some((bytes, head))),
+        let Some(stream) = this.stream.as_ref() else {
+            return Poll::Ready(None);
+        };
+        loop {
+            match stream.poll_read_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(_)) => return Poll::Ready(None),
+                Poll::Ready(Ok(())) => {}
+            }
+            // Where the end of the head could start in what this read adds (it may straddle reads).
+            let scan_from = this.bytes.len().saturating_sub(3);
+            let bytes = &mut *this.bytes;
+            let max = *this.max;
+            let read = SCRATCH.with_borrow_mut(|scratch| {
+                let room = max.saturating_sub(bytes.len()).clamp(1, scratch.len());
+                stream
+                    .try_read(&mut scratch[..room])
+                    .inspect(|&n| bytes.extend_from_slice(&scratch[..n]))
+            });
+            match read {
+                Ok(0) => return Poll::Ready(None),
+                Ok(_) => {}
+                // The readiness was stale; `try_read` cleared it, so the next poll waits.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(_) => return Poll::Ready(None),
+            }
+            if let Some(head) = complete(bytes, scan_from, max) {
+                let taken = std::mem::take(bytes);
+                return Poll::Ready(this.stream.take().map(|stream| (stream, taken, head)));
+            }
         }
+    }
+}
+
+/// What `bytes` are, once they can be told: `None` while more may complete a head. Parses only once
+/// the end of a head may have arrived (after `scan_from`), so a client sending a byte at a time
+/// costs linear work, not quadratic.
+fn complete(bytes: &[u8], scan_from: usize, max: usize) -> Option<Head> {
+    let preface = bytes.len() >= H2_PREFACE.len() && bytes.starts_with(H2_PREFACE);
+    if !preface && !ends_head(&bytes[scan_from..]) && bytes.len() < max {
+        return None;
+    }
+    match classify(bytes) {
+        Head::Partial if bytes.len() < max => None,
+        // Too large: hyper answers it (431).
+        Head::Partial => Some(Head::Other),
+        head => Some(head),
     }
 }
 

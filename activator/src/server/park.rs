@@ -1,9 +1,9 @@
 //! A connection whose first request waits in its function's queue (a request "parked" at a
-//! function at zero). Thousands of them may wait for minutes, so each is a task of its own holding
-//! only what waiting needs: the socket, the head's bytes, the place in the queue and the deadline
-//! timer (256 bytes; SPEC P6 allows 1 KiB for everything a parked request holds, see
-//! `docs/benchmarks.md`, "What a parked request holds"). The task that read the head, sized for
-//! serving a connection, has ended by then; hyper gets the connection once the wait is over.
+//! function at zero). Thousands of them may wait for minutes, so the connection's task
+//! (`connection.rs`) holds only what waiting needs while it does: the socket, the head's bytes, the
+//! place in the queue and the deadline timer (SPEC P6 allows 1 KiB for everything a parked request
+//! holds, see `docs/benchmarks.md`, "What a parked request holds"). Serving state is allocated only
+//! once the wait is over.
 
 use std::{
     future::Future,
@@ -17,7 +17,6 @@ use pin_project_lite::pin_project;
 use tokio::{
     io::ReadBuf,
     net::TcpStream,
-    sync::mpsc,
     time::{Sleep, sleep_until},
 };
 
@@ -27,33 +26,19 @@ use super::{
 };
 use crate::proxy::{Early, Parked};
 
-/// Waits for `parked`'s pod (or error, or deadline) while watching for the client going away, then
-/// hands the connection to a task serving it (`h1.rs`), from `head`. `open` is held until the
-/// connection ends (a drain waits for parked requests too).
-pub(super) fn wait(
-    shared: Arc<Listener>,
-    stream: TcpStream,
-    head: Box<[u8]>,
-    parked: Parked,
-    open: mpsc::Sender<()>,
-) -> ParkedConnection {
+/// Waits for `parked`'s pod (or error, or deadline) while watching for the client going away.
+pub(super) fn wait(stream: TcpStream, head: Box<[u8]>, parked: Parked) -> ParkedConnection {
     ParkedConnection {
         deadline: sleep_until(parked.deadline()),
         parked,
-        connection: Some((shared, stream, open)),
+        stream: Some(stream),
         head,
         body_waiting: false,
     }
 }
 
-/// Serves the connection of a request whose wait is over.
-async fn serve(
-    shared: Arc<Listener>,
-    stream: TcpStream,
-    head: Box<[u8]>,
-    early: Early,
-    open: mpsc::Sender<()>,
-) {
+/// Serves the connection of a request whose wait is over, from `head`.
+pub(super) async fn serve(shared: Arc<Listener>, stream: TcpStream, head: Box<[u8]>, early: Early) {
     // Read again rather than kept: neither is needed while waiting. A client gone meanwhile has no
     // address; dropping `early` then gives an unused pod slot back.
     let Ok(remote) = stream.peer_addr() else {
@@ -66,16 +51,16 @@ async fn serve(
     };
     let early = early.for_host(host);
     h1::serve(&shared, stream, head.into_vec(), remote, Some(early)).await;
-    drop(open);
 }
 
 pin_project! {
-    /// The parked task's whole state, written out by hand rather than as an `async fn` so that
-    /// nothing is kept twice: it ends once the function answered (or the deadline passed), handing
-    /// the connection to a task of its own ([`serve`]), or when the client goes away.
+    /// What a parked connection holds while its request waits, written out by hand rather than as an
+    /// `async fn` so that nothing is kept twice. It is ready once the function answered (or the
+    /// deadline passed), with the connection to serve ([`serve`]), or with `None` when the client
+    /// went away.
     pub(super) struct ParkedConnection {
         // Taken when the wait is over.
-        connection: Option<(Arc<Listener>, TcpStream, mpsc::Sender<()>)>,
+        stream: Option<TcpStream>,
         head: Box<[u8]>,
         parked: Parked,
         #[pin]
@@ -87,34 +72,31 @@ pin_project! {
 }
 
 impl Future for ParkedConnection {
-    type Output = ();
+    type Output = Option<(TcpStream, Box<[u8]>, Early)>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let early = if let Poll::Ready(early) = this.parked.poll_early(cx) {
             early
         } else if this.deadline.poll(cx).is_ready() {
             this.parked.expire()
         } else {
-            let Some((_, stream, _)) = this.connection.as_ref() else {
-                return Poll::Ready(());
+            let Some(stream) = this.stream.as_ref() else {
+                return Poll::Ready(None);
             };
             if !*this.body_waiting {
                 match poll_gone(stream, cx) {
-                    // The client gave up while its request waited: dropping the place (when this
-                    // task ends) leaves the queue.
-                    Poll::Ready(true) => return Poll::Ready(()),
+                    // The client gave up while its request waited: dropping the place (with this
+                    // future) leaves the queue.
+                    Poll::Ready(true) => return Poll::Ready(None),
                     Poll::Ready(false) => *this.body_waiting = true,
                     Poll::Pending => {}
                 }
             }
             return Poll::Pending;
         };
-        if let Some((shared, stream, open)) = this.connection.take() {
-            let head = std::mem::take(this.head);
-            tokio::spawn(serve(shared, stream, head, early, open));
-        }
-        Poll::Ready(())
+        let head = std::mem::take(this.head);
+        Poll::Ready(this.stream.take().map(|stream| (stream, head, early)))
     }
 }
 
@@ -132,10 +114,8 @@ mod tests {
 
     #[test]
     fn a_parked_connection_stays_small() {
-        // The parked task's whole state while its request waits. With tokio's task header and
-        // trailer (~100 bytes) the task takes one 384-byte allocation; the rest of a parked request
-        // (socket registration, channel, head, queue entry) is ~500 bytes: P6 allows 1 KiB in all.
+        // The parked state of a connection's task (`connection.rs`, which bounds the whole task).
         let size = std::mem::size_of::<ParkedConnection>();
-        assert!(size <= 280, "parked connection future is {size} bytes");
+        assert!(size <= 240, "parked connection future is {size} bytes");
     }
 }
