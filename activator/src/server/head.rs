@@ -302,6 +302,70 @@ mod tests {
     }
 
     #[test]
+    fn a_head_is_told_once_it_may_be_complete() {
+        let head = b"GET / HTTP/1.1\r\nHost: f.ns\r\n\r\n";
+        assert_eq!(complete(head, 0, 1024), Some(Head::Http1 { host: "f.ns".into() }));
+        assert_eq!(complete(&head[..20], 0, 1024), None, "no empty line yet");
+        assert_eq!(
+            complete(&head[..20], 0, 20),
+            Some(Head::Other),
+            "too large: hyper's 431"
+        );
+        assert_eq!(complete(H2_PREFACE, 0, 1024), Some(Head::Http2));
+        // An empty line before `scan_from` was looked at by an earlier read.
+        assert_eq!(complete(head, 0, 1024), complete(head, head.len() - 4, 1024));
+    }
+
+    /// A connected pair: the client's socket and the server's, as accepted.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("address"));
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (client.expect("connect"), accepted.expect("accept").0)
+    }
+
+    #[tokio::test]
+    async fn the_first_head_is_read_across_writes() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = pair().await;
+        let stop = CancellationToken::new();
+        let first = tokio::spawn(FirstHead::new(server, 1024, Duration::from_secs(10), stop));
+        client.write_all(b"GET / HTTP/1.1\r\nHo").await.expect("write");
+        tokio::task::yield_now().await;
+        client.write_all(b"st: f.ns\r\n\r\n").await.expect("write");
+        let (_, bytes, head) = first.await.expect("join").expect("a head");
+        assert_eq!(head, Head::Http1 { host: "f.ns".into() });
+        assert_eq!(bytes, b"GET / HTTP/1.1\r\nHost: f.ns\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_closes_is_too_slow_or_meets_a_drain_gets_nothing() {
+        use tokio::io::AsyncWriteExt;
+        // Each ends well within this; a step that never ends fails the test here.
+        let within = |first| tokio::time::timeout(Duration::from_secs(5), tokio::spawn(first));
+        let stop = CancellationToken::new();
+        let long = Duration::from_secs(60);
+
+        let (mut client, server) = pair().await;
+        let first = within(FirstHead::new(server, 1024, long, stop.clone()));
+        client.write_all(b"GET / HTTP/1.1\r\n").await.expect("write");
+        drop(client);
+        assert!(first.await.expect("in time").expect("join").is_none(), "closed");
+
+        let (_slow, server) = pair().await;
+        let first = FirstHead::new(server, 1024, Duration::from_millis(50), stop.clone());
+        assert!(
+            within(first).await.expect("in time").expect("join").is_none(),
+            "too slow"
+        );
+
+        let (_idle, server) = pair().await;
+        let first = within(FirstHead::new(server, 1024, long, stop.clone()));
+        stop.cancel();
+        assert!(first.await.expect("in time").expect("join").is_none(), "draining");
+    }
+
+    #[test]
     fn an_async_invocation_is_left_to_hyper_rather_than_admitted_early() {
         let head = b"POST / HTTP/1.1\r\nHost: f.ns\r\nPrefer: wait=1, Respond-Async\r\n\r\n";
         assert_eq!(classify(head), Head::Other);
