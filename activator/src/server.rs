@@ -4,11 +4,12 @@
 //! A new connection's first request head is read here (`server/head.rs`) before a server gets the
 //! connection, and the request is admitted from it: a request that has to wait for a pod waits
 //! (`server/park.rs`) as a socket and a buffer of its head's size, not as a server connection with
-//! its buffers, in the connection's one small task (`server/connection.rs`). Once a pod is chosen (or at once when one has room) the
-//! activator's own HTTP/1.1 server (`server/h1.rs`) serves the connection from the bytes read, and the
-//! first request carries the outcome reached early ([`Proxy::handle_first`]). The first request that
-//! server leaves to hyper (an upgrade, `Expect`, a streamed body, a malformed head) hands the
-//! connection to hyper, replaying the bytes not yet served; the HTTP/2 preface goes to hyper at once.
+//! its buffers, in the connection's one small task (`server/connection.rs`). Once a pod is chosen
+//! (or at once when one has room) the activator's own HTTP/1.1 server (`server/h1.rs`) serves the
+//! connection from the bytes read, and the first request carries the outcome reached early
+//! ([`Proxy::handle_first`]). The first request that server leaves to hyper (an upgrade, `Expect`, a
+//! streamed body, a malformed head) hands the connection to hyper, replaying the bytes not yet
+//! served; the HTTP/2 preface goes to hyper at once.
 
 mod connection;
 mod h1;
