@@ -7,11 +7,11 @@
 #      `images`): they start the components they need as host processes, scoped to their own
 #      namespaces, and must not see an installed Zeroscale; their pods run the registry's images;
 #   3. install Zeroscale from the chart (scripts/install.sh, the components' registry images), run the
-#      `scenarios` suite (e2e/tests/scenarios.rs, listed in docs/testing.md), the `images` and
-#      `protocols` acceptance tests and `event_stores`, which upgrades the install to the JetStream
-#      store and back to memory itself (ZEROSCALE_EVENT_STORE of scripts/install.sh), then start the
-#      `predictive` suite (9½ minutes) in the background and run the rest beside it; wait for
-#      `predictive`, then uninstall;
+#      `scenarios` suite (e2e/tests/scenarios.rs, listed in docs/testing.md), `event_stores`, which
+#      upgrades the install to the JetStream store and back to memory itself (ZEROSCALE_EVENT_STORE of
+#      scripts/install.sh), and `metering`, then start the `predictive` suite (9½ minutes) in the
+#      background and run the rest (`images`, `protocols`, revisions, rollout, throttle) beside it;
+#      wait for `predictive`, then uninstall;
 #   4. run the README's newcomer path (scripts/newcomer.sh: `make up`, the printed curl answers 200 from
 #      a cold start, `make down`);
 #   5. always tear the cluster down, check that nothing of it is left, and prove up → down → up works.
@@ -46,13 +46,14 @@ rm -f .zeroscale/logs/timings.log
 # would reconcile and scale their Functions too, so it goes first.
 # event_stores switches the install's event store to JetStream and back (it leaves the default,
 # memory). predictive (9½ minutes, mostly asleep, a namespace and a Function of its own) runs in the
-# background beside every later suite, none of which restarts the autoscaler (metering restarts one
-# activator replica, which the predictive test's requests retry through); it starts once scenarios,
-# whose churn and ha tests kill the autoscaler, and event_stores are done, and is waited for before
-# the uninstall. event_stores kills activator pods and rolls them through two upgrades: an activator
-# gone within a second of forwarding a predicted request takes that second's stats report with it,
-# and the autoscaler then never learns that idle time (CI at session 30).
-installed_suites=(scenarios images protocols event_stores predictive revisions rollout metering throttle)
+# background beside every later suite; it starts once the suites that restart a component are done:
+# scenarios, whose churn and ha tests kill the autoscaler; event_stores, which kills activator pods
+# and rolls them through two upgrades (an activator gone within a second of forwarding a predicted
+# request takes that second's stats report with it, and the autoscaler never learns that idle time:
+# CI at session 30); and metering, which rolls the activators twice (once to point them at its usage
+# sink, once to restore them) and restarts one (a roll at a predicted request kept the function warm
+# 14 s longer than the gaps around it: CI at stop 42). It is waited for before the uninstall.
+installed_suites=(scenarios event_stores metering predictive images protocols revisions rollout throttle)
 background_suite=predictive
 # Suites this script does not run, each with its reason here and in docs/testing.md (none at present).
 not_run=()
