@@ -1,5 +1,7 @@
 //! Whether the activator can receive traffic: required before any scale to zero, because at zero
-//! every request for the function goes through the activator.
+//! every request for the function goes through the activator. The probe asks the way such a request
+//! would arrive: on a new connection to the Service (`HttpClient::unpooled`), so a replica draining
+//! through a roll does not speak for the ready ones.
 
 use std::{
     sync::{

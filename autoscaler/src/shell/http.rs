@@ -27,23 +27,38 @@ pub enum HttpError {
     Timeout(Duration),
 }
 
-/// A pooled HTTP/1 client.
+/// An HTTP/1 client, pooled unless made [`HttpClient::unpooled`].
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Default for HttpClient {
+    /// A pooled client: connections are kept for the next request to the same host.
     fn default() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        Self {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-        }
+        Self::with_idle_per_host(usize::MAX)
     }
 }
 
 impl HttpClient {
+    /// A client that opens a connection for every request and closes it after: what a probe of a
+    /// Service needs. A pooled connection stays with the one pod it reached, so a replica in its
+    /// drain delay (answering 503 on `/ready` while the Service's other replicas serve) would fail
+    /// every probe until it exits; a new connection is balanced over the ready replicas.
+    pub fn unpooled() -> Self {
+        Self::with_idle_per_host(0)
+    }
+
+    fn with_idle_per_host(max_idle: usize) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Self {
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(max_idle)
+                .build(connector),
+        }
+    }
+
     async fn send(&self, request: Request<Full<Bytes>>, timeout: Duration) -> Result<StatusCode, HttpError> {
         let call = async {
             let response = self.client.request(request).await?;
@@ -84,5 +99,62 @@ impl HttpClient {
             .body(Full::new(Bytes::from(body)))?;
         request.headers_mut().extend(headers);
         self.send(request, timeout).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+
+    /// A server answering 200 to every request on a kept-alive connection; counts its connections.
+    async fn server() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/ready", listener.local_addr().expect("address"));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if stream.write_all(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    async fn connections_for_three_gets(client: HttpClient) -> usize {
+        let (url, accepted) = server().await;
+        for _ in 0..3 {
+            let status = client.get(&url, Duration::from_secs(5)).await.expect("answer");
+            assert_eq!(status, StatusCode::OK);
+        }
+        accepted.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn the_unpooled_client_connects_for_every_request() {
+        assert_eq!(connections_for_three_gets(HttpClient::unpooled()).await, 3);
+    }
+
+    #[tokio::test]
+    async fn the_pooled_client_keeps_its_connection() {
+        assert_eq!(connections_for_three_gets(HttpClient::default()).await, 1);
     }
 }

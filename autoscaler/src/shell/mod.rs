@@ -111,7 +111,7 @@ pub async fn run(args: RunArgs, shutdown: CancellationToken) -> Result<(), Shell
     let cluster = ClusterView::start(&client, args.namespace.as_deref());
     let http = http::HttpClient::default();
     let activator = match &args.activator_ready_url {
-        Some(url) => ActivatorReadiness::probe(url.clone(), http.clone(), metrics.clone()),
+        Some(url) => ActivatorReadiness::probe(url.clone(), http::HttpClient::unpooled(), metrics.clone()),
         None => ActivatorReadiness::assumed(),
     };
     // Without leader election this replica always leads; the sender must outlive the receivers.
