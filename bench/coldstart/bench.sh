@@ -11,7 +11,8 @@
 #   coldstart.container_start_p50_ms    of those, pod scheduled → container running (the kubelet's pod
 #                                       status: the runtime's share, apart from the platform's)
 #   burst.errors, burst.max_over_ready_ms   1,000 concurrent requests, one connection each, at zero
-#   burst.drain_answers_per_s, drain_longest_gap_ms, last_pod_serving_ms   how that backlog drained
+#   burst.drain_answers_per_s, drain_longest_gap_ms (and _from_ms), drain_first_answer_ms,
+#   burst.last_pod_serving_ms           how that backlog drained
 #   burst.apiserver_requests, apiserver_cpu_ms, operator_api_requests   what the burst cost the API server
 #   footprint.idle_rss_mib              operator + activator + autoscaler RSS 60 s after the burst
 # plus the plot coldstart.svg and every sample in coldstart/samples.json. How each figure is taken:

@@ -20,6 +20,11 @@ pub struct Drain {
     /// The longest time after the first pod could serve in which no 2xx answer was read, ms,
     /// counted from that moment to the first answer, between answers, and nothing after the last.
     pub longest_gap_ms: Option<f64>,
+    /// When the longest gap began, ms after the first pod could serve: 0 when it is the wait for
+    /// the first answer (the hand-over), later when the drain stalled.
+    pub longest_gap_from_ms: Option<f64>,
+    /// The first 2xx answer, ms after the first pod could serve.
+    pub first_answer_ms: Option<f64>,
 }
 
 impl Drain {
@@ -42,17 +47,18 @@ impl Drain {
             .map(|l| l - first)
             .filter(|&span| span > 0.0)
             .map(|span| after.len() as f64 / span);
-        let longest_gap_ms = last.map(|_| {
-            std::iter::once(first)
-                .chain(after.iter().copied())
-                .zip(after.iter().copied())
-                .map(|(a, b)| (b - a) * MS)
-                .fold(0.0, f64::max)
-        });
+        // The longest gap, and where it began; the first of equal gaps.
+        let longest = std::iter::once(first)
+            .chain(after.iter().copied())
+            .zip(after.iter().copied())
+            .map(|(a, b)| ((b - a) * MS, (a - first) * MS))
+            .reduce(|best, gap| if gap.0 > best.0 { gap } else { best });
         Self {
             pods_serving_ms,
             answers_per_s,
-            longest_gap_ms,
+            longest_gap_ms: longest.map(|(gap, _)| gap),
+            longest_gap_from_ms: longest.map(|(_, from)| from),
+            first_answer_ms: after.first().map(|&t| (t - first) * MS),
         }
     }
 
@@ -81,12 +87,16 @@ mod tests {
         assert!(close(d.last_pod_ms(), 50.0));
         assert!(close(d.answers_per_s, 4.0 / 0.15));
         assert!(close(d.longest_gap_ms, 80.0));
+        assert!(close(d.longest_gap_from_ms, 20.0));
+        assert!(close(d.first_answer_ms, 10.0));
     }
 
     #[test]
     fn the_wait_for_the_first_answer_is_a_gap() {
         let d = Drain::of(&[10.5, 10.6], &[10.0]);
         assert!(close(d.longest_gap_ms, 500.0));
+        assert!(close(d.longest_gap_from_ms, 0.0));
+        assert!(close(d.first_answer_ms, 500.0));
         assert!(close(d.answers_per_s, 2.0 / 0.6));
     }
 
@@ -95,6 +105,7 @@ mod tests {
         assert_eq!(Drain::of(&[10.0], &[]), Drain::default());
         let none = Drain::of(&[9.0], &[10.0]);
         assert_eq!((none.answers_per_s, none.longest_gap_ms), (None, None));
+        assert_eq!((none.longest_gap_from_ms, none.first_answer_ms), (None, None));
         assert!(none.pods_serving_ms.is_empty());
         // One answer at the very moment the pod could serve: no span to divide by.
         let instant = Drain::of(&[10.0], &[10.0]);

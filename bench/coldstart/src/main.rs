@@ -160,6 +160,8 @@ async fn run(args: Args) -> Result<(), BenchError> {
             "last_pod_serving_ms": ms(b.drain.last_pod_ms()),
             "drain_answers_per_s": b.drain.answers_per_s.map(f64::round),
             "drain_longest_gap_ms": ms(b.drain.longest_gap_ms),
+            "drain_longest_gap_from_ms": ms(b.drain.longest_gap_from_ms),
+            "drain_first_answer_ms": ms(b.drain.first_answer_ms),
             "apiserver_requests": b.api_load.apiserver_requests,
             "apiserver_cpu_ms": ms(b.api_load.apiserver_cpu_ms),
             "operator_api_requests": b.api_load.operator_requests,
