@@ -52,7 +52,9 @@ rm -f .zeroscale/logs/timings.log
 # request takes that second's stats report with it, and the autoscaler never learns that idle time:
 # CI at session 30); and metering, which rolls the activators twice (once to point them at its usage
 # sink, once to restore them) and restarts one (a roll at a predicted request kept the function warm
-# 14 s longer than the gaps around it: CI at stop 42). It is waited for before the uninstall.
+# 14 s longer than the gaps around it: CI at stop 42; the cause, the autoscaler's readiness probe
+# held by a draining activator, is mended, see docs/autoscaler.md, but a restart beside a predicted
+# request stays outside what the test controls). It is waited for before the uninstall.
 installed_suites=(scenarios event_stores metering predictive images protocols revisions rollout throttle)
 background_suite=predictive
 # Suites this script does not run, each with its reason here and in docs/testing.md (none at present).
