@@ -61,6 +61,9 @@ impl ActivatorReadiness {
                     state.ever_ok.store(true, Ordering::Release);
                 }
                 metrics.activator_ready.set(i64::from(ok));
+                if !state.able() {
+                    metrics.activator_unable_probes.inc();
+                }
                 if was_ok != Some(ok) {
                     tracing::info!(url = %url, able = ok, "activator readiness changed");
                     was_ok = Some(ok);
@@ -72,11 +75,39 @@ impl ActivatorReadiness {
 
     /// Whether the activator answered its readiness URL within the last few seconds.
     pub fn is_ready(&self) -> bool {
-        let Some(p) = &self.probed else { return true };
-        if !p.ever_ok.load(Ordering::Acquire) {
+        self.probed.as_ref().is_none_or(|p| p.able())
+    }
+}
+
+impl Probed {
+    /// The verdict: a probe answered 200 within [`FRESH_FOR`].
+    fn able(&self) -> bool {
+        if !self.ever_ok.load(Ordering::Acquire) {
             return false;
         }
-        let last = Duration::from_millis(p.last_ok_ms.load(Ordering::Acquire));
-        p.epoch.elapsed().saturating_sub(last) <= FRESH_FOR
+        let last = Duration::from_millis(self.last_ok_ms.load(Ordering::Acquire));
+        self.epoch.elapsed().saturating_sub(last) <= FRESH_FOR
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A verdict whose clock started `ago` and last saw a 200 `last_ok` after that (or never).
+    fn probed(ago: Duration, last_ok: Option<Duration>) -> Probed {
+        Probed {
+            epoch: Instant::now().checked_sub(ago).expect("a clock this far back"),
+            last_ok_ms: AtomicU64::new(last_ok.map_or(0, |d| d.as_millis() as u64)),
+            ever_ok: AtomicBool::new(last_ok.is_some()),
+        }
+    }
+
+    #[test]
+    fn able_only_within_three_seconds_of_a_200() {
+        let secs = Duration::from_secs;
+        assert!(!probed(secs(10), None).able(), "never answered");
+        assert!(probed(secs(10), Some(secs(9))).able(), "1 s ago");
+        assert!(!probed(secs(10), Some(secs(5))).able(), "5 s ago");
     }
 }

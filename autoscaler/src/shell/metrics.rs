@@ -99,6 +99,9 @@ pub struct Metrics {
     pub leader: Gauge,
     /// `zeroscale_autoscaler_activator_ready`: 1 while the activator answers its readiness URL.
     pub activator_ready: Gauge,
+    /// `zeroscale_autoscaler_activator_unable_probes_total`: probes after which the activator
+    /// counted as unable (no 200 within the last 3 s), each holding back every scale to zero.
+    pub activator_unable_probes: Counter,
 }
 
 impl Metrics {
@@ -118,6 +121,7 @@ impl Metrics {
             signals: SignalCounters::default(),
             leader: Gauge::default(),
             activator_ready: Gauge::default(),
+            activator_unable_probes: Counter::default(),
         };
         let sub = registry.sub_registry_with_prefix("autoscaler");
         sub.register(
@@ -179,6 +183,11 @@ impl Metrics {
             "activator_ready",
             "1 while the activator answers its readiness URL (required to scale to zero)",
             metrics.activator_ready.clone(),
+        );
+        sub.register(
+            "activator_unable_probes",
+            "Readiness probes after which the activator counted as unable (no 200 within 3 s): scale to zero held back",
+            metrics.activator_unable_probes.clone(),
         );
         metrics
     }

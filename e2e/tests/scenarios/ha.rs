@@ -4,8 +4,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use zeroscale_e2e::installed::{component_pods, kill_pod, ready_component_pods, rollout_restart};
-use zeroscale_e2e::{record_timing, wait_for};
+use zeroscale_e2e::installed::{
+    SYSTEM_NAMESPACE, component_pods, kill_pod, ready_component_pods, rollout_restart,
+};
+use zeroscale_e2e::{counter_value, record_timing, try_kubectl, wait_for};
 
 use crate::load::{Traffic, first_failures};
 use crate::support::{Scenario, echo_spec};
@@ -27,6 +29,7 @@ async fn activator_ha_graceful() {
     let url = format!("{}/?sleep=200", s.installed.activator_url);
     let traffic = Traffic::start(&url, &host, 4, Duration::from_millis(20));
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let unable_before = unable_probes().await;
     let begun = Instant::now();
     rollout_restart("activator", Duration::from_secs(180)).await;
     record_timing(
@@ -49,6 +52,28 @@ async fn activator_ha_graceful() {
         first_failures(&tally)
     );
     assert!(tally.ok >= 20, "traffic flowed throughout: {} ok", tally.ok);
+    // The autoscaler found the activator able to take traffic throughout, so no function's scale
+    // to zero was held back by the roll: a readiness probe that kept its connection stayed with a
+    // draining replica (503 for its drain delay) and counted about 5 s of "unable" per roll.
+    let unable_after = unable_probes().await;
+    assert_eq!(
+        unable_after, unable_before,
+        "probes after which the autoscaler counted the activator unable during the roll"
+    );
+}
+
+/// `zeroscale_autoscaler_activator_unable_probes_total`, summed over the ready autoscaler pods
+/// (read through the API server's pod proxy).
+async fn unable_probes() -> u64 {
+    let mut total = 0;
+    for pod in ready_component_pods("autoscaler").await {
+        let path = format!("/api/v1/namespaces/{SYSTEM_NAMESPACE}/pods/{pod}:9090/proxy/metrics");
+        let text = try_kubectl(&["get", "--raw", &path], None)
+            .await
+            .unwrap_or_else(|e| panic!("the autoscaler's metrics ({pod}): {e}"));
+        total += counter_value(&text, "zeroscale_autoscaler_activator_unable_probes_total");
+    }
+    total
 }
 
 /// Knative `TestAutoscalerHA`: killing the autoscaler pod does not stop traffic to a function, and
