@@ -54,12 +54,33 @@ async fn activator_ha_graceful() {
     assert!(tally.ok >= 20, "traffic flowed throughout: {} ok", tally.ok);
     // The autoscaler found the activator able to take traffic throughout, so no function's scale
     // to zero was held back by the roll: a readiness probe that kept its connection stayed with a
-    // draining replica (503 for its drain delay) and counted about 5 s of "unable" per roll.
+    // draining replica (503 for its drain delay) and counted about 5 s of "unable" per roll. The
+    // rollout is complete before its last old replica has drained, so the count is read once every
+    // old replica has exited and the verdict's 3 s have passed.
+    wait_for(
+        Duration::from_secs(90),
+        "the old activator pods to exit",
+        || async { (!any_left(&before).await).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let unable_after = unable_probes().await;
     assert_eq!(
         unable_after, unable_before,
         "probes after which the autoscaler counted the activator unable during the roll"
     );
+}
+
+/// Whether any of `pods` still exists in the system namespace, terminating or not (an error reading
+/// them counts as yes).
+async fn any_left(pods: &[String]) -> bool {
+    match try_kubectl(&["get", "pods", "-n", SYSTEM_NAMESPACE, "-o", "name"], None).await {
+        Ok(out) => out
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pod/"))
+            .any(|name| pods.iter().any(|p| p == name)),
+        Err(_) => true,
+    }
 }
 
 /// `zeroscale_autoscaler_activator_unable_probes_total`, summed over the ready autoscaler pods
