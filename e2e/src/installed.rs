@@ -281,6 +281,12 @@ fn restarted(pod: &&serde_json::Value) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c["restartCount"].as_u64().unwrap_or(0) > 0))
 }
 
+/// A component pod's `/metrics` (admin port 9090), read through the API server's pod proxy.
+pub async fn pod_metrics(pod: &str) -> Result<String, KubectlError> {
+    let path = format!("/api/v1/namespaces/{SYSTEM_NAMESPACE}/pods/{pod}:9090/proxy/metrics");
+    try_kubectl(&["get", "--raw", &path], None).await
+}
+
 /// `kubectl rollout restart deployment/zeroscale-<component>`, then waits (up to `timeout`) until the
 /// rollout has finished.
 pub async fn rollout_restart(component: &str, timeout: Duration) {

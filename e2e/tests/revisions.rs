@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use zeroscale_crds::FunctionSpec;
 use zeroscale_crds::revision::revision_name;
-use zeroscale_e2e::installed::ready_component_pods;
-use zeroscale_e2e::{counter_value, deployment_replicas, kubectl, try_kubectl, wait_for};
+use zeroscale_e2e::installed::{pod_metrics, ready_component_pods};
+use zeroscale_e2e::{counter_value, deployment_replicas, kubectl, wait_for};
 
 use support::{COLD_REQUEST_TIMEOUT, READY_TIMEOUT, Scenario, echo_pod, echo_spec};
 
@@ -254,10 +254,7 @@ async fn a_ninety_ten_split_holds_tags_reach_their_revision_at_zero_percent_and_
     // The activators' metrics name the Function and the revision apart, and agree with the tally.
     let mut counted = BTreeMap::new();
     for pod in ready_component_pods("activator").await {
-        let path = format!("/api/v1/namespaces/zeroscale-system/pods/{pod}:9090/proxy/metrics");
-        let text = try_kubectl(&["get", "--raw", &path], None)
-            .await
-            .unwrap_or_default();
+        let text = pod_metrics(&pod).await.unwrap_or_default();
         for rev in [&rev1, &rev2] {
             let series = format!(
                 "zeroscale_activator_requests_total{{namespace=\"{}\",function=\"split\",revision=\"{rev}\",code=\"200\"}}",

@@ -61,6 +61,7 @@ impl ActivatorReadiness {
                     state.ever_ok.store(true, Ordering::Release);
                 }
                 metrics.activator_ready.set(i64::from(ok));
+                metrics.activator_probes.inc();
                 if !state.able() {
                     metrics.activator_unable_probes.inc();
                 }

@@ -99,6 +99,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// `zeroscale_autoscaler_activator_ready`: 1 while the activator answers its readiness URL.
     pub activator_ready: Gauge,
+    /// `zeroscale_autoscaler_activator_probes_total`: readiness probes of the activator sent.
+    pub activator_probes: Counter,
     /// `zeroscale_autoscaler_activator_unable_probes_total`: probes after which the activator
     /// counted as unable (no 200 within the last 3 s), each holding back every scale to zero.
     pub activator_unable_probes: Counter,
@@ -121,6 +123,7 @@ impl Metrics {
             signals: SignalCounters::default(),
             leader: Gauge::default(),
             activator_ready: Gauge::default(),
+            activator_probes: Counter::default(),
             activator_unable_probes: Counter::default(),
         };
         let sub = registry.sub_registry_with_prefix("autoscaler");
@@ -183,6 +186,11 @@ impl Metrics {
             "activator_ready",
             "1 while the activator answers its readiness URL (required to scale to zero)",
             metrics.activator_ready.clone(),
+        );
+        sub.register(
+            "activator_probes",
+            "Readiness probes of the activator sent (one a second)",
+            metrics.activator_probes.clone(),
         );
         sub.register(
             "activator_unable_probes",

@@ -59,8 +59,7 @@ pub async fn fullest_activator() -> (String, f64) {
     pods.sort();
     let mut fullest: Option<(String, f64)> = None;
     for pod in pods {
-        let path = format!("/api/v1/namespaces/{SYSTEM_NAMESPACE}/pods/{pod}:9090/proxy/metrics");
-        let text = zeroscale_e2e::try_kubectl(&["get", "--raw", &path], None)
+        let text = zeroscale_e2e::installed::pod_metrics(&pod)
             .await
             .unwrap_or_default();
         let bytes = zeroscale_e2e::metric_value(&text, "zeroscale_broker_buffered_bytes").unwrap_or(0.0);

@@ -14,7 +14,7 @@ use http::Method;
 use serde_json::json;
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::MissedTickBehavior;
-use zeroscale_e2e::installed::{kill_pod, ready_component_pods, rollout_restart};
+use zeroscale_e2e::installed::{kill_pod, pod_metrics, ready_component_pods, rollout_restart};
 use zeroscale_e2e::{counter_value, http_request, kubectl_ok, record_figure, record_timing, try_kubectl};
 
 use crate::load::{Traffic, burst};
@@ -126,8 +126,7 @@ impl Counters {
     /// Scrapes every ready activator pod through the API server's pod proxy.
     async fn scrape(&mut self, namespace: &str) {
         for pod in ready_component_pods("activator").await {
-            let path = format!("/api/v1/namespaces/zeroscale-system/pods/{pod}:9090/proxy/metrics");
-            let Ok(text) = try_kubectl(&["get", "--raw", &path], None).await else {
+            let Ok(text) = pod_metrics(&pod).await else {
                 continue;
             };
             // Every revision of the Function counts (the series carry `revision`).

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use zeroscale_e2e::installed::{
-    SYSTEM_NAMESPACE, component_pods, kill_pod, ready_component_pods, rollout_restart,
+    SYSTEM_NAMESPACE, component_pods, kill_pod, pod_metrics, ready_component_pods, rollout_restart,
 };
 use zeroscale_e2e::{counter_value, record_timing, try_kubectl, wait_for};
 
@@ -29,7 +29,7 @@ async fn activator_ha_graceful() {
     let url = format!("{}/?sleep=200", s.installed.activator_url);
     let traffic = Traffic::start(&url, &host, 4, Duration::from_millis(20));
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let unable_before = unable_probes().await;
+    let (_, unable_before) = probe_counts().await;
     let begun = Instant::now();
     rollout_restart("activator", Duration::from_secs(180)).await;
     record_timing(
@@ -56,15 +56,23 @@ async fn activator_ha_graceful() {
     // to zero was held back by the roll: a readiness probe that kept its connection stayed with a
     // draining replica (503 for its drain delay) and counted about 5 s of "unable" per roll. The
     // rollout is complete before its last old replica has drained, so the count is read once every
-    // old replica has exited and the verdict's 3 s have passed.
+    // old replica has exited and four more probes (past the verdict's 3 s) have been counted.
     wait_for(
         Duration::from_secs(90),
         "the old activator pods to exit",
         || async { (!any_left(&before).await).then_some(()) },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let unable_after = unable_probes().await;
+    let (probes, _) = probe_counts().await;
+    let unable_after = wait_for(
+        Duration::from_secs(30),
+        "four more readiness probes of the activator",
+        || async {
+            let (now, unable) = probe_counts().await;
+            (now >= probes + 4).then_some(unable)
+        },
+    )
+    .await;
     assert_eq!(
         unable_after, unable_before,
         "probes after which the autoscaler counted the activator unable during the roll"
@@ -83,18 +91,19 @@ async fn any_left(pods: &[String]) -> bool {
     }
 }
 
-/// `zeroscale_autoscaler_activator_unable_probes_total`, summed over the ready autoscaler pods
-/// (read through the API server's pod proxy).
-async fn unable_probes() -> u64 {
-    let mut total = 0;
+/// The autoscaler's readiness probes of the activator and those after which it counted the
+/// activator unable (`zeroscale_autoscaler_activator_{probes,unable_probes}_total`), summed over
+/// the ready autoscaler pods.
+async fn probe_counts() -> (u64, u64) {
+    let (mut probes, mut unable) = (0, 0);
     for pod in ready_component_pods("autoscaler").await {
-        let path = format!("/api/v1/namespaces/{SYSTEM_NAMESPACE}/pods/{pod}:9090/proxy/metrics");
-        let text = try_kubectl(&["get", "--raw", &path], None)
+        let text = pod_metrics(&pod)
             .await
             .unwrap_or_else(|e| panic!("the autoscaler's metrics ({pod}): {e}"));
-        total += counter_value(&text, "zeroscale_autoscaler_activator_unable_probes_total");
+        probes += counter_value(&text, "zeroscale_autoscaler_activator_probes_total");
+        unable += counter_value(&text, "zeroscale_autoscaler_activator_unable_probes_total");
     }
-    total
+    (probes, unable)
 }
 
 /// Knative `TestAutoscalerHA`: killing the autoscaler pod does not stop traffic to a function, and
