@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every image pushed by scripts/images.sh straight from the registry with runc, no Kubernetes:
 #
-#   sudo bash images/smoke.sh [image...]     (as root; ZEROSCALE_REGISTRY, CRANE as for scripts/images.sh)
+#   sudo bash images/smoke.sh [image...]     (as root; ZEROSCALE_REGISTRY, CRANE as for scripts/images.sh;
+#                                            RUNC, default the local node's)
 #
 # For each image: `crane export` of its :<version> into an OCI bundle's rootfs, `runc spec` with the image
 # config's entrypoint, cmd, env, working directory and user, the root filesystem read-only and the host's
@@ -25,7 +26,10 @@ ALL=(operator activator autoscaler echo echo-python echo-node busybox kubectl na
 # What a component image may hold besides its binary: users, groups, CA bundle, shared libraries, loader.
 RUNTIME_FILES='etc/passwd|etc/group|etc/ssl/certs/ca-certificates\.crt|lib/x86_64-linux-gnu/lib[a-z_0-9+-]+\.so(\.[0-9]+)*|lib64/ld-linux-x86-64\.so\.2'
 [[ $(id -u) == 0 ]] || die "runc needs root"
-command -v runc >/dev/null || die "runc not found (apt-get install -y runc)"
+# The local node's runc, built from its pinned module (e2e/cluster/build.sh).
+RUNC="${RUNC:-$ZS_BIN/runc}"
+[[ -x $RUNC ]] || bash "$root/e2e/cluster/build.sh" runc
+runc() { "$RUNC" "$@"; }
 [[ -x $CRANE ]] || die "crane not found at $CRANE"
 tmp=$(mktemp -d /tmp/zs-smoke.XXXXXX)
 ids=()

@@ -7,16 +7,18 @@ set -euo pipefail
 declare -A packages=(
   [ip]=iproute2 [openssl]=openssl [curl]=curl [setsid]=util-linux [nsenter]=util-linux
   [mount]=mount [base64]=coreutils [jq]=jq [git]=git [make]=make [gcc]=gcc
-  # The local cluster's node (e2e/cluster): the OCI runtime, iptables for kube-proxy and the isolation
-  # rule, conntrack (kube-proxy, tear-down), nft (tear-down removes the tables iptables-nft leaves),
-  # tar (node images), a static busybox for the smoke test's image.
-  [runc]=runc [iptables]=iptables [ip6tables]=iptables [conntrack]=conntrack [nft]=nftables [tar]=tar
+  # The local cluster's node (e2e/cluster): iptables for kube-proxy and the isolation rule, conntrack
+  # (kube-proxy, tear-down), nft (tear-down removes the tables iptables-nft leaves), tar (node images), a
+  # static busybox for the smoke test's image, pkg-config for runc's cgo build (e2e/cluster/build.sh).
+  [pkg-config]=pkgconf [iptables]=iptables [ip6tables]=iptables [conntrack]=conntrack [nft]=nftables [tar]=tar
   [busybox]=busybox-static
   # Image builds (scripts/images.sh): Debian base images, stripping line tables; protoc for the gRPC example.
   [mmdebstrap]=mmdebstrap [objcopy]=binutils [protoc]=protobuf-compiler
   # The activator's recorded profile (scripts/cargo-static.sh) is stored compressed.
   [xz]=xz-utils
 )
+# runc is built from its pinned module with libseccomp (e2e/cluster/build.sh), which needs its headers.
+[[ -f /usr/include/seccomp.h ]] || packages[seccomp.h]=libseccomp-dev
 # CNI plugins are not commands on PATH: bridge, host-local, loopback and portmap in /usr/lib/cni.
 [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback && -x /usr/lib/cni/portmap ]] ||
   packages[cni-plugins]=containernetworking-plugins

@@ -88,9 +88,10 @@ disabled_plugins = [
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
         runtime_type = "io.containerd.runc.v2"
 
-        # Debian's runc; its state under ours; cgroupfs like the kubelet.
+        # runc built from its pinned module (build.sh; ZS_RUNC names another for an A/B); its state
+        # under ours; cgroupfs like the kubelet.
         [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-          BinaryName = "$(command -v runc)"
+          BinaryName = "${ZS_RUNC:-$ZS_BIN/runc}"
           Root = "$dir/runc"
           SystemdCgroup = false
 EOF

@@ -20,7 +20,7 @@ source "$here/node-images.sh"
 zs_lock
 
 [[ $(id -u) == 0 ]] || die "the local cluster needs root (containers, network namespaces, bridge); run as root"
-for tool in ip openssl curl setsid base64 runc iptables ip6tables conntrack tar gcc; do
+for tool in ip openssl curl setsid base64 iptables ip6tables conntrack tar gcc; do
   command -v "$tool" >/dev/null || die "$tool is missing; run scripts/install-deps.sh"
 done
 for plugin in bridge host-local loopback portmap; do
