@@ -5,7 +5,9 @@
 #     does the kubernetes Service (the API server);
 #   - kubernetes.default.svc.cluster.local and <svc>.<ns>.svc.cluster.local resolve in a pod (CoreDNS);
 #   - a pod with a 32Mi memory limit that allocates more is OOMKilled;
-#   - kubectl logs and kubectl exec work; crictl ps lists the containers.
+#   - kubectl logs and kubectl exec work; crictl ps lists the containers;
+#   - containerd runs the runc it was configured with (the pinned build unless ZS_RUNC names another),
+#     and a pod that asks for seccomp `RuntimeDefault` (as every function pod does) runs under a filter.
 # Exits non-zero naming every check that failed. Pushes localhost:5000/zeroscale/busybox:0.1.0 from
 # Debian's busybox-static unless the registry already has it (scripts/images.sh pushes the real one).
 set -euo pipefail
@@ -75,6 +77,7 @@ kind: Pod
 metadata: {name: client}
 spec:
   terminationGracePeriodSeconds: 0
+  securityContext: {seccompProfile: {type: RuntimeDefault}}
   containers:
     - name: client
       image: $image
@@ -184,6 +187,19 @@ if grep -qw web <<<"$ps" && grep -qw client <<<"$ps"; then
   pass "crictl ps lists the containers"
 else
   fail "crictl ps does not list web and client: $(tr '\n' ';' <<<"$ps")"
+fi
+
+runc_bin=$(zs_crictl info 2>/dev/null | jq -r '[.. | objects | select(has("BinaryName")) | .BinaryName][0] // ""')
+if [[ $runc_bin == "${ZS_RUNC:-$ZS_BIN/runc}" ]] && version=$("$runc_bin" --version 2>/dev/null | head -1); then
+  pass "containerd runs $runc_bin ($version)"
+else
+  fail "containerd's runc is '${runc_bin:-none}', not ${ZS_RUNC:-$ZS_BIN/runc}"
+fi
+seccomp=$(kubectl -n "$ns" exec client -- grep '^Seccomp:' /proc/1/status 2>&1 || true)
+if [[ $(awk '{print $2}' <<<"$seccomp") == 2 ]]; then
+  pass "a RuntimeDefault pod runs under a seccomp filter"
+else
+  fail "the RuntimeDefault pod's /proc/1/status says '${seccomp:-nothing}', not Seccomp: 2 (filter)"
 fi
 
 if [[ ${#failed[@]} -gt 0 ]]; then
