@@ -27,8 +27,9 @@ ALL=(operator activator autoscaler echo echo-python echo-node busybox kubectl na
 RUNTIME_FILES='etc/passwd|etc/group|etc/ssl/certs/ca-certificates\.crt|lib/x86_64-linux-gnu/lib[a-z_0-9+-]+\.so(\.[0-9]+)*|lib64/ld-linux-x86-64\.so\.2'
 [[ $(id -u) == 0 ]] || die "runc needs root"
 # The local node's runc, built from its pinned module (e2e/cluster/build.sh).
-RUNC="${RUNC:-$ZS_BIN/runc}"
-[[ -x $RUNC ]] || bash "$root/e2e/cluster/build.sh" runc
+RUNC="${RUNC:-$ZS_RUNC}"
+[[ -x $RUNC || $RUNC != "$ZS_BIN/runc" ]] || bash "$root/e2e/cluster/build.sh" runc
+[[ -x $RUNC ]] || die "runc not found at $RUNC"
 runc() { "$RUNC" "$@"; }
 [[ -x $CRANE ]] || die "crane not found at $CRANE"
 tmp=$(mktemp -d /tmp/zs-smoke.XXXXXX)

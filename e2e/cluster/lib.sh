@@ -41,6 +41,9 @@ ZS_SHIM_SOCKETS="/run/zeroscale-shims"
 ZS_KUBELET_DIR="$ZS_STATE/kubelet"
 ZS_CNI_DIR="$ZS_STATE/cni"
 ZS_CNI_BIN="/usr/lib/cni"
+# The OCI runtime containerd runs: runc built from its pinned module (build.sh); ZS_RUNC names another
+# (an A/B of runtimes).
+ZS_RUNC="${ZS_RUNC:-$ZS_BIN/runc}"
 # Host paths a kubelet or CNI creates whatever it is told (see docs/local-cluster.md); down.sh removes
 # the ones that did not exist before the first bring-up.
 ZS_HOST_PATHS=(/var/lib/cni /var/log/containers /var/log/pods /var/lib/kubelet /run/containerd "$ZS_SHIM_SOCKETS")

@@ -88,10 +88,9 @@ disabled_plugins = [
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
         runtime_type = "io.containerd.runc.v2"
 
-        # runc built from its pinned module (build.sh; ZS_RUNC names another for an A/B); its state
-        # under ours; cgroupfs like the kubelet.
+        # runc as lib.sh names it (ZS_RUNC); its state under ours; cgroupfs like the kubelet.
         [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-          BinaryName = "${ZS_RUNC:-$ZS_BIN/runc}"
+          BinaryName = "$ZS_RUNC"
           Root = "$dir/runc"
           SystemdCgroup = false
 EOF

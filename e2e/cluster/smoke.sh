@@ -189,11 +189,11 @@ else
   fail "crictl ps does not list web and client: $(tr '\n' ';' <<<"$ps")"
 fi
 
-runc_bin=$(zs_crictl info 2>/dev/null | jq -r '[.. | objects | select(has("BinaryName")) | .BinaryName][0] // ""')
-if [[ $runc_bin == "${ZS_RUNC:-$ZS_BIN/runc}" ]] && version=$("$runc_bin" --version 2>/dev/null | head -1); then
+runc_bin=$(zs_crictl info 2>/dev/null | jq -r '.config.containerd.runtimes.runc.options.BinaryName // ""')
+if [[ $runc_bin == "$ZS_RUNC" ]] && version=$("$runc_bin" --version 2>/dev/null | head -1); then
   pass "containerd runs $runc_bin ($version)"
 else
-  fail "containerd's runc is '${runc_bin:-none}', not ${ZS_RUNC:-$ZS_BIN/runc}"
+  fail "containerd's runc is '${runc_bin:-none}', not $ZS_RUNC"
 fi
 seccomp=$(kubectl -n "$ns" exec client -- grep '^Seccomp:' /proc/1/status 2>&1 || true)
 if [[ $(awk '{print $2}' <<<"$seccomp") == 2 ]]; then
