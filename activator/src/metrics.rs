@@ -91,11 +91,13 @@ pub struct RejectionLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// Cold-episode counter that also stamps when the latest episode started (its first request admitted).
+/// Cold-episode counter that also stamps when the latest episode started (its first request
+/// admitted) and when it first knew a pod's address.
 #[derive(Clone, Debug)]
 pub struct ColdStarts {
     count: Counter,
     last_started: FloatGauge,
+    last_address: FloatGauge,
 }
 
 impl ColdStarts {
@@ -103,6 +105,11 @@ impl ColdStarts {
     pub fn inc(&self) -> u64 {
         self.last_started.set(unix_now());
         self.count.inc()
+    }
+
+    /// The latest cold episode knows a pod's address from now.
+    pub fn address_known(&self) {
+        self.last_address.set(unix_now());
     }
 
     /// Cold episodes so far.
@@ -155,6 +162,7 @@ pub struct Metrics {
     cold_starts: Family<FunctionLabels, Counter>,
     cold_start_duration: HistogramFamily<FunctionLabels>,
     cold_start_started_at: Family<FunctionLabels, FloatGauge>,
+    cold_start_address_at: Family<FunctionLabels, FloatGauge>,
     cold_start_forwarded_at: Family<FunctionLabels, FloatGauge>,
     rejections: Family<RejectionLabels, Counter>,
     retries: Family<UpstreamLabels, Counter>,
@@ -174,6 +182,7 @@ impl Metrics {
             cold_starts: Family::default(),
             cold_start_duration: Family::new_with_constructor(latency_histogram),
             cold_start_started_at: Family::default(),
+            cold_start_address_at: Family::default(),
             cold_start_forwarded_at: Family::default(),
             rejections: Family::default(),
             retries: Family::default(),
@@ -222,6 +231,11 @@ impl Metrics {
             metrics.cold_start_started_at.clone(),
         );
         r.register(
+            "cold_start_address_timestamp_seconds",
+            "Wall-clock time the latest cold episode first knew the address of a pod it could wait for",
+            metrics.cold_start_address_at.clone(),
+        );
+        r.register(
             "cold_start_forwarded_timestamp_seconds",
             "Wall-clock time the latest request of a cold episode was handed to a pod",
             metrics.cold_start_forwarded_at.clone(),
@@ -260,6 +274,7 @@ impl Metrics {
             cold_starts: ColdStarts {
                 count: self.cold_starts.get_or_create(&labels).clone(),
                 last_started: self.cold_start_started_at.get_or_create(&labels).clone(),
+                last_address: self.cold_start_address_at.get_or_create(&labels).clone(),
             },
             cold_start_duration: ColdStartDuration {
                 histogram: self.cold_start_duration.get_or_create(&labels).clone(),
@@ -376,13 +391,14 @@ mod tests {
     }
 
     #[test]
-    fn cold_episode_stamps_wall_clock_start_and_forward() {
+    fn cold_episode_stamps_wall_clock_start_address_and_forward() {
         let mut registry = Registry::default();
         let metrics = Arc::new(Metrics::register(&mut registry));
         let key = FunctionKey::new("ns", "f");
         let f = metrics.for_function(&key);
         let before = unix_now();
         assert_eq!(f.cold_starts.inc(), 0);
+        f.cold_starts.address_known();
         f.cold_start_duration.observe(0.25);
         let after = unix_now();
         let mut text = String::new();
@@ -394,7 +410,9 @@ mod tests {
             "zeroscale_activator_cold_start_forwarded_timestamp_seconds{",
         )
         .expect("forwarded stamp");
-        assert!(before <= started && started <= forwarded && forwarded <= after);
+        let address = sample(&text, "zeroscale_activator_cold_start_address_timestamp_seconds{")
+            .expect("address stamp");
+        assert!(before <= started && started <= address && address <= forwarded && forwarded <= after);
         assert_eq!(f.cold_starts.get(), 1);
         assert_eq!(
             sample(&text, "zeroscale_activator_cold_start_duration_seconds_sum{"),

@@ -21,6 +21,9 @@ impl FunctionState {
             for _ in 0..changes.cold_starts {
                 m.cold_starts.inc();
             }
+            if changes.cold_address_known {
+                m.cold_starts.address_known();
+            }
             for (waited, cold) in &changes.waits {
                 m.queue_wait.observe(waited.as_secs_f64());
                 if *cold {

@@ -300,6 +300,51 @@ fn one_demand_per_cold_episode_and_one_prober_while_pods_start() {
 }
 
 #[test]
+fn a_cold_episode_stamps_the_first_pod_address_it_knows_once() {
+    let mut m = Machine::new(1, 10, 1 << 20);
+    let (r, fx) = m.admit(1, 0);
+    let id = wait(r);
+    assert!(!fx.metrics.cold_address_known, "no pod is known yet");
+    let starting = |pods: &[u8]| pods.iter().map(|n| EndpointInfo::starting(pod(*n))).collect();
+    let fx = m.update(FunctionSettings::default(), starting(&[1]), 10);
+    assert!(
+        fx.metrics.cold_address_known,
+        "the pod watch brought a starting pod's IP"
+    );
+    let fx = m.update(FunctionSettings::default(), starting(&[1, 2]), 20);
+    assert!(!fx.metrics.cold_address_known, "once an episode");
+    // The waiter leaves, which ends the episode; the next one starts with the pods still starting,
+    // so it knows an address from its first request.
+    let mut fx = Effects::default();
+    m.core.abandon(id, m.at(30_000), &mut fx);
+    assert!(!m.core.is_cold());
+    let (r, fx) = m.admit(2, 31_000);
+    wait(r);
+    assert_eq!(fx.metrics.cold_starts, 1, "a new episode");
+    assert!(
+        fx.metrics.cold_address_known,
+        "its pods' addresses were known when it began"
+    );
+    // Outside an episode nothing is stamped: a ready pod ends it and later updates are warm.
+    let fx = m.update(
+        FunctionSettings::default(),
+        vec![EndpointInfo::ready(pod(1))],
+        32_000,
+    );
+    assert!(
+        !fx.metrics.cold_address_known,
+        "stamped at the episode's start, not again"
+    );
+    assert!(!m.core.is_cold());
+    let fx = m.update(
+        FunctionSettings::default(),
+        vec![EndpointInfo::ready(pod(2))],
+        33_000,
+    );
+    assert!(!fx.metrics.cold_address_known, "warm");
+}
+
+#[test]
 fn a_refused_request_goes_first_and_its_pod_is_routed_around() {
     let mut m = Machine::new(1, 10, 1 << 20);
     m.update(

@@ -50,6 +50,8 @@ pub struct MetricChanges {
     pub in_flight: i64,
     /// Cold episodes started.
     pub cold_starts: u64,
+    /// The open cold episode's first pod address became known.
+    pub cold_address_known: bool,
     /// Queue waits that ended with a pod, and whether the waiter started a cold episode.
     pub waits: Vec<(Duration, bool)>,
     /// Status codes of responses that finished.

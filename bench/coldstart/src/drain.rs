@@ -68,6 +68,31 @@ impl Drain {
     }
 }
 
+/// The activator's side of the wait for a burst's first answer, ms after the first pod could serve,
+/// from its wall-clock stamps: when its cold episode first knew a pod's address, and when it handed
+/// the episode's first request to a pod. Beside [`Drain::first_answer_ms`] they split that wait into
+/// the address's way to the activator, the activator's own work, and the answer's way back.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct HandOver {
+    /// The activator first knew a pod's address (negative: before the driver saw a pod serve).
+    pub address_known_ms: Option<f64>,
+    /// The activator handed the first request to a pod.
+    pub first_forward_ms: Option<f64>,
+}
+
+impl HandOver {
+    /// The stamps `address` and `forwarded` (Unix seconds) against the pods first able to serve at
+    /// `serving` (wall clock, any order).
+    pub fn of(address: Option<f64>, forwarded: Option<f64>, serving: &[f64]) -> Self {
+        let first = serving.iter().copied().min_by(f64::total_cmp);
+        let since = |stamp: Option<f64>| stamp.zip(first).map(|(s, f)| (s - f) * MS);
+        Self {
+            address_known_ms: since(address),
+            first_forward_ms: since(forwarded),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +123,19 @@ mod tests {
         assert!(close(d.longest_gap_from_ms, 0.0));
         assert!(close(d.first_answer_ms, 500.0));
         assert!(close(d.answers_per_s, 2.0 / 0.6));
+    }
+
+    #[test]
+    fn the_activator_stamps_against_the_first_pod_serving() {
+        let h = HandOver::of(Some(10.002), Some(10.003), &[10.05, 10.0]);
+        assert!(
+            close(h.address_known_ms, 2.0) && close(h.first_forward_ms, 3.0),
+            "{h:?}"
+        );
+        let early = HandOver::of(Some(9.999), None, &[10.0]);
+        assert!(close(early.address_known_ms, -1.0));
+        assert_eq!(early.first_forward_ms, None, "an activator without the stamp");
+        assert_eq!(HandOver::of(Some(10.0), Some(10.0), &[]), HandOver::default());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::api_load::ApiLoad;
-use crate::drain::Drain;
+use crate::drain::{Drain, HandOver};
 use crate::stats::{MS, percentile};
 
 /// What one cold start left behind, in wall-clock seconds and metric deltas.
@@ -19,6 +19,8 @@ pub struct Observed {
     pub serving: Option<f64>,
     /// Activator: the cold episode started (first request admitted).
     pub episode_started: Option<f64>,
+    /// Activator: the latest cold episode first knew a pod's address.
+    pub address_known: Option<f64>,
     /// Activator: the latest cold request was handed to a pod.
     pub forwarded: Option<f64>,
     /// Activator: cold episodes of this function during the run.
@@ -52,6 +54,12 @@ pub struct ColdStart {
     pub demand_to_patch_ms: Option<f64>,
     /// The pod could serve → the buffered request forwarded to it.
     pub ready_to_forward_ms: Option<f64>,
+    /// Its first part: the pod could serve → the activator knew its address (the address's way from
+    /// the kubelet through the API server's watch; negative when the activator's watch was earlier
+    /// than the benchmark's).
+    pub ready_to_address_ms: Option<f64>,
+    /// Its second part: the activator knew the address → forwarded (its probe and hand-over).
+    pub address_to_forward_ms: Option<f64>,
     /// The runtime's share: pod scheduled → container running, from the pod status (whole seconds).
     pub container_start_ms: Option<f64>,
     /// The same span as the benchmark's pod watch saw it (millisecond resolution).
@@ -100,6 +108,8 @@ impl ColdStart {
             }
             _ => None,
         };
+        // Split only where the whole is known, so the parts add up to it.
+        let address = o.address_known.filter(|_| ready_to_forward.is_some());
         Self {
             function: function.to_string(),
             status: o.status,
@@ -109,6 +119,8 @@ impl ColdStart {
             arrival_to_demand_ms: arrival_to_demand,
             demand_to_patch_ms: demand_to_patch,
             ready_to_forward_ms: ready_to_forward,
+            ready_to_address_ms: address.zip(o.serving).map(|(a, s)| (a - s) * MS),
+            address_to_forward_ms: address.zip(o.forwarded).map(|(a, f)| (f - a) * MS),
             container_start_ms: None,
             container_start_watched_ms: None,
             excluded: (!excluded.is_empty()).then(|| excluded.join("; ")),
@@ -152,6 +164,8 @@ pub struct Burst {
     pub ended_unix: Option<f64>,
     /// How the backlog drained after the first pod could serve.
     pub drain: Drain,
+    /// The activator's side of the wait for the first answer (set from its metrics after the burst).
+    pub hand_over: HandOver,
     /// What the burst cost the API server, from the first request sent to the last answer.
     pub api_load: ApiLoad,
 }
@@ -184,6 +198,7 @@ impl Burst {
             over_ready_p90_ms: over_ready(90.0),
             ended_unix: (!shots.is_empty()).then_some(last_done),
             drain: Drain::of(&answered, pods_serving),
+            hand_over: HandOver::default(),
             api_load: ApiLoad::default(),
         }
     }
@@ -200,6 +215,7 @@ mod tests {
             status: 200,
             serving: Some(100.6),
             episode_started: Some(100.001),
+            address_known: Some(100.607),
             forwarded: Some(100.61),
             episodes: 1.0,
             demands: 1.0,
@@ -224,6 +240,10 @@ mod tests {
             "{c:?}"
         );
         assert!(close(c.ready_to_forward_ms, 10.0), "{c:?}");
+        assert!(
+            close(c.ready_to_address_ms, 7.0) && close(c.address_to_forward_ms, 3.0),
+            "{c:?}"
+        );
         assert_eq!(c.excluded, None);
     }
 
@@ -250,6 +270,23 @@ mod tests {
             },
         );
         assert_eq!((c.arrival_to_patch_ms, c.ready_to_forward_ms), (None, None));
+        assert_eq!(
+            (c.ready_to_address_ms, c.address_to_forward_ms),
+            (None, None),
+            "no whole, no parts"
+        );
+        let c = ColdStart::from_observed(
+            "f",
+            &Observed {
+                address_known: None,
+                ..clean()
+            },
+        );
+        assert!(
+            close(c.ready_to_forward_ms, 10.0),
+            "an activator without the stamp: the whole only"
+        );
+        assert_eq!((c.ready_to_address_ms, c.address_to_forward_ms), (None, None));
         let c = ColdStart::from_observed(
             "f",
             &Observed {

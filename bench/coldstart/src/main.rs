@@ -90,7 +90,7 @@ async fn run(args: Args) -> Result<(), BenchError> {
         let sample = target.cold_start(name).await?;
         eprintln!(
             "coldstart: {name}: status {} e2e {:.1} ms, serving {:?}, container start {:?} (watched {:?}), \
-             arrival→patch {:?}, ready→forward {:?}{}",
+             arrival→patch {:?}, ready→forward {:?} (address known {:?}, forwarded {:?} after it){}",
             sample.status,
             sample.e2e_ms,
             sample.serving_ms.map(round2),
@@ -98,6 +98,8 @@ async fn run(args: Args) -> Result<(), BenchError> {
             sample.container_start_watched_ms.map(round2),
             sample.arrival_to_patch_ms.map(round2),
             sample.ready_to_forward_ms.map(round2),
+            sample.ready_to_address_ms.map(round2),
+            sample.address_to_forward_ms.map(round2),
             sample
                 .excluded
                 .as_deref()
@@ -119,6 +121,10 @@ async fn run(args: Args) -> Result<(), BenchError> {
     let e2e = pick(|s| (s.status == 200).then_some(s.e2e_ms));
     let to_patch = pick(|s| s.arrival_to_patch_ms);
     let to_forward = pick(|s| s.ready_to_forward_ms);
+    let (to_address, address_to_forward) = (
+        Summary::of(&pick(|s| s.ready_to_address_ms)),
+        Summary::of(&pick(|s| s.address_to_forward_ms)),
+    );
     let serving = pick(|s| s.serving_ms);
     let container_start = pick(|s| s.container_start_ms);
     let container_watched = pick(|s| s.container_start_watched_ms);
@@ -147,6 +153,10 @@ async fn run(args: Args) -> Result<(), BenchError> {
             "ready_to_forward_p99_ms": ms(forward_s.as_ref().map(|s| s.p99)),
             "ready_to_forward_p50_ms": ms(forward_s.as_ref().map(|s| s.p50)),
             "ready_to_forward_samples": to_forward.len(),
+            "ready_to_address_p50_ms": ms(to_address.as_ref().map(|s| s.p50)),
+            "ready_to_address_p99_ms": ms(to_address.as_ref().map(|s| s.p99)),
+            "address_to_forward_p50_ms": ms(address_to_forward.as_ref().map(|s| s.p50)),
+            "address_to_forward_p99_ms": ms(address_to_forward.as_ref().map(|s| s.p99)),
         },
         "burst": burst.as_ref().map_or(json!({}), |b| json!({
             "requests": b.requests,
@@ -162,6 +172,8 @@ async fn run(args: Args) -> Result<(), BenchError> {
             "drain_longest_gap_ms": ms(b.drain.longest_gap_ms),
             "drain_longest_gap_from_ms": ms(b.drain.longest_gap_from_ms),
             "drain_first_answer_ms": ms(b.drain.first_answer_ms),
+            "hand_over_address_known_ms": ms(b.hand_over.address_known_ms),
+            "hand_over_first_forward_ms": ms(b.hand_over.first_forward_ms),
             "apiserver_requests": b.api_load.apiserver_requests,
             "apiserver_cpu_ms": ms(b.api_load.apiserver_cpu_ms),
             "operator_api_requests": b.api_load.operator_requests,
@@ -175,6 +187,7 @@ async fn run(args: Args) -> Result<(), BenchError> {
     )?;
     let detail = json!({"cold_starts": samples, "burst": burst, "summaries": {
         "e2e_ms": e2e_s, "arrival_to_patch_ms": patch_s, "ready_to_forward_ms": forward_s,
+        "ready_to_address_ms": to_address, "address_to_forward_ms": address_to_forward,
         "container_start_ms": Summary::of(&container_start),
         "container_start_watched_ms": Summary::of(&container_watched) }});
     write(

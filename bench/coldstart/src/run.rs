@@ -9,6 +9,7 @@ use http::Method;
 use crate::BenchError;
 use crate::api_load::{ApiCounters, ApiLoad};
 use crate::cluster::{ServeWatch, apiserver_metrics, scrape, unix_now};
+use crate::drain::HandOver;
 use crate::figures::{Burst, ColdStart, Observed, Shot};
 use crate::prom::{latest, total};
 
@@ -87,6 +88,11 @@ impl Target {
                 "zeroscale_activator_cold_start_started_timestamp_seconds",
                 &labels,
             ),
+            address_known: latest(
+                &activator,
+                "zeroscale_activator_cold_start_address_timestamp_seconds",
+                &labels,
+            ),
             forwarded: latest(
                 &activator,
                 "zeroscale_activator_cold_start_forwarded_timestamp_seconds",
@@ -157,8 +163,17 @@ impl Target {
             .iter()
             .map(|s| s.serving)
             .collect();
+        let activator = scrape(&self.activator_admin).await;
+        let labels = [("namespace", self.namespace.as_str()), ("function", function)];
+        let stamp = |name: &str| latest(&activator, name, &labels);
+        let hand_over = HandOver::of(
+            stamp("zeroscale_activator_cold_start_address_timestamp_seconds"),
+            stamp("zeroscale_activator_cold_start_forwarded_timestamp_seconds"),
+            &serving,
+        );
         Ok(Burst {
             api_load,
+            hand_over,
             ..Burst::from_shots(&shots, &serving)
         })
     }

@@ -41,6 +41,8 @@ pub struct Core<W> {
     endpoints: EndpointSet,
     queue: WaitQueue<W>,
     cold: bool,
+    // Whether the cold episode has stamped the first pod address it knew (`note_address`).
+    address_noted: bool,
     // The requests the cold episode's latest demand counted.
     demanded: u64,
     probing: bool,
@@ -65,6 +67,7 @@ impl<W> Core<W> {
             endpoints: EndpointSet::default(),
             queue: WaitQueue::new(limits, budget),
             cold: false,
+            address_noted: false,
             demanded: 0,
             probing: false,
             gone: None,
@@ -132,7 +135,9 @@ impl<W> Core<W> {
         let queued = self.queue.len() as u64;
         if !self.cold {
             self.cold = true;
+            self.address_noted = false;
             fx.metrics.cold_starts += 1;
+            self.note_address(fx);
         } else if pods_for(queued, self.settings.concurrency)
             < 2 * pods_for(self.demanded, self.settings.concurrency)
         {
@@ -264,6 +269,18 @@ impl<W> Core<W> {
             });
         }
         self.end_episode_if_idle();
+    }
+
+    /// Stamps, once per cold episode, when a pod address the episode can wait for is first known
+    /// (a starting pod's IP from the pod watch, or an endpoint): the moment from which forwarding
+    /// is the activator's own work (probe and hand-over), and before which it was the address's way
+    /// from the kubelet through the API server (#19's P3, split in `docs/benchmarks.md`).
+    pub(super) fn note_address(&mut self, fx: &mut Effects<W>) {
+        let known = !self.endpoints.starting().is_empty() || !self.endpoints.routable().is_empty();
+        if self.cold && !self.address_noted && known {
+            self.address_noted = true;
+            fx.metrics.cold_address_known = true;
+        }
     }
 
     pub(super) fn end_episode_if_idle(&mut self) {

@@ -26,6 +26,7 @@ impl<W> Core<W> {
         self.settings = settings;
         self.endpoints.replace(endpoints);
         self.gone = None;
+        self.note_address(fx);
         if self.endpoints.routable().is_empty()
             && let Some(failure) = self.settings.failure.clone()
         {
