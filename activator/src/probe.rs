@@ -56,6 +56,35 @@ where
     let mut known: Vec<SocketAddr> = Vec::new();
     let mut next_round = Instant::now();
     loop {
+        // A due round runs here, not when a timer fires: tokio's timers tick in whole milliseconds
+        // and round a deadline up, so the first round (a new pod's address, requests waiting) would
+        // otherwise wait up to a millisecond more, part of every cold start's ready → forward.
+        if Instant::now() >= next_round {
+            let Some(targets) = function.probe_targets() else {
+                break;
+            };
+            for address in &targets {
+                if !known.contains(address) {
+                    tracing::debug!(function = function.display(), %address, "probing a starting pod");
+                }
+            }
+            known.clone_from(&targets);
+            for address in targets {
+                if in_flight.contains(&address) {
+                    continue;
+                }
+                in_flight.push(address);
+                let attempt = tokio::time::timeout(attempt_timeout, connect(address));
+                attempts.push(async move { (address, matches!(attempt.await, Ok(Ok(())))) });
+            }
+            let period = if function.queued() > 0 {
+                interval
+            } else {
+                interval.max(FAILED_PROBE_INTERVAL)
+            };
+            // From now, not from the planned time: a late round does not cause a catch-up burst.
+            next_round = Instant::now() + period;
+        }
         tokio::select! {
             // Answers first: a pod that answered is routed to before anything else happens.
             biased;
@@ -66,28 +95,7 @@ where
                     function.mark_answering(address);
                 }
             }
-            () = tokio::time::sleep_until(next_round) => {
-                let Some(targets) = function.probe_targets() else {
-                    break;
-                };
-                for address in &targets {
-                    if !known.contains(address) {
-                        tracing::debug!(function = function.display(), %address, "probing a starting pod");
-                    }
-                }
-                known.clone_from(&targets);
-                for address in targets {
-                    if in_flight.contains(&address) {
-                        continue;
-                    }
-                    in_flight.push(address);
-                    let attempt = tokio::time::timeout(attempt_timeout, connect(address));
-                    attempts.push(async move { (address, matches!(attempt.await, Ok(Ok(())))) });
-                }
-                let period = if function.queued() > 0 { interval } else { interval.max(FAILED_PROBE_INTERVAL) };
-                // From now, not from the planned time: a late round does not cause a catch-up burst.
-                next_round = Instant::now() + period;
-            }
+            () = tokio::time::sleep_until(next_round) => {}
         }
     }
 }

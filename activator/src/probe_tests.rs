@@ -94,6 +94,24 @@ async fn a_pod_gets_its_waiters_within_one_interval_of_accepting() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_first_round_runs_at_once_between_timer_ticks() {
+    // A pod's address arrives at any moment, mostly between two of the timer's millisecond ticks;
+    // a round waiting on a timer would start at the next tick, 0.3 ms later here.
+    tokio::time::advance(Duration::from_micros(700)).await;
+    let f = function(&[pod(2)]);
+    let mut ticket = park(&f);
+    let t0 = Instant::now();
+    let _prober = tokio::spawn(probe_with(Arc::clone(&f), PROBE_INTERVAL, |_| async { Ok(()) }));
+    let lease = ticket.wait().await.expect("the pod answered");
+    assert_eq!(lease.endpoint().address, pod(2));
+    assert_eq!(
+        Instant::now() - t0,
+        Duration::ZERO,
+        "handed over with no time passing"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_pod_that_does_not_answer_holds_nobody_back() {
     let f = function(&[pod(2), pod(3)]);
     let mut ticket = park(&f);
