@@ -96,7 +96,7 @@ async fn a_pod_gets_its_waiters_within_one_interval_of_accepting() {
 #[tokio::test(start_paused = true)]
 async fn the_first_round_runs_at_once_between_timer_ticks() {
     // A pod's address arrives at any moment, mostly between two of the timer's millisecond ticks;
-    // a round waiting on a timer would start at the next tick, 0.3 ms later here.
+    // a round waiting on a timer would start at a later tick (1 ms later here with the old loop).
     tokio::time::advance(Duration::from_micros(700)).await;
     let f = function(&[pod(2)]);
     let mut ticket = park(&f);
