@@ -28,7 +28,10 @@ RUNTIME_FILES='etc/passwd|etc/group|etc/ssl/certs/ca-certificates\.crt|lib/x86_6
 [[ $(id -u) == 0 ]] || die "runc needs root"
 # The local node's runc, built from its pinned module (e2e/cluster/build.sh).
 RUNC="${RUNC:-$ZS_RUNC}"
-[[ -x $RUNC || $RUNC != "$ZS_BIN/runc" ]] || bash "$root/e2e/cluster/build.sh" runc
+# The default is built when missing; a runc named by RUNC must exist.
+if [[ $RUNC == "$ZS_BIN/runc" && ! -x $RUNC ]]; then
+  bash "$root/e2e/cluster/build.sh" runc
+fi
 [[ -x $RUNC ]] || die "runc not found at $RUNC"
 runc() { "$RUNC" "$@"; }
 [[ -x $CRANE ]] || die "crane not found at $CRANE"
@@ -43,11 +46,13 @@ trap cleanup EXIT
 
 # bundle <image> [args...]: an OCI bundle for the image in $tmp/<image>; extra args replace its cmd.
 bundle() {
-  local name=$1 dir="$tmp/$1" config
+  local name=$1 dir="$tmp/$1" ref="$REGISTRY/zeroscale/$name:$VERSION" config
   shift
+  # Read first, so a registry that is down is named rather than failing runc later.
+  config=$("$CRANE" config "$ref") || die "cannot read $ref (is the registry up? make cluster-up, then bash scripts/images.sh)"
+  config=$(jq -c .config <<<"$config")
   mkdir -p "$dir/rootfs"
-  "$CRANE" export "$REGISTRY/zeroscale/$name:$VERSION" - | tar -x --numeric-owner -C "$dir/rootfs"
-  config=$("$CRANE" config "$REGISTRY/zeroscale/$name:$VERSION" | jq -c .config)
+  "$CRANE" export "$ref" - | tar -x --numeric-owner -C "$dir/rootfs"
   (cd "$dir" && runc spec)
   local user=${USER_OVERRIDE:-$(jq -r '.User // "0:0"' <<<"$config")}
   jq --argjson c "$config" --argjson extra "$(printf '%s\n' "$@" | jq -Rn '[inputs | select(. != "")]')" \

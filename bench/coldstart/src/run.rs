@@ -35,6 +35,25 @@ pub struct Target {
 const DEMAND: (&str, &str) = ("kind", "dev.zeroscale.demand");
 const ACCEPTED: (&str, &str) = ("outcome", "accepted");
 
+/// The activators' wall-clock stamps of a function's latest cold episode (the latest over replicas).
+struct ColdStamps {
+    started: Option<f64>,
+    address: Option<f64>,
+    forwarded: Option<f64>,
+}
+
+impl ColdStamps {
+    /// The stamps labelled `labels` in the activators' metrics `texts`.
+    fn read(texts: &[String], labels: &[(&str, &str)]) -> Self {
+        let stamp = |name: &str| latest(texts, name, labels);
+        Self {
+            started: stamp("zeroscale_activator_cold_start_started_timestamp_seconds"),
+            address: stamp("zeroscale_activator_cold_start_address_timestamp_seconds"),
+            forwarded: stamp("zeroscale_activator_cold_start_forwarded_timestamp_seconds"),
+        }
+    }
+}
+
 /// Autoscaler counters summed over replicas: demands accepted, demand patches and their seconds.
 fn autoscaler_counts(texts: &[String]) -> (f64, f64, f64) {
     (
@@ -45,6 +64,11 @@ fn autoscaler_counts(texts: &[String]) -> (f64, f64, f64) {
 }
 
 impl Target {
+    /// The labels of `function`'s series in the components' metrics.
+    fn labels<'a>(&'a self, function: &'a str) -> [(&'static str, &'a str); 2] {
+        [("namespace", self.namespace.as_str()), ("function", function)]
+    }
+
     fn host(&self, function: &str) -> String {
         format!("{function}.{}.{}", self.namespace, self.domain)
     }
@@ -77,27 +101,16 @@ impl Target {
             .unwrap_or_default();
         let activator = scrape(&self.activator_admin).await;
         let (demands1, patches1, patch_seconds1) = autoscaler_counts(&scrape(&self.autoscaler_admin).await);
-        let labels = [("namespace", self.namespace.as_str()), ("function", function)];
+        let labels = self.labels(function);
+        let stamps = ColdStamps::read(&activator, &labels);
         let observed = Observed {
             sent,
             answered,
             status,
             serving,
-            episode_started: latest(
-                &activator,
-                "zeroscale_activator_cold_start_started_timestamp_seconds",
-                &labels,
-            ),
-            address_known: latest(
-                &activator,
-                "zeroscale_activator_cold_start_address_timestamp_seconds",
-                &labels,
-            ),
-            forwarded: latest(
-                &activator,
-                "zeroscale_activator_cold_start_forwarded_timestamp_seconds",
-                &labels,
-            ),
+            episode_started: stamps.started,
+            address_known: stamps.address,
+            forwarded: stamps.forwarded,
             episodes: total(&activator, "zeroscale_activator_cold_starts_total", &labels),
             demands: demands1 - demands0,
             demand_accepted: latest(
@@ -163,14 +176,8 @@ impl Target {
             .iter()
             .map(|s| s.serving)
             .collect();
-        let activator = scrape(&self.activator_admin).await;
-        let labels = [("namespace", self.namespace.as_str()), ("function", function)];
-        let stamp = |name: &str| latest(&activator, name, &labels);
-        let hand_over = HandOver::of(
-            stamp("zeroscale_activator_cold_start_address_timestamp_seconds"),
-            stamp("zeroscale_activator_cold_start_forwarded_timestamp_seconds"),
-            &serving,
-        );
+        let stamps = ColdStamps::read(&scrape(&self.activator_admin).await, &self.labels(function));
+        let hand_over = HandOver::of(stamps.address, stamps.forwarded, &serving);
         Ok(Burst {
             api_load,
             hand_over,
