@@ -16,7 +16,9 @@
 #      a cold start, `make down`);
 #   5. always tear the cluster down, check that nothing of it is left, and prove up → down → up works.
 # Exits with the tests' status (or 1 if a cluster or install step fails). Extra arguments go to every
-# test binary (e.g. a test name filter). Each step prints its duration (`TIMING e2e step ...`).
+# test binary (e.g. a test name filter). Each step prints its duration (`TIMING e2e step ...`). The
+# script ends by naming every step that failed, with the failed tests and their panics, so that the last
+# lines of a CI log say what broke (a CI report may show only those).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,15 +34,26 @@ step() { # name: prints how long the step since the previous call took
   step_start=$now
 }
 status=0
+failed_steps=()
+failed() { # step: records a failed step for the closing summary
+  failed_steps+=("$1")
+  status=1
+}
 make -s cluster-up || exit 1
 step cluster-up
 make -s images || exit 1
 step images
 if [[ -f e2e/cluster/smoke.sh ]]; then
-  bash e2e/cluster/smoke.sh || status=1
+  bash e2e/cluster/smoke.sh || failed smoke
   step smoke
 fi
 rm -f .zeroscale/logs/timings.log
+# Every test binary's output is also kept here, for the closing summary.
+tests_log=.zeroscale/logs/e2e-tests.log
+: >"$tests_log"
+run_tests() { # cargo test arguments: runs them, keeping their output in $tests_log too
+  cargo test "$@" 2>&1 | tee -a "$tests_log"
+}
 
 # Step 2: the binaries that bring their own components. A Zeroscale left installed (by `make up`, say)
 # would reconcile and scale their Functions too, so it goes first.
@@ -59,14 +72,14 @@ installed_suites=(scenarios event_stores metering predictive images protocols re
 background_suite=predictive
 # Suites this script does not run, each with its reason here and in docs/testing.md (none at present).
 not_run=()
-bash scripts/uninstall.sh || status=1
+bash scripts/uninstall.sh || failed "uninstall before the host-process tests"
 targets=(--lib)
 for test in e2e/tests/*.rs; do
   name=$(basename "$test" .rs)
   [[ " ${installed_suites[*]} ${not_run[*]} " == *" $name "* ]] || targets+=(--test "$name")
 done
-cargo test --no-fail-fast -p zeroscale-e2e "${targets[@]}" -- --test-threads=1 "$@" || status=1
-cargo test -p zeroscale-e2e --doc -- "$@" || status=1
+run_tests --no-fail-fast -p zeroscale-e2e "${targets[@]}" -- --test-threads=1 "$@" || failed host-process-tests
+run_tests -p zeroscale-e2e --doc -- "$@" || failed doc-tests
 step host-process-tests
 
 # Step 3: the suites on the installed system.
@@ -88,11 +101,11 @@ if bash scripts/install.sh; then
         step "$suite (started in the background)"
       else
         echo "e2e: the $suite suite did not build"
-        status=1
+        failed "$suite (did not build)"
       fi
       continue
     fi
-    ZEROSCALE_E2E_INSTALLED=1 cargo test -p zeroscale-e2e --test "$suite" -- --test-threads=1 "$@" || status=1
+    ZEROSCALE_E2E_INSTALLED=1 run_tests -p zeroscale-e2e --test "$suite" -- --test-threads=1 "$@" || failed "$suite"
     step "$suite"
   done
   if [[ -n $background_pid ]]; then
@@ -101,7 +114,7 @@ if bash scripts/install.sh; then
     echo "e2e: the $background_suite suite (in the background):"
     sed 's/^/  /' "$background_log"
     if ((background_status != 0)); then
-      status=1
+      failed "$background_suite"
       # What the autoscaler saw decides most of this suite; its pods' restarts and log lines go
       # with the failure, before the uninstall removes them.
       echo "e2e: the $background_suite suite failed; the components' pods and the autoscaler's log:"
@@ -114,9 +127,9 @@ if bash scripts/install.sh; then
   fi
 else
   echo "e2e: scripts/install.sh failed; the installed suites (${installed_suites[*]}) did not run"
-  status=1
+  failed install
 fi
-bash scripts/uninstall.sh || status=1
+bash scripts/uninstall.sh || failed uninstall
 step uninstall
 
 if [[ -s .zeroscale/logs/timings.log ]]; then
@@ -127,16 +140,24 @@ fi
 # Step 4: the README's path for a newcomer, as written: `make up`, the curl it prints answers 200 from a
 # cold start, `make down` (scripts/newcomer.sh). Nothing of the cluster may survive it; then the cluster
 # must come up again and go down clean.
-bash scripts/newcomer.sh || status=1
+bash scripts/newcomer.sh || failed newcomer
 step newcomer
-make -s cluster-down && bash e2e/cluster/check-clean.sh || status=1
+make -s cluster-down && bash e2e/cluster/check-clean.sh || failed cluster-down
 step cluster-down
 start=$(date +%s%N)
 if make -s cluster-up; then
   echo "TIMING cached bring-up after down (incl. cargo's up-to-date check): $((($(date +%s%N) - start) / 1000000)) ms"
 else
-  status=1
+  failed "up-down-up (up)"
 fi
-make -s cluster-down && bash e2e/cluster/check-clean.sh || status=1
+make -s cluster-down && bash e2e/cluster/check-clean.sh || failed "up-down-up (down)"
 step up-down-up
+
+if ((${#failed_steps[@]} > 0)); then
+  echo "e2e: FAILED steps: ${failed_steps[*]}"
+  # libtest's "test <name> ... FAILED" lines, then each panic with the first lines of its message.
+  logs=("$tests_log" "${background_log:-/dev/null}")
+  { grep -shE '^test .* FAILED$' "${logs[@]}"; grep -sh -A3 'panicked at' "${logs[@]}"; } |
+    head -n 60 | sed 's/^/  /'
+fi
 exit "$status"
