@@ -29,6 +29,9 @@ pub const FAILED_PROBE_INTERVAL: Duration = Duration::from_millis(25);
 /// The shortest time a single connect attempt is given before it counts as unanswered.
 const MIN_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(10);
 
+/// After how many intervals without an answer a pod's attempt gets a second one beside it.
+const HEDGE_AFTER_INTERVALS: u32 = 2;
+
 /// Probes `function`'s starting pods with TCP connects until none is left or nobody waits.
 pub async fn probe_until_answered(function: Arc<FunctionState>, interval: Duration) {
     probe_with(function, interval, |address| async move {
@@ -39,16 +42,19 @@ pub async fn probe_until_answered(function: Arc<FunctionState>, interval: Durati
 
 /// Probes `function`'s starting pods with `connect` every `interval` (every
 /// [`FAILED_PROBE_INTERVAL`] at most while nobody waits) until [`FunctionState::probe_targets`]
-/// says to stop. A pod has at most one attempt in flight, bounded by four intervals (at least
-/// [`MIN_ATTEMPT_TIMEOUT`]); the pod is marked answering as soon as its attempt succeeds.
+/// says to stop. Each attempt is bounded by four intervals (at least [`MIN_ATTEMPT_TIMEOUT`]). A pod
+/// has one attempt in flight, and a second beside it once the first has gone unanswered for
+/// [`HEDGE_AFTER_INTERVALS`] intervals; the pod is marked answering as soon as any attempt succeeds.
 pub async fn probe_with<C, F>(function: Arc<FunctionState>, interval: Duration, connect: C)
 where
     C: Fn(SocketAddr) -> F,
     F: Future<Output = io::Result<()>>,
 {
     let attempt_timeout = (interval * 4).max(MIN_ATTEMPT_TIMEOUT);
+    let hedge_after = interval * HEDGE_AFTER_INTERVALS;
     let mut attempts = FuturesUnordered::new();
-    let mut in_flight: Vec<SocketAddr> = Vec::new();
+    // Each attempt in flight: the pod's address and when the attempt started.
+    let mut in_flight: Vec<(SocketAddr, Instant)> = Vec::new();
     // Targets of the last round: a pod new among them is logged once, at debug, so the time the
     // activator learned a starting pod's address (from its EndpointSlice) can be set beside the time
     // the pod answered: what lies between is the container's start, what lies before is the
@@ -59,7 +65,8 @@ where
         // A due round runs here, not when a timer fires: tokio's timers tick in whole milliseconds
         // and round a deadline up, so the first round (a new pod's address, requests waiting) would
         // otherwise wait up to a millisecond more, part of every cold start's ready → forward.
-        if Instant::now() >= next_round {
+        let now = Instant::now();
+        if now >= next_round {
             let Some(targets) = function.probe_targets() else {
                 break;
             };
@@ -70,12 +77,18 @@ where
             }
             known.clone_from(&targets);
             for address in targets {
-                if in_flight.contains(&address) {
-                    continue;
+                let mut started = in_flight.iter().filter(|(a, _)| *a == address).map(|(_, at)| *at);
+                match (started.next(), started.next()) {
+                    (None, _) => {}
+                    // A connect that neither succeeds nor fails is a SYN that went nowhere (the
+                    // pod's network still being set up). Linux resends it only after a second, so
+                    // a fresh connect finds the pod once it can answer, not when this one times out.
+                    (Some(first), None) if now - first >= hedge_after => {}
+                    _ => continue,
                 }
-                in_flight.push(address);
+                in_flight.push((address, now));
                 let attempt = tokio::time::timeout(attempt_timeout, connect(address));
-                attempts.push(async move { (address, matches!(attempt.await, Ok(Ok(())))) });
+                attempts.push(async move { (address, now, matches!(attempt.await, Ok(Ok(())))) });
             }
             let period = if function.queued() > 0 {
                 interval
@@ -83,13 +96,13 @@ where
                 interval.max(FAILED_PROBE_INTERVAL)
             };
             // From now, not from the planned time: a late round does not cause a catch-up burst.
-            next_round = Instant::now() + period;
+            next_round = now + period;
         }
         tokio::select! {
             // Answers first: a pod that answered is routed to before anything else happens.
             biased;
-            Some((address, answered)) = attempts.next(), if !attempts.is_empty() => {
-                in_flight.retain(|a| *a != address);
+            Some((address, started, answered)) = attempts.next(), if !attempts.is_empty() => {
+                in_flight.retain(|attempt| *attempt != (address, started));
                 if answered {
                     tracing::debug!(function = function.display(), %address, "starting pod answered a probe");
                     function.mark_answering(address);

@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 use tokio::time::Instant;
 use zeroscale_common::signals::FunctionKey;
 
-use super::{FAILED_PROBE_INTERVAL, PROBE_INTERVAL, probe_with};
+use super::{FAILED_PROBE_INTERVAL, HEDGE_AFTER_INTERVALS, MIN_ATTEMPT_TIMEOUT, PROBE_INTERVAL, probe_with};
 use crate::{
     function::{Admission, FunctionState, NoWakeups, Ticket},
     metrics::Metrics,
@@ -136,6 +136,91 @@ async fn a_pod_that_does_not_answer_holds_nobody_back() {
     assert_eq!(lease.endpoint().address, pod(3));
     let late = Instant::now() - listening;
     assert!(late <= PROBE_INTERVAL, "pod 3 used {late:?} after it could serve");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_connect_finds_a_pod_whose_first_syn_went_nowhere() {
+    let f = function(&[pod(2)]);
+    let mut ticket = park(&f);
+    let t0 = Instant::now();
+    let attempts = Arc::new(Mutex::new(0u32));
+    let counted = Arc::clone(&attempts);
+    let _prober = tokio::spawn(probe_with(Arc::clone(&f), PROBE_INTERVAL, move |_| {
+        let attempt = {
+            let mut made = counted.lock().unwrap_or_else(|e| e.into_inner());
+            *made += 1;
+            *made
+        };
+        async move {
+            if attempt == 1 {
+                // The first SYN is dropped: this connect hangs until its timeout.
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        }
+    }));
+    let lease = ticket.wait().await.expect("the pod answered");
+    assert_eq!(lease.endpoint().address, pod(2));
+    let waited = Instant::now() - t0;
+    // With one attempt at a time, the pod was found only after the first one timed out (10 ms).
+    assert!(waited < MIN_ATTEMPT_TIMEOUT, "found after {waited:?}");
+    assert_eq!(waited, PROBE_INTERVAL * HEDGE_AFTER_INTERVALS);
+    assert_eq!(*attempts.lock().unwrap_or_else(|e| e.into_inner()), 2);
+}
+
+/// Counts a pod's attempts in flight, and the most there ever were at once.
+#[derive(Default)]
+struct InFlight {
+    now: usize,
+    most: usize,
+}
+
+/// One attempt in flight, until dropped (when its connect ends or times out).
+struct Attempt(Arc<Mutex<InFlight>>);
+
+impl Attempt {
+    fn start(counts: &Arc<Mutex<InFlight>>) -> Self {
+        let mut c = counts.lock().unwrap_or_else(|e| e.into_inner());
+        c.now += 1;
+        c.most = c.most.max(c.now);
+        Self(Arc::clone(counts))
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).now -= 1;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_whose_syns_all_go_nowhere_has_at_most_two_attempts_in_flight() {
+    let f = function(&[pod(2)]);
+    let _ticket = park(&f);
+    let counts = Arc::new(Mutex::new(InFlight::default()));
+    let started = Arc::new(Mutex::new(0u32));
+    let (c, s) = (Arc::clone(&counts), Arc::clone(&started));
+    let probing = tokio::time::timeout(
+        Duration::from_millis(100),
+        probe_with(Arc::clone(&f), PROBE_INTERVAL, move |_| {
+            *s.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            let attempt = Attempt::start(&c);
+            async move {
+                let _attempt = attempt;
+                std::future::pending::<io::Result<()>>().await
+            }
+        }),
+    )
+    .await;
+    assert!(probing.is_err(), "still probing while the request waits");
+    assert_eq!(counts.lock().unwrap_or_else(|e| e.into_inner()).most, 2);
+    // A second attempt only after the first has waited its two intervals: never one per round.
+    let made = *started.lock().unwrap_or_else(|e| e.into_inner());
+    let hedge_ms = (PROBE_INTERVAL * HEDGE_AFTER_INTERVALS).as_millis() as u32;
+    assert!(
+        (100 / 10..=100 / hedge_ms + 1).contains(&made),
+        "{made} attempts in 100 ms"
+    );
 }
 
 #[tokio::test(start_paused = true)]
