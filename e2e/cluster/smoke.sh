@@ -154,7 +154,14 @@ if grep -q "Address.*${ZS_SERVICE_CIDR%.*.*/*}\.0\.1\b" <<<"$out"; then
 else
   fail "kubernetes.default.svc.cluster.local did not resolve in a pod: $(tr '\n' ' ' <<<"$out")"
 fi
-out=$(kubectl -n "$ns" exec client -- nslookup "web.$ns.svc.cluster.local" 2>&1 || true)
+# CoreDNS learns the Service from its watch a moment after it is created, and keeps an answer for
+# its 5 s cache: a smoke test run again at once can first get the last run's Service address.
+out=""
+for ((i = 0; i < 20; i++)); do
+  out=$(kubectl -n "$ns" exec client -- nslookup "web.$ns.svc.cluster.local" 2>&1 || true)
+  grep -qF "$svc_ip" <<<"$out" && break
+  sleep 0.5
+done
 if grep -qF "$svc_ip" <<<"$out"; then
   pass "web.$ns.svc.cluster.local resolves to $svc_ip"
 else
@@ -190,8 +197,13 @@ else
 fi
 
 runc_bin=$(zs_crictl info 2>/dev/null | jq -r '.config.containerd.runtimes.runc.options.BinaryName // ""')
-if [[ $runc_bin == "$ZS_RUNC" ]] && version=$("$runc_bin" --version 2>/dev/null | head -1); then
-  pass "containerd runs $runc_bin ($version)"
+# runc (Go, unbuffered) writes its version one line per write: piped into `head -1`, a later line can
+# meet a closed pipe, and pipefail then fails the check (CI at stop 45). So read it whole.
+version=""
+if [[ $runc_bin == "$ZS_RUNC" ]] && version=$("$runc_bin" --version 2>&1); then
+  pass "containerd runs $runc_bin (${version%%$'\n'*})"
+elif [[ $runc_bin == "$ZS_RUNC" ]]; then
+  fail "containerd runs $runc_bin, but '$runc_bin --version' failed: $(tr '\n' ' ' <<<"$version")"
 else
   fail "containerd's runc is '${runc_bin:-none}', not $ZS_RUNC"
 fi
