@@ -15,10 +15,10 @@
 #   4. run the README's newcomer path (scripts/newcomer.sh: `make up`, the printed curl answers 200 from
 #      a cold start, `make down`);
 #   5. always tear the cluster down, check that nothing of it is left, and prove up → down → up works.
-# Exits with the tests' status (or 1 if a cluster or install step fails). Extra arguments go to every
+# Exits 1 if any step failed (a test, a cluster or install step, a check). Extra arguments go to every
 # test binary (e.g. a test name filter). Each step prints its duration (`TIMING e2e step ...`). The
-# script ends by naming every step that failed, with the failed tests and their panics, so that the last
-# lines of a CI log say what broke (a CI report may show only those).
+# script ends by naming every step that failed, with the scripts' failed checks, the failed tests and
+# their panics, so that the last lines of a CI log say what broke (a CI report may show only those).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,18 +33,24 @@ step() { # name: prints how long the step since the previous call took
   echo "TIMING e2e step $1: $((now - step_start)) s"
   step_start=$now
 }
-status=0
 failed_steps=()
 failed() { # step: records a failed step for the closing summary
   failed_steps+=("$1")
-  status=1
+}
+mkdir -p .zeroscale/logs
+# The output of the steps that are scripts (smoke, newcomer, the clean check) is also kept here, for
+# the closing summary: their failed checks print `FAIL: ...` or `error: ...` lines.
+steps_log=.zeroscale/logs/e2e-steps.log
+: >"$steps_log"
+run_script() { # command...: runs it, keeping its output in $steps_log too
+  "$@" 2>&1 | tee -a "$steps_log"
 }
 make -s cluster-up || exit 1
 step cluster-up
 make -s images || exit 1
 step images
 if [[ -f e2e/cluster/smoke.sh ]]; then
-  bash e2e/cluster/smoke.sh || failed smoke
+  run_script bash e2e/cluster/smoke.sh || failed smoke
   step smoke
 fi
 rm -f .zeroscale/logs/timings.log
@@ -140,9 +146,9 @@ fi
 # Step 4: the README's path for a newcomer, as written: `make up`, the curl it prints answers 200 from a
 # cold start, `make down` (scripts/newcomer.sh). Nothing of the cluster may survive it; then the cluster
 # must come up again and go down clean.
-bash scripts/newcomer.sh || failed newcomer
+run_script bash scripts/newcomer.sh || failed newcomer
 step newcomer
-make -s cluster-down && bash e2e/cluster/check-clean.sh || failed cluster-down
+make -s cluster-down && run_script bash e2e/cluster/check-clean.sh || failed cluster-down
 step cluster-down
 start=$(date +%s%N)
 if make -s cluster-up; then
@@ -150,14 +156,15 @@ if make -s cluster-up; then
 else
   failed "up-down-up (up)"
 fi
-make -s cluster-down && bash e2e/cluster/check-clean.sh || failed "up-down-up (down)"
+make -s cluster-down && run_script bash e2e/cluster/check-clean.sh || failed "up-down-up (down)"
 step up-down-up
 
 if ((${#failed_steps[@]} > 0)); then
   echo "e2e: FAILED steps: ${failed_steps[*]}"
-  # libtest's "test <name> ... FAILED" lines, then each panic with the first lines of its message.
+  # The scripts' failed checks, libtest's "test <name> ... FAILED" lines, then each panic with the
+  # first lines of its message.
   logs=("$tests_log" "${background_log:-/dev/null}")
-  { grep -shE '^test .* FAILED$' "${logs[@]}"; grep -sh -A3 'panicked at' "${logs[@]}"; } |
-    head -n 60 | sed 's/^/  /'
+  { grep -shE '\] (FAIL|error): ' "$steps_log"; grep -shE '^test .* FAILED$' "${logs[@]}"
+    grep -sh -A3 'panicked at' "${logs[@]}"; } | head -n 60 | sed 's/^/  /'
 fi
-exit "$status"
+exit $((${#failed_steps[@]} > 0))
