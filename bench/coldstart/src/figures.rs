@@ -168,18 +168,32 @@ pub struct Burst {
     pub hand_over: HandOver,
     /// What the burst cost the API server, from the first request sent to the last answer.
     pub api_load: ApiLoad,
+    /// Why the figures counted from ready are missing, if they are.
+    pub excluded: Option<String>,
 }
 
 impl Burst {
     /// Figures of `shots`, the function's pods being first able to serve at `pods_serving` (wall
     /// clock, any order; empty when none was seen serving).
+    /// A first pod seen serving only after the first 2xx answer came back was seen late (the
+    /// benchmark's pod watch or its probe lagged): then the moment it could serve is unknown, and
+    /// the figures counted from it are left out, with the reason, rather than reported too small
+    /// (or negative).
     pub fn from_shots(shots: &[Shot], pods_serving: &[f64]) -> Self {
-        let serving = pods_serving.iter().copied().min_by(f64::total_cmp);
         let first_sent = shots.iter().map(|s| s.sent).fold(f64::INFINITY, f64::min);
         let last_done = shots.iter().map(|s| s.done).fold(f64::NEG_INFINITY, f64::max);
         let max_latency = shots.iter().map(|s| s.done - s.sent).fold(0.0, f64::max);
         let mut answered: Vec<f64> = shots.iter().filter(|s| s.ok).map(|s| s.done).collect();
         answered.sort_by(f64::total_cmp);
+        let seen_late = pods_serving
+            .iter()
+            .copied()
+            .min_by(f64::total_cmp)
+            .zip(answered.first().copied())
+            .filter(|(serving, answer)| serving > answer)
+            .map(|(serving, answer)| (serving - answer) * MS);
+        let pods_serving = if seen_late.is_some() { &[] } else { pods_serving };
+        let serving = pods_serving.iter().copied().min_by(f64::total_cmp);
         let over_ready = |p: f64| {
             let serving = serving?;
             percentile(&answered, p).map(|done| (done - serving) * MS)
@@ -200,6 +214,12 @@ impl Burst {
             drain: Drain::of(&answered, pods_serving),
             hand_over: HandOver::default(),
             api_load: ApiLoad::default(),
+            excluded: seen_late.map(|ms| {
+                format!(
+                    "the benchmark's pod watch saw the first pod serve {ms:.1} ms after the first \
+                     answer: when it could serve is unknown"
+                )
+            }),
         }
     }
 }
@@ -340,9 +360,39 @@ mod tests {
         assert!(close(b.drain.last_pod_ms(), 100.0));
         assert!(close(b.drain.longest_gap_ms, 200.0));
         assert_eq!(Burst::from_shots(&[], &[]).ended_unix, None);
+        assert_eq!(b.excluded, None);
         let none = Burst::from_shots(&shots, &[]);
         assert_eq!((none.ready_ms, none.max_over_ready_ms), (None, None));
         assert_eq!(none.over_ready_p90_ms, None);
         assert_eq!(Burst::from_shots(&[], &[1.0]).max_over_ready_ms, None);
+    }
+
+    #[test]
+    fn a_pod_seen_serving_after_the_first_answer_leaves_the_ready_figures_out() {
+        // The pod watch saw the first pod at 10.95, but an answer had come back at 10.9: the
+        // figures would read 50 ms over ready, and a pod seen at 11.1 a negative one.
+        let shots = [
+            Shot {
+                sent: 10.0,
+                done: 10.9,
+                ok: true,
+            },
+            Shot {
+                sent: 10.0,
+                done: 11.0,
+                ok: true,
+            },
+        ];
+        for serving in [10.95, 11.1] {
+            let b = Burst::from_shots(&shots, &[serving, 11.2]);
+            assert_eq!((b.ready_ms, b.max_over_ready_ms), (None, None));
+            assert_eq!((b.over_ready_p50_ms, b.drain.first_answer_ms), (None, None));
+            assert!(b.drain.pods_serving_ms.is_empty());
+            assert!(b.excluded.is_some_and(|e| e.contains("after the first answer")));
+            // What does not depend on ready stays.
+            assert!(close(b.ended_unix, 11.0) && (b.max_latency_ms - 1000.0).abs() < 1e-6);
+        }
+        // Seen at the very moment of the first answer is not late.
+        assert_eq!(Burst::from_shots(&shots, &[10.9]).excluded, None);
     }
 }

@@ -177,6 +177,7 @@ async fn run(args: Args) -> Result<(), BenchError> {
             "apiserver_requests": b.api_load.apiserver_requests,
             "apiserver_cpu_ms": ms(b.api_load.apiserver_cpu_ms),
             "operator_api_requests": b.api_load.operator_requests,
+            "excluded": b.excluded,
             // Not rounded to ms: bench.sh measures the footprint a fixed time after it.
             "ended_unix": b.ended_unix,
         })),

@@ -177,11 +177,16 @@ impl Target {
             .map(|s| s.serving)
             .collect();
         let stamps = ColdStamps::read(&scrape(&self.activator_admin).await, &self.labels(function));
-        let hand_over = HandOver::of(stamps.address, stamps.forwarded, &serving);
+        let burst = Burst::from_shots(&shots, &serving);
+        // Counted from ready, like the figures it splits: none where ready is unknown.
+        let hand_over = match burst.ready_ms {
+            Some(_) => HandOver::of(stamps.address, stamps.forwarded, &serving),
+            None => HandOver::default(),
+        };
         Ok(Burst {
             api_load,
             hand_over,
-            ..Burst::from_shots(&shots, &serving)
+            ..burst
         })
     }
 }
