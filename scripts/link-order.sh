@@ -119,7 +119,9 @@ restore_status=0
 (restore) || restore_status=$?
 # The profiled pods write their profiles as they end, after their successors are ready.
 for _ in $(seq 1 180); do
-  kubectl get pods -n "$ns" -o jsonpath='{.items[*].spec.containers[0].command}' | grep -q callgrind || break
+  # Read whole, not piped into grep -q (a closed pipe would fail the pipeline: pipefail).
+  commands=$(kubectl get pods -n "$ns" -o jsonpath='{.items[*].spec.containers[0].command}')
+  [[ $commands == *callgrind* ]] || break
   sleep 1
 done
 mkdir -p images/link-order

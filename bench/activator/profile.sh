@@ -187,7 +187,9 @@ for bin in "$@"; do
         extra=() base=1849
       fi
       file=$(ls "$out/callgrind-$n".*.1)  # the dump after the measured requests
-      ir=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+      # awk reads to the end: leaving early would kill callgrind_annotate (SIGPIPE), and pipefail
+      # would fail the assignment.
+      ir=$(callgrind_annotate "$file" 2>/dev/null | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}')
       echo "$bin: $((ir / requests)) instructions per request ($requests requests, $file)"
       if [[ $mode == order ]]; then
         python3 scripts/link_order.py --hot "$bin" images/link-order/activator.txt "$file"

@@ -68,8 +68,9 @@ restore_baseline() {
   for path in "${ZS_HOST_PATHS[@]}"; do
     grep -qxF "$path" "$ZS_BASELINE/paths" && continue
     [[ -e $path ]] || continue
-    # Nothing may be mounted below a path we remove.
-    if awk '{print $2}' /proc/mounts | grep -q "^$path\(/\|$\)"; then
+    # Nothing may be mounted below a path we remove. One awk, not awk | grep -q: grep leaving at the
+    # first match can kill awk with SIGPIPE, and pipefail would then read "nothing mounted".
+    if awk -v p="$path" '$2 == p || index($2, p "/") == 1 {found = 1} END {exit !found}' /proc/mounts; then
       log "not removing $path: something is mounted below it"
       continue
     fi
