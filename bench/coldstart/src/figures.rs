@@ -327,24 +327,16 @@ mod tests {
         assert!(c.excluded.is_some_and(|e| e.contains("no demand stamp")));
     }
 
+    fn shot(sent: f64, done: f64, ok: bool) -> Shot {
+        Shot { sent, done, ok }
+    }
+
     #[test]
     fn burst_figures() {
         let shots = [
-            Shot {
-                sent: 10.0,
-                done: 10.9,
-                ok: true,
-            },
-            Shot {
-                sent: 10.05,
-                done: 11.0,
-                ok: true,
-            },
-            Shot {
-                sent: 10.1,
-                done: 10.2,
-                ok: false,
-            },
+            shot(10.0, 10.9, true),
+            shot(10.05, 11.0, true),
+            shot(10.1, 10.2, false),
         ];
         let b = Burst::from_shots(&shots, &[10.8, 10.7]);
         assert_eq!((b.requests, b.errors), (3, 1));
@@ -371,18 +363,7 @@ mod tests {
     fn a_pod_seen_serving_after_the_first_answer_leaves_the_ready_figures_out() {
         // The pod watch saw the first pod at 10.95, but an answer had come back at 10.9: the
         // figures would read 50 ms over ready, and a pod seen at 11.1 a negative one.
-        let shots = [
-            Shot {
-                sent: 10.0,
-                done: 10.9,
-                ok: true,
-            },
-            Shot {
-                sent: 10.0,
-                done: 11.0,
-                ok: true,
-            },
-        ];
+        let shots = [shot(10.0, 10.9, true), shot(10.0, 11.0, true)];
         for serving in [10.95, 11.1] {
             let b = Burst::from_shots(&shots, &[serving, 11.2]);
             assert_eq!((b.ready_ms, b.max_over_ready_ms), (None, None));
