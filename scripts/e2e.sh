@@ -37,10 +37,13 @@ failed_steps=()
 failed() { # step: records a failed step for the closing summary
   failed_steps+=("$1")
 }
-mkdir -p .zeroscale/logs
+# This run's logs for the closing summary. Not in .zeroscale/logs: a fresh cluster (up → down → up,
+# at the end) moves that to logs.prev and starts it empty, and the summary would read nothing.
+e2e_logs=.zeroscale/e2e
+mkdir -p "$e2e_logs"
 # The output of the steps that are scripts (smoke, newcomer, the clean check) is also kept here, for
 # the closing summary: their failed checks print `FAIL: ...` or `error: ...` lines.
-steps_log=.zeroscale/logs/e2e-steps.log
+steps_log=$e2e_logs/steps.log
 : >"$steps_log"
 run_script() { # command...: runs it, keeping its output in $steps_log too
   "$@" 2>&1 | tee -a "$steps_log"
@@ -55,7 +58,7 @@ if [[ -f e2e/cluster/smoke.sh ]]; then
 fi
 rm -f .zeroscale/logs/timings.log
 # Every test binary's output is also kept here, for the closing summary.
-tests_log=.zeroscale/logs/e2e-tests.log
+tests_log=$e2e_logs/tests.log
 : >"$tests_log"
 run_tests() { # cargo test arguments: runs them, keeping their output in $tests_log too
   cargo test "$@" 2>&1 | tee -a "$tests_log"
@@ -93,7 +96,7 @@ step host-process-tests
 if bash scripts/install.sh; then
   step install
   background_pid=
-  background_log=.zeroscale/logs/e2e-$background_suite.log
+  background_log=$e2e_logs/$background_suite.log
   for suite in "${installed_suites[@]}"; do
     if [[ $suite == "$background_suite" ]]; then
       # The test binary runs by itself, not under `cargo test`, which would hold the build
