@@ -175,6 +175,7 @@ pub struct Burst {
 impl Burst {
     /// Figures of `shots`, the function's pods being first able to serve at `pods_serving` (wall
     /// clock, any order; empty when none was seen serving).
+    ///
     /// A first pod seen serving only after the first 2xx answer came back was seen late (the
     /// benchmark's pod watch or its probe lagged): then the moment it could serve is unknown, and
     /// the figures counted from it are left out, with the reason, rather than reported too small
