@@ -12,6 +12,7 @@ use crate::cluster::{ServeWatch, apiserver_metrics, scrape, unix_now};
 use crate::drain::HandOver;
 use crate::figures::{Burst, ColdStart, Observed, Shot};
 use crate::prom::{latest, total};
+use crate::stats::MS;
 
 /// Where the system is and what to run.
 #[derive(Debug, Clone)]
@@ -170,14 +171,19 @@ impl Target {
             }
         }
         let api_load = ApiLoad::between(&counters, &self.api_counters(client.as_ref()).await);
-        let serving: Vec<f64> = watch
-            .all(Duration::from_secs(5))
-            .await
-            .iter()
-            .map(|s| s.serving)
-            .collect();
+        let seen = watch.all(Duration::from_secs(5)).await;
+        let serving: Vec<f64> = seen.iter().map(|s| s.serving).collect();
         let stamps = ColdStamps::read(&scrape(&self.activator_admin).await, &self.labels(function));
-        let burst = Burst::from_shots(&shots, &serving);
+        let mut burst = Burst::from_shots(&shots, &serving);
+        // A late sighting says which of the driver's steps lagged: its watch (the address came when
+        // the pod already served: ~0 ms) or its probe (the address came well before).
+        let first = seen.iter().min_by(|a, b| a.serving.total_cmp(&b.serving));
+        if let (Some(why), Some(first)) = (burst.excluded.as_mut(), first) {
+            let probing = (first.serving - first.ip_seen) * MS;
+            why.push_str(&format!(
+                "; its watch had the address {probing:.1} ms before that"
+            ));
+        }
         // Counted from ready, like the figures it splits: none where ready is unknown.
         let hand_over = match burst.ready_ms {
             Some(_) => HandOver::of(stamps.address, stamps.forwarded, &serving),
