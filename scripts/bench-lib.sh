@@ -59,6 +59,11 @@ bench_llvm_profdata() {
   echo "$bin"
 }
 
+# Raises the open-files limit for many connections: to 65,536, or as far as the hard limit allows.
+bench_raise_nofile() {
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+}
+
 # Resident set size of process $1 in KiB.
 bench_rss_kib() {
   awk '/^VmRSS:/ {print $2}' "/proc/$1/status"

@@ -45,9 +45,12 @@ mkdir -p "$e2e_logs"
 # the closing summary: their failed checks print `FAIL: ...` or `error: ...` lines.
 steps_log=$e2e_logs/steps.log
 : >"$steps_log"
-run_script() { # command...: runs it, keeping its output in $steps_log too
-  "$@" 2>&1 | tee -a "$steps_log"
+logged() { # file command...: runs the command, keeping its output in the file too
+  local file=$1
+  shift
+  "$@" 2>&1 | tee -a "$file"
 }
+run_script() { logged "$steps_log" "$@"; }
 make -s cluster-up || exit 1
 step cluster-up
 make -s images || exit 1
@@ -60,9 +63,7 @@ rm -f .zeroscale/logs/timings.log
 # Every test binary's output is also kept here, for the closing summary.
 tests_log=$e2e_logs/tests.log
 : >"$tests_log"
-run_tests() { # cargo test arguments: runs them, keeping their output in $tests_log too
-  cargo test "$@" 2>&1 | tee -a "$tests_log"
-}
+run_tests() { logged "$tests_log" cargo test "$@"; } # cargo test arguments
 
 # Step 2: the binaries that bring their own components. A Zeroscale left installed (by `make up`, say)
 # would reconcile and scale their Functions too, so it goes first.

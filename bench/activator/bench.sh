@@ -197,8 +197,8 @@ grep -m 3 '"target":"access"' "$out/activator-logged.log" > "$out/activator-logg
 rm -f "$out/activator-logged.log"
 
 # --- P6: 10,000 requests parked at a function at zero -----------------------------------
-# 10,000 parked connections need that many descriptors: 65,536, or as many as the hard limit allows.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# 10,000 parked connections need that many descriptors.
+bench_raise_nofile
 park() {
   local name=$1; shift
   local before after queued

@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 source e2e/cluster/lib.sh
-source scripts/bench-lib.sh # bench_admin_urls, bench_coldstart_driver
+source scripts/bench-lib.sh # bench_admin_urls, bench_coldstart_driver, bench_raise_nofile
 out=${BENCH_OUT:-$root/target/bench}
 fragment=${BENCH_FRAGMENT:-$out/coldstart/fragment.json}
 mkdir -p "$out/coldstart"
@@ -88,7 +88,7 @@ autoscaler_admin=$(bench_admin_urls autoscaler)
 operator_admin=$(bench_admin_urls operator)
 log "coldstart: activator $ZEROSCALE_ACTIVATOR (admin $activator_admin), autoscaler admin $autoscaler_admin, operator admin $operator_admin"
 
-ulimit -n 65536 2>/dev/null || ulimit -n 4096 2>/dev/null || true
+bench_raise_nofile # the burst's connections
 "$driver" --activator "$ZEROSCALE_ACTIVATOR" \
   --activator-admin "$activator_admin" --autoscaler-admin "$autoscaler_admin" \
   --operator-admin "$operator_admin" \

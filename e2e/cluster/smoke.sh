@@ -199,13 +199,12 @@ fi
 runc_bin=$(zs_crictl info 2>/dev/null | jq -r '.config.containerd.runtimes.runc.options.BinaryName // ""')
 # runc (Go, unbuffered) writes its version one line per write: piped into `head -1`, a later line can
 # meet a closed pipe, and pipefail then fails the check (CI at stop 45). So read it whole.
-version=""
-if [[ $runc_bin == "$ZS_RUNC" ]] && version=$("$runc_bin" --version 2>&1); then
-  pass "containerd runs $runc_bin (${version%%$'\n'*})"
-elif [[ $runc_bin == "$ZS_RUNC" ]]; then
-  fail "containerd runs $runc_bin, but '$runc_bin --version' failed: $(tr '\n' ' ' <<<"$version")"
-else
+if [[ $runc_bin != "$ZS_RUNC" ]]; then
   fail "containerd's runc is '${runc_bin:-none}', not $ZS_RUNC"
+elif version=$("$runc_bin" --version 2>&1); then
+  pass "containerd runs $runc_bin (${version%%$'\n'*})"
+else
+  fail "containerd runs $runc_bin, but '$runc_bin --version' failed: $(tr '\n' ' ' <<<"$version")"
 fi
 seccomp=$(kubectl -n "$ns" exec client -- grep '^Seccomp:' /proc/1/status 2>&1 || true)
 if [[ $(awk '{print $2}' <<<"$seccomp") == 2 ]]; then

@@ -186,15 +186,15 @@ impl Burst {
         let max_latency = shots.iter().map(|s| s.done - s.sent).fold(0.0, f64::max);
         let mut answered: Vec<f64> = shots.iter().filter(|s| s.ok).map(|s| s.done).collect();
         answered.sort_by(f64::total_cmp);
-        let seen_late = pods_serving
-            .iter()
-            .copied()
-            .min_by(f64::total_cmp)
+        let first = pods_serving.iter().copied().min_by(f64::total_cmp);
+        let seen_late = first
             .zip(answered.first().copied())
             .filter(|(serving, answer)| serving > answer)
             .map(|(serving, answer)| (serving - answer) * MS);
-        let pods_serving = if seen_late.is_some() { &[] } else { pods_serving };
-        let serving = pods_serving.iter().copied().min_by(f64::total_cmp);
+        let (pods_serving, serving) = match seen_late {
+            Some(_) => (&[][..], None),
+            None => (pods_serving, first),
+        };
         let over_ready = |p: f64| {
             let serving = serving?;
             percentile(&answered, p).map(|done| (done - serving) * MS)
