@@ -376,6 +376,40 @@ prune() {
   ((n == 0)) || log "pruned $n unused blobs from $blobs"
 }
 
+# The images' cargo invocations run at once. Most of each is parallel compilation, but the activator's
+# and the components' builds end in whole-program links (fat LTO, one codegen unit) that keep one core
+# busy for minutes while the other waits; at once, the other builds use that core (docs/testing.md, on
+# a cold machine's CI). Each writes its own log, shown whole when it ends, so lines do not interleave.
+cargo_names=() cargo_pids=()
+# cargo_start <name> <niceness> <command...>: starts one build in the background, its output in
+# $work/cargo-<name>.log. The build on the longest path (the activator's) gets the lower niceness, so
+# that the others mostly take what it leaves.
+cargo_start() {
+  local name=$1 niceness=$2
+  shift 2
+  log "cargo build $name: $*"
+  (
+    start=$(date +%s)
+    rc=0
+    CARGO_TARGET_DIR="$target" nice -n "$niceness" "$@" || rc=$?
+    echo "images: cargo build $name ended with status $rc in $(($(date +%s) - start)) s"
+    exit "$rc"
+  ) >"$work/cargo-$name.log" 2>&1 &
+  cargo_names+=("$name")
+  cargo_pids+=($!)
+}
+# cargo_wait: waits for every started build in the order they started, printing each one's log on
+# stderr; fails naming the builds that failed once all have ended.
+cargo_wait() {
+  local i failed=()
+  for i in "${!cargo_pids[@]}"; do
+    wait "${cargo_pids[$i]}" || failed+=("${cargo_names[$i]}")
+    cat "$work/cargo-${cargo_names[$i]}.log" >&2
+  done
+  cargo_names=() cargo_pids=()
+  ((${#failed[@]} == 0)) || die "images: cargo build failed: ${failed[*]} (their output is above)"
+}
+
 main() {
   local push=1 names=() name digest start
   start=$(date +%s)
@@ -418,17 +452,16 @@ main() {
     # the cold-start bench driver alone) would compile most dependencies again with other features,
     # and change the binaries. The driver (bench/coldstart) adds no feature to any dependency of the
     # images' crates, so it is built here too: bench/coldstart/bench.sh then finds it built.
-    # The activator, and then the operator with the autoscaler, are further invocations, each always
-    # the same one too, on their own profiles (see cargo_profile); the benches build the activator
-    # with the same one (scripts/bench-lib.sh), so they find it built.
+    # The activator, and the operator with the autoscaler, are further invocations, each always the
+    # same one too, on their own profiles (see cargo_profile); the benches build the activator with
+    # the same one (scripts/bench-lib.sh), so they find it built. The three run at once (cargo_start):
+    # each profile has its own output directories, so none waits for another's lock.
     crates=(-p zeroscale-echo -p zeroscale-echo-grpc -p zeroscale-bench-coldstart)
-    log "cargo build --release ${crates[*]}"
-    CARGO_TARGET_DIR="$target" nice "${CARGO:-cargo}" build --locked --release "${crates[@]}"
-    log "cargo build --profile data-plane -p zeroscale-activator (static)"
-    CARGO_TARGET_DIR="$target" nice bash "$root/scripts/cargo-static.sh" --profile data-plane -p zeroscale-activator
-    log "cargo build --profile control-plane -p zeroscale-operator -p zeroscale-autoscaler (static)"
-    CARGO_TARGET_DIR="$target" nice bash "$root/scripts/cargo-static.sh" --profile control-plane \
+    cargo_start data-plane 10 bash "$root/scripts/cargo-static.sh" --profile data-plane -p zeroscale-activator
+    cargo_start control-plane 19 bash "$root/scripts/cargo-static.sh" --profile control-plane \
       -p zeroscale-operator -p zeroscale-autoscaler
+    cargo_start release 19 "${CARGO:-cargo}" build --locked --release "${crates[@]}"
+    cargo_wait
     # Their functions laid out in the order the real node ran them (scripts/static_link.rs): fails
     # when the linker ignored the order, says when an order file has gone stale, and fails then too
     # when ZEROSCALE_LINK_ORDER_MIN_FOUND (a fraction; .ci/run sets 0.9) is more than the share found.

@@ -78,8 +78,10 @@ build_nats() {
 }
 # Static: host processes only (tests, benchmarks, `make lint`).
 build_otelcol() { (cd "$here/otelcol" && CGO_ENABLED=0 nice go build -ldflags "-s -w" -o "$1/otelcol-zeroscale" .); }
+# `remove_all_sd` leaves out Prometheus's service-discovery plugins (the cloud SDKs among them): promtool
+# only checks rule files here, and those plugins were most of its build on a cold machine.
 build_promtool() {
-  (cd "$here/promtool" && CGO_ENABLED=0 nice go build -ldflags "-s -w" -o "$1/promtool" \
+  (cd "$here/promtool" && CGO_ENABLED=0 nice go build -tags remove_all_sd -ldflags "-s -w" -o "$1/promtool" \
     github.com/prometheus/prometheus/cmd/promtool)
 }
 build_pause() { nice gcc -static -Os -s -Wall -Werror -o "$1/pause" "$here/pause/pause.c"; }
@@ -111,13 +113,29 @@ stamp_of() {
   ) | sha256sum | cut -d' ' -f1
 }
 
+# is_fresh <group> <stamp>: whether the group's binaries are there, built from these sources.
+is_fresh() {
+  local b
+  for b in ${outputs[$1]}; do [[ -x "$ZS_BIN/$b" ]] || return 1; done
+  [[ "$(cat "$ZS_BIN/.stamp-$1" 2>/dev/null)" == "$2" ]]
+}
+
 mkdir -p "$ZS_BIN"
 for group in "${groups[@]}"; do
   [[ -n ${outputs[$group]:-} ]] || die "unknown build group $group (known: ${!outputs[*]})"
   stamp=$(stamp_of "$group")
-  fresh=1
-  for b in ${outputs[$group]}; do [[ -x "$ZS_BIN/$b" ]] || fresh=0; done
-  if [[ $fresh == 1 && "$(cat "$ZS_BIN/.stamp-$group" 2>/dev/null)" == "$stamp" ]]; then continue; fi
+  is_fresh "$group" "$stamp" && continue
+  # One build of a group at a time: .ci/run starts every group in the background while `make lint`
+  # and `make unit` build the ones they need. Whoever waited finds the group built.
+  exec 7>"$ZS_BIN/.lock-$group"
+  if ! flock -n 7; then
+    log "waiting for another build of $group"
+    flock -w 1800 7 || die "another build of $group held $ZS_BIN/.lock-$group for 30 minutes"
+  fi
+  if is_fresh "$group" "$stamp"; then
+    exec 7>&-
+    continue
+  fi
   start=$(date +%s)
   log "building $group (${outputs[$group]}) into $ZS_BIN"
   tmp="$ZS_BIN/.tmp-$group"
@@ -126,6 +144,7 @@ for group in "${groups[@]}"; do
   for b in ${outputs[$group]}; do mv -f "$tmp/$b" "$ZS_BIN/$b"; done
   rmdir "$tmp"
   echo "$stamp" >"$ZS_BIN/.stamp-$group"
+  exec 7>&-
   log "built $group in $(($(date +%s) - start))s"
 done
 log "cluster binaries up to date in $ZS_BIN"
